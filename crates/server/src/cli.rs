@@ -1,0 +1,54 @@
+//! The `leadgen` command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "leadgen", version, about = "LeadGen: self-hosted B2B lead generation, secure by default")]
+pub struct Cli {
+    /// Operator configuration file layered over the built-in defaults (also LEADGEN_CONFIG).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Environment file with LEADGEN_… lines (also LEADGEN_ENV_FILE).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve LeadGen over HTTPS (and redirect plain HTTP).
+    Serve(ServeArgs),
+    /// Apply pending database migrations.
+    Migrate(OpsArgs),
+    /// Check the configuration and exit non-zero naming the first problem.
+    Configtest(OpsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Data folder (also LEADGEN_DATA_DIR). Default ./data.
+    #[arg(long, value_name = "PATH")]
+    pub data_dir: Option<PathBuf>,
+    /// HTTPS port (also LEADGEN_SERVER__HTTPS_PORT). Default 8443.
+    #[arg(long)]
+    pub https_port: Option<u16>,
+    /// Plain-HTTP port that redirects to HTTPS (also LEADGEN_SERVER__HTTP_PORT). Default 8080.
+    #[arg(long)]
+    pub http_port: Option<u16>,
+    /// Create the demo organization and its admin if missing (also LEADGEN_DEMO__CREATE_ON_START).
+    #[arg(long)]
+    pub demo: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OpsArgs {
+    /// Data folder (also LEADGEN_DATA_DIR).
+    #[arg(long, value_name = "PATH")]
+    pub data_dir: Option<PathBuf>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,536 @@
+//! Configuration: layered sources merged into one typed, validated [`Config`].
+//!
+//! Every key lives in `config/default.toml` (built into the binary) with its comment, so the
+//! defaults are the documentation. Each later layer may only set keys that exist there; an unknown
+//! key, a value of the wrong type or a missing production secret is a [`ConfigError`] that names the
+//! key path and where the bad value came from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use toml::Value;
+
+/// The documented defaults, compiled in.
+pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+
+/// Environment variables with the `LEADGEN_` prefix that select sources rather than set keys.
+const SOURCE_VARS: &[&str] = &["LEADGEN_CONFIG", "LEADGEN_ENV_FILE"];
+
+/// A configuration problem, naming the key and the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: unknown key (set in {origin}); see config/default.toml for the keys LeadGen knows")]
+    UnknownKey { path: String, origin: String },
+    #[error("{path}: {reason} (set in {origin})")]
+    Invalid { path: String, reason: String, origin: String },
+    #[error("{path}: {reason}")]
+    Rule { path: String, reason: String },
+    #[error("{origin}: {reason}")]
+    Source { origin: String, reason: String },
+}
+
+impl ConfigError {
+    /// The key path the error is about, when there is one.
+    #[must_use]
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Self::UnknownKey { path, .. } | Self::Invalid { path, .. } | Self::Rule { path, .. } => {
+                Some(path)
+            }
+            Self::Source { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlainHttp {
+    Redirect,
+    Off,
+    Serve,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TlsVersion {
+    #[serde(rename = "1.2")]
+    Tls12,
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub profile: Profile,
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub tls: TlsConfig,
+    pub http_headers: HeadersConfig,
+    pub database: DatabaseConfig,
+    pub telemetry: TelemetryConfig,
+    pub secrets: SecretsConfig,
+    pub demo: DemoConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: std::net::IpAddr,
+    pub https_port: u16,
+    pub http_port: u16,
+    pub plain_http: PlainHttp,
+    pub admin_port: u16,
+    pub header_read_timeout_secs: u64,
+    pub tls_handshake_timeout_secs: u64,
+    pub request_timeout_secs: u64,
+    pub max_body_bytes: usize,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub min_version: TlsVersion,
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+    pub reload_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadersConfig {
+    pub hsts_max_age_secs: u64,
+    pub hsts_include_subdomains: bool,
+    pub hsts_preload: bool,
+    pub content_security_policy: String,
+    pub referrer_policy: String,
+    pub permissions_policy: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// May carry a password, so it is a secret.
+    pub url: SecretString,
+    pub migrate_url: SecretString,
+    pub migrate_on_start: bool,
+    pub max_connections: u32,
+    pub postgres_bin_dir: PathBuf,
+}
+
+impl DatabaseConfig {
+    /// Whether LeadGen runs its own private cluster (no URL configured).
+    #[must_use]
+    pub fn embedded(&self) -> bool {
+        self.url.expose_secret().is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    pub log_filter: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    pub app_key: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    pub create_on_start: bool,
+}
+
+/// Where the configuration comes from. Tests build one of these instead of touching the process
+/// environment, so they run in parallel.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// Operator TOML file layered over the defaults.
+    pub config_file: Option<PathBuf>,
+    /// Environment file with `LEADGEN_…=value` lines.
+    pub env_file: Option<PathBuf>,
+    /// Environment variables (normally `std::env::vars()`).
+    pub env: Vec<(String, String)>,
+    /// Command-line overrides as (key path, value).
+    pub overrides: Vec<(String, Value)>,
+}
+
+impl Sources {
+    /// Sources from the process environment, with the config and env files it names.
+    #[must_use]
+    pub fn from_process_env() -> Self {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| PathBuf::from(v));
+        Self {
+            config_file: lookup("LEADGEN_CONFIG"),
+            env_file: lookup("LEADGEN_ENV_FILE"),
+            env,
+            overrides: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Merges all layers, deserialises and checks the rules that span keys.
+    pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
+        let defaults: Value = toml::from_str(DEFAULT_TOML).map_err(|e| ConfigError::Source {
+            origin: "built-in defaults".into(),
+            reason: e.to_string(),
+        })?;
+        let mut merged = defaults.clone();
+
+        if let Some(path) = &sources.config_file {
+            let source = path.display().to_string();
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::Source { origin: source.clone(), reason: e.to_string() })?;
+            let layer: Value = toml::from_str(&text)
+                .map_err(|e| ConfigError::Source { origin: source.clone(), reason: e.to_string() })?;
+            merge_table(&defaults, &mut merged, &layer, "", &source)?;
+        }
+        if let Some(path) = &sources.env_file {
+            let vars = read_env_file(path)?;
+            apply_env(&defaults, &mut merged, &vars, &format!("env file {}", path.display()))?;
+        }
+        let process: Vec<(String, String)> = sources
+            .env
+            .iter()
+            .filter(|(k, _)| k.starts_with("LEADGEN_") || k == "DATABASE_URL")
+            .cloned()
+            .collect();
+        apply_env(&defaults, &mut merged, &process, "the environment")?;
+        for (path, value) in &sources.overrides {
+            set_path(&mut merged, path, value.clone());
+        }
+
+        let config: Config = serde_path_to_error::deserialize(merged).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError::Invalid {
+                path,
+                reason: e.into_inner().message().to_string(),
+                origin: "the merged configuration".into(),
+            }
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Rules that a single key's type cannot express.
+    fn check(&self) -> Result<(), ConfigError> {
+        let rule = |path: &str, reason: &str| ConfigError::Rule { path: path.into(), reason: reason.into() };
+        let h = &self.http_headers;
+        if h.hsts_max_age_secs < 31_536_000 {
+            return Err(rule("http_headers.hsts_max_age_secs", "must be at least 31536000 (one year)"));
+        }
+        if !h.hsts_include_subdomains {
+            return Err(rule("http_headers.hsts_include_subdomains", "must be true: HSTS has to cover subdomains"));
+        }
+        check_csp(&h.content_security_policy)
+            .map_err(|reason| rule("http_headers.content_security_policy", &reason))?;
+        if self.server.max_body_bytes == 0 {
+            return Err(rule("server.max_body_bytes", "must be greater than 0"));
+        }
+        for (path, v) in [
+            ("server.header_read_timeout_secs", self.server.header_read_timeout_secs),
+            ("server.tls_handshake_timeout_secs", self.server.tls_handshake_timeout_secs),
+            ("server.request_timeout_secs", self.server.request_timeout_secs),
+            ("tls.reload_interval_secs", self.tls.reload_interval_secs),
+        ] {
+            if v == 0 {
+                return Err(rule(path, "must be greater than 0"));
+            }
+        }
+        let key = self.secrets.app_key.expose_secret();
+        if !key.is_empty() && key.len() < 32 {
+            return Err(rule("secrets.app_key", "must be at least 32 bytes"));
+        }
+        if self.tls.cert_path.as_os_str().is_empty() != self.tls.key_path.as_os_str().is_empty() {
+            return Err(rule("tls.key_path", "tls.cert_path and tls.key_path must be set together"));
+        }
+        if self.profile == Profile::Production {
+            if key.is_empty() {
+                return Err(rule(
+                    "secrets.app_key",
+                    "required in production (set LEADGEN_SECRETS__APP_KEY or LEADGEN_SECRETS__APP_KEY_FILE)",
+                ));
+            }
+            if key.starts_with(crate::secrets::DEV_KEY_PREFIX) {
+                return Err(rule("secrets.app_key", "is a development key; production needs its own"));
+            }
+            if self.tls.cert_path.as_os_str().is_empty() {
+                return Err(rule("tls.cert_path", "required in production (a certificate issued for your domain)"));
+            }
+            if self.server.plain_http == PlainHttp::Serve {
+                return Err(rule("server.plain_http", "\"serve\" is refused in production: plain HTTP may only redirect"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the development certificate and key live.
+    #[must_use]
+    pub fn tls_dir(&self) -> PathBuf {
+        self.data_dir.join("tls")
+    }
+}
+
+/// A CSP that allows inline or eval'd script, or framing, is refused.
+fn check_csp(csp: &str) -> Result<(), String> {
+    let directives: BTreeMap<String, String> = csp
+        .split(';')
+        .filter_map(|d| {
+            let d = d.trim();
+            let (name, value) = d.split_once(' ').unwrap_or((d, ""));
+            (!name.is_empty()).then(|| (name.to_ascii_lowercase(), value.to_ascii_lowercase()))
+        })
+        .collect();
+    let scripts = directives
+        .get("script-src")
+        .or_else(|| directives.get("default-src"))
+        .ok_or("needs script-src or default-src")?;
+    if scripts.contains("'unsafe-inline'") || scripts.contains("'unsafe-eval'") {
+        return Err("scripts may not use 'unsafe-inline' or 'unsafe-eval'".into());
+    }
+    if directives.get("frame-ancestors").map(|v| v.trim()) != Some("'none'") {
+        return Err("must contain frame-ancestors 'none'".into());
+    }
+    Ok(())
+}
+
+/// Reads `KEY=value` lines; blank lines and `#` comments are skipped, quotes around values removed.
+fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
+    let source = format!("env file {}", path.display());
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Source { origin: source.clone(), reason: e.to_string() })?;
+    let mut vars = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(ConfigError::Source {
+                origin: format!("{source}, line {}", n + 1),
+                reason: "expected KEY=value".into(),
+            });
+        };
+        let k = k.trim();
+        if !k.starts_with("LEADGEN_") && k != "DATABASE_URL" {
+            return Err(ConfigError::Source {
+                origin: format!("{source}, line {}", n + 1),
+                reason: format!("{k}: only LEADGEN_* variables and DATABASE_URL belong here"),
+            });
+        }
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|s| s.strip_suffix('"'))
+            .or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
+            .unwrap_or(v);
+        vars.push((k.to_string(), v.to_string()));
+    }
+    Ok(vars)
+}
+
+/// Maps `LEADGEN_SECTION__KEY` to `section.key`.
+fn env_key_path(var: &str) -> String {
+    var.trim_start_matches("LEADGEN_").to_ascii_lowercase().replace("__", ".")
+}
+
+/// Applies environment variables: plain ones first, then `_FILE` variants, which win.
+fn apply_env(
+    defaults: &Value,
+    merged: &mut Value,
+    vars: &[(String, String)],
+    source: &str,
+) -> Result<(), ConfigError> {
+    let mut plain = Vec::new();
+    let mut files = Vec::new();
+    for (k, v) in vars {
+        if SOURCE_VARS.contains(&k.as_str()) {
+            continue;
+        }
+        if k == "DATABASE_URL" {
+            plain.push(("database.url".to_string(), k.clone(), v.clone()));
+        } else if let Some(base) = k.strip_suffix("_FILE") {
+            files.push((env_key_path(base), k.clone(), v.clone()));
+        } else {
+            plain.push((env_key_path(k), k.clone(), v.clone()));
+        }
+    }
+    for (path, var, raw) in plain {
+        let value = typed_value(defaults, &path, &raw, &format!("{var} in {source}"))?;
+        set_path(merged, &path, value);
+    }
+    for (path, var, file) in files {
+        let origin = format!("{var} in {source}");
+        let text = std::fs::read_to_string(&file).map_err(|e| ConfigError::Invalid {
+            path: path.clone(),
+            reason: format!("cannot read {file}: {e}"),
+            origin: origin.clone(),
+        })?;
+        let raw = text.strip_suffix('\n').unwrap_or(&text);
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        let value = typed_value(defaults, &path, raw, &origin)?;
+        set_path(merged, &path, value);
+    }
+    Ok(())
+}
+
+/// Parses an environment string as the type the key has in the defaults.
+fn typed_value(defaults: &Value, path: &str, raw: &str, source: &str) -> Result<Value, ConfigError> {
+    let Some(default) = get_path(defaults, path) else {
+        return Err(ConfigError::UnknownKey { path: path.into(), origin: source.into() });
+    };
+    let invalid = |reason: String| ConfigError::Invalid { path: path.into(), reason, origin: source.into() };
+    Ok(match default {
+        Value::String(_) => Value::String(raw.to_string()),
+        Value::Integer(_) => Value::Integer(
+            raw.trim().parse().map_err(|_| invalid(format!("expected an integer, got {raw:?}")))?,
+        ),
+        Value::Boolean(_) => Value::Boolean(match raw.trim() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => return Err(invalid(format!("expected true or false, got {raw:?}"))),
+        }),
+        Value::Float(_) => Value::Float(
+            raw.trim().parse().map_err(|_| invalid(format!("expected a number, got {raw:?}")))?,
+        ),
+        Value::Table(_) => return Err(invalid("is a section; set its keys instead".into())),
+        other => toml::from_str::<BTreeMap<String, Value>>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut m| m.remove("v"))
+            .ok_or_else(|| invalid(format!("expected a {}, got {raw:?}", other.type_str())))?,
+    })
+}
+
+/// Merges `layer` into `merged`, refusing keys the defaults do not have.
+fn merge_table(
+    defaults: &Value,
+    merged: &mut Value,
+    layer: &Value,
+    prefix: &str,
+    source: &str,
+) -> Result<(), ConfigError> {
+    let Value::Table(entries) = layer else { return Ok(()) };
+    for (k, v) in entries {
+        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match get_path(defaults, &path) {
+            None => return Err(ConfigError::UnknownKey { path, origin: source.into() }),
+            Some(Value::Table(_)) => merge_table(defaults, merged, v, &path, source)?,
+            Some(_) => set_path(merged, &path, v.clone()),
+        }
+    }
+    Ok(())
+}
+
+fn get_path<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(root, |v, k| v.as_table()?.get(k))
+}
+
+fn set_path(root: &mut Value, path: &str, value: Value) {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let Some(last) = parts.pop() else { return };
+    let mut node = root;
+    for p in parts {
+        let Value::Table(t) = node else { return };
+        node = t.entry(p.to_string()).or_insert_with(|| Value::Table(toml::Table::new()));
+    }
+    if let Value::Table(t) = node {
+        t.insert(last.to_string(), value);
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Development => "development",
+            Self::Production => "production",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Sources {
+        Sources {
+            env: vars.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect(),
+            ..Sources::default()
+        }
+    }
+
+    #[test]
+    fn defaults_load() {
+        let c = Config::load(&Sources::default()).unwrap();
+        assert_eq!(c.server.https_port, 8443);
+        assert_eq!(c.server.http_port, 8080);
+        assert_eq!(c.profile, Profile::Development);
+        assert!(c.database.embedded());
+    }
+
+    #[test]
+    fn env_sets_nested_keys_with_types() {
+        let c = Config::load(&env(&[
+            ("LEADGEN_SERVER__HTTPS_PORT", "9443"),
+            ("LEADGEN_TLS__MIN_VERSION", "1.3"),
+            ("DATABASE_URL", "postgres://leadgen_app@localhost/leadgen"),
+        ]))
+        .unwrap();
+        assert_eq!(c.server.https_port, 9443);
+        assert_eq!(c.tls.min_version, TlsVersion::Tls13);
+        assert!(!c.database.embedded());
+    }
+
+    #[test]
+    fn env_wrong_type_names_variable_and_key() {
+        let e = Config::load(&env(&[("LEADGEN_SERVER__HTTPS_PORT", "eighty")])).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("server.https_port"), "{msg}");
+        assert!(msg.contains("LEADGEN_SERVER__HTTPS_PORT"), "{msg}");
+    }
+
+    #[test]
+    fn unsafe_csp_is_refused() {
+        let e = Config::load(&env(&[(
+            "LEADGEN_HTTP_HEADERS__CONTENT_SECURITY_POLICY",
+            "default-src 'self'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+        )]))
+        .unwrap_err();
+        assert_eq!(e.path(), Some("http_headers.content_security_policy"));
+        let e = Config::load(&env(&[(
+            "LEADGEN_HTTP_HEADERS__CONTENT_SECURITY_POLICY",
+            "default-src 'self'",
+        )]))
+        .unwrap_err();
+        assert!(e.to_string().contains("frame-ancestors"), "{e}");
+    }
+
+    #[test]
+    fn secret_file_variant_wins_and_secret_never_prints() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("key");
+        std::fs::write(&f, "k".repeat(40) + "\n").unwrap();
+        let c = Config::load(&env(&[
+            ("LEADGEN_SECRETS__APP_KEY", "short"),
+            ("LEADGEN_SECRETS__APP_KEY_FILE", f.to_str().unwrap()),
+        ]))
+        .unwrap();
+        assert_eq!(c.secrets.app_key.expose_secret(), "k".repeat(40));
+        assert!(!format!("{c:?}").contains("kkkk"), "Debug output leaks the secret");
+    }
+}

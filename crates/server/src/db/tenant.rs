@@ -1,0 +1,104 @@
+//! Tenant scope for every query: a transaction that carries who is asking.
+//!
+//! [`TenantTx::begin`] opens a transaction and sets `app.org_id`, `app.user_id`, `app.role` and
+//! `app.aal` with `set_config(…, true)`, so the settings die with the transaction and never leak
+//! to the next user of a pooled connection. Row-level security policies read them; without them a
+//! query sees no tenant rows at all.
+
+use std::ops::{Deref, DerefMut};
+
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+/// A member's role in an organization (Security Policy, Authorization Framework).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Manager,
+    User,
+    Api,
+}
+
+impl Role {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Manager => "manager",
+            Self::User => "user",
+            Self::Api => "api",
+        }
+    }
+}
+
+/// Authenticator assurance level of the session (aal2 = second factor verified).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aal {
+    Aal1,
+    Aal2,
+}
+
+impl Aal {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Aal1 => "aal1",
+            Self::Aal2 => "aal2",
+        }
+    }
+}
+
+/// Who is asking, as established by authentication. Built by extractors, never from request data.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantContext {
+    pub org_id: Uuid,
+    pub user_id: Uuid,
+    pub role: Role,
+    pub aal: Aal,
+}
+
+/// A transaction scoped to one organization and principal.
+pub struct TenantTx {
+    tx: Transaction<'static, Postgres>,
+    context: TenantContext,
+}
+
+impl TenantTx {
+    /// Begins a transaction and binds it to `context`.
+    pub async fn begin(pool: &PgPool, context: TenantContext) -> Result<Self, sqlx::Error> {
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true), \
+                    set_config('app.role', $3, true), set_config('app.aal', $4, true)",
+        )
+        .bind(context.org_id.to_string())
+        .bind(context.user_id.to_string())
+        .bind(context.role.as_str())
+        .bind(context.aal.as_str())
+        .execute(&mut *tx)
+        .await?;
+        Ok(Self { tx, context })
+    }
+
+    #[must_use]
+    pub fn context(&self) -> TenantContext {
+        self.context
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl Deref for TenantTx {
+    type Target = sqlx::PgConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl DerefMut for TenantTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}

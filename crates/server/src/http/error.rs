@@ -1,0 +1,78 @@
+//! One error type for handlers, mapped to a response in one place.
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::http::RequestId;
+
+/// What can go wrong in a handler. Each variant has one status; a 500's cause is logged with the
+/// request id and never sent to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What the client may read.
+    fn public_message(&self) -> String {
+        match self {
+            Self::Database(_) | Self::Internal(_) => "internal error".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+        }
+        // The page renderer fills in the request id and picks HTML or JSON (see `web::errors`).
+        let mut res = status.into_response();
+        res.extensions_mut().insert(ErrorBody(self.public_message()));
+        res
+    }
+}
+
+/// The client-facing message of an error response, rendered by the error-page middleware.
+#[derive(Debug, Clone)]
+pub struct ErrorBody(pub String);
+
+/// Whether the client prefers JSON to HTML.
+#[must_use]
+pub fn wants_json(headers: &HeaderMap) -> bool {
+    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    accept.contains("application/json") && !accept.contains("text/html")
+}
+
+/// JSON error body: `{"error": {"status": 404, "message": "...", "request_id": "..."}}`.
+#[must_use]
+pub fn json_error(status: StatusCode, message: &str, id: &RequestId) -> Response {
+    let body = serde_json::json!({
+        "error": { "status": status.as_u16(), "message": message, "request_id": id.0 }
+    });
+    (status, axum::Json(body)).into_response()
+}

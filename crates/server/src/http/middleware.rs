@@ -1,0 +1,127 @@
+//! Middleware applied to every request: request ids, the access log and metrics, security
+//! headers, error pages and the method rule.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::{ErrorBody, json_error, wants_json};
+use super::{RequestId, SecurityHeaders};
+use crate::startup::AppState;
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Gives every request a fresh id (a client-supplied one is not trusted into our logs) and
+/// echoes it in the response.
+pub async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = uuid::Uuid::now_v7().to_string();
+    req.extensions_mut().insert(RequestId(id.clone()));
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        req.headers_mut().insert(X_REQUEST_ID, v.clone());
+        let mut res = next.run(req).await;
+        res.headers_mut().insert(X_REQUEST_ID, v);
+        return res;
+    }
+    next.run(req).await
+}
+
+/// The principal behind a request, once authentication knows it; logged with the request.
+#[derive(Debug, Clone)]
+pub struct PrincipalId(pub String);
+
+/// One JSON log line and one metrics sample per request.
+pub async fn access_log(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    let res = next.run(req).await;
+    let latency = start.elapsed();
+    let status = res.status().as_u16();
+    let principal = res.extensions().get::<PrincipalId>().map(|p| p.0.as_str()).unwrap_or("");
+    tracing::info!(
+        target: "leadgen::access",
+        method = %method,
+        route = %route,
+        status,
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        request_id = %id,
+        principal = principal,
+        "request"
+    );
+    let labels = [("method", method.to_string()), ("route", route), ("status", status.to_string())];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels).record(latency.as_secs_f64());
+    res
+}
+
+/// Security headers on every response, whatever produced it.
+pub async fn security_headers(State(h): State<Arc<SecurityHeaders>>, req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let headers = res.headers_mut();
+    headers.insert(header::STRICT_TRANSPORT_SECURITY, h.hsts.clone());
+    headers.insert(header::CONTENT_SECURITY_POLICY, h.csp.clone());
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, h.referrer.clone());
+    headers.insert(HeaderName::from_static("permissions-policy"), h.permissions.clone());
+    headers.insert(HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin"));
+    headers.insert(HeaderName::from_static("cross-origin-resource-policy"), HeaderValue::from_static("same-origin"));
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// Turns bodiless error responses (from handlers, timeouts, body limits) into a styled page or a
+/// JSON error that shows the request id.
+pub async fn error_pages(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let json = wants_json(req.headers());
+    let id = req.extensions().get::<RequestId>().cloned().unwrap_or(RequestId(String::new()));
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let has_body = res.headers().contains_key(header::CONTENT_TYPE);
+    let explicit = res.extensions().get::<ErrorBody>().map(|b| b.0.clone());
+    if has_body && explicit.is_none() {
+        return res;
+    }
+    let message = explicit.unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_ascii_lowercase());
+    let matched = res.extensions().get::<MatchedPath>().cloned();
+    let keep: Vec<(HeaderName, HeaderValue)> = [header::ALLOW, header::RETRY_AFTER]
+        .into_iter()
+        .filter_map(|n| res.headers().get(&n).cloned().map(|v| (n, v)))
+        .collect();
+    let mut out = if json {
+        json_error(status, &message, &id)
+    } else {
+        crate::web::error_page(&state, status, &message, &id)
+    };
+    for (n, v) in keep {
+        out.headers_mut().insert(n, v);
+    }
+    if let Some(m) = matched {
+        out.extensions_mut().insert(m);
+    }
+    out
+}
+
+/// Methods outside LeadGen's set (TRACE, CONNECT, WebDAV…) are refused before routing.
+pub async fn method_filter(req: Request, next: Next) -> Response {
+    if leadgen_waf::method_allowed(req.method().as_str()) {
+        return next.run(req).await;
+    }
+    let allow = HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+    let mut res = StatusCode::METHOD_NOT_ALLOWED.into_response();
+    res.headers_mut().insert(header::ALLOW, allow);
+    res
+}

@@ -1,0 +1,131 @@
+//! LeadGen server: the library behind the `leadgen` binary.
+//!
+//! `main.rs` only parses the command line and calls [`run`]; everything else lives here so that
+//! integration tests start the real application on port 0.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod http;
+pub mod ops;
+pub mod secrets;
+pub mod server;
+pub mod startup;
+pub mod telemetry;
+pub mod tls;
+pub mod web;
+
+use std::process::ExitCode;
+
+use cli::{Cli, Command};
+use config::{Config, Sources};
+
+/// Builds the configuration sources from the process and the command line.
+fn sources(cli: &Cli, data_dir: Option<&std::path::Path>) -> Sources {
+    let mut s = Sources::from_process_env();
+    if cli.config.is_some() {
+        s.config_file.clone_from(&cli.config);
+    }
+    if cli.env_file.is_some() {
+        s.env_file.clone_from(&cli.env_file);
+    }
+    if let Some(d) = data_dir {
+        s.overrides.push(("data_dir".into(), toml::Value::String(d.display().to_string())));
+    }
+    s
+}
+
+/// Runs a parsed command line to completion.
+pub async fn run(cli: Cli) -> ExitCode {
+    match &cli.command {
+        Command::Serve(args) => {
+            let mut s = sources(&cli, args.data_dir.as_deref());
+            if let Some(p) = args.https_port {
+                s.overrides.push(("server.https_port".into(), toml::Value::Integer(p.into())));
+            }
+            if let Some(p) = args.http_port {
+                s.overrides.push(("server.http_port".into(), toml::Value::Integer(p.into())));
+            }
+            if args.demo {
+                s.overrides.push(("demo.create_on_start".into(), toml::Value::Boolean(true)));
+            }
+            let config = match Config::load(&s) {
+                Ok(c) => c,
+                Err(e) => return fail("configuration", &e.to_string(), false),
+            };
+            telemetry::init_logs(&config.telemetry.log_filter, std::io::stdout);
+            let app = match startup::Application::build(config).await {
+                Ok(app) => app,
+                Err(e) => return fail("start", &format!("{e:#}"), false),
+            };
+            match app.run_until(startup::shutdown_signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail("shutdown", &format!("{e:#}"), false),
+            }
+        }
+        Command::Migrate(args) => {
+            let config = match Config::load(&sources(&cli, args.data_dir.as_deref())) {
+                Ok(c) => c,
+                Err(e) => return fail("configuration", &e.to_string(), args.json),
+            };
+            match migrate(&config).await {
+                Ok(applied) => ok(args.json, &format!("{applied} migration(s) applied"), serde_json::json!({ "applied": applied })),
+                Err(e) => fail("migrate", &format!("{e:#}"), args.json),
+            }
+        }
+        Command::Configtest(args) => match Config::load(&sources(&cli, args.data_dir.as_deref())) {
+            Ok(c) => ok(
+                args.json,
+                &format!("configuration OK (profile {})", c.profile),
+                serde_json::json!({ "profile": c.profile.to_string() }),
+            ),
+            Err(e) => {
+                if args.json {
+                    println!("{}", serde_json::json!({ "ok": false, "key": e.path(), "error": e.to_string() }));
+                } else {
+                    eprintln!("leadgen: configuration: {e}");
+                }
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+/// `leadgen migrate`: against the configured server, or the embedded cluster (started for the
+/// duration of the command, under the data folder lock).
+async fn migrate(config: &Config) -> anyhow::Result<usize> {
+    if !config.database.embedded() {
+        return Ok(db::migrate(&db::Urls::from_config(&config.database).migrate).await?);
+    }
+    let _lock = startup::DataDirLock::acquire(&config.data_dir)?;
+    let pg = db::embedded::EmbeddedPostgres::new(&config.data_dir, &config.database.postgres_bin_dir)?;
+    pg.start().await?;
+    let result = async {
+        pg.ensure_database().await?;
+        Ok::<_, anyhow::Error>(db::migrate(&db::Urls::embedded(&pg).migrate).await?)
+    }
+    .await;
+    pg.stop().await?;
+    result
+}
+
+fn ok(json: bool, text: &str, value: serde_json::Value) -> ExitCode {
+    if json {
+        let mut v = value;
+        v["ok"] = serde_json::Value::Bool(true);
+        println!("{v}");
+    } else {
+        println!("{text}");
+    }
+    ExitCode::SUCCESS
+}
+
+fn fail(what: &str, message: &str, json: bool) -> ExitCode {
+    if json {
+        println!("{}", serde_json::json!({ "ok": false, "error": format!("{what}: {message}") }));
+    } else {
+        eprintln!("leadgen: {what}: {message}");
+    }
+    ExitCode::FAILURE
+}

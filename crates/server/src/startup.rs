@@ -1,0 +1,243 @@
+//! Building and running the application: data folder lock, secrets, database, TLS and listeners.
+//! Tests call [`Application::build`] with ports set to 0 and read the bound addresses back.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hyper_util::server::graceful::GracefulShutdown;
+use secrecy::SecretString;
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::config::{Config, PlainHttp};
+use crate::db::{self, embedded::EmbeddedPostgres};
+use crate::http::SecurityHeaders;
+use crate::server::{self, ConnLimits};
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub pool: PgPool,
+    pub headers: SecurityHeaders,
+    pub app_key: Arc<SecretString>,
+    pub version: &'static str,
+}
+
+/// Keeps a second server off the same data folder for as long as it lives.
+pub struct DataDirLock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl DataDirLock {
+    pub fn acquire(data_dir: &Path) -> anyhow::Result<Self> {
+        use std::io::Write;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
+        let path = data_dir.join("leadgen.lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        if file.try_lock().is_err() {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            anyhow::bail!(
+                "the data folder {} is in use by another LeadGen server{}; stop it first or choose another --data-dir",
+                data_dir.display(),
+                if holder.is_empty() { String::new() } else { format!(" (pid {holder})") }
+            );
+        }
+        file.set_len(0)?;
+        writeln!(file, "{}", std::process::id())?;
+        Ok(Self { _file: file, path })
+    }
+}
+
+impl Drop for DataDirLock {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.path, b"");
+    }
+}
+
+/// A built, bound application, not yet serving.
+pub struct Application {
+    config: Arc<Config>,
+    state: AppState,
+    https: tokio::net::TcpListener,
+    http: Option<tokio::net::TcpListener>,
+    admin: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    cert_watch: Option<(Arc<crate::tls::ReloadingCert>, crate::tls::CertSource)>,
+    embedded: Option<EmbeddedPostgres>,
+    _lock: DataDirLock,
+}
+
+/// Addresses the application listens on.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub https: SocketAddr,
+    pub http: Option<SocketAddr>,
+    pub admin: SocketAddr,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
+        let lock = DataDirLock::acquire(&config.data_dir)?;
+        let app_key = crate::secrets::app_key(&config.secrets.app_key, &config.data_dir)
+            .context("preparing the development application key")?;
+
+        let (urls, embedded) = if config.database.embedded() {
+            let pg = EmbeddedPostgres::new(&config.data_dir, &config.database.postgres_bin_dir)?;
+            tracing::info!(socket = %pg.socket_dir().display(), "starting the embedded PostgreSQL cluster");
+            pg.start().await?;
+            if let Err(e) = pg.ensure_database().await {
+                let _ = pg.stop().await;
+                return Err(e.into());
+            }
+            (db::Urls::embedded(&pg), Some(pg))
+        } else {
+            (db::Urls::from_config(&config.database), None)
+        };
+        // From here on, a failure must stop the cluster we started.
+        let built = Self::build_rest(config, urls, app_key, lock, embedded.clone()).await;
+        if let (Err(_), Some(pg)) = (&built, &embedded) {
+            let _ = pg.stop().await;
+        }
+        built
+    }
+
+    async fn build_rest(
+        config: Arc<Config>,
+        urls: db::Urls,
+        app_key: SecretString,
+        lock: DataDirLock,
+        embedded: Option<EmbeddedPostgres>,
+    ) -> anyhow::Result<Self> {
+        if config.database.migrate_on_start {
+            let applied = db::migrate(&urls.migrate).await?;
+            if applied > 0 {
+                tracing::info!(applied, "migrations applied");
+            }
+        }
+        let pool = db::connect_app(&urls.app, config.database.max_connections).await?;
+        if config.demo.create_on_start {
+            let demo = crate::demo::ensure(&pool).await.context("creating the demo organization")?;
+            crate::demo::announce(&demo, config.server.https_port);
+        }
+
+        let source = crate::tls::cert_source(&config)?;
+        let (tls, resolver) = crate::tls::server_config(&config, &source)?;
+        let cert_watch = (!source.self_signed_dev).then(|| (resolver, source));
+
+        let s = &config.server;
+        let https = server::bind(SocketAddr::new(s.bind, s.https_port)).await?;
+        let http = match s.plain_http {
+            PlainHttp::Off => None,
+            PlainHttp::Redirect | PlainHttp::Serve => Some(server::bind(SocketAddr::new(s.bind, s.http_port)).await?),
+        };
+        // The admin listener is for the operator's own scraper: loopback only, never configurable.
+        let admin = server::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), s.admin_port)).await?;
+
+        let state = AppState {
+            headers: SecurityHeaders::from_config(&config).context("security headers")?,
+            config: config.clone(),
+            pool,
+            app_key: Arc::new(app_key),
+            version: env!("CARGO_PKG_VERSION"),
+        };
+        Ok(Self { config, state, https, http, admin, tls, cert_watch, embedded, _lock: lock })
+    }
+
+    pub fn bound(&self) -> anyhow::Result<Bound> {
+        Ok(Bound {
+            https: self.https.local_addr()?,
+            http: self.http.as_ref().map(tokio::net::TcpListener::local_addr).transpose()?,
+            admin: self.admin.local_addr()?,
+        })
+    }
+
+    #[must_use]
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests (up to the grace period),
+    /// closes the pool and stops the embedded cluster.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let bound = self.bound()?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let graceful = Arc::new(GracefulShutdown::new());
+        let limits = ConnLimits {
+            handshake: Duration::from_secs(self.config.server.tls_handshake_timeout_secs),
+            header_read: Duration::from_secs(self.config.server.header_read_timeout_secs),
+        };
+        let app = crate::http::app_router(self.state.clone());
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(server::serve(self.https, Some(self.tls), app.clone(), limits, stop_rx.clone(), graceful.clone()));
+        if let Some(http) = self.http {
+            let router = match self.config.server.plain_http {
+                PlainHttp::Serve => app,
+                _ => crate::http::redirect_router(bound.https.port()),
+            };
+            tasks.spawn(server::serve(http, None, router, limits, stop_rx.clone(), graceful.clone()));
+        }
+        let admin = crate::ops::admin_router(crate::telemetry::metrics_handle());
+        tasks.spawn(server::serve(self.admin, None, admin, limits, stop_rx.clone(), graceful.clone()));
+        let watcher = self.cert_watch.map(|(resolver, source)| {
+            tokio::spawn(crate::tls::watch(resolver, source, Duration::from_secs(self.config.tls.reload_interval_secs)))
+        });
+        tracing::info!(
+            https = %bound.https,
+            http = ?bound.http,
+            admin = %bound.admin,
+            profile = %self.config.profile,
+            "LeadGen is serving"
+        );
+
+        shutdown.await;
+        tracing::info!("shutting down: no new connections, waiting for in-flight requests");
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
+        if let Some(w) = watcher {
+            w.abort();
+        }
+        let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
+        let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
+        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+            tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing the remaining connections");
+        }
+        self.state.pool.close().await;
+        if let Some(pg) = &self.embedded {
+            pg.stop().await?;
+            tracing::info!("embedded PostgreSQL stopped");
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}
