@@ -74,7 +74,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(e) => fail("migrate", &format!("{e:#}"), args.json),
             }
         }
-        Command::Configtest(args) => match Config::load(&sources(&cli, args.data_dir.as_deref())) {
+        Command::Configtest(args) => match Config::load(&sources(&cli, args.data_dir.as_deref())).and_then(check_tls_files) {
             Ok(c) => ok(
                 args.json,
                 &format!("configuration OK (profile {})", c.profile),
@@ -89,6 +89,19 @@ pub async fn run(cli: Cli) -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+/// `configtest` also loads a configured certificate pair, so a bad or (in production)
+/// self-signed certificate is found before a restart.
+fn check_tls_files(config: Config) -> Result<Config, config::ConfigError> {
+    if config.tls.cert_path.as_os_str().is_empty() {
+        return Ok(config);
+    }
+    let checked = tls::cert_source(&config).and_then(|source| tls::server_config(&config, &source));
+    match checked {
+        Ok(_) => Ok(config),
+        Err(e) => Err(config::ConfigError::Rule { path: "tls.cert_path".into(), reason: e.to_string() }),
     }
 }
 

@@ -114,7 +114,7 @@ pub fn cert_source(config: &Config) -> Result<CertSource, TlsError> {
         if config.profile == Profile::Production && is_self_signed(&source.cert)? {
             return Err(TlsError::File {
                 path: source.cert,
-                reason: "tls.cert_path: a self-signed certificate is refused in production".into(),
+                reason: "a self-signed certificate is refused in production".into(),
             });
         }
         return Ok(source);

@@ -93,8 +93,9 @@ pub fn redirect_router(https_port: u16) -> Router {
                 .or_else(|| uri.authority().map(|a| a.to_string()));
             redirect_to_https(host, &uri, https_port)
         })
-        .layer(axum::middleware::from_fn(middleware::request_id))
+        // Router layers wrap outward: the last one added runs first.
         .layer(axum::middleware::from_fn(middleware::access_log))
+        .layer(axum::middleware::from_fn(middleware::request_id))
 }
 
 fn redirect_to_https(host: Option<String>, uri: &Uri, https_port: u16) -> Response {

@@ -1,0 +1,16 @@
+//! LeadGen's integration tests: one binary, each test with its own database and server.
+//!
+//! Tests talk to a real PostgreSQL (`LEADGEN_TEST_PG`, default postgres://postgres@127.0.0.1:5432,
+//! which the project's test script starts when it is not running) and, for the browser test, a
+//! real Chromium. A missing service is a failure, never a skip.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod config;
+mod e2e;
+mod helpers;
+mod http;
+mod lifecycle;
+mod rls;
+mod telemetry;
+mod tls;

@@ -1,0 +1,277 @@
+//! Test harness: per-test databases, in-process servers on port 0, the `leadgen` binary as a
+//! child process, and TLS clients that trust the server's development certificate.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use leadgen::config::{Config, Sources};
+use leadgen::startup::{Application, Bound};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::oneshot;
+
+/// Superuser URL of the test cluster, without a database.
+pub fn pg_base() -> String {
+    std::env::var("LEADGEN_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A fresh, migrated database for one test.
+pub struct TestDb {
+    pub name: String,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let name = format!("lg_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&format!("{}/postgres", pg_base()))
+            .await
+            .expect("PostgreSQL for tests is not reachable (set LEADGEN_TEST_PG or run scripts/test.sh)");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+        admin.close().await.ok();
+        let db = Self { name };
+        leadgen::db::migrate(&db.migrate_url()).await.expect("migrations apply");
+        db
+    }
+
+    /// As the bootstrap superuser (migrations, fixtures that bypass the app).
+    pub fn migrate_url(&self) -> String {
+        format!("{}/{}", pg_base(), self.name)
+    }
+
+    /// As `leadgen_app`, what the server uses.
+    pub fn app_url(&self) -> String {
+        self.role_url("leadgen_app")
+    }
+
+    pub fn role_url(&self, role: &str) -> String {
+        let base = pg_base();
+        let rest = base.split_once('@').map_or(base.as_str(), |(_, r)| r);
+        format!("postgres://{role}@{rest}/{}", self.name)
+    }
+
+    pub async fn superuser_pool(&self) -> PgPool {
+        PgPool::connect(&self.migrate_url()).await.unwrap()
+    }
+}
+
+/// Environment for a server on free ports, using `db`, with its data in `data_dir`.
+pub fn server_env(db: Option<&TestDb>, data_dir: &Path) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("LEADGEN_DATA_DIR".into(), data_dir.display().to_string()),
+        ("LEADGEN_SERVER__BIND".into(), "127.0.0.1".into()),
+        ("LEADGEN_SERVER__HTTPS_PORT".into(), "0".into()),
+        ("LEADGEN_SERVER__HTTP_PORT".into(), "0".into()),
+        ("LEADGEN_SERVER__ADMIN_PORT".into(), "0".into()),
+        ("LEADGEN_SERVER__SHUTDOWN_GRACE_SECS".into(), "10".into()),
+    ];
+    if let Some(db) = db {
+        env.push(("DATABASE_URL".into(), db.app_url()));
+        env.push(("LEADGEN_DATABASE__MIGRATE_URL".into(), db.migrate_url()));
+    }
+    env
+}
+
+/// A server running inside the test process.
+pub struct TestApp {
+    pub bound: Bound,
+    pub data_dir: tempfile::TempDir,
+    pub _db: TestDb,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Starts a server with extra `LEADGEN_…` variables.
+    pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
+        let db = TestDb::new().await;
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut env = server_env(Some(&db), data_dir.path());
+        env.extend(extra.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())));
+        let config = Config::load(&Sources { env, ..Sources::default() }).unwrap();
+        let app = Application::build(config).await.unwrap();
+        let bound = app.bound().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        Self { bound, data_dir, _db: db, stop: Some(tx), task: Some(task) }
+    }
+
+    pub fn cert_path(&self) -> PathBuf {
+        self.data_dir.path().join("tls/dev-cert.pem")
+    }
+
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.bound.https.port())
+    }
+
+    /// A client that trusts only this server's certificate and never follows redirects.
+    pub fn client(&self) -> reqwest::Client {
+        client_for(&self.cert_path(), self.bound.https)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+pub fn client_for(cert: &Path, https: SocketAddr) -> reqwest::Client {
+    let pem = std::fs::read(cert).unwrap();
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .resolve("localhost", https)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// A rustls client config limited to `versions`, trusting `cert`.
+pub fn rustls_client(cert: &Path, versions: &[&'static rustls::SupportedProtocolVersion]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(cert).unwrap();
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    for c in CertificateDer::pem_slice_iter(&pem) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// The `leadgen` binary running as a child process, with its stdout lines collected.
+pub struct Proc {
+    pub child: Child,
+    pub lines: Arc<std::sync::Mutex<Vec<String>>>,
+    pub stderr: Arc<std::sync::Mutex<String>>,
+}
+
+impl Proc {
+    pub fn spawn(args: &[&str], env: &[(String, String)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_leadgen"));
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("LEADGEN_") || k == "DATABASE_URL" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let mut child = cmd.spawn().unwrap();
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stderr = Arc::new(std::sync::Mutex::new(String::new()));
+        let out = child.stdout.take().unwrap();
+        let l = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                l.lock().unwrap().push(line);
+            }
+        });
+        let err = child.stderr.take().unwrap();
+        let e = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut s = e.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Self { child, lines, stderr }
+    }
+
+    /// Waits for the "LeadGen is serving" log line and returns (https, http) addresses.
+    pub fn wait_serving(&mut self, within: Duration) -> (SocketAddr, Option<SocketAddr>) {
+        let start = Instant::now();
+        loop {
+            let found = self.lines.lock().unwrap().iter().find_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                (v["message"] == "LeadGen is serving").then(|| v)
+            });
+            if let Some(v) = found {
+                let https = v["https"].as_str().unwrap().parse().unwrap();
+                let http = v["http"]
+                    .as_str()
+                    .and_then(|s| s.strip_prefix("Some(")?.strip_suffix(')')?.parse().ok());
+                return (https, http);
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("leadgen exited with {status} before serving; stderr:\n{}", self.stderr.lock().unwrap());
+            }
+            assert!(start.elapsed() < within, "leadgen did not start within {within:?}; stderr:\n{}", self.stderr.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        nix::sys::signal::kill(pid, sig).unwrap();
+    }
+
+    /// Waits for exit, failing the test after `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Give the reader threads a moment to drain the pipes.
+                std::thread::sleep(Duration::from_millis(100));
+                return status;
+            }
+            if start.elapsed() > within {
+                let _ = self.child.kill();
+                panic!("leadgen did not exit within {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stdout(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `leadgen` to completion and returns (exit code, stdout, stderr).
+pub fn run_leadgen(args: &[&str], env: &[(String, String)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_leadgen"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LEADGEN_") || k == "DATABASE_URL" {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.args(args).envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Workspace root (where `e2e/` and `config/` live).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
