@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "leadgen", version, about = "LeadGen: self-hosted B2B lead generation, secure by default")]
+#[command(
+    name = "leadgen",
+    version,
+    about = "LeadGen: self-hosted B2B lead generation, secure by default"
+)]
 pub struct Cli {
     /// Operator configuration file layered over the built-in defaults (also LEADGEN_CONFIG).
     #[arg(long, global = true, value_name = "PATH")]

@@ -22,10 +22,16 @@ const SOURCE_VARS: &[&str] = &["LEADGEN_CONFIG", "LEADGEN_ENV_FILE"];
 /// A configuration problem, naming the key and the reason.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: unknown key (set in {origin}); see config/default.toml for the keys LeadGen knows")]
+    #[error(
+        "{path}: unknown key (set in {origin}); see config/default.toml for the keys LeadGen knows"
+    )]
     UnknownKey { path: String, origin: String },
     #[error("{path}: {reason} (set in {origin})")]
-    Invalid { path: String, reason: String, origin: String },
+    Invalid {
+        path: String,
+        reason: String,
+        origin: String,
+    },
     #[error("{path}: {reason}")]
     Rule { path: String, reason: String },
     #[error("{origin}: {reason}")]
@@ -37,9 +43,9 @@ impl ConfigError {
     #[must_use]
     pub fn path(&self) -> Option<&str> {
         match self {
-            Self::UnknownKey { path, .. } | Self::Invalid { path, .. } | Self::Rule { path, .. } => {
-                Some(path)
-            }
+            Self::UnknownKey { path, .. }
+            | Self::Invalid { path, .. }
+            | Self::Rule { path, .. } => Some(path),
             Self::Source { .. } => None,
         }
     }
@@ -173,7 +179,11 @@ impl Sources {
     #[must_use]
     pub fn from_process_env() -> Self {
         let env: Vec<(String, String)> = std::env::vars().collect();
-        let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| PathBuf::from(v));
+        let lookup = |k: &str| {
+            env.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| PathBuf::from(v))
+        };
         Self {
             config_file: lookup("LEADGEN_CONFIG"),
             env_file: lookup("LEADGEN_ENV_FILE"),
@@ -194,15 +204,24 @@ impl Config {
 
         if let Some(path) = &sources.config_file {
             let source = path.display().to_string();
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError::Source { origin: source.clone(), reason: e.to_string() })?;
-            let layer: Value = toml::from_str(&text)
-                .map_err(|e| ConfigError::Source { origin: source.clone(), reason: e.to_string() })?;
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Source {
+                origin: source.clone(),
+                reason: e.to_string(),
+            })?;
+            let layer: Value = toml::from_str(&text).map_err(|e| ConfigError::Source {
+                origin: source.clone(),
+                reason: e.to_string(),
+            })?;
             merge_table(&defaults, &mut merged, &layer, "", &source)?;
         }
         if let Some(path) = &sources.env_file {
             let vars = read_env_file(path)?;
-            apply_env(&defaults, &mut merged, &vars, &format!("env file {}", path.display()))?;
+            apply_env(
+                &defaults,
+                &mut merged,
+                &vars,
+                &format!("env file {}", path.display()),
+            )?;
         }
         let process: Vec<(String, String)> = sources
             .env
@@ -229,13 +248,22 @@ impl Config {
 
     /// Rules that a single key's type cannot express.
     fn check(&self) -> Result<(), ConfigError> {
-        let rule = |path: &str, reason: &str| ConfigError::Rule { path: path.into(), reason: reason.into() };
+        let rule = |path: &str, reason: &str| ConfigError::Rule {
+            path: path.into(),
+            reason: reason.into(),
+        };
         let h = &self.http_headers;
         if h.hsts_max_age_secs < 31_536_000 {
-            return Err(rule("http_headers.hsts_max_age_secs", "must be at least 31536000 (one year)"));
+            return Err(rule(
+                "http_headers.hsts_max_age_secs",
+                "must be at least 31536000 (one year)",
+            ));
         }
         if !h.hsts_include_subdomains {
-            return Err(rule("http_headers.hsts_include_subdomains", "must be true: HSTS has to cover subdomains"));
+            return Err(rule(
+                "http_headers.hsts_include_subdomains",
+                "must be true: HSTS has to cover subdomains",
+            ));
         }
         check_csp(&h.content_security_policy)
             .map_err(|reason| rule("http_headers.content_security_policy", &reason))?;
@@ -243,9 +271,18 @@ impl Config {
             return Err(rule("server.max_body_bytes", "must be greater than 0"));
         }
         for (path, v) in [
-            ("server.header_read_timeout_secs", self.server.header_read_timeout_secs),
-            ("server.tls_handshake_timeout_secs", self.server.tls_handshake_timeout_secs),
-            ("server.request_timeout_secs", self.server.request_timeout_secs),
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+            ),
+            (
+                "server.tls_handshake_timeout_secs",
+                self.server.tls_handshake_timeout_secs,
+            ),
+            (
+                "server.request_timeout_secs",
+                self.server.request_timeout_secs,
+            ),
             ("tls.reload_interval_secs", self.tls.reload_interval_secs),
         ] {
             if v == 0 {
@@ -257,7 +294,10 @@ impl Config {
             return Err(rule("secrets.app_key", "must be at least 32 bytes"));
         }
         if self.tls.cert_path.as_os_str().is_empty() != self.tls.key_path.as_os_str().is_empty() {
-            return Err(rule("tls.key_path", "tls.cert_path and tls.key_path must be set together"));
+            return Err(rule(
+                "tls.key_path",
+                "tls.cert_path and tls.key_path must be set together",
+            ));
         }
         if self.profile == Profile::Production {
             if key.is_empty() {
@@ -267,13 +307,22 @@ impl Config {
                 ));
             }
             if key.starts_with(crate::secrets::DEV_KEY_PREFIX) {
-                return Err(rule("secrets.app_key", "is a development key; production needs its own"));
+                return Err(rule(
+                    "secrets.app_key",
+                    "is a development key; production needs its own",
+                ));
             }
             if self.tls.cert_path.as_os_str().is_empty() {
-                return Err(rule("tls.cert_path", "required in production (a certificate issued for your domain)"));
+                return Err(rule(
+                    "tls.cert_path",
+                    "required in production (a certificate issued for your domain)",
+                ));
             }
             if self.server.plain_http == PlainHttp::Serve {
-                return Err(rule("server.plain_http", "\"serve\" is refused in production: plain HTTP may only redirect"));
+                return Err(rule(
+                    "server.plain_http",
+                    "\"serve\" is refused in production: plain HTTP may only redirect",
+                ));
             }
         }
         Ok(())
@@ -312,8 +361,10 @@ fn check_csp(csp: &str) -> Result<(), String> {
 /// Reads `KEY=value` lines; blank lines and `#` comments are skipped, quotes around values removed.
 fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
     let source = format!("env file {}", path.display());
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::Source { origin: source.clone(), reason: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Source {
+        origin: source.clone(),
+        reason: e.to_string(),
+    })?;
     let mut vars = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -347,7 +398,9 @@ fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
 
 /// Maps `LEADGEN_SECTION__KEY` to `section.key`.
 fn env_key_path(var: &str) -> String {
-    var.trim_start_matches("LEADGEN_").to_ascii_lowercase().replace("__", ".")
+    var.trim_start_matches("LEADGEN_")
+        .to_ascii_lowercase()
+        .replace("__", ".")
 }
 
 /// Applies environment variables: plain ones first, then `_FILE` variants, which win.
@@ -391,15 +444,29 @@ fn apply_env(
 }
 
 /// Parses an environment string as the type the key has in the defaults.
-fn typed_value(defaults: &Value, path: &str, raw: &str, source: &str) -> Result<Value, ConfigError> {
+fn typed_value(
+    defaults: &Value,
+    path: &str,
+    raw: &str,
+    source: &str,
+) -> Result<Value, ConfigError> {
     let Some(default) = get_path(defaults, path) else {
-        return Err(ConfigError::UnknownKey { path: path.into(), origin: source.into() });
+        return Err(ConfigError::UnknownKey {
+            path: path.into(),
+            origin: source.into(),
+        });
     };
-    let invalid = |reason: String| ConfigError::Invalid { path: path.into(), reason, origin: source.into() };
+    let invalid = |reason: String| ConfigError::Invalid {
+        path: path.into(),
+        reason,
+        origin: source.into(),
+    };
     Ok(match default {
         Value::String(_) => Value::String(raw.to_string()),
         Value::Integer(_) => Value::Integer(
-            raw.trim().parse().map_err(|_| invalid(format!("expected an integer, got {raw:?}")))?,
+            raw.trim()
+                .parse()
+                .map_err(|_| invalid(format!("expected an integer, got {raw:?}")))?,
         ),
         Value::Boolean(_) => Value::Boolean(match raw.trim() {
             "true" | "1" | "yes" | "on" => true,
@@ -407,7 +474,9 @@ fn typed_value(defaults: &Value, path: &str, raw: &str, source: &str) -> Result<
             _ => return Err(invalid(format!("expected true or false, got {raw:?}"))),
         }),
         Value::Float(_) => Value::Float(
-            raw.trim().parse().map_err(|_| invalid(format!("expected a number, got {raw:?}")))?,
+            raw.trim()
+                .parse()
+                .map_err(|_| invalid(format!("expected a number, got {raw:?}")))?,
         ),
         Value::Table(_) => return Err(invalid("is a section; set its keys instead".into())),
         other => toml::from_str::<BTreeMap<String, Value>>(&format!("v = {raw}"))
@@ -425,11 +494,22 @@ fn merge_table(
     prefix: &str,
     source: &str,
 ) -> Result<(), ConfigError> {
-    let Value::Table(entries) = layer else { return Ok(()) };
+    let Value::Table(entries) = layer else {
+        return Ok(());
+    };
     for (k, v) in entries {
-        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         match get_path(defaults, &path) {
-            None => return Err(ConfigError::UnknownKey { path, origin: source.into() }),
+            None => {
+                return Err(ConfigError::UnknownKey {
+                    path,
+                    origin: source.into(),
+                });
+            }
             Some(Value::Table(_)) => merge_table(defaults, merged, v, &path, source)?,
             Some(_) => set_path(merged, &path, v.clone()),
         }
@@ -447,7 +527,9 @@ fn set_path(root: &mut Value, path: &str, value: Value) {
     let mut node = root;
     for p in parts {
         let Value::Table(t) = node else { return };
-        node = t.entry(p.to_string()).or_insert_with(|| Value::Table(toml::Table::new()));
+        node = t
+            .entry(p.to_string())
+            .or_insert_with(|| Value::Table(toml::Table::new()));
     }
     if let Value::Table(t) = node {
         t.insert(last.to_string(), value);
@@ -469,7 +551,10 @@ mod tests {
 
     fn env(vars: &[(&str, &str)]) -> Sources {
         Sources {
-            env: vars.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect(),
+            env: vars
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
             ..Sources::default()
         }
     }
@@ -531,6 +616,9 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.secrets.app_key.expose_secret(), "k".repeat(40));
-        assert!(!format!("{c:?}").contains("kkkk"), "Debug output leaks the secret");
+        assert!(
+            !format!("{c:?}").contains("kkkk"),
+            "Debug output leaks the secret"
+        );
     }
 }

@@ -24,7 +24,12 @@ pub struct Demo {
 
 /// Creates the demo organization and its admin when missing.
 pub async fn ensure(pool: &PgPool) -> Result<Demo, sqlx::Error> {
-    let ctx = TenantContext { org_id: DEMO_ORG_ID, user_id: DEMO_ADMIN_ID, role: Role::Admin, aal: Aal::Aal1 };
+    let ctx = TenantContext {
+        org_id: DEMO_ORG_ID,
+        user_id: DEMO_ADMIN_ID,
+        role: Role::Admin,
+        aal: Aal::Aal1,
+    };
     let mut tx = TenantTx::begin(pool, ctx).await?;
     let created = sqlx::query!(
         "INSERT INTO app.organizations (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
@@ -49,9 +54,12 @@ pub async fn ensure(pool: &PgPool) -> Result<Demo, sqlx::Error> {
     )
     .execute(&mut *tx)
     .await?;
-    let org_name = sqlx::query_scalar!("SELECT name FROM app.organizations WHERE id = $1", DEMO_ORG_ID)
-        .fetch_one(&mut *tx)
-        .await?;
+    let org_name = sqlx::query_scalar!(
+        "SELECT name FROM app.organizations WHERE id = $1",
+        DEMO_ORG_ID
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(Demo {
         org_id: DEMO_ORG_ID,

@@ -31,7 +31,10 @@ fn sources(cli: &Cli, data_dir: Option<&std::path::Path>) -> Sources {
         s.env_file.clone_from(&cli.env_file);
     }
     if let Some(d) = data_dir {
-        s.overrides.push(("data_dir".into(), toml::Value::String(d.display().to_string())));
+        s.overrides.push((
+            "data_dir".into(),
+            toml::Value::String(d.display().to_string()),
+        ));
     }
     s
 }
@@ -42,13 +45,16 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => {
             let mut s = sources(&cli, args.data_dir.as_deref());
             if let Some(p) = args.https_port {
-                s.overrides.push(("server.https_port".into(), toml::Value::Integer(p.into())));
+                s.overrides
+                    .push(("server.https_port".into(), toml::Value::Integer(p.into())));
             }
             if let Some(p) = args.http_port {
-                s.overrides.push(("server.http_port".into(), toml::Value::Integer(p.into())));
+                s.overrides
+                    .push(("server.http_port".into(), toml::Value::Integer(p.into())));
             }
             if args.demo {
-                s.overrides.push(("demo.create_on_start".into(), toml::Value::Boolean(true)));
+                s.overrides
+                    .push(("demo.create_on_start".into(), toml::Value::Boolean(true)));
             }
             let config = match Config::load(&s) {
                 Ok(c) => c,
@@ -70,25 +76,34 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(e) => return fail("configuration", &e.to_string(), args.json),
             };
             match migrate(&config).await {
-                Ok(applied) => ok(args.json, &format!("{applied} migration(s) applied"), serde_json::json!({ "applied": applied })),
+                Ok(applied) => ok(
+                    args.json,
+                    &format!("{applied} migration(s) applied"),
+                    serde_json::json!({ "applied": applied }),
+                ),
                 Err(e) => fail("migrate", &format!("{e:#}"), args.json),
             }
         }
-        Command::Configtest(args) => match Config::load(&sources(&cli, args.data_dir.as_deref())).and_then(check_tls_files) {
-            Ok(c) => ok(
-                args.json,
-                &format!("configuration OK (profile {})", c.profile),
-                serde_json::json!({ "profile": c.profile.to_string() }),
-            ),
-            Err(e) => {
-                if args.json {
-                    println!("{}", serde_json::json!({ "ok": false, "key": e.path(), "error": e.to_string() }));
-                } else {
-                    eprintln!("leadgen: configuration: {e}");
+        Command::Configtest(args) => {
+            match Config::load(&sources(&cli, args.data_dir.as_deref())).and_then(check_tls_files) {
+                Ok(c) => ok(
+                    args.json,
+                    &format!("configuration OK (profile {})", c.profile),
+                    serde_json::json!({ "profile": c.profile.to_string() }),
+                ),
+                Err(e) => {
+                    if args.json {
+                        println!(
+                            "{}",
+                            serde_json::json!({ "ok": false, "key": e.path(), "error": e.to_string() })
+                        );
+                    } else {
+                        eprintln!("leadgen: configuration: {e}");
+                    }
+                    ExitCode::from(2)
                 }
-                ExitCode::from(2)
             }
-        },
+        }
     }
 }
 
@@ -101,7 +116,10 @@ fn check_tls_files(config: Config) -> Result<Config, config::ConfigError> {
     let checked = tls::cert_source(&config).and_then(|source| tls::server_config(&config, &source));
     match checked {
         Ok(_) => Ok(config),
-        Err(e) => Err(config::ConfigError::Rule { path: "tls.cert_path".into(), reason: e.to_string() }),
+        Err(e) => Err(config::ConfigError::Rule {
+            path: "tls.cert_path".into(),
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -112,7 +130,8 @@ async fn migrate(config: &Config) -> anyhow::Result<usize> {
         return Ok(db::migrate(&db::Urls::from_config(&config.database).migrate).await?);
     }
     let _lock = startup::DataDirLock::acquire(&config.data_dir)?;
-    let pg = db::embedded::EmbeddedPostgres::new(&config.data_dir, &config.database.postgres_bin_dir)?;
+    let pg =
+        db::embedded::EmbeddedPostgres::new(&config.data_dir, &config.database.postgres_bin_dir)?;
     pg.start().await?;
     let result = async {
         pg.ensure_database().await?;
@@ -136,7 +155,10 @@ fn ok(json: bool, text: &str, value: serde_json::Value) -> ExitCode {
 
 fn fail(what: &str, message: &str, json: bool) -> ExitCode {
     if json {
-        println!("{}", serde_json::json!({ "ok": false, "error": format!("{what}: {message}") }));
+        println!(
+            "{}",
+            serde_json::json!({ "ok": false, "error": format!("{what}: {message}") })
+        );
     } else {
         eprintln!("leadgen: {what}: {message}");
     }

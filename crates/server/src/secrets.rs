@@ -17,10 +17,11 @@ pub fn app_key(configured: &SecretString, data_dir: &Path) -> std::io::Result<Se
     }
     let dir = data_dir.join("secrets");
     let path = dir.join("dev-app-key");
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        if existing.starts_with(DEV_KEY_PREFIX) && existing.len() >= 32 {
-            return Ok(SecretString::from(existing));
-        }
+    if let Ok(existing) = std::fs::read_to_string(&path)
+        && existing.starts_with(DEV_KEY_PREFIX)
+        && existing.len() >= 32
+    {
+        return Ok(SecretString::from(existing));
     }
     std::fs::create_dir_all(&dir)?;
     let mut bytes = [0u8; 32];

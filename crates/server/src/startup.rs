@@ -52,7 +52,11 @@ impl DataDirLock {
             anyhow::bail!(
                 "the data folder {} is in use by another LeadGen server{}; stop it first or choose another --data-dir",
                 data_dir.display(),
-                if holder.is_empty() { String::new() } else { format!(" (pid {holder})") }
+                if holder.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {holder})")
+                }
             );
         }
         file.set_len(0)?;
@@ -130,22 +134,30 @@ impl Application {
         }
         let pool = db::connect_app(&urls.app, config.database.max_connections).await?;
         if config.demo.create_on_start {
-            let demo = crate::demo::ensure(&pool).await.context("creating the demo organization")?;
+            let demo = crate::demo::ensure(&pool)
+                .await
+                .context("creating the demo organization")?;
             crate::demo::announce(&demo, config.server.https_port);
         }
 
         let source = crate::tls::cert_source(&config)?;
         let (tls, resolver) = crate::tls::server_config(&config, &source)?;
-        let cert_watch = (!source.self_signed_dev).then(|| (resolver, source));
+        let cert_watch = (!source.self_signed_dev).then_some((resolver, source));
 
         let s = &config.server;
         let https = server::bind(SocketAddr::new(s.bind, s.https_port)).await?;
         let http = match s.plain_http {
             PlainHttp::Off => None,
-            PlainHttp::Redirect | PlainHttp::Serve => Some(server::bind(SocketAddr::new(s.bind, s.http_port)).await?),
+            PlainHttp::Redirect | PlainHttp::Serve => {
+                Some(server::bind(SocketAddr::new(s.bind, s.http_port)).await?)
+            }
         };
         // The admin listener is for the operator's own scraper: loopback only, never configurable.
-        let admin = server::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), s.admin_port)).await?;
+        let admin = server::bind(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            s.admin_port,
+        ))
+        .await?;
 
         let state = AppState {
             headers: SecurityHeaders::from_config(&config).context("security headers")?,
@@ -154,13 +166,27 @@ impl Application {
             app_key: Arc::new(app_key),
             version: env!("CARGO_PKG_VERSION"),
         };
-        Ok(Self { config, state, https, http, admin, tls, cert_watch, embedded, _lock: lock })
+        Ok(Self {
+            config,
+            state,
+            https,
+            http,
+            admin,
+            tls,
+            cert_watch,
+            embedded,
+            _lock: lock,
+        })
     }
 
     pub fn bound(&self) -> anyhow::Result<Bound> {
         Ok(Bound {
             https: self.https.local_addr()?,
-            http: self.http.as_ref().map(tokio::net::TcpListener::local_addr).transpose()?,
+            http: self
+                .http
+                .as_ref()
+                .map(tokio::net::TcpListener::local_addr)
+                .transpose()?,
             admin: self.admin.local_addr()?,
         })
     }
@@ -172,7 +198,10 @@ impl Application {
 
     /// Serves until `shutdown` completes, then drains in-flight requests (up to the grace period),
     /// closes the pool and stops the embedded cluster.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         let bound = self.bound()?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let graceful = Arc::new(GracefulShutdown::new());
@@ -182,18 +211,43 @@ impl Application {
         };
         let app = crate::http::app_router(self.state.clone());
         let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(server::serve(self.https, Some(self.tls), app.clone(), limits, stop_rx.clone(), graceful.clone()));
+        tasks.spawn(server::serve(
+            self.https,
+            Some(self.tls),
+            app.clone(),
+            limits,
+            stop_rx.clone(),
+            graceful.clone(),
+        ));
         if let Some(http) = self.http {
             let router = match self.config.server.plain_http {
                 PlainHttp::Serve => app,
                 _ => crate::http::redirect_router(bound.https.port()),
             };
-            tasks.spawn(server::serve(http, None, router, limits, stop_rx.clone(), graceful.clone()));
+            tasks.spawn(server::serve(
+                http,
+                None,
+                router,
+                limits,
+                stop_rx.clone(),
+                graceful.clone(),
+            ));
         }
         let admin = crate::ops::admin_router(crate::telemetry::metrics_handle());
-        tasks.spawn(server::serve(self.admin, None, admin, limits, stop_rx.clone(), graceful.clone()));
+        tasks.spawn(server::serve(
+            self.admin,
+            None,
+            admin,
+            limits,
+            stop_rx.clone(),
+            graceful.clone(),
+        ));
         let watcher = self.cert_watch.map(|(resolver, source)| {
-            tokio::spawn(crate::tls::watch(resolver, source, Duration::from_secs(self.config.tls.reload_interval_secs)))
+            tokio::spawn(crate::tls::watch(
+                resolver,
+                source,
+                Duration::from_secs(self.config.tls.reload_interval_secs),
+            ))
         });
         tracing::info!(
             https = %bound.https,
@@ -212,8 +266,14 @@ impl Application {
         }
         let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
         let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
-        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-            tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing the remaining connections");
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "grace period over; closing the remaining connections"
+            );
         }
         self.state.pool.close().await;
         if let Some(pg) = &self.embedded {

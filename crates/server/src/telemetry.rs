@@ -45,7 +45,10 @@ pub struct Redacting<M>(pub M);
 impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for Redacting<M> {
     type Writer = RedactingWriter<M::Writer>;
     fn make_writer(&'a self) -> Self::Writer {
-        RedactingWriter { buf: Vec::with_capacity(256), sink: self.0.make_writer() }
+        RedactingWriter {
+            buf: Vec::with_capacity(256),
+            sink: self.0.make_writer(),
+        }
     }
 }
 
@@ -56,7 +59,10 @@ pub struct MemorySink(pub Arc<Mutex<Vec<u8>>>);
 impl MemorySink {
     #[must_use]
     pub fn contents(&self) -> String {
-        self.0.lock().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        self.0
+            .lock()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     }
 }
 
@@ -103,7 +109,10 @@ pub fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
-                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0,
+                ])
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();

@@ -69,7 +69,9 @@ pub fn server_config(
 ) -> Result<(Arc<rustls::ServerConfig>, Arc<ReloadingCert>), TlsError> {
     let provider = Arc::new(provider());
     let key = load_certified_key(source, &provider)?;
-    let resolver = Arc::new(ReloadingCert { current: RwLock::new(Arc::new(key)) });
+    let resolver = Arc::new(ReloadingCert {
+        current: RwLock::new(Arc::new(key)),
+    });
     let versions: &[&'static rustls::SupportedProtocolVersion] = match config.tls.min_version {
         TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsVersion::Tls13 => &[&rustls::version::TLS13],
@@ -83,8 +85,14 @@ pub fn server_config(
     Ok((Arc::new(server), resolver))
 }
 
-fn load_certified_key(source: &CertSource, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
-    let file_err = |path: &Path, reason: String| TlsError::File { path: path.to_path_buf(), reason };
+fn load_certified_key(
+    source: &CertSource,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, TlsError> {
+    let file_err = |path: &Path, reason: String| TlsError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&source.cert)
         .map_err(|e| file_err(&source.cert, e.to_string()))?
         .collect::<Result<_, _>>()
@@ -92,13 +100,15 @@ fn load_certified_key(source: &CertSource, provider: &CryptoProvider) -> Result<
     if certs.is_empty() {
         return Err(file_err(&source.cert, "no certificate in the file".into()));
     }
-    let key = PrivateKeyDer::from_pem_file(&source.key).map_err(|e| file_err(&source.key, e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_file(&source.key)
+        .map_err(|e| file_err(&source.key, e.to_string()))?;
     let signing = provider
         .key_provider
         .load_private_key(key)
         .map_err(|e| file_err(&source.key, e.to_string()))?;
     let ck = CertifiedKey::new(certs, signing);
-    ck.keys_match().map_err(|e| file_err(&source.key, format!("does not match the certificate: {e}")))?;
+    ck.keys_match()
+        .map_err(|e| file_err(&source.key, format!("does not match the certificate: {e}")))?;
     Ok(ck)
 }
 
@@ -124,7 +134,10 @@ pub fn cert_source(config: &Config) -> Result<CertSource, TlsError> {
 
 /// True when the leaf certificate's issuer is its subject.
 fn is_self_signed(path: &Path) -> Result<bool, TlsError> {
-    let err = |reason: String| TlsError::File { path: path.to_path_buf(), reason };
+    let err = |reason: String| TlsError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
     let der = CertificateDer::pem_file_iter(path)
         .map_err(|e| err(e.to_string()))?
         .next()
@@ -138,15 +151,28 @@ fn is_self_signed(path: &Path) -> Result<bool, TlsError> {
 pub fn dev_certificate(dir: &Path) -> Result<CertSource, TlsError> {
     let cert = dir.join("dev-cert.pem");
     let key = dir.join("dev-key.pem");
-    let source = CertSource { cert: cert.clone(), key: key.clone(), self_signed_dev: true };
+    let source = CertSource {
+        cert: cert.clone(),
+        key: key.clone(),
+        self_signed_dev: true,
+    };
     if cert.exists() && key.exists() {
         return Ok(source);
     }
-    let io = |e: std::io::Error| TlsError::File { path: dir.to_path_buf(), reason: e.to_string() };
+    let io = |e: std::io::Error| TlsError::File {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    };
     std::fs::create_dir_all(dir).map_err(io)?;
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
-    let generated = rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Setup(e.to_string()))?;
-    crate::secrets::write_private(&key, generated.signing_key.serialize_pem().as_bytes()).map_err(io)?;
+    let names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let generated =
+        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Setup(e.to_string()))?;
+    crate::secrets::write_private(&key, generated.signing_key.serialize_pem().as_bytes())
+        .map_err(io)?;
     std::fs::write(&cert, generated.cert.pem()).map_err(io)?;
     Ok(source)
 }
@@ -178,7 +204,9 @@ pub async fn watch(resolver: Arc<ReloadingCert>, source: CertSource, every: Dura
                 last = now;
                 tracing::info!(cert = %source.cert.display(), "TLS certificate reloaded");
             }
-            Err(e) => tracing::error!(error = %e, "TLS certificate changed but does not load; keeping the current one"),
+            Err(e) => {
+                tracing::error!(error = %e, "TLS certificate changed but does not load; keeping the current one")
+            }
         }
     }
 }

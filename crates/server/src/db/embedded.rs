@@ -23,8 +23,16 @@ pub enum EmbeddedError {
          (Debian package `postgresql`), or set database.url to an existing server"
     )]
     MissingBinaries { searched: String },
-    #[error("LeadGen runs as root, and PostgreSQL refuses to; the `{0}` OS user it would run the cluster as does not exist (installing Debian's `postgresql` package creates it)")]
+    #[error(
+        "LeadGen runs as root, and PostgreSQL refuses to; the `{0}` OS user it would run the cluster as does not exist (installing Debian's `postgresql` package creates it)"
+    )]
     NoClusterUser(&'static str),
+    #[error(
+        "the `postgres` OS user, which runs the embedded cluster, cannot reach {0}: a folder on the way is \
+         not searchable by other users. Choose a --data-dir under a searchable folder (e.g. /var/lib/leadgen) or \
+         allow it with `chmod o+x` on that folder"
+    )]
+    Unreachable(String),
     #[error("{step} failed: {detail}")]
     Step { step: &'static str, detail: String },
 }
@@ -41,9 +49,15 @@ pub struct EmbeddedPostgres {
 impl EmbeddedPostgres {
     /// Locates the programs and decides which OS user runs them; touches nothing yet.
     pub fn new(data_dir: &Path, bin_dir: &Path) -> Result<Self, EmbeddedError> {
-        let bin_dir = if bin_dir.as_os_str().is_empty() { find_bin_dir()? } else { bin_dir.to_path_buf() };
+        let bin_dir = if bin_dir.as_os_str().is_empty() {
+            find_bin_dir()?
+        } else {
+            bin_dir.to_path_buf()
+        };
         if !bin_dir.join("initdb").exists() || !bin_dir.join("pg_ctl").exists() {
-            return Err(EmbeddedError::MissingBinaries { searched: bin_dir.display().to_string() });
+            return Err(EmbeddedError::MissingBinaries {
+                searched: bin_dir.display().to_string(),
+            });
         }
         let run_as = if nix::unistd::geteuid().is_root() {
             let user = nix::unistd::User::from_name(CLUSTER_OS_USER)
@@ -54,7 +68,8 @@ impl EmbeddedPostgres {
         } else {
             None
         };
-        let data_dir = std::path::absolute(data_dir).map_err(|e| step("resolving the data folder", e))?;
+        let data_dir =
+            std::path::absolute(data_dir).map_err(|e| step("resolving the data folder", e))?;
         Ok(Self {
             bin_dir,
             cluster_dir: data_dir.join("postgres"),
@@ -116,12 +131,15 @@ impl EmbeddedPostgres {
     pub async fn ensure_database(&self) -> Result<(), EmbeddedError> {
         use sqlx::Connection;
         let url = self.url(BOOTSTRAP_ROLE, "postgres");
-        let mut conn = sqlx::PgConnection::connect(&url).await.map_err(|e| step("connecting to the embedded cluster", e))?;
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(DATABASE)
-            .fetch_one(&mut conn)
+        let mut conn = sqlx::PgConnection::connect(&url)
             .await
-            .map_err(|e| step("checking the database", e))?;
+            .map_err(|e| step("connecting to the embedded cluster", e))?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(DATABASE)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(|e| step("checking the database", e))?;
         if !exists {
             sqlx::query(&format!("CREATE DATABASE {DATABASE}"))
                 .execute(&mut conn)
@@ -136,7 +154,14 @@ impl EmbeddedPostgres {
     pub async fn stop(&self) -> Result<(), EmbeddedError> {
         self.run(
             "pg_ctl stop",
-            &["stop".as_ref(), "-w".as_ref(), "-m".as_ref(), "fast".as_ref(), "-D".as_ref(), self.cluster_dir.as_os_str()],
+            &[
+                "stop".as_ref(),
+                "-w".as_ref(),
+                "-m".as_ref(),
+                "fast".as_ref(),
+                "-D".as_ref(),
+                self.cluster_dir.as_os_str(),
+            ],
         )
         .await
     }
@@ -144,11 +169,17 @@ impl EmbeddedPostgres {
     /// A connection URL through the private socket.
     #[must_use]
     pub fn url(&self, role: &str, database: &str) -> String {
-        format!("postgres://{role}@localhost/{database}?host={}", self.socket_dir.display())
+        format!(
+            "postgres://{role}@localhost/{database}?host={}",
+            self.socket_dir.display()
+        )
     }
 
     fn prepare_dirs(&self) -> Result<(), EmbeddedError> {
         use std::os::unix::fs::PermissionsExt;
+        if let Some((uid, _)) = self.run_as {
+            self.check_reachable(uid)?;
+        }
         for dir in [&self.cluster_dir, &self.socket_dir] {
             std::fs::create_dir_all(dir).map_err(|e| step("creating the cluster folders", e))?;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
@@ -160,7 +191,8 @@ impl EmbeddedPostgres {
         }
         if let Some((uid, gid)) = self.run_as {
             if !self.log_file.exists() {
-                std::fs::write(&self.log_file, b"").map_err(|e| step("creating the cluster log", e))?;
+                std::fs::write(&self.log_file, b"")
+                    .map_err(|e| step("creating the cluster log", e))?;
             }
             std::os::unix::fs::chown(&self.log_file, Some(uid.as_raw()), Some(gid.as_raw()))
                 .map_err(|e| step("handing the cluster log to the postgres user", e))?;
@@ -168,14 +200,30 @@ impl EmbeddedPostgres {
         Ok(())
     }
 
-    async fn run(&self, what: &'static str, args: &[&std::ffi::OsStr]) -> Result<(), EmbeddedError> {
-        let program = if what.starts_with("initdb") { "initdb" } else { "pg_ctl" };
+    async fn run(
+        &self,
+        what: &'static str,
+        args: &[&std::ffi::OsStr],
+    ) -> Result<(), EmbeddedError> {
+        let program = if what.starts_with("initdb") {
+            "initdb"
+        } else {
+            "pg_ctl"
+        };
         let mut cmd = Command::new(self.bin_dir.join(program));
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         // The cluster must not inherit settings meant for LeadGen's own client connections.
-        cmd.env_remove("PGHOST").env_remove("PGPORT").env_remove("PGDATA").env("LC_ALL", "C");
+        cmd.env_remove("PGHOST")
+            .env_remove("PGPORT")
+            .env_remove("PGDATA")
+            .env("LC_ALL", "C");
         if let Some((uid, gid)) = self.run_as {
-            cmd.uid(uid.as_raw()).gid(gid.as_raw()).current_dir(&self.cluster_dir);
+            cmd.uid(uid.as_raw())
+                .gid(gid.as_raw())
+                .current_dir(&self.cluster_dir);
         }
         let out = cmd.output().await.map_err(|e| step(what, e))?;
         if out.status.success() {
@@ -188,14 +236,21 @@ impl EmbeddedPostgres {
         if what == "pg_ctl start" {
             let tail = std::fs::read_to_string(&self.log_file).unwrap_or_default();
             let tail: Vec<&str> = tail.lines().rev().take(5).collect();
-            detail = format!("{detail}; cluster log ({}): {}", self.log_file.display(), tail.into_iter().rev().collect::<Vec<_>>().join(" | "));
+            detail = format!(
+                "{detail}; cluster log ({}): {}",
+                self.log_file.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            );
         }
         Err(EmbeddedError::Step { step: what, detail })
     }
 }
 
 fn step(what: &'static str, e: impl std::fmt::Display) -> EmbeddedError {
-    EmbeddedError::Step { step: what, detail: e.to_string() }
+    EmbeddedError::Step {
+        step: what,
+        detail: e.to_string(),
+    }
 }
 
 /// The newest `/usr/lib/postgresql/<version>/bin`.
@@ -214,5 +269,7 @@ fn find_bin_dir() -> Result<PathBuf, EmbeddedError> {
         .max_by_key(|(v, _)| *v);
     newest
         .map(|(_, bin)| bin)
-        .ok_or_else(|| EmbeddedError::MissingBinaries { searched: "/usr/lib/postgresql/*/bin".into() })
+        .ok_or_else(|| EmbeddedError::MissingBinaries {
+            searched: "/usr/lib/postgresql/*/bin".into(),
+        })
 }

@@ -49,7 +49,14 @@ impl Urls {
     pub fn from_config(db: &DatabaseConfig) -> Self {
         let app = db.url.expose_secret().to_string();
         let migrate = db.migrate_url.expose_secret();
-        Self { migrate: if migrate.is_empty() { app.clone() } else { migrate.to_string() }, app }
+        Self {
+            migrate: if migrate.is_empty() {
+                app.clone()
+            } else {
+                migrate.to_string()
+            },
+            app,
+        }
     }
 
     #[must_use]
@@ -103,15 +110,22 @@ pub async fn connect_app(url: &str, max_connections: u32) -> Result<PgPool, DbEr
         .connect_with(options(url)?)
         .await
         .map_err(DbError::Connect)?;
-    let (role, superuser, bypass): (String, bool, bool) =
-        sqlx::query_as("SELECT rolname::text, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
-            .fetch_one(&pool)
-            .await?;
+    let (role, superuser, bypass): (String, bool, bool) = sqlx::query_as(
+        "SELECT rolname::text, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(&pool)
+    .await?;
     if superuser {
-        return Err(DbError::UnsafeRole { role, what: "a superuser" });
+        return Err(DbError::UnsafeRole {
+            role,
+            what: "a superuser",
+        });
     }
     if bypass {
-        return Err(DbError::UnsafeRole { role, what: "allowed to BYPASSRLS" });
+        return Err(DbError::UnsafeRole {
+            role,
+            what: "allowed to BYPASSRLS",
+        });
     }
     Ok(pool)
 }
@@ -119,5 +133,8 @@ pub async fn connect_app(url: &str, max_connections: u32) -> Result<PgPool, DbEr
 /// Whether every migration this binary knows has been applied (for readiness).
 pub async fn migrations_current(pool: &PgPool) -> Result<bool, sqlx::Error> {
     let applied = applied_versions(pool).await?;
-    Ok(MIGRATOR.iter().filter(|m| m.migration_type.is_up_migration()).all(|m| applied.contains(&m.version)))
+    Ok(MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .all(|m| applied.contains(&m.version)))
 }

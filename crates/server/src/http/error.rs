@@ -52,7 +52,8 @@ impl IntoResponse for AppError {
         }
         // The page renderer fills in the request id and picks HTML or JSON (see `web::errors`).
         let mut res = status.into_response();
-        res.extensions_mut().insert(ErrorBody(self.public_message()));
+        res.extensions_mut()
+            .insert(ErrorBody(self.public_message()));
         res
     }
 }
@@ -64,7 +65,10 @@ pub struct ErrorBody(pub String);
 /// Whether the client prefers JSON to HTML.
 #[must_use]
 pub fn wants_json(headers: &HeaderMap) -> bool {
-    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     accept.contains("application/json") && !accept.contains("text/html")
 }
 

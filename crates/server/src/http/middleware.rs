@@ -41,11 +41,19 @@ pub async fn access_log(req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    let id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
     let res = next.run(req).await;
     let latency = start.elapsed();
     let status = res.status().as_u16();
-    let principal = res.extensions().get::<PrincipalId>().map(|p| p.0.as_str()).unwrap_or("");
+    let principal = res
+        .extensions()
+        .get::<PrincipalId>()
+        .map(|p| p.0.as_str())
+        .unwrap_or("");
     tracing::info!(
         target: "leadgen::access",
         method = %method,
@@ -56,24 +64,44 @@ pub async fn access_log(req: Request, next: Next) -> Response {
         principal = principal,
         "request"
     );
-    let labels = [("method", method.to_string()), ("route", route), ("status", status.to_string())];
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route),
+        ("status", status.to_string()),
+    ];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(latency.as_secs_f64());
     res
 }
 
 /// Security headers on every response, whatever produced it.
-pub async fn security_headers(State(h): State<Arc<SecurityHeaders>>, req: Request, next: Next) -> Response {
+pub async fn security_headers(
+    State(h): State<Arc<SecurityHeaders>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let mut res = next.run(req).await;
     let headers = res.headers_mut();
     headers.insert(header::STRICT_TRANSPORT_SECURITY, h.hsts.clone());
     headers.insert(header::CONTENT_SECURITY_POLICY, h.csp.clone());
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::REFERRER_POLICY, h.referrer.clone());
-    headers.insert(HeaderName::from_static("permissions-policy"), h.permissions.clone());
-    headers.insert(HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin"));
-    headers.insert(HeaderName::from_static("cross-origin-resource-policy"), HeaderValue::from_static("same-origin"));
+    headers.insert(
+        HeaderName::from_static("permissions-policy"),
+        h.permissions.clone(),
+    );
+    headers.insert(
+        HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(
+        HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -84,7 +112,11 @@ pub async fn security_headers(State(h): State<Arc<SecurityHeaders>>, req: Reques
 /// JSON error that shows the request id.
 pub async fn error_pages(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let json = wants_json(req.headers());
-    let id = req.extensions().get::<RequestId>().cloned().unwrap_or(RequestId(String::new()));
+    let id = req
+        .extensions()
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or(RequestId(String::new()));
     let res = next.run(req).await;
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -95,7 +127,12 @@ pub async fn error_pages(State(state): State<AppState>, req: Request, next: Next
     if has_body && explicit.is_none() {
         return res;
     }
-    let message = explicit.unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_ascii_lowercase());
+    let message = explicit.unwrap_or_else(|| {
+        status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase()
+    });
     let matched = res.extensions().get::<MatchedPath>().cloned();
     let keep: Vec<(HeaderName, HeaderValue)> = [header::ALLOW, header::RETRY_AFTER]
         .into_iter()

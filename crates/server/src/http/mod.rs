@@ -66,8 +66,14 @@ pub fn app_router(state: AppState) -> Router {
         ServiceBuilder::new()
             .layer(axum::middleware::from_fn(middleware::request_id))
             .layer(axum::middleware::from_fn(middleware::access_log))
-            .layer(axum::middleware::from_fn_with_state(headers, middleware::security_headers))
-            .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::error_pages))
+            .layer(axum::middleware::from_fn_with_state(
+                headers,
+                middleware::security_headers,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                middleware::error_pages,
+            ))
             .layer(axum::middleware::from_fn(middleware::method_filter))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
@@ -104,7 +110,11 @@ fn redirect_to_https(host: Option<String>, uri: &Uri, https_port: u16) -> Respon
     let Some(name) = host.as_deref().and_then(host_name) else {
         return (StatusCode::BAD_REQUEST, "missing or invalid Host header").into_response();
     };
-    let authority = if https_port == 443 { name.to_string() } else { format!("{name}:{https_port}") };
+    let authority = if https_port == 443 {
+        name.to_string()
+    } else {
+        format!("{name}:{https_port}")
+    };
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     Redirect::permanent(&format!("https://{authority}{path}")).into_response()
 }
@@ -118,7 +128,9 @@ fn host_name(host: &str) -> Option<&str> {
     };
     let ok = !name.is_empty()
         && name.len() <= 253
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
     ok.then_some(name)
 }
 

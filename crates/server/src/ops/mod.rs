@@ -37,7 +37,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
         }
     };
     let ready = database && migrations;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
         "checks": { "database": database, "migrations_current": migrations },

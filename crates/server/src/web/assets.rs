@@ -19,8 +19,18 @@ struct Asset {
 }
 
 const SOURCES: &[(&str, &str, &str, &[u8])] = &[
-    ("app", "css", "text/css; charset=utf-8", include_bytes!("../../static/app.css")),
-    ("icon", "svg", "image/svg+xml", include_bytes!("../../static/icon.svg")),
+    (
+        "app",
+        "css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/app.css"),
+    ),
+    (
+        "icon",
+        "svg",
+        "image/svg+xml",
+        include_bytes!("../../static/icon.svg"),
+    ),
 ];
 
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
@@ -28,7 +38,11 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
         .iter()
         .map(|(stem, ext, content_type, body)| {
             let hash = hex::encode(&Sha256::digest(body)[..8]);
-            Asset { name: format!("{stem}.{hash}.{ext}"), content_type, body }
+            Asset {
+                name: format!("{stem}.{hash}.{ext}"),
+                content_type,
+                body,
+            }
         })
         .collect()
 });
@@ -48,7 +62,10 @@ static URLS: LazyLock<Assets> = LazyLock::new(|| {
             .map(|a| format!("/static/{}", a.name))
             .unwrap_or_default()
     };
-    Assets { css: url("app"), icon: url("icon") }
+    Assets {
+        css: url("app"),
+        icon: url("icon"),
+    }
 });
 
 #[must_use]
@@ -57,10 +74,19 @@ pub fn get() -> &'static Assets {
 }
 
 pub async fn serve(Path(file): Path<String>) -> Result<Response, AppError> {
-    let asset = ASSETS.iter().find(|a| a.name == file).ok_or(AppError::NotFound)?;
+    let asset = ASSETS
+        .iter()
+        .find(|a| a.name == file)
+        .ok_or(AppError::NotFound)?;
     let mut res = asset.body.into_response();
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
     Ok(res)
 }

@@ -17,7 +17,9 @@ use crate::startup::AppState;
 pub use assets::Assets;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/", get(landing)).route("/static/{file}", get(assets::serve))
+    Router::new()
+        .route("/", get(landing))
+        .route("/static/{file}", get(assets::serve))
 }
 
 #[derive(Template)]
@@ -38,12 +40,17 @@ struct ErrorPage<'a> {
 }
 
 async fn landing(State(state): State<AppState>) -> Result<Response, AppError> {
-    let page = Landing { assets: assets::get(), version: state.version };
+    let page = Landing {
+        assets: assets::get(),
+        version: state.version,
+    };
     render(&page)
 }
 
 fn render(t: &impl Template) -> Result<Response, AppError> {
-    let html = t.render().map_err(|e| AppError::Internal(anyhow::anyhow!("template: {e}")))?;
+    let html = t
+        .render()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("template: {e}")))?;
     Ok(Html(html).into_response())
 }
 
@@ -61,7 +68,10 @@ pub fn error_page(state: &AppState, status: StatusCode, message: &str, id: &Requ
         Err(e) => {
             tracing::error!(error = %e, "error page failed to render");
             let mut res = (status, format!("{status}\nrequest id: {}\n", id.0)).into_response();
-            res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
             res
         }
     }

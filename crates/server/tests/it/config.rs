@@ -3,27 +3,51 @@
 use crate::helpers::run_leadgen;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect()
 }
 
 #[test]
 fn unknown_key_is_rejected_with_its_path() {
-    let (code, _, err) = run_leadgen(&["configtest"], &env(&[("LEADGEN_SERVER__HTTPS_PROT", "9443")]));
+    let (code, _, err) = run_leadgen(
+        &["configtest"],
+        &env(&[("LEADGEN_SERVER__HTTPS_PROT", "9443")]),
+    );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("server.https_prot") && err.contains("unknown key") && err.contains("LEADGEN_SERVER__HTTPS_PROT"), "{err}");
+    assert!(
+        err.contains("server.https_prot")
+            && err.contains("unknown key")
+            && err.contains("LEADGEN_SERVER__HTTPS_PROT"),
+        "{err}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("leadgen.toml");
     std::fs::write(&file, "[tls]\nmin_versoin = \"1.3\"\n").unwrap();
     let (code, _, err) = run_leadgen(&["configtest", "--config", file.to_str().unwrap()], &[]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("tls.min_versoin") && err.contains("unknown key"), "{err}");
+    assert!(
+        err.contains("tls.min_versoin") && err.contains("unknown key"),
+        "{err}"
+    );
 
     let envfile = dir.path().join("leadgen.env");
-    std::fs::write(&envfile, "# comment\nLEADGEN_TELEMETRY__LOG_FILTER=debug\nLEADGEN_DATABSE__URL=x\n").unwrap();
-    let (code, _, err) = run_leadgen(&["configtest", "--env-file", envfile.to_str().unwrap()], &[]);
+    std::fs::write(
+        &envfile,
+        "# comment\nLEADGEN_TELEMETRY__LOG_FILTER=debug\nLEADGEN_DATABSE__URL=x\n",
+    )
+    .unwrap();
+    let (code, _, err) = run_leadgen(
+        &["configtest", "--env-file", envfile.to_str().unwrap()],
+        &[],
+    );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("databse.url") && err.contains("leadgen.env"), "{err}");
+    assert!(
+        err.contains("databse.url") && err.contains("leadgen.env"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -31,18 +55,30 @@ fn wrong_type_is_rejected_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("leadgen.toml");
     std::fs::write(&file, "[server]\nhttps_port = \"high\"\n").unwrap();
-    let (code, out, err) = run_leadgen(&["configtest", "--json", "--config", file.to_str().unwrap()], &[]);
+    let (code, out, err) = run_leadgen(
+        &["configtest", "--json", "--config", file.to_str().unwrap()],
+        &[],
+    );
     assert_eq!(code, 2, "{out}{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["ok"], false);
     assert_eq!(v["key"], "server.https_port");
     assert!(v["error"].as_str().unwrap().contains("invalid type"), "{v}");
 
-    let (code, _, err) = run_leadgen(&["configtest"], &env(&[("LEADGEN_SERVER__MAX_BODY_BYTES", "lots")]));
+    let (code, _, err) = run_leadgen(
+        &["configtest"],
+        &env(&[("LEADGEN_SERVER__MAX_BODY_BYTES", "lots")]),
+    );
     assert_eq!(code, 2);
-    assert!(err.contains("server.max_body_bytes") && err.contains("expected an integer"), "{err}");
+    assert!(
+        err.contains("server.max_body_bytes") && err.contains("expected an integer"),
+        "{err}"
+    );
 
-    let (code, _, err) = run_leadgen(&["configtest"], &env(&[("LEADGEN_TLS__MIN_VERSION", "1.1")]));
+    let (code, _, err) = run_leadgen(
+        &["configtest"],
+        &env(&[("LEADGEN_TLS__MIN_VERSION", "1.1")]),
+    );
     assert_eq!(code, 2);
     assert!(err.contains("tls.min_version"), "{err}");
 }
@@ -51,17 +87,29 @@ fn wrong_type_is_rejected_with_its_path() {
 fn production_refuses_missing_secret() {
     let (code, _, err) = run_leadgen(&["configtest"], &env(&[("LEADGEN_PROFILE", "production")]));
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("secrets.app_key") && err.contains("required in production"), "{err}");
+    assert!(
+        err.contains("secrets.app_key") && err.contains("required in production"),
+        "{err}"
+    );
 
     // A development key is refused too, and the key itself never appears in the message.
     let dev_key = format!("dev-{}", "ab".repeat(32));
     let (code, out, err) = run_leadgen(
         &["configtest"],
-        &env(&[("LEADGEN_PROFILE", "production"), ("LEADGEN_SECRETS__APP_KEY", &dev_key)]),
+        &env(&[
+            ("LEADGEN_PROFILE", "production"),
+            ("LEADGEN_SECRETS__APP_KEY", &dev_key),
+        ]),
     );
     assert_eq!(code, 2);
-    assert!(err.contains("secrets.app_key") && err.contains("development key"), "{err}");
-    assert!(!err.contains(&dev_key) && !out.contains(&dev_key), "the secret leaked into output");
+    assert!(
+        err.contains("secrets.app_key") && err.contains("development key"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(&dev_key) && !out.contains(&dev_key),
+        "the secret leaked into output"
+    );
 
     // `serve` refuses before touching anything.
     let dir = tempfile::tempdir().unwrap();
@@ -71,16 +119,25 @@ fn production_refuses_missing_secret() {
     );
     assert_ne!(code, 0);
     assert!(err.contains("secrets.app_key"), "{err}");
-    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing may be written before the configuration is valid");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing may be written before the configuration is valid"
+    );
 }
 
 #[test]
 fn production_refuses_plain_http_and_self_signed() {
     let key = "k".repeat(48);
-    let base = [("LEADGEN_PROFILE", "production"), ("LEADGEN_SECRETS__APP_KEY", key.as_str())];
+    let base = [
+        ("LEADGEN_PROFILE", "production"),
+        ("LEADGEN_SECRETS__APP_KEY", key.as_str()),
+    ];
     let (code, _, err) = run_leadgen(&["configtest"], &env(&base));
     assert_eq!(code, 2);
-    assert!(err.contains("tls.cert_path") && err.contains("required in production"), "{err}");
+    assert!(
+        err.contains("tls.cert_path") && err.contains("required in production"),
+        "{err}"
+    );
 
     // A self-signed certificate (the development one) is refused.
     let dir = tempfile::tempdir().unwrap();
@@ -101,6 +158,9 @@ fn production_refuses_plain_http_and_self_signed() {
     assert!(err.contains("server.plain_http"), "{err}");
 
     // The same settings are fine in development.
-    let (code, out, err) = run_leadgen(&["configtest"], &env(&[("LEADGEN_SERVER__PLAIN_HTTP", "serve")]));
+    let (code, out, err) = run_leadgen(
+        &["configtest"],
+        &env(&[("LEADGEN_SERVER__PLAIN_HTTP", "serve")]),
+    );
     assert_eq!(code, 0, "{out}{err}");
 }

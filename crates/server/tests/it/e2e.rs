@@ -10,15 +10,24 @@ async fn landing_page_in_chromium() {
     let out = tokio::process::Command::new("node")
         .args(["--test", "e2e/landing.test.mjs"])
         .current_dir(&root)
-        .env("LEADGEN_BASE_URL", format!("https://127.0.0.1:{}", app.bound.https.port()))
+        .env(
+            "LEADGEN_BASE_URL",
+            format!("https://127.0.0.1:{}", app.bound.https.port()),
+        )
         .env("LEADGEN_SCREENSHOT_DIR", &screenshots)
         .output()
         .await
         .expect("node is needed for the browser test (scripts/test.sh installs it)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "browser test failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("# fail 0") && !stdout.contains("# pass 0"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("# fail 0") && !stdout.contains("# pass 0"),
+        "{stdout}"
+    );
     assert!(screenshots.join("landing.png").exists(), "screenshot saved");
     app.stop().await;
 }

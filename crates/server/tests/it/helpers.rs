@@ -29,10 +29,15 @@ impl TestDb {
         let mut admin = PgConnection::connect(&format!("{}/postgres", pg_base()))
             .await
             .expect("PostgreSQL for tests is not reachable (set LEADGEN_TEST_PG or run scripts/test.sh)");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
         admin.close().await.ok();
         let db = Self { name };
-        leadgen::db::migrate(&db.migrate_url()).await.expect("migrations apply");
+        leadgen::db::migrate(&db.migrate_url())
+            .await
+            .expect("migrations apply");
         db
     }
 
@@ -93,15 +98,29 @@ impl TestApp {
         let db = TestDb::new().await;
         let data_dir = tempfile::tempdir().unwrap();
         let mut env = server_env(Some(&db), data_dir.path());
-        env.extend(extra.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())));
-        let config = Config::load(&Sources { env, ..Sources::default() }).unwrap();
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string())),
+        );
+        let config = Config::load(&Sources {
+            env,
+            ..Sources::default()
+        })
+        .unwrap();
         let app = Application::build(config).await.unwrap();
         let bound = app.bound().unwrap();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(app.run_until(async {
             let _ = rx.await;
         }));
-        Self { bound, data_dir, _db: db, stop: Some(tx), task: Some(task) }
+        Self {
+            bound,
+            data_dir,
+            _db: db,
+            stop: Some(tx),
+            task: Some(task),
+        }
     }
 
     pub fn cert_path(&self) -> PathBuf {
@@ -139,7 +158,10 @@ pub fn client_for(cert: &Path, https: SocketAddr) -> reqwest::Client {
 }
 
 /// A rustls client config limited to `versions`, trusting `cert`.
-pub fn rustls_client(cert: &Path, versions: &[&'static rustls::SupportedProtocolVersion]) -> Arc<rustls::ClientConfig> {
+pub fn rustls_client(
+    cert: &Path,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     let pem = std::fs::read(cert).unwrap();
     use rustls::pki_types::CertificateDer;
@@ -167,7 +189,10 @@ pub struct Proc {
 impl Proc {
     pub fn spawn(args: &[&str], env: &[(String, String)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_leadgen"));
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for (k, _) in std::env::vars() {
             if k.starts_with("LEADGEN_") || k == "DATABASE_URL" {
                 cmd.env_remove(k);
@@ -193,7 +218,11 @@ impl Proc {
                 s.push('\n');
             }
         });
-        Self { child, lines, stderr }
+        Self {
+            child,
+            lines,
+            stderr,
+        }
     }
 
     /// Waits for the "LeadGen is serving" log line and returns (https, http) addresses.
@@ -202,7 +231,7 @@ impl Proc {
         loop {
             let found = self.lines.lock().unwrap().iter().find_map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).ok()?;
-                (v["message"] == "LeadGen is serving").then(|| v)
+                (v["message"] == "LeadGen is serving").then_some(v)
             });
             if let Some(v) = found {
                 let https = v["https"].as_str().unwrap().parse().unwrap();
@@ -212,9 +241,16 @@ impl Proc {
                 return (https, http);
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("leadgen exited with {status} before serving; stderr:\n{}", self.stderr.lock().unwrap());
+                panic!(
+                    "leadgen exited with {status} before serving; stderr:\n{}",
+                    self.stderr.lock().unwrap()
+                );
             }
-            assert!(start.elapsed() < within, "leadgen did not start within {within:?}; stderr:\n{}", self.stderr.lock().unwrap());
+            assert!(
+                start.elapsed() < within,
+                "leadgen did not start within {within:?}; stderr:\n{}",
+                self.stderr.lock().unwrap()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -263,7 +299,11 @@ pub fn run_leadgen(args: &[&str], env: &[(String, String)]) -> (i32, String, Str
             cmd.env_remove(k);
         }
     }
-    let out = cmd.args(args).envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))).output().unwrap();
+    let out = cmd
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -273,5 +313,8 @@ pub fn run_leadgen(args: &[&str], env: &[(String, String)]) -> (i32, String, Str
 
 /// Workspace root (where `e2e/` and `config/` live).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }

@@ -12,11 +12,21 @@ use crate::helpers::TestApp;
 async fn plain_http_redirects_with_308_to_https() {
     let app = TestApp::spawn().await;
     let http = app.bound.http.unwrap();
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let https_port = app.bound.https.port();
-    for (method, path) in [(Method::GET, "/anything?x=1&y=2"), (Method::POST, "/leads/import"), (Method::GET, "/")] {
+    for (method, path) in [
+        (Method::GET, "/anything?x=1&y=2"),
+        (Method::POST, "/leads/import"),
+        (Method::GET, "/"),
+    ] {
         let res = client
-            .request(method.clone(), format!("http://127.0.0.1:{}{path}", http.port()))
+            .request(
+                method.clone(),
+                format!("http://127.0.0.1:{}{path}", http.port()),
+            )
             .header("host", "localhost:8080")
             .send()
             .await
@@ -43,7 +53,11 @@ async fn plain_http_redirects_with_308_to_https() {
 
 fn assert_security_headers(res: &reqwest::Response, what: &str) {
     let h = res.headers();
-    let get = |name: &str| h.get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_else(|| panic!("{what}: no {name}"));
+    let get = |name: &str| {
+        h.get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{what}: no {name}"))
+    };
     let hsts = get("strict-transport-security");
     let max_age: u64 = hsts
         .split(';')
@@ -58,15 +72,25 @@ fn assert_security_headers(res: &reqwest::Response, what: &str) {
         .split(';')
         .map(str::trim)
         .find(|d| d.starts_with("script-src"))
-        .or_else(|| csp.split(';').map(str::trim).find(|d| d.starts_with("default-src")))
+        .or_else(|| {
+            csp.split(';')
+                .map(str::trim)
+                .find(|d| d.starts_with("default-src"))
+        })
         .unwrap();
-    assert!(!script.contains("unsafe-inline") && !script.contains("unsafe-eval"), "{what}: {csp}");
+    assert!(
+        !script.contains("unsafe-inline") && !script.contains("unsafe-eval"),
+        "{what}: {csp}"
+    );
     assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
     assert_eq!(get("x-content-type-options"), "nosniff", "{what}");
     assert!(!get("referrer-policy").is_empty());
     assert!(get("permissions-policy").contains("camera=()"), "{what}");
     let id = get("x-request-id");
-    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{what}: request id {id}");
+    assert!(
+        uuid::Uuid::parse_str(&id).is_ok(),
+        "{what}: request id {id}"
+    );
 }
 
 #[tokio::test]
@@ -76,7 +100,10 @@ async fn security_headers_on_every_response() {
     let landing = client.get(app.https_url("/")).send().await.unwrap();
     assert_security_headers(&landing, "landing");
     let html = landing.text().await.unwrap();
-    assert!(!html.contains("<script"), "the landing page must not carry script");
+    assert!(
+        !html.contains("<script"),
+        "the landing page must not carry script"
+    );
     assert!(!html.contains("style="), "no inline styles");
     let css = html
         .split('"')
@@ -85,16 +112,35 @@ async fn security_headers_on_every_response() {
         .to_string();
 
     let mut ids = HashSet::new();
-    let cases: Vec<(&str, Method, String, Option<Vec<u8>>, u16)> = vec![
+    type Case = (&'static str, Method, String, Option<Vec<u8>>, u16);
+    let cases: Vec<Case> = vec![
         ("healthz", Method::GET, "/healthz".into(), None, 200),
         ("readyz", Method::GET, "/readyz".into(), None, 200),
         ("stylesheet", Method::GET, css.clone(), None, 200),
-        ("unknown asset", Method::GET, "/static/app.0000000000000000.css".into(), None, 404),
+        (
+            "unknown asset",
+            Method::GET,
+            "/static/app.0000000000000000.css".into(),
+            None,
+            404,
+        ),
         ("not found", Method::GET, "/no/such/page".into(), None, 404),
         ("wrong method", Method::DELETE, "/healthz".into(), None, 405),
         ("TRACE", Method::TRACE, "/".into(), None, 405),
-        ("bad csp report", Method::POST, "/csp-report".into(), Some(b"{not json".to_vec()), 400),
-        ("huge body", Method::POST, "/csp-report".into(), Some(vec![b'a'; 2 * 1024 * 1024]), 413),
+        (
+            "bad csp report",
+            Method::POST,
+            "/csp-report".into(),
+            Some(b"{not json".to_vec()),
+            400,
+        ),
+        (
+            "huge body",
+            Method::POST,
+            "/csp-report".into(),
+            Some(vec![b'a'; 2 * 1024 * 1024]),
+            413,
+        ),
     ];
     for (what, method, path, body, status) in cases {
         let mut req = client.request(method, app.https_url(&path));
@@ -104,10 +150,21 @@ async fn security_headers_on_every_response() {
         let res = req.send().await.unwrap();
         assert_eq!(res.status().as_u16(), status, "{what}");
         assert_security_headers(&res, what);
-        assert!(ids.insert(res.headers()["x-request-id"].to_str().unwrap().to_string()), "request ids must be unique");
+        assert!(
+            ids.insert(res.headers()["x-request-id"].to_str().unwrap().to_string()),
+            "request ids must be unique"
+        );
         if what == "stylesheet" {
-            assert_eq!(res.headers()["cache-control"], "public, max-age=31536000, immutable");
-            assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/css"));
+            assert_eq!(
+                res.headers()["cache-control"],
+                "public, max-age=31536000, immutable"
+            );
+            assert!(
+                res.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/css")
+            );
         }
     }
     app.stop().await;
@@ -117,13 +174,26 @@ async fn security_headers_on_every_response() {
 async fn error_pages_show_the_request_id() {
     let app = TestApp::spawn().await;
     let client = app.client();
-    let res = client.get(app.https_url("/missing")).header("accept", "text/html").send().await.unwrap();
+    let res = client
+        .get(app.https_url("/missing"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
     let id = res.headers()["x-request-id"].to_str().unwrap().to_string();
     let html = res.text().await.unwrap();
     assert!(html.contains("404") && html.contains(&id), "{html}");
-    assert!(html.contains("/static/app."), "styled with the shared stylesheet");
-    let res = client.get(app.https_url("/missing")).header("accept", "application/json").send().await.unwrap();
+    assert!(
+        html.contains("/static/app."),
+        "styled with the shared stylesheet"
+    );
+    let res = client
+        .get(app.https_url("/missing"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
     let id = res.headers()["x-request-id"].to_str().unwrap().to_string();
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error"]["status"], 404);
@@ -136,11 +206,25 @@ async fn oversized_body_is_rejected_with_413() {
     let app = TestApp::spawn_with(&[("LEADGEN_SERVER__MAX_BODY_BYTES", "4096")]).await;
     let client = app.client();
     let report = serde_json::json!({ "csp-report": { "document-uri": "https://localhost/", "violated-directive": "script-src", "blocked-uri": "inline", "pad": "x".repeat(5000) } });
-    let res = client.post(app.https_url("/csp-report")).json(&report).send().await.unwrap();
+    let res = client
+        .post(app.https_url("/csp-report"))
+        .json(&report)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 413);
     let small = serde_json::json!({ "csp-report": { "document-uri": "https://localhost/", "violated-directive": "script-src", "blocked-uri": "inline" } });
-    let res = client.post(app.https_url("/csp-report")).json(&small).send().await.unwrap();
-    assert_eq!(res.status(), 204, "the server keeps serving after a refusal");
+    let res = client
+        .post(app.https_url("/csp-report"))
+        .json(&small)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        204,
+        "the server keeps serving after a refusal"
+    );
     app.stop().await;
 }
 
@@ -149,21 +233,36 @@ async fn slow_headers_are_cut_off() {
     let app = TestApp::spawn_with(&[("LEADGEN_SERVER__HEADER_READ_TIMEOUT_SECS", "1")]).await;
     let config = crate::helpers::rustls_client(&app.cert_path(), &[&rustls::version::TLS13]);
     let connector = tokio_rustls::TlsConnector::from(config);
-    let tcp = tokio::net::TcpStream::connect(app.bound.https).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(app.bound.https)
+        .await
+        .unwrap();
     let mut tls = connector
-        .connect(rustls::pki_types::ServerName::try_from("localhost").unwrap(), tcp)
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
         .await
         .unwrap();
     // Headers that never end (slowloris).
-    tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\nx-slow: 1\r\n").await.unwrap();
+    tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\nx-slow: 1\r\n")
+        .await
+        .unwrap();
     let mut buf = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(6), tls.read_to_end(&mut buf)).await;
     let closed = matches!(read, Ok(Ok(_)) | Ok(Err(_)));
-    assert!(closed, "the server must close a connection whose headers do not arrive in time");
+    assert!(
+        closed,
+        "the server must close a connection whose headers do not arrive in time"
+    );
     let text = String::from_utf8_lossy(&buf);
     assert!(!text.contains("200 OK"), "{text}");
     // A well-behaved client is still served.
-    let res = app.client().get(app.https_url("/healthz")).send().await.unwrap();
+    let res = app
+        .client()
+        .get(app.https_url("/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     app.stop().await;
 }

@@ -18,10 +18,14 @@ async fn sigterm_lets_in_flight_request_finish() {
     let cert = dir.path().join("tls/dev-cert.pem");
 
     // Start a request whose body is still on its way.
-    let connector = tokio_rustls::TlsConnector::from(rustls_client(&cert, &[&rustls::version::TLS13]));
+    let connector =
+        tokio_rustls::TlsConnector::from(rustls_client(&cert, &[&rustls::version::TLS13]));
     let tcp = tokio::net::TcpStream::connect(https).await.unwrap();
     let mut tls = connector
-        .connect(rustls::pki_types::ServerName::try_from("localhost").unwrap(), tcp)
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
         .await
         .unwrap();
     let body = br#"{"csp-report":{"document-uri":"https://localhost/","violated-directive":"script-src","blocked-uri":"inline"}}"#;
@@ -37,20 +41,36 @@ async fn sigterm_lets_in_flight_request_finish() {
     proc.signal(Signal::SIGTERM);
     tokio::time::sleep(Duration::from_millis(500)).await;
     // No new connections once shutdown began…
-    assert!(tokio::net::TcpStream::connect(https).await.is_err(), "listener must close on SIGTERM");
-    assert!(proc.child.try_wait().unwrap().is_none(), "the server must wait for the in-flight request");
+    assert!(
+        tokio::net::TcpStream::connect(https).await.is_err(),
+        "listener must close on SIGTERM"
+    );
+    assert!(
+        proc.child.try_wait().unwrap().is_none(),
+        "the server must wait for the in-flight request"
+    );
 
     // …but the request in flight completes.
     tls.write_all(&body[20..]).await.unwrap();
     tls.flush().await.unwrap();
     let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf)).await.unwrap().ok();
+    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .ok();
     let text = String::from_utf8_lossy(&buf);
-    assert!(text.starts_with("HTTP/1.1 204"), "in-flight request must complete, got: {text}");
+    assert!(
+        text.starts_with("HTTP/1.1 204"),
+        "in-flight request must complete, got: {text}"
+    );
 
     let status = proc.wait_exit(Duration::from_secs(15));
     assert!(status.success(), "exit status {status}");
-    assert!(proc.stdout().contains("\"message\":\"stopped\""), "{}", proc.stdout());
+    assert!(
+        proc.stdout().contains("\"message\":\"stopped\""),
+        "{}",
+        proc.stdout()
+    );
 }
 
 /// A data folder the unprivileged `postgres` OS user can reach when tests run as root.
@@ -62,11 +82,18 @@ fn open_tempdir() -> tempfile::TempDir {
 
 fn postgres_running_in(dir: &std::path::Path) -> bool {
     let needle = dir.join("postgres").display().to_string();
-    std::fs::read_dir("/proc").unwrap().filter_map(Result::ok).any(|e| {
-        std::fs::read(e.path().join("cmdline"))
-            .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(&needle))
-            .unwrap_or(false)
-    })
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(&needle)
+                })
+                .unwrap_or(false)
+        })
 }
 
 #[tokio::test]
@@ -77,24 +104,50 @@ async fn embedded_postgres_stops_cleanly_and_restarts() {
         let mut proc = Proc::spawn(&["serve", "--demo"], &env);
         let (https, _) = proc.wait_serving(Duration::from_secs(90));
         let client = client_for(&dir.path().join("tls/dev-cert.pem"), https);
-        let res = client.get(format!("https://localhost:{}/readyz", https.port())).send().await.unwrap();
-        assert_eq!(res.status(), 200, "round {round}: {}", res.text().await.unwrap());
+        let res = client
+            .get(format!("https://localhost:{}/readyz", https.port()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            200,
+            "round {round}: {}",
+            res.text().await.unwrap()
+        );
         assert!(postgres_running_in(dir.path()));
         assert!(dir.path().join("postgres/postmaster.pid").exists());
         // Unix socket only: the cluster was started with no TCP listener.
         let log = std::fs::read_to_string(dir.path().join("postgres.log")).unwrap_or_default();
-        assert!(!log.contains("listening on IPv4") && !log.contains("listening on IPv6"), "{log}");
+        assert!(
+            !log.contains("listening on IPv4") && !log.contains("listening on IPv6"),
+            "{log}"
+        );
         if round == 0 {
-            assert!(proc.stdout().contains("demo organization created"), "{}", proc.stdout());
+            assert!(
+                proc.stdout().contains("demo organization created"),
+                "{}",
+                proc.stdout()
+            );
         } else {
-            assert!(proc.stdout().contains("demo organization present"), "{}", proc.stdout());
+            assert!(
+                proc.stdout().contains("demo organization present"),
+                "{}",
+                proc.stdout()
+            );
         }
 
         proc.signal(Signal::SIGTERM);
         let status = proc.wait_exit(Duration::from_secs(30));
         assert!(status.success(), "round {round}: exit {status}");
-        assert!(!dir.path().join("postgres/postmaster.pid").exists(), "round {round}: cluster not stopped cleanly");
-        assert!(!postgres_running_in(dir.path()), "round {round}: postgres still running");
+        assert!(
+            !dir.path().join("postgres/postmaster.pid").exists(),
+            "round {round}: cluster not stopped cleanly"
+        );
+        assert!(
+            !postgres_running_in(dir.path()),
+            "round {round}: postgres still running"
+        );
     }
 }
 
@@ -109,7 +162,11 @@ async fn second_serve_on_same_data_dir_fails() {
     let status = second.wait_exit(Duration::from_secs(30));
     assert!(!status.success());
     let err = second.stderr.lock().unwrap().clone();
-    assert!(err.contains("is in use by another LeadGen server") && err.contains(&format!("pid {}", first.child.id())), "{err}");
+    assert!(
+        err.contains("is in use by another LeadGen server")
+            && err.contains(&format!("pid {}", first.child.id())),
+        "{err}"
+    );
     // The first one is unaffected.
     first.signal(Signal::SIGTERM);
     assert!(first.wait_exit(Duration::from_secs(15)).success());

@@ -51,16 +51,38 @@ async fn catalog_every_app_table_has_forced_rls_and_a_policy() {
     .fetch_one(&su)
     .await
     .unwrap();
-    assert!(tables >= 3, "expected the foundation tables, found {tables}");
+    assert!(
+        tables >= 3,
+        "expected the foundation tables, found {tables}"
+    );
     let violations = rls_violations(&su).await;
-    assert!(violations.is_empty(), "tables without full row-level security:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "tables without full row-level security:\n{}",
+        violations.join("\n")
+    );
 
     // The check itself can fail: a new table without RLS, then with RLS but not forced, is caught.
-    sqlx::query("CREATE TABLE app.probe (id int)").execute(&su).await.unwrap();
-    assert_eq!(rls_violations(&su).await, vec!["app.probe: RLS not enabled, RLS not forced, no policy".to_string()]);
-    sqlx::query("ALTER TABLE app.probe ENABLE ROW LEVEL SECURITY").execute(&su).await.unwrap();
-    sqlx::query("CREATE POLICY p ON app.probe USING (true)").execute(&su).await.unwrap();
-    assert_eq!(rls_violations(&su).await, vec!["app.probe: RLS not forced".to_string()]);
+    sqlx::query("CREATE TABLE app.probe (id int)")
+        .execute(&su)
+        .await
+        .unwrap();
+    assert_eq!(
+        rls_violations(&su).await,
+        vec!["app.probe: RLS not enabled, RLS not forced, no policy".to_string()]
+    );
+    sqlx::query("ALTER TABLE app.probe ENABLE ROW LEVEL SECURITY")
+        .execute(&su)
+        .await
+        .unwrap();
+    sqlx::query("CREATE POLICY p ON app.probe USING (true)")
+        .execute(&su)
+        .await
+        .unwrap();
+    assert_eq!(
+        rls_violations(&su).await,
+        vec!["app.probe: RLS not forced".to_string()]
+    );
 }
 
 #[tokio::test]
@@ -82,8 +104,12 @@ async fn app_role_is_not_owner_superuser_or_bypassrls() {
     .await
     .unwrap();
     assert!(owned.is_empty(), "leadgen_app owns {owned:?}");
-    let schema_owner: String =
-        sqlx::query_scalar("SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'app'").fetch_one(&su).await.unwrap();
+    let schema_owner: String = sqlx::query_scalar(
+        "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'app'",
+    )
+    .fetch_one(&su)
+    .await
+    .unwrap();
     assert_eq!(schema_owner, "leadgen_owner");
     let owners: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT c.relowner::regrole::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'app'",
@@ -91,18 +117,30 @@ async fn app_role_is_not_owner_superuser_or_bypassrls() {
     .fetch_all(&su)
     .await
     .unwrap();
-    assert_eq!(owners, vec!["leadgen_owner".to_string()], "every app relation is owned by leadgen_owner");
-    let (m_super, m_bypass): (bool, bool) =
-        sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'leadgen_maintenance'")
-            .fetch_one(&su)
-            .await
-            .unwrap();
-    assert!(!m_super && m_bypass, "leadgen_maintenance: BYPASSRLS for cross-tenant jobs, never superuser");
+    assert_eq!(
+        owners,
+        vec!["leadgen_owner".to_string()],
+        "every app relation is owned by leadgen_owner"
+    );
+    let (m_super, m_bypass): (bool, bool) = sqlx::query_as(
+        "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'leadgen_maintenance'",
+    )
+    .fetch_one(&su)
+    .await
+    .unwrap();
+    assert!(
+        !m_super && m_bypass,
+        "leadgen_maintenance: BYPASSRLS for cross-tenant jobs, never superuser"
+    );
 
     // The server itself refuses to run as a role that would bypass RLS.
-    let err = leadgen::db::connect_app(&db.migrate_url(), 1).await.unwrap_err();
+    let err = leadgen::db::connect_app(&db.migrate_url(), 1)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("superuser"), "{err}");
-    let err = leadgen::db::connect_app(&db.role_url("leadgen_maintenance"), 1).await.unwrap_err();
+    let err = leadgen::db::connect_app(&db.role_url("leadgen_maintenance"), 1)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("BYPASSRLS"), "{err}");
 }
 
@@ -112,10 +150,23 @@ struct Org {
 }
 
 async fn create_org(pool: &PgPool, name: &str) -> Org {
-    let org = Org { id: Uuid::now_v7(), admin: Uuid::now_v7() };
-    let ctx = TenantContext { org_id: org.id, user_id: org.admin, role: Role::Admin, aal: Aal::Aal2 };
+    let org = Org {
+        id: Uuid::now_v7(),
+        admin: Uuid::now_v7(),
+    };
+    let ctx = TenantContext {
+        org_id: org.id,
+        user_id: org.admin,
+        role: Role::Admin,
+        aal: Aal::Aal2,
+    };
     let mut tx = TenantTx::begin(pool, ctx).await.unwrap();
-    sqlx::query("INSERT INTO app.organizations (id, name) VALUES ($1, $2)").bind(org.id).bind(name).execute(&mut *tx).await.unwrap();
+    sqlx::query("INSERT INTO app.organizations (id, name) VALUES ($1, $2)")
+        .bind(org.id)
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     sqlx::query("INSERT INTO app.users (id, email) VALUES ($1, $2)")
         .bind(org.admin)
         .bind(format!("admin-{}@example.test", org.id.simple()))
@@ -155,33 +206,65 @@ async fn isolation_between_two_organizations() {
 
     // No tenant context: nothing at all.
     let mut conn = pool.acquire().await.unwrap();
-    assert_eq!(counts(&mut conn).await, (0, 0, 0), "no context must see no rows");
+    assert_eq!(
+        counts(&mut conn).await,
+        (0, 0, 0),
+        "no context must see no rows"
+    );
     drop(conn);
 
-    let ctx_a = TenantContext { org_id: a.id, user_id: a.admin, role: Role::Admin, aal: Aal::Aal2 };
+    let ctx_a = TenantContext {
+        org_id: a.id,
+        user_id: a.admin,
+        role: Role::Admin,
+        aal: Aal::Aal2,
+    };
     let mut tx = TenantTx::begin(&pool, ctx_a).await.unwrap();
-    assert_eq!(counts(&mut tx).await, (1, 1, 1), "org A sees exactly its own rows");
-    let orgs: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM app.organizations").fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(
+        counts(&mut tx).await,
+        (1, 1, 1),
+        "org A sees exactly its own rows"
+    );
+    let orgs: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM app.organizations")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
     assert_eq!(orgs, vec![a.id]);
     let by_id: Option<String> =
-        sqlx::query_scalar("SELECT name FROM app.organizations WHERE id = $1").bind(b.id).fetch_optional(&mut *tx).await.unwrap();
-    assert_eq!(by_id, None, "B's organization does not exist for A, even by id");
+        sqlx::query_scalar("SELECT name FROM app.organizations WHERE id = $1")
+            .bind(b.id)
+            .fetch_optional(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!(
+        by_id, None,
+        "B's organization does not exist for A, even by id"
+    );
 
     // UPDATE and DELETE of B's rows touch nothing.
-    let r = sqlx::query("UPDATE app.organizations SET name = 'pwned' WHERE id = $1").bind(b.id).execute(&mut *tx).await.unwrap();
+    let r = sqlx::query("UPDATE app.organizations SET name = 'pwned' WHERE id = $1")
+        .bind(b.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     assert_eq!(r.rows_affected(), 0);
-    let r = sqlx::query("DELETE FROM app.memberships WHERE org_id = $1").bind(b.id).execute(&mut *tx).await.unwrap();
+    let r = sqlx::query("DELETE FROM app.memberships WHERE org_id = $1")
+        .bind(b.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     assert_eq!(r.rows_affected(), 0);
     tx.commit().await.unwrap();
 
     // INSERT into B fails.
     let mut tx = TenantTx::begin(&pool, ctx_a).await.unwrap();
-    let e = sqlx::query("INSERT INTO app.memberships (org_id, user_id, role) VALUES ($1, $2, 'admin')")
-        .bind(b.id)
-        .bind(a.admin)
-        .execute(&mut *tx)
-        .await
-        .unwrap_err();
+    let e =
+        sqlx::query("INSERT INTO app.memberships (org_id, user_id, role) VALUES ($1, $2, 'admin')")
+            .bind(b.id)
+            .bind(a.admin)
+            .execute(&mut *tx)
+            .await
+            .unwrap_err();
     assert!(is_rls_violation(&e), "insert into B: {e}");
     drop(tx);
 
@@ -207,14 +290,26 @@ async fn isolation_between_two_organizations() {
     drop(tx);
 
     // B is untouched, as seen by B.
-    let ctx_b = TenantContext { org_id: b.id, user_id: b.admin, role: Role::Admin, aal: Aal::Aal2 };
+    let ctx_b = TenantContext {
+        org_id: b.id,
+        user_id: b.admin,
+        role: Role::Admin,
+        aal: Aal::Aal2,
+    };
     let mut tx = TenantTx::begin(&pool, ctx_b).await.unwrap();
     assert_eq!(counts(&mut tx).await, (1, 1, 1));
-    let name: String = sqlx::query_scalar("SELECT name FROM app.organizations").fetch_one(&mut *tx).await.unwrap();
+    let name: String = sqlx::query_scalar("SELECT name FROM app.organizations")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
     assert_eq!(name, "Org B");
     tx.commit().await.unwrap();
 
     // The context dies with the transaction: the pooled connection is clean again.
     let mut conn = pool.acquire().await.unwrap();
-    assert_eq!(counts(&mut conn).await, (0, 0, 0), "tenant settings must not survive the transaction");
+    assert_eq!(
+        counts(&mut conn).await,
+        (0, 0, 0),
+        "tenant settings must not survive the transaction"
+    );
 }

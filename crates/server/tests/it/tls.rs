@@ -78,12 +78,28 @@ async fn tls_1_1_client_hello_is_refused() {
     let app = TestApp::spawn().await;
     // The same hello at TLS 1.2 gets a ServerHello, so the refusal below is about the version.
     let ok = first_record(&app, &client_hello(0x0303, &[ECDHE_ECDSA_AES128_GCM])).await;
-    assert_eq!(ok[0], 0x16, "a valid TLS 1.2 hello should get a handshake record");
+    assert_eq!(
+        ok[0], 0x16,
+        "a valid TLS 1.2 hello should get a handshake record"
+    );
     for version in [0x0302u16, 0x0301] {
-        let r = first_record(&app, &client_hello(version, &[ECDHE_ECDSA_AES128_GCM, ECDHE_ECDSA_AES128_CBC_SHA])).await;
-        assert_eq!(r[0], 0x15, "TLS version {version:#06x} must be answered with an alert, got {r:?}");
+        let r = first_record(
+            &app,
+            &client_hello(
+                version,
+                &[ECDHE_ECDSA_AES128_GCM, ECDHE_ECDSA_AES128_CBC_SHA],
+            ),
+        )
+        .await;
+        assert_eq!(
+            r[0], 0x15,
+            "TLS version {version:#06x} must be answered with an alert, got {r:?}"
+        );
         assert_eq!(r[3], 2, "the alert must be fatal");
-        assert_eq!(r[4], 70, "protocol_version alert expected for {version:#06x}");
+        assert_eq!(
+            r[4], 70,
+            "protocol_version alert expected for {version:#06x}"
+        );
     }
     app.stop().await;
 }
@@ -93,27 +109,45 @@ async fn cbc_only_client_hello_is_refused() {
     let app = TestApp::spawn().await;
     let r = first_record(
         &app,
-        &client_hello(0x0303, &[ECDHE_ECDSA_AES128_CBC_SHA, ECDHE_RSA_AES128_CBC_SHA, RSA_AES128_CBC_SHA, RSA_3DES_EDE_CBC_SHA]),
+        &client_hello(
+            0x0303,
+            &[
+                ECDHE_ECDSA_AES128_CBC_SHA,
+                ECDHE_RSA_AES128_CBC_SHA,
+                RSA_AES128_CBC_SHA,
+                RSA_3DES_EDE_CBC_SHA,
+            ],
+        ),
     )
     .await;
-    assert_eq!(r[0], 0x15, "a client offering only non-AEAD suites must get an alert, got {r:?}");
+    assert_eq!(
+        r[0], 0x15,
+        "a client offering only non-AEAD suites must get an alert, got {r:?}"
+    );
     assert_eq!(r[4], 40, "handshake_failure expected");
     app.stop().await;
 }
 
-async fn handshake(app: &TestApp, versions: &[&'static rustls::SupportedProtocolVersion]) -> Result<(rustls::ProtocolVersion, rustls::SupportedCipherSuite), std::io::Error> {
+async fn handshake(
+    app: &TestApp,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<(rustls::ProtocolVersion, rustls::SupportedCipherSuite), std::io::Error> {
     let config = rustls_client(&app.cert_path(), versions);
     let connector = tokio_rustls::TlsConnector::from(Arc::clone(&config));
     let tcp = TcpStream::connect(app.bound.https).await?;
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let mut tls = connector.connect(name, tcp).await?;
-    tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").await?;
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .await?;
     let mut buf = Vec::new();
     tls.read_to_end(&mut buf).await?;
     let text = String::from_utf8_lossy(&buf);
     assert!(text.starts_with("HTTP/1.1 200"), "healthz over TLS: {text}");
     let (_, conn) = tls.get_ref();
-    Ok((conn.protocol_version().unwrap(), conn.negotiated_cipher_suite().unwrap()))
+    Ok((
+        conn.protocol_version().unwrap(),
+        conn.negotiated_cipher_suite().unwrap(),
+    ))
 }
 
 #[tokio::test]
@@ -122,11 +156,16 @@ async fn tls_1_2_and_1_3_handshakes_succeed() {
     let (v, suite) = handshake(&app, &[&rustls::version::TLS12]).await.unwrap();
     assert_eq!(v, rustls::ProtocolVersion::TLSv1_2);
     let name = format!("{:?}", suite.suite());
-    assert!(name.contains("GCM") || name.contains("CHACHA20_POLY1305"), "non-AEAD suite {name}");
+    assert!(
+        name.contains("GCM") || name.contains("CHACHA20_POLY1305"),
+        "non-AEAD suite {name}"
+    );
     let (v, _) = handshake(&app, &[&rustls::version::TLS13]).await.unwrap();
     assert_eq!(v, rustls::ProtocolVersion::TLSv1_3);
     // Offered both, the server prefers 1.3.
-    let (v, _) = handshake(&app, &[&rustls::version::TLS12, &rustls::version::TLS13]).await.unwrap();
+    let (v, _) = handshake(&app, &[&rustls::version::TLS12, &rustls::version::TLS13])
+        .await
+        .unwrap();
     assert_eq!(v, rustls::ProtocolVersion::TLSv1_3);
     app.stop().await;
 }
@@ -134,8 +173,13 @@ async fn tls_1_2_and_1_3_handshakes_succeed() {
 #[tokio::test]
 async fn min_version_1_3_refuses_tls_1_2() {
     let app = TestApp::spawn_with(&[("LEADGEN_TLS__MIN_VERSION", "1.3")]).await;
-    let err = handshake(&app, &[&rustls::version::TLS12]).await.unwrap_err();
-    assert!(err.to_string().to_lowercase().contains("protocol") || err.to_string().contains("alert"), "{err}");
+    let err = handshake(&app, &[&rustls::version::TLS12])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().to_lowercase().contains("protocol") || err.to_string().contains("alert"),
+        "{err}"
+    );
     let (v, _) = handshake(&app, &[&rustls::version::TLS13]).await.unwrap();
     assert_eq!(v, rustls::ProtocolVersion::TLSv1_3);
     app.stop().await;

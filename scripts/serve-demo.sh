@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# README command 1: installs what is missing (PostgreSQL's server programs from Debian's packages),
+# builds LeadGen, and serves it with a demo organization on the embedded database:
+# https://localhost:8443, with http://localhost:8080 redirecting to it. Ctrl-C stops it cleanly.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+. scripts/lib.sh
+
+ensure_postgres_binaries
+command -v cc >/dev/null || apt_install build-essential
+
+say "building LeadGen (release)"
+cargo build --release --locked --quiet --bin leadgen
+
+data_dir=${LEADGEN_DATA_DIR:-$root/data}
+if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$(dirname "$data_dir")" 2>/dev/null; then
+  # As root, the embedded cluster runs as the `postgres` OS user, which cannot enter this folder.
+  data_dir=/var/lib/leadgen
+  say "the postgres user cannot reach $root; keeping data in $data_dir instead"
+fi
+mkdir -p "$data_dir"
+
+say "serving https://localhost:8443 (data in $data_dir)"
+exec target/release/leadgen serve --demo --data-dir "$data_dir" "$@"
