@@ -200,6 +200,25 @@ impl EmbeddedPostgres {
         Ok(())
     }
 
+    /// Every folder above the cluster must be searchable by the cluster's OS user, or initdb
+    /// fails with a confusing message deep inside PostgreSQL.
+    fn check_reachable(&self, uid: nix::unistd::Uid) -> Result<(), EmbeddedError> {
+        use std::os::unix::fs::MetadataExt;
+        let Some(data_dir) = self.cluster_dir.parent() else {
+            return Ok(());
+        };
+        for dir in data_dir.ancestors() {
+            let Ok(meta) = std::fs::metadata(dir) else {
+                continue;
+            };
+            let searchable = meta.mode() & 0o001 != 0 || meta.uid() == uid.as_raw();
+            if !searchable {
+                return Err(EmbeddedError::Unreachable(data_dir.display().to_string()));
+            }
+        }
+        Ok(())
+    }
+
     async fn run(
         &self,
         what: &'static str,
