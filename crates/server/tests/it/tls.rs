@@ -184,3 +184,76 @@ async fn min_version_1_3_refuses_tls_1_2() {
     assert_eq!(v, rustls::ProtocolVersion::TLSv1_3);
     app.stop().await;
 }
+
+/// The leaf certificate the server presents, trusting any of `trusted`.
+async fn served_leaf(app: &TestApp, trusted: &[&rcgen::CertifiedKey<rcgen::KeyPair>]) -> Vec<u8> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in trusted {
+        roots.add(c.cert.der().clone()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(app.bound.https).await.unwrap();
+    let tls = connector
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+#[tokio::test]
+async fn configured_certificate_is_reloaded_when_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let write = |c: &rcgen::CertifiedKey<rcgen::KeyPair>| {
+        std::fs::write(&key_path, c.signing_key.serialize_pem()).unwrap();
+        std::fs::write(&cert_path, c.cert.pem()).unwrap();
+    };
+    let a = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let b = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    write(&a);
+    let (cp, kp) = (
+        cert_path.display().to_string(),
+        key_path.display().to_string(),
+    );
+    let app = TestApp::spawn_with(&[
+        ("LEADGEN_TLS__CERT_PATH", cp.as_str()),
+        ("LEADGEN_TLS__KEY_PATH", kp.as_str()),
+        ("LEADGEN_TLS__RELOAD_INTERVAL_SECS", "1"),
+    ])
+    .await;
+    assert_eq!(served_leaf(&app, &[&a, &b]).await, a.cert.der().to_vec());
+
+    // A broken file is not taken: the old certificate keeps serving.
+    std::fs::write(&cert_path, "not a certificate").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(
+        served_leaf(&app, &[&a, &b]).await,
+        a.cert.der().to_vec(),
+        "a broken pair must not replace a good one"
+    );
+
+    // A new valid pair is picked up without a restart.
+    write(&b);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if served_leaf(&app, &[&a, &b]).await == b.cert.der().to_vec() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new certificate was not picked up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    app.stop().await;
+}
