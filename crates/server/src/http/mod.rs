@@ -75,6 +75,7 @@ pub fn app_router(state: AppState) -> Router {
                 middleware::error_pages,
             ))
             .layer(axum::middleware::from_fn(middleware::method_filter))
+            .layer(axum::middleware::from_fn(crate::web::csrf::same_origin))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
                 Duration::from_secs(config.server.request_timeout_secs),

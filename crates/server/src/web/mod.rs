@@ -3,6 +3,7 @@
 //! Pages carry no inline script or style, so the Content-Security-Policy can forbid both.
 
 pub mod assets;
+pub mod csrf;
 
 use askama::Template;
 use axum::Router;

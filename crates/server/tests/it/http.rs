@@ -266,3 +266,58 @@ async fn slow_headers_are_cut_off() {
     assert_eq!(res.status(), 200);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn cross_site_form_posts_are_refused() {
+    let app = TestApp::spawn().await;
+    let client = app.client();
+    let own = format!("https://localhost:{}", app.bound.https.port());
+    let report = r#"{"csp-report":{"document-uri":"https://localhost/","violated-directive":"script-src","blocked-uri":"inline"}}"#;
+    let post = |origin: Option<&str>, ct: &str, cookie: bool| {
+        let mut r = client
+            .post(app.https_url("/csp-report"))
+            .header("content-type", ct)
+            .body(report);
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        if cookie {
+            r = r.header("cookie", "__Host-session=abc");
+        }
+        r.send()
+    };
+    // A form post from another site, and one hiding its origin, are refused before any handler.
+    let res = post(
+        Some("https://evil.example"),
+        "application/x-www-form-urlencoded",
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = post(Some("null"), "text/plain", false).await.unwrap();
+    assert_eq!(res.status(), 403);
+    let res = post(None, "application/json", true).await.unwrap();
+    assert_eq!(
+        res.status(),
+        403,
+        "cookie-carrying state change without Origin"
+    );
+    let res = post(Some("http://localhost"), "application/json", true)
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        403,
+        "same host over plain HTTP is another origin"
+    );
+    // The same requests from our own origin reach the handler.
+    let res = post(Some(&own), "application/json", true).await.unwrap();
+    assert_eq!(res.status(), 204);
+    let res = post(Some(&own), "text/plain", false).await.unwrap();
+    assert_eq!(res.status(), 204);
+    // Non-browser API calls (no cookies, JSON) need no Origin.
+    let res = post(None, "application/json", false).await.unwrap();
+    assert_eq!(res.status(), 204);
+    app.stop().await;
+}
