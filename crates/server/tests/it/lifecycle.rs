@@ -176,3 +176,22 @@ async fn second_serve_on_same_data_dir_fails() {
     third.signal(Signal::SIGTERM);
     assert!(third.wait_exit(Duration::from_secs(15)).success());
 }
+
+#[test]
+fn missing_postgres_programs_name_the_debian_package() {
+    let dir = open_tempdir();
+    let mut env = server_env(None, dir.path());
+    env.push((
+        "LEADGEN_DATABASE__POSTGRES_BIN_DIR".into(),
+        "/nonexistent/postgresql/bin".into(),
+    ));
+    let (code, _, err) = crate::helpers::run_leadgen(&["serve"], &env);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("apt-get install postgresql") && err.contains("/nonexistent/postgresql/bin"),
+        "{err}"
+    );
+    // The lock was released: nothing stays behind that blocks the next start.
+    let lock = std::fs::read_to_string(dir.path().join("leadgen.lock")).unwrap_or_default();
+    assert!(lock.trim().is_empty(), "stale lock content: {lock}");
+}
