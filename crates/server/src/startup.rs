@@ -17,6 +17,9 @@ use crate::db::{self, embedded::EmbeddedPostgres};
 use crate::http::SecurityHeaders;
 use crate::server::{self, ConnLimits};
 
+/// How long shutdown lets keep-alive clients close their own connections before closing the rest.
+const DRAIN_PHASE: Duration = Duration::from_secs(2);
+
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
@@ -25,6 +28,8 @@ pub struct AppState {
     pub headers: SecurityHeaders,
     pub app_key: Arc<SecretString>,
     pub version: &'static str,
+    /// Set once shutdown begins; responses then ask HTTP/1 clients to close the connection.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Keeps a second server off the same data folder for as long as it lives.
@@ -165,6 +170,7 @@ impl Application {
             pool,
             app_key: Arc::new(app_key),
             version: env!("CARGO_PKG_VERSION"),
+            draining: Arc::default(),
         };
         Ok(Self {
             config,
@@ -266,6 +272,16 @@ impl Application {
         }
         let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
         let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
+        // Drain first: keep-alive clients get `Connection: close` on their current response and
+        // hang up themselves. Closing a connection that merely looks idle could cut off a request
+        // already on the wire, which the client would see as a failure.
+        self.state
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let drain_until = tokio::time::Instant::now() + grace.min(DRAIN_PHASE);
+        while graceful.count() > 0 && tokio::time::Instant::now() < drain_until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         if tokio::time::timeout(grace, graceful.shutdown())
             .await
             .is_err()

@@ -152,6 +152,18 @@ pub async fn error_pages(State(state): State<AppState>, req: Request, next: Next
     out
 }
 
+/// While the server drains for shutdown, asks HTTP/1 clients to close the connection after this
+/// response (HTTP/2 has GOAWAY for that, sent by the connection itself).
+pub async fn drain_close(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let http1 = req.version() <= http::Version::HTTP_11;
+    let mut res = next.run(req).await;
+    if http1 && state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    res
+}
+
 /// Methods outside LeadGen's set (TRACE, CONNECT, WebDAV…) are refused before routing.
 pub async fn method_filter(req: Request, next: Next) -> Response {
     if leadgen_waf::method_allowed(req.method().as_str()) {

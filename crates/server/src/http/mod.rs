@@ -65,6 +65,10 @@ pub fn app_router(state: AppState) -> Router {
     routes.layer(
         ServiceBuilder::new()
             .layer(axum::middleware::from_fn(middleware::request_id))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                middleware::drain_close,
+            ))
             .layer(axum::middleware::from_fn(middleware::access_log))
             .layer(axum::middleware::from_fn_with_state(
                 headers,

@@ -221,6 +221,7 @@ mod tests {
             pool: sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap(),
             app_key: std::sync::Arc::new(secrecy::SecretString::from(KEY)),
             version: "test",
+            draining: std::sync::Arc::default(),
         };
         let app = axum::Router::new()
             .route(

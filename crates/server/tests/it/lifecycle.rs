@@ -38,6 +38,21 @@ async fn sigterm_lets_in_flight_request_finish() {
     tls.flush().await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
+    // A keep-alive connection that has finished one exchange and sits idle.
+    let tcp = tokio::net::TcpStream::connect(https).await.unwrap();
+    let mut idle = connector
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let get = b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n";
+    idle.write_all(get).await.unwrap();
+    let mut first = vec![0u8; 4096];
+    let n = idle.read(&mut first).await.unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+
     proc.signal(Signal::SIGTERM);
     tokio::time::sleep(Duration::from_millis(500)).await;
     // No new connections once shutdown began…
@@ -48,6 +63,20 @@ async fn sigterm_lets_in_flight_request_finish() {
     assert!(
         proc.child.try_wait().unwrap().is_none(),
         "the server must wait for the in-flight request"
+    );
+
+    // The idle keep-alive client's next request is still answered, and told to close, so no
+    // request already on the wire is cut off.
+    idle.write_all(get).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .ok();
+    let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    assert!(
+        text.starts_with("http/1.1 200") && text.contains("connection: close"),
+        "draining response: {text}"
     );
 
     // …but the request in flight completes.
