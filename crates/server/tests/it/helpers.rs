@@ -179,6 +179,28 @@ pub fn rustls_client(
     )
 }
 
+/// Opens a TLS connection to `addr` as `localhost` with a client from [`rustls_client`].
+pub async fn tls_connect(
+    cert: &Path,
+    addr: SocketAddr,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    tls_connect_with(rustls_client(cert, versions), addr).await
+}
+
+/// Opens a TLS connection to `addr` as `localhost` with the given client configuration.
+pub async fn tls_connect_with(
+    config: Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name =
+        rustls::pki_types::ServerName::try_from("localhost").map_err(std::io::Error::other)?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+}
+
 /// The `leadgen` binary running as a child process, with its stdout lines collected.
 pub struct Proc {
     pub child: Child,

@@ -231,18 +231,13 @@ async fn oversized_body_is_rejected_with_413() {
 #[tokio::test]
 async fn slow_headers_are_cut_off() {
     let app = TestApp::spawn_with(&[("LEADGEN_SERVER__HEADER_READ_TIMEOUT_SECS", "1")]).await;
-    let config = crate::helpers::rustls_client(&app.cert_path(), &[&rustls::version::TLS13]);
-    let connector = tokio_rustls::TlsConnector::from(config);
-    let tcp = tokio::net::TcpStream::connect(app.bound.https)
-        .await
-        .unwrap();
-    let mut tls = connector
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    let mut tls = crate::helpers::tls_connect(
+        &app.cert_path(),
+        app.bound.https,
+        &[&rustls::version::TLS13],
+    )
+    .await
+    .unwrap();
     // Headers that never end (slowloris).
     tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\nx-slow: 1\r\n")
         .await

@@ -7,7 +7,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{Proc, TestDb, client_for, rustls_client, server_env};
+use crate::helpers::{Proc, TestDb, client_for, server_env, tls_connect};
 
 #[tokio::test]
 async fn sigterm_lets_in_flight_request_finish() {
@@ -18,16 +18,8 @@ async fn sigterm_lets_in_flight_request_finish() {
     let cert = dir.path().join("tls/dev-cert.pem");
 
     // Start a request whose body is still on its way.
-    let connector =
-        tokio_rustls::TlsConnector::from(rustls_client(&cert, &[&rustls::version::TLS13]));
-    let tcp = tokio::net::TcpStream::connect(https).await.unwrap();
-    let mut tls = connector
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    let tls13: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+    let mut tls = tls_connect(&cert, https, tls13).await.unwrap();
     let body = br#"{"csp-report":{"document-uri":"https://localhost/","violated-directive":"script-src","blocked-uri":"inline"}}"#;
     let head = format!(
         "POST /csp-report HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/csp-report\r\ncontent-length: {}\r\n\r\n",
@@ -39,14 +31,7 @@ async fn sigterm_lets_in_flight_request_finish() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // A keep-alive connection that has finished one exchange and sits idle.
-    let tcp = tokio::net::TcpStream::connect(https).await.unwrap();
-    let mut idle = connector
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    let mut idle = tls_connect(&cert, https, tls13).await.unwrap();
     let get = b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n";
     idle.write_all(get).await.unwrap();
     let mut first = vec![0u8; 4096];

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{TestApp, rustls_client};
+use crate::helpers::{TestApp, tls_connect, tls_connect_with};
 
 /// A minimal ClientHello record: `version` as the legacy version, the given cipher suites, and
 /// the extensions a TLS 1.2 ECDHE handshake needs. No supported_versions extension, so the
@@ -132,11 +132,7 @@ async fn handshake(
     app: &TestApp,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Result<(rustls::ProtocolVersion, rustls::SupportedCipherSuite), std::io::Error> {
-    let config = rustls_client(&app.cert_path(), versions);
-    let connector = tokio_rustls::TlsConnector::from(Arc::clone(&config));
-    let tcp = TcpStream::connect(app.bound.https).await?;
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = connector.connect(name, tcp).await?;
+    let mut tls = tls_connect(&app.cert_path(), app.bound.https, versions).await?;
     tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
         .await?;
     let mut buf = Vec::new();
@@ -198,13 +194,7 @@ async fn served_leaf(app: &TestApp, trusted: &[&rcgen::CertifiedKey<rcgen::KeyPa
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(app.bound.https).await.unwrap();
-    let tls = connector
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
+    let tls = tls_connect_with(Arc::new(config), app.bound.https)
         .await
         .unwrap();
     tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
