@@ -164,6 +164,18 @@ pub async fn drain_close(State(state): State<AppState>, req: Request, next: Next
     res
 }
 
+/// A handler panic becomes a bodiless 500 (rendered by [`error_pages`] with the request id); the
+/// panic message is logged, never sent.
+pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = message, "handler panicked");
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+}
+
 /// Methods outside LeadGen's set (TRACE, CONNECT, WebDAV…) are refused before routing.
 pub async fn method_filter(req: Request, next: Next) -> Response {
     if leadgen_waf::method_allowed(req.method().as_str()) {

@@ -12,6 +12,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Config;
@@ -53,13 +54,18 @@ impl SecurityHeaders {
 
 /// The application router with the full middleware stack.
 pub fn app_router(state: AppState) -> Router {
-    let config = &state.config;
-    let headers = Arc::new(state.headers.clone());
     let routes = Router::new()
         .merge(crate::web::routes())
         .merge(crate::ops::routes())
-        .fallback(fallback)
-        .with_state(state.clone());
+        .fallback(fallback);
+    with_middleware(routes, state)
+}
+
+/// Wraps `routes` in the middleware every request passes through.
+pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
+    let config = state.config.clone();
+    let headers = Arc::new(state.headers.clone());
+    let routes = routes.with_state(state.clone());
     // Outermost first: request id, then logging, then headers and error pages, then the
     // request rules and limits closest to the handlers.
     routes.layer(
@@ -78,6 +84,7 @@ pub fn app_router(state: AppState) -> Router {
                 state.clone(),
                 middleware::error_pages,
             ))
+            .layer(CatchPanicLayer::custom(middleware::panic_response))
             .layer(axum::middleware::from_fn(middleware::method_filter))
             .layer(axum::middleware::from_fn(crate::web::csrf::same_origin))
             .layer(TimeoutLayer::with_status_code(
@@ -142,6 +149,54 @@ fn host_name(host: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::host_name;
+
+    /// A handler that panics yields the styled 500 page with the request id, not a dropped
+    /// connection, and the server keeps serving.
+    #[tokio::test]
+    async fn a_panicking_handler_gets_a_500_page() {
+        use axum::body::Body;
+        use axum::routing::get;
+        use tower::ServiceExt;
+
+        let config = crate::config::Config::load(&crate::config::Sources::default()).unwrap();
+        let state = crate::startup::AppState {
+            headers: super::SecurityHeaders::from_config(&config).unwrap(),
+            config: std::sync::Arc::new(config),
+            pool: sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap(),
+            app_key: std::sync::Arc::new(secrecy::SecretString::from("k".repeat(32))),
+            version: "test",
+            draining: std::sync::Arc::default(),
+        };
+        async fn boom() -> &'static str {
+            panic!("handler bug with jane@acme.io")
+        }
+        let routes = axum::Router::new()
+            .route("/boom", get(boom))
+            .route("/fine", get(|| async { "ok" }));
+        let app = super::with_middleware(routes, state);
+        let req = |p: &str| {
+            http::Request::builder()
+                .uri(p)
+                .header("accept", "text/html")
+                .body(Body::empty())
+                .unwrap()
+        };
+        let res = app.clone().oneshot(req("/boom")).await.unwrap();
+        assert_eq!(res.status(), 500);
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_string();
+        assert!(res.headers().contains_key("content-security-policy"));
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let html = String::from_utf8_lossy(&body);
+        assert!(html.contains("500") && html.contains(&id), "{html}");
+        assert!(
+            !html.contains("jane@acme.io") && !html.contains("handler bug"),
+            "panic text must not reach the client"
+        );
+        let res = app.oneshot(req("/fine")).await.unwrap();
+        assert_eq!(res.status(), 200);
+    }
 
     #[test]
     fn host_names_are_parsed_and_junk_refused() {
