@@ -1,8 +1,10 @@
 //! LeadGen's cryptography and secret-handling primitives.
 //!
 //! Pure code without I/O, so every rule here is unit tested and benchmarked on its own.
-//! Today it holds the redaction of personal data and secrets in text, which the server's log
-//! writer applies to every line; field encryption, token formats and key rings join it with the
-//! capabilities that need them.
+//! It holds the redaction of personal data and secrets in text, which the server's log writer
+//! applies to every line, password hashing and policy, and HS256 access tokens with a key ring.
+//! Field encryption and API-key formats join it with the capabilities that need them.
 
+pub mod jwt;
+pub mod password;
 pub mod redact;
