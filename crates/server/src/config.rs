@@ -83,6 +83,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub http_headers: HeadersConfig,
     pub database: DatabaseConfig,
+    pub auth: AuthConfig,
     pub telemetry: TelemetryConfig,
     pub secrets: SecretsConfig,
     pub demo: DemoConfig,
@@ -140,6 +141,21 @@ impl DatabaseConfig {
     pub fn embedded(&self) -> bool {
         self.url.expose_secret().is_empty()
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub site_url: String,
+    pub audience: String,
+    pub jwt_algorithms: Vec<String>,
+    pub access_token_ttl_secs: i64,
+    pub max_access_token_ttl_secs: i64,
+    pub refresh_reuse_grace_secs: i64,
+    pub session_lifetime_secs: i64,
+    pub bcrypt_cost: u32,
+    pub require_email_confirmation: bool,
+    pub confirmation_ttl_secs: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -289,6 +305,28 @@ impl Config {
                 return Err(rule(path, "must be greater than 0"));
             }
         }
+        let a = &self.auth;
+        if a.bcrypt_cost < leadgen_crypto::password::MIN_COST || a.bcrypt_cost > 16 {
+            return Err(rule("auth.bcrypt_cost", "must be between 10 and 16"));
+        }
+        if a.jwt_algorithms.is_empty() || a.jwt_algorithms.iter().any(|alg| alg != leadgen_crypto::jwt::HS256) {
+            return Err(rule("auth.jwt_algorithms", "only \"HS256\" is implemented; list it and nothing else"));
+        }
+        if a.access_token_ttl_secs < 60 || a.access_token_ttl_secs > a.max_access_token_ttl_secs {
+            return Err(rule(
+                "auth.access_token_ttl_secs",
+                "must be at least 60 and at most auth.max_access_token_ttl_secs",
+            ));
+        }
+        for (path, v) in [
+            ("auth.refresh_reuse_grace_secs", a.refresh_reuse_grace_secs),
+            ("auth.session_lifetime_secs", a.session_lifetime_secs),
+            ("auth.confirmation_ttl_secs", a.confirmation_ttl_secs),
+        ] {
+            if v < 0 {
+                return Err(rule(path, "must not be negative"));
+            }
+        }
         let key = self.secrets.app_key.expose_secret();
         if !key.is_empty() && key.len() < 32 {
             return Err(rule("secrets.app_key", "must be at least 32 bytes"));
@@ -326,6 +364,16 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The public base URL (no trailing slash).
+    #[must_use]
+    pub fn site_url(&self) -> String {
+        if self.auth.site_url.is_empty() {
+            format!("https://localhost:{}", self.server.https_port)
+        } else {
+            self.auth.site_url.trim_end_matches('/').to_string()
+        }
     }
 
     /// Where the development certificate and key live.

@@ -3,11 +3,14 @@
 //! `main.rs` only parses the command line and calls [`run`]; everything else lives here so that
 //! integration tests start the real application on port 0.
 
+pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod demo;
 pub mod http;
+pub mod mail;
 pub mod ops;
 pub mod secrets;
 pub mod server;

@@ -30,6 +30,9 @@ pub struct AppState {
     pub version: &'static str,
     /// Set once shutdown begins; responses then ask HTTP/1 clients to close the connection.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    pub clock: crate::clock::SharedClock,
+    pub mailer: crate::mail::Mailer,
+    pub auth: Arc<crate::auth::AuthKeys>,
 }
 
 /// Keeps a second server off the same data folder for as long as it lives.
@@ -99,6 +102,11 @@ pub struct Bound {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(crate::clock::SystemClock)).await
+    }
+
+    /// Like [`Application::build`], reading time from `clock` (tests move it forward).
+    pub async fn build_with_clock(config: Config, clock: crate::clock::SharedClock) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         let lock = DataDirLock::acquire(&config.data_dir)?;
         let app_key = crate::secrets::app_key(&config.secrets.app_key, &config.data_dir)
@@ -117,7 +125,7 @@ impl Application {
             (db::Urls::from_config(&config.database), None)
         };
         // From here on, a failure must stop the cluster we started.
-        let built = Self::build_rest(config, urls, app_key, lock, embedded.clone()).await;
+        let built = Self::build_rest(config, urls, app_key, lock, embedded.clone(), clock).await;
         if let (Err(_), Some(pg)) = (&built, &embedded) {
             let _ = pg.stop().await;
         }
@@ -130,6 +138,7 @@ impl Application {
         app_key: SecretString,
         lock: DataDirLock,
         embedded: Option<EmbeddedPostgres>,
+        clock: crate::clock::SharedClock,
     ) -> anyhow::Result<Self> {
         if config.database.migrate_on_start {
             let applied = db::migrate(&urls.migrate).await?;
@@ -168,9 +177,12 @@ impl Application {
             headers: SecurityHeaders::from_config(&config).context("security headers")?,
             config: config.clone(),
             pool,
+            auth: Arc::new(crate::auth::AuthKeys::new(&app_key, &config)?),
             app_key: Arc::new(app_key),
             version: env!("CARGO_PKG_VERSION"),
             draining: Arc::default(),
+            clock,
+            mailer: crate::mail::Mailer::dev_mailbox(&config.data_dir),
         };
         Ok(Self {
             config,

@@ -11,7 +11,7 @@ use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
-pub use tenant::{Aal, Role, TenantContext, TenantTx};
+pub use tenant::{Aal, Role, TenantContext, TenantTx, UserTx};
 
 use crate::config::DatabaseConfig;
 

@@ -102,3 +102,37 @@ impl DerefMut for TenantTx {
         &mut self.tx
     }
 }
+
+/// A transaction scoped to one user and no organization: account, session and credential
+/// tables, whose policies key on `app.user_id`.
+pub struct UserTx {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl UserTx {
+    pub async fn begin(pool: &PgPool, user_id: Uuid) -> Result<Self, sqlx::Error> {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT set_config('app.user_id', $1, true)")
+            .bind(user_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        Ok(Self { tx })
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl Deref for UserTx {
+    type Target = sqlx::PgConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl DerefMut for UserTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}

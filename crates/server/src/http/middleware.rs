@@ -29,13 +29,27 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// The principal behind a request, once authentication knows it; logged with the request.
-#[derive(Debug, Clone)]
-pub struct PrincipalId(pub String);
+/// Where authentication records who is behind a request, for the access log line.
+#[derive(Debug, Clone, Default)]
+pub struct PrincipalSlot(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl PrincipalSlot {
+    pub fn set(&self, id: String) {
+        if let Ok(mut s) = self.0.lock() {
+            *s = id;
+        }
+    }
+
+    fn get(&self) -> String {
+        self.0.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
 
 /// One JSON log line and one metrics sample per request.
-pub async fn access_log(req: Request, next: Next) -> Response {
+pub async fn access_log(mut req: Request, next: Next) -> Response {
     let start = Instant::now();
+    let slot = PrincipalSlot::default();
+    req.extensions_mut().insert(slot.clone());
     let method = req.method().clone();
     let route = req
         .extensions()
@@ -49,11 +63,7 @@ pub async fn access_log(req: Request, next: Next) -> Response {
     let res = next.run(req).await;
     let latency = start.elapsed();
     let status = res.status().as_u16();
-    let principal = res
-        .extensions()
-        .get::<PrincipalId>()
-        .map(|p| p.0.as_str())
-        .unwrap_or("");
+    let principal = slot.get();
     tracing::info!(
         target: "leadgen::access",
         method = %method,
@@ -61,7 +71,7 @@ pub async fn access_log(req: Request, next: Next) -> Response {
         status,
         latency_ms = latency.as_secs_f64() * 1000.0,
         request_id = %id,
-        principal = principal,
+        principal = %principal,
         "request"
     );
     let labels = [

@@ -57,6 +57,7 @@ pub fn app_router(state: AppState) -> Router {
     let routes = Router::new()
         .merge(crate::web::routes())
         .merge(crate::ops::routes())
+        .merge(crate::auth::api::routes())
         .fallback(fallback);
     with_middleware(routes, state)
 }
@@ -159,6 +160,7 @@ mod tests {
         use tower::ServiceExt;
 
         let config = crate::config::Config::load(&crate::config::Sources::default()).unwrap();
+        let config_for_keys = config.clone();
         let state = crate::startup::AppState {
             headers: super::SecurityHeaders::from_config(&config).unwrap(),
             config: std::sync::Arc::new(config),
@@ -166,6 +168,9 @@ mod tests {
             app_key: std::sync::Arc::new(secrecy::SecretString::from("k".repeat(32))),
             version: "test",
             draining: std::sync::Arc::default(),
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
+            mailer: crate::mail::Mailer::dev_mailbox(std::path::Path::new("/nonexistent")),
+            auth: std::sync::Arc::new(crate::auth::AuthKeys::new(&secrecy::SecretString::from("k".repeat(32)), &config_for_keys).unwrap()),
         };
         async fn boom() -> &'static str {
             panic!("handler bug with jane@acme.io")

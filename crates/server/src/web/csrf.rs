@@ -215,6 +215,7 @@ mod tests {
             text: String,
         }
         let config = crate::config::Config::load(&crate::config::Sources::default()).unwrap();
+        let config_for_keys = config.clone();
         let state = AppState {
             headers: crate::http::SecurityHeaders::from_config(&config).unwrap(),
             config: std::sync::Arc::new(config),
@@ -222,6 +223,9 @@ mod tests {
             app_key: std::sync::Arc::new(secrecy::SecretString::from(KEY)),
             version: "test",
             draining: std::sync::Arc::default(),
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
+            mailer: crate::mail::Mailer::dev_mailbox(std::path::Path::new("/nonexistent")),
+            auth: std::sync::Arc::new(crate::auth::AuthKeys::new(&secrecy::SecretString::from("k".repeat(32)), &config_for_keys).unwrap()),
         };
         let app = axum::Router::new()
             .route(

@@ -1,0 +1,83 @@
+//! Authentication errors in Supabase Auth's wire shape: `{"code": 400, "error_code": "...",
+//! "msg": "..."}`, so Supabase clients show them as they would against Supabase.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("Invalid login credentials")]
+    InvalidCredentials,
+    #[error("Email not confirmed")]
+    EmailNotConfirmed,
+    #[error("{0}")]
+    WeakPassword(String),
+    #[error("Unable to validate email address: invalid format")]
+    InvalidEmail,
+    #[error("User already registered")]
+    UserAlreadyExists,
+    #[error("Invalid Refresh Token: Refresh Token Not Found")]
+    RefreshTokenNotFound,
+    #[error("Invalid Refresh Token: Already Used")]
+    RefreshTokenReused,
+    #[error("Session expired")]
+    SessionExpired,
+    #[error("Email link is invalid or has expired")]
+    OtpExpired,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("This endpoint requires a valid Bearer token")]
+    NoAuthorization,
+    #[error("invalid JWT: unable to parse or verify signature, {0}")]
+    BadJwt(String),
+    #[error("Session from session_id claim in JWT does not exist")]
+    SessionNotFound,
+    #[error("unexpected failure")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for AuthError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl AuthError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use StatusCode as S;
+        match self {
+            Self::InvalidCredentials => (S::BAD_REQUEST, "invalid_credentials"),
+            Self::EmailNotConfirmed => (S::BAD_REQUEST, "email_not_confirmed"),
+            Self::WeakPassword(_) => (S::UNPROCESSABLE_ENTITY, "weak_password"),
+            Self::InvalidEmail => (S::BAD_REQUEST, "validation_failed"),
+            Self::UserAlreadyExists => (S::UNPROCESSABLE_ENTITY, "user_already_exists"),
+            Self::RefreshTokenNotFound => (S::BAD_REQUEST, "refresh_token_not_found"),
+            Self::RefreshTokenReused => (S::BAD_REQUEST, "refresh_token_already_used"),
+            Self::SessionExpired => (S::BAD_REQUEST, "session_expired"),
+            Self::OtpExpired => (S::FORBIDDEN, "otp_expired"),
+            Self::BadRequest(_) => (S::BAD_REQUEST, "validation_failed"),
+            Self::NoAuthorization => (S::UNAUTHORIZED, "no_authorization"),
+            Self::BadJwt(_) => (S::UNAUTHORIZED, "bad_jwt"),
+            Self::SessionNotFound => (S::UNAUTHORIZED, "session_not_found"),
+            Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "unexpected_failure"),
+        }
+    }
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let Self::Internal(e) = &self {
+            tracing::error!(error = ?e, "authentication request failed");
+        }
+        let body = serde_json::json!({ "code": status.as_u16(), "error_code": code, "msg": self.to_string() });
+        let mut res = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer realm=\"leadgen\""),
+            );
+        }
+        res
+    }
+}

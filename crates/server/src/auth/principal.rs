@@ -1,0 +1,57 @@
+//! The authenticated user behind a request: a valid access token whose session is still live.
+//!
+//! The session is checked in the database on every request, so a revoked session (logout,
+//! password change, refresh-token reuse, an operator's command) stops working at once on every
+//! server instance that shares the database, without waiting for the token to expire.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use uuid::Uuid;
+
+use super::AuthError;
+use super::tokens::AccessClaims;
+use crate::db::UserTx;
+use crate::http::middleware::PrincipalSlot;
+use crate::startup::AppState;
+
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub claims: AccessClaims,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(AuthError::NoAuthorization)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or(AuthError::NoAuthorization)?
+            .trim();
+        let now = state.clock.now().unix_timestamp();
+        let claims = state.auth.verify_access(token, now).map_err(|e| AuthError::BadJwt(e.to_string()))?;
+        let mut tx = UserTx::begin(&state.pool, claims.sub).await?;
+        let live = sqlx::query_scalar!(
+            "SELECT revoked_at IS NULL AND not_after > $2 AS \"live!\" FROM app.sessions WHERE id = $1",
+            claims.session_id,
+            state.clock.now()
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if live != Some(true) {
+            return Err(AuthError::SessionNotFound);
+        }
+        if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
+            slot.set(claims.sub.to_string());
+        }
+        Ok(Self { user_id: claims.sub, session_id: claims.session_id, claims })
+    }
+}

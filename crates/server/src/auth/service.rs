@@ -1,0 +1,444 @@
+//! Account and session logic, independent of HTTP.
+
+use std::net::IpAddr;
+
+use leadgen_crypto::password;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::tokens::{Amr, random_token, token_hash};
+use super::{AuthError, EmailAddress};
+use crate::db::UserTx;
+use crate::mail::Mail;
+use crate::startup::AppState;
+
+/// Where a request came from, stored with the session it creates.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+/// A user as the API shows it.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub email_confirmed_at: Option<OffsetDateTime>,
+    pub last_sign_in_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub user_metadata: serde_json::Value,
+}
+
+/// A new session's tokens.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub access_token: String,
+    pub expires_in: i64,
+    pub expires_at: i64,
+    pub refresh_token: String,
+    pub user: User,
+}
+
+pub enum SignupOutcome {
+    /// Confirmation required: the user must open the mailed link first.
+    AwaitingConfirmation(User),
+    Session(Box<Session>),
+}
+
+async fn hash_password(state: &AppState, password: String) -> Result<String, AuthError> {
+    let cost = state.config.auth.bcrypt_cost;
+    tokio::task::spawn_blocking(move || password::hash(&password, cost))
+        .await
+        .map_err(|e| AuthError::Internal(e.into()))?
+        .map_err(|e| AuthError::Internal(e.into()))
+}
+
+async fn verify_password(password: String, hash: String) -> Result<bool, AuthError> {
+    tokio::task::spawn_blocking(move || password::verify(&password, &hash))
+        .await
+        .map_err(|e| AuthError::Internal(e.into()))
+}
+
+async fn load_user(tx: &mut UserTx, id: Uuid) -> Result<User, AuthError> {
+    let u = sqlx::query!(
+        "SELECT id, email, email_confirmed_at, last_sign_in_at, created_at, updated_at, user_metadata
+         FROM app.users WHERE id = $1",
+        id
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(User {
+        id: u.id,
+        email: u.email,
+        email_confirmed_at: u.email_confirmed_at,
+        last_sign_in_at: u.last_sign_in_at,
+        created_at: u.created_at,
+        updated_at: u.updated_at,
+        user_metadata: u.user_metadata,
+    })
+}
+
+/// Creates an account. With confirmation required, an address that is already registered gets
+/// the same answer as a new one (and nothing is changed), so sign-up cannot tell who has an account.
+pub async fn signup(
+    state: &AppState,
+    email: &str,
+    password: String,
+    metadata: serde_json::Value,
+    origin: &Origin,
+) -> Result<SignupOutcome, AuthError> {
+    let email = EmailAddress::parse(email)?;
+    password::check_policy(&password, &[email.as_str(), email.local_part()])
+        .map_err(|e| AuthError::WeakPassword(e.to_string()))?;
+    if !metadata.is_object() {
+        return Err(AuthError::BadRequest("data must be a JSON object".into()));
+    }
+    let hash = hash_password(state, password).await?;
+    let now = state.clock.now();
+    let confirm = state.config.auth.require_email_confirmation;
+    let id = Uuid::now_v7();
+
+    let mut tx = UserTx::begin(&state.pool, id).await?;
+    let inserted = sqlx::query!(
+        "INSERT INTO app.users (id, email, email_confirmed_at, created_at, updated_at, user_metadata)
+         VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT (email) DO NOTHING",
+        id,
+        email.as_str(),
+        (!confirm).then_some(now),
+        now,
+        metadata
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !inserted {
+        drop(tx);
+        if !confirm {
+            return Err(AuthError::UserAlreadyExists);
+        }
+        tracing::info!(target: "leadgen::audit", action = "signup_existing_email", "sign-up for an existing address");
+        return Ok(SignupOutcome::AwaitingConfirmation(User {
+            id,
+            email: email.as_str().to_string(),
+            email_confirmed_at: None,
+            last_sign_in_at: None,
+            created_at: now,
+            updated_at: now,
+            user_metadata: metadata,
+        }));
+    }
+    sqlx::query!("INSERT INTO app.credentials (user_id, password_hash) VALUES ($1, $2)", id, hash)
+        .execute(&mut *tx)
+        .await?;
+    if confirm {
+        let token = random_token();
+        let ttl = time::Duration::seconds(state.config.auth.confirmation_ttl_secs);
+        sqlx::query!(
+            "INSERT INTO app.one_time_tokens (token_hash, user_id, purpose, created_at, expires_at)
+             VALUES ($1, $2, 'confirmation', $3, $4)",
+            token_hash(&token),
+            id,
+            now,
+            now + ttl
+        )
+        .execute(&mut *tx)
+        .await?;
+        let user = load_user(&mut tx, id).await?;
+        tx.commit().await?;
+        let link = format!("{}/auth/v1/verify?token={token}&type=signup", state.config.site_url());
+        let mail = Mail {
+            to: email.as_str().to_string(),
+            subject: "Confirm your LeadGen account".into(),
+            text: format!(
+                "Confirm your email address to finish creating your LeadGen account:\n\n{link}\n\n\
+                 Confirmation code (token hash for API clients): {}\n\n\
+                 The link works once and expires in {} hours. If you did not sign up, ignore this message.\n",
+                hex::encode(token_hash(&token)),
+                state.config.auth.confirmation_ttl_secs / 3600
+            ),
+        };
+        state.mailer.send(&mail, now).await.map_err(|e| AuthError::Internal(e.into()))?;
+        tracing::info!(target: "leadgen::audit", action = "signup", user_id = %id, "account created, awaiting confirmation");
+        return Ok(SignupOutcome::AwaitingConfirmation(user));
+    }
+    let session = start_session(state, &mut tx, id, "password", origin).await?;
+    tx.commit().await?;
+    tracing::info!(target: "leadgen::audit", action = "signup", user_id = %id, "account created");
+    Ok(SignupOutcome::Session(Box::new(session)))
+}
+
+/// Opens a session inside `tx` (the user's transaction) and issues its tokens.
+async fn start_session(
+    state: &AppState,
+    tx: &mut UserTx,
+    user_id: Uuid,
+    method: &str,
+    origin: &Origin,
+) -> Result<Session, AuthError> {
+    let now = state.clock.now();
+    let session_id = Uuid::now_v7();
+    let not_after = now + time::Duration::seconds(state.config.auth.session_lifetime_secs);
+    let ip = origin.ip.map(sqlx::types::ipnetwork::IpNetwork::from);
+    let ua = origin.user_agent.as_deref().map(|u| u.chars().take(512).collect::<String>());
+    sqlx::query!(
+        "INSERT INTO app.sessions (id, user_id, aal, created_at, not_after, user_agent, ip)
+         VALUES ($1, $2, 'aal1', $3, $4, $5, $6)",
+        session_id,
+        user_id,
+        now,
+        not_after,
+        ua,
+        ip
+    )
+    .execute(&mut **tx)
+    .await?;
+    let refresh = random_token();
+    sqlx::query!(
+        "INSERT INTO app.refresh_tokens (token_hash, session_id, user_id, created_at) VALUES ($1, $2, $3, $4)",
+        token_hash(&refresh),
+        session_id,
+        user_id,
+        now
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query!("UPDATE app.users SET last_sign_in_at = $2 WHERE id = $1", user_id, now)
+        .execute(&mut **tx)
+        .await?;
+    let user = load_user(tx, user_id).await?;
+    let amr = vec![Amr { method: method.into(), timestamp: now.unix_timestamp() }];
+    issue(state, user, session_id, refresh, amr)
+}
+
+fn issue(state: &AppState, user: User, session_id: Uuid, refresh: String, amr: Vec<Amr>) -> Result<Session, AuthError> {
+    let now = state.clock.now().unix_timestamp();
+    let (access, exp) = state
+        .auth
+        .access_token(user.id, &user.email, session_id, "aal1", amr, now)
+        .map_err(|e| AuthError::Internal(e.into()))?;
+    Ok(Session { access_token: access, expires_in: exp - now, expires_at: exp, refresh_token: refresh, user })
+}
+
+/// Password sign-in. An unknown email and a wrong password get the same error after the same
+/// amount of bcrypt work.
+pub async fn password_grant(state: &AppState, email: &str, password: String, origin: &Origin) -> Result<Session, AuthError> {
+    let Ok(email) = EmailAddress::parse(email) else {
+        let _ = verify_password(password, password::decoy_hash(state.config.auth.bcrypt_cost)).await;
+        return Err(AuthError::InvalidCredentials);
+    };
+    let found = sqlx::query!(
+        "SELECT user_id AS \"user_id!\", password_hash AS \"password_hash!\", email_confirmed_at FROM app.auth_find_login($1)",
+        email.as_str()
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    let Some(found) = found else {
+        let _ = verify_password(password, password::decoy_hash(state.config.auth.bcrypt_cost)).await;
+        tracing::info!(target: "leadgen::audit", action = "login_failed", reason = "unknown_email", "sign-in failed");
+        metrics::counter!("auth_login_failures_total", "reason" => "unknown_email").increment(1);
+        return Err(AuthError::InvalidCredentials);
+    };
+    if !verify_password(password.clone(), found.password_hash.clone()).await? {
+        tracing::info!(target: "leadgen::audit", action = "login_failed", reason = "wrong_password", user_id = %found.user_id, "sign-in failed");
+        metrics::counter!("auth_login_failures_total", "reason" => "wrong_password").increment(1);
+        return Err(AuthError::InvalidCredentials);
+    }
+    if state.config.auth.require_email_confirmation && found.email_confirmed_at.is_none() {
+        return Err(AuthError::EmailNotConfirmed);
+    }
+    let mut tx = UserTx::begin(&state.pool, found.user_id).await?;
+    // Upgrade the hash when the configured cost changed since it was made (or it was imported).
+    if password::cost_of(&found.password_hash) != Some(state.config.auth.bcrypt_cost) {
+        let new_hash = hash_password(state, password).await?;
+        sqlx::query!(
+            "UPDATE app.credentials SET password_hash = $2, updated_at = now() WHERE user_id = $1",
+            found.user_id,
+            new_hash
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    let session = start_session(state, &mut tx, found.user_id, "password", origin).await?;
+    tx.commit().await?;
+    tracing::info!(target: "leadgen::audit", action = "login", user_id = %found.user_id, "signed in");
+    Ok(session)
+}
+
+/// Exchanges a refresh token for a new access token and the next refresh token.
+///
+/// A token already rotated less than `refresh_reuse_grace_secs` ago yields the session's current
+/// token (two tabs refreshing at once); a later reuse means the token was stolen or replayed, so
+/// the whole session is revoked.
+pub async fn refresh_grant(state: &AppState, token: &str) -> Result<Session, AuthError> {
+    let hash = token_hash(token);
+    let found = sqlx::query!(
+        "SELECT user_id AS \"user_id!\", session_id AS \"session_id!\" FROM app.auth_find_refresh($1)",
+        hash
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or(AuthError::RefreshTokenNotFound)?;
+    let now = state.clock.now();
+    let mut tx = UserTx::begin(&state.pool, found.user_id).await?;
+    let session = sqlx::query!(
+        "SELECT revoked_at, not_after FROM app.sessions WHERE id = $1 FOR UPDATE",
+        found.session_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if session.revoked_at.is_some() {
+        return Err(AuthError::RefreshTokenReused);
+    }
+    if session.not_after <= now {
+        return Err(AuthError::SessionExpired);
+    }
+    let grace = time::Duration::seconds(state.config.auth.refresh_reuse_grace_secs);
+    // Walk the chain from the presented token to the current one.
+    let mut current = token.to_string();
+    let mut steps = 0;
+    let fresh = loop {
+        let rotated_at = sqlx::query_scalar!(
+            "SELECT rotated_at FROM app.refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+            token_hash(&current)
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        match rotated_at {
+            // Not rotated yet: this is the current token. Rotate it if it is the one presented;
+            // if we arrived here along the chain, hand it out as it is.
+            Some(None) if steps == 0 => {
+                let next = state.auth.next_refresh_token(&current);
+                sqlx::query!("UPDATE app.refresh_tokens SET rotated_at = $2 WHERE token_hash = $1", hash, now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query!(
+                    "INSERT INTO app.refresh_tokens (token_hash, session_id, user_id, created_at) VALUES ($1, $2, $3, $4)",
+                    token_hash(&next),
+                    found.session_id,
+                    found.user_id,
+                    now
+                )
+                .execute(&mut *tx)
+                .await?;
+                break next;
+            }
+            Some(None) => break current,
+            Some(Some(at)) if now - at <= grace && steps < 8 => {
+                current = state.auth.next_refresh_token(&current);
+                steps += 1;
+            }
+            _ => {
+                sqlx::query!(
+                    "UPDATE app.sessions SET revoked_at = $2, revoked_reason = 'refresh_token_reuse' WHERE id = $1",
+                    found.session_id,
+                    now
+                )
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                tracing::warn!(
+                    target: "leadgen::audit",
+                    action = "refresh_token_reuse",
+                    user_id = %found.user_id,
+                    session_id = %found.session_id,
+                    "refresh token reused after rotation; session revoked"
+                );
+                metrics::counter!("auth_refresh_reuse_total").increment(1);
+                return Err(AuthError::RefreshTokenReused);
+            }
+        }
+    };
+    sqlx::query!("UPDATE app.sessions SET refreshed_at = $2 WHERE id = $1", found.session_id, now)
+        .execute(&mut *tx)
+        .await?;
+    let user = load_user(&mut tx, found.user_id).await?;
+    tx.commit().await?;
+    let amr = vec![Amr { method: "password".into(), timestamp: now.unix_timestamp() }];
+    issue(state, user, found.session_id, fresh, amr)
+}
+
+/// Confirms an email address with a mailed token (the token itself or its hex SHA-256) and
+/// signs the user in.
+pub async fn confirm_email(state: &AppState, token: Option<&str>, token_hash_hex: Option<&str>, origin: &Origin) -> Result<Session, AuthError> {
+    let hash = match (token, token_hash_hex) {
+        (Some(t), _) => token_hash(t),
+        (None, Some(h)) => hex::decode(h).map_err(|_| AuthError::OtpExpired)?,
+        (None, None) => return Err(AuthError::BadRequest("token or token_hash is required".into())),
+    };
+    let user_id = sqlx::query_scalar!("SELECT app.auth_find_one_time($1, 'confirmation')", hash)
+        .fetch_one(&state.pool)
+        .await?
+        .ok_or(AuthError::OtpExpired)?;
+    let now = state.clock.now();
+    let mut tx = UserTx::begin(&state.pool, user_id).await?;
+    let used = sqlx::query!(
+        "UPDATE app.one_time_tokens SET used_at = $2
+         WHERE token_hash = $1 AND purpose = 'confirmation' AND used_at IS NULL AND expires_at > $2",
+        hash,
+        now
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if used != 1 {
+        return Err(AuthError::OtpExpired);
+    }
+    sqlx::query!(
+        "UPDATE app.users SET email_confirmed_at = coalesce(email_confirmed_at, $2), updated_at = $2 WHERE id = $1",
+        user_id,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    let session = start_session(state, &mut tx, user_id, "otp", origin).await?;
+    tx.commit().await?;
+    tracing::info!(target: "leadgen::audit", action = "email_confirmed", user_id = %user_id, "email address confirmed");
+    Ok(session)
+}
+
+pub async fn current_user(pool: &PgPool, user_id: Uuid) -> Result<User, AuthError> {
+    let mut tx = UserTx::begin(pool, user_id).await?;
+    let user = load_user(&mut tx, user_id).await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Which sessions a logout ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutScope {
+    /// This session.
+    Local,
+    /// Every session of the user.
+    Global,
+    /// Every session but this one.
+    Others,
+}
+
+pub async fn logout(state: &AppState, user_id: Uuid, session_id: Uuid, scope: LogoutScope) -> Result<u64, AuthError> {
+    let now = state.clock.now();
+    let mut tx = UserTx::begin(&state.pool, user_id).await?;
+    let (all, except) = match scope {
+        LogoutScope::Local => (false, None),
+        LogoutScope::Global => (true, None),
+        LogoutScope::Others => (true, Some(session_id)),
+    };
+    let ended = sqlx::query!(
+        "UPDATE app.sessions SET revoked_at = $2, revoked_reason = 'logout'
+         WHERE user_id = $1 AND revoked_at IS NULL AND ($3 OR id = $4) AND id IS DISTINCT FROM $5",
+        user_id,
+        now,
+        all,
+        session_id,
+        except
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    tracing::info!(target: "leadgen::audit", action = "logout", user_id = %user_id, scope = ?scope, sessions = ended, "signed out");
+    Ok(ended)
+}
