@@ -309,8 +309,15 @@ impl Config {
         if a.bcrypt_cost < leadgen_crypto::password::MIN_COST || a.bcrypt_cost > 16 {
             return Err(rule("auth.bcrypt_cost", "must be between 10 and 16"));
         }
-        if a.jwt_algorithms.is_empty() || a.jwt_algorithms.iter().any(|alg| alg != leadgen_crypto::jwt::HS256) {
-            return Err(rule("auth.jwt_algorithms", "only \"HS256\" is implemented; list it and nothing else"));
+        if a.jwt_algorithms.is_empty()
+            || a.jwt_algorithms
+                .iter()
+                .any(|alg| alg != leadgen_crypto::jwt::HS256)
+        {
+            return Err(rule(
+                "auth.jwt_algorithms",
+                "only \"HS256\" is implemented; list it and nothing else",
+            ));
         }
         if a.access_token_ttl_secs < 60 || a.access_token_ttl_secs > a.max_access_token_ttl_secs {
             return Err(rule(

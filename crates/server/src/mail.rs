@@ -21,7 +21,9 @@ pub struct Mailer {
 impl Mailer {
     #[must_use]
     pub fn dev_mailbox(data_dir: &std::path::Path) -> Self {
-        Self { mailbox: data_dir.join("mailbox") }
+        Self {
+            mailbox: data_dir.join("mailbox"),
+        }
     }
 
     /// Delivers `mail`; the file appears whole (written then renamed) or not at all.

@@ -106,7 +106,10 @@ impl Application {
     }
 
     /// Like [`Application::build`], reading time from `clock` (tests move it forward).
-    pub async fn build_with_clock(config: Config, clock: crate::clock::SharedClock) -> anyhow::Result<Self> {
+    pub async fn build_with_clock(
+        config: Config,
+        clock: crate::clock::SharedClock,
+    ) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         let lock = DataDirLock::acquire(&config.data_dir)?;
         let app_key = crate::secrets::app_key(&config.secrets.app_key, &config.data_dir)

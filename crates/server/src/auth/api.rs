@@ -41,9 +41,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AuthJson<T> {
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Origin {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
         Ok(Origin {
-            ip: parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip()),
+            ip: parts
+                .extensions
+                .get::<ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
             user_agent: parts
                 .headers
                 .get(http::header::USER_AGENT)
@@ -54,7 +60,8 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Origin {
 }
 
 fn ts(t: Option<time::OffsetDateTime>) -> Value {
-    t.and_then(|t| t.format(&Rfc3339).ok()).map_or(Value::Null, Value::String)
+    t.and_then(|t| t.format(&Rfc3339).ok())
+        .map_or(Value::Null, Value::String)
 }
 
 fn user_json(u: &User) -> Value {
@@ -136,17 +143,23 @@ async fn token(
     };
     let session = match q.grant_type.as_str() {
         "password" => {
-            let b: PasswordBody =
-                serde_json::from_value(parse("body")?).map_err(|e| AuthError::BadRequest(e.to_string()))?;
-            let email = b.email.ok_or_else(|| AuthError::BadRequest("email is required".into()))?;
+            let b: PasswordBody = serde_json::from_value(parse("body")?)
+                .map_err(|e| AuthError::BadRequest(e.to_string()))?;
+            let email = b
+                .email
+                .ok_or_else(|| AuthError::BadRequest("email is required".into()))?;
             service::password_grant(&state, &email, b.password, &origin).await?
         }
         "refresh_token" => {
-            let b: RefreshBody =
-                serde_json::from_value(parse("body")?).map_err(|e| AuthError::BadRequest(e.to_string()))?;
+            let b: RefreshBody = serde_json::from_value(parse("body")?)
+                .map_err(|e| AuthError::BadRequest(e.to_string()))?;
             service::refresh_grant(&state, &b.refresh_token).await?
         }
-        other => return Err(AuthError::BadRequest(format!("unsupported grant_type {other:?}"))),
+        other => {
+            return Err(AuthError::BadRequest(format!(
+                "unsupported grant_type {other:?}"
+            )));
+        }
     };
     Ok(Json(session_json(&session)))
 }
@@ -165,9 +178,18 @@ async fn verify(
     AuthJson(body): AuthJson<VerifyBody>,
 ) -> Result<Json<Value>, AuthError> {
     if !matches!(body.kind.as_str(), "signup" | "email") {
-        return Err(AuthError::BadRequest(format!("unsupported verification type {:?}", body.kind)));
+        return Err(AuthError::BadRequest(format!(
+            "unsupported verification type {:?}",
+            body.kind
+        )));
     }
-    let s = service::confirm_email(&state, body.token.as_deref(), body.token_hash.as_deref(), &origin).await?;
+    let s = service::confirm_email(
+        &state,
+        body.token.as_deref(),
+        body.token_hash.as_deref(),
+        &origin,
+    )
+    .await?;
     Ok(Json(session_json(&s)))
 }
 
@@ -180,7 +202,11 @@ struct VerifyLink {
 
 /// The mailed link: confirms, then sends the browser to the site with a plain confirmation notice.
 /// Tokens are not put in the URL; the browser signs in normally afterwards.
-async fn verify_link(State(state): State<AppState>, origin: Origin, Query(q): Query<VerifyLink>) -> Response {
+async fn verify_link(
+    State(state): State<AppState>,
+    origin: Origin,
+    Query(q): Query<VerifyLink>,
+) -> Response {
     if q.kind != "signup" {
         return AuthError::BadRequest("unsupported verification type".into()).into_response();
     }
@@ -200,7 +226,11 @@ struct LogoutQuery {
     scope: Option<String>,
 }
 
-async fn logout(State(state): State<AppState>, who: AuthUser, Query(q): Query<LogoutQuery>) -> Result<StatusCode, AuthError> {
+async fn logout(
+    State(state): State<AppState>,
+    who: AuthUser,
+    Query(q): Query<LogoutQuery>,
+) -> Result<StatusCode, AuthError> {
     let scope = match q.scope.as_deref().unwrap_or("global") {
         "local" => LogoutScope::Local,
         "global" => LogoutScope::Global,

@@ -35,9 +35,15 @@ impl EmailAddress {
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && e.len() <= 320
-            && !e.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | ',' | ';'))
+            && !e.chars().any(|c| {
+                c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | ',' | ';')
+            })
             && !local.contains('@');
-        if ok { Ok(Self(e)) } else { Err(AuthError::InvalidEmail) }
+        if ok {
+            Ok(Self(e))
+        } else {
+            Err(AuthError::InvalidEmail)
+        }
     }
 
     #[must_use]
@@ -57,8 +63,21 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_junk_refused() {
-        assert_eq!(EmailAddress::parse("  Jane.Doe@Acme.IO ").unwrap().as_str(), "jane.doe@acme.io");
-        for bad in ["", "jane", "@acme.io", "jane@", "jane@acme", "jane doe@acme.io", "a@b@c.io", "x@.io", "<x@y.io>"] {
+        assert_eq!(
+            EmailAddress::parse("  Jane.Doe@Acme.IO ").unwrap().as_str(),
+            "jane.doe@acme.io"
+        );
+        for bad in [
+            "",
+            "jane",
+            "@acme.io",
+            "jane@",
+            "jane@acme",
+            "jane doe@acme.io",
+            "a@b@c.io",
+            "x@.io",
+            "<x@y.io>",
+        ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad:?}");
         }
     }

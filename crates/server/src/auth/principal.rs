@@ -24,7 +24,10 @@ pub struct AuthUser {
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = AuthError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(http::header::AUTHORIZATION)
@@ -36,7 +39,10 @@ impl FromRequestParts<AppState> for AuthUser {
             .ok_or(AuthError::NoAuthorization)?
             .trim();
         let now = state.clock.now().unix_timestamp();
-        let claims = state.auth.verify_access(token, now).map_err(|e| AuthError::BadJwt(e.to_string()))?;
+        let claims = state
+            .auth
+            .verify_access(token, now)
+            .map_err(|e| AuthError::BadJwt(e.to_string()))?;
         let mut tx = UserTx::begin(&state.pool, claims.sub).await?;
         let live = sqlx::query_scalar!(
             "SELECT revoked_at IS NULL AND not_after > $2 AS \"live!\" FROM app.sessions WHERE id = $1",
@@ -52,6 +58,10 @@ impl FromRequestParts<AppState> for AuthUser {
         if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
             slot.set(claims.sub.to_string());
         }
-        Ok(Self { user_id: claims.sub, session_id: claims.session_id, claims })
+        Ok(Self {
+            user_id: claims.sub,
+            session_id: claims.session_id,
+            claims,
+        })
     }
 }

@@ -131,9 +131,13 @@ pub async fn signup(
             user_metadata: metadata,
         }));
     }
-    sqlx::query!("INSERT INTO app.credentials (user_id, password_hash) VALUES ($1, $2)", id, hash)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO app.credentials (user_id, password_hash) VALUES ($1, $2)",
+        id,
+        hash
+    )
+    .execute(&mut *tx)
+    .await?;
     if confirm {
         let token = random_token();
         let ttl = time::Duration::seconds(state.config.auth.confirmation_ttl_secs);
@@ -149,7 +153,10 @@ pub async fn signup(
         .await?;
         let user = load_user(&mut tx, id).await?;
         tx.commit().await?;
-        let link = format!("{}/auth/v1/verify?token={token}&type=signup", state.config.site_url());
+        let link = format!(
+            "{}/auth/v1/verify?token={token}&type=signup",
+            state.config.site_url()
+        );
         let mail = Mail {
             to: email.as_str().to_string(),
             subject: "Confirm your LeadGen account".into(),
@@ -161,7 +168,11 @@ pub async fn signup(
                 state.config.auth.confirmation_ttl_secs / 3600
             ),
         };
-        state.mailer.send(&mail, now).await.map_err(|e| AuthError::Internal(e.into()))?;
+        state
+            .mailer
+            .send(&mail, now)
+            .await
+            .map_err(|e| AuthError::Internal(e.into()))?;
         tracing::info!(target: "leadgen::audit", action = "signup", user_id = %id, "account created, awaiting confirmation");
         return Ok(SignupOutcome::AwaitingConfirmation(user));
     }
@@ -183,7 +194,10 @@ async fn start_session(
     let session_id = Uuid::now_v7();
     let not_after = now + time::Duration::seconds(state.config.auth.session_lifetime_secs);
     let ip = origin.ip.map(sqlx::types::ipnetwork::IpNetwork::from);
-    let ua = origin.user_agent.as_deref().map(|u| u.chars().take(512).collect::<String>());
+    let ua = origin
+        .user_agent
+        .as_deref()
+        .map(|u| u.chars().take(512).collect::<String>());
     sqlx::query!(
         "INSERT INTO app.sessions (id, user_id, aal, created_at, not_after, user_agent, ip)
          VALUES ($1, $2, 'aal1', $3, $4, $5, $6)",
@@ -206,28 +220,56 @@ async fn start_session(
     )
     .execute(&mut **tx)
     .await?;
-    sqlx::query!("UPDATE app.users SET last_sign_in_at = $2 WHERE id = $1", user_id, now)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE app.users SET last_sign_in_at = $2 WHERE id = $1",
+        user_id,
+        now
+    )
+    .execute(&mut **tx)
+    .await?;
     let user = load_user(tx, user_id).await?;
-    let amr = vec![Amr { method: method.into(), timestamp: now.unix_timestamp() }];
+    let amr = vec![Amr {
+        method: method.into(),
+        timestamp: now.unix_timestamp(),
+    }];
     issue(state, user, session_id, refresh, amr)
 }
 
-fn issue(state: &AppState, user: User, session_id: Uuid, refresh: String, amr: Vec<Amr>) -> Result<Session, AuthError> {
+fn issue(
+    state: &AppState,
+    user: User,
+    session_id: Uuid,
+    refresh: String,
+    amr: Vec<Amr>,
+) -> Result<Session, AuthError> {
     let now = state.clock.now().unix_timestamp();
     let (access, exp) = state
         .auth
         .access_token(user.id, &user.email, session_id, "aal1", amr, now)
         .map_err(|e| AuthError::Internal(e.into()))?;
-    Ok(Session { access_token: access, expires_in: exp - now, expires_at: exp, refresh_token: refresh, user })
+    Ok(Session {
+        access_token: access,
+        expires_in: exp - now,
+        expires_at: exp,
+        refresh_token: refresh,
+        user,
+    })
 }
 
 /// Password sign-in. An unknown email and a wrong password get the same error after the same
 /// amount of bcrypt work.
-pub async fn password_grant(state: &AppState, email: &str, password: String, origin: &Origin) -> Result<Session, AuthError> {
+pub async fn password_grant(
+    state: &AppState,
+    email: &str,
+    password: String,
+    origin: &Origin,
+) -> Result<Session, AuthError> {
     let Ok(email) = EmailAddress::parse(email) else {
-        let _ = verify_password(password, password::decoy_hash(state.config.auth.bcrypt_cost)).await;
+        let _ = verify_password(
+            password,
+            password::decoy_hash(state.config.auth.bcrypt_cost),
+        )
+        .await;
         return Err(AuthError::InvalidCredentials);
     };
     let found = sqlx::query!(
@@ -237,7 +279,11 @@ pub async fn password_grant(state: &AppState, email: &str, password: String, ori
     .fetch_optional(&state.pool)
     .await?;
     let Some(found) = found else {
-        let _ = verify_password(password, password::decoy_hash(state.config.auth.bcrypt_cost)).await;
+        let _ = verify_password(
+            password,
+            password::decoy_hash(state.config.auth.bcrypt_cost),
+        )
+        .await;
         tracing::info!(target: "leadgen::audit", action = "login_failed", reason = "unknown_email", "sign-in failed");
         metrics::counter!("auth_login_failures_total", "reason" => "unknown_email").increment(1);
         return Err(AuthError::InvalidCredentials);
@@ -312,9 +358,13 @@ pub async fn refresh_grant(state: &AppState, token: &str) -> Result<Session, Aut
             // if we arrived here along the chain, hand it out as it is.
             Some(None) if steps == 0 => {
                 let next = state.auth.next_refresh_token(&current);
-                sqlx::query!("UPDATE app.refresh_tokens SET rotated_at = $2 WHERE token_hash = $1", hash, now)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query!(
+                    "UPDATE app.refresh_tokens SET rotated_at = $2 WHERE token_hash = $1",
+                    hash,
+                    now
+                )
+                .execute(&mut *tx)
+                .await?;
                 sqlx::query!(
                     "INSERT INTO app.refresh_tokens (token_hash, session_id, user_id, created_at) VALUES ($1, $2, $3, $4)",
                     token_hash(&next),
@@ -352,22 +402,38 @@ pub async fn refresh_grant(state: &AppState, token: &str) -> Result<Session, Aut
             }
         }
     };
-    sqlx::query!("UPDATE app.sessions SET refreshed_at = $2 WHERE id = $1", found.session_id, now)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE app.sessions SET refreshed_at = $2 WHERE id = $1",
+        found.session_id,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
     let user = load_user(&mut tx, found.user_id).await?;
     tx.commit().await?;
-    let amr = vec![Amr { method: "password".into(), timestamp: now.unix_timestamp() }];
+    let amr = vec![Amr {
+        method: "password".into(),
+        timestamp: now.unix_timestamp(),
+    }];
     issue(state, user, found.session_id, fresh, amr)
 }
 
 /// Confirms an email address with a mailed token (the token itself or its hex SHA-256) and
 /// signs the user in.
-pub async fn confirm_email(state: &AppState, token: Option<&str>, token_hash_hex: Option<&str>, origin: &Origin) -> Result<Session, AuthError> {
+pub async fn confirm_email(
+    state: &AppState,
+    token: Option<&str>,
+    token_hash_hex: Option<&str>,
+    origin: &Origin,
+) -> Result<Session, AuthError> {
     let hash = match (token, token_hash_hex) {
         (Some(t), _) => token_hash(t),
         (None, Some(h)) => hex::decode(h).map_err(|_| AuthError::OtpExpired)?,
-        (None, None) => return Err(AuthError::BadRequest("token or token_hash is required".into())),
+        (None, None) => {
+            return Err(AuthError::BadRequest(
+                "token or token_hash is required".into(),
+            ));
+        }
     };
     let user_id = sqlx::query_scalar!("SELECT app.auth_find_one_time($1, 'confirmation')", hash)
         .fetch_one(&state.pool)
@@ -418,7 +484,12 @@ pub enum LogoutScope {
     Others,
 }
 
-pub async fn logout(state: &AppState, user_id: Uuid, session_id: Uuid, scope: LogoutScope) -> Result<u64, AuthError> {
+pub async fn logout(
+    state: &AppState,
+    user_id: Uuid,
+    session_id: Uuid,
+    scope: LogoutScope,
+) -> Result<u64, AuthError> {
     let now = state.clock.now();
     let mut tx = UserTx::begin(&state.pool, user_id).await?;
     let (all, except) = match scope {

@@ -225,7 +225,13 @@ mod tests {
             draining: std::sync::Arc::default(),
             clock: std::sync::Arc::new(crate::clock::SystemClock),
             mailer: crate::mail::Mailer::dev_mailbox(std::path::Path::new("/nonexistent")),
-            auth: std::sync::Arc::new(crate::auth::AuthKeys::new(&secrecy::SecretString::from("k".repeat(32)), &config_for_keys).unwrap()),
+            auth: std::sync::Arc::new(
+                crate::auth::AuthKeys::new(
+                    &secrecy::SecretString::from("k".repeat(32)),
+                    &config_for_keys,
+                )
+                .unwrap(),
+            ),
         };
         let app = axum::Router::new()
             .route(

@@ -19,6 +19,7 @@ pub fn pg_base() -> String {
 }
 
 /// A fresh, migrated database for one test.
+#[derive(Clone)]
 pub struct TestDb {
     pub name: String,
 }
@@ -83,7 +84,8 @@ pub fn server_env(db: Option<&TestDb>, data_dir: &Path) -> Vec<(String, String)>
 pub struct TestApp {
     pub bound: Bound,
     pub data_dir: tempfile::TempDir,
-    pub _db: TestDb,
+    /// Kept so the database outlives the server that uses it.
+    _db: TestDb,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -95,9 +97,25 @@ impl TestApp {
 
     /// Starts a server with extra `LEADGEN_…` variables.
     pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
-        let db = TestDb::new().await;
+        Self::spawn_on(
+            TestDb::new().await,
+            extra,
+            Arc::new(leadgen::clock::SystemClock),
+        )
+        .await
+    }
+
+    /// Starts a server on an existing database (several instances may share one), reading time
+    /// from `clock`.
+    pub async fn spawn_on(
+        db: TestDb,
+        extra: &[(&str, &str)],
+        clock: leadgen::clock::SharedClock,
+    ) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let mut env = server_env(Some(&db), data_dir.path());
+        // Tests hash at bcrypt's lowest allowed cost; the cost itself is covered by unit tests.
+        env.push(("LEADGEN_AUTH__BCRYPT_COST".into(), "10".into()));
         env.extend(
             extra
                 .iter()
@@ -108,7 +126,7 @@ impl TestApp {
             ..Sources::default()
         })
         .unwrap();
-        let app = Application::build(config).await.unwrap();
+        let app = Application::build_with_clock(config, clock).await.unwrap();
         let bound = app.bound().unwrap();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(app.run_until(async {
@@ -117,10 +135,28 @@ impl TestApp {
         Self {
             bound,
             data_dir,
-            _db: db,
+            db,
             stop: Some(tx),
             task: Some(task),
         }
+    }
+
+    /// Messages in this server's development mailbox, oldest first, as JSON.
+    pub fn mailbox(&self) -> Vec<serde_json::Value> {
+        let dir = self.data_dir.path().join("mailbox");
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+            .iter()
+            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+            .collect()
     }
 
     pub fn cert_path(&self) -> PathBuf {

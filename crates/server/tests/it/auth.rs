@@ -1,0 +1,522 @@
+//! Identity through the front door: `/auth/v1` as a Supabase client uses it.
+
+use std::sync::Arc;
+
+use leadgen::clock::OffsetClock;
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+
+const PASSWORD: &str = "violet tractor hums at dawn";
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    fn new(app: &TestApp) -> Self {
+        Self {
+            http: app.client(),
+            base: app.https_url("/auth/v1"),
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn get_user(&self, access: &str) -> (u16, Value) {
+        let res = self
+            .http
+            .get(format!("{}/user", self.base))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn login(&self, email: &str, password: &str) -> (u16, Value) {
+        self.post(
+            "/token?grant_type=password",
+            json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    async fn refresh(&self, token: &str) -> (u16, Value) {
+        self.post(
+            "/token?grant_type=refresh_token",
+            json!({ "refresh_token": token }),
+        )
+        .await
+    }
+
+    async fn logout(&self, access: &str, scope: &str) -> u16 {
+        let res = self
+            .http
+            .post(format!("{}/logout?scope={scope}", self.base))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap();
+        res.status().as_u16()
+    }
+}
+
+/// Signs up, confirms through the mailed token, and returns the session from confirmation.
+async fn confirmed_account(app: &TestApp, c: &Client, email: &str) -> Value {
+    let (status, user) = c
+        .post("/signup", json!({ "email": email, "password": PASSWORD }))
+        .await;
+    assert_eq!(status, 200, "{user}");
+    let mail = app
+        .mailbox()
+        .into_iter()
+        .rev()
+        .find(|m| m["to"] == email)
+        .expect("confirmation mail");
+    let text = mail["text"].as_str().unwrap();
+    let token = text
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let (status, session) = c
+        .post("/verify", json!({ "type": "signup", "token": token }))
+        .await;
+    assert_eq!(status, 200, "{session}");
+    session
+}
+
+#[tokio::test]
+async fn signup_confirm_sign_in_refresh_and_sign_out() {
+    let app = TestApp::spawn().await;
+    let c = Client::new(&app);
+    let (status, user) = c
+        .post(
+            "/signup",
+            json!({ "email": "Jane.Doe@Acme.io", "password": PASSWORD, "data": {"name": "Jane"} }),
+        )
+        .await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["email"], "jane.doe@acme.io");
+    assert!(user["email_confirmed_at"].is_null());
+    assert!(
+        user.get("access_token").is_none(),
+        "no session before the address is confirmed"
+    );
+    assert_eq!(user["user_metadata"]["name"], "Jane");
+
+    // Not confirmed yet.
+    let (status, err) = c.login("jane.doe@acme.io", PASSWORD).await;
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (400, Some("email_not_confirmed"))
+    );
+
+    // The mail carries a single-use token; its hash confirms too (Supabase's verifyOtp).
+    let mails = app.mailbox();
+    assert_eq!(mails.len(), 1);
+    let text = mails[0]["text"].as_str().unwrap();
+    assert!(text.contains("/auth/v1/verify?token="), "{text}");
+    let hash = text
+        .split("token hash for API clients): ")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim();
+    let (status, session) = c
+        .post("/verify", json!({ "type": "signup", "token_hash": hash }))
+        .await;
+    assert_eq!(status, 200, "{session}");
+    assert!(session["user"]["email_confirmed_at"].is_string());
+    let (status, again) = c
+        .post("/verify", json!({ "type": "signup", "token_hash": hash }))
+        .await;
+    assert_eq!(
+        (status, again["error_code"].as_str()),
+        (403, Some("otp_expired")),
+        "the token works once"
+    );
+
+    let (status, s) = c.login("JANE.DOE@acme.io", PASSWORD).await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["token_type"], "bearer");
+    assert_eq!(s["expires_in"], 900);
+    let access = s["access_token"].as_str().unwrap().to_string();
+    let refresh = s["refresh_token"].as_str().unwrap().to_string();
+    let (status, me) = c.get_user(&access).await;
+    assert_eq!(status, 200);
+    assert_eq!(me["email"], "jane.doe@acme.io");
+    assert_eq!(me["aud"], "authenticated");
+
+    let (status, r) = c.refresh(&refresh).await;
+    assert_eq!(status, 200, "{r}");
+    let refresh2 = r["refresh_token"].as_str().unwrap();
+    assert_ne!(refresh2, refresh, "refresh tokens rotate");
+    assert_eq!(c.get_user(r["access_token"].as_str().unwrap()).await.0, 200);
+
+    // Logout ends the session: its tokens stop working at once.
+    assert_eq!(c.logout(&access, "local").await, 204);
+    let (status, err) = c.get_user(&access).await;
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (401, Some("session_not_found"))
+    );
+    let (status, err) = c.refresh(refresh2).await;
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (400, Some("refresh_token_already_used"))
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_get_the_same_answer() {
+    let app = TestApp::spawn_with(&[("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false")]).await;
+    let c = Client::new(&app);
+    let (status, _) = c
+        .post(
+            "/signup",
+            json!({ "email": "sam@acme.io", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let wrong = c.login("sam@acme.io", "not the password at all").await;
+    let unknown = c.login("nobody@acme.io", PASSWORD).await;
+    let malformed = c.login("not-an-email", PASSWORD).await;
+    assert_eq!(wrong.0, 400);
+    assert_eq!(
+        wrong, unknown,
+        "an unknown email must be indistinguishable from a wrong password"
+    );
+    assert_eq!(wrong, malformed);
+    assert_eq!(wrong.1["error_code"], "invalid_credentials");
+    assert_eq!(c.login("sam@acme.io", PASSWORD).await.0, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn signup_refuses_weak_passwords_and_bad_input_without_enumeration() {
+    let app = TestApp::spawn().await;
+    let c = Client::new(&app);
+    for (password, why) in [
+        ("short", "at least 8"),
+        ("password123", "common"),
+        (&"x".repeat(80) as &str, "72 bytes"),
+    ] {
+        let (status, err) = c
+            .post(
+                "/signup",
+                json!({ "email": "kim@acme.io", "password": password }),
+            )
+            .await;
+        assert_eq!(
+            (status, err["error_code"].as_str()),
+            (422, Some("weak_password")),
+            "{password}"
+        );
+        assert!(err["msg"].as_str().unwrap().contains(why), "{err}");
+    }
+    let (status, err) = c
+        .post(
+            "/signup",
+            json!({ "email": "kim at acme", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (400, Some("validation_failed"))
+    );
+    let res = app
+        .client()
+        .post(app.https_url("/auth/v1/signup"))
+        .header("content-type", "application/json")
+        .body("{\"email\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error_code"], "validation_failed");
+    assert!(
+        app.mailbox().is_empty(),
+        "nothing was created by refused sign-ups"
+    );
+
+    // Signing up twice with one address looks exactly like a first sign-up.
+    let (s1, first) = c
+        .post(
+            "/signup",
+            json!({ "email": "kim@acme.io", "password": PASSWORD }),
+        )
+        .await;
+    let (s2, second) = c
+        .post(
+            "/signup",
+            json!({ "email": "kim@acme.io", "password": "another long passphrase 77" }),
+        )
+        .await;
+    assert_eq!((s1, s2), (200, 200));
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&first), keys(&second));
+    assert_ne!(
+        first["id"], second["id"],
+        "no stable id leaks for the existing account"
+    );
+    // And the existing password was not replaced.
+    confirmed_account_check(&app, &c).await;
+    app.stop().await;
+}
+
+async fn confirmed_account_check(app: &TestApp, c: &Client) {
+    let mail = app
+        .mailbox()
+        .into_iter()
+        .find(|m| m["to"] == "kim@acme.io")
+        .unwrap();
+    let token = mail["text"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        c.post("/verify", json!({ "type": "signup", "token": token }))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(c.login("kim@acme.io", PASSWORD).await.0, 200);
+    assert_eq!(
+        c.login("kim@acme.io", "another long passphrase 77").await.0,
+        400
+    );
+}
+
+#[tokio::test]
+async fn refresh_reuse_inside_grace_returns_current_and_after_kills_the_session() {
+    let clock = Arc::new(OffsetClock::default());
+    let app = TestApp::spawn_on(crate::helpers::TestDb::new().await, &[], clock.clone()).await;
+    let c = Client::new(&app);
+    let s = confirmed_account(&app, &c, "tab@acme.io").await;
+    let t0 = s["refresh_token"].as_str().unwrap().to_string();
+
+    // Two tabs refresh with the same token at once: both get the same current token.
+    let (a, b) = tokio::join!(c.refresh(&t0), c.refresh(&t0));
+    assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
+    assert_eq!(
+        a.1["refresh_token"], b.1["refresh_token"],
+        "both tabs continue with one token"
+    );
+    let t1 = a.1["refresh_token"].as_str().unwrap().to_string();
+    let access = a.1["access_token"].as_str().unwrap().to_string();
+
+    // Later, t1 is used normally; then the long-rotated t0 shows up again: theft or replay.
+    let (status, r2) = c.refresh(&t1).await;
+    assert_eq!(status, 200);
+    clock.advance(11);
+    let (status, err) = c.refresh(&t0).await;
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (400, Some("refresh_token_already_used"))
+    );
+    // The whole session is gone: the newest refresh token and the access token too.
+    let (status, _) = c.refresh(r2["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 400);
+    assert_eq!(c.get_user(&access).await.0, 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn forged_and_expired_access_tokens_are_refused() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let key = "an application key for tests that is long enough";
+    let clock = Arc::new(OffsetClock::default());
+    let app = TestApp::spawn_on(
+        crate::helpers::TestDb::new().await,
+        &[("LEADGEN_SECRETS__APP_KEY", key)],
+        clock.clone(),
+    )
+    .await;
+    let c = Client::new(&app);
+    let s = confirmed_account(&app, &c, "forge@acme.io").await;
+    let access = s["access_token"].as_str().unwrap().to_string();
+    assert_eq!(c.get_user(&access).await.0, 200);
+
+    let parts: Vec<&str> = access.split('.').collect();
+    let header: Value = serde_json::from_slice(&B64.decode(parts[0]).unwrap()).unwrap();
+    let claims: Value = serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
+    let kid = header["kid"].as_str().unwrap();
+    let enc = |v: &Value| B64.encode(serde_json::to_vec(v).unwrap());
+    let hmac = |alg512: bool, secret: &[u8], input: &str| {
+        use hmac::Mac;
+        if alg512 {
+            let mut m = <hmac::Hmac<sha2::Sha512> as Mac>::new_from_slice(secret).unwrap();
+            m.update(input.as_bytes());
+            B64.encode(m.finalize().into_bytes())
+        } else {
+            let mut m = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(secret).unwrap();
+            m.update(input.as_bytes());
+            B64.encode(m.finalize().into_bytes())
+        }
+    };
+    let mut admin = claims.clone();
+    admin["role"] = "service_role".into();
+    let forged = [
+        (
+            "alg none",
+            format!("{}.{}.", enc(&json!({"alg":"none","kid":kid})), enc(&admin)),
+        ),
+        ("HS512", {
+            let input = format!("{}.{}", enc(&json!({"alg":"HS512","kid":kid})), enc(&admin));
+            let sig = hmac(true, key.as_bytes(), &input);
+            format!("{input}.{sig}")
+        }),
+        ("RS256 with the certificate as HMAC secret", {
+            let input = format!("{}.{}", enc(&json!({"alg":"RS256","kid":kid})), enc(&admin));
+            let sig = hmac(false, &std::fs::read(app.cert_path()).unwrap(), &input);
+            format!("{input}.{sig}")
+        }),
+        (
+            "tampered claims",
+            format!("{}.{}.{}", parts[0], enc(&admin), parts[2]),
+        ),
+        ("unknown kid", {
+            let input = format!(
+                "{}.{}",
+                enc(&json!({"alg":"HS256","kid":"0000000000000000"})),
+                enc(&claims)
+            );
+            let sig = hmac(false, key.as_bytes(), &input);
+            format!("{input}.{sig}")
+        }),
+    ];
+    for (what, token) in &forged {
+        let (status, err) = c.get_user(token).await;
+        assert_eq!(
+            (status, err["error_code"].as_str()),
+            (401, Some("bad_jwt")),
+            "{what}: {err}"
+        );
+    }
+
+    // Correctly signed by the server's own key, but for another issuer or audience.
+    let config = leadgen::config::Config::load(&leadgen::config::Sources {
+        env: vec![
+            ("LEADGEN_SECRETS__APP_KEY".into(), key.into()),
+            (
+                "LEADGEN_AUTH__SITE_URL".into(),
+                "https://elsewhere.example".into(),
+            ),
+        ],
+        ..Default::default()
+    })
+    .unwrap();
+    let keys = leadgen::auth::AuthKeys::new(&secrecy::SecretString::from(key), &config).unwrap();
+    let mut other_iss = claims.clone();
+    other_iss["iss"] = "https://elsewhere.example/auth/v1".into();
+    let mut other_aud = claims.clone();
+    other_aud["aud"] = "service_role".into();
+    for (what, c2) in [("issuer", other_iss), ("audience", other_aud)] {
+        let token = leadgen_crypto::jwt::sign(&keys.ring, &c2).unwrap();
+        assert_eq!(c.get_user(&token).await.0, 401, "wrong {what}");
+    }
+    // The genuine token, once expired.
+    clock.advance(16 * 60);
+    let (status, err) = c.get_user(&access).await;
+    assert_eq!((status, err["error_code"].as_str()), (401, Some("bad_jwt")));
+    assert!(err["msg"].as_str().unwrap().contains("expired"), "{err}");
+    let res = app
+        .client()
+        .get(app.https_url("/auth/v1/user"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "no token at all");
+    assert!(res.headers().contains_key("www-authenticate"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn revoked_session_is_refused_by_a_second_instance() {
+    let key = "shared application key for both instances, long enough";
+    let db = crate::helpers::TestDb::new().await;
+    let clock: leadgen::clock::SharedClock = Arc::new(leadgen::clock::SystemClock);
+    let extra = [("LEADGEN_SECRETS__APP_KEY", key)];
+    let a = TestApp::spawn_on(db.clone(), &extra, clock.clone()).await;
+    let b = TestApp::spawn_on(db, &extra, clock).await;
+    let ca = Client::new(&a);
+    let cb = Client::new(&b);
+    let s = confirmed_account(&a, &ca, "two@acme.io").await;
+    let access = s["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        cb.get_user(&access).await.0,
+        200,
+        "instance B accepts A's token"
+    );
+    // Sign out everywhere on A, then use the token on B right away.
+    assert_eq!(ca.logout(&access, "global").await, 204);
+    let started = std::time::Instant::now();
+    let (status, err) = cb.get_user(&access).await;
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (401, Some("session_not_found"))
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn logout_scopes_end_the_right_sessions() {
+    let app = TestApp::spawn_with(&[("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false")]).await;
+    let c = Client::new(&app);
+    assert_eq!(
+        c.post(
+            "/signup",
+            json!({ "email": "multi@acme.io", "password": PASSWORD })
+        )
+        .await
+        .0,
+        200
+    );
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let (_, s) = c.login("multi@acme.io", PASSWORD).await;
+        tokens.push(s["access_token"].as_str().unwrap().to_string());
+    }
+    assert_eq!(c.logout(&tokens[0], "others").await, 204);
+    assert_eq!(
+        c.get_user(&tokens[0]).await.0,
+        200,
+        "the caller's session stays"
+    );
+    assert_eq!(c.get_user(&tokens[1]).await.0, 401);
+    assert_eq!(c.get_user(&tokens[2]).await.0, 401);
+    assert_eq!(c.logout(&tokens[0], "everything").await, 400);
+    assert_eq!(c.logout(&tokens[0], "global").await, 204);
+    assert_eq!(c.get_user(&tokens[0]).await.0, 401);
+    app.stop().await;
+}
