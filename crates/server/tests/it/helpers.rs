@@ -135,7 +135,7 @@ impl TestApp {
         Self {
             bound,
             data_dir,
-            db,
+            _db: db,
             stop: Some(tx),
             task: Some(task),
         }
