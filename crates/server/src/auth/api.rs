@@ -21,6 +21,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/v1/verify", get(verify_link).post(verify))
         .route("/auth/v1/user", get(user))
         .route("/auth/v1/logout", post(logout))
+        .route_layer(axum::middleware::from_fn(super::error::api_version))
 }
 
 /// JSON body whose rejection speaks the Supabase error shape.

@@ -11,7 +11,7 @@ pub enum AuthError {
     #[error("Email not confirmed")]
     EmailNotConfirmed,
     #[error("{0}")]
-    WeakPassword(String),
+    WeakPassword(String, &'static str),
     #[error("Unable to validate email address: invalid format")]
     InvalidEmail,
     #[error("User already registered")]
@@ -48,7 +48,7 @@ impl AuthError {
         match self {
             Self::InvalidCredentials => (S::BAD_REQUEST, "invalid_credentials"),
             Self::EmailNotConfirmed => (S::BAD_REQUEST, "email_not_confirmed"),
-            Self::WeakPassword(_) => (S::UNPROCESSABLE_ENTITY, "weak_password"),
+            Self::WeakPassword(..) => (S::UNPROCESSABLE_ENTITY, "weak_password"),
             Self::InvalidEmail => (S::BAD_REQUEST, "validation_failed"),
             Self::UserAlreadyExists => (S::UNPROCESSABLE_ENTITY, "user_already_exists"),
             Self::RefreshTokenNotFound => (S::BAD_REQUEST, "refresh_token_not_found"),
@@ -70,7 +70,10 @@ impl IntoResponse for AuthError {
         if let Self::Internal(e) = &self {
             tracing::error!(error = ?e, "authentication request failed");
         }
-        let body = serde_json::json!({ "code": status.as_u16(), "error_code": code, "msg": self.to_string() });
+        let mut body = serde_json::json!({ "code": status.as_u16(), "error_code": code, "msg": self.to_string() });
+        if let Self::WeakPassword(_, reason) = &self {
+            body["weak_password"] = serde_json::json!({ "reasons": [reason] });
+        }
         let mut res = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(
@@ -80,4 +83,43 @@ impl IntoResponse for AuthError {
         }
         res
     }
+}
+
+/// The API version Supabase clients announce in `X-Supabase-Api-Version`. From this version on,
+/// error bodies are `{"code": "<error code>", "message": "..."}`; older clients get
+/// `{"code": <status>, "error_code": "...", "msg": "..."}`.
+const API_VERSION_2024: &str = "2024-01-01";
+
+/// Speaks the error shape of the API version the client asked for, and says which it used.
+pub async fn api_version(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let modern = req
+        .headers()
+        .get("x-supabase-api-version")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() >= API_VERSION_2024 && v.trim().len() == API_VERSION_2024.len());
+    let res = next.run(req).await;
+    if !modern {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    parts.headers.insert(
+        "x-supabase-api-version",
+        http::HeaderValue::from_static(API_VERSION_2024),
+    );
+    if parts.status.is_success() {
+        return Response::from_parts(parts, body);
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return Response::from_parts(parts, axum::body::Body::empty());
+    };
+    let rewritten = serde_json::from_slice::<serde_json::Value>(&bytes).ok().and_then(|v| {
+        let mut out = serde_json::json!({ "code": v.get("error_code")?.clone(), "message": v.get("msg")?.clone() });
+        if let Some(w) = v.get("weak_password") {
+            out["weak_password"] = w.clone();
+        }
+        serde_json::to_vec(&out).ok()
+    });
+    let body = rewritten.unwrap_or_else(|| bytes.to_vec());
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
 }

@@ -91,8 +91,14 @@ pub async fn signup(
     origin: &Origin,
 ) -> Result<SignupOutcome, AuthError> {
     let email = EmailAddress::parse(email)?;
-    password::check_policy(&password, &[email.as_str(), email.local_part()])
-        .map_err(|e| AuthError::WeakPassword(e.to_string()))?;
+    password::check_policy(&password, &[email.as_str(), email.local_part()]).map_err(|e| {
+        let reason = match e {
+            password::WeakPassword::TooShort | password::WeakPassword::TooLong => "length",
+            password::WeakPassword::Common => "pwned",
+            password::WeakPassword::Guessable(_) => "characters",
+        };
+        AuthError::WeakPassword(e.to_string(), reason)
+    })?;
     if !metadata.is_object() {
         return Err(AuthError::BadRequest("data must be a JSON object".into()));
     }

@@ -31,3 +31,33 @@ async fn landing_page_in_chromium() {
     assert!(screenshots.join("landing.png").exists(), "screenshot saved");
     app.stop().await;
 }
+
+/// The official `@supabase/auth-js` client signs up, confirms, signs in, refreshes and signs out.
+#[tokio::test]
+async fn supabase_auth_js_client() {
+    let app = TestApp::spawn().await;
+    let root = workspace_root();
+    let out = tokio::process::Command::new("node")
+        .args(["--test", "e2e/supabase-auth-js.test.mjs"])
+        .current_dir(&root)
+        .env(
+            "LEADGEN_BASE_URL",
+            format!("https://localhost:{}", app.bound.https.port()),
+        )
+        .env("LEADGEN_MAILBOX_DIR", app.data_dir.path().join("mailbox"))
+        .env("NODE_EXTRA_CA_CERTS", app.cert_path())
+        .output()
+        .await
+        .expect("node is needed for the client test (scripts/test.sh installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "auth-js test failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("# pass 2") && stdout.contains("# fail 0"),
+        "{stdout}"
+    );
+    app.stop().await;
+}
