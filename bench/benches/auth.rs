@@ -20,7 +20,9 @@ fn bcrypt(c: &mut Criterion) {
         });
     }
     let h = password::hash("amber walrus sings quietly 42", 12).unwrap();
-    g.bench_function("verify cost 12", |b| b.iter(|| password::verify(black_box("amber walrus sings quietly 42"), &h)));
+    g.bench_function("verify cost 12", |b| {
+        b.iter(|| password::verify(black_box("amber walrus sings quietly 42"), &h))
+    });
     g.finish();
 }
 
@@ -41,7 +43,9 @@ fn tokens(c: &mut Criterion) {
         "session_id": "0193a1b2-0000-7000-8000-000000000002", "org_id": null, "is_anonymous": false,
     });
     let token = jwt::sign(&ring, &claims).unwrap();
-    c.bench_function("jwt sign HS256", |b| b.iter(|| jwt::sign(&ring, black_box(&claims)).unwrap()));
+    c.bench_function("jwt sign HS256", |b| {
+        b.iter(|| jwt::sign(&ring, black_box(&claims)).unwrap())
+    });
     c.bench_function("jwt verify HS256", |b| {
         b.iter(|| jwt::verify::<serde_json::Value>(&ring, black_box(&token), &v, now).unwrap());
     });
@@ -49,7 +53,9 @@ fn tokens(c: &mut Criterion) {
 
 fn redaction(c: &mut Criterion) {
     let line = r#"{"timestamp":"2026-11-25T16:13:06.372221Z","level":"INFO","message":"request","method":"GET","route":"/healthz","status":200,"latency_ms":0.17,"request_id":"01a21355-8e29-7474-af4e-33335fb4c7a1","principal":"","target":"leadgen::access"}"#;
-    c.bench_function("redact clean access line", |b| b.iter(|| redact::redact(black_box(line)).len()));
+    c.bench_function("redact clean access line", |b| {
+        b.iter(|| redact::redact(black_box(line)).len())
+    });
 }
 
 criterion_group!(benches, bcrypt, tokens, redaction);

@@ -32,6 +32,8 @@ pub enum AuthError {
     BadJwt(String),
     #[error("Session from session_id claim in JWT does not exist")]
     SessionNotFound,
+    #[error("Too many sign-in attempts; try again in {0} seconds")]
+    TooManyAttempts(u64),
     #[error("unexpected failure")]
     Internal(#[from] anyhow::Error),
 }
@@ -59,6 +61,7 @@ impl AuthError {
             Self::NoAuthorization => (S::UNAUTHORIZED, "no_authorization"),
             Self::BadJwt(_) => (S::UNAUTHORIZED, "bad_jwt"),
             Self::SessionNotFound => (S::UNAUTHORIZED, "session_not_found"),
+            Self::TooManyAttempts(_) => (S::TOO_MANY_REQUESTS, "over_request_rate_limit"),
             Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "unexpected_failure"),
         }
     }
@@ -75,6 +78,11 @@ impl IntoResponse for AuthError {
             body["weak_password"] = serde_json::json!({ "reasons": [reason] });
         }
         let mut res = (status, axum::Json(body)).into_response();
+        if let Self::TooManyAttempts(secs) = &self
+            && let Ok(v) = http::HeaderValue::from_str(&secs.to_string())
+        {
+            res.headers_mut().insert(http::header::RETRY_AFTER, v);
+        }
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(
                 http::header::WWW_AUTHENTICATE,

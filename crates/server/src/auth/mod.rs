@@ -2,15 +2,16 @@
 //! under `/auth/v1` so the official Supabase clients work against LeadGen.
 //!
 //! Built so far: sign-up with email confirmation through the mailer, password sign-in (same
-//! answer for an unknown email and a wrong password), HS256 access tokens checked against a live
+//! answer for an unknown email and a wrong password, progressive throttling), HS256 access tokens checked against a live
 //! session on every request, rotating refresh tokens with a reuse grace window and reuse
-//! detection, the user endpoint and scoped logout. Lockout, TOTP, SSO and the account pages are
+//! detection, the user endpoint and scoped logout. TOTP, SSO and the account pages are
 //! the rest of the identity capability.
 
 pub mod api;
 pub mod error;
 pub mod principal;
 pub mod service;
+pub mod throttle;
 pub mod tokens;
 
 pub use error::AuthError;

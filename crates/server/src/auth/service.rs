@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::tokens::{Amr, random_token, token_hash};
-use super::{AuthError, EmailAddress};
+use super::{AuthError, EmailAddress, throttle};
 use crate::db::UserTx;
 use crate::mail::Mail;
 use crate::startup::AppState;
@@ -263,33 +263,76 @@ fn issue(
 }
 
 /// Password sign-in. An unknown email and a wrong password get the same error after the same
-/// amount of bcrypt work.
+/// amount of bcrypt work; repeated failures are throttled (see [`throttle`]).
 pub async fn password_grant(
     state: &AppState,
     email: &str,
     password: String,
     origin: &Origin,
 ) -> Result<Session, AuthError> {
-    let Ok(email) = EmailAddress::parse(email) else {
-        let _ = verify_password(
-            password,
-            password::decoy_hash(state.config.auth.bcrypt_cost),
+    let now = state.clock.now();
+    let keys = throttle::Keys::new(email, origin.ip);
+    let wait = throttle::wait_secs(&state.pool, &keys, now).await?;
+    if wait > 0 {
+        tracing::info!(target: "leadgen::audit", action = "login_throttled", retry_after = wait, "sign-in throttled");
+        metrics::counter!("auth_login_throttled_total").increment(1);
+        return Err(AuthError::TooManyAttempts(wait));
+    }
+    match check_password(state, email, password).await {
+        Ok(found) => {
+            throttle::clear(&state.pool, &keys).await?;
+            if state.config.auth.require_email_confirmation && found.confirmed_at.is_none() {
+                return Err(AuthError::EmailNotConfirmed);
+            }
+            let mut tx = UserTx::begin(&state.pool, found.user_id).await?;
+            if let Some(new_hash) = found.rehash {
+                sqlx::query!(
+                    "UPDATE app.credentials SET password_hash = $2, updated_at = now() WHERE user_id = $1",
+                    found.user_id,
+                    new_hash
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            let session = start_session(state, &mut tx, found.user_id, "password", origin).await?;
+            tx.commit().await?;
+            tracing::info!(target: "leadgen::audit", action = "login", user_id = %found.user_id, "signed in");
+            Ok(session)
+        }
+        Err(AuthError::InvalidCredentials) => {
+            throttle::record_failure(&state.pool, &keys, now).await?;
+            Err(AuthError::InvalidCredentials)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+struct Verified {
+    user_id: Uuid,
+    confirmed_at: Option<OffsetDateTime>,
+    /// A new hash when the stored one was made at another cost.
+    rehash: Option<String>,
+}
+
+/// Checks email and password. An unknown or malformed email costs the same bcrypt work as a
+/// wrong password and gives the same error.
+async fn check_password(
+    state: &AppState,
+    email: &str,
+    password: String,
+) -> Result<Verified, AuthError> {
+    let decoy = || password::decoy_hash(state.config.auth.bcrypt_cost);
+    let found = match EmailAddress::parse(email) {
+        Ok(email) => sqlx::query!(
+            "SELECT user_id AS \"user_id!\", password_hash AS \"password_hash!\", email_confirmed_at FROM app.auth_find_login($1)",
+            email.as_str()
         )
-        .await;
-        return Err(AuthError::InvalidCredentials);
+        .fetch_optional(&state.pool)
+        .await?,
+        Err(_) => None,
     };
-    let found = sqlx::query!(
-        "SELECT user_id AS \"user_id!\", password_hash AS \"password_hash!\", email_confirmed_at FROM app.auth_find_login($1)",
-        email.as_str()
-    )
-    .fetch_optional(&state.pool)
-    .await?;
     let Some(found) = found else {
-        let _ = verify_password(
-            password,
-            password::decoy_hash(state.config.auth.bcrypt_cost),
-        )
-        .await;
+        let _ = verify_password(password, decoy()).await;
         tracing::info!(target: "leadgen::audit", action = "login_failed", reason = "unknown_email", "sign-in failed");
         metrics::counter!("auth_login_failures_total", "reason" => "unknown_email").increment(1);
         return Err(AuthError::InvalidCredentials);
@@ -299,25 +342,16 @@ pub async fn password_grant(
         metrics::counter!("auth_login_failures_total", "reason" => "wrong_password").increment(1);
         return Err(AuthError::InvalidCredentials);
     }
-    if state.config.auth.require_email_confirmation && found.email_confirmed_at.is_none() {
-        return Err(AuthError::EmailNotConfirmed);
-    }
-    let mut tx = UserTx::begin(&state.pool, found.user_id).await?;
-    // Upgrade the hash when the configured cost changed since it was made (or it was imported).
-    if password::cost_of(&found.password_hash) != Some(state.config.auth.bcrypt_cost) {
-        let new_hash = hash_password(state, password).await?;
-        sqlx::query!(
-            "UPDATE app.credentials SET password_hash = $2, updated_at = now() WHERE user_id = $1",
-            found.user_id,
-            new_hash
-        )
-        .execute(&mut *tx)
-        .await?;
-    }
-    let session = start_session(state, &mut tx, found.user_id, "password", origin).await?;
-    tx.commit().await?;
-    tracing::info!(target: "leadgen::audit", action = "login", user_id = %found.user_id, "signed in");
-    Ok(session)
+    let rehash = if password::cost_of(&found.password_hash) == Some(state.config.auth.bcrypt_cost) {
+        None
+    } else {
+        Some(hash_password(state, password).await?)
+    };
+    Ok(Verified {
+        user_id: found.user_id,
+        confirmed_at: found.email_confirmed_at,
+        rehash,
+    })
 }
 
 /// Exchanges a refresh token for a new access token and the next refresh token.

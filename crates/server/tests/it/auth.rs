@@ -15,6 +15,30 @@ struct Client {
 }
 
 impl Client {
+    fn from_ip(app: &TestApp, ip: [u8; 4]) -> Self {
+        Self {
+            http: app.client_from(std::net::IpAddr::from(ip)),
+            base: app.https_url("/auth/v1"),
+        }
+    }
+
+    /// Status, body and Retry-After of a password sign-in.
+    async fn login_full(&self, email: &str, password: &str) -> (u16, Value, Option<u64>) {
+        let res = self
+            .http
+            .post(format!("{}/token?grant_type=password", self.base))
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let retry = res
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().parse().unwrap());
+        (status, res.json().await.unwrap_or(Value::Null), retry)
+    }
+
     fn new(app: &TestApp) -> Self {
         Self {
             http: app.client(),
@@ -518,5 +542,102 @@ async fn logout_scopes_end_the_right_sessions() {
     assert_eq!(c.logout(&tokens[0], "everything").await, 400);
     assert_eq!(c.logout(&tokens[0], "global").await, 204);
     assert_eq!(c.get_user(&tokens[0]).await.0, 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn repeated_failures_are_throttled_without_locking_the_owner_out() {
+    let clock = Arc::new(OffsetClock::default());
+    let app = TestApp::spawn_on(
+        crate::helpers::TestDb::new().await,
+        &[("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false")],
+        clock.clone(),
+    )
+    .await;
+    let owner = Client::from_ip(&app, [127, 0, 0, 3]);
+    assert_eq!(
+        owner
+            .post(
+                "/signup",
+                json!({ "email": "victim@acme.io", "password": PASSWORD })
+            )
+            .await
+            .0,
+        200
+    );
+    let attacker = Client::from_ip(&app, [127, 0, 0, 2]);
+
+    for _ in 0..5 {
+        let (status, err, _) = attacker
+            .login_full("victim@acme.io", "guess guess guess")
+            .await;
+        assert_eq!(
+            (status, err["error_code"].as_str()),
+            (400, Some("invalid_credentials"))
+        );
+    }
+    // The sixth try waits, even with the right password.
+    let (status, err, retry) = attacker.login_full("victim@acme.io", PASSWORD).await;
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (429, Some("over_request_rate_limit"))
+    );
+    assert_eq!(retry, Some(1));
+    // The owner, elsewhere, is not affected.
+    assert_eq!(owner.login_full("victim@acme.io", PASSWORD).await.0, 200);
+
+    // Each further failure doubles the wait.
+    clock.advance(2);
+    assert_eq!(
+        attacker.login_full("victim@acme.io", "guess again").await.0,
+        400
+    );
+    let (status, _, retry) = attacker.login_full("victim@acme.io", PASSWORD).await;
+    assert_eq!((status, retry), (429, Some(2)));
+    clock.advance(3);
+    assert_eq!(
+        attacker.login_full("victim@acme.io", "and again").await.0,
+        400
+    );
+    assert_eq!(
+        attacker.login_full("victim@acme.io", PASSWORD).await.2,
+        Some(4)
+    );
+
+    // An address nobody has is throttled exactly the same way: no account enumeration.
+    let prober = Client::from_ip(&app, [127, 0, 0, 4]);
+    for _ in 0..5 {
+        assert_eq!(
+            prober
+                .login_full("nobody@acme.io", "guess guess guess")
+                .await
+                .0,
+            400
+        );
+    }
+    let (status, _, retry) = prober
+        .login_full("nobody@acme.io", "guess guess guess")
+        .await;
+    assert_eq!((status, retry), (429, Some(1)));
+
+    // Failures spread over many addresses lock the account, but never for more than a minute.
+    clock.advance(3600);
+    for i in 0..40u8 {
+        let c = Client::from_ip(&app, [127, 0, 1, i + 1]);
+        let (status, _, retry) = c.login_full("victim@acme.io", "distributed guess").await;
+        assert!(status == 400 || status == 429, "{status}");
+        if let Some(r) = retry {
+            assert!(r <= 60, "an account lock must stay short, got {r}s");
+        }
+    }
+    let (status, _, retry) = owner.login_full("victim@acme.io", PASSWORD).await;
+    assert_eq!(status, 429, "the account is under attack");
+    assert!(retry.unwrap() <= 60);
+    clock.advance(61);
+    assert_eq!(
+        owner.login_full("victim@acme.io", PASSWORD).await.0,
+        200,
+        "the owner gets in after at most a minute"
+    );
     app.stop().await;
 }

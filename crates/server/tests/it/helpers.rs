@@ -172,6 +172,20 @@ impl TestApp {
         client_for(&self.cert_path(), self.bound.https)
     }
 
+    /// Like [`TestApp::client`], connecting from the given loopback address (127.0.0.0/8), so
+    /// tests can play clients at different IPs.
+    pub fn client_from(&self, local: std::net::IpAddr) -> reqwest::Client {
+        let pem = std::fs::read(self.cert_path()).unwrap();
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .resolve("localhost", self.bound.https)
+            .local_address(local)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap()
+    }
+
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
