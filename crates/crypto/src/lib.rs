@@ -8,3 +8,5 @@
 pub mod jwt;
 pub mod password;
 pub mod redact;
+pub mod seal;
+pub mod totp;
