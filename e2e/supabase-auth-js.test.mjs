@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createHmac } from 'node:crypto';
 import { AuthClient } from '@supabase/auth-js';
 
 const BASE = process.env.LEADGEN_BASE_URL;
@@ -80,4 +81,51 @@ test('weak passwords come back as AuthWeakPasswordError with reasons', async () 
   assert.equal(error?.name, 'AuthWeakPasswordError');
   assert.equal(error?.code, 'weak_password');
   assert.deepEqual(error?.reasons, ['pwned']);
+});
+
+// RFC 6238 code for a base32 secret, as an authenticator app computes it.
+function totp(base32, unix = Math.floor(Date.now() / 1000)) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const ch of base32.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(ch).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(unix / 30)));
+  const h = createHmac('sha1', key).update(counter).digest();
+  const o = h[h.length - 1] & 0x0f;
+  const bin = ((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
+  return String(bin % 1_000_000).padStart(6, '0');
+}
+
+test('enroll and verify TOTP, reaching aal2, then sign out', async () => {
+  const auth = client();
+  const mfaEmail = `mfa-${Date.now()}@acme.io`;
+  assert.equal((await auth.signUp({ email: mfaEmail, password })).error, null);
+  assert.equal((await auth.verifyOtp({ token_hash: confirmationHash(mfaEmail), type: 'signup' })).error, null);
+
+  const before = await auth.mfa.getAuthenticatorAssuranceLevel();
+  assert.equal(before.data.currentLevel, 'aal1');
+
+  const enrolled = await auth.mfa.enroll({ factorType: 'totp', friendlyName: 'phone' });
+  assert.equal(enrolled.error, null, enrolled.error?.message);
+  assert.match(enrolled.data.totp.qr_code, /^data:image\/svg\+xml;utf-8,/);
+  assert.match(enrolled.data.totp.uri, /^otpauth:\/\/totp\//);
+
+  const verified = await auth.mfa.challengeAndVerify({
+    factorId: enrolled.data.id,
+    code: totp(enrolled.data.totp.secret),
+  });
+  assert.equal(verified.error, null, verified.error?.message);
+
+  const after = await auth.mfa.getAuthenticatorAssuranceLevel();
+  assert.equal(after.data.currentLevel, 'aal2');
+  assert.equal(after.data.nextLevel, 'aal2');
+  assert.ok(after.data.currentAuthenticationMethods.some((m) => m.method === 'totp'));
+
+  const factors = await auth.mfa.listFactors();
+  assert.equal(factors.error, null, factors.error?.message);
+  assert.equal(factors.data.totp.length, 1);
+  assert.equal(factors.data.totp[0].status, 'verified');
+
+  assert.equal((await auth.signOut()).error, null);
 });

@@ -22,6 +22,19 @@ pub fn secret_base32(secret: &[u8]) -> String {
     BASE32_NOPAD.encode(secret)
 }
 
+/// Reads a base32 secret as authenticator apps show it (spaces and case ignored).
+#[must_use]
+pub fn parse_base32(text: &str) -> Option<Vec<u8>> {
+    let clean: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_uppercase();
+    BASE32_NOPAD
+        .decode(clean.trim_end_matches('=').as_bytes())
+        .ok()
+}
+
 /// The time step a Unix time falls in.
 #[must_use]
 pub fn step_at(unix: i64) -> i64 {
@@ -120,5 +133,10 @@ mod tests {
             "{uri}"
         );
         assert!(uri.contains(&secret_base32(&s)));
+        let b32 = secret_base32(&s).to_lowercase();
+        assert_eq!(
+            parse_base32(&format!("{} {}", &b32[..4], &b32[4..])),
+            Some(s)
+        );
     }
 }

@@ -21,6 +21,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/v1/verify", get(verify_link).post(verify))
         .route("/auth/v1/user", get(user))
         .route("/auth/v1/logout", post(logout))
+        .merge(super::mfa::routes())
         .route_layer(axum::middleware::from_fn(super::error::api_version))
 }
 
@@ -78,14 +79,21 @@ fn user_json(u: &User) -> Value {
         "app_metadata": { "provider": "email", "providers": ["email"] },
         "user_metadata": u.user_metadata,
         "identities": [],
-        "factors": [],
+        "factors": u.factors.iter().map(|f| json!({
+            "id": f.id,
+            "factor_type": f.factor_type,
+            "status": f.status,
+            "friendly_name": f.friendly_name,
+            "created_at": ts(Some(f.created_at)),
+            "updated_at": ts(Some(f.updated_at)),
+        })).collect::<Vec<_>>(),
         "created_at": ts(Some(u.created_at)),
         "updated_at": ts(Some(u.updated_at)),
         "is_anonymous": false,
     })
 }
 
-fn session_json(s: &Session) -> Value {
+pub fn session_json(s: &Session) -> Value {
     json!({
         "access_token": s.access_token,
         "token_type": "bearer",

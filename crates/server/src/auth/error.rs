@@ -32,7 +32,15 @@ pub enum AuthError {
     BadJwt(String),
     #[error("Session from session_id claim in JWT does not exist")]
     SessionNotFound,
-    #[error("Too many sign-in attempts; try again in {0} seconds")]
+    #[error("Factor not found")]
+    FactorNotFound,
+    #[error("MFA challenge is unknown, used or expired")]
+    ChallengeExpired,
+    #[error("Invalid TOTP code entered")]
+    MfaVerificationFailed,
+    #[error("AAL2 session is required to perform this action")]
+    InsufficientAal,
+    #[error("Too many attempts; try again in {0} seconds")]
     TooManyAttempts(u64),
     #[error("unexpected failure")]
     Internal(#[from] anyhow::Error),
@@ -61,6 +69,10 @@ impl AuthError {
             Self::NoAuthorization => (S::UNAUTHORIZED, "no_authorization"),
             Self::BadJwt(_) => (S::UNAUTHORIZED, "bad_jwt"),
             Self::SessionNotFound => (S::UNAUTHORIZED, "session_not_found"),
+            Self::FactorNotFound => (S::NOT_FOUND, "mfa_factor_not_found"),
+            Self::ChallengeExpired => (S::UNPROCESSABLE_ENTITY, "mfa_challenge_expired"),
+            Self::MfaVerificationFailed => (S::UNPROCESSABLE_ENTITY, "mfa_verification_failed"),
+            Self::InsufficientAal => (S::FORBIDDEN, "insufficient_aal"),
             Self::TooManyAttempts(_) => (S::TOO_MANY_REQUESTS, "over_request_rate_limit"),
             Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "unexpected_failure"),
         }

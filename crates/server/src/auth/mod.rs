@@ -4,11 +4,13 @@
 //! Built so far: sign-up with email confirmation through the mailer, password sign-in (same
 //! answer for an unknown email and a wrong password, progressive throttling), HS256 access tokens checked against a live
 //! session on every request, rotating refresh tokens with a reuse grace window and reuse
-//! detection, the user endpoint and scoped logout. TOTP, SSO and the account pages are
-//! the rest of the identity capability.
+//! detection, the user endpoint, scoped logout, and TOTP factors that raise a session to `aal2`.
+//! Recovery codes, browser cookies, SSO and the account pages are the rest of the identity
+//! capability.
 
 pub mod api;
 pub mod error;
+pub mod mfa;
 pub mod principal;
 pub mod service;
 pub mod throttle;

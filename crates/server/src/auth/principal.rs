@@ -18,6 +18,8 @@ use crate::startup::AppState;
 pub struct AuthUser {
     pub user_id: Uuid,
     pub session_id: Uuid,
+    /// The session's assurance level as the database has it now (not as the token claims).
+    pub aal: String,
     pub claims: AccessClaims,
 }
 
@@ -44,23 +46,24 @@ impl FromRequestParts<AppState> for AuthUser {
             .verify_access(token, now)
             .map_err(|e| AuthError::BadJwt(e.to_string()))?;
         let mut tx = UserTx::begin(&state.pool, claims.sub).await?;
-        let live = sqlx::query_scalar!(
-            "SELECT revoked_at IS NULL AND not_after > $2 AS \"live!\" FROM app.sessions WHERE id = $1",
+        let session = sqlx::query!(
+            "SELECT aal FROM app.sessions WHERE id = $1 AND revoked_at IS NULL AND not_after > $2",
             claims.session_id,
             state.clock.now()
         )
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
-        if live != Some(true) {
+        let Some(session) = session else {
             return Err(AuthError::SessionNotFound);
-        }
+        };
         if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
             slot.set(claims.sub.to_string());
         }
         Ok(Self {
             user_id: claims.sub,
             session_id: claims.session_id,
+            aal: session.aal,
             claims,
         })
     }

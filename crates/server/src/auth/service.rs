@@ -30,6 +30,18 @@ pub struct User {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub user_metadata: serde_json::Value,
+    pub factors: Vec<Factor>,
+}
+
+/// An MFA factor as the user object lists it.
+#[derive(Debug, Clone)]
+pub struct Factor {
+    pub id: Uuid,
+    pub factor_type: String,
+    pub status: String,
+    pub friendly_name: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
 }
 
 /// A new session's tokens.
@@ -70,7 +82,16 @@ async fn load_user(tx: &mut UserTx, id: Uuid) -> Result<User, AuthError> {
     )
     .fetch_one(&mut **tx)
     .await?;
+    let factors = sqlx::query_as!(
+        Factor,
+        "SELECT id, factor_type, status, friendly_name, created_at, updated_at
+         FROM app.mfa_factors WHERE user_id = $1 ORDER BY created_at",
+        id
+    )
+    .fetch_all(&mut **tx)
+    .await?;
     Ok(User {
+        factors,
         id: u.id,
         email: u.email,
         email_confirmed_at: u.email_confirmed_at,
@@ -135,6 +156,7 @@ pub async fn signup(
             created_at: now,
             updated_at: now,
             user_metadata: metadata,
+            factors: Vec::new(),
         }));
     }
     sqlx::query!(
@@ -238,7 +260,44 @@ async fn start_session(
         method: method.into(),
         timestamp: now.unix_timestamp(),
     }];
-    issue(state, user, session_id, refresh, amr)
+    issue(state, user, session_id, refresh, amr, "aal1")
+}
+
+/// Moves a session to `aal2` after a verified second factor: new access token, and a new
+/// refresh token replacing the session's earlier ones.
+pub async fn raise_to_aal2(
+    state: &AppState,
+    tx: &mut UserTx,
+    user_id: Uuid,
+    session_id: Uuid,
+    amr: Vec<Amr>,
+) -> Result<Session, AuthError> {
+    let now = state.clock.now();
+    sqlx::query!(
+        "UPDATE app.sessions SET aal = 'aal2', refreshed_at = $2 WHERE id = $1",
+        session_id,
+        now
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query!(
+        "DELETE FROM app.refresh_tokens WHERE session_id = $1",
+        session_id
+    )
+    .execute(&mut **tx)
+    .await?;
+    let refresh = random_token();
+    sqlx::query!(
+        "INSERT INTO app.refresh_tokens (token_hash, session_id, user_id, created_at) VALUES ($1, $2, $3, $4)",
+        token_hash(&refresh),
+        session_id,
+        user_id,
+        now
+    )
+    .execute(&mut **tx)
+    .await?;
+    let user = load_user(tx, user_id).await?;
+    issue(state, user, session_id, refresh, amr, "aal2")
 }
 
 fn issue(
@@ -247,11 +306,12 @@ fn issue(
     session_id: Uuid,
     refresh: String,
     amr: Vec<Amr>,
+    aal: &str,
 ) -> Result<Session, AuthError> {
     let now = state.clock.now().unix_timestamp();
     let (access, exp) = state
         .auth
-        .access_token(user.id, &user.email, session_id, "aal1", amr, now)
+        .access_token(user.id, &user.email, session_id, aal, amr, now)
         .map_err(|e| AuthError::Internal(e.into()))?;
     Ok(Session {
         access_token: access,
@@ -371,7 +431,7 @@ pub async fn refresh_grant(state: &AppState, token: &str) -> Result<Session, Aut
     let now = state.clock.now();
     let mut tx = UserTx::begin(&state.pool, found.user_id).await?;
     let session = sqlx::query!(
-        "SELECT revoked_at, not_after FROM app.sessions WHERE id = $1 FOR UPDATE",
+        "SELECT revoked_at, not_after, aal FROM app.sessions WHERE id = $1 FOR UPDATE",
         found.session_id
     )
     .fetch_one(&mut *tx)
@@ -451,11 +511,20 @@ pub async fn refresh_grant(state: &AppState, token: &str) -> Result<Session, Aut
     .await?;
     let user = load_user(&mut tx, found.user_id).await?;
     tx.commit().await?;
-    let amr = vec![Amr {
+    let mut amr = vec![Amr {
         method: "password".into(),
         timestamp: now.unix_timestamp(),
     }];
-    issue(state, user, found.session_id, fresh, amr)
+    if session.aal == "aal2" {
+        amr.insert(
+            0,
+            Amr {
+                method: "totp".into(),
+                timestamp: now.unix_timestamp(),
+            },
+        );
+    }
+    issue(state, user, found.session_id, fresh, amr, &session.aal)
 }
 
 /// Confirms an email address with a mailed token (the token itself or its hex SHA-256) and

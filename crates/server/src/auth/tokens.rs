@@ -21,6 +21,7 @@ use crate::config::Config;
 pub struct AuthKeys {
     pub ring: KeyRing,
     refresh: Vec<u8>,
+    seal: Vec<u8>,
     pub validation: Validation,
     pub issuer: String,
     pub access_ttl: i64,
@@ -48,6 +49,7 @@ impl AuthKeys {
         Ok(Self {
             ring: KeyRing::new(vec![signing])?,
             refresh: derive(key, "leadgen refresh token chain v1"),
+            seal: derive(key, "leadgen mfa secret seal v1"),
             validation: Validation {
                 algorithms: config.auth.jwt_algorithms.clone(),
                 issuer: issuer.clone(),
@@ -58,6 +60,12 @@ impl AuthKeys {
             issuer,
             access_ttl: config.auth.access_token_ttl_secs,
         })
+    }
+
+    /// The 32-byte key that seals TOTP secrets at rest.
+    #[must_use]
+    pub fn seal_key(&self) -> &[u8] {
+        &self.seal
     }
 
     /// The token that replaces `token` when it is rotated.

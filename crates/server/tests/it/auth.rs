@@ -641,3 +641,204 @@ async fn repeated_failures_are_throttled_without_locking_the_owner_out() {
     );
     app.stop().await;
 }
+
+/// The `aal` claim of an access token (read without verifying, as a client would).
+fn aal_of(access: &str) -> String {
+    use base64::Engine;
+    let payload = access.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["aal"].as_str().unwrap().to_string()
+}
+
+impl Client {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        access: &str,
+        body: Value,
+    ) -> (u16, Value) {
+        let res = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(access)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn totp_raises_the_session_to_aal2_and_each_code_works_once() {
+    use leadgen::clock::Clock;
+    use leadgen_crypto::totp;
+    use reqwest::Method;
+    let clock = Arc::new(OffsetClock::default());
+    let app = TestApp::spawn_on(crate::helpers::TestDb::new().await, &[], clock.clone()).await;
+    let c = Client::new(&app);
+    let s = confirmed_account(&app, &c, "mfa@acme.io").await;
+    let access = s["access_token"].as_str().unwrap().to_string();
+    assert_eq!(aal_of(&access), "aal1");
+
+    let (status, f) = c
+        .call(
+            Method::POST,
+            "/factors",
+            &access,
+            json!({ "factor_type": "totp", "friendly_name": "phone" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{f}");
+    assert!(
+        f["totp"]["qr_code"].as_str().unwrap().starts_with("<?xml")
+            || f["totp"]["qr_code"].as_str().unwrap().contains("<svg")
+    );
+    assert!(
+        f["totp"]["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/LeadGen:mfa%40acme.io")
+            || f["totp"]["uri"]
+                .as_str()
+                .unwrap()
+                .starts_with("otpauth://totp/LeadGen:mfa@acme.io")
+    );
+    let factor = f["id"].as_str().unwrap().to_string();
+    let secret = totp::parse_base32(f["totp"]["secret"].as_str().unwrap()).unwrap();
+    // The secret is sealed at rest: the stored bytes are not the secret.
+    let su = app_superuser(&app).await;
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT secret_sealed FROM app.mfa_factors")
+        .fetch_one(&su)
+        .await
+        .unwrap();
+    assert!(!stored.windows(secret.len()).any(|w| w == secret.as_slice()));
+
+    let code_now = || totp::code_at_step(&secret, totp::step_at(clock.now().unix_timestamp()));
+    let challenge = |access: String| {
+        let c = &c;
+        let factor = factor.clone();
+        async move {
+            c.call(
+                Method::POST,
+                &format!("/factors/{factor}/challenge"),
+                &access,
+                json!({}),
+            )
+            .await
+            .1["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+
+    // A wrong code fails, and locks the factor for the rest of the time step. Start early in a
+    // step, so both tries below fall in the same one.
+    let into_step = clock.now().unix_timestamp().rem_euclid(30);
+    if into_step > 20 {
+        clock.advance(31 - into_step);
+    }
+    let ch = challenge(access.clone()).await;
+    let wrong = if code_now() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let (status, err) = c
+        .call(
+            Method::POST,
+            &format!("/factors/{factor}/verify"),
+            &access,
+            json!({ "challenge_id": ch, "code": wrong }),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (422, Some("mfa_verification_failed"))
+    );
+    let (status, err) = c
+        .call(
+            Method::POST,
+            &format!("/factors/{factor}/verify"),
+            &access,
+            json!({ "challenge_id": ch, "code": code_now() }),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (429, Some("over_request_rate_limit")),
+        "locked until the step ends"
+    );
+
+    clock.advance(30);
+    let ch = challenge(access.clone()).await;
+    let code = code_now();
+    let (status, s2) = c
+        .call(
+            Method::POST,
+            &format!("/factors/{factor}/verify"),
+            &access,
+            json!({ "challenge_id": ch, "code": code }),
+        )
+        .await;
+    assert_eq!(status, 200, "{s2}");
+    let access2 = s2["access_token"].as_str().unwrap().to_string();
+    assert_eq!(aal_of(&access2), "aal2");
+    assert_eq!(s2["user"]["factors"][0]["status"], "verified");
+
+    // The same code again (replay) is refused, on a fresh challenge.
+    let ch = challenge(access2.clone()).await;
+    let (status, _) = c
+        .call(
+            Method::POST,
+            &format!("/factors/{factor}/verify"),
+            &access2,
+            json!({ "challenge_id": ch, "code": code }),
+        )
+        .await;
+    assert_eq!(status, 422, "a TOTP code works once");
+
+    // Refreshing keeps the level.
+    let (status, r) = c.refresh(s2["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(aal_of(r["access_token"].as_str().unwrap()), "aal2");
+
+    // Removing a factor needs aal2: a fresh password session (aal1) may not.
+    let (_, fresh) = c.login("mfa@acme.io", PASSWORD).await;
+    let aal1 = fresh["access_token"].as_str().unwrap();
+    assert_eq!(aal_of(aal1), "aal1");
+    let (status, err) = c
+        .call(
+            Method::DELETE,
+            &format!("/factors/{factor}"),
+            aal1,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (403, Some("insufficient_aal"))
+    );
+    let (status, _) = c
+        .call(
+            Method::DELETE,
+            &format!("/factors/{factor}"),
+            r["access_token"].as_str().unwrap(),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}
+
+async fn app_superuser(app: &TestApp) -> sqlx::PgPool {
+    app.db().superuser_pool().await
+}

@@ -56,7 +56,7 @@ async fn supabase_auth_js_client() {
         "auth-js test failed:\n{stdout}\n{stderr}"
     );
     assert!(
-        stdout.contains("# pass 2") && stdout.contains("# fail 0"),
+        stdout.contains("# pass 3") && stdout.contains("# fail 0"),
         "{stdout}"
     );
     app.stop().await;

@@ -159,6 +159,10 @@ impl TestApp {
             .collect()
     }
 
+    pub fn db(&self) -> &TestDb {
+        &self._db
+    }
+
     pub fn cert_path(&self) -> PathBuf {
         self.data_dir.path().join("tls/dev-cert.pem")
     }

@@ -1,0 +1,253 @@
+//! TOTP second factor with Supabase's `/auth/v1/factors` API: enroll (secret, `otpauth://` URI
+//! and QR code), challenge, verify (the session moves to `aal2`), unenroll (needs `aal2`).
+//!
+//! Each code works once: the accepted time step is stored and older or equal steps are refused.
+//! A wrong code locks the factor until its time step has passed, which caps guessing at one try
+//! per 30 seconds.
+
+use axum::extract::{Path, State};
+use axum::routing::{delete, post};
+use axum::{Json, Router};
+use leadgen_crypto::{seal, totp};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::api::AuthJson;
+use super::service::{self, Session};
+use super::tokens::Amr;
+use super::{AuthError, AuthUser};
+use crate::db::UserTx;
+use crate::startup::AppState;
+
+/// Challenges expire after five minutes.
+const CHALLENGE_TTL_SECS: i64 = 300;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/auth/v1/factors", post(enroll))
+        .route("/auth/v1/factors/{id}", delete(unenroll))
+        .route("/auth/v1/factors/{id}/challenge", post(challenge))
+        .route("/auth/v1/factors/{id}/verify", post(verify))
+}
+
+fn aad(factor: Uuid, user: Uuid) -> Vec<u8> {
+    format!("app.mfa_factors.secret_sealed:{factor}:{user}").into_bytes()
+}
+
+#[derive(Deserialize)]
+struct EnrollBody {
+    factor_type: String,
+    friendly_name: Option<String>,
+    issuer: Option<String>,
+}
+
+async fn enroll(
+    State(state): State<AppState>,
+    who: AuthUser,
+    AuthJson(body): AuthJson<EnrollBody>,
+) -> Result<Json<Value>, AuthError> {
+    if body.factor_type != "totp" {
+        return Err(AuthError::BadRequest("factor_type must be \"totp\"".into()));
+    }
+    if body
+        .friendly_name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > 100)
+    {
+        return Err(AuthError::BadRequest(
+            "friendly_name is at most 100 characters".into(),
+        ));
+    }
+    let id = Uuid::now_v7();
+    let secret = totp::new_secret();
+    let sealed = seal::seal(state.auth.seal_key(), &secret, &aad(id, who.user_id))
+        .map_err(|e| AuthError::Internal(e.into()))?;
+    let now = state.clock.now();
+    let mut tx = UserTx::begin(&state.pool, who.user_id).await?;
+    let inserted = sqlx::query!(
+        "INSERT INTO app.mfa_factors (id, user_id, factor_type, friendly_name, status, secret_sealed, created_at, updated_at)
+         VALUES ($1, $2, 'totp', $3, 'unverified', $4, $5, $5) ON CONFLICT (user_id, friendly_name) DO NOTHING",
+        id,
+        who.user_id,
+        body.friendly_name,
+        sealed,
+        now
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(AuthError::BadRequest(
+            "a factor with this friendly_name already exists".into(),
+        ));
+    }
+    tx.commit().await?;
+    let issuer = body
+        .issuer
+        .filter(|i| !i.is_empty())
+        .unwrap_or_else(|| "LeadGen".into());
+    let uri = totp::otpauth_uri(&secret, &issuer, &who.claims.email);
+    let qr = qrcode::QrCode::new(uri.as_bytes())
+        .map_err(|e| AuthError::Internal(anyhow::anyhow!("qr code: {e}")))?;
+    let svg = qr
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .build();
+    tracing::info!(target: "leadgen::audit", action = "mfa_enroll", user_id = %who.user_id, factor_id = %id, "TOTP factor enrolled");
+    // Supabase clients prefix `qr_code` with the data-URI header themselves.
+    Ok(Json(json!({
+        "id": id,
+        "type": "totp",
+        "friendly_name": body.friendly_name,
+        "totp": { "qr_code": svg, "secret": totp::secret_base32(&secret), "uri": uri },
+    })))
+}
+
+async fn challenge(
+    State(state): State<AppState>,
+    who: AuthUser,
+    Path(factor): Path<Uuid>,
+) -> Result<Json<Value>, AuthError> {
+    let now = state.clock.now();
+    let mut tx = UserTx::begin(&state.pool, who.user_id).await?;
+    let exists = sqlx::query_scalar!(
+        "SELECT 1 AS \"one!\" FROM app.mfa_factors WHERE id = $1",
+        factor
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if exists.is_none() {
+        return Err(AuthError::FactorNotFound);
+    }
+    let id = Uuid::now_v7();
+    sqlx::query!(
+        "INSERT INTO app.mfa_challenges (id, factor_id, user_id, created_at) VALUES ($1, $2, $3, $4)",
+        id,
+        factor,
+        who.user_id,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(
+        json!({ "id": id, "type": "totp", "expires_at": now.unix_timestamp() + CHALLENGE_TTL_SECS }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct VerifyBody {
+    challenge_id: Uuid,
+    code: String,
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    who: AuthUser,
+    Path(factor): Path<Uuid>,
+    AuthJson(body): AuthJson<VerifyBody>,
+) -> Result<Json<Value>, AuthError> {
+    let now = state.clock.now();
+    let unix = now.unix_timestamp();
+    let step = totp::step_at(unix);
+    let mut tx = UserTx::begin(&state.pool, who.user_id).await?;
+    let f = sqlx::query!(
+        "SELECT secret_sealed, status, last_used_step, failed_step FROM app.mfa_factors WHERE id = $1 FOR UPDATE",
+        factor
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AuthError::FactorNotFound)?;
+    let c = sqlx::query!(
+        "SELECT created_at, verified_at FROM app.mfa_challenges WHERE id = $1 AND factor_id = $2 FOR UPDATE",
+        body.challenge_id,
+        factor
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AuthError::ChallengeExpired)?;
+    if c.verified_at.is_some() || (now - c.created_at).whole_seconds() > CHALLENGE_TTL_SECS {
+        return Err(AuthError::ChallengeExpired);
+    }
+    if f.failed_step.is_some_and(|s| s >= step) {
+        let wait = (step + 1) * totp::STEP_SECS - unix;
+        return Err(AuthError::TooManyAttempts(
+            u64::try_from(wait.max(1)).unwrap_or(1),
+        ));
+    }
+    let secret = seal::open(
+        state.auth.seal_key(),
+        &f.secret_sealed,
+        &aad(factor, who.user_id),
+    )
+    .map_err(|e| AuthError::Internal(e.into()))?;
+    let accepted = totp::matching_step(&secret, body.code.trim(), unix)
+        .filter(|s| f.last_used_step.is_none_or(|last| *s > last));
+    let Some(used) = accepted else {
+        sqlx::query!(
+            "UPDATE app.mfa_factors SET failed_step = $2 WHERE id = $1",
+            factor,
+            step
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::info!(target: "leadgen::audit", action = "mfa_verify_failed", user_id = %who.user_id, factor_id = %factor, "wrong or reused TOTP code");
+        metrics::counter!("auth_mfa_failures_total").increment(1);
+        return Err(AuthError::MfaVerificationFailed);
+    };
+    sqlx::query!(
+        "UPDATE app.mfa_factors SET status = 'verified', last_used_step = $2, failed_step = NULL, updated_at = $3 WHERE id = $1",
+        factor,
+        used,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "UPDATE app.mfa_challenges SET verified_at = $2 WHERE id = $1",
+        body.challenge_id,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    let amr = vec![
+        Amr {
+            method: "totp".into(),
+            timestamp: unix,
+        },
+        Amr {
+            method: "password".into(),
+            timestamp: who.claims.amr.first().map_or(unix, |a| a.timestamp),
+        },
+    ];
+    let session: Session =
+        service::raise_to_aal2(&state, &mut tx, who.user_id, who.session_id, amr).await?;
+    tx.commit().await?;
+    if f.status == "unverified" {
+        tracing::info!(target: "leadgen::audit", action = "mfa_factor_verified", user_id = %who.user_id, factor_id = %factor, "TOTP factor verified");
+    }
+    Ok(Json(super::api::session_json(&session)))
+}
+
+async fn unenroll(
+    State(state): State<AppState>,
+    who: AuthUser,
+    Path(factor): Path<Uuid>,
+) -> Result<Json<Value>, AuthError> {
+    if who.aal != "aal2" {
+        return Err(AuthError::InsufficientAal);
+    }
+    let mut tx = UserTx::begin(&state.pool, who.user_id).await?;
+    let removed = sqlx::query!("DELETE FROM app.mfa_factors WHERE id = $1", factor)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    if removed == 0 {
+        return Err(AuthError::FactorNotFound);
+    }
+    tracing::info!(target: "leadgen::audit", action = "mfa_unenroll", user_id = %who.user_id, factor_id = %factor, "factor removed");
+    Ok(Json(json!({ "id": factor })))
+}
