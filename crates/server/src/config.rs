@@ -156,6 +156,7 @@ pub struct AuthConfig {
     pub bcrypt_cost: u32,
     pub require_email_confirmation: bool,
     pub confirmation_ttl_secs: i64,
+    pub recovery_ttl_secs: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -329,6 +330,7 @@ impl Config {
             ("auth.refresh_reuse_grace_secs", a.refresh_reuse_grace_secs),
             ("auth.session_lifetime_secs", a.session_lifetime_secs),
             ("auth.confirmation_ttl_secs", a.confirmation_ttl_secs),
+            ("auth.recovery_ttl_secs", a.recovery_ttl_secs),
         ] {
             if v < 0 {
                 return Err(rule(path, "must not be negative"));

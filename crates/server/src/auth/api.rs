@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
-use super::service::{self, LogoutScope, Origin, Session, SignupOutcome, User};
+use super::service::{self, LogoutScope, OneTimePurpose, Origin, Session, SignupOutcome, User};
 use super::{AuthError, AuthUser};
 use crate::startup::AppState;
 
@@ -19,7 +19,8 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/v1/signup", post(signup))
         .route("/auth/v1/token", post(token))
         .route("/auth/v1/verify", get(verify_link).post(verify))
-        .route("/auth/v1/user", get(user))
+        .route("/auth/v1/user", get(user).put(update_user))
+        .route("/auth/v1/recover", post(recover))
         .route("/auth/v1/logout", post(logout))
         .merge(super::mfa::routes())
         .route_layer(axum::middleware::from_fn(super::error::api_version))
@@ -181,19 +182,25 @@ struct VerifyBody {
     token_hash: Option<String>,
 }
 
+fn purpose(kind: &str) -> Result<OneTimePurpose, AuthError> {
+    match kind {
+        "signup" | "email" => Ok(OneTimePurpose::Confirmation),
+        "recovery" => Ok(OneTimePurpose::Recovery),
+        other => Err(AuthError::BadRequest(format!(
+            "unsupported verification type {other:?}"
+        ))),
+    }
+}
+
 async fn verify(
     State(state): State<AppState>,
     origin: Origin,
     AuthJson(body): AuthJson<VerifyBody>,
 ) -> Result<Json<Value>, AuthError> {
-    if !matches!(body.kind.as_str(), "signup" | "email") {
-        return Err(AuthError::BadRequest(format!(
-            "unsupported verification type {:?}",
-            body.kind
-        )));
-    }
-    let s = service::confirm_email(
+    let purpose = purpose(&body.kind)?;
+    let s = service::redeem_one_time(
         &state,
+        purpose,
         body.token.as_deref(),
         body.token_hash.as_deref(),
         &origin,
@@ -209,20 +216,80 @@ struct VerifyLink {
     kind: String,
 }
 
-/// The mailed link: confirms, then sends the browser to the site with a plain confirmation notice.
-/// Tokens are not put in the URL; the browser signs in normally afterwards.
+/// The mailed link. Like Supabase, it redirects to the site with the new session in the URL
+/// fragment (`#access_token=…&refresh_token=…&type=…`), which browsers never send to a server
+/// and which Supabase's browser client picks up.
 async fn verify_link(
     State(state): State<AppState>,
     origin: Origin,
     Query(q): Query<VerifyLink>,
 ) -> Response {
-    if q.kind != "signup" {
-        return AuthError::BadRequest("unsupported verification type".into()).into_response();
-    }
-    match service::confirm_email(&state, Some(&q.token), None, &origin).await {
-        Ok(_) => Redirect::to("/?confirmed=1").into_response(),
+    let purpose = match purpose(&q.kind) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    match service::redeem_one_time(&state, purpose, Some(&q.token), None, &origin).await {
+        Ok(s) => {
+            let fragment = format!(
+                "access_token={}&expires_at={}&expires_in={}&refresh_token={}&token_type=bearer&type={}",
+                s.access_token, s.expires_at, s.expires_in, s.refresh_token, q.kind
+            );
+            Redirect::to(&format!("/#{fragment}")).into_response()
+        }
         Err(e) => e.into_response(),
     }
+}
+
+#[derive(Deserialize)]
+struct RecoverBody {
+    email: String,
+}
+
+/// Always `{}`: whether the address has an account is not disclosed.
+async fn recover(
+    State(state): State<AppState>,
+    AuthJson(body): AuthJson<RecoverBody>,
+) -> Result<Json<Value>, AuthError> {
+    service::request_recovery(&state, &body.email).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateUserBody {
+    password: Option<String>,
+    current_password: Option<String>,
+    data: Option<Value>,
+    email: Option<String>,
+    nonce: Option<String>,
+}
+
+async fn update_user(
+    State(state): State<AppState>,
+    who: AuthUser,
+    origin: Origin,
+    AuthJson(body): AuthJson<UpdateUserBody>,
+) -> Result<Json<Value>, AuthError> {
+    if body.email.is_some() {
+        return Err(AuthError::BadRequest(
+            "changing the email address is not available yet".into(),
+        ));
+    }
+    if body.nonce.is_some() {
+        return Err(AuthError::BadRequest(
+            "reauthentication nonces are not supported; send current_password".into(),
+        ));
+    }
+    if let Some(data) = &body.data {
+        service::update_metadata(&state, who.user_id, data).await?;
+    }
+    let user = match body.password {
+        Some(p) => {
+            service::change_password(&state, &who, p, body.current_password, &origin).await?
+        }
+        None => service::current_user(&state.pool, who.user_id).await?,
+    };
+    Ok(Json(user_json(&user)))
 }
 
 async fn user(State(state): State<AppState>, who: AuthUser) -> Result<Json<Value>, AuthError> {

@@ -32,6 +32,8 @@ pub enum AuthError {
     BadJwt(String),
     #[error("Session from session_id claim in JWT does not exist")]
     SessionNotFound,
+    #[error("Password update requires the current password or a fresh reset link")]
+    ReauthenticationNeeded,
     #[error("Factor not found")]
     FactorNotFound,
     #[error("MFA challenge is unknown, used or expired")]
@@ -69,6 +71,7 @@ impl AuthError {
             Self::NoAuthorization => (S::UNAUTHORIZED, "no_authorization"),
             Self::BadJwt(_) => (S::UNAUTHORIZED, "bad_jwt"),
             Self::SessionNotFound => (S::UNAUTHORIZED, "session_not_found"),
+            Self::ReauthenticationNeeded => (S::UNAUTHORIZED, "reauthentication_needed"),
             Self::FactorNotFound => (S::NOT_FOUND, "mfa_factor_not_found"),
             Self::ChallengeExpired => (S::UNPROCESSABLE_ENTITY, "mfa_challenge_expired"),
             Self::MfaVerificationFailed => (S::UNPROCESSABLE_ENTITY, "mfa_verification_failed"),

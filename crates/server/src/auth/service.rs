@@ -112,14 +112,7 @@ pub async fn signup(
     origin: &Origin,
 ) -> Result<SignupOutcome, AuthError> {
     let email = EmailAddress::parse(email)?;
-    password::check_policy(&password, &[email.as_str(), email.local_part()]).map_err(|e| {
-        let reason = match e {
-            password::WeakPassword::TooShort | password::WeakPassword::TooLong => "length",
-            password::WeakPassword::Common => "pwned",
-            password::WeakPassword::Guessable(_) => "characters",
-        };
-        AuthError::WeakPassword(e.to_string(), reason)
-    })?;
+    password::check_policy(&password, &[email.as_str(), email.local_part()]).map_err(weak)?;
     if !metadata.is_object() {
         return Err(AuthError::BadRequest("data must be a JSON object".into()));
     }
@@ -527,10 +520,35 @@ pub async fn refresh_grant(state: &AppState, token: &str) -> Result<Session, Aut
     issue(state, user, found.session_id, fresh, amr, &session.aal)
 }
 
-/// Confirms an email address with a mailed token (the token itself or its hex SHA-256) and
-/// signs the user in.
-pub async fn confirm_email(
+/// What a mailed single-use token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OneTimePurpose {
+    Confirmation,
+    Recovery,
+}
+
+impl OneTimePurpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirmation => "confirmation",
+            Self::Recovery => "recovery",
+        }
+    }
+
+    /// The `amr` method the resulting session records.
+    fn method(self) -> &'static str {
+        match self {
+            Self::Confirmation => "otp",
+            Self::Recovery => "recovery",
+        }
+    }
+}
+
+/// Redeems a mailed token (the token itself or its hex SHA-256) once and signs the user in.
+/// Either purpose proves the user reads the address, so it also confirms it.
+pub async fn redeem_one_time(
     state: &AppState,
+    purpose: OneTimePurpose,
     token: Option<&str>,
     token_hash_hex: Option<&str>,
     origin: &Origin,
@@ -544,17 +562,22 @@ pub async fn confirm_email(
             ));
         }
     };
-    let user_id = sqlx::query_scalar!("SELECT app.auth_find_one_time($1, 'confirmation')", hash)
-        .fetch_one(&state.pool)
-        .await?
-        .ok_or(AuthError::OtpExpired)?;
+    let user_id = sqlx::query_scalar!(
+        "SELECT app.auth_find_one_time($1, $2)",
+        hash,
+        purpose.as_str()
+    )
+    .fetch_one(&state.pool)
+    .await?
+    .ok_or(AuthError::OtpExpired)?;
     let now = state.clock.now();
     let mut tx = UserTx::begin(&state.pool, user_id).await?;
     let used = sqlx::query!(
         "UPDATE app.one_time_tokens SET used_at = $2
-         WHERE token_hash = $1 AND purpose = 'confirmation' AND used_at IS NULL AND expires_at > $2",
+         WHERE token_hash = $1 AND purpose = $3 AND used_at IS NULL AND expires_at > $2",
         hash,
-        now
+        now,
+        purpose.as_str()
     )
     .execute(&mut *tx)
     .await?
@@ -569,10 +592,170 @@ pub async fn confirm_email(
     )
     .execute(&mut *tx)
     .await?;
-    let session = start_session(state, &mut tx, user_id, "otp", origin).await?;
+    let session = start_session(state, &mut tx, user_id, purpose.method(), origin).await?;
     tx.commit().await?;
-    tracing::info!(target: "leadgen::audit", action = "email_confirmed", user_id = %user_id, "email address confirmed");
+    tracing::info!(target: "leadgen::audit", action = "one_time_token_redeemed", purpose = purpose.as_str(), user_id = %user_id, "mailed token redeemed");
     Ok(session)
+}
+
+/// Starts a password reset. The answer and its timing are the same whether or not the address
+/// has an account: the lookup runs either way, and the token and mail are made in the background.
+pub async fn request_recovery(state: &AppState, email: &str) -> Result<(), AuthError> {
+    let Ok(email) = EmailAddress::parse(email) else {
+        return Ok(());
+    };
+    let found = sqlx::query_scalar!(
+        "SELECT user_id AS \"user_id!\" FROM app.auth_find_login($1)",
+        email.as_str()
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    let Some(user_id) = found else {
+        tracing::info!(target: "leadgen::audit", action = "recovery_unknown_email", "password reset for an unknown address");
+        return Ok(());
+    };
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = send_recovery(&state, user_id, email.as_str()).await {
+            tracing::error!(error = %e, user_id = %user_id, "password reset mail failed");
+        }
+    });
+    Ok(())
+}
+
+async fn send_recovery(state: &AppState, user_id: Uuid, email: &str) -> Result<(), AuthError> {
+    let now = state.clock.now();
+    let token = random_token();
+    let ttl = state.config.auth.recovery_ttl_secs;
+    let mut tx = UserTx::begin(&state.pool, user_id).await?;
+    sqlx::query!(
+        "INSERT INTO app.one_time_tokens (token_hash, user_id, purpose, created_at, expires_at)
+         VALUES ($1, $2, 'recovery', $3, $4)",
+        token_hash(&token),
+        user_id,
+        now,
+        now + time::Duration::seconds(ttl)
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let link = format!(
+        "{}/auth/v1/verify?token={token}&type=recovery",
+        state.config.site_url()
+    );
+    let mail = Mail {
+        to: email.to_string(),
+        subject: "Reset your LeadGen password".into(),
+        text: format!(
+            "Someone asked to reset the password of your LeadGen account. To choose a new one, open:\n\n{link}\n\n\
+             Reset code (token hash for API clients): {}\n\n\
+             The link works once and expires in {} minutes. If you did not ask, ignore this message; your password stays as it is.\n",
+            hex::encode(token_hash(&token)),
+            ttl / 60
+        ),
+    };
+    state
+        .mailer
+        .send(&mail, now)
+        .await
+        .map_err(|e| AuthError::Internal(e.into()))?;
+    tracing::info!(target: "leadgen::audit", action = "recovery_requested", user_id = %user_id, "password reset mail sent");
+    Ok(())
+}
+
+/// A session created from a reset link may set a new password without the old one for this long.
+const RECOVERY_WINDOW_SECS: i64 = 15 * 60;
+
+/// Changes the password: needs the current password, unless the session was opened by a reset
+/// link in the last 15 minutes. Every other session of the user ends.
+pub async fn change_password(
+    state: &AppState,
+    who: &super::AuthUser,
+    new_password: String,
+    current_password: Option<String>,
+    origin: &Origin,
+) -> Result<User, AuthError> {
+    let now = state.clock.now();
+    let recovering = who.claims.amr.iter().any(|a| {
+        a.method == "recovery" && now.unix_timestamp() - a.timestamp <= RECOVERY_WINDOW_SECS
+    });
+    let email = who.claims.email.clone();
+    if !recovering {
+        let current = current_password.ok_or(AuthError::ReauthenticationNeeded)?;
+        // Guessing the current password with a stolen access token is throttled like sign-in.
+        let keys = throttle::Keys::new(&email, origin.ip);
+        let wait = throttle::wait_secs(&state.pool, &keys, now).await?;
+        if wait > 0 {
+            return Err(AuthError::TooManyAttempts(wait));
+        }
+        if check_password(state, &email, current).await.is_err() {
+            throttle::record_failure(&state.pool, &keys, now).await?;
+            return Err(AuthError::ReauthenticationNeeded);
+        }
+    }
+    let parsed = EmailAddress::parse(&email)?;
+    password::check_policy(&new_password, &[parsed.as_str(), parsed.local_part()]).map_err(weak)?;
+    let hash = hash_password(state, new_password).await?;
+    let mut tx = UserTx::begin(&state.pool, who.user_id).await?;
+    sqlx::query!(
+        "UPDATE app.credentials SET password_hash = $2, updated_at = $3 WHERE user_id = $1",
+        who.user_id,
+        hash,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    let ended = sqlx::query!(
+        "UPDATE app.sessions SET revoked_at = $3, revoked_reason = 'password_changed'
+         WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL",
+        who.user_id,
+        who.session_id,
+        now
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let user = load_user(&mut tx, who.user_id).await?;
+    tx.commit().await?;
+    tracing::info!(target: "leadgen::audit", action = "password_changed", user_id = %who.user_id, other_sessions_ended = ended, "password changed");
+    Ok(user)
+}
+
+fn weak(e: password::WeakPassword) -> AuthError {
+    let reason = match e {
+        password::WeakPassword::TooShort | password::WeakPassword::TooLong => "length",
+        password::WeakPassword::Common => "pwned",
+        password::WeakPassword::Guessable(_) => "characters",
+    };
+    AuthError::WeakPassword(e.to_string(), reason)
+}
+
+/// Replaces the user's metadata (`data` in Supabase's API).
+pub async fn update_metadata(
+    state: &AppState,
+    user_id: Uuid,
+    data: &serde_json::Value,
+) -> Result<(), AuthError> {
+    if !data.is_object() {
+        return Err(AuthError::BadRequest("data must be a JSON object".into()));
+    }
+    let mut tx = UserTx::begin(&state.pool, user_id).await?;
+    sqlx::query!(
+        "UPDATE app.users SET user_metadata = $2, updated_at = $3 WHERE id = $1",
+        user_id,
+        data,
+        state.clock.now()
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(
+        |e| match e.as_database_error().and_then(|d| d.code()).as_deref() {
+            Some("23514") => AuthError::BadRequest("data is too large (16 KiB at most)".into()),
+            _ => e.into(),
+        },
+    )?;
+    tx.commit().await?;
+    Ok(())
 }
 
 pub async fn current_user(pool: &PgPool, user_id: Uuid) -> Result<User, AuthError> {

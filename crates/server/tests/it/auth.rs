@@ -842,3 +842,194 @@ async fn totp_raises_the_session_to_aal2_and_each_code_works_once() {
 async fn app_superuser(app: &TestApp) -> sqlx::PgPool {
     app.db().superuser_pool().await
 }
+
+/// Waits for the background mailer to deliver a message to `to` whose subject contains `subject`.
+async fn wait_for_mail(app: &TestApp, to: &str, subject: &str) -> Value {
+    for _ in 0..100 {
+        if let Some(m) = app
+            .mailbox()
+            .into_iter()
+            .rev()
+            .find(|m| m["to"] == to && m["subject"].as_str().unwrap().contains(subject))
+        {
+            return m;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no {subject:?} mail for {to}");
+}
+
+fn link_token(mail: &Value) -> String {
+    mail["text"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn password_reset_and_change_end_other_sessions() {
+    use reqwest::Method;
+    let clock = Arc::new(OffsetClock::default());
+    let app = TestApp::spawn_on(
+        crate::helpers::TestDb::new().await,
+        &[("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false")],
+        clock.clone(),
+    )
+    .await;
+    let c = Client::new(&app);
+    assert_eq!(
+        c.post(
+            "/signup",
+            json!({ "email": "reset@acme.io", "password": PASSWORD })
+        )
+        .await
+        .0,
+        200
+    );
+    let a = c.login("reset@acme.io", PASSWORD).await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = c.login("reset@acme.io", PASSWORD).await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Same answer for an address with and without an account.
+    let known = c
+        .post("/recover", json!({ "email": "reset@acme.io" }))
+        .await;
+    let unknown = c
+        .post("/recover", json!({ "email": "ghost@acme.io" }))
+        .await;
+    assert_eq!(known, (200, json!({})));
+    assert_eq!(known, unknown);
+    let mail = wait_for_mail(&app, "reset@acme.io", "Reset").await;
+    assert!(app.mailbox().iter().all(|m| m["to"] != "ghost@acme.io"));
+
+    // The browser link hands the session over in the URL fragment, once.
+    let token = link_token(&mail);
+    let res = app
+        .client()
+        .get(app.https_url(&format!("/auth/v1/verify?token={token}&type=recovery")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with("/#access_token=") && location.contains("type=recovery"),
+        "{location}"
+    );
+    let recovered = location
+        .split("access_token=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    let (status, err) = c
+        .post("/verify", json!({ "type": "recovery", "token": token }))
+        .await;
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (403, Some("otp_expired")),
+        "reset links work once"
+    );
+
+    // From the reset session, a new password needs no old one, and ends every other session.
+    let new_password = "copper lantern drifts eastward 9";
+    let (status, _) = c
+        .call(
+            Method::PUT,
+            "/user",
+            &recovered,
+            json!({ "password": "password123" }),
+        )
+        .await;
+    assert_eq!(status, 422, "the policy applies to new passwords too");
+    let (status, user) = c
+        .call(
+            Method::PUT,
+            "/user",
+            &recovered,
+            json!({ "password": new_password }),
+        )
+        .await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(c.get_user(&a).await.0, 401);
+    assert_eq!(c.get_user(&b).await.0, 401);
+    assert_eq!(
+        c.get_user(&recovered).await.0,
+        200,
+        "the session that changed it stays"
+    );
+    assert_eq!(c.login("reset@acme.io", PASSWORD).await.0, 400);
+    let fresh = c.login("reset@acme.io", new_password).await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // An ordinary session must prove the current password.
+    let third = "quiet harbor owls 314 gleam";
+    let (status, err) = c
+        .call(Method::PUT, "/user", &fresh, json!({ "password": third }))
+        .await;
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (401, Some("reauthentication_needed"))
+    );
+    let (status, _) = c
+        .call(
+            Method::PUT,
+            "/user",
+            &fresh,
+            json!({ "password": third, "current_password": "wrong wrong wrong" }),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, _) = c.call(Method::PUT, "/user", &fresh, json!({ "password": third, "current_password": new_password, "data": {"title": "VP Sales"} })).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        c.get_user(&fresh).await.1["user_metadata"]["title"],
+        "VP Sales"
+    );
+    assert_eq!(c.login("reset@acme.io", third).await.0, 200);
+
+    // Reset links expire.
+    assert_eq!(
+        c.post("/recover", json!({ "email": "reset@acme.io" }))
+            .await
+            .0,
+        200
+    );
+    let mut mails = Vec::new();
+    for _ in 0..100 {
+        mails = app
+            .mailbox()
+            .into_iter()
+            .filter(|m| m["to"] == "reset@acme.io")
+            .collect();
+        if mails.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(mails.len(), 2);
+    clock.advance(3601);
+    let (status, _) = c
+        .post(
+            "/verify",
+            json!({ "type": "recovery", "token": link_token(&mails[1]) }),
+        )
+        .await;
+    assert_eq!(status, 403, "an hour-old reset link is refused");
+    app.stop().await;
+}
