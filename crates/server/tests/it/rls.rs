@@ -313,3 +313,45 @@ async fn isolation_between_two_organizations() {
         "tenant settings must not survive the transaction"
     );
 }
+
+/// The only way around RLS open to the server: a few `SECURITY DEFINER` lookups. Each must be
+/// owned by the dedicated definer role, pin its `search_path`, and not be executable by PUBLIC.
+#[tokio::test]
+async fn definer_functions_are_narrow_and_pinned() {
+    let db = TestDb::new().await;
+    let su = db.superuser_pool().await;
+    let rows: Vec<(String, String, Option<Vec<String>>, bool)> = sqlx::query_as(
+        "SELECT p.proname::text, p.proowner::regrole::text, p.proconfig,
+                has_function_privilege('public', p.oid, 'EXECUTE')
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname = 'app' AND p.prosecdef ORDER BY 1",
+    )
+    .fetch_all(&su)
+    .await
+    .unwrap();
+    assert!(rows.len() >= 3, "the sign-in lookups exist: {rows:?}");
+    for (name, owner, config, public) in &rows {
+        assert_eq!(owner, "leadgen_auth_definer", "{name}");
+        let pinned = config
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|s| s.starts_with("search_path=pg_catalog")));
+        assert!(pinned, "{name} must pin search_path, has {config:?}");
+        assert!(!public, "{name} must not be executable by PUBLIC");
+    }
+    let (login, super_, bypass): (bool, bool, bool) =
+        sqlx::query_as("SELECT rolcanlogin, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'leadgen_auth_definer'")
+            .fetch_one(&su)
+            .await
+            .unwrap();
+    assert!(
+        !login && !super_ && bypass,
+        "the definer role cannot log in and is no superuser"
+    );
+    // The throttle table is invisible to the server's role, even with no policy match needed.
+    let pool = leadgen::db::connect_app(&db.app_url(), 1).await.unwrap();
+    let e = sqlx::query("SELECT count(*) FROM app.auth_throttle")
+        .fetch_one(&pool)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("permission denied"), "{e}");
+}
