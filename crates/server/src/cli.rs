@@ -29,6 +29,16 @@ pub enum Command {
     Migrate(OpsArgs),
     /// Check the configuration and exit non-zero naming the first problem.
     Configtest(OpsArgs),
+    /// Key management.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new access-token signing key. Tokens signed by the previous keys stay valid until
+    /// they expire; every server instance picks the new key up within a minute.
+    RotateJwt(OpsArgs),
 }
 
 #[derive(Debug, clap::Args)]

@@ -21,7 +21,7 @@ pub mod web;
 
 use std::process::ExitCode;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, KeysCommand};
 use config::{Config, Sources};
 
 /// Builds the configuration sources from the process and the command line.
@@ -87,6 +87,22 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(e) => fail("migrate", &format!("{e:#}"), args.json),
             }
         }
+        Command::Keys(KeysCommand::RotateJwt(args)) => {
+            let config = match Config::load(&sources(&cli, args.data_dir.as_deref())) {
+                Ok(c) => c,
+                Err(e) => return fail("configuration", &e.to_string(), args.json),
+            };
+            match rotate_jwt(&config).await {
+                Ok(kid) => ok(
+                    args.json,
+                    &format!(
+                        "new access-token signing key {kid}; previous keys verify until their tokens expire"
+                    ),
+                    serde_json::json!({ "kid": kid }),
+                ),
+                Err(e) => fail("keys rotate-jwt", &format!("{e:#}"), args.json),
+            }
+        }
         Command::Configtest(args) => {
             match Config::load(&sources(&cli, args.data_dir.as_deref())).and_then(check_tls_files) {
                 Ok(c) => ok(
@@ -108,6 +124,47 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         }
     }
+}
+
+/// `leadgen keys rotate-jwt`.
+async fn rotate_jwt(config: &Config) -> anyhow::Result<String> {
+    use clock::Clock as _;
+    let now = clock::SystemClock.now();
+    let app_key = secrets::app_key(&config.secrets.app_key, &config.data_dir)?;
+    let keys = auth::AuthKeys::new(&app_key, config)?;
+    with_app_pool(config, |pool| async move { keys.rotate(&pool, now).await }).await
+}
+
+/// Runs `f` with an application pool: on the configured server, or on the embedded cluster,
+/// started for the command when no server holds the data folder, or reached through the
+/// running server's socket when one does.
+async fn with_app_pool<F, Fut, T>(config: &Config, f: F) -> anyhow::Result<T>
+where
+    F: FnOnce(sqlx::PgPool) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    if !config.database.embedded() {
+        let pool = db::connect_app(&db::Urls::from_config(&config.database).app, 2).await?;
+        return f(pool).await;
+    }
+    let pg =
+        db::embedded::EmbeddedPostgres::new(&config.data_dir, &config.database.postgres_bin_dir)?;
+    let Ok(lock) = startup::DataDirLock::acquire(&config.data_dir) else {
+        let pool = db::connect_app(&db::Urls::embedded(&pg).app, 2).await?;
+        return f(pool).await;
+    };
+    pg.start().await?;
+    let result = async {
+        pg.ensure_database().await?;
+        let pool = db::connect_app(&db::Urls::embedded(&pg).app, 2).await?;
+        let out = f(pool.clone()).await;
+        pool.close().await;
+        out
+    }
+    .await;
+    pg.stop().await?;
+    drop(lock);
+    result
 }
 
 /// `configtest` also loads a configured certificate pair, so a bad or (in production)

@@ -17,6 +17,9 @@ use crate::db::{self, embedded::EmbeddedPostgres};
 use crate::http::SecurityHeaders;
 use crate::server::{self, ConnLimits};
 
+/// How often the access-token key ring is re-read.
+const KEY_RELOAD: Duration = Duration::from_secs(60);
+
 /// How long shutdown lets keep-alive clients close their own connections before closing the rest.
 const DRAIN_PHASE: Duration = Duration::from_secs(2);
 
@@ -176,11 +179,15 @@ impl Application {
         ))
         .await?;
 
+        let auth = Arc::new(crate::auth::AuthKeys::new(&app_key, &config)?);
+        auth.reload(&pool, clock.now())
+            .await
+            .context("loading the access-token keys")?;
         let state = AppState {
             headers: SecurityHeaders::from_config(&config).context("security headers")?,
             config: config.clone(),
             pool,
-            auth: Arc::new(crate::auth::AuthKeys::new(&app_key, &config)?),
+            auth,
             app_key: Arc::new(app_key),
             version: env!("CARGO_PKG_VERSION"),
             draining: Arc::default(),
@@ -270,6 +277,25 @@ impl Application {
                 Duration::from_secs(self.config.tls.reload_interval_secs),
             ))
         });
+        // Other instances may rotate the signing key; pick that up for signing within a minute
+        // (verification reloads at once when it meets an unknown `kid`).
+        let reloader = {
+            let (auth, pool, clock) = (
+                self.state.auth.clone(),
+                self.state.pool.clone(),
+                self.state.clock.clone(),
+            );
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(KEY_RELOAD);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = auth.reload(&pool, clock.now()).await {
+                        tracing::warn!(error = %e, "reloading access-token keys failed; keeping the current ones");
+                    }
+                }
+            })
+        };
         tracing::info!(
             https = %bound.https,
             http = ?bound.http,
@@ -285,6 +311,7 @@ impl Application {
         if let Some(w) = watcher {
             w.abort();
         }
+        reloader.abort();
         let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
         let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
         // Drain first: keep-alive clients get `Connection: close` on their current response and

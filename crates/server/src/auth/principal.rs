@@ -41,10 +41,20 @@ impl FromRequestParts<AppState> for AuthUser {
             .ok_or(AuthError::NoAuthorization)?
             .trim();
         let now = state.clock.now().unix_timestamp();
-        let claims = state
-            .auth
-            .verify_access(token, now)
-            .map_err(|e| AuthError::BadJwt(e.to_string()))?;
+        let claims = match state.auth.verify_access(token, now) {
+            // Another instance may have rotated the signing key: reload once and retry.
+            Err(leadgen_crypto::jwt::JwtError::UnknownKey)
+                if state
+                    .auth
+                    .reload_if_stale(&state.pool, state.clock.now())
+                    .await
+                    .unwrap_or(false) =>
+            {
+                state.auth.verify_access(token, now)
+            }
+            other => other,
+        }
+        .map_err(|e| AuthError::BadJwt(e.to_string()))?;
         let mut tx = UserTx::begin(&state.pool, claims.sub).await?;
         let session = sqlx::query!(
             "SELECT aal FROM app.sessions WHERE id = $1 AND revoked_at IS NULL AND not_after > $2",

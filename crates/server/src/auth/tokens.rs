@@ -19,7 +19,12 @@ use crate::config::Config;
 
 /// Keys derived from the application key, one per purpose.
 pub struct AuthKeys {
-    pub ring: KeyRing,
+    /// The derived key (signs until the first rotation), then the ring loaded from
+    /// `app.jwt_keys`; swapped whole when keys are reloaded.
+    ring: std::sync::RwLock<std::sync::Arc<KeyRing>>,
+    derived: Vec<u8>,
+    /// When an unknown `kid` last caused a reload.
+    last_reload: std::sync::Mutex<Option<std::time::Instant>>,
     refresh: Vec<u8>,
     seal: Vec<u8>,
     pub validation: Validation,
@@ -44,10 +49,13 @@ fn derive(app_key: &str, label: &str) -> Vec<u8> {
 impl AuthKeys {
     pub fn new(app_key: &SecretString, config: &Config) -> anyhow::Result<Self> {
         let key = app_key.expose_secret();
-        let signing = Key::new(&derive(key, "leadgen jwt signing key v1"))?;
+        let derived = derive(key, "leadgen jwt signing key v1");
+        let signing = Key::new(&derived)?;
         let issuer = format!("{}/auth/v1", config.site_url());
         Ok(Self {
-            ring: KeyRing::new(vec![signing])?,
+            ring: std::sync::RwLock::new(std::sync::Arc::new(KeyRing::new(vec![signing])?)),
+            derived,
+            last_reload: std::sync::Mutex::new(None),
             refresh: derive(key, "leadgen refresh token chain v1"),
             seal: derive(key, "leadgen mfa secret seal v1"),
             validation: Validation {
@@ -60,6 +68,90 @@ impl AuthKeys {
             issuer,
             access_ttl: config.auth.access_token_ttl_secs,
         })
+    }
+
+    /// The current key ring.
+    #[must_use]
+    pub fn ring(&self) -> std::sync::Arc<KeyRing> {
+        self.ring
+            .read()
+            .map(|r| std::sync::Arc::clone(&r))
+            .unwrap_or_else(|p| std::sync::Arc::clone(&p.into_inner()))
+    }
+
+    /// Reloads the ring from `app.jwt_keys`: the newest key signs, keys it replaced verify for
+    /// as long as tokens they signed can live, and the derived key verifies for that long after
+    /// the first rotation too.
+    pub async fn reload(
+        &self,
+        pool: &sqlx::PgPool,
+        now: time::OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        let keep = i32::try_from(self.validation.max_lifetime_secs).unwrap_or(i32::MAX);
+        let rows = sqlx::query!(
+            "SELECT kid AS \"kid!\", secret_sealed AS \"secret_sealed!\", created_at AS \"created_at!\"
+             FROM app.auth_jwt_keys($1, $2)",
+            now,
+            keep
+        )
+        .fetch_all(pool)
+        .await?;
+        let mut keys = Vec::with_capacity(rows.len() + 1);
+        for r in &rows {
+            let secret =
+                leadgen_crypto::seal::open(&self.seal, &r.secret_sealed, &jwt_key_aad(&r.kid))
+                    .map_err(|e| anyhow::anyhow!("JWT key {}: {e}", r.kid))?;
+            keys.push(Key::new(&secret)?);
+        }
+        let oldest = rows.iter().map(|r| r.created_at).min();
+        let derived_still_valid =
+            oldest.is_none_or(|t| (now - t).whole_seconds() <= self.validation.max_lifetime_secs);
+        if derived_still_valid {
+            keys.push(Key::new(&self.derived)?);
+        }
+        let ring = std::sync::Arc::new(KeyRing::new(keys)?);
+        if let Ok(mut r) = self.ring.write() {
+            *r = ring;
+        }
+        Ok(())
+    }
+
+    /// Reloads for a token with an unknown `kid` (it may come from an instance that has just
+    /// rotated), at most once a second so a flood of forged tokens cannot hammer the database.
+    pub async fn reload_if_stale(
+        &self,
+        pool: &sqlx::PgPool,
+        now: time::OffsetDateTime,
+    ) -> anyhow::Result<bool> {
+        {
+            let Ok(mut last) = self.last_reload.lock() else {
+                return Ok(false);
+            };
+            if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1)) {
+                return Ok(false);
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        self.reload(pool, now).await?;
+        Ok(true)
+    }
+
+    /// Adds a new signing key (`leadgen keys rotate-jwt`); returns its `kid`.
+    pub async fn rotate(
+        &self,
+        pool: &sqlx::PgPool,
+        now: time::OffsetDateTime,
+    ) -> anyhow::Result<String> {
+        let mut secret = [0u8; 32];
+        rand::rng().fill_bytes(&mut secret);
+        let key = Key::new(&secret)?;
+        let kid = key.kid().to_string();
+        let sealed = leadgen_crypto::seal::seal(&self.seal, &secret, &jwt_key_aad(&kid))?;
+        sqlx::query!("SELECT app.auth_jwt_key_add($1, $2, $3)", kid, sealed, now)
+            .fetch_one(pool)
+            .await?;
+        self.reload(pool, now).await?;
+        Ok(kid)
     }
 
     /// The 32-byte key that seals TOTP secrets at rest.
@@ -77,6 +169,10 @@ impl AuthKeys {
         m.update(token.as_bytes());
         B64.encode(m.finalize().into_bytes())
     }
+}
+
+fn jwt_key_aad(kid: &str) -> Vec<u8> {
+    format!("app.jwt_keys.secret_sealed:{kid}").into_bytes()
 }
 
 /// 256 random bits, URL-safe.
@@ -143,10 +239,10 @@ impl AuthKeys {
             org_id: None,
             is_anonymous: false,
         };
-        Ok((jwt::sign(&self.ring, &claims)?, exp))
+        Ok((jwt::sign(&self.ring(), &claims)?, exp))
     }
 
     pub fn verify_access(&self, token: &str, now: i64) -> Result<AccessClaims, jwt::JwtError> {
-        jwt::verify(&self.ring, token, &self.validation, now)
+        jwt::verify(&self.ring(), token, &self.validation, now)
     }
 }

@@ -464,7 +464,7 @@ async fn forged_and_expired_access_tokens_are_refused() {
     let mut other_aud = claims.clone();
     other_aud["aud"] = "service_role".into();
     for (what, c2) in [("issuer", other_iss), ("audience", other_aud)] {
-        let token = leadgen_crypto::jwt::sign(&keys.ring, &c2).unwrap();
+        let token = leadgen_crypto::jwt::sign(&keys.ring(), &c2).unwrap();
         assert_eq!(c.get_user(&token).await.0, 401, "wrong {what}");
     }
     // The genuine token, once expired.
@@ -1032,4 +1032,96 @@ async fn password_reset_and_change_end_other_sessions() {
         .await;
     assert_eq!(status, 403, "an hour-old reset link is refused");
     app.stop().await;
+}
+
+fn kid_of(access: &str) -> String {
+    use base64::Engine;
+    let header = access.split('.').next().unwrap();
+    let h: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap();
+    h["kid"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn rotated_jwt_key_signs_new_tokens_and_old_tokens_stay_valid_everywhere() {
+    let key = "application key shared by the instances of this test";
+    let db = crate::helpers::TestDb::new().await;
+    let clock: leadgen::clock::SharedClock = Arc::new(leadgen::clock::SystemClock);
+    let extra = [
+        ("LEADGEN_SECRETS__APP_KEY", key),
+        ("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false"),
+    ];
+    let a = TestApp::spawn_on(db.clone(), &extra, clock.clone()).await;
+    let ca = Client::new(&a);
+    assert_eq!(
+        ca.post(
+            "/signup",
+            json!({ "email": "keys@acme.io", "password": PASSWORD })
+        )
+        .await
+        .0,
+        200
+    );
+    let old = ca.login("keys@acme.io", PASSWORD).await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The operator rotates with the command line, against the same database.
+    let (code, out, err) = crate::helpers::run_leadgen(
+        &["keys", "rotate-jwt", "--json"],
+        &[
+            ("DATABASE_URL".into(), db.app_url()),
+            ("LEADGEN_SECRETS__APP_KEY".into(), key.into()),
+            (
+                "LEADGEN_DATA_DIR".into(),
+                a.data_dir.path().display().to_string(),
+            ),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let kid = serde_json::from_str::<Value>(out.trim()).unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(kid, kid_of(&old));
+
+    // An instance started now signs with the new key and still accepts the old token.
+    let b = TestApp::spawn_on(db, &extra, clock).await;
+    let cb = Client::new(&b);
+    let new = cb.login("keys@acme.io", PASSWORD).await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(kid_of(&new), kid);
+    assert_eq!(
+        cb.get_user(&old).await.0,
+        200,
+        "tokens signed before the rotation stay valid"
+    );
+    // The first instance has never seen the new key: it reloads on the unknown kid.
+    assert_eq!(
+        ca.get_user(&new).await.0,
+        200,
+        "a new-key token is accepted everywhere at once"
+    );
+    // A made-up kid still fails after the reload.
+    let parts: Vec<&str> = new.split('.').collect();
+    let forged_header = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"alg":"HS256","typ":"JWT","kid":"ffffffffffffffff"}"#)
+    };
+    assert_eq!(
+        ca.get_user(&format!("{forged_header}.{}.{}", parts[1], parts[2]))
+            .await
+            .0,
+        401
+    );
+    a.stop().await;
+    b.stop().await;
 }
