@@ -38,6 +38,28 @@ pub struct AppState {
     pub auth: Arc<crate::auth::AuthKeys>,
 }
 
+impl AppState {
+    /// A state for unit tests of routers and extractors: default configuration, a pool that
+    /// never connects unless used, a fixed key.
+    #[cfg(test)]
+    #[must_use]
+    pub fn for_tests(app_key: &str) -> Self {
+        let config = Config::load(&crate::config::Sources::default()).unwrap();
+        let app_key = SecretString::from(app_key.to_string());
+        Self {
+            headers: SecurityHeaders::from_config(&config).unwrap(),
+            auth: Arc::new(crate::auth::AuthKeys::new(&app_key, &config).unwrap()),
+            pool: sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap(),
+            app_key: Arc::new(app_key),
+            version: "test",
+            draining: Arc::default(),
+            clock: Arc::new(crate::clock::SystemClock),
+            mailer: crate::mail::Mailer::dev_mailbox(Path::new("/nonexistent")),
+            config: Arc::new(config),
+        }
+    }
+}
+
 /// Keeps a second server off the same data folder for as long as it lives.
 pub struct DataDirLock {
     _file: std::fs::File,

@@ -232,15 +232,7 @@ async fn start_session(
     .execute(&mut **tx)
     .await?;
     let refresh = random_token();
-    sqlx::query!(
-        "INSERT INTO app.refresh_tokens (token_hash, session_id, user_id, created_at) VALUES ($1, $2, $3, $4)",
-        token_hash(&refresh),
-        session_id,
-        user_id,
-        now
-    )
-    .execute(&mut **tx)
-    .await?;
+    insert_refresh_token(tx, &refresh, session_id, user_id, now).await?;
     sqlx::query!(
         "UPDATE app.users SET last_sign_in_at = $2 WHERE id = $1",
         user_id,
@@ -254,6 +246,26 @@ async fn start_session(
         timestamp: now.unix_timestamp(),
     }];
     issue(state, user, session_id, refresh, amr, "aal1")
+}
+
+/// Stores a refresh token (its hash) for a session.
+async fn insert_refresh_token(
+    tx: &mut UserTx,
+    token: &str,
+    session_id: Uuid,
+    user_id: Uuid,
+    now: OffsetDateTime,
+) -> Result<(), AuthError> {
+    sqlx::query!(
+        "INSERT INTO app.refresh_tokens (token_hash, session_id, user_id, created_at) VALUES ($1, $2, $3, $4)",
+        token_hash(token),
+        session_id,
+        user_id,
+        now
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Moves a session to `aal2` after a verified second factor: new access token, and a new
@@ -280,15 +292,7 @@ pub async fn raise_to_aal2(
     .execute(&mut **tx)
     .await?;
     let refresh = random_token();
-    sqlx::query!(
-        "INSERT INTO app.refresh_tokens (token_hash, session_id, user_id, created_at) VALUES ($1, $2, $3, $4)",
-        token_hash(&refresh),
-        session_id,
-        user_id,
-        now
-    )
-    .execute(&mut **tx)
-    .await?;
+    insert_refresh_token(tx, &refresh, session_id, user_id, now).await?;
     let user = load_user(tx, user_id).await?;
     issue(state, user, session_id, refresh, amr, "aal2")
 }
@@ -458,15 +462,7 @@ pub async fn refresh_grant(state: &AppState, token: &str) -> Result<Session, Aut
                 )
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query!(
-                    "INSERT INTO app.refresh_tokens (token_hash, session_id, user_id, created_at) VALUES ($1, $2, $3, $4)",
-                    token_hash(&next),
-                    found.session_id,
-                    found.user_id,
-                    now
-                )
-                .execute(&mut *tx)
-                .await?;
+                insert_refresh_token(&mut tx, &next, found.session_id, found.user_id, now).await?;
                 break next;
             }
             Some(None) => break current,

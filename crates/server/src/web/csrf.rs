@@ -214,25 +214,7 @@ mod tests {
         struct Note {
             text: String,
         }
-        let config = crate::config::Config::load(&crate::config::Sources::default()).unwrap();
-        let config_for_keys = config.clone();
-        let state = AppState {
-            headers: crate::http::SecurityHeaders::from_config(&config).unwrap(),
-            config: std::sync::Arc::new(config),
-            pool: sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap(),
-            app_key: std::sync::Arc::new(secrecy::SecretString::from(KEY)),
-            version: "test",
-            draining: std::sync::Arc::default(),
-            clock: std::sync::Arc::new(crate::clock::SystemClock),
-            mailer: crate::mail::Mailer::dev_mailbox(std::path::Path::new("/nonexistent")),
-            auth: std::sync::Arc::new(
-                crate::auth::AuthKeys::new(
-                    &secrecy::SecretString::from("k".repeat(32)),
-                    &config_for_keys,
-                )
-                .unwrap(),
-            ),
-        };
+        let state = crate::startup::AppState::for_tests(KEY);
         let app = axum::Router::new()
             .route(
                 "/notes",

@@ -7,6 +7,13 @@ use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
 
+/// A server on its own database whose clock the test moves forward.
+async fn spawn_clocked(extra: &[(&str, &str)]) -> (TestApp, Arc<OffsetClock>) {
+    let clock = Arc::new(OffsetClock::default());
+    let app = TestApp::spawn_on(crate::helpers::TestDb::new().await, extra, clock.clone()).await;
+    (app, clock)
+}
+
 const PASSWORD: &str = "violet tractor hums at dawn";
 
 struct Client {
@@ -15,6 +22,21 @@ struct Client {
 }
 
 impl Client {
+    /// Signs up `email` with [`PASSWORD`], expecting success.
+    async fn sign_up(&self, email: &str) {
+        let (status, body) = self
+            .post("/signup", json!({ "email": email, "password": PASSWORD }))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// Signs in and returns the access token.
+    async fn access(&self, email: &str, password: &str) -> String {
+        let (status, s) = self.login(email, password).await;
+        assert_eq!(status, 200, "{s}");
+        s["access_token"].as_str().unwrap().to_string()
+    }
+
     fn from_ip(app: &TestApp, ip: [u8; 4]) -> Self {
         Self {
             http: app.client_from(std::net::IpAddr::from(ip)),
@@ -340,8 +362,7 @@ async fn confirmed_account_check(app: &TestApp, c: &Client) {
 
 #[tokio::test]
 async fn refresh_reuse_inside_grace_returns_current_and_after_kills_the_session() {
-    let clock = Arc::new(OffsetClock::default());
-    let app = TestApp::spawn_on(crate::helpers::TestDb::new().await, &[], clock.clone()).await;
+    let (app, clock) = spawn_clocked(&[]).await;
     let c = Client::new(&app);
     let s = confirmed_account(&app, &c, "tab@acme.io").await;
     let t0 = s["refresh_token"].as_str().unwrap().to_string();
@@ -377,13 +398,7 @@ async fn forged_and_expired_access_tokens_are_refused() {
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
     let key = "an application key for tests that is long enough";
-    let clock = Arc::new(OffsetClock::default());
-    let app = TestApp::spawn_on(
-        crate::helpers::TestDb::new().await,
-        &[("LEADGEN_SECRETS__APP_KEY", key)],
-        clock.clone(),
-    )
-    .await;
+    let (app, clock) = spawn_clocked(&[("LEADGEN_SECRETS__APP_KEY", key)]).await;
     let c = Client::new(&app);
     let s = confirmed_account(&app, &c, "forge@acme.io").await;
     let access = s["access_token"].as_str().unwrap().to_string();
@@ -517,15 +532,7 @@ async fn revoked_session_is_refused_by_a_second_instance() {
 async fn logout_scopes_end_the_right_sessions() {
     let app = TestApp::spawn_with(&[("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false")]).await;
     let c = Client::new(&app);
-    assert_eq!(
-        c.post(
-            "/signup",
-            json!({ "email": "multi@acme.io", "password": PASSWORD })
-        )
-        .await
-        .0,
-        200
-    );
+    c.sign_up("multi@acme.io").await;
     let mut tokens = Vec::new();
     for _ in 0..3 {
         let (_, s) = c.login("multi@acme.io", PASSWORD).await;
@@ -547,24 +554,10 @@ async fn logout_scopes_end_the_right_sessions() {
 
 #[tokio::test]
 async fn repeated_failures_are_throttled_without_locking_the_owner_out() {
-    let clock = Arc::new(OffsetClock::default());
-    let app = TestApp::spawn_on(
-        crate::helpers::TestDb::new().await,
-        &[("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false")],
-        clock.clone(),
-    )
-    .await;
+    let (app, clock) =
+        spawn_clocked(&[("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false")]).await;
     let owner = Client::from_ip(&app, [127, 0, 0, 3]);
-    assert_eq!(
-        owner
-            .post(
-                "/signup",
-                json!({ "email": "victim@acme.io", "password": PASSWORD })
-            )
-            .await
-            .0,
-        200
-    );
+    owner.sign_up("victim@acme.io").await;
     let attacker = Client::from_ip(&app, [127, 0, 0, 2]);
 
     for _ in 0..5 {
@@ -681,8 +674,7 @@ async fn totp_raises_the_session_to_aal2_and_each_code_works_once() {
     use leadgen::clock::Clock;
     use leadgen_crypto::totp;
     use reqwest::Method;
-    let clock = Arc::new(OffsetClock::default());
-    let app = TestApp::spawn_on(crate::helpers::TestDb::new().await, &[], clock.clone()).await;
+    let (app, clock) = spawn_clocked(&[]).await;
     let c = Client::new(&app);
     let s = confirmed_account(&app, &c, "mfa@acme.io").await;
     let access = s["access_token"].as_str().unwrap().to_string();
@@ -875,31 +867,12 @@ fn link_token(mail: &Value) -> String {
 #[tokio::test]
 async fn password_reset_and_change_end_other_sessions() {
     use reqwest::Method;
-    let clock = Arc::new(OffsetClock::default());
-    let app = TestApp::spawn_on(
-        crate::helpers::TestDb::new().await,
-        &[("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false")],
-        clock.clone(),
-    )
-    .await;
+    let (app, clock) =
+        spawn_clocked(&[("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false")]).await;
     let c = Client::new(&app);
-    assert_eq!(
-        c.post(
-            "/signup",
-            json!({ "email": "reset@acme.io", "password": PASSWORD })
-        )
-        .await
-        .0,
-        200
-    );
-    let a = c.login("reset@acme.io", PASSWORD).await.1["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let b = c.login("reset@acme.io", PASSWORD).await.1["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    c.sign_up("reset@acme.io").await;
+    let a = c.access("reset@acme.io", PASSWORD).await;
+    let b = c.access("reset@acme.io", PASSWORD).await;
 
     // Same answer for an address with and without an account.
     let known = c
@@ -972,10 +945,7 @@ async fn password_reset_and_change_end_other_sessions() {
         "the session that changed it stays"
     );
     assert_eq!(c.login("reset@acme.io", PASSWORD).await.0, 400);
-    let fresh = c.login("reset@acme.io", new_password).await.1["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let fresh = c.access("reset@acme.io", new_password).await;
 
     // An ordinary session must prove the current password.
     let third = "quiet harbor owls 314 gleam";
@@ -1057,19 +1027,8 @@ async fn rotated_jwt_key_signs_new_tokens_and_old_tokens_stay_valid_everywhere()
     ];
     let a = TestApp::spawn_on(db.clone(), &extra, clock.clone()).await;
     let ca = Client::new(&a);
-    assert_eq!(
-        ca.post(
-            "/signup",
-            json!({ "email": "keys@acme.io", "password": PASSWORD })
-        )
-        .await
-        .0,
-        200
-    );
-    let old = ca.login("keys@acme.io", PASSWORD).await.1["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    ca.sign_up("keys@acme.io").await;
+    let old = ca.access("keys@acme.io", PASSWORD).await;
 
     // The operator rotates with the command line, against the same database.
     let (code, out, err) = crate::helpers::run_leadgen(
@@ -1093,10 +1052,7 @@ async fn rotated_jwt_key_signs_new_tokens_and_old_tokens_stay_valid_everywhere()
     // An instance started now signs with the new key and still accepts the old token.
     let b = TestApp::spawn_on(db, &extra, clock).await;
     let cb = Client::new(&b);
-    let new = cb.login("keys@acme.io", PASSWORD).await.1["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let new = cb.access("keys@acme.io", PASSWORD).await;
     assert_eq!(kid_of(&new), kid);
     assert_eq!(
         cb.get_user(&old).await.0,
