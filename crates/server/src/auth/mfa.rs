@@ -42,16 +42,23 @@ struct EnrollBody {
     issuer: Option<String>,
 }
 
-async fn enroll(
-    State(state): State<AppState>,
-    who: AuthUser,
-    AuthJson(body): AuthJson<EnrollBody>,
-) -> Result<Json<Value>, AuthError> {
-    if body.factor_type != "totp" {
-        return Err(AuthError::BadRequest("factor_type must be \"totp\"".into()));
-    }
-    if body
-        .friendly_name
+/// A factor just enrolled: what an authenticator app needs.
+pub struct Enrolled {
+    pub id: Uuid,
+    pub secret_base32: String,
+    pub uri: String,
+    /// QR code of `uri`, as SVG.
+    pub qr_svg: String,
+}
+
+/// Creates an unverified TOTP factor.
+pub async fn enroll_factor(
+    state: &AppState,
+    who: &AuthUser,
+    friendly_name: Option<String>,
+    issuer: Option<String>,
+) -> Result<Enrolled, AuthError> {
+    if friendly_name
         .as_ref()
         .is_some_and(|n| n.chars().count() > 100)
     {
@@ -70,7 +77,7 @@ async fn enroll(
          VALUES ($1, $2, 'totp', $3, 'unverified', $4, $5, $5) ON CONFLICT (user_id, friendly_name) DO NOTHING",
         id,
         who.user_id,
-        body.friendly_name,
+        friendly_name,
         sealed,
         now
     )
@@ -83,32 +90,49 @@ async fn enroll(
         ));
     }
     tx.commit().await?;
-    let issuer = body
-        .issuer
+    let issuer = issuer
         .filter(|i| !i.is_empty())
         .unwrap_or_else(|| "LeadGen".into());
     let uri = totp::otpauth_uri(&secret, &issuer, &who.claims.email);
     let qr = qrcode::QrCode::new(uri.as_bytes())
         .map_err(|e| AuthError::Internal(anyhow::anyhow!("qr code: {e}")))?;
-    let svg = qr
+    let qr_svg = qr
         .render::<qrcode::render::svg::Color<'_>>()
         .min_dimensions(200, 200)
         .build();
     tracing::info!(target: "leadgen::audit", action = "mfa_enroll", user_id = %who.user_id, factor_id = %id, "TOTP factor enrolled");
+    Ok(Enrolled {
+        id,
+        secret_base32: totp::secret_base32(&secret),
+        uri,
+        qr_svg,
+    })
+}
+
+async fn enroll(
+    State(state): State<AppState>,
+    who: AuthUser,
+    AuthJson(body): AuthJson<EnrollBody>,
+) -> Result<Json<Value>, AuthError> {
+    if body.factor_type != "totp" {
+        return Err(AuthError::BadRequest("factor_type must be \"totp\"".into()));
+    }
+    let e = enroll_factor(&state, &who, body.friendly_name.clone(), body.issuer).await?;
     // Supabase clients prefix `qr_code` with the data-URI header themselves.
     Ok(Json(json!({
-        "id": id,
+        "id": e.id,
         "type": "totp",
         "friendly_name": body.friendly_name,
-        "totp": { "qr_code": svg, "secret": totp::secret_base32(&secret), "uri": uri },
+        "totp": { "qr_code": e.qr_svg, "secret": e.secret_base32, "uri": e.uri },
     })))
 }
 
-async fn challenge(
-    State(state): State<AppState>,
-    who: AuthUser,
-    Path(factor): Path<Uuid>,
-) -> Result<Json<Value>, AuthError> {
+/// Opens a challenge for one of the user's factors; returns its id and expiry (Unix seconds).
+pub async fn create_challenge(
+    state: &AppState,
+    who: &AuthUser,
+    factor: Uuid,
+) -> Result<(Uuid, i64), AuthError> {
     let now = state.clock.now();
     let mut tx = UserTx::begin(&state.pool, who.user_id).await?;
     let exists = sqlx::query_scalar!(
@@ -131,8 +155,17 @@ async fn challenge(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    Ok((id, now.unix_timestamp() + CHALLENGE_TTL_SECS))
+}
+
+async fn challenge(
+    State(state): State<AppState>,
+    who: AuthUser,
+    Path(factor): Path<Uuid>,
+) -> Result<Json<Value>, AuthError> {
+    let (id, expires_at) = create_challenge(&state, &who, factor).await?;
     Ok(Json(
-        json!({ "id": id, "type": "totp", "expires_at": now.unix_timestamp() + CHALLENGE_TTL_SECS }),
+        json!({ "id": id, "type": "totp", "expires_at": expires_at }),
     ))
 }
 
@@ -142,12 +175,14 @@ struct VerifyBody {
     code: String,
 }
 
-async fn verify(
-    State(state): State<AppState>,
-    who: AuthUser,
-    Path(factor): Path<Uuid>,
-    AuthJson(body): AuthJson<VerifyBody>,
-) -> Result<Json<Value>, AuthError> {
+/// Checks a code against a challenge; on success the session moves to `aal2`.
+pub async fn verify_code(
+    state: &AppState,
+    who: &AuthUser,
+    factor: Uuid,
+    challenge_id: Uuid,
+    code: &str,
+) -> Result<Session, AuthError> {
     let now = state.clock.now();
     let unix = now.unix_timestamp();
     let step = totp::step_at(unix);
@@ -161,7 +196,7 @@ async fn verify(
     .ok_or(AuthError::FactorNotFound)?;
     let c = sqlx::query!(
         "SELECT created_at, verified_at FROM app.mfa_challenges WHERE id = $1 AND factor_id = $2 FOR UPDATE",
-        body.challenge_id,
+        challenge_id,
         factor
     )
     .fetch_optional(&mut *tx)
@@ -182,7 +217,7 @@ async fn verify(
         &aad(factor, who.user_id),
     )
     .map_err(|e| AuthError::Internal(e.into()))?;
-    let accepted = totp::matching_step(&secret, body.code.trim(), unix)
+    let accepted = totp::matching_step(&secret, code.trim(), unix)
         .filter(|s| f.last_used_step.is_none_or(|last| *s > last));
     let Some(used) = accepted else {
         sqlx::query!(
@@ -207,7 +242,7 @@ async fn verify(
     .await?;
     sqlx::query!(
         "UPDATE app.mfa_challenges SET verified_at = $2 WHERE id = $1",
-        body.challenge_id,
+        challenge_id,
         now
     )
     .execute(&mut *tx)
@@ -223,11 +258,21 @@ async fn verify(
         },
     ];
     let session: Session =
-        service::raise_to_aal2(&state, &mut tx, who.user_id, who.session_id, amr).await?;
+        service::raise_to_aal2(state, &mut tx, who.user_id, who.session_id, amr).await?;
     tx.commit().await?;
     if f.status == "unverified" {
         tracing::info!(target: "leadgen::audit", action = "mfa_factor_verified", user_id = %who.user_id, factor_id = %factor, "TOTP factor verified");
     }
+    Ok(session)
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    who: AuthUser,
+    Path(factor): Path<Uuid>,
+    AuthJson(body): AuthJson<VerifyBody>,
+) -> Result<Json<Value>, AuthError> {
+    let session = verify_code(&state, &who, factor, body.challenge_id, &body.code).await?;
     Ok(Json(super::api::session_json(&session)))
 }
 

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod error;
 pub mod mfa;
+pub mod pages;
 pub mod principal;
 pub mod service;
 pub mod throttle;

@@ -40,6 +40,17 @@ impl FromRequestParts<AppState> for AuthUser {
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or(AuthError::NoAuthorization)?
             .trim();
+        let user = AuthUser::from_token(state, token).await?;
+        if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
+            slot.set(user.user_id.to_string());
+        }
+        Ok(user)
+    }
+}
+
+impl AuthUser {
+    /// Verifies an access token and checks that its session is live.
+    pub async fn from_token(state: &AppState, token: &str) -> Result<Self, AuthError> {
         let now = state.clock.now().unix_timestamp();
         let claims = match state.auth.verify_access(token, now) {
             // Another instance may have rotated the signing key: reload once and retry.
@@ -67,9 +78,6 @@ impl FromRequestParts<AppState> for AuthUser {
         let Some(session) = session else {
             return Err(AuthError::SessionNotFound);
         };
-        if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
-            slot.set(claims.sub.to_string());
-        }
         Ok(Self {
             user_id: claims.sub,
             session_id: claims.session_id,

@@ -761,6 +761,30 @@ pub async fn current_user(pool: &PgPool, user_id: Uuid) -> Result<User, AuthErro
     Ok(user)
 }
 
+/// A live session as the account page lists it.
+pub struct SessionInfo {
+    pub id: Uuid,
+    pub created_at: OffsetDateTime,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// The user's live sessions, newest first.
+pub async fn list_sessions(state: &AppState, user_id: Uuid) -> Result<Vec<SessionInfo>, AuthError> {
+    let mut tx = UserTx::begin(&state.pool, user_id).await?;
+    let rows = sqlx::query_as!(
+        SessionInfo,
+        "SELECT id, created_at, host(ip) AS ip, user_agent FROM app.sessions
+         WHERE user_id = $1 AND revoked_at IS NULL AND not_after > $2 ORDER BY created_at DESC",
+        user_id,
+        state.clock.now()
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
 /// Which sessions a logout ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogoutScope {

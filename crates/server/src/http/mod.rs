@@ -58,6 +58,7 @@ pub fn app_router(state: AppState) -> Router {
         .merge(crate::web::routes())
         .merge(crate::ops::routes())
         .merge(crate::auth::api::routes())
+        .merge(crate::auth::pages::router(&state))
         .fallback(fallback);
     with_middleware(routes, state)
 }

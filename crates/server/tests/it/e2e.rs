@@ -61,3 +61,36 @@ async fn supabase_auth_js_client() {
     );
     app.stop().await;
 }
+
+/// The account pages in Chromium, from sign-up to signing in with a second factor.
+#[tokio::test]
+async fn account_pages_in_chromium() {
+    let app = TestApp::spawn().await;
+    let root = workspace_root();
+    let out = tokio::process::Command::new("node")
+        .args(["--test", "e2e/account.test.mjs"])
+        .current_dir(&root)
+        .env(
+            "LEADGEN_BASE_URL",
+            format!("https://localhost:{}", app.bound.https.port()),
+        )
+        .env("LEADGEN_MAILBOX_DIR", app.data_dir.path().join("mailbox"))
+        .env(
+            "LEADGEN_SCREENSHOT_DIR",
+            root.join("target/e2e-screenshots"),
+        )
+        .output()
+        .await
+        .expect("node is needed for the browser test (scripts/test.sh installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("# pass 1") && stdout.contains("# fail 0"),
+        "{stdout}"
+    );
+    app.stop().await;
+}

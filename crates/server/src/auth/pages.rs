@@ -1,0 +1,582 @@
+//! The account pages: sign-up, sign-in (with the TOTP step), account settings with active
+//! sessions, authenticator enrolment, sign-out.
+//!
+//! Browsers hold the session in two `__Host-` cookies (Secure, HttpOnly, SameSite=Lax): the access
+//! token and the refresh token. [`refresh_cookies`] renews an expired access token from the
+//! refresh token before the page handler runs, so pages never see an expired session. Every form
+//! carries a CSRF token ([`CsrfForm`]) and state changes must come from our own origin.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::service::{self, LogoutScope, Origin, Session};
+use super::{AuthError, AuthUser, mfa};
+use crate::startup::AppState;
+use crate::web::assets::{self, Assets};
+use crate::web::csrf::{CsrfForm, CsrfToken};
+
+pub const ACCESS_COOKIE: &str = "__Host-lg-access";
+pub const REFRESH_COOKIE: &str = "__Host-lg-refresh";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/login/mfa", get(mfa_page).post(mfa_login))
+        .route("/signup", get(signup_page).post(signup))
+        .route("/account", get(account))
+        .route("/account/mfa", get(enroll_page).post(enroll))
+        .route("/account/sessions/others", post(sign_out_others))
+        .route("/logout", post(logout))
+}
+
+/// The page routes with cookie renewal in front of them.
+pub fn router(state: &AppState) -> Router<AppState> {
+    routes().route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        refresh_cookies_layer,
+    ))
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then_some(v)
+        })
+}
+
+fn set_cookie(name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}"
+    ))
+    .ok()
+}
+
+/// `Set-Cookie` headers that carry a session to the browser.
+fn session_cookies(state: &AppState, s: &Session) -> Vec<HeaderValue> {
+    [
+        set_cookie(ACCESS_COOKIE, &s.access_token, s.expires_in),
+        set_cookie(
+            REFRESH_COOKIE,
+            &s.refresh_token,
+            state.config.auth.session_lifetime_secs,
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+fn clear_cookies() -> Vec<HeaderValue> {
+    [
+        set_cookie(ACCESS_COOKIE, "", 0),
+        set_cookie(REFRESH_COOKIE, "", 0),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+fn with_cookies(mut res: Response, cookies: Vec<HeaderValue>) -> Response {
+    for c in cookies {
+        res.headers_mut().append(header::SET_COOKIE, c);
+    }
+    res
+}
+
+/// Renews an expired or missing access cookie from the refresh cookie, before the handler runs.
+async fn refresh_cookies_layer(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let headers = req.headers();
+    let Some(refresh) = cookie(headers, REFRESH_COOKIE).map(str::to_string) else {
+        return next.run(req).await;
+    };
+    let now = state.clock.now().unix_timestamp();
+    let access_ok = cookie(headers, ACCESS_COOKIE)
+        .is_some_and(|t| !t.is_empty() && state.auth.verify_access(t, now).is_ok());
+    if access_ok {
+        return next.run(req).await;
+    }
+    match service::refresh_grant(&state, &refresh).await {
+        Ok(session) => {
+            // Hand the fresh access token to this request, and both tokens to the browser.
+            let others: Vec<String> = cookie_pairs(req.headers())
+                .into_iter()
+                .filter(|(k, _)| k != ACCESS_COOKIE && k != REFRESH_COOKIE)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let mut all = others;
+            all.push(format!("{ACCESS_COOKIE}={}", session.access_token));
+            if let Ok(v) = HeaderValue::from_str(&all.join("; ")) {
+                req.headers_mut().insert(header::COOKIE, v);
+            }
+            let res = next.run(req).await;
+            with_cookies(res, session_cookies(&state, &session))
+        }
+        Err(_) => with_cookies(next.run(req).await, clear_cookies()),
+    }
+}
+
+fn cookie_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|p| {
+            p.trim()
+                .split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// The signed-in browser user; pages without one send the browser to the sign-in page.
+pub struct BrowserUser(pub AuthUser);
+
+impl axum::extract::FromRequestParts<AppState> for BrowserUser {
+    type Rejection = Redirect;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = cookie(&parts.headers, ACCESS_COOKIE)
+            .filter(|t| !t.is_empty())
+            .ok_or(Redirect::to("/login"))?;
+        let user = AuthUser::from_token(state, token)
+            .await
+            .map_err(|_| Redirect::to("/login"))?;
+        if let Some(slot) = parts
+            .extensions
+            .get::<crate::http::middleware::PrincipalSlot>()
+        {
+            slot.set(user.user_id.to_string());
+        }
+        Ok(Self(user))
+    }
+}
+
+fn render(t: &impl Template, status: StatusCode, csrf: &CsrfToken) -> Response {
+    match t.render() {
+        Ok(html) => {
+            let mut res = (status, Html(html)).into_response();
+            if let Some(c) = &csrf.set_cookie {
+                res.headers_mut().append(header::SET_COOKIE, c.clone());
+            }
+            res
+        }
+        Err(e) => AuthError::Internal(anyhow::anyhow!("template: {e}")).into_response(),
+    }
+}
+
+fn csrf(state: &AppState, headers: &HeaderMap) -> CsrfToken {
+    CsrfToken::issue(state.app_key.expose_secret(), headers)
+}
+
+fn error_status(e: &AuthError) -> StatusCode {
+    match e {
+        AuthError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+        AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "auth/login.html")]
+struct LoginPage<'a> {
+    assets: &'a Assets,
+    version: &'static str,
+    csrf: String,
+    email: String,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    notice: Option<String>,
+}
+
+async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let token = csrf(&state, &headers);
+    let notice = match q.notice.as_deref() {
+        Some("signed-out") => Some("You are signed out.".to_string()),
+        Some("confirmed") => {
+            Some("Your email address is confirmed. Sign in to continue.".to_string())
+        }
+        _ => None,
+    };
+    let page = LoginPage {
+        assets: assets::get(),
+        version: state.version,
+        csrf: token.token.clone(),
+        email: String::new(),
+        error: None,
+        notice,
+    };
+    render(&page, StatusCode::OK, &token)
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    email: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    origin: Origin,
+    CsrfForm(form): CsrfForm<LoginForm>,
+) -> Response {
+    match service::password_grant(&state, &form.email, form.password, &origin).await {
+        Ok(session) => {
+            let next = if session.user.factors.iter().any(|f| f.status == "verified") {
+                "/login/mfa"
+            } else {
+                "/account"
+            };
+            with_cookies(
+                Redirect::to(next).into_response(),
+                session_cookies(&state, &session),
+            )
+        }
+        Err(e) => {
+            let token = csrf(&state, &headers);
+            let page = LoginPage {
+                assets: assets::get(),
+                version: state.version,
+                csrf: token.token.clone(),
+                email: form.email,
+                error: Some(e.to_string()),
+                notice: None,
+            };
+            render(&page, error_status(&e), &token)
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "auth/signup.html")]
+struct SignupPage<'a> {
+    assets: &'a Assets,
+    version: &'static str,
+    csrf: String,
+    email: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "auth/notice.html")]
+struct NoticePage<'a> {
+    assets: &'a Assets,
+    version: &'static str,
+    heading: &'a str,
+    message: &'a str,
+}
+
+async fn signup_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let token = csrf(&state, &headers);
+    let page = SignupPage {
+        assets: assets::get(),
+        version: state.version,
+        csrf: token.token.clone(),
+        email: String::new(),
+        error: None,
+    };
+    render(&page, StatusCode::OK, &token)
+}
+
+async fn signup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    origin: Origin,
+    CsrfForm(form): CsrfForm<LoginForm>,
+) -> Response {
+    match service::signup(
+        &state,
+        &form.email,
+        form.password,
+        serde_json::json!({}),
+        &origin,
+    )
+    .await
+    {
+        Ok(service::SignupOutcome::AwaitingConfirmation(_)) => {
+            let token = csrf(&state, &headers);
+            let page = NoticePage {
+                assets: assets::get(),
+                version: state.version,
+                heading: "Check your email",
+                message: "We sent a confirmation link to your address. Open it to finish creating your account.",
+            };
+            render(&page, StatusCode::OK, &token)
+        }
+        Ok(service::SignupOutcome::Session(session)) => with_cookies(
+            Redirect::to("/account").into_response(),
+            session_cookies(&state, &session),
+        ),
+        Err(e) => {
+            let token = csrf(&state, &headers);
+            let page = SignupPage {
+                assets: assets::get(),
+                version: state.version,
+                csrf: token.token.clone(),
+                email: form.email,
+                error: Some(e.to_string()),
+            };
+            render(&page, error_status(&e), &token)
+        }
+    }
+}
+
+struct SessionRow {
+    started: String,
+    ip: String,
+    user_agent: String,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "auth/account.html")]
+struct AccountPage<'a> {
+    assets: &'a Assets,
+    version: &'static str,
+    csrf: String,
+    email: String,
+    aal: String,
+    mfa_enabled: bool,
+    sessions: Vec<SessionRow>,
+    notice: Option<String>,
+}
+
+async fn account(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    BrowserUser(who): BrowserUser,
+) -> Response {
+    let user = match service::current_user(&state.pool, who.user_id).await {
+        Ok(u) => u,
+        Err(e) => return e.into_response(),
+    };
+    let mfa_enabled = user.factors.iter().any(|f| f.status == "verified");
+    // A signed-in user with a second factor must pass it before seeing the account.
+    if mfa_enabled && who.aal != "aal2" {
+        return Redirect::to("/login/mfa").into_response();
+    }
+    let sessions = match service::list_sessions(&state, who.user_id).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let fmt = time::format_description::well_known::Rfc3339;
+    let token = csrf(&state, &headers);
+    let page = AccountPage {
+        assets: assets::get(),
+        version: state.version,
+        csrf: token.token.clone(),
+        email: user.email,
+        aal: who.aal.clone(),
+        mfa_enabled,
+        sessions: sessions
+            .into_iter()
+            .map(|s| SessionRow {
+                started: s.created_at.format(&fmt).unwrap_or_default(),
+                ip: s.ip.unwrap_or_default(),
+                user_agent: s.user_agent.unwrap_or_default().chars().take(80).collect(),
+                current: s.id == who.session_id,
+            })
+            .collect(),
+        notice: None,
+    };
+    render(&page, StatusCode::OK, &token)
+}
+
+#[derive(Template)]
+#[template(path = "auth/mfa_enroll.html")]
+struct EnrollPage<'a> {
+    assets: &'a Assets,
+    version: &'static str,
+    csrf: String,
+    factor_id: Uuid,
+    secret: String,
+    qr_data_uri: String,
+    error: Option<String>,
+}
+
+async fn enroll_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    BrowserUser(who): BrowserUser,
+) -> Response {
+    let enrolled = match mfa::enroll_factor(&state, &who, None, None).await {
+        Ok(e) => e,
+        Err(e) => return e.into_response(),
+    };
+    let token = csrf(&state, &headers);
+    let page = EnrollPage {
+        assets: assets::get(),
+        version: state.version,
+        csrf: token.token.clone(),
+        factor_id: enrolled.id,
+        secret: enrolled.secret_base32,
+        qr_data_uri: format!(
+            "data:image/svg+xml;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(enrolled.qr_svg.as_bytes())
+        ),
+        error: None,
+    };
+    render(&page, StatusCode::OK, &token)
+}
+
+#[derive(Deserialize)]
+struct EnrollForm {
+    factor_id: Uuid,
+    code: String,
+}
+
+async fn enroll(
+    State(state): State<AppState>,
+    BrowserUser(who): BrowserUser,
+    CsrfForm(form): CsrfForm<EnrollForm>,
+) -> Response {
+    let result = async {
+        let (challenge, _) = mfa::create_challenge(&state, &who, form.factor_id).await?;
+        mfa::verify_code(&state, &who, form.factor_id, challenge, &form.code).await
+    }
+    .await;
+    match result {
+        Ok(session) => with_cookies(
+            Redirect::to("/account").into_response(),
+            session_cookies(&state, &session),
+        ),
+        Err(e) => notice(
+            &state,
+            error_status(&e),
+            "That code did not work",
+            &format!("{e}. Start again to get a new key."),
+        ),
+    }
+}
+
+fn notice(state: &AppState, status: StatusCode, heading: &str, message: &str) -> Response {
+    let page = NoticePage {
+        assets: assets::get(),
+        version: state.version,
+        heading,
+        message,
+    };
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => AuthError::Internal(anyhow::anyhow!("template: {e}")).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "auth/mfa_challenge.html")]
+struct ChallengePage<'a> {
+    assets: &'a Assets,
+    version: &'static str,
+    csrf: String,
+    error: Option<String>,
+}
+
+async fn mfa_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    BrowserUser(_who): BrowserUser,
+) -> Response {
+    let token = csrf(&state, &headers);
+    let page = ChallengePage {
+        assets: assets::get(),
+        version: state.version,
+        csrf: token.token.clone(),
+        error: None,
+    };
+    render(&page, StatusCode::OK, &token)
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    code: String,
+}
+
+async fn mfa_login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    BrowserUser(who): BrowserUser,
+    CsrfForm(form): CsrfForm<CodeForm>,
+) -> Response {
+    let result = async {
+        let user = service::current_user(&state.pool, who.user_id).await?;
+        let factor = user
+            .factors
+            .iter()
+            .find(|f| f.status == "verified")
+            .ok_or(AuthError::FactorNotFound)?;
+        let (challenge, _) = mfa::create_challenge(&state, &who, factor.id).await?;
+        mfa::verify_code(&state, &who, factor.id, challenge, &form.code).await
+    }
+    .await;
+    match result {
+        Ok(session) => with_cookies(
+            Redirect::to("/account").into_response(),
+            session_cookies(&state, &session),
+        ),
+        Err(e) => {
+            let token = csrf(&state, &headers);
+            let page = ChallengePage {
+                assets: assets::get(),
+                version: state.version,
+                csrf: token.token.clone(),
+                error: Some(e.to_string()),
+            };
+            render(&page, error_status(&e), &token)
+        }
+    }
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    BrowserUser(who): BrowserUser,
+    CsrfForm(_): CsrfForm<HashMap<String, String>>,
+) -> Response {
+    let _ = service::logout(&state, who.user_id, who.session_id, LogoutScope::Local).await;
+    with_cookies(
+        Redirect::to("/login?notice=signed-out").into_response(),
+        clear_cookies(),
+    )
+}
+
+async fn sign_out_others(
+    State(state): State<AppState>,
+    BrowserUser(who): BrowserUser,
+    CsrfForm(_): CsrfForm<HashMap<String, String>>,
+) -> Response {
+    match service::logout(&state, who.user_id, who.session_id, LogoutScope::Others).await {
+        Ok(_) => Redirect::to("/account").into_response(),
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,105 @@
+// The account pages in Chromium: sign up, open the confirmation mail from the development
+// mailbox, sign in, turn on an authenticator app (the test computes the codes), sign out, and
+// sign in again with the second factor. Driven by the Rust test it::e2e::account_pages_in_chromium,
+// which sets LEADGEN_BASE_URL and LEADGEN_MAILBOX_DIR.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { readdirSync, readFileSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BASE = (process.env.LEADGEN_BASE_URL || '').replace(/\/+$/, '');
+const MAILBOX = process.env.LEADGEN_MAILBOX_DIR;
+if (!BASE || !MAILBOX) {
+  throw new Error('LEADGEN_BASE_URL and LEADGEN_MAILBOX_DIR must be set (run through it::e2e)');
+}
+const SHOTS = resolve(process.env.LEADGEN_SCREENSHOT_DIR || 'e2e/screenshots');
+
+function totp(base32, unix) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const ch of base32.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(ch).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(unix / 30)));
+  const h = createHmac('sha1', key).update(counter).digest();
+  const o = h[h.length - 1] & 0x0f;
+  const bin = ((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
+  return String(bin % 1_000_000).padStart(6, '0');
+}
+
+let browser;
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+after(async () => { if (browser) await browser.close(); });
+
+test('sign up, confirm by mail, sign in, enable TOTP, sign out, sign in with TOTP', { timeout: 120_000 }, async () => {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`); });
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+
+  const email = `browser-${Date.now()}@acme.io`;
+  const password = 'saffron kettle orbits the moon 7';
+
+  await page.goto(`${BASE}/signup`);
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=password]', password);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('text=Check your email');
+
+  const mail = readdirSync(MAILBOX).filter((f) => f.endsWith('.json'))
+    .map((f) => JSON.parse(readFileSync(join(MAILBOX, f), 'utf8'))).find((m) => m.to === email);
+  assert.ok(mail, 'confirmation mail delivered to the development mailbox');
+  const link = new URL(/https:\/\/\S+/.exec(mail.text)[0]);
+  const confirmed = await page.goto(`${BASE}${link.pathname}${link.search}`);
+  assert.equal(confirmed.status(), 200);
+
+  await page.goto(`${BASE}/login`);
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=password]', password);
+  await page.click('button[type=submit]');
+  await page.waitForURL(`${BASE}/account`);
+  assert.equal(await page.textContent('.account-email'), email);
+  assert.equal(await page.textContent('.aal'), 'aal1');
+
+  await page.click('text=Set up an authenticator app');
+  await page.waitForURL(`${BASE}/account/mfa`);
+  const secret = (await page.textContent('.totp-secret')).trim();
+  const enrolledAt = Math.floor(Date.now() / 1000);
+  await page.fill('input[name=code]', totp(secret, enrolledAt));
+  await page.click('button[type=submit]');
+  await page.waitForURL(`${BASE}/account`);
+  assert.match(await page.textContent('.mfa-status'), /authenticator app protects/);
+  assert.equal(await page.textContent('.aal'), 'aal2');
+  mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: join(SHOTS, 'account.png'), fullPage: true });
+
+  await page.click('button.signout');
+  await page.waitForURL(/\/login\?notice=signed-out$/);
+  const gone = await page.goto(`${BASE}/account`);
+  assert.ok(gone.url().endsWith('/login'), 'signed out: the account page sends us to sign in');
+
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=password]', password);
+  await page.click('button[type=submit]');
+  await page.waitForURL(`${BASE}/login/mfa`);
+  // Each code works once: wait for the next time step after the one used to enrol.
+  const nextStep = (Math.floor(enrolledAt / 30) + 1) * 30;
+  const wait = nextStep * 1000 - Date.now();
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait + 200));
+  await page.fill('input[name=code]', totp(secret, Math.floor(Date.now() / 1000)));
+  await page.click('button[type=submit]');
+  await page.waitForURL(`${BASE}/account`);
+  assert.equal(await page.textContent('.aal'), 'aal2');
+
+  assert.deepEqual(problems, [], 'no console errors or warnings');
+  await context.close();
+});
