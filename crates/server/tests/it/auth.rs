@@ -1081,3 +1081,118 @@ async fn rotated_jwt_key_signs_new_tokens_and_old_tokens_stay_valid_everywhere()
     a.stop().await;
     b.stop().await;
 }
+
+/// `name=value` of each `Set-Cookie` in a response.
+fn set_cookies(res: &reqwest::Response) -> Vec<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn browser_sessions_use_host_cookies_renew_silently_and_need_csrf_tokens() {
+    let (app, clock) =
+        spawn_clocked(&[("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false")]).await;
+    let c = Client::new(&app);
+    c.sign_up("cookie@acme.io").await;
+    let http = app.client();
+    let origin = format!("https://localhost:{}", app.bound.https.port());
+
+    // The sign-in page hands out a CSRF cookie and the matching form token.
+    let page = http.get(app.https_url("/login")).send().await.unwrap();
+    let csrf_cookie = set_cookies(&page)
+        .into_iter()
+        .find(|c| c.starts_with("__Host-csrf="))
+        .unwrap();
+    let html = page.text().await.unwrap();
+    let token = html
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let form = |t: &str| {
+        format!(
+            "csrf_token={t}&email=cookie%40acme.io&password={}",
+            PASSWORD.replace(' ', "+")
+        )
+    };
+    let post = |body: String| {
+        http.post(app.https_url("/login"))
+            .header("origin", &origin)
+            .header("cookie", &csrf_cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        post(form("0".repeat(64).as_str())).await.unwrap().status(),
+        403,
+        "a wrong CSRF token is refused"
+    );
+    let res = post(form(&token)).await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/account");
+    let raw: Vec<String> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    for c in &raw {
+        assert!(
+            c.contains("Secure")
+                && c.contains("HttpOnly")
+                && c.contains("SameSite=Lax")
+                && c.contains("Path=/"),
+            "{c}"
+        );
+    }
+    let cookies = set_cookies(&res);
+    assert!(cookies.iter().any(|c| c.starts_with("__Host-lg-access=")));
+    assert!(cookies.iter().any(|c| c.starts_with("__Host-lg-refresh=")));
+    let jar = cookies.join("; ");
+
+    let account = http
+        .get(app.https_url("/account"))
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(account.status(), 200);
+    assert!(account.text().await.unwrap().contains("cookie@acme.io"));
+
+    // Sixteen minutes later the access cookie has expired; the refresh cookie renews it.
+    clock.advance(16 * 60);
+    let renewed = http
+        .get(app.https_url("/account"))
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renewed.status(), 200);
+    let fresh = set_cookies(&renewed);
+    assert!(
+        fresh.iter().any(|c| c.starts_with("__Host-lg-access=")),
+        "a new access cookie: {fresh:?}"
+    );
+    assert!(
+        fresh.iter().any(|c| c.starts_with("__Host-lg-refresh=")),
+        "the refresh token rotated"
+    );
+
+    // Without cookies, the account page sends the browser to sign in.
+    let anon = http.get(app.https_url("/account")).send().await.unwrap();
+    assert_eq!(
+        (
+            anon.status().as_u16(),
+            anon.headers()["location"].to_str().unwrap()
+        ),
+        (303, "/login")
+    );
+    app.stop().await;
+}
