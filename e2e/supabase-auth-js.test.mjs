@@ -19,7 +19,12 @@ const email = `auth-js-${Date.now()}@acme.io`;
 const password = 'amber walrus sings quietly 42';
 
 function client() {
-  return new AuthClient({ url: `${BASE}/auth/v1`, persistSession: false, autoRefreshToken: false });
+  return new AuthClient({
+    url: `${BASE}/auth/v1`,
+    persistSession: false,
+    autoRefreshToken: false,
+    experimental: { recoveryCodes: true },
+  });
 }
 
 function confirmationHash(to) {
@@ -121,6 +126,18 @@ test('enroll and verify TOTP, reaching aal2, then sign out', async () => {
   assert.equal(after.data.currentLevel, 'aal2');
   assert.equal(after.data.nextLevel, 'aal2');
   assert.ok(after.data.currentAuthenticationMethods.some((m) => m.method === 'totp'));
+
+  // Recovery codes: shown once, each usable once, reported as remaining.
+  const rc = await auth.mfa.recoveryCodes.generate({ friendlyName: 'Backup codes' });
+  assert.equal(rc.error, null, rc.error?.message);
+  assert.equal(rc.data.codes.length, 10);
+  const used = await auth.mfa.recoveryCodes.verify({ code: rc.data.codes[0].toUpperCase().match(/.{1,4}/g).join('-') });
+  assert.equal(used.error, null, used.error?.message);
+  const again = await auth.mfa.recoveryCodes.verify({ code: rc.data.codes[0] });
+  assert.equal(again.error?.code, 'mfa_verification_failed');
+  const status = await auth.mfa.recoveryCodes.getStatus();
+  assert.equal(status.error, null, status.error?.message);
+  assert.deepEqual([status.data.total, status.data.remaining], [10, 9]);
 
   const factors = await auth.mfa.listFactors();
   assert.equal(factors.error, null, factors.error?.message);

@@ -42,6 +42,12 @@ pub enum AuthError {
     MfaVerificationFailed,
     #[error("AAL2 session is required to perform this action")]
     InsufficientAal,
+    #[error("Recovery codes cannot be the only second factor; set up an authenticator app first")]
+    RecoverySoleFactor,
+    #[error("Recovery codes already exist; regenerate them to get a new set")]
+    RecoveryCodesExist,
+    #[error("Too many wrong recovery codes; try again in {0} seconds")]
+    RecoveryLocked(u64),
     #[error("Too many attempts; try again in {0} seconds")]
     TooManyAttempts(u64),
     #[error("unexpected failure")]
@@ -76,6 +82,9 @@ impl AuthError {
             Self::ChallengeExpired => (S::UNPROCESSABLE_ENTITY, "mfa_challenge_expired"),
             Self::MfaVerificationFailed => (S::UNPROCESSABLE_ENTITY, "mfa_verification_failed"),
             Self::InsufficientAal => (S::FORBIDDEN, "insufficient_aal"),
+            Self::RecoverySoleFactor => (S::UNPROCESSABLE_ENTITY, "mfa_recovery_codes_sole_factor"),
+            Self::RecoveryCodesExist => (S::UNPROCESSABLE_ENTITY, "mfa_verified_factor_exists"),
+            Self::RecoveryLocked(_) => (S::TOO_MANY_REQUESTS, "mfa_recovery_codes_locked"),
             Self::TooManyAttempts(_) => (S::TOO_MANY_REQUESTS, "over_request_rate_limit"),
             Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "unexpected_failure"),
         }
@@ -93,7 +102,7 @@ impl IntoResponse for AuthError {
             body["weak_password"] = serde_json::json!({ "reasons": [reason] });
         }
         let mut res = (status, axum::Json(body)).into_response();
-        if let Self::TooManyAttempts(secs) = &self
+        if let Self::TooManyAttempts(secs) | Self::RecoveryLocked(secs) = &self
             && let Ok(v) = http::HeaderValue::from_str(&secs.to_string())
         {
             res.headers_mut().insert(http::header::RETRY_AFTER, v);

@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/auth/v1/factors", post(enroll))
         .route("/auth/v1/factors/{id}", delete(unenroll))
+        .merge(super::recovery::routes())
         .route("/auth/v1/factors/{id}/challenge", post(challenge))
         .route("/auth/v1/factors/{id}/verify", post(verify))
 }
@@ -136,7 +137,7 @@ pub async fn create_challenge(
     let now = state.clock.now();
     let mut tx = UserTx::begin(&state.pool, who.user_id).await?;
     let exists = sqlx::query_scalar!(
-        "SELECT 1 AS \"one!\" FROM app.mfa_factors WHERE id = $1",
+        "SELECT 1 AS \"one!\" FROM app.mfa_factors WHERE id = $1 AND factor_type = 'totp'",
         factor
     )
     .fetch_optional(&mut *tx)
@@ -188,7 +189,8 @@ pub async fn verify_code(
     let step = totp::step_at(unix);
     let mut tx = UserTx::begin(&state.pool, who.user_id).await?;
     let f = sqlx::query!(
-        "SELECT secret_sealed, status, last_used_step, failed_step FROM app.mfa_factors WHERE id = $1 FOR UPDATE",
+        "SELECT secret_sealed AS \"secret_sealed!\", status, last_used_step, failed_step
+         FROM app.mfa_factors WHERE id = $1 AND factor_type = 'totp' FOR UPDATE",
         factor
     )
     .fetch_optional(&mut *tx)

@@ -5,14 +5,14 @@
 //! answer for an unknown email and a wrong password, progressive throttling), HS256 access tokens checked against a live
 //! session on every request, rotating refresh tokens with a reuse grace window and reuse
 //! detection, the user endpoint, scoped logout, and TOTP factors that raise a session to `aal2`.
-//! Recovery codes, browser cookies, SSO and the account pages are the rest of the identity
-//! capability.
+//! Recovery codes, account pages with cookie sessions. SSO is the rest of the identity capability.
 
 pub mod api;
 pub mod error;
 pub mod mfa;
 pub mod pages;
 pub mod principal;
+pub mod recovery;
 pub mod service;
 pub mod throttle;
 pub mod tokens;

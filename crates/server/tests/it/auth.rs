@@ -1196,3 +1196,141 @@ async fn browser_sessions_use_host_cookies_renew_silently_and_need_csrf_tokens()
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn recovery_codes_stand_in_for_the_authenticator_once_each() {
+    use leadgen::clock::Clock;
+    use leadgen_crypto::totp;
+    use reqwest::Method;
+    let (app, clock) =
+        spawn_clocked(&[("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false")]).await;
+    let c = Client::new(&app);
+    c.sign_up("codes@acme.io").await;
+    let aal1 = c.access("codes@acme.io", PASSWORD).await;
+
+    // Not without an authenticator, and not at aal1.
+    let (status, err) = c
+        .call(Method::POST, "/factors/recovery-codes", &aal1, json!({}))
+        .await;
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (403, Some("insufficient_aal"))
+    );
+
+    let (_, f) = c
+        .call(
+            Method::POST,
+            "/factors",
+            &aal1,
+            json!({ "factor_type": "totp" }),
+        )
+        .await;
+    let factor = f["id"].as_str().unwrap().to_string();
+    let secret = totp::parse_base32(f["totp"]["secret"].as_str().unwrap()).unwrap();
+    let (_, ch) = c
+        .call(
+            Method::POST,
+            &format!("/factors/{factor}/challenge"),
+            &aal1,
+            json!({}),
+        )
+        .await;
+    let code = totp::code_at_step(&secret, totp::step_at(clock.now().unix_timestamp()));
+    let (status, s) = c
+        .call(
+            Method::POST,
+            &format!("/factors/{factor}/verify"),
+            &aal1,
+            json!({ "challenge_id": ch["id"], "code": code }),
+        )
+        .await;
+    assert_eq!(status, 200, "{s}");
+    let aal2 = s["access_token"].as_str().unwrap().to_string();
+
+    let (status, set) = c
+        .call(Method::POST, "/factors/recovery-codes", &aal2, json!({}))
+        .await;
+    assert_eq!(status, 200, "{set}");
+    let codes: Vec<String> = set["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    let (status, err) = c
+        .call(Method::POST, "/factors/recovery-codes", &aal2, json!({}))
+        .await;
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (422, Some("mfa_verified_factor_exists"))
+    );
+    // Only hashes are stored.
+    let su = app.db().superuser_pool().await;
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT code_hash FROM app.recovery_codes")
+        .fetch_all(&su)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 10);
+    assert!(
+        stored
+            .iter()
+            .all(|h| !codes.iter().any(|c| h.as_slice() == c.as_bytes()))
+    );
+
+    // A new password session (aal1) reaches aal2 with one code, as typed by a person.
+    let other = c.access("codes@acme.io", PASSWORD).await;
+    let typed = format!("{}-{}", codes[3][..8].to_uppercase(), &codes[3][8..]);
+    let (status, s2) = c
+        .call(
+            Method::POST,
+            "/factors/recovery-codes/verify",
+            &other,
+            json!({ "code": typed }),
+        )
+        .await;
+    assert_eq!(status, 200, "{s2}");
+    assert_eq!(aal_of(s2["access_token"].as_str().unwrap()), "aal2");
+    let (status, err) = c
+        .call(
+            Method::POST,
+            "/factors/recovery-codes/verify",
+            &other,
+            json!({ "code": codes[3] }),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (422, Some("mfa_verification_failed")),
+        "each code works once"
+    );
+    let (_, st) = c
+        .call(Method::GET, "/factors/recovery-codes", &aal2, json!(null))
+        .await;
+    assert_eq!(
+        (st["total"].as_i64(), st["remaining"].as_i64()),
+        (Some(10), Some(9))
+    );
+
+    // Guessing is throttled.
+    let guesser = c.access("codes@acme.io", PASSWORD).await;
+    let mut locked = false;
+    for _ in 0..8 {
+        let (status, err) = c
+            .call(
+                Method::POST,
+                "/factors/recovery-codes/verify",
+                &guesser,
+                json!({ "code": "aaaabbbbccccdddd" }),
+            )
+            .await;
+        if status == 429 {
+            assert_eq!(err["error_code"], "mfa_recovery_codes_locked");
+            locked = true;
+            break;
+        }
+        assert_eq!(status, 422);
+    }
+    assert!(locked, "wrong recovery codes must be throttled");
+    app.stop().await;
+}
