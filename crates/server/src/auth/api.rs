@@ -216,9 +216,9 @@ struct VerifyLink {
     kind: String,
 }
 
-/// The mailed link. Like Supabase, it redirects to the site with the new session in the URL
-/// fragment (`#access_token=…&refresh_token=…&type=…`), which browsers never send to a server
-/// and which Supabase's browser client picks up.
+/// The mailed link, opened in a browser: signs the browser in with `__Host-` cookies and goes to
+/// the account page (after a reset link, to its new-password form). The session never appears in
+/// a URL. API clients redeem the same token with `POST /verify` instead.
 async fn verify_link(
     State(state): State<AppState>,
     origin: Origin,
@@ -230,11 +230,15 @@ async fn verify_link(
     };
     match service::redeem_one_time(&state, purpose, Some(&q.token), None, &origin).await {
         Ok(s) => {
-            let fragment = format!(
-                "access_token={}&expires_at={}&expires_in={}&refresh_token={}&token_type=bearer&type={}",
-                s.access_token, s.expires_at, s.expires_in, s.refresh_token, q.kind
-            );
-            Redirect::to(&format!("/#{fragment}")).into_response()
+            let to = if purpose == OneTimePurpose::Recovery {
+                "/account?reset=1"
+            } else {
+                "/account"
+            };
+            super::pages::with_cookies(
+                Redirect::to(to).into_response(),
+                super::pages::session_cookies(&state, &s),
+            )
         }
         Err(e) => e.into_response(),
     }

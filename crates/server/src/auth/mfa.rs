@@ -249,16 +249,18 @@ pub async fn verify_code(
     )
     .execute(&mut *tx)
     .await?;
-    let amr = vec![
-        Amr {
-            method: "totp".into(),
-            timestamp: unix,
-        },
-        Amr {
-            method: "password".into(),
-            timestamp: who.claims.amr.first().map_or(unix, |a| a.timestamp),
-        },
-    ];
+    // Keep how the session began (password, reset link…) after the second factor.
+    let mut amr = vec![Amr {
+        method: "totp".into(),
+        timestamp: unix,
+    }];
+    amr.extend(
+        who.claims
+            .amr
+            .iter()
+            .filter(|a| a.method != "totp")
+            .cloned(),
+    );
     let session: Session =
         service::raise_to_aal2(state, &mut tx, who.user_id, who.session_id, amr).await?;
     tx.commit().await?;

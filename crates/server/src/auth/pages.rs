@@ -37,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .route("/account", get(account))
         .route("/account/mfa", get(enroll_page).post(enroll))
         .route("/account/sessions/others", post(sign_out_others))
+        .route("/account/password", post(change_password))
         .route("/logout", post(logout))
 }
 
@@ -68,7 +69,7 @@ fn set_cookie(name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {
 }
 
 /// `Set-Cookie` headers that carry a session to the browser.
-fn session_cookies(state: &AppState, s: &Session) -> Vec<HeaderValue> {
+pub(crate) fn session_cookies(state: &AppState, s: &Session) -> Vec<HeaderValue> {
     [
         set_cookie(ACCESS_COOKIE, &s.access_token, s.expires_in),
         set_cookie(
@@ -92,7 +93,7 @@ fn clear_cookies() -> Vec<HeaderValue> {
     .collect()
 }
 
-fn with_cookies(mut res: Response, cookies: Vec<HeaderValue>) -> Response {
+pub(crate) fn with_cookies(mut res: Response, cookies: Vec<HeaderValue>) -> Response {
     for c in cookies {
         res.headers_mut().append(header::SET_COOKIE, c);
     }
@@ -371,12 +372,46 @@ struct AccountPage<'a> {
     mfa_enabled: bool,
     sessions: Vec<SessionRow>,
     notice: Option<String>,
+    /// Opened from a reset link: the new-password form needs no current password.
+    resetting: bool,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AccountQuery {
+    changed: Option<String>,
 }
 
 async fn account(
     State(state): State<AppState>,
     headers: HeaderMap,
     BrowserUser(who): BrowserUser,
+    Query(q): Query<AccountQuery>,
+) -> Response {
+    let notice = q
+        .changed
+        .map(|_| "Your password is changed; your other sessions are signed out.".to_string());
+    let resetting = service::is_recovering(&who, state.clock.now());
+    account_page(
+        &state,
+        &headers,
+        &who,
+        resetting,
+        notice,
+        None,
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn account_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    who: &AuthUser,
+    resetting: bool,
+    notice: Option<String>,
+    error: Option<String>,
+    status: StatusCode,
 ) -> Response {
     let user = match service::current_user(&state.pool, who.user_id).await {
         Ok(u) => u,
@@ -387,12 +422,12 @@ async fn account(
     if mfa_enabled && who.aal != "aal2" {
         return Redirect::to("/login/mfa").into_response();
     }
-    let sessions = match service::list_sessions(&state, who.user_id).await {
+    let sessions = match service::list_sessions(state, who.user_id).await {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
     let fmt = time::format_description::well_known::Rfc3339;
-    let token = csrf(&state, &headers);
+    let token = csrf(state, headers);
     let page = AccountPage {
         assets: assets::get(),
         version: state.version,
@@ -409,9 +444,45 @@ async fn account(
                 current: s.id == who.session_id,
             })
             .collect(),
-        notice: None,
+        notice,
+        resetting,
+        error,
     };
-    render(&page, StatusCode::OK, &token)
+    render(&page, status, &token)
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    current_password: String,
+    new_password: String,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    origin: Origin,
+    BrowserUser(who): BrowserUser,
+    CsrfForm(form): CsrfForm<PasswordForm>,
+) -> Response {
+    let current = (!form.current_password.is_empty()).then_some(form.current_password);
+    match service::change_password(&state, &who, form.new_password, current, &origin).await {
+        Ok(_) => Redirect::to("/account?changed=1").into_response(),
+        Err(e) => {
+            let status = error_status(&e);
+            let resetting = service::is_recovering(&who, state.clock.now());
+            account_page(
+                &state,
+                &headers,
+                &who,
+                resetting,
+                None,
+                Some(e.to_string()),
+                status,
+            )
+            .await
+        }
+    }
 }
 
 #[derive(Template)]

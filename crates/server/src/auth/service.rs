@@ -662,6 +662,14 @@ async fn send_recovery(state: &AppState, user_id: Uuid, email: &str) -> Result<(
 /// A session created from a reset link may set a new password without the old one for this long.
 const RECOVERY_WINDOW_SECS: i64 = 15 * 60;
 
+/// Whether the session was opened by a password-reset link in the last 15 minutes.
+#[must_use]
+pub fn is_recovering(who: &super::AuthUser, now: OffsetDateTime) -> bool {
+    who.claims.amr.iter().any(|a| {
+        a.method == "recovery" && now.unix_timestamp() - a.timestamp <= RECOVERY_WINDOW_SECS
+    })
+}
+
 /// Changes the password: needs the current password, unless the session was opened by a reset
 /// link in the last 15 minutes. Every other session of the user ends.
 pub async fn change_password(
@@ -672,9 +680,7 @@ pub async fn change_password(
     origin: &Origin,
 ) -> Result<User, AuthError> {
     let now = state.clock.now();
-    let recovering = who.claims.amr.iter().any(|a| {
-        a.method == "recovery" && now.unix_timestamp() - a.timestamp <= RECOVERY_WINDOW_SECS
-    });
+    let recovering = is_recovering(who, now);
     let email = who.claims.email.clone();
     if !recovering {
         let current = current_password.ok_or(AuthError::ReauthenticationNeeded)?;

@@ -886,7 +886,7 @@ async fn password_reset_and_change_end_other_sessions() {
     let mail = wait_for_mail(&app, "reset@acme.io", "Reset").await;
     assert!(app.mailbox().iter().all(|m| m["to"] != "ghost@acme.io"));
 
-    // The browser link hands the session over in the URL fragment, once.
+    // The browser link signs the browser in with cookies (never a token in a URL), once.
     let token = link_token(&mail);
     let res = app
         .client()
@@ -895,19 +895,11 @@ async fn password_reset_and_change_end_other_sessions() {
         .await
         .unwrap();
     assert_eq!(res.status(), 303);
-    let location = res.headers()["location"].to_str().unwrap().to_string();
-    assert!(
-        location.starts_with("/#access_token=") && location.contains("type=recovery"),
-        "{location}"
-    );
-    let recovered = location
-        .split("access_token=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_string();
+    assert_eq!(res.headers()["location"], "/account?reset=1");
+    let recovered = set_cookies(&res)
+        .into_iter()
+        .find_map(|c| c.strip_prefix("__Host-lg-access=").map(str::to_string))
+        .expect("access cookie");
     let (status, err) = c
         .post("/verify", json!({ "type": "recovery", "token": token }))
         .await;
@@ -1183,6 +1175,66 @@ async fn browser_sessions_use_host_cookies_renew_silently_and_need_csrf_tokens()
     assert!(
         fresh.iter().any(|c| c.starts_with("__Host-lg-refresh=")),
         "the refresh token rotated"
+    );
+
+    // The account page's password form: a wrong current password is refused, the right one works.
+    let renewed_jar = fresh.join("; ");
+    let page = http
+        .get(app.https_url("/account"))
+        .header("cookie", &renewed_jar)
+        .send()
+        .await
+        .unwrap();
+    let csrf2 = set_cookies(&page)
+        .into_iter()
+        .find(|c| c.starts_with("__Host-csrf="))
+        .unwrap_or(csrf_cookie.clone());
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("name=\"current_password\""),
+        "an ordinary session must give the current password"
+    );
+    let form_token = html
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let change = |current: &str| {
+        http.post(app.https_url("/account/password"))
+            .header("origin", &origin)
+            .header("cookie", format!("{renewed_jar}; {csrf2}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "csrf_token={form_token}&current_password={}&new_password=granite+meadow+whistles+at+noon",
+                current.replace(' ', "+")
+            ))
+            .send()
+    };
+    let refused = change("not my password").await.unwrap();
+    assert_eq!(refused.status(), 400, "the form comes back with the error");
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("requires the current password")
+    );
+    let ok = change(PASSWORD).await.unwrap();
+    assert_eq!(
+        (
+            ok.status().as_u16(),
+            ok.headers()["location"].to_str().unwrap()
+        ),
+        (303, "/account?changed=1")
+    );
+    assert_eq!(
+        c.login("cookie@acme.io", "granite meadow whistles at noon")
+            .await
+            .0,
+        200
     );
 
     // Without cookies, the account page sends the browser to sign in.
