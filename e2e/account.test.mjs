@@ -4,10 +4,10 @@
 // which sets LEADGEN_BASE_URL and LEADGEN_MAILBOX_DIR.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
 import { readdirSync, readFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
+import { totp } from './totp.mjs';
 
 const BASE = (process.env.LEADGEN_BASE_URL || '').replace(/\/+$/, '');
 const MAILBOX = process.env.LEADGEN_MAILBOX_DIR;
@@ -16,18 +16,6 @@ if (!BASE || !MAILBOX) {
 }
 const SHOTS = resolve(process.env.LEADGEN_SCREENSHOT_DIR || 'e2e/screenshots');
 
-function totp(base32, unix) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const ch of base32.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(ch).toString(2).padStart(5, '0');
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(unix / 30)));
-  const h = createHmac('sha1', key).update(counter).digest();
-  const o = h[h.length - 1] & 0x0f;
-  const bin = ((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
-  return String(bin % 1_000_000).padStart(6, '0');
-}
 
 let browser;
 before(async () => {

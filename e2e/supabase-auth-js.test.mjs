@@ -6,8 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createHmac } from 'node:crypto';
 import { AuthClient } from '@supabase/auth-js';
+import { totp } from './totp.mjs';
 
 const BASE = process.env.LEADGEN_BASE_URL;
 const MAILBOX = process.env.LEADGEN_MAILBOX_DIR;
@@ -88,19 +88,6 @@ test('weak passwords come back as AuthWeakPasswordError with reasons', async () 
   assert.deepEqual(error?.reasons, ['pwned']);
 });
 
-// RFC 6238 code for a base32 secret, as an authenticator app computes it.
-function totp(base32, unix = Math.floor(Date.now() / 1000)) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const ch of base32.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(ch).toString(2).padStart(5, '0');
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(unix / 30)));
-  const h = createHmac('sha1', key).update(counter).digest();
-  const o = h[h.length - 1] & 0x0f;
-  const bin = ((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
-  return String(bin % 1_000_000).padStart(6, '0');
-}
 
 test('enroll and verify TOTP, reaching aal2, then sign out', async () => {
   const auth = client();

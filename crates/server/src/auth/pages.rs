@@ -24,7 +24,7 @@ use super::service::{self, LogoutScope, Origin, Session};
 use super::{AuthError, AuthUser, mfa};
 use crate::startup::AppState;
 use crate::web::assets::{self, Assets};
-use crate::web::csrf::{CsrfForm, CsrfToken};
+use crate::web::csrf::{CsrfForm, CsrfToken, cookie_value as cookie};
 
 pub const ACCESS_COOKIE: &str = "__Host-lg-access";
 pub const REFRESH_COOKIE: &str = "__Host-lg-refresh";
@@ -47,18 +47,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
         state.clone(),
         refresh_cookies_layer,
     ))
-}
-
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then_some(v)
-        })
 }
 
 fn set_cookie(name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {

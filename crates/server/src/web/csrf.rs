@@ -51,7 +51,8 @@ pub fn verify(app_key: &str, cookie: &str, token: &str) -> bool {
     cookie.len() == 64 && mac(app_key, cookie).is_some_and(|m| m.verify_slice(&raw).is_ok())
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The value of cookie `name` in a request's `Cookie` headers.
+pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
