@@ -213,9 +213,6 @@ async fn login_page(
     let token = csrf(&state, &headers);
     let notice = match q.notice.as_deref() {
         Some("signed-out") => Some("You are signed out.".to_string()),
-        Some("confirmed") => {
-            Some("Your email address is confirmed. Sign in to continue.".to_string())
-        }
         _ => None,
     };
     let page = LoginPage {
