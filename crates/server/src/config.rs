@@ -84,6 +84,7 @@ pub struct Config {
     pub http_headers: HeadersConfig,
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
+    pub sso: SsoConfig,
     pub telemetry: TelemetryConfig,
     pub secrets: SecretsConfig,
     pub demo: DemoConfig,
@@ -157,6 +158,29 @@ pub struct AuthConfig {
     pub require_email_confirmation: bool,
     pub confirmation_ttl_secs: i64,
     pub recovery_ttl_secs: i64,
+}
+
+/// Single sign-on providers. A provider is on when it has a client id.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoConfig {
+    pub google: SsoProviderConfig,
+    pub linkedin: SsoProviderConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoProviderConfig {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+}
+
+impl SsoProviderConfig {
+    #[must_use]
+    pub fn enabled(&self) -> bool {
+        !self.client_id.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -336,6 +360,22 @@ impl Config {
                 return Err(rule(path, "must not be negative"));
             }
         }
+        for (name, p) in [("google", &self.sso.google), ("linkedin", &self.sso.linkedin)] {
+            if !p.enabled() {
+                continue;
+            }
+            if p.client_secret.expose_secret().is_empty() {
+                return Err(rule(
+                    &format!("sso.{name}.client_secret"),
+                    &format!(
+                        "required when sso.{name}.client_id is set (prefer LEADGEN_SSO__{}__CLIENT_SECRET_FILE)",
+                        name.to_ascii_uppercase()
+                    ),
+                ));
+            }
+            check_issuer(&p.issuer, self.profile)
+                .map_err(|reason| rule(&format!("sso.{name}.issuer"), &reason))?;
+        }
         let key = self.secrets.app_key.expose_secret();
         if !key.is_empty() && key.len() < 32 {
             return Err(rule("secrets.app_key", "must be at least 32 bytes"));
@@ -389,6 +429,20 @@ impl Config {
     #[must_use]
     pub fn tls_dir(&self) -> PathBuf {
         self.data_dir.join("tls")
+    }
+}
+
+/// An OpenID issuer must be an https URL without query or fragment. Plain http is allowed for a
+/// loopback provider outside production only (a provider running on the operator's own machine).
+fn check_issuer(issuer: &str, profile: Profile) -> Result<(), String> {
+    let url = url::Url::parse(issuer).map_err(|e| format!("not a URL: {e}"))?;
+    if url.query().is_some() || url.fragment().is_some() || url.host_str().is_none() {
+        return Err("must be a URL without query or fragment".into());
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if profile != Profile::Production && crate::auth::sso::is_loopback(&url) => Ok(()),
+        _ => Err("must use https (http only for a loopback provider outside production)".into()),
     }
 }
 

@@ -36,6 +36,8 @@ pub struct AppState {
     pub clock: crate::clock::SharedClock,
     pub mailer: crate::mail::Mailer,
     pub auth: Arc<crate::auth::AuthKeys>,
+    /// The single sign-on providers configured (none by default).
+    pub sso: Arc<crate::auth::sso::Sso>,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
             draining: Arc::default(),
             clock: Arc::new(crate::clock::SystemClock),
             mailer: crate::mail::Mailer::dev_mailbox(Path::new("/nonexistent")),
+            sso: Arc::default(),
             config: Arc::new(config),
         }
     }
@@ -201,7 +204,17 @@ impl Application {
         ))
         .await?;
 
+        // With port 0 (tests, or an operator letting the OS choose) links and redirect URIs must
+        // name the port actually bound.
+        let config = if config.auth.site_url.is_empty() && s.https_port == 0 {
+            let mut c = (*config).clone();
+            c.auth.site_url = format!("https://localhost:{}", https.local_addr()?.port());
+            Arc::new(c)
+        } else {
+            config
+        };
         let auth = Arc::new(crate::auth::AuthKeys::new(&app_key, &config)?);
+        let sso = Arc::new(crate::auth::sso::Sso::from_config(&config)?);
         auth.reload(&pool, clock.now())
             .await
             .context("loading the access-token keys")?;
@@ -215,6 +228,7 @@ impl Application {
             draining: Arc::default(),
             clock,
             mailer: crate::mail::Mailer::dev_mailbox(&config.data_dir),
+            sso,
         };
         Ok(Self {
             config,

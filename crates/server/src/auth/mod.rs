@@ -5,7 +5,8 @@
 //! answer for an unknown email and a wrong password, progressive throttling), HS256 access tokens checked against a live
 //! session on every request, rotating refresh tokens with a reuse grace window and reuse
 //! detection, the user endpoint, scoped logout, and TOTP factors that raise a session to `aal2`.
-//! Recovery codes, account pages with cookie sessions. SSO is the rest of the identity capability.
+//! Recovery codes, account pages with cookie sessions, and single sign-on with Google and LinkedIn
+//! ([`sso`]).
 
 pub mod api;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod pages;
 pub mod principal;
 pub mod recovery;
 pub mod service;
+pub mod sso;
 pub mod throttle;
 pub mod tokens;
 

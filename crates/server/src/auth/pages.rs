@@ -39,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/account/sessions/others", post(sign_out_others))
         .route("/account/password", post(change_password))
         .route("/logout", post(logout))
+        .merge(super::sso::pages::routes())
 }
 
 /// The page routes with cookie renewal in front of them.
@@ -49,7 +50,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     ))
 }
 
-fn set_cookie(name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {
+pub(crate) fn set_cookie(name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!(
         "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}"
     ))
@@ -79,6 +80,19 @@ fn clear_cookies() -> Vec<HeaderValue> {
     .into_iter()
     .flatten()
     .collect()
+}
+
+/// Where a browser goes once signed in: the second-factor step when the account has one.
+pub(crate) fn signed_in(state: &AppState, session: &Session) -> Response {
+    let next = if session.user.factors.iter().any(|f| f.status == "verified") {
+        "/login/mfa"
+    } else {
+        "/account"
+    };
+    with_cookies(
+        Redirect::to(next).into_response(),
+        session_cookies(state, session),
+    )
 }
 
 pub(crate) fn with_cookies(mut res: Response, cookies: Vec<HeaderValue>) -> Response {
@@ -164,7 +178,7 @@ impl axum::extract::FromRequestParts<AppState> for BrowserUser {
     }
 }
 
-fn render(t: &impl Template, status: StatusCode, csrf: &CsrfToken) -> Response {
+pub(crate) fn render(t: &impl Template, status: StatusCode, csrf: &CsrfToken) -> Response {
     match t.render() {
         Ok(html) => {
             let mut res = (status, Html(html)).into_response();
@@ -177,11 +191,11 @@ fn render(t: &impl Template, status: StatusCode, csrf: &CsrfToken) -> Response {
     }
 }
 
-fn csrf(state: &AppState, headers: &HeaderMap) -> CsrfToken {
+pub(crate) fn csrf(state: &AppState, headers: &HeaderMap) -> CsrfToken {
     CsrfToken::issue(state.app_key.expose_secret(), headers)
 }
 
-fn error_status(e: &AuthError) -> StatusCode {
+pub(crate) fn error_status(e: &AuthError) -> StatusCode {
     match e {
         AuthError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
         AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -198,6 +212,8 @@ struct LoginPage<'a> {
     email: String,
     error: Option<String>,
     notice: Option<String>,
+    /// (slug, label) of the single sign-on providers configured.
+    sso: Vec<(&'static str, &'static str)>,
 }
 
 #[derive(Deserialize)]
@@ -222,6 +238,7 @@ async fn login_page(
         email: String::new(),
         error: None,
         notice,
+        sso: state.sso.offered(),
     };
     render(&page, StatusCode::OK, &token)
 }
@@ -239,17 +256,7 @@ async fn login(
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Response {
     match service::password_grant(&state, &form.email, form.password, &origin).await {
-        Ok(session) => {
-            let next = if session.user.factors.iter().any(|f| f.status == "verified") {
-                "/login/mfa"
-            } else {
-                "/account"
-            };
-            with_cookies(
-                Redirect::to(next).into_response(),
-                session_cookies(&state, &session),
-            )
-        }
+        Ok(session) => signed_in(&state, &session),
         Err(e) => {
             let token = csrf(&state, &headers);
             let page = LoginPage {
@@ -259,6 +266,7 @@ async fn login(
                 email: form.email,
                 error: Some(e.to_string()),
                 notice: None,
+                sso: state.sso.offered(),
             };
             render(&page, error_status(&e), &token)
         }

@@ -204,7 +204,7 @@ pub async fn signup(
 }
 
 /// Opens a session inside `tx` (the user's transaction) and issues its tokens.
-async fn start_session(
+pub(crate) async fn start_session(
     state: &AppState,
     tx: &mut UserTx,
     user_id: Uuid,

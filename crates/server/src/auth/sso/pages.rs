@@ -1,0 +1,268 @@
+//! The browser side of single sign-on:
+//!
+//! - `GET /login/sso/{provider}` starts a sign-in: a sealed `__Host-lg-sso` cookie keeps state,
+//!   nonce and PKCE verifier for ten minutes, and the browser goes to the provider;
+//! - `GET /login/sso/{provider}/callback` checks the state against that cookie, exchanges the code,
+//!   verifies the ID token and signs in (or creates the account);
+//! - `GET|POST /login/link` asks the owner of an existing account to confirm a link with the
+//!   account's password; the pending identity waits in a sealed `__Host-lg-sso-link` cookie.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use super::service::{self, Outcome, PendingLink};
+use super::{ProviderKind, SsoError};
+use crate::auth::pages::{csrf, render, set_cookie, signed_in, with_cookies};
+use crate::auth::service::Origin;
+use crate::startup::AppState;
+use crate::web::assets::{self, Assets};
+use crate::web::csrf::{CsrfForm, cookie_value as cookie};
+
+pub const FLOW_COOKIE: &str = "__Host-lg-sso";
+pub const LINK_COOKIE: &str = "__Host-lg-sso-link";
+/// Seconds a started sign-in, and a pending link, stay valid.
+const FLOW_TTL_SECS: i64 = 600;
+const FLOW_AAD: &[u8] = b"leadgen sso flow v1";
+const LINK_AAD: &[u8] = b"leadgen sso link v1";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/login/sso/{provider}", get(start))
+        .route("/login/sso/{provider}/callback", get(callback))
+        .route("/login/link", get(link_page).post(link))
+}
+
+#[derive(Serialize, Deserialize)]
+struct Flow {
+    provider: String,
+    state: String,
+    nonce: String,
+    verifier: String,
+    at: i64,
+}
+
+fn seal_cookie<T: Serialize>(state: &AppState, value: &T, aad: &[u8]) -> Option<String> {
+    let json = serde_json::to_vec(value).ok()?;
+    let sealed = leadgen_crypto::seal::seal(state.auth.seal_key(), &json, aad).ok()?;
+    Some(B64.encode(sealed))
+}
+
+fn open_cookie<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+    aad: &[u8],
+) -> Option<T> {
+    let raw = B64.decode(cookie(headers, name)?).ok()?;
+    let json = leadgen_crypto::seal::open(state.auth.seal_key(), &raw, aad).ok()?;
+    serde_json::from_slice(&json).ok()
+}
+
+fn clear(name: &str) -> Vec<HeaderValue> {
+    set_cookie(name, "", 0).into_iter().collect()
+}
+
+#[derive(Template)]
+#[template(path = "auth/notice.html")]
+struct NoticePage<'a> {
+    assets: &'a Assets,
+    version: &'static str,
+    heading: &'a str,
+    message: &'a str,
+}
+
+/// The failure page: what went wrong in plain words, counted and audited by reason.
+fn failed(state: &AppState, headers: &HeaderMap, kind: ProviderKind, e: &SsoError) -> Response {
+    let reason = e.reason();
+    metrics::counter!("auth_sso_failures_total", "provider" => kind.slug(), "reason" => reason)
+        .increment(1);
+    tracing::info!(target: "leadgen::audit", action = "sso_failed", provider = kind.slug(), reason, detail = %e, "single sign-on refused");
+    let status = match e {
+        SsoError::Provider(..) => StatusCode::BAD_GATEWAY,
+        SsoError::Auth(a) => crate::auth::pages::error_status(a),
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let message = e.to_string();
+    let heading = format!("Sign-in with {} failed", kind.label());
+    let page = NoticePage {
+        assets: assets::get(),
+        version: state.version,
+        heading: &heading,
+        message: &message,
+    };
+    with_cookies(render(&page, status, &csrf(state, headers)), clear(FLOW_COOKIE))
+}
+
+async fn start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+) -> Response {
+    let Some(provider) = state.sso.get(&slug) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let auth = match provider.authorize().await {
+        Ok(a) => a,
+        Err(e) => return failed(&state, &headers, provider.kind, &e),
+    };
+    let flow = Flow {
+        provider: slug,
+        state: auth.state,
+        nonce: auth.nonce,
+        verifier: auth.verifier,
+        at: state.clock.now().unix_timestamp(),
+    };
+    let cookie = seal_cookie(&state, &flow, FLOW_AAD)
+        .and_then(|v| set_cookie(FLOW_COOKIE, &v, FLOW_TTL_SECS));
+    let mut res = Redirect::to(&auth.url).into_response();
+    if let Some(c) = cookie {
+        res.headers_mut().append(header::SET_COOKIE, c);
+    }
+    res
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    iss: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    origin: Origin,
+    Path(slug): Path<String>,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
+    let Some(provider) = state.sso.get(&slug) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let kind = provider.kind;
+    let now = state.clock.now().unix_timestamp();
+    // The flow must have started in this browser, for this provider, minutes ago, with this state.
+    let flow: Option<Flow> = open_cookie(&state, &headers, FLOW_COOKIE, FLOW_AAD);
+    let Some(flow) = flow.filter(|f| {
+        f.provider == slug
+            && now - f.at <= FLOW_TTL_SECS
+            && q.state
+                .as_deref()
+                .is_some_and(|s| bool::from(s.as_bytes().ct_eq(f.state.as_bytes())))
+    }) else {
+        return failed(&state, &headers, kind, &SsoError::State);
+    };
+    if let Some(error) = q.error {
+        let why = q.error_description.unwrap_or(error);
+        return failed(
+            &state,
+            &headers,
+            kind,
+            &SsoError::Denied(kind.label(), why.chars().take(200).collect()),
+        );
+    }
+    let Some(code) = q.code else {
+        return failed(&state, &headers, kind, &SsoError::State);
+    };
+    let claims = match provider
+        .finish(&code, q.iss.as_deref(), &flow.verifier, &flow.nonce, now)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return failed(&state, &headers, kind, &e),
+    };
+    match service::sign_in(&state, kind, claims, &origin).await {
+        Ok(Outcome::SignedIn(session)) => {
+            with_cookies(signed_in(&state, &session), clear(FLOW_COOKIE))
+        }
+        Ok(Outcome::NeedsLink(pending)) => {
+            let mut cookies = clear(FLOW_COOKIE);
+            cookies.extend(
+                seal_cookie(&state, &pending, LINK_AAD)
+                    .and_then(|v| set_cookie(LINK_COOKIE, &v, FLOW_TTL_SECS)),
+            );
+            with_cookies(Redirect::to("/login/link").into_response(), cookies)
+        }
+        Err(e) => failed(&state, &headers, kind, &e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "auth/link.html")]
+struct LinkPage<'a> {
+    assets: &'a Assets,
+    version: &'static str,
+    csrf: String,
+    provider: &'static str,
+    email: String,
+    error: Option<String>,
+}
+
+fn pending(state: &AppState, headers: &HeaderMap) -> Option<(PendingLink, ProviderKind)> {
+    let p: PendingLink = open_cookie(state, headers, LINK_COOKIE, LINK_AAD)?;
+    let kind = ProviderKind::from_slug(&p.provider)?;
+    (state.clock.now().unix_timestamp() - p.at <= FLOW_TTL_SECS).then_some((p, kind))
+}
+
+fn link_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    p: &PendingLink,
+    kind: ProviderKind,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let token = csrf(state, headers);
+    let page = LinkPage {
+        assets: assets::get(),
+        version: state.version,
+        csrf: token.token.clone(),
+        provider: kind.label(),
+        email: p.email.clone(),
+        error,
+    };
+    render(&page, status, &token)
+}
+
+async fn link_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match pending(&state, &headers) {
+        Some((p, kind)) => link_form(&state, &headers, &p, kind, None, StatusCode::OK),
+        None => Redirect::to("/login").into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct LinkForm {
+    password: String,
+}
+
+async fn link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    origin: Origin,
+    CsrfForm(form): CsrfForm<LinkForm>,
+) -> Response {
+    let Some((p, kind)) = pending(&state, &headers) else {
+        // Nothing pending (expired or never started): nothing to link.
+        return Redirect::to("/login").into_response();
+    };
+    match service::link(&state, &p, form.password, &origin).await {
+        Ok(session) => with_cookies(signed_in(&state, &session), clear(LINK_COOKIE)),
+        Err(e) => {
+            let status = match &e {
+                SsoError::Auth(a) => crate::auth::pages::error_status(a),
+                _ => StatusCode::BAD_REQUEST,
+            };
+            link_form(&state, &headers, &p, kind, Some(e.to_string()), status)
+        }
+    }
+}
