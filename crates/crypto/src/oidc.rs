@@ -146,7 +146,8 @@ pub fn verify_id_token(
     expect: &Expect<'_>,
 ) -> Result<IdClaims, IdTokenError> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(IdTokenError::Malformed);
     };
@@ -156,7 +157,9 @@ pub fn verify_id_token(
     }
     let usable: Vec<&Jwk> = jwks.keys.iter().filter(|k| k.usable_rs256()).collect();
     let key = match &header.kid {
-        Some(kid) => usable.iter().find(|k| k.kid.as_deref() == Some(kid.as_str())),
+        Some(kid) => usable
+            .iter()
+            .find(|k| k.kid.as_deref() == Some(kid.as_str())),
         // Without a kid the key is unambiguous only when the provider publishes exactly one.
         None if usable.len() == 1 => usable.first(),
         None => None,
@@ -424,10 +427,7 @@ mod tests {
                 with(claims(), "iat", json!(NOW + LEEWAY_SECS + 1)),
                 IdTokenError::IssuedInFuture,
             ),
-            (
-                with(claims(), "nonce", json!("n-124")),
-                IdTokenError::Nonce,
-            ),
+            (with(claims(), "nonce", json!("n-124")), IdTokenError::Nonce),
             (with(claims(), "nonce", Value::Null), IdTokenError::Nonce),
             (with(claims(), "sub", json!("")), IdTokenError::Subject),
         ];

@@ -360,7 +360,10 @@ impl Config {
                 return Err(rule(path, "must not be negative"));
             }
         }
-        for (name, p) in [("google", &self.sso.google), ("linkedin", &self.sso.linkedin)] {
+        for (name, p) in [
+            ("google", &self.sso.google),
+            ("linkedin", &self.sso.linkedin),
+        ] {
             if !p.enabled() {
                 continue;
             }

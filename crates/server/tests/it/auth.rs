@@ -503,7 +503,11 @@ async fn revoked_session_is_refused_by_a_second_instance() {
     let key = "shared application key for both instances, long enough";
     let db = crate::helpers::TestDb::new().await;
     let clock: leadgen::clock::SharedClock = Arc::new(leadgen::clock::SystemClock);
-    let extra = [("LEADGEN_SECRETS__APP_KEY", key)];
+    // Instances of one deployment share its key and its public URL (the tokens' issuer).
+    let extra = [
+        ("LEADGEN_SECRETS__APP_KEY", key),
+        ("LEADGEN_AUTH__SITE_URL", "https://leadgen.test"),
+    ];
     let a = TestApp::spawn_on(db.clone(), &extra, clock.clone()).await;
     let b = TestApp::spawn_on(db, &extra, clock).await;
     let ca = Client::new(&a);
@@ -1016,6 +1020,7 @@ async fn rotated_jwt_key_signs_new_tokens_and_old_tokens_stay_valid_everywhere()
     let extra = [
         ("LEADGEN_SECRETS__APP_KEY", key),
         ("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false"),
+        ("LEADGEN_AUTH__SITE_URL", "https://leadgen.test"),
     ];
     let a = TestApp::spawn_on(db.clone(), &extra, clock.clone()).await;
     let ca = Client::new(&a);

@@ -13,5 +13,6 @@ mod helpers;
 mod http;
 mod lifecycle;
 mod rls;
+mod sso;
 mod telemetry;
 mod tls;

@@ -79,7 +79,9 @@ pub enum SsoError {
     Exchange(&'static str, String),
     #[error("{0} sent an identity LeadGen cannot trust: {1}")]
     IdToken(&'static str, IdTokenError),
-    #[error("{0} has not verified the email address of this account, so it cannot sign in to LeadGen")]
+    #[error(
+        "{0} has not verified the email address of this account, so it cannot sign in to LeadGen"
+    )]
     EmailNotVerified(&'static str),
     #[error(
         "an account with this email address exists but is not confirmed yet; confirm it or reset its password first"
@@ -195,7 +197,8 @@ impl Provider {
     fn check_endpoint(&self, what: &str, raw: &str) -> Result<(), SsoError> {
         let url = url::Url::parse(raw).map_err(|e| self.err(format!("{what}: {e}")))?;
         let issuer_plain = self.issuer.starts_with("http://");
-        let ok = url.scheme() == "https" || (issuer_plain && url.scheme() == "http" && is_loopback(&url));
+        let ok = url.scheme() == "https"
+            || (issuer_plain && url.scheme() == "http" && is_loopback(&url));
         if ok {
             Ok(())
         } else {
@@ -208,7 +211,9 @@ impl Provider {
         if !res.status().is_success() {
             return Err(self.err(format!("{url} answered {}", res.status())));
         }
-        res.json().await.map_err(|e| self.err(format!("{url}: {e}")))
+        res.json()
+            .await
+            .map_err(|e| self.err(format!("{url}: {e}")))
     }
 
     async fn fetch_jwks(&self, meta: &Metadata) -> Result<Jwks, SsoError> {
@@ -217,7 +222,10 @@ impl Provider {
 
     async fn discover(&self) -> Result<Arc<Discovered>, SsoError> {
         let mut cache = self.cache.lock().await;
-        if let Some(d) = cache.as_ref().filter(|d| d.fetched_at.elapsed() < METADATA_TTL) {
+        if let Some(d) = cache
+            .as_ref()
+            .filter(|d| d.fetched_at.elapsed() < METADATA_TTL)
+        {
             return Ok(d.clone());
         }
         let url = format!(

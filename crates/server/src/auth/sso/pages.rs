@@ -98,7 +98,10 @@ fn failed(state: &AppState, headers: &HeaderMap, kind: ProviderKind, e: &SsoErro
         heading: &heading,
         message: &message,
     };
-    with_cookies(render(&page, status, &csrf(state, headers)), clear(FLOW_COOKIE))
+    with_cookies(
+        render(&page, status, &csrf(state, headers)),
+        clear(FLOW_COOKIE),
+    )
 }
 
 async fn start(

@@ -122,7 +122,15 @@ pub async fn sign_in(
         // Someone signed up with this address a moment ago; the next attempt links.
         return Err(AuthError::UserAlreadyExists.into());
     }
-    insert_identity(&mut tx, provider, &claims.subject, user_id, email.as_str(), now).await?;
+    insert_identity(
+        &mut tx,
+        provider,
+        &claims.subject,
+        user_id,
+        email.as_str(),
+        now,
+    )
+    .await?;
     let session = service::start_session(state, &mut tx, user_id, "oauth", origin).await?;
     tx.commit().await.map_err(AuthError::from)?;
     tracing::info!(target: "leadgen::audit", action = "sso_signup", provider, user_id = %user_id, "account created with single sign-on");
@@ -150,8 +158,7 @@ async fn insert_identity(
     .await
     .map_err(|e| match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => AuthError::BadRequest(
-            "this LeadGen account is already linked to another account at the same provider"
-                .into(),
+            "this LeadGen account is already linked to another account at the same provider".into(),
         ),
         _ => AuthError::from(e),
     })?;
