@@ -32,6 +32,25 @@ pub enum Command {
     /// Key management.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute every organization's hash chain (or one's) and name the first broken link.
+    /// Exits 1 when a link is broken.
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditVerifyArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Only this organization.
+    #[arg(long, value_name = "ID")]
+    pub org: Option<uuid::Uuid>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,11 +1,11 @@
 //! The demo organization that the README's first command creates, so a newcomer has something
-//! to look at. Created through [`TenantTx`] like any tenant data: the server never needs more
-//! privilege than row-level security allows it.
+//! to look at. Created under row-level security like any user's data: the server never needs
+//! more privilege than the policies allow it.
 
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::db::{Aal, Role, TenantContext, TenantTx};
+use crate::db::UserTx;
 
 /// Fixed ids make creation idempotent across restarts.
 pub const DEMO_ORG_ID: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_de01);
@@ -22,24 +22,10 @@ pub struct Demo {
     pub created: bool,
 }
 
-/// Creates the demo organization and its admin when missing.
+/// Creates the demo organization and its admin when missing, the way a user would: the admin's
+/// account first, then the organization through `app.org_create`, which makes its creator admin.
 pub async fn ensure(pool: &PgPool) -> Result<Demo, sqlx::Error> {
-    let ctx = TenantContext {
-        org_id: DEMO_ORG_ID,
-        user_id: DEMO_ADMIN_ID,
-        role: Role::Admin,
-        aal: Aal::Aal1,
-    };
-    let mut tx = TenantTx::begin(pool, ctx).await?;
-    let created = sqlx::query!(
-        "INSERT INTO app.organizations (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
-        DEMO_ORG_ID,
-        DEMO_ORG_NAME
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
+    let mut tx = UserTx::begin(pool, DEMO_ADMIN_ID).await?;
     sqlx::query!(
         "INSERT INTO app.users (id, email, display_name) VALUES ($1, $2, 'Demo Admin') ON CONFLICT (id) DO NOTHING",
         DEMO_ADMIN_ID,
@@ -47,13 +33,17 @@ pub async fn ensure(pool: &PgPool) -> Result<Demo, sqlx::Error> {
     )
     .execute(&mut *tx)
     .await?;
-    sqlx::query!(
-        "INSERT INTO app.memberships (org_id, user_id, role) VALUES ($1, $2, 'admin') ON CONFLICT DO NOTHING",
-        DEMO_ORG_ID,
-        DEMO_ADMIN_ID
+    let exists = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM app.organizations WHERE id = $1) AS "exists!""#,
+        DEMO_ORG_ID
     )
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
+    if !exists {
+        sqlx::query!("SELECT app.org_create($1, $2)", DEMO_ORG_ID, DEMO_ORG_NAME)
+            .execute(&mut *tx)
+            .await?;
+    }
     let org_name = sqlx::query_scalar!(
         "SELECT name FROM app.organizations WHERE id = $1",
         DEMO_ORG_ID
@@ -66,7 +56,7 @@ pub async fn ensure(pool: &PgPool) -> Result<Demo, sqlx::Error> {
         org_name,
         admin_id: DEMO_ADMIN_ID,
         admin_email: DEMO_ADMIN_EMAIL.into(),
-        created,
+        created: !exists,
     })
 }
 

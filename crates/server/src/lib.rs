@@ -12,6 +12,7 @@ pub mod demo;
 pub mod http;
 pub mod mail;
 pub mod ops;
+pub mod orgs;
 pub mod secrets;
 pub mod server;
 pub mod startup;
@@ -21,7 +22,7 @@ pub mod web;
 
 use std::process::ExitCode;
 
-use cli::{Cli, Command, KeysCommand};
+use cli::{AuditCommand, Cli, Command, KeysCommand};
 use config::{Config, Sources};
 
 /// Builds the configuration sources from the process and the command line.
@@ -103,6 +104,44 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(e) => fail("keys rotate-jwt", &format!("{e:#}"), args.json),
             }
         }
+        Command::Audit(AuditCommand::Verify(args)) => {
+            let json = args.ops.json;
+            let config = match Config::load(&sources(&cli, args.ops.data_dir.as_deref())) {
+                Ok(c) => c,
+                Err(e) => return fail("configuration", &e.to_string(), json),
+            };
+            let org = args.org;
+            let result = with_migrate_pool(&config, |pool| async move {
+                Ok(orgs::audit::verify(&pool, org).await?)
+            })
+            .await;
+            match result {
+                Ok(report) => match &report.broken {
+                    None => ok(
+                        json,
+                        &format!(
+                            "audit trail intact: {} row(s) in {} organization(s)",
+                            report.rows, report.organizations
+                        ),
+                        serde_json::json!(report),
+                    ),
+                    Some(b) => {
+                        if json {
+                            let mut v = serde_json::json!(report);
+                            v["ok"] = false.into();
+                            println!("{v}");
+                        } else {
+                            eprintln!(
+                                "leadgen: audit trail broken in organization {} at row id {} (seq {}): {}",
+                                b.org_id, b.id, b.seq, b.reason
+                            );
+                        }
+                        ExitCode::FAILURE
+                    }
+                },
+                Err(e) => fail("audit verify", &format!("{e:#}"), json),
+            }
+        }
         Command::Configtest(args) => {
             match Config::load(&sources(&cli, args.data_dir.as_deref())).and_then(check_tls_files) {
                 Ok(c) => ok(
@@ -157,6 +196,43 @@ where
     let result = async {
         pg.ensure_database().await?;
         let pool = db::connect_app(&db::Urls::embedded(&pg).app, 2).await?;
+        let out = f(pool.clone()).await;
+        pool.close().await;
+        out
+    }
+    .await;
+    pg.stop().await?;
+    drop(lock);
+    result
+}
+
+/// Runs `f` with a pool on the migration role's connection (which may become the maintenance
+/// role), on the configured server or the embedded cluster.
+async fn with_migrate_pool<F, Fut, T>(config: &Config, f: F) -> anyhow::Result<T>
+where
+    F: FnOnce(sqlx::PgPool) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let connect = |url: String| async move {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&url)
+            .await
+    };
+    if !config.database.embedded() {
+        let pool = connect(db::Urls::from_config(&config.database).migrate).await?;
+        return f(pool).await;
+    }
+    let pg =
+        db::embedded::EmbeddedPostgres::new(&config.data_dir, &config.database.postgres_bin_dir)?;
+    let Ok(lock) = startup::DataDirLock::acquire(&config.data_dir) else {
+        let pool = connect(db::Urls::embedded(&pg).migrate).await?;
+        return f(pool).await;
+    };
+    pg.start().await?;
+    let result = async {
+        pg.ensure_database().await?;
+        let pool = connect(db::Urls::embedded(&pg).migrate).await?;
         let out = f(pool.clone()).await;
         pool.close().await;
         out

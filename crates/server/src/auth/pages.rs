@@ -83,9 +83,21 @@ fn clear_cookies() -> Vec<HeaderValue> {
 }
 
 /// Where a browser goes once signed in: the second-factor step when the account has one.
+/// An admin without a second factor is sent to set one up: admin actions need `aal2`.
 pub(crate) fn signed_in(state: &AppState, session: &Session) -> Response {
-    let next = if session.user.factors.iter().any(|f| f.status == "verified") {
+    let has_factor = session
+        .user
+        .factors
+        .iter()
+        .any(|f| f.status == "verified" && f.factor_type == "totp");
+    let admin = session
+        .org
+        .as_ref()
+        .is_some_and(|(_, role)| role == "admin");
+    let next = if has_factor {
         "/login/mfa"
+    } else if admin {
+        "/account/mfa?required=admin"
     } else {
         "/account"
     };
@@ -488,12 +500,19 @@ struct EnrollPage<'a> {
     secret: String,
     qr_data_uri: String,
     error: Option<String>,
+    notice: Option<&'static str>,
+}
+
+#[derive(Deserialize)]
+struct EnrollQuery {
+    required: Option<String>,
 }
 
 async fn enroll_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     BrowserUser(who): BrowserUser,
+    Query(q): Query<EnrollQuery>,
 ) -> Response {
     let enrolled = match mfa::enroll_factor(&state, &who, None, None).await {
         Ok(e) => e,
@@ -511,6 +530,10 @@ async fn enroll_page(
             base64::engine::general_purpose::STANDARD.encode(enrolled.qr_svg.as_bytes())
         ),
         error: None,
+        notice: (q.required.as_deref() == Some("admin")).then_some(
+            "You are an admin of your organization. Admin actions need two-factor authentication: \
+             set it up now.",
+        ),
     };
     render(&page, StatusCode::OK, &token)
 }

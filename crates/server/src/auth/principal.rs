@@ -20,7 +20,18 @@ pub struct AuthUser {
     pub session_id: Uuid,
     /// The session's assurance level as the database has it now (not as the token claims).
     pub aal: String,
+    /// The organization the session works in and the user's role there, read from the database on
+    /// this request (a role change or removal takes effect at once), with the organization's
+    /// `require_mfa` setting.
+    pub org: Option<OrgRole>,
     pub claims: AccessClaims,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct OrgRole {
+    pub org_id: Uuid,
+    pub role: crate::db::Role,
+    pub require_mfa: bool,
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -68,7 +79,12 @@ impl AuthUser {
         .map_err(|e| AuthError::BadJwt(e.to_string()))?;
         let mut tx = UserTx::begin(&state.pool, claims.sub).await?;
         let session = sqlx::query!(
-            "SELECT aal FROM app.sessions WHERE id = $1 AND revoked_at IS NULL AND not_after > $2",
+            r#"SELECT s.aal, m.org_id AS "org_id?", m.role AS "role?",
+                      (o.settings->>'require_mfa')::boolean AS require_mfa
+               FROM app.sessions s
+               LEFT JOIN app.memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id
+               LEFT JOIN app.organizations o ON o.id = m.org_id
+               WHERE s.id = $1 AND s.revoked_at IS NULL AND s.not_after > $2"#,
             claims.session_id,
             state.clock.now()
         )
@@ -78,10 +94,22 @@ impl AuthUser {
         let Some(session) = session else {
             return Err(AuthError::SessionNotFound);
         };
+        let org = match (
+            session.org_id,
+            session.role.as_deref().and_then(crate::db::Role::parse),
+        ) {
+            (Some(org_id), Some(role)) => Some(OrgRole {
+                org_id,
+                role,
+                require_mfa: session.require_mfa.unwrap_or(false),
+            }),
+            _ => None,
+        };
         Ok(Self {
             user_id: claims.sub,
             session_id: claims.session_id,
             aal: session.aal,
+            org,
             claims,
         })
     }

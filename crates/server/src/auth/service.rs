@@ -52,6 +52,8 @@ pub struct Session {
     pub expires_at: i64,
     pub refresh_token: String,
     pub user: User,
+    /// The organization the session works in and the user's role there.
+    pub org: Option<(Uuid, String)>,
 }
 
 pub enum SignupOutcome {
@@ -220,8 +222,10 @@ pub(crate) async fn start_session(
         .as_deref()
         .map(|u| u.chars().take(512).collect::<String>());
     sqlx::query!(
-        "INSERT INTO app.sessions (id, user_id, aal, created_at, not_after, user_agent, ip)
-         VALUES ($1, $2, 'aal1', $3, $4, $5, $6)",
+        "INSERT INTO app.sessions (id, user_id, aal, created_at, not_after, user_agent, ip, org_id)
+         VALUES ($1, $2, 'aal1', $3, $4, $5, $6,
+                 (SELECT m.org_id FROM app.memberships m WHERE m.user_id = $2
+                  ORDER BY m.created_at, m.org_id LIMIT 1))",
         session_id,
         user_id,
         now,
@@ -245,7 +249,8 @@ pub(crate) async fn start_session(
         method: method.into(),
         timestamp: now.unix_timestamp(),
     }];
-    issue(state, user, session_id, refresh, amr, "aal1")
+    let org = session_org(tx, session_id).await?;
+    issue(state, user, session_id, refresh, amr, "aal1", org)
 }
 
 /// Stores a refresh token (its hash) for a session.
@@ -294,7 +299,61 @@ pub async fn raise_to_aal2(
     let refresh = random_token();
     insert_refresh_token(tx, &refresh, session_id, user_id, now).await?;
     let user = load_user(tx, user_id).await?;
-    issue(state, user, session_id, refresh, amr, "aal2")
+    let org = session_org(tx, session_id).await?;
+    issue(state, user, session_id, refresh, amr, "aal2", org)
+}
+
+/// The organization a session works in and the user's role there, read inside the user's
+/// transaction (a user sees their own memberships).
+async fn session_org(
+    tx: &mut UserTx,
+    session_id: Uuid,
+) -> Result<Option<(Uuid, String)>, AuthError> {
+    let row = sqlx::query!(
+        "SELECT m.org_id, m.role FROM app.sessions s
+         JOIN app.memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id
+         WHERE s.id = $1",
+        session_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|r| (r.org_id, r.role)))
+}
+
+/// Moves a session to another organization its user belongs to and issues an access token that
+/// carries it (the refresh token stays). `None`: the user is not a member there.
+pub async fn switch_org(
+    state: &AppState,
+    who: &super::AuthUser,
+    org_id: Uuid,
+) -> Result<Option<Session>, AuthError> {
+    let mut tx = UserTx::begin(&state.pool, who.user_id).await?;
+    let moved = sqlx::query!(
+        "UPDATE app.sessions SET org_id = $2 WHERE id = $1 AND EXISTS (
+             SELECT 1 FROM app.memberships m WHERE m.org_id = $2 AND m.user_id = app.current_user_id())",
+        who.session_id,
+        org_id
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if moved == 0 {
+        return Ok(None);
+    }
+    let user = load_user(&mut tx, who.user_id).await?;
+    let org = session_org(&mut tx, who.session_id).await?;
+    tx.commit().await?;
+    tracing::info!(target: "leadgen::audit", action = "session_switch_org", user_id = %who.user_id, org_id = %org_id, "session moved to another organization");
+    issue(
+        state,
+        user,
+        who.session_id,
+        String::new(),
+        who.claims.amr.clone(),
+        &who.aal,
+        org,
+    )
+    .map(Some)
 }
 
 fn issue(
@@ -304,11 +363,22 @@ fn issue(
     refresh: String,
     amr: Vec<Amr>,
     aal: &str,
+    org: Option<(Uuid, String)>,
 ) -> Result<Session, AuthError> {
     let now = state.clock.now().unix_timestamp();
     let (access, exp) = state
         .auth
-        .access_token(user.id, &user.email, session_id, aal, amr, now)
+        .access_token(
+            super::tokens::TokenRequest {
+                user_id: user.id,
+                email: &user.email,
+                session_id,
+                aal,
+                amr,
+                org: org.clone(),
+            },
+            now,
+        )
         .map_err(|e| AuthError::Internal(e.into()))?;
     Ok(Session {
         access_token: access,
@@ -316,6 +386,7 @@ fn issue(
         expires_at: exp,
         refresh_token: refresh,
         user,
+        org,
     })
 }
 
@@ -499,6 +570,7 @@ pub async fn refresh_grant(state: &AppState, token: &str) -> Result<Session, Aut
     .execute(&mut *tx)
     .await?;
     let user = load_user(&mut tx, found.user_id).await?;
+    let org = session_org(&mut tx, found.session_id).await?;
     tx.commit().await?;
     let mut amr = vec![Amr {
         method: "password".into(),
@@ -513,7 +585,7 @@ pub async fn refresh_grant(state: &AppState, token: &str) -> Result<Session, Aut
             },
         );
     }
-    issue(state, user, found.session_id, fresh, amr, &session.aal)
+    issue(state, user, found.session_id, fresh, amr, &session.aal, org)
 }
 
 /// What a mailed single-use token is for.

@@ -210,20 +210,39 @@ pub struct AccessClaims {
     pub amr: Vec<Amr>,
     pub session_id: Uuid,
     pub org_id: Option<Uuid>,
+    /// The user's role in `org_id` when the token was issued; informational, since every request
+    /// reads the current role from the database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_role: Option<String>,
     pub is_anonymous: bool,
+}
+
+/// What an access token is issued for.
+pub struct TokenRequest<'a> {
+    pub user_id: Uuid,
+    pub email: &'a str,
+    pub session_id: Uuid,
+    pub aal: &'a str,
+    pub amr: Vec<Amr>,
+    pub org: Option<(Uuid, String)>,
 }
 
 impl AuthKeys {
     /// Signs an access token for a session; returns it with its expiry (epoch seconds).
     pub fn access_token(
         &self,
-        user_id: Uuid,
-        email: &str,
-        session_id: Uuid,
-        aal: &str,
-        amr: Vec<Amr>,
+        t: TokenRequest<'_>,
         now: i64,
     ) -> Result<(String, i64), jwt::JwtError> {
+        let TokenRequest {
+            user_id,
+            email,
+            session_id,
+            aal,
+            amr,
+            org,
+        } = t;
+        let (org_id, org_role) = org.unzip();
         let exp = now + self.access_ttl;
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -236,7 +255,8 @@ impl AuthKeys {
             aal: aal.to_string(),
             amr,
             session_id,
-            org_id: None,
+            org_id,
+            org_role,
             is_anonymous: false,
         };
         Ok((jwt::sign(&self.ring(), &claims)?, exp))

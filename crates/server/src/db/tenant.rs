@@ -20,6 +20,14 @@ pub enum Role {
 }
 
 impl Role {
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Manager, Role::User, Role::Api];
+
+    /// The role stored in `app.memberships.role`.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -39,6 +47,11 @@ pub enum Aal {
 }
 
 impl Aal {
+    #[must_use]
+    pub fn parse(s: &str) -> Self {
+        if s == "aal2" { Self::Aal2 } else { Self::Aal1 }
+    }
+
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {

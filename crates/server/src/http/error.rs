@@ -15,6 +15,11 @@ pub enum AppError {
     BadRequest(String),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// Refused for a reason the client can act on, named by a stable code.
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
+    #[error("{0}")]
+    Conflict(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -29,7 +34,8 @@ impl AppError {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::Denied { .. } => StatusCode::FORBIDDEN,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -52,15 +58,19 @@ impl IntoResponse for AppError {
         }
         // The page renderer fills in the request id and picks HTML or JSON (see `web::errors`).
         let mut res = status.into_response();
+        let code = match &self {
+            Self::Denied { code, .. } => Some(*code),
+            _ => None,
+        };
         res.extensions_mut()
-            .insert(ErrorBody(self.public_message()));
+            .insert(ErrorBody(self.public_message(), code));
         res
     }
 }
 
 /// The client-facing message of an error response, rendered by the error-page middleware.
 #[derive(Debug, Clone)]
-pub struct ErrorBody(pub String);
+pub struct ErrorBody(pub String, pub Option<&'static str>);
 
 /// Whether the client prefers JSON to HTML.
 #[must_use]
@@ -72,11 +82,40 @@ pub fn wants_json(headers: &HeaderMap) -> bool {
     accept.contains("application/json") && !accept.contains("text/html")
 }
 
-/// JSON error body: `{"error": {"status": 404, "message": "...", "request_id": "..."}}`.
+/// JSON error body: `{"error": {"status": 403, "code": "insufficient_aal", "message": "...",
+/// "request_id": "..."}}` (`code` only where the client can act on it).
 #[must_use]
-pub fn json_error(status: StatusCode, message: &str, id: &RequestId) -> Response {
-    let body = serde_json::json!({
+pub fn json_error(
+    status: StatusCode,
+    code: Option<&str>,
+    message: &str,
+    id: &RequestId,
+) -> Response {
+    let mut body = serde_json::json!({
         "error": { "status": status.as_u16(), "message": message, "request_id": id.0 }
     });
+    if let Some(c) = code {
+        body["error"]["code"] = c.into();
+    }
     (status, axum::Json(body)).into_response()
+}
+
+/// A JSON request body whose rejection (malformed JSON, wrong type, unknown field, wrong content
+/// type) is a 4xx naming the problem, in LeadGen's error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for ApiJson<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(e) => {
+                let status = e.status();
+                let mut res = status.into_response();
+                res.extensions_mut().insert(ErrorBody(e.body_text(), None));
+                Err(res)
+            }
+        }
+    }
 }

@@ -133,11 +133,12 @@ pub async fn error_pages(State(state): State<AppState>, req: Request, next: Next
         return res;
     }
     let has_body = res.headers().contains_key(header::CONTENT_TYPE);
-    let explicit = res.extensions().get::<ErrorBody>().map(|b| b.0.clone());
+    let explicit = res.extensions().get::<ErrorBody>().cloned();
     if has_body && explicit.is_none() {
         return res;
     }
-    let message = explicit.unwrap_or_else(|| {
+    let code = explicit.as_ref().and_then(|b| b.1);
+    let message = explicit.map(|b| b.0).unwrap_or_else(|| {
         status
             .canonical_reason()
             .unwrap_or("error")
@@ -149,7 +150,7 @@ pub async fn error_pages(State(state): State<AppState>, req: Request, next: Next
         .filter_map(|n| res.headers().get(&n).cloned().map(|v| (n, v)))
         .collect();
     let mut out = if json {
-        json_error(status, &message, &id)
+        json_error(status, code, &message, &id)
     } else {
         crate::web::error_page(&state, status, &message, &id)
     };

@@ -59,6 +59,7 @@ pub fn app_router(state: AppState) -> Router {
         .merge(crate::ops::routes())
         .merge(crate::auth::api::routes())
         .merge(crate::auth::pages::router(&state))
+        .merge(crate::orgs::api::routes())
         .fallback(fallback);
     with_middleware(routes, state)
 }

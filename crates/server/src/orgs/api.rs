@@ -1,0 +1,441 @@
+//! `/api/v1` for organizations: create, list and switch; settings; members and their roles; the
+//! audit trail. Every route that needs a permission takes [`Require`]; every query runs in a
+//! [`TenantTx`] built from the member, never from an id in the request.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::audit::{self, Entry, Meta};
+use super::permissions::{Member, Require, perm};
+use crate::auth::AuthUser;
+use crate::db::{Aal, Role, TenantContext, TenantTx, UserTx};
+use crate::http::error::{ApiJson, AppError};
+use crate::startup::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/orgs", get(list_orgs).post(create_org))
+        .route("/api/v1/session/org", post(switch_org))
+        .route("/api/v1/org", get(current_org).patch(rename_org))
+        .route("/api/v1/org/settings", get(get_settings).put(put_settings))
+        .route("/api/v1/org/members", get(list_members))
+        .route(
+            "/api/v1/org/members/{user_id}",
+            patch(change_role).delete(remove_member),
+        )
+        .route("/api/v1/org/audit", get(audit_log))
+}
+
+fn ts(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn org_name(raw: &str) -> Result<String, AppError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(AppError::BadRequest(
+            "name: 1 to 200 characters, no control characters".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewOrg {
+    name: String,
+}
+
+/// Any signed-in user may create an organization; they become its first Admin.
+async fn create_org(
+    State(state): State<AppState>,
+    user: AuthUser,
+    meta: Meta,
+    ApiJson(body): ApiJson<NewOrg>,
+) -> Result<Response, AppError> {
+    let name = org_name(&body.name)?;
+    let id = Uuid::now_v7();
+    let mut tx = UserTx::begin(&state.pool, user.user_id).await?;
+    sqlx::query!("SELECT app.org_create($1, $2)", id, name)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    // The creation is the first entry of the new organization's chain.
+    let mut tx = TenantTx::begin(
+        &state.pool,
+        TenantContext {
+            org_id: id,
+            user_id: user.user_id,
+            role: Role::Admin,
+            aal: Aal::parse(&user.aal),
+        },
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        state.clock.now(),
+        &meta,
+        Entry {
+            action: "org.create",
+            target: Some(format!("org:{id}")),
+            before: None,
+            after: Some(json!({ "name": name })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ "id": id, "name": name, "role": "admin" })),
+    )
+        .into_response())
+}
+
+async fn list_orgs(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<axum::Json<Value>, AppError> {
+    let mut tx = UserTx::begin(&state.pool, user.user_id).await?;
+    let rows = sqlx::query!(
+        "SELECT o.id, o.name, m.role FROM app.memberships m JOIN app.organizations o ON o.id = m.org_id
+         WHERE m.user_id = $1 ORDER BY m.created_at, o.id",
+        user.user_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let current = user.org.map(|o| o.org_id);
+    Ok(axum::Json(Value::Array(
+        rows.into_iter()
+            .map(|r| json!({ "id": r.id, "name": r.name, "role": r.role, "current": Some(r.id) == current }))
+            .collect(),
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Switch {
+    org_id: Uuid,
+}
+
+/// Moves the session to another organization of the user's and returns a fresh access token
+/// carrying it. Not a member: 404, whether or not the organization exists.
+async fn switch_org(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<Switch>,
+) -> Result<axum::Json<Value>, AppError> {
+    let session = crate::auth::service::switch_org(&state, &user, body.org_id)
+        .await
+        .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?
+        .ok_or(AppError::NotFound)?;
+    Ok(axum::Json(json!({
+        "access_token": session.access_token,
+        "token_type": "bearer",
+        "expires_in": session.expires_in,
+        "expires_at": session.expires_at,
+        "org_id": body.org_id,
+    })))
+}
+
+async fn current_org(
+    State(state): State<AppState>,
+    member: Member,
+) -> Result<axum::Json<Value>, AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let org = sqlx::query!(
+        "SELECT id, name, created_at FROM app.organizations WHERE id = $1",
+        member.org_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(axum::Json(json!({
+        "id": org.id, "name": org.name, "created_at": ts(org.created_at), "role": member.role.as_str(),
+    })))
+}
+
+async fn rename_org(
+    State(state): State<AppState>,
+    Require(member, _): Require<perm::ManageOrganization>,
+    meta: Meta,
+    ApiJson(body): ApiJson<NewOrg>,
+) -> Result<axum::Json<Value>, AppError> {
+    let name = org_name(&body.name)?;
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let before = sqlx::query_scalar!(
+        "SELECT name FROM app.organizations WHERE id = $1 FOR UPDATE",
+        member.org_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "UPDATE app.organizations SET name = $2 WHERE id = $1",
+        member.org_id,
+        name
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        state.clock.now(),
+        &meta,
+        Entry {
+            action: "org.rename",
+            target: Some(format!("org:{}", member.org_id)),
+            before: Some(json!({ "name": before })),
+            after: Some(json!({ "name": name })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(axum::Json(json!({ "id": member.org_id, "name": name })))
+}
+
+/// Organization-wide security settings.
+#[derive(Debug, Deserialize, serde::Serialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// Every member must sign in with a second factor to work in this organization.
+    #[serde(default)]
+    require_mfa: bool,
+}
+
+async fn get_settings(
+    State(state): State<AppState>,
+    Require(member, _): Require<perm::SystemSettings>,
+) -> Result<axum::Json<Value>, AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let settings = sqlx::query_scalar!(
+        "SELECT settings FROM app.organizations WHERE id = $1",
+        member.org_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let parsed: Settings = serde_json::from_value(settings).unwrap_or_default();
+    Ok(axum::Json(json!(parsed)))
+}
+
+async fn put_settings(
+    State(state): State<AppState>,
+    Require(member, _): Require<perm::SystemSettings>,
+    meta: Meta,
+    ApiJson(body): ApiJson<Settings>,
+) -> Result<axum::Json<Value>, AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let before = sqlx::query_scalar!(
+        "SELECT settings FROM app.organizations WHERE id = $1 FOR UPDATE",
+        member.org_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let after = json!(body);
+    sqlx::query!(
+        "UPDATE app.organizations SET settings = $2 WHERE id = $1",
+        member.org_id,
+        after
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        state.clock.now(),
+        &meta,
+        Entry {
+            action: "org.settings",
+            target: Some(format!("org:{}", member.org_id)),
+            before: Some(before),
+            after: Some(after.clone()),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(axum::Json(after))
+}
+
+async fn list_members(
+    State(state): State<AppState>,
+    member: Member,
+) -> Result<axum::Json<Value>, AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let rows = sqlx::query!(
+        "SELECT m.user_id, u.email, m.role, m.created_at FROM app.memberships m
+         JOIN app.users u ON u.id = m.user_id WHERE m.org_id = $1 ORDER BY m.created_at, m.user_id",
+        member.org_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(axum::Json(Value::Array(
+        rows.into_iter()
+            .map(|r| json!({ "user_id": r.user_id, "email": r.email, "role": r.role, "since": ts(r.created_at) }))
+            .collect(),
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleChange {
+    role: String,
+}
+
+/// Locks the organization's admins and fails when `user_id` is its last one.
+async fn ensure_not_last_admin(
+    tx: &mut TenantTx,
+    org: Uuid,
+    user_id: Uuid,
+) -> Result<(), AppError> {
+    let admins: Vec<Uuid> = sqlx::query_scalar!(
+        "SELECT user_id FROM app.memberships WHERE org_id = $1 AND role = 'admin' FOR UPDATE",
+        org
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    if admins == [user_id] {
+        return Err(AppError::Conflict(
+            "the organization's last admin cannot be demoted or removed; make another member admin first"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn change_role(
+    State(state): State<AppState>,
+    Require(member, _): Require<perm::ManageOrganization>,
+    meta: Meta,
+    Path(user_id): Path<Uuid>,
+    ApiJson(body): ApiJson<RoleChange>,
+) -> Result<axum::Json<Value>, AppError> {
+    let role = Role::parse(&body.role).ok_or_else(|| {
+        AppError::BadRequest("role: one of \"admin\", \"manager\", \"user\", \"api\"".into())
+    })?;
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let before = sqlx::query_scalar!(
+        "SELECT role FROM app.memberships WHERE org_id = $1 AND user_id = $2 FOR UPDATE",
+        member.org_id,
+        user_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    if before == "admin" && role != Role::Admin {
+        ensure_not_last_admin(&mut tx, member.org_id, user_id).await?;
+    }
+    sqlx::query!(
+        "UPDATE app.memberships SET role = $3 WHERE org_id = $1 AND user_id = $2",
+        member.org_id,
+        user_id,
+        role.as_str()
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        state.clock.now(),
+        &meta,
+        Entry {
+            action: "member.role",
+            target: Some(format!("user:{user_id}")),
+            before: Some(json!({ "role": before })),
+            after: Some(json!({ "role": role.as_str() })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(axum::Json(
+        json!({ "user_id": user_id, "role": role.as_str() }),
+    ))
+}
+
+async fn remove_member(
+    State(state): State<AppState>,
+    Require(member, _): Require<perm::ManageOrganization>,
+    meta: Meta,
+    Path(user_id): Path<Uuid>,
+) -> Result<StatusCode, AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let before = sqlx::query_scalar!(
+        "SELECT role FROM app.memberships WHERE org_id = $1 AND user_id = $2 FOR UPDATE",
+        member.org_id,
+        user_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    if before == "admin" {
+        ensure_not_last_admin(&mut tx, member.org_id, user_id).await?;
+    }
+    sqlx::query!(
+        "DELETE FROM app.memberships WHERE org_id = $1 AND user_id = $2",
+        member.org_id,
+        user_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        state.clock.now(),
+        &meta,
+        Entry {
+            action: "member.remove",
+            target: Some(format!("user:{user_id}")),
+            before: Some(json!({ "role": before })),
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    action: Option<String>,
+    /// Only entries before this sequence number (paging backwards).
+    before_seq: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// The trail, newest first, for admins (the database adds the same rule).
+async fn audit_log(
+    State(state): State<AppState>,
+    Require(member, _): Require<perm::ManageOrganization>,
+    Query(q): Query<AuditQuery>,
+) -> Result<axum::Json<Value>, AppError> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let rows = sqlx::query!(
+        r#"SELECT seq, at, actor_id, action, target, before, after, host(ip) AS ip, request_id
+           FROM app.audit_log
+           WHERE org_id = $1 AND ($2::text IS NULL OR action = $2) AND ($3::bigint IS NULL OR seq < $3)
+           ORDER BY seq DESC LIMIT $4"#,
+        member.org_id,
+        q.action,
+        q.before_seq,
+        limit
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(axum::Json(Value::Array(
+        rows.into_iter()
+            .map(|r| {
+                json!({
+                    "seq": r.seq, "at": ts(r.at), "actor_id": r.actor_id, "action": r.action,
+                    "target": r.target, "before": r.before, "after": r.after, "ip": r.ip,
+                    "request_id": r.request_id,
+                })
+            })
+            .collect(),
+    )))
+}

@@ -1,0 +1,263 @@
+//! The audit trail: append-only, one hash chain per organization.
+//!
+//! Each row's `hash` is SHA-256 over the previous row's hash and the row's canonical content (a
+//! JSON rendering with sorted keys, integers for times), so editing, deleting or reordering a row
+//! breaks the chain from there on. The application role may only INSERT and SELECT; `leadgen
+//! audit verify` recomputes every chain and names the first broken link.
+
+use std::net::IpAddr;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::db::TenantTx;
+use crate::http::RequestId;
+
+/// Where an audited request came from.
+#[derive(Debug, Clone, Default)]
+pub struct Meta {
+    pub ip: Option<IpAddr>,
+    pub request_id: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Meta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self {
+            ip: parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+            request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+        })
+    }
+}
+
+/// One audited action.
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    pub action: &'a str,
+    pub target: Option<String>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+/// The content a row's hash covers.
+pub struct Row<'a> {
+    pub org_id: Uuid,
+    pub seq: i64,
+    pub at: OffsetDateTime,
+    pub actor_id: Option<Uuid>,
+    pub action: &'a str,
+    pub target: Option<&'a str>,
+    pub before: Option<&'a Value>,
+    pub after: Option<&'a Value>,
+    pub ip: Option<IpAddr>,
+    pub request_id: Option<&'a str>,
+}
+
+/// JSON with object keys sorted at every level, so the same content always hashes the same,
+/// whatever order PostgreSQL's `jsonb` hands the keys back in.
+fn canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String((*k).clone()).to_string());
+                out.push(':');
+                canonical(&m[k.as_str()], out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// `SHA-256(prev_hash ‖ canonical content)`.
+#[must_use]
+pub fn row_hash(prev: &[u8], r: &Row<'_>) -> Vec<u8> {
+    let content = serde_json::json!({
+        "org_id": r.org_id.to_string(),
+        "seq": r.seq,
+        "at_us": (r.at.unix_timestamp_nanos() / 1000) as i64,
+        "actor_id": r.actor_id.map(|u| u.to_string()),
+        "action": r.action,
+        "target": r.target,
+        "before": r.before,
+        "after": r.after,
+        "ip": r.ip.map(|i| i.to_string()),
+        "request_id": r.request_id,
+    });
+    let mut text = String::new();
+    canonical(&content, &mut text);
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(text.as_bytes());
+    h.finalize().to_vec()
+}
+
+/// Appends `entry` to the organization's chain inside the caller's transaction, so the action
+/// and its record commit together or not at all.
+pub async fn record(
+    tx: &mut TenantTx,
+    now: OffsetDateTime,
+    meta: &Meta,
+    entry: Entry<'_>,
+) -> Result<(), sqlx::Error> {
+    let ctx = tx.context();
+    // PostgreSQL keeps microseconds; hash what will be read back.
+    let at = now
+        .replace_nanosecond(now.nanosecond() / 1000 * 1000)
+        .unwrap_or(now);
+    // One writer per organization's chain at a time.
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7100))",
+        ctx.org_id.to_string()
+    )
+    .execute(&mut **tx)
+    .await?;
+    let tail = sqlx::query!(
+        r#"SELECT seq AS "seq!", hash AS "hash!" FROM app.audit_tail($1)"#,
+        ctx.org_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    let (seq, prev) = tail.map_or((1, vec![0u8; 32]), |t| (t.seq + 1, t.hash));
+    let request_id = meta.request_id.as_deref().map(|r| &r[..r.len().min(100)]);
+    let row = Row {
+        org_id: ctx.org_id,
+        seq,
+        at,
+        actor_id: Some(ctx.user_id),
+        action: entry.action,
+        target: entry.target.as_deref(),
+        before: entry.before.as_ref(),
+        after: entry.after.as_ref(),
+        ip: meta.ip,
+        request_id,
+    };
+    let hash = row_hash(&prev, &row);
+    sqlx::query!(
+        "INSERT INTO app.audit_log (org_id, seq, at, actor_id, action, target, before, after, ip, request_id, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        ctx.org_id,
+        seq,
+        at,
+        row.actor_id,
+        entry.action,
+        row.target,
+        row.before,
+        row.after,
+        meta.ip.map(sqlx::types::ipnetwork::IpNetwork::from),
+        request_id,
+        prev,
+        hash
+    )
+    .execute(&mut **tx)
+    .await?;
+    tracing::info!(target: "leadgen::audit", action = entry.action, org_id = %ctx.org_id, actor = %ctx.user_id, seq, "audited");
+    Ok(())
+}
+
+/// The first broken link found by [`verify`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Broken {
+    pub org_id: Uuid,
+    pub id: i64,
+    pub seq: i64,
+    pub reason: &'static str,
+}
+
+/// Summary of a verification run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub organizations: usize,
+    pub rows: usize,
+    pub broken: Option<Broken>,
+}
+
+/// Recomputes the chains of every organization (or one) with a connection that can read them
+/// all (the maintenance role).
+pub async fn verify(pool: &sqlx::PgPool, org: Option<Uuid>) -> Result<Report, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL ROLE leadgen_maintenance")
+        .execute(&mut *tx)
+        .await?;
+    let rows = sqlx::query!(
+        r#"SELECT id, org_id, seq, at, actor_id, action, target, before, after, ip, request_id, prev_hash, hash
+           FROM app.audit_log WHERE ($1::uuid IS NULL OR org_id = $1) ORDER BY org_id, seq"#,
+        org
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.rollback().await?;
+    let mut report = Report {
+        organizations: 0,
+        rows: rows.len(),
+        broken: None,
+    };
+    let mut current: Option<Uuid> = None;
+    let mut expect_seq = 1;
+    let mut prev = vec![0u8; 32];
+    for r in &rows {
+        if current != Some(r.org_id) {
+            current = Some(r.org_id);
+            report.organizations += 1;
+            expect_seq = 1;
+            prev = vec![0u8; 32];
+        }
+        let row = Row {
+            org_id: r.org_id,
+            seq: r.seq,
+            at: r.at,
+            actor_id: r.actor_id,
+            action: &r.action,
+            target: r.target.as_deref(),
+            before: r.before.as_ref(),
+            after: r.after.as_ref(),
+            ip: r.ip.map(|n| n.ip()),
+            request_id: r.request_id.as_deref(),
+        };
+        let reason = if r.seq != expect_seq {
+            Some("a row is missing before this one (sequence gap)")
+        } else if r.prev_hash != prev {
+            Some("the link to the previous row does not match")
+        } else if row_hash(&prev, &row) != r.hash {
+            Some("the row's content does not match its hash (altered)")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            report.broken = Some(Broken {
+                org_id: r.org_id,
+                id: r.id,
+                seq: r.seq,
+                reason,
+            });
+            return Ok(report);
+        }
+        prev.clone_from(&r.hash);
+        expect_seq += 1;
+    }
+    Ok(report)
+}

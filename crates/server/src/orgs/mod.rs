@@ -1,0 +1,8 @@
+//! Organizations and access control: membership and roles, the permission matrix enforced by
+//! extractors and by row-level security, and the tamper-evident audit trail.
+
+pub mod api;
+pub mod audit;
+pub mod permissions;
+
+pub use permissions::{Member, Permission, Require, perm};

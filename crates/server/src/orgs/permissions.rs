@@ -1,0 +1,243 @@
+//! Roles and the permission matrix (Security Policy, Authorization Framework §2), written once,
+//! here, and enforced by the [`Require`] extractor on every route that needs a permission.
+//!
+//! Permissions that only the Admin column grants are *admin actions*: they also need a session at
+//! assurance level `aal2` (a verified second factor). The database enforces the same rule on the
+//! admin-only tables with restrictive row-level security policies (`app.is_admin_aal2()`), so a
+//! route that forgot its extractor still cannot change them.
+
+use std::marker::PhantomData;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::db::{Aal, Role, TenantContext};
+use crate::http::error::AppError;
+use crate::startup::AppState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    ManageOrganization,
+    LeadSearchAndManagement,
+    CampaignCreation,
+    SystemSettings,
+    DataExport,
+    AnalyticsDashboard,
+    ApiKeyGeneration,
+}
+
+/// The matrix: for each permission, whether Admin, Manager, User and API (in that order) hold it.
+pub const MATRIX: [(Permission, [bool; 4]); 7] = [
+    (Permission::ManageOrganization, [true, false, false, false]),
+    (
+        Permission::LeadSearchAndManagement,
+        [true, true, true, true],
+    ),
+    (Permission::CampaignCreation, [true, true, true, true]),
+    (Permission::SystemSettings, [true, false, false, false]),
+    (Permission::DataExport, [true, true, false, false]),
+    (Permission::AnalyticsDashboard, [true, true, true, false]),
+    (Permission::ApiKeyGeneration, [true, false, false, false]),
+];
+
+fn column(role: Role) -> usize {
+    match role {
+        Role::Admin => 0,
+        Role::Manager => 1,
+        Role::User => 2,
+        Role::Api => 3,
+    }
+}
+
+impl Permission {
+    fn row(self) -> [bool; 4] {
+        MATRIX
+            .iter()
+            .find(|(p, _)| *p == self)
+            .map_or([false; 4], |(_, r)| *r)
+    }
+
+    /// Whether `role` holds this permission.
+    #[must_use]
+    pub fn allows(self, role: Role) -> bool {
+        self.row()[column(role)]
+    }
+
+    /// Granted to Admin alone: an admin action, which needs `aal2`.
+    #[must_use]
+    pub fn admin_only(self) -> bool {
+        self.row() == [true, false, false, false]
+    }
+
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::ManageOrganization => "Manage Organization",
+            Self::LeadSearchAndManagement => "Lead Search & Management",
+            Self::CampaignCreation => "Campaign Creation",
+            Self::SystemSettings => "System Settings",
+            Self::DataExport => "Data Export",
+            Self::AnalyticsDashboard => "Analytics Dashboard",
+            Self::ApiKeyGeneration => "API Key Generation",
+        }
+    }
+}
+
+/// A signed-in member of the organization their session works in.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub user: AuthUser,
+    pub org_id: Uuid,
+    pub role: Role,
+    pub aal: Aal,
+}
+
+impl Member {
+    /// The tenant scope for this member's queries.
+    #[must_use]
+    pub fn context(&self) -> TenantContext {
+        TenantContext {
+            org_id: self.org_id,
+            user_id: self.user.user_id,
+            role: self.role,
+            aal: self.aal,
+        }
+    }
+}
+
+fn needs_mfa() -> AppError {
+    AppError::Denied {
+        code: "insufficient_aal",
+        message: "this action needs a session verified with a second factor (aal2): \
+                  set up an authenticator app and sign in with it"
+            .into(),
+    }
+}
+
+impl FromRequestParts<AppState> for Member {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        use axum::response::IntoResponse;
+        let user = AuthUser::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Some(org) = user.org else {
+            return Err(AppError::Denied {
+                code: "no_organization",
+                message: "this session works in no organization: create one or switch to one"
+                    .into(),
+            }
+            .into_response());
+        };
+        let aal = Aal::parse(&user.aal);
+        // An organization may require a second factor from every member.
+        if org.require_mfa && aal != Aal::Aal2 {
+            return Err(needs_mfa().into_response());
+        }
+        Ok(Self {
+            org_id: org.org_id,
+            role: org.role,
+            aal,
+            user,
+        })
+    }
+}
+
+/// A permission as a type, for [`Require`].
+pub trait PermissionMarker {
+    const PERMISSION: Permission;
+}
+
+macro_rules! markers {
+    ($($name:ident),* $(,)?) => {
+        /// Marker types naming each permission, as in `Require<perm::ManageOrganization>`.
+        pub mod perm {
+            $(
+                pub struct $name;
+                impl super::PermissionMarker for $name {
+                    const PERMISSION: super::Permission = super::Permission::$name;
+                }
+            )*
+        }
+    };
+}
+markers!(
+    ManageOrganization,
+    LeadSearchAndManagement,
+    CampaignCreation,
+    SystemSettings,
+    DataExport,
+    AnalyticsDashboard,
+    ApiKeyGeneration,
+);
+
+/// A member whose role holds permission `P` (and, for admin actions, at `aal2`).
+/// Anything else is a 403 with a code: `forbidden` or `insufficient_aal`.
+pub struct Require<P>(pub Member, pub PhantomData<P>);
+
+impl<P: PermissionMarker + Send + Sync> FromRequestParts<AppState> for Require<P> {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        use axum::response::IntoResponse;
+        let member = Member::from_request_parts(parts, state).await?;
+        check(&member, P::PERMISSION).map_err(IntoResponse::into_response)?;
+        Ok(Self(member, PhantomData))
+    }
+}
+
+/// The rule [`Require`] applies.
+pub fn check(member: &Member, p: Permission) -> Result<(), AppError> {
+    if !p.allows(member.role) {
+        return Err(AppError::Denied {
+            code: "forbidden",
+            message: format!(
+                "the {} role does not have the \"{}\" permission",
+                member.role.as_str(),
+                p.label()
+            ),
+        });
+    }
+    if p.admin_only() && member.aal != Aal::Aal2 {
+        return Err(needs_mfa());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_matrix_is_the_policy_table() {
+        // Every permission appears exactly once.
+        for (p, _) in MATRIX {
+            assert_eq!(MATRIX.iter().filter(|(q, _)| *q == p).count(), 1);
+        }
+        let admin_only: Vec<_> = MATRIX
+            .iter()
+            .filter(|(p, _)| p.admin_only())
+            .map(|(p, _)| *p)
+            .collect();
+        assert_eq!(
+            admin_only,
+            [
+                Permission::ManageOrganization,
+                Permission::SystemSettings,
+                Permission::ApiKeyGeneration
+            ]
+        );
+        assert!(Permission::DataExport.allows(Role::Manager));
+        assert!(!Permission::DataExport.allows(Role::User));
+        assert!(!Permission::AnalyticsDashboard.allows(Role::Api));
+    }
+}
