@@ -12,6 +12,7 @@ mod e2e;
 mod helpers;
 mod http;
 mod lifecycle;
+mod orgs;
 mod rls;
 mod sso;
 mod telemetry;
