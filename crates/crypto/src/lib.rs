@@ -5,6 +5,7 @@
 //! applies to every line, password hashing and policy, and HS256 access tokens with a key ring.
 //! Field encryption and API-key formats join it with the capabilities that need them.
 
+pub mod apikey;
 pub mod jwt;
 pub mod oidc;
 pub mod password;

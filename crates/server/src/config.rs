@@ -85,6 +85,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub sso: SsoConfig,
+    pub api_keys: ApiKeysConfig,
     pub telemetry: TelemetryConfig,
     pub secrets: SecretsConfig,
     pub demo: DemoConfig,
@@ -158,6 +159,16 @@ pub struct AuthConfig {
     pub require_email_confirmation: bool,
     pub confirmation_ttl_secs: i64,
     pub recovery_ttl_secs: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeysConfig {
+    pub default_ttl_days: i64,
+    pub max_ttl_days: i64,
+    pub rotation_overlap_days: i64,
+    pub rate_limit_multiplier: u32,
+    pub notice_check_secs: u64,
 }
 
 /// Single sign-on providers. A provider is on when it has a client id.
@@ -378,6 +389,28 @@ impl Config {
             }
             check_issuer(&p.issuer, self.profile)
                 .map_err(|reason| rule(&format!("sso.{name}.issuer"), &reason))?;
+        }
+        let k = &self.api_keys;
+        if k.max_ttl_days < 1 || k.max_ttl_days > 366 {
+            return Err(rule("api_keys.max_ttl_days", "must be between 1 and 366"));
+        }
+        if k.default_ttl_days < 1 || k.default_ttl_days > k.max_ttl_days {
+            return Err(rule(
+                "api_keys.default_ttl_days",
+                "must be at least 1 and at most api_keys.max_ttl_days",
+            ));
+        }
+        if k.rotation_overlap_days < 0 || k.rotation_overlap_days > 30 {
+            return Err(rule(
+                "api_keys.rotation_overlap_days",
+                "must be between 0 and 30",
+            ));
+        }
+        if k.rate_limit_multiplier < 1 || k.notice_check_secs == 0 {
+            return Err(rule(
+                "api_keys.rate_limit_multiplier",
+                "the multiplier must be at least 1 and notice_check_secs greater than 0",
+            ));
         }
         let key = self.secrets.app_key.expose_secret();
         if !key.is_empty() && key.len() < 32 {

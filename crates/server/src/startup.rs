@@ -332,6 +332,21 @@ impl Application {
                 }
             })
         };
+        // API keys near expiry: notices to their organization's admins at 14, 7 and 1 days.
+        let notices = {
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(
+                    state.config.api_keys.notice_check_secs,
+                ));
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = crate::orgs::api_keys::send_expiry_notices(&state).await {
+                        tracing::warn!(error = %e, "sending API key expiry notices failed; retrying at the next check");
+                    }
+                }
+            })
+        };
         tracing::info!(
             https = %bound.https,
             http = ?bound.http,
@@ -348,6 +363,7 @@ impl Application {
             w.abort();
         }
         reloader.abort();
+        notices.abort();
         let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
         let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
         // Drain first: keep-alive clients get `Connection: close` on their current response and

@@ -20,6 +20,9 @@ pub enum AppError {
     Denied { code: &'static str, message: String },
     #[error("{0}")]
     Conflict(String),
+    /// Missing or unusable credentials, named by a stable code.
+    #[error("{message}")]
+    Unauthenticated { code: &'static str, message: String },
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -36,6 +39,7 @@ impl AppError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden(_) | Self::Denied { .. } => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -59,7 +63,7 @@ impl IntoResponse for AppError {
         // The page renderer fills in the request id and picks HTML or JSON (see `web::errors`).
         let mut res = status.into_response();
         let code = match &self {
-            Self::Denied { code, .. } => Some(*code),
+            Self::Denied { code, .. } | Self::Unauthenticated { code, .. } => Some(*code),
             _ => None,
         };
         res.extensions_mut()

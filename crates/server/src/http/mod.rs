@@ -60,6 +60,7 @@ pub fn app_router(state: AppState) -> Router {
         .merge(crate::auth::api::routes())
         .merge(crate::auth::pages::router(&state))
         .merge(crate::orgs::api::routes())
+        .merge(crate::orgs::api_keys::routes())
         .fallback(fallback);
     with_middleware(routes, state)
 }

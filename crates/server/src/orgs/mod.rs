@@ -2,6 +2,7 @@
 //! extractors and by row-level security, and the tamper-evident audit trail.
 
 pub mod api;
+pub mod api_keys;
 pub mod audit;
 pub mod permissions;
 

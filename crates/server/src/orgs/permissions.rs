@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::auth::AuthUser;
 use crate::db::{Aal, Role, TenantContext};
 use crate::http::error::AppError;
+use crate::http::middleware::PrincipalSlot;
 use crate::startup::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,6 +53,35 @@ fn column(role: Role) -> usize {
 }
 
 impl Permission {
+    pub const ALL: [Permission; 7] = [
+        Permission::ManageOrganization,
+        Permission::LeadSearchAndManagement,
+        Permission::CampaignCreation,
+        Permission::SystemSettings,
+        Permission::DataExport,
+        Permission::AnalyticsDashboard,
+        Permission::ApiKeyGeneration,
+    ];
+
+    /// The name used in API-key scopes, e.g. `lead_search_and_management`.
+    #[must_use]
+    pub fn scope(self) -> &'static str {
+        match self {
+            Self::ManageOrganization => "manage_organization",
+            Self::LeadSearchAndManagement => "lead_search_and_management",
+            Self::CampaignCreation => "campaign_creation",
+            Self::SystemSettings => "system_settings",
+            Self::DataExport => "data_export",
+            Self::AnalyticsDashboard => "analytics_dashboard",
+            Self::ApiKeyGeneration => "api_key_generation",
+        }
+    }
+
+    #[must_use]
+    pub fn from_scope(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.scope() == s)
+    }
+
     fn row(self) -> [bool; 4] {
         MATRIX
             .iter()
@@ -85,13 +115,24 @@ impl Permission {
     }
 }
 
-/// A signed-in member of the organization their session works in.
+/// Who acts in an organization: a signed-in member, or an API key of the organization.
 #[derive(Debug, Clone)]
 pub struct Member {
-    pub user: AuthUser,
+    /// The user, or for an API key the key's id (never a user's).
+    pub principal_id: Uuid,
     pub org_id: Uuid,
     pub role: Role,
     pub aal: Aal,
+    /// Set when the request authenticated with an API key.
+    pub api_key: Option<ApiKeyPrincipal>,
+    /// Applied by the rate limiter: API keys get the API role's multiplier.
+    pub rate_limit_multiplier: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyPrincipal {
+    pub id: Uuid,
+    pub scopes: Vec<Permission>,
 }
 
 impl Member {
@@ -100,7 +141,7 @@ impl Member {
     pub fn context(&self) -> TenantContext {
         TenantContext {
             org_id: self.org_id,
-            user_id: self.user.user_id,
+            user_id: self.principal_id,
             role: self.role,
             aal: self.aal,
         }
@@ -116,6 +157,26 @@ fn needs_mfa() -> AppError {
     }
 }
 
+/// The API key a request presents: `Authorization: Bearer lg_live_…` or `X-API-Key: lg_live_…`.
+fn presented_key(parts: &Parts) -> Option<String> {
+    let bearer = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| t.starts_with("lg_"));
+    bearer
+        .or_else(|| {
+            parts
+                .headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        })
+        .map(str::to_string)
+}
+
 impl FromRequestParts<AppState> for Member {
     type Rejection = axum::response::Response;
 
@@ -124,6 +185,19 @@ impl FromRequestParts<AppState> for Member {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         use axum::response::IntoResponse;
+        if let Some(key) = presented_key(parts) {
+            let ip = parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip());
+            let member = super::api_keys::authenticate(state, &key, ip)
+                .await
+                .map_err(IntoResponse::into_response)?;
+            if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
+                slot.set(format!("key:{}", member.principal_id));
+            }
+            return Ok(member);
+        }
         let user = AuthUser::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
@@ -141,10 +215,12 @@ impl FromRequestParts<AppState> for Member {
             return Err(needs_mfa().into_response());
         }
         Ok(Self {
+            principal_id: user.user_id,
             org_id: org.org_id,
             role: org.role,
             aal,
-            user,
+            api_key: None,
+            rate_limit_multiplier: 1,
         })
     }
 }
@@ -205,6 +281,14 @@ pub fn check(member: &Member, p: Permission) -> Result<(), AppError> {
                 member.role.as_str(),
                 p.label()
             ),
+        });
+    }
+    if let Some(key) = &member.api_key
+        && !key.scopes.contains(&p)
+    {
+        return Err(AppError::Denied {
+            code: "forbidden",
+            message: format!("this API key's scopes do not include \"{}\"", p.label()),
         });
     }
     if p.admin_only() && member.aal != Aal::Aal2 {

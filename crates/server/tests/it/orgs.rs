@@ -44,6 +44,8 @@ fn policy() -> Vec<(String, [bool; 4])> {
 struct Api {
     http: reqwest::Client,
     base: String,
+    /// The refresh token of the last session raised to aal2.
+    last_refresh: std::sync::Mutex<String>,
 }
 
 impl Api {
@@ -51,6 +53,7 @@ impl Api {
         Self {
             http: app.client(),
             base: app.https_url(""),
+            last_refresh: std::sync::Mutex::default(),
         }
     }
 
@@ -124,7 +127,28 @@ impl Api {
             )
             .await;
         assert_eq!(s, 200, "{v}");
+        *self.last_refresh.lock().unwrap() = v["refresh_token"].as_str().unwrap().to_string();
         v["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// A fresh access token for the session of `refresh` (same organization and aal).
+    async fn refresh(&self, refresh: &str) -> (String, String) {
+        let res = self
+            .http
+            .post(format!(
+                "{}/auth/v1/token?grant_type=refresh_token",
+                self.base
+            ))
+            .json(&json!({ "refresh_token": refresh }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let v: Value = res.json().await.unwrap();
+        (
+            v["access_token"].as_str().unwrap().to_string(),
+            v["refresh_token"].as_str().unwrap().to_string(),
+        )
     }
 
     async fn create_org(&self, token: &str, name: &str) -> Uuid {
@@ -225,13 +249,18 @@ async fn every_cell_of_the_permission_matrix_is_enforced() {
             "/api/v1/org/settings",
             json!({ "require_mfa": false }),
         ),
+        (
+            Permission::ApiKeyGeneration,
+            Method::POST,
+            "/api/v1/api-keys",
+            json!({ "name": "matrix" }),
+        ),
     ];
     let pending = [
         Permission::LeadSearchAndManagement,
         Permission::CampaignCreation,
         Permission::DataExport,
         Permission::AnalyticsDashboard,
-        Permission::ApiKeyGeneration,
     ];
     for (p, _) in MATRIX {
         assert!(
@@ -692,5 +721,360 @@ async fn an_organization_can_require_a_second_factor_from_every_member() {
         .call(Method::GET, "/api/v1/org/settings", &admin, None)
         .await;
     assert_eq!(settings, json!({ "require_mfa": true }));
+    app.stop().await;
+}
+
+/// A server whose clock the test moves, checking for due API-key notices every second.
+async fn spawn_clocked() -> (TestApp, std::sync::Arc<leadgen::clock::OffsetClock>) {
+    let clock = std::sync::Arc::new(leadgen::clock::OffsetClock::default());
+    let app = TestApp::spawn_on(
+        crate::helpers::TestDb::new().await,
+        &[
+            ("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false"),
+            ("LEADGEN_API_KEYS__NOTICE_CHECK_SECS", "1"),
+            // Sessions outlive the months this test's clock skips.
+            ("LEADGEN_AUTH__SESSION_LIFETIME_SECS", "31536000"),
+        ],
+        clock.clone(),
+    )
+    .await;
+    (app, clock)
+}
+
+/// An admin at aal2 working in a new organization; returns (token, org, admin email, refresh).
+async fn admin_of_new_org(api: &Api, tag: &str) -> (String, Uuid, String, String) {
+    let email = format!("admin@{tag}.test");
+    let (t, _) = api.sign_up(&email).await;
+    let org = api.create_org(&t, &format!("Org {tag}")).await;
+    let t = api.raise_to_aal2(&t).await;
+    let refresh = api.last_refresh.lock().unwrap().clone();
+    (api.switch(&t, org).await, org, email, refresh)
+}
+
+async fn with_key(api: &Api, key: &str, path: &str) -> (u16, Value) {
+    let res = api
+        .http
+        .get(format!("{}{path}", api.base))
+        .header("accept", "application/json")
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = reqwest::get(format!("http://{}/metrics", app.bound.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(name) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+#[tokio::test]
+async fn api_keys_are_shown_once_checked_offline_rotated_revoked_and_expire() {
+    let (app, clock) = spawn_clocked().await;
+    let api = Api::new(&app);
+    let (admin, org, _, refresh) = admin_of_new_org(&api, "keys").await;
+    let (_, _, _, other_refresh) = admin_of_new_org(&api, "keys-other").await;
+
+    let (s, created) = api
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            &admin,
+            Some(json!({ "name": "CRM sync" })),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let key = created["key"].as_str().unwrap().to_string();
+    leadgen_crypto::apikey::check(&key).unwrap();
+    assert_eq!(
+        created["scopes"],
+        json!(["lead_search_and_management", "campaign_creation"])
+    );
+    let expires = time::OffsetDateTime::parse(
+        created["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let days = (expires - time::OffsetDateTime::now_utc()).whole_hours();
+    assert!(
+        (89 * 24..=90 * 24).contains(&days),
+        "90 days by default: {days} h"
+    );
+    // Only the API role's permissions can be scopes, and the lifetime is capped.
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            &admin,
+            Some(json!({ "name": "x", "scopes": ["data_export"] })),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("data_export"),
+        "{v}"
+    );
+    let (s, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            &admin,
+            Some(json!({ "name": "x", "expires_in_days": 365 })),
+        )
+        .await;
+    assert_eq!(s, 400);
+
+    // The key works, as the API role of its organization, in either header.
+    let (s, v) = with_key(&api, &key, "/api/v1/org").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["id"].as_str(), v["role"].as_str()),
+        (Some(org.to_string().as_str()), Some("api"))
+    );
+    let (s, _) = api.call(Method::GET, "/api/v1/org", &key, None).await;
+    assert_eq!(s, 200, "Authorization: Bearer works too");
+    let (s, v) = with_key(&api, &key, "/api/v1/api-keys").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "keys cannot make keys"
+    );
+
+    // A mistyped key is refused from its checksum alone: no lookup happens.
+    let lookups = metric(&app, "api_key_lookups_total").await;
+    let mut typo: Vec<char> = key.chars().collect();
+    typo[12] = if typo[12] == 'x' { 'y' } else { 'x' };
+    let typo: String = typo.into_iter().collect();
+    let (s, v) = with_key(&api, &typo, "/api/v1/org").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (401, Some("api_key_invalid")),
+        "{v}"
+    );
+    assert!(v["error"]["message"].as_str().unwrap().contains("checksum"));
+    assert_eq!(
+        metric(&app, "api_key_lookups_total").await,
+        lookups,
+        "no database lookup"
+    );
+    // A well-formed key that was never issued costs one lookup and is invalid.
+    let (s, v) = with_key(&api, &leadgen_crypto::apikey::generate(), "/api/v1/org").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (401, Some("api_key_invalid"))
+    );
+
+    // The list shows how to recognise a key and its last use, never the key.
+    let (_, list) = api
+        .call(Method::GET, "/api/v1/api-keys", &admin, None)
+        .await;
+    let k = &list[0];
+    assert_eq!(k["status"], "active");
+    assert_eq!(k["prefix"], key[..14]);
+    assert_eq!(k["last_used_ip"], "127.0.0.1");
+    assert!(k["last_used_at"].is_string());
+    assert!(
+        !list.to_string().contains(&key[14..]),
+        "the secret part is never shown again"
+    );
+    let su = app.db().superuser_pool().await;
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT key_hash FROM app.api_keys")
+        .fetch_one(&su)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        leadgen_crypto::apikey::hash(&key),
+        "stored as SHA-256"
+    );
+    su.close().await;
+
+    // Rotation: a successor now, the old key for the 7-day overlap, then only the successor.
+    let id = created["id"].as_str().unwrap();
+    let (s, rotated) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/api-keys/{id}/rotate"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{rotated}");
+    let successor = rotated["key"].as_str().unwrap().to_string();
+    assert_eq!(with_key(&api, &key, "/api/v1/org").await.0, 200, "overlap");
+    assert_eq!(with_key(&api, &successor, "/api/v1/org").await.0, 200);
+    let (s, _) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/api-keys/{id}/rotate"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 409, "a key is rotated once");
+    clock.advance(7 * 86_400 + 1);
+    // (A week later the admin's access token has long expired; the session refreshes it.)
+    let (admin, _) = api.refresh(&refresh).await;
+    let (s, v) = with_key(&api, &key, "/api/v1/org").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (401, Some("api_key_expired"))
+    );
+    assert_eq!(with_key(&api, &successor, "/api/v1/org").await.0, 200);
+
+    // Revocation stops a key at once, with its own code.
+    let new_id = rotated["id"].as_str().unwrap();
+    let (s, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{new_id}"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, v) = with_key(&api, &successor, "/api/v1/org").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (401, Some("api_key_revoked"))
+    );
+
+    // Another organization's admin cannot see, rotate or revoke these keys.
+    let (other, _) = api.refresh(&other_refresh).await;
+    assert_eq!(
+        api.call(
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{id}"),
+            &other,
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        api.call(
+            Method::POST,
+            &format!("/api/v1/api-keys/{id}/rotate"),
+            &other,
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        api.call(Method::GET, "/api/v1/api-keys", &other, None)
+            .await
+            .1,
+        json!([])
+    );
+
+    // Every step is in the trail.
+    let (_, trail) = api
+        .call(Method::GET, "/api/v1/org/audit", &admin, None)
+        .await;
+    let actions: Vec<&str> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in ["api_key.create", "api_key.rotate", "api_key.revoke"] {
+        assert!(actions.contains(&a), "{actions:?}");
+    }
+    app.stop().await;
+}
+
+async fn wait_for_mails(app: &TestApp, to: &str, n: usize) -> Vec<Value> {
+    for _ in 0..100 {
+        let mails: Vec<Value> = app
+            .mailbox()
+            .into_iter()
+            .filter(|m| m["to"] == to && m["subject"].as_str().unwrap().contains("API key"))
+            .collect();
+        if mails.len() >= n {
+            return mails;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("expected {n} API key notices to {to}");
+}
+
+#[tokio::test]
+async fn admins_are_told_14_7_and_1_days_before_a_key_expires() {
+    let (app, clock) = spawn_clocked().await;
+    let api = Api::new(&app);
+    let (admin, _, email, refresh) = admin_of_new_org(&api, "notice").await;
+    let (s, created) = api
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            &admin,
+            Some(json!({ "name": "Warehouse" })),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let id = created["id"].as_str().unwrap().to_string();
+
+    // 75 days on: 15 days left, nothing yet. 76: 14 days left, the first notice.
+    clock.advance(75 * 86_400);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        app.mailbox()
+            .iter()
+            .all(|m| !m["subject"].as_str().unwrap().contains("API key"))
+    );
+    clock.advance(86_400);
+    let mails = wait_for_mails(&app, &email, 1).await;
+    assert!(
+        mails[0]["subject"].as_str().unwrap().contains("in 14 days"),
+        "{}",
+        mails[0]
+    );
+    assert!(
+        mails[0]["text"].as_str().unwrap().contains(&id),
+        "the notice names the key"
+    );
+    clock.advance(7 * 86_400);
+    let mails = wait_for_mails(&app, &email, 2).await;
+    assert!(mails[1]["subject"].as_str().unwrap().contains("in 7 days"));
+    clock.advance(6 * 86_400);
+    let mails = wait_for_mails(&app, &email, 3).await;
+    assert!(
+        mails[2]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("within a day")
+    );
+    // Nothing is sent twice.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(wait_for_mails(&app, &email, 3).await.len(), 3);
+
+    // The same notices in the app.
+    let (admin, _) = api.refresh(&refresh).await;
+    let (s, notes) = api
+        .call(Method::GET, "/api/v1/notifications", &admin, None)
+        .await;
+    assert_eq!(s, 200);
+    let kinds: Vec<&str> = notes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["api_key_expiry"; 3]);
     app.stop().await;
 }

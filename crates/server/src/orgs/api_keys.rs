@@ -1,0 +1,465 @@
+//! API keys: created by admins (at `aal2`), shown once, stored as SHA-256, limited to scopes
+//! within the API role's permissions, expiring after 90 days by default, rotated with an overlap,
+//! revocable, with expiry notices to the organization's admins at 14, 7 and 1 days.
+//!
+//! A presented key is first checked for format and checksum ([`leadgen_crypto::apikey`]), so a
+//! mistyped or invented key costs no database query. Revoked and expired keys get distinct 401
+//! codes (`api_key_revoked`, `api_key_expired`); anything else is `api_key_invalid`.
+
+use std::net::IpAddr;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use leadgen_crypto::apikey;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::audit::{self, Entry, Meta};
+use super::permissions::{ApiKeyPrincipal, Member, Permission, Require, perm};
+use crate::db::{Aal, Role, TenantTx};
+use crate::http::error::{ApiJson, AppError};
+use crate::mail::Mail;
+use crate::startup::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/api-keys", get(list).post(create))
+        .route("/api/v1/api-keys/{id}", delete(revoke))
+        .route("/api/v1/api-keys/{id}/rotate", post(rotate))
+        .route("/api/v1/notifications", get(notifications))
+}
+
+fn invalid(message: &str) -> AppError {
+    AppError::Unauthenticated {
+        code: "api_key_invalid",
+        message: message.into(),
+    }
+}
+
+/// Turns a presented key into the organization's API principal, or a 401 with a code.
+pub async fn authenticate(
+    state: &AppState,
+    key: &str,
+    ip: Option<IpAddr>,
+) -> Result<Member, AppError> {
+    if let Err(e) = apikey::check(key) {
+        metrics::counter!("api_key_rejected_total", "reason" => "format").increment(1);
+        return Err(invalid(&e.to_string()));
+    }
+    metrics::counter!("api_key_lookups_total").increment(1);
+    let found = sqlx::query!(
+        r#"SELECT id AS "id!", org_id AS "org_id!", scopes AS "scopes!", expires_at AS "expires_at!", revoked_at
+           FROM app.api_key_find($1)"#,
+        apikey::hash(key)
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or_else(|| invalid("unknown API key"))?;
+    let now = state.clock.now();
+    if found.revoked_at.is_some() {
+        metrics::counter!("api_key_rejected_total", "reason" => "revoked").increment(1);
+        return Err(AppError::Unauthenticated {
+            code: "api_key_revoked",
+            message: "this API key has been revoked".into(),
+        });
+    }
+    if found.expires_at <= now {
+        metrics::counter!("api_key_rejected_total", "reason" => "expired").increment(1);
+        return Err(AppError::Unauthenticated {
+            code: "api_key_expired",
+            message: "this API key has expired; rotate it or create a new one".into(),
+        });
+    }
+    sqlx::query!(
+        "SELECT app.api_key_touch($1, $2, $3)",
+        found.id,
+        now,
+        ip.map(sqlx::types::ipnetwork::IpNetwork::from)
+    )
+    .execute(&state.pool)
+    .await?;
+    Ok(Member {
+        principal_id: found.id,
+        org_id: found.org_id,
+        role: Role::Api,
+        aal: Aal::Aal1,
+        api_key: Some(ApiKeyPrincipal {
+            id: found.id,
+            scopes: found
+                .scopes
+                .iter()
+                .filter_map(|s| Permission::from_scope(s))
+                .collect(),
+        }),
+        rate_limit_multiplier: state.config.api_keys.rate_limit_multiplier,
+    })
+}
+
+fn ts(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The scopes an API key may have: the API role's permissions.
+fn api_scopes() -> Vec<Permission> {
+    Permission::ALL
+        .into_iter()
+        .filter(|p| p.allows(Role::Api))
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    name: String,
+    /// Default: every permission of the API role.
+    scopes: Option<Vec<String>>,
+    expires_in_days: Option<i64>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Require(member, _): Require<perm::ApiKeyGeneration>,
+    meta: Meta,
+    ApiJson(body): ApiJson<NewKey>,
+) -> Result<Response, AppError> {
+    let name = body.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(AppError::BadRequest(
+            "name: 1 to 100 characters, no control characters".into(),
+        ));
+    }
+    let allowed = api_scopes();
+    let scopes: Vec<Permission> = match &body.scopes {
+        None => allowed.clone(),
+        Some(list) => {
+            let mut out = Vec::new();
+            for s in list {
+                let p = Permission::from_scope(s)
+                    .filter(|p| allowed.contains(p))
+                    .ok_or_else(|| {
+                        AppError::BadRequest(format!(
+                            "scopes: {s:?} is not one of the API role's permissions ({})",
+                            allowed
+                                .iter()
+                                .map(|p| p.scope())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                    })?;
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+            if out.is_empty() {
+                return Err(AppError::BadRequest("scopes: at least one".into()));
+            }
+            out
+        }
+    };
+    let cfg = &state.config.api_keys;
+    let days = body.expires_in_days.unwrap_or(cfg.default_ttl_days);
+    if days < 1 || days > cfg.max_ttl_days {
+        return Err(AppError::BadRequest(format!(
+            "expires_in_days: between 1 and {}",
+            cfg.max_ttl_days
+        )));
+    }
+    let now = state.clock.now();
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let (id, key, expires_at) = insert_key(
+        &mut tx,
+        &member,
+        &name,
+        &scopes,
+        now,
+        now + time::Duration::days(days),
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        now,
+        &meta,
+        Entry {
+            action: "api_key.create",
+            target: Some(format!("api_key:{id}")),
+            before: None,
+            after: Some(json!({ "name": name, "scopes": scope_names(&scopes), "expires_at": ts(expires_at) })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({
+            "id": id, "name": name, "key": key, "scopes": scope_names(&scopes),
+            "expires_at": ts(expires_at),
+            "notice": "This is the only time the key is shown. Store it in your secret manager.",
+        })),
+    )
+        .into_response())
+}
+
+fn scope_names(scopes: &[Permission]) -> Vec<&'static str> {
+    scopes.iter().map(|p| p.scope()).collect()
+}
+
+async fn insert_key(
+    tx: &mut TenantTx,
+    member: &Member,
+    name: &str,
+    scopes: &[Permission],
+    now: OffsetDateTime,
+    expires_at: OffsetDateTime,
+) -> Result<(Uuid, String, OffsetDateTime), AppError> {
+    let id = Uuid::now_v7();
+    let key = apikey::generate();
+    let scope_list: Vec<String> = scope_names(scopes).into_iter().map(String::from).collect();
+    sqlx::query!(
+        "INSERT INTO app.api_keys (id, org_id, name, key_hash, display, scopes, created_by, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        id,
+        member.org_id,
+        name,
+        apikey::hash(&key),
+        apikey::display_prefix(&key),
+        &scope_list,
+        member.principal_id,
+        now,
+        expires_at
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok((id, key, expires_at))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Require(member, _): Require<perm::ApiKeyGeneration>,
+) -> Result<axum::Json<Value>, AppError> {
+    let now = state.clock.now();
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let rows = sqlx::query!(
+        "SELECT id, name, display, scopes, created_by, created_at, expires_at, revoked_at,
+                last_used_at, host(last_used_ip) AS last_used_ip, replaced_by
+         FROM app.api_keys WHERE org_id = $1 ORDER BY created_at, id",
+        member.org_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(axum::Json(Value::Array(
+        rows.into_iter()
+            .map(|r| {
+                let status = if r.revoked_at.is_some() {
+                    "revoked"
+                } else if r.expires_at <= now {
+                    "expired"
+                } else {
+                    "active"
+                };
+                json!({
+                    "id": r.id, "name": r.name, "prefix": r.display, "scopes": r.scopes,
+                    "created_by": r.created_by, "created_at": ts(r.created_at),
+                    "expires_at": ts(r.expires_at), "revoked_at": r.revoked_at.map(ts),
+                    "last_used_at": r.last_used_at.map(ts), "last_used_ip": r.last_used_ip,
+                    "replaced_by": r.replaced_by, "status": status,
+                })
+            })
+            .collect(),
+    )))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    Require(member, _): Require<perm::ApiKeyGeneration>,
+    meta: Meta,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, AppError> {
+    let now = state.clock.now();
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let name = sqlx::query_scalar!(
+        "UPDATE app.api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1 RETURNING name",
+        id,
+        now
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    audit::record(
+        &mut tx,
+        now,
+        &meta,
+        Entry {
+            action: "api_key.revoke",
+            target: Some(format!("api_key:{id}")),
+            before: Some(json!({ "name": name, "status": "active" })),
+            after: Some(json!({ "status": "revoked" })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Issues a successor with the same name and scopes; the old key keeps working for the overlap
+/// window (default 7 days), then stops everywhere.
+async fn rotate(
+    State(state): State<AppState>,
+    Require(member, _): Require<perm::ApiKeyGeneration>,
+    meta: Meta,
+    Path(id): Path<Uuid>,
+) -> Result<Response, AppError> {
+    let now = state.clock.now();
+    let cfg = &state.config.api_keys;
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let old = sqlx::query!(
+        "SELECT name, scopes, expires_at, revoked_at, replaced_by FROM app.api_keys WHERE id = $1 FOR UPDATE",
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    if old.revoked_at.is_some() || old.replaced_by.is_some() || old.expires_at <= now {
+        return Err(AppError::Conflict(
+            "only an active key that has not been rotated yet can be rotated".into(),
+        ));
+    }
+    let scopes: Vec<Permission> = old
+        .scopes
+        .iter()
+        .filter_map(|s| Permission::from_scope(s))
+        .collect();
+    let (new_id, key, expires_at) = insert_key(
+        &mut tx,
+        &member,
+        &old.name,
+        &scopes,
+        now,
+        now + time::Duration::days(cfg.default_ttl_days),
+    )
+    .await?;
+    let old_until = old
+        .expires_at
+        .min(now + time::Duration::days(cfg.rotation_overlap_days));
+    sqlx::query!(
+        "UPDATE app.api_keys SET replaced_by = $2, expires_at = $3 WHERE id = $1",
+        id,
+        new_id,
+        old_until
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        now,
+        &meta,
+        Entry {
+            action: "api_key.rotate",
+            target: Some(format!("api_key:{id}")),
+            before: Some(json!({ "expires_at": ts(old.expires_at) })),
+            after: Some(json!({ "expires_at": ts(old_until), "replaced_by": new_id })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({
+            "id": new_id, "name": old.name, "key": key, "scopes": scope_names(&scopes),
+            "expires_at": ts(expires_at), "replaces": id, "old_key_expires_at": ts(old_until),
+            "notice": "This is the only time the key is shown. Store it in your secret manager.",
+        })),
+    )
+        .into_response())
+}
+
+/// In-app notifications for the member (admins also see admin notices).
+async fn notifications(
+    State(state): State<AppState>,
+    member: Member,
+) -> Result<axum::Json<Value>, AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let rows = sqlx::query!(
+        "SELECT id, kind, message, created_at FROM app.notifications
+         WHERE org_id = $1 ORDER BY created_at DESC, id LIMIT 100",
+        member.org_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(axum::Json(Value::Array(
+        rows.into_iter()
+            .map(|r| json!({ "id": r.id, "kind": r.kind, "message": r.message, "created_at": ts(r.created_at) }))
+            .collect(),
+    )))
+}
+
+/// Sends the expiry notices that are due: a mail to each admin and an in-app notice, once per
+/// key and threshold. Returns how many keys were notified.
+pub async fn send_expiry_notices(state: &AppState) -> anyhow::Result<usize> {
+    let now = state.clock.now();
+    let due = sqlx::query!(
+        r#"SELECT id AS "id!", org_id AS "org_id!", name AS "name!", display AS "display!",
+                  expires_at AS "expires_at!", days AS "days!"
+           FROM app.api_keys_due_notice($1)"#,
+        now
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    for k in &due {
+        let when = if k.days == 1 {
+            "within a day".to_string()
+        } else {
+            format!("in {} days or less", k.days)
+        };
+        let message = format!(
+            "API key \"{}\" ({}…) expires {when}, on {}. Rotate it (API keys page, or POST /api/v1/api-keys/{}/rotate) \
+             and give its successor to the integration that uses it. Reference: {}.",
+            k.name,
+            k.display,
+            ts(k.expires_at),
+            k.id,
+            k.id
+        );
+        let admins = sqlx::query_scalar!(
+            r#"SELECT e AS "e!" FROM app.org_admin_emails($1) e"#,
+            k.org_id
+        )
+        .fetch_all(&state.pool)
+        .await?;
+        for to in admins {
+            state
+                .mailer
+                .send(
+                    &Mail {
+                        to,
+                        subject: format!("LeadGen API key \"{}\" expires {when}", k.name),
+                        text: format!("{message}\n"),
+                    },
+                    now,
+                )
+                .await?;
+        }
+        let mut tx = state.pool.begin().await?;
+        sqlx::query!(
+            "SELECT app.notify($1, 'admins', 'api_key_expiry', $2, $3)",
+            k.org_id,
+            message,
+            now
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!("SELECT app.api_key_notified($1, $2)", k.id, k.days)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(target: "leadgen::audit", action = "api_key_expiry_notice", key_id = %k.id, org_id = %k.org_id, days = k.days, "API key expiry notice sent");
+    }
+    Ok(due.len())
+}
