@@ -123,6 +123,26 @@ pub struct UserTx {
 }
 
 impl UserTx {
+    /// Continues this transaction in an organization the user has just joined or created, so the
+    /// change and its audit record commit together. `context.user_id` must be this user.
+    pub async fn into_tenant(mut self, context: TenantContext) -> Result<TenantTx, sqlx::Error> {
+        sqlx::query(
+            "SELECT set_config('app.org_id', $1, true), set_config('app.role', $2, true), \
+                    set_config('app.aal', $3, true) \
+             WHERE current_setting('app.user_id', true) = $4",
+        )
+        .bind(context.org_id.to_string())
+        .bind(context.role.as_str())
+        .bind(context.aal.as_str())
+        .bind(context.user_id.to_string())
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(TenantTx {
+            tx: self.tx,
+            context,
+        })
+    }
+
     pub async fn begin(pool: &PgPool, user_id: Uuid) -> Result<Self, sqlx::Error> {
         let mut tx = pool.begin().await?;
         sqlx::query("SELECT set_config('app.user_id', $1, true)")

@@ -61,6 +61,7 @@ pub fn app_router(state: AppState) -> Router {
         .merge(crate::auth::pages::router(&state))
         .merge(crate::orgs::api::routes())
         .merge(crate::orgs::api_keys::routes())
+        .merge(crate::orgs::invitations::routes())
         .fallback(fallback);
     with_middleware(routes, state)
 }

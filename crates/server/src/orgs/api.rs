@@ -66,18 +66,15 @@ async fn create_org(
     sqlx::query!("SELECT app.org_create($1, $2)", id, name)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
-    // The creation is the first entry of the new organization's chain.
-    let mut tx = TenantTx::begin(
-        &state.pool,
-        TenantContext {
+    // The creation is the first entry of the new organization's chain, in the same transaction.
+    let mut tx = tx
+        .into_tenant(TenantContext {
             org_id: id,
             user_id: user.user_id,
             role: Role::Admin,
             aal: Aal::parse(&user.aal),
-        },
-    )
-    .await?;
+        })
+        .await?;
     audit::record(
         &mut tx,
         state.clock.now(),

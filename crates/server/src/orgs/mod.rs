@@ -4,6 +4,7 @@
 pub mod api;
 pub mod api_keys;
 pub mod audit;
+pub mod invitations;
 pub mod permissions;
 
 pub use permissions::{Member, Permission, Require, perm};

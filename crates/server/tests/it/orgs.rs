@@ -179,18 +179,55 @@ impl Api {
     }
 }
 
-/// Test fixture: makes `user` a member of `org` directly in the database (invitations are how
-/// members arrive through the product; this test is about what roles may do once there).
-async fn add_member(app: &TestApp, org: Uuid, user: Uuid, role: &str) {
-    let su = app.db().superuser_pool().await;
-    sqlx::query("INSERT INTO app.memberships (org_id, user_id, role) VALUES ($1, $2, $3)")
-        .bind(org)
-        .bind(user)
-        .bind(role)
-        .execute(&su)
-        .await
-        .unwrap();
-    su.close().await;
+/// The invitation token mailed to `email` (the newest).
+fn invitation_token(app: &TestApp, email: &str) -> String {
+    let mail = app
+        .mailbox()
+        .into_iter()
+        .rev()
+        .find(|m| m["to"] == email && m["subject"].as_str().unwrap().contains("invited"))
+        .expect("an invitation mail");
+    mail["text"]
+        .as_str()
+        .unwrap()
+        .split("invitation_token=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The admin invites `email` as `role`; the invitee (signed in as `invitee`) accepts.
+async fn invite_and_accept(
+    app: &TestApp,
+    api: &Api,
+    admin: &str,
+    email: &str,
+    role: &str,
+    invitee: &str,
+) {
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/org/invitations",
+            admin,
+            Some(json!({ "email": email, "role": role })),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let token = invitation_token(app, email);
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/invitations/accept",
+            invitee,
+            Some(json!({ "token": token })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["role"], role);
 }
 
 async fn spawn() -> TestApp {
@@ -209,8 +246,9 @@ async fn org_with_every_role(
     let mut tokens = vec![api.switch(&t, org).await];
     let mut ids = vec![admin_id];
     for role in &ROLES[1..] {
-        let (t, id) = api.sign_up(&format!("{role}@{tag}.test")).await;
-        add_member(app, org, id, role).await;
+        let email = format!("{role}@{tag}.test");
+        let (t, id) = api.sign_up(&email).await;
+        invite_and_accept(app, api, &tokens[0], &email, role, &t).await;
         let t = api.raise_to_aal2(&t).await;
         tokens.push(api.switch(&t, org).await);
         ids.push(id);
@@ -675,8 +713,8 @@ async fn an_organization_can_require_a_second_factor_from_every_member() {
     let (t, _) = api.sign_up("chief@mfa.test").await;
     let org = api.create_org(&t, "Strict Co").await;
     let admin = api.switch(&api.raise_to_aal2(&t).await, org).await;
-    let (t, member) = api.sign_up("member@mfa.test").await;
-    add_member(&app, org, member, "user").await;
+    let (t, _) = api.sign_up("member@mfa.test").await;
+    invite_and_accept(&app, &api, &admin, "member@mfa.test", "user", &t).await;
     let member_aal1 = api.switch(&t, org).await;
     assert_eq!(
         api.call(Method::GET, "/api/v1/org", &member_aal1, None)
@@ -1076,5 +1114,163 @@ async fn admins_are_told_14_7_and_1_days_before_a_key_expires() {
         .map(|n| n["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["api_key_expiry"; 3]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn invitations_are_single_use_addressed_to_one_person_and_expire() {
+    let (app, clock) = spawn_clocked().await;
+    let api = Api::new(&app);
+    let (admin, org, _, refresh) = admin_of_new_org(&api, "invite").await;
+    let (dana, _) = api.sign_up("dana@invite.test").await;
+    let (eve, _) = api.sign_up("eve@invite.test").await;
+
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/org/invitations",
+            &admin,
+            Some(json!({ "email": "Dana@Invite.test", "role": "manager" })),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let token = invitation_token(&app, "dana@invite.test");
+    // Someone else who got hold of the mail cannot use it.
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/invitations/accept",
+            &eve,
+            Some(json!({ "token": token })),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("invitation_for_another_address")),
+        "{v}"
+    );
+    // Dana can, once.
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/invitations/accept",
+            &dana,
+            Some(json!({ "token": token })),
+        )
+        .await;
+    assert_eq!(
+        (s, v["org_id"].as_str()),
+        (200, Some(org.to_string().as_str())),
+        "{v}"
+    );
+    let (s, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/invitations/accept",
+            &dana,
+            Some(json!({ "token": token })),
+        )
+        .await;
+    assert_eq!(s, 400, "used");
+    let dana_in_org = api.switch(&dana, org).await;
+    let (_, me) = api
+        .call(Method::GET, "/api/v1/org", &dana_in_org, None)
+        .await;
+    assert_eq!(me["role"], "manager");
+
+    // Revoked and expired invitations do nothing.
+    api.call(
+        Method::POST,
+        "/api/v1/org/invitations",
+        &admin,
+        Some(json!({ "email": "eve@invite.test", "role": "user" })),
+    )
+    .await;
+    let revoked = invitation_token(&app, "eve@invite.test");
+    let (_, list) = api
+        .call(Method::GET, "/api/v1/org/invitations", &admin, None)
+        .await;
+    let id = list[0]["id"].as_str().unwrap();
+    assert_eq!(list[0]["status"], "pending");
+    assert_eq!(
+        api.call(
+            Method::DELETE,
+            &format!("/api/v1/org/invitations/{id}"),
+            &admin,
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    let (s, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/invitations/accept",
+            &eve,
+            Some(json!({ "token": revoked })),
+        )
+        .await;
+    assert_eq!(s, 400, "revoked");
+    api.call(
+        Method::POST,
+        "/api/v1/org/invitations",
+        &admin,
+        Some(json!({ "email": "eve@invite.test", "role": "user" })),
+    )
+    .await;
+    let late = invitation_token(&app, "eve@invite.test");
+    clock.advance(7 * 86_400 + 1);
+    let (eve, _) = {
+        let res = api
+            .http
+            .post(format!("{}/auth/v1/token?grant_type=password", api.base))
+            .json(&json!({ "email": "eve@invite.test", "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        let v: Value = res.json().await.unwrap();
+        (v["access_token"].as_str().unwrap().to_string(), ())
+    };
+    let (s, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/invitations/accept",
+            &eve,
+            Some(json!({ "token": late })),
+        )
+        .await;
+    assert_eq!(s, 400, "expired");
+    // Bad input is named; another organization cannot revoke these.
+    let (admin, _) = api.refresh(&refresh).await;
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/org/invitations",
+            &admin,
+            Some(json!({ "email": "not an address", "role": "user" })),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(
+        v["error"]["message"].as_str().unwrap().starts_with("email"),
+        "{v}"
+    );
+    let (_, trail) = api
+        .call(Method::GET, "/api/v1/org/audit", &admin, None)
+        .await;
+    let actions: Vec<&str> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "invitation.create",
+        "invitation.accept",
+        "invitation.revoke",
+    ] {
+        assert!(actions.contains(&a), "{actions:?}");
+    }
     app.stop().await;
 }

@@ -1,0 +1,253 @@
+//! Invitations: admins invite an address with a role; the mailed token is single-use, expires
+//! after seven days, and only the account with that confirmed address can accept it.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::audit::{self, Entry, Meta};
+use super::permissions::{Require, perm};
+use crate::auth::tokens::{random_token, token_hash};
+use crate::auth::{AuthUser, EmailAddress};
+use crate::db::{Aal, Role, TenantContext, TenantTx, UserTx};
+use crate::http::error::{ApiJson, AppError};
+use crate::mail::Mail;
+use crate::startup::AppState;
+
+/// How long an invitation stays valid.
+const INVITATION_TTL_DAYS: i64 = 7;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/org/invitations", get(list).post(invite))
+        .route("/api/v1/org/invitations/{id}", delete(revoke))
+        .route("/api/v1/invitations/accept", post(accept))
+}
+
+fn ts(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Invite {
+    email: String,
+    role: String,
+}
+
+async fn invite(
+    State(state): State<AppState>,
+    Require(member, _): Require<perm::ManageOrganization>,
+    meta: Meta,
+    ApiJson(body): ApiJson<Invite>,
+) -> Result<Response, AppError> {
+    let email = EmailAddress::parse(&body.email)
+        .map_err(|_| AppError::BadRequest("email: not a valid email address".into()))?;
+    let role = Role::parse(&body.role).ok_or_else(|| {
+        AppError::BadRequest("role: one of \"admin\", \"manager\", \"user\", \"api\"".into())
+    })?;
+    let now = state.clock.now();
+    let expires_at = now + time::Duration::days(INVITATION_TTL_DAYS);
+    let token = random_token();
+    let id = Uuid::now_v7();
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let org_name = sqlx::query_scalar!(
+        "SELECT name FROM app.organizations WHERE id = $1",
+        member.org_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "INSERT INTO app.invitations (id, org_id, email, role, token_hash, invited_by, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        id,
+        member.org_id,
+        email.as_str(),
+        role.as_str(),
+        token_hash(&token),
+        member.principal_id,
+        now,
+        expires_at
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        now,
+        &meta,
+        Entry {
+            action: "invitation.create",
+            target: Some(format!("invitation:{id}")),
+            before: None,
+            after: Some(json!({ "email": email.as_str(), "role": role.as_str() })),
+        },
+    )
+    .await?;
+    // Mail first, then commit: an invitation nobody was told about is not left behind.
+    state
+        .mailer
+        .send(
+            &Mail {
+                to: email.as_str().into(),
+                subject: format!("You are invited to {org_name} on LeadGen"),
+                text: format!(
+                    "You are invited to join {org_name} on LeadGen as {}.\n\n\
+                     Sign in (or create your account with this address), then accept with this code \
+                     (API: POST /api/v1/invitations/accept {{\"token\": \"…\"}}):\n\n\
+                     invitation_token={token}\n\nThe invitation works once and expires in {INVITATION_TTL_DAYS} days.\n",
+                    role.as_str()
+                ),
+            },
+            now,
+        )
+        .await
+        .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ "id": id, "email": email.as_str(), "role": role.as_str(), "expires_at": ts(expires_at) })),
+    )
+        .into_response())
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Require(member, _): Require<perm::ManageOrganization>,
+) -> Result<axum::Json<Value>, AppError> {
+    let now = state.clock.now();
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let rows = sqlx::query!(
+        "SELECT id, email, role, created_at, expires_at, accepted_at, revoked_at
+         FROM app.invitations WHERE org_id = $1 ORDER BY created_at DESC, id",
+        member.org_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(axum::Json(Value::Array(
+        rows.into_iter()
+            .map(|r| {
+                let status = if r.accepted_at.is_some() {
+                    "accepted"
+                } else if r.revoked_at.is_some() {
+                    "revoked"
+                } else if r.expires_at <= now {
+                    "expired"
+                } else {
+                    "pending"
+                };
+                json!({ "id": r.id, "email": r.email, "role": r.role, "created_at": ts(r.created_at),
+                        "expires_at": ts(r.expires_at), "status": status })
+            })
+            .collect(),
+    )))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    Require(member, _): Require<perm::ManageOrganization>,
+    meta: Meta,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, AppError> {
+    let now = state.clock.now();
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let email = sqlx::query_scalar!(
+        "UPDATE app.invitations SET revoked_at = $2 WHERE id = $1 AND accepted_at IS NULL AND revoked_at IS NULL
+         RETURNING email",
+        id,
+        now
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    audit::record(
+        &mut tx,
+        now,
+        &meta,
+        Entry {
+            action: "invitation.revoke",
+            target: Some(format!("invitation:{id}")),
+            before: Some(json!({ "email": email, "status": "pending" })),
+            after: Some(json!({ "status": "revoked" })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Accept {
+    token: String,
+}
+
+/// The signed-in user accepts an invitation addressed to them; they become a member with the
+/// invited role (their session stays where it is: switch to work in the new organization).
+async fn accept(
+    State(state): State<AppState>,
+    user: AuthUser,
+    meta: Meta,
+    ApiJson(body): ApiJson<Accept>,
+) -> Result<axum::Json<Value>, AppError> {
+    let now = state.clock.now();
+    let mut tx = UserTx::begin(&state.pool, user.user_id).await?;
+    let accepted = sqlx::query!(
+        r#"SELECT org_id AS "org_id!", role AS "role!" FROM app.invitation_accept($1, $2)"#,
+        token_hash(body.token.trim()),
+        now
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| {
+        let msg = match &e {
+            sqlx::Error::Database(d) => d.message().to_string(),
+            _ => String::new(),
+        };
+        match msg.as_str() {
+            "invitation: invalid" => {
+                AppError::BadRequest("the invitation is unknown, used, revoked or expired".into())
+            }
+            "invitation: other address" => AppError::Denied {
+                code: "invitation_for_another_address",
+                message: "this invitation was sent to another (or an unconfirmed) email address"
+                    .into(),
+            },
+            "invitation: already member" => {
+                AppError::Conflict("you are already a member of this organization".into())
+            }
+            _ => AppError::Database(e),
+        }
+    })?;
+    let role = Role::parse(&accepted.role).unwrap_or(Role::User);
+    let mut tx = tx
+        .into_tenant(TenantContext {
+            org_id: accepted.org_id,
+            user_id: user.user_id,
+            role,
+            aal: Aal::parse(&user.aal),
+        })
+        .await?;
+    audit::record(
+        &mut tx,
+        now,
+        &meta,
+        Entry {
+            action: "invitation.accept",
+            target: Some(format!("user:{}", user.user_id)),
+            before: None,
+            after: Some(json!({ "role": accepted.role })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(axum::Json(
+        json!({ "org_id": accepted.org_id, "role": accepted.role }),
+    ))
+}
