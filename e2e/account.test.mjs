@@ -1,6 +1,7 @@
 // The account pages in Chromium: sign up, open the confirmation mail from the development
 // mailbox, sign in, turn on an authenticator app (the test computes the codes), sign out, and
-// sign in again with the second factor. Driven by the Rust test it::e2e::account_pages_in_chromium,
+// sign in again with the second factor; then the organization page: create an organization,
+// an API key (shown once) and an invitation, and read them in the audit log. Driven by the Rust test it::e2e::account_pages_in_chromium,
 // which sets LEADGEN_BASE_URL and LEADGEN_MAILBOX_DIR.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -87,6 +88,35 @@ test('sign up, confirm by mail, sign in, enable TOTP, sign out, sign in with TOT
   await page.click('button[type=submit]');
   await page.waitForURL(`${BASE}/account`);
   assert.equal(await page.textContent('.aal'), 'aal2');
+
+  // The organization page: create one, make an API key (shown once), invite a teammate, and
+  // find all three in the audit log.
+  await page.click('a.org-link');
+  await page.waitForURL(`${BASE}/org`);
+  await page.fill('form.create-org input[name=name]', 'Browser Co');
+  await page.click('form.create-org button[type=submit]');
+  await page.waitForURL(`${BASE}/org?done=created`);
+  assert.equal(await page.textContent('h1'), 'Browser Co');
+  assert.equal(await page.textContent('.org-role'), 'admin');
+  await page.fill('form.create-key input[name=name]', 'CI pipeline');
+  const [keyResponse] = await Promise.all([
+    page.waitForResponse((r) => r.url() === `${BASE}/org/api-keys`),
+    page.click('form.create-key button[type=submit]'),
+  ]);
+  assert.equal(keyResponse.headers()['cache-control'], 'no-store');
+  const key = (await page.textContent('.api-key')).trim();
+  assert.match(key, /^lg_live_[0-9A-Za-z]{32}_[0-9a-f]{8}$/);
+  await page.goto(`${BASE}/org`);
+  assert.equal(await page.locator('.api-key').count(), 0, 'the key is shown only once');
+  assert.ok((await page.textContent('table.api-keys')).includes(key.slice(0, 14)));
+  await page.fill('form.invite input[name=email]', 'teammate@acme.io');
+  await page.click('form.invite button[type=submit]');
+  await page.waitForURL(`${BASE}/org?done=invited`);
+  const audit = await page.textContent('table.audit');
+  for (const action of ['org.create', 'api_key.create', 'invitation.create']) {
+    assert.ok(audit.includes(action), `${action} in the audit log`);
+  }
+  await page.screenshot({ path: join(SHOTS, 'org.png'), fullPage: true });
 
   assert.deepEqual(problems, [], 'no console errors or warnings');
   await context.close();

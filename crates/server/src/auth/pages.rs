@@ -40,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/account/password", post(change_password))
         .route("/logout", post(logout))
         .merge(super::sso::pages::routes())
+        .merge(crate::orgs::pages::routes())
 }
 
 /// The page routes with cookie renewal in front of them.

@@ -49,12 +49,12 @@ fn org_name(raw: &str) -> Result<String, AppError> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewOrg {
-    name: String,
+pub(crate) struct NewOrg {
+    pub(crate) name: String,
 }
 
 /// Any signed-in user may create an organization; they become its first Admin.
-async fn create_org(
+pub(crate) async fn create_org(
     State(state): State<AppState>,
     user: AuthUser,
     meta: Meta,
@@ -95,7 +95,7 @@ async fn create_org(
         .into_response())
 }
 
-async fn list_orgs(
+pub(crate) async fn list_orgs(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<axum::Json<Value>, AppError> {
@@ -118,13 +118,13 @@ async fn list_orgs(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Switch {
-    org_id: Uuid,
+pub(crate) struct Switch {
+    pub(crate) org_id: Uuid,
 }
 
 /// Moves the session to another organization of the user's and returns a fresh access token
 /// carrying it. Not a member: 404, whether or not the organization exists.
-async fn switch_org(
+pub(crate) async fn switch_org(
     State(state): State<AppState>,
     user: AuthUser,
     ApiJson(body): ApiJson<Switch>,
@@ -142,7 +142,7 @@ async fn switch_org(
     })))
 }
 
-async fn current_org(
+pub(crate) async fn current_org(
     State(state): State<AppState>,
     member: Member,
 ) -> Result<axum::Json<Value>, AppError> {
@@ -159,7 +159,7 @@ async fn current_org(
     })))
 }
 
-async fn rename_org(
+pub(crate) async fn rename_org(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
     meta: Meta,
@@ -199,13 +199,13 @@ async fn rename_org(
 /// Organization-wide security settings.
 #[derive(Debug, Deserialize, serde::Serialize, Default)]
 #[serde(deny_unknown_fields)]
-struct Settings {
+pub(crate) struct Settings {
     /// Every member must sign in with a second factor to work in this organization.
     #[serde(default)]
-    require_mfa: bool,
+    pub(crate) require_mfa: bool,
 }
 
-async fn get_settings(
+pub(crate) async fn get_settings(
     State(state): State<AppState>,
     Require(member, _): Require<perm::SystemSettings>,
 ) -> Result<axum::Json<Value>, AppError> {
@@ -221,7 +221,7 @@ async fn get_settings(
     Ok(axum::Json(json!(parsed)))
 }
 
-async fn put_settings(
+pub(crate) async fn put_settings(
     State(state): State<AppState>,
     Require(member, _): Require<perm::SystemSettings>,
     meta: Meta,
@@ -258,7 +258,7 @@ async fn put_settings(
     Ok(axum::Json(after))
 }
 
-async fn list_members(
+pub(crate) async fn list_members(
     State(state): State<AppState>,
     member: Member,
 ) -> Result<axum::Json<Value>, AppError> {
@@ -280,12 +280,12 @@ async fn list_members(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RoleChange {
-    role: String,
+pub(crate) struct RoleChange {
+    pub(crate) role: String,
 }
 
 /// Locks the organization's admins and fails when `user_id` is its last one.
-async fn ensure_not_last_admin(
+pub(crate) async fn ensure_not_last_admin(
     tx: &mut TenantTx,
     org: Uuid,
     user_id: Uuid,
@@ -305,7 +305,7 @@ async fn ensure_not_last_admin(
     Ok(())
 }
 
-async fn change_role(
+pub(crate) async fn change_role(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
     meta: Meta,
@@ -353,7 +353,7 @@ async fn change_role(
     ))
 }
 
-async fn remove_member(
+pub(crate) async fn remove_member(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
     meta: Meta,
@@ -396,15 +396,15 @@ async fn remove_member(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AuditQuery {
-    action: Option<String>,
+pub(crate) struct AuditQuery {
+    pub(crate) action: Option<String>,
     /// Only entries before this sequence number (paging backwards).
-    before_seq: Option<i64>,
-    limit: Option<i64>,
+    pub(crate) before_seq: Option<i64>,
+    pub(crate) limit: Option<i64>,
 }
 
 /// The trail, newest first, for admins (the database adds the same rule).
-async fn audit_log(
+pub(crate) async fn audit_log(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
     Query(q): Query<AuditQuery>,

@@ -115,14 +115,14 @@ fn api_scopes() -> Vec<Permission> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewKey {
-    name: String,
+pub(crate) struct NewKey {
+    pub(crate) name: String,
     /// Default: every permission of the API role.
-    scopes: Option<Vec<String>>,
-    expires_in_days: Option<i64>,
+    pub(crate) scopes: Option<Vec<String>>,
+    pub(crate) expires_in_days: Option<i64>,
 }
 
-async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ApiKeyGeneration>,
     meta: Meta,
@@ -209,7 +209,7 @@ fn scope_names(scopes: &[Permission]) -> Vec<&'static str> {
     scopes.iter().map(|p| p.scope()).collect()
 }
 
-async fn insert_key(
+pub(crate) async fn insert_key(
     tx: &mut TenantTx,
     member: &Member,
     name: &str,
@@ -238,7 +238,7 @@ async fn insert_key(
     Ok((id, key, expires_at))
 }
 
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ApiKeyGeneration>,
 ) -> Result<axum::Json<Value>, AppError> {
@@ -275,7 +275,7 @@ async fn list(
     )))
 }
 
-async fn revoke(
+pub(crate) async fn revoke(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ApiKeyGeneration>,
     meta: Meta,
@@ -309,7 +309,7 @@ async fn revoke(
 
 /// Issues a successor with the same name and scopes; the old key keeps working for the overlap
 /// window (default 7 days), then stops everywhere.
-async fn rotate(
+pub(crate) async fn rotate(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ApiKeyGeneration>,
     meta: Meta,
@@ -380,7 +380,7 @@ async fn rotate(
 }
 
 /// In-app notifications for the member (admins also see admin notices).
-async fn notifications(
+pub(crate) async fn notifications(
     State(state): State<AppState>,
     member: Member,
 ) -> Result<axum::Json<Value>, AppError> {

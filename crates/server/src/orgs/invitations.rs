@@ -36,12 +36,12 @@ fn ts(t: time::OffsetDateTime) -> String {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Invite {
-    email: String,
-    role: String,
+pub(crate) struct Invite {
+    pub(crate) email: String,
+    pub(crate) role: String,
 }
 
-async fn invite(
+pub(crate) async fn invite(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
     meta: Meta,
@@ -116,7 +116,7 @@ async fn invite(
         .into_response())
 }
 
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
 ) -> Result<axum::Json<Value>, AppError> {
@@ -149,7 +149,7 @@ async fn list(
     )))
 }
 
-async fn revoke(
+pub(crate) async fn revoke(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
     meta: Meta,
@@ -184,13 +184,13 @@ async fn revoke(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Accept {
-    token: String,
+pub(crate) struct Accept {
+    pub(crate) token: String,
 }
 
 /// The signed-in user accepts an invitation addressed to them; they become a member with the
 /// invited role (their session stays where it is: switch to work in the new organization).
-async fn accept(
+pub(crate) async fn accept(
     State(state): State<AppState>,
     user: AuthUser,
     meta: Meta,

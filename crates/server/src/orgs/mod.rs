@@ -5,6 +5,7 @@ pub mod api;
 pub mod api_keys;
 pub mod audit;
 pub mod invitations;
+pub mod pages;
 pub mod permissions;
 
 pub use permissions::{Member, Permission, Require, perm};

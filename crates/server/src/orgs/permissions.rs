@@ -201,18 +201,24 @@ impl FromRequestParts<AppState> for Member {
         let user = AuthUser::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
+        Member::from_user(&user).map_err(IntoResponse::into_response)
+    }
+}
+
+impl Member {
+    /// The member a signed-in user is in their session's organization.
+    pub fn from_user(user: &AuthUser) -> Result<Self, AppError> {
         let Some(org) = user.org else {
             return Err(AppError::Denied {
                 code: "no_organization",
                 message: "this session works in no organization: create one or switch to one"
                     .into(),
-            }
-            .into_response());
+            });
         };
         let aal = Aal::parse(&user.aal);
         // An organization may require a second factor from every member.
         if org.require_mfa && aal != Aal::Aal2 {
-            return Err(needs_mfa().into_response());
+            return Err(needs_mfa());
         }
         Ok(Self {
             principal_id: user.user_id,
