@@ -111,7 +111,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(e) => return fail("configuration", &e.to_string(), json),
             };
             let org = args.org;
-            let result = with_migrate_pool(&config, |pool| async move {
+            let result = with_pool(&config, Conn::Migrate, |pool| async move {
                 Ok(orgs::audit::verify(&pool, org).await?)
             })
             .await;
@@ -171,68 +171,52 @@ async fn rotate_jwt(config: &Config) -> anyhow::Result<String> {
     let now = clock::SystemClock.now();
     let app_key = secrets::app_key(&config.secrets.app_key, &config.data_dir)?;
     let keys = auth::AuthKeys::new(&app_key, config)?;
-    with_app_pool(config, |pool| async move { keys.rotate(&pool, now).await }).await
+    with_pool(config, Conn::App, |pool| async move {
+        keys.rotate(&pool, now).await
+    })
+    .await
 }
 
-/// Runs `f` with an application pool: on the configured server, or on the embedded cluster,
-/// started for the command when no server holds the data folder, or reached through the
-/// running server's socket when one does.
-async fn with_app_pool<F, Fut, T>(config: &Config, f: F) -> anyhow::Result<T>
+/// Which of the two database connections a command needs.
+#[derive(Clone, Copy)]
+enum Conn {
+    /// The server's own role, under row-level security.
+    App,
+    /// The migration role's connection (which may become the maintenance role).
+    Migrate,
+}
+
+/// Runs `f` with a pool: on the configured server, or on the embedded cluster, started for the
+/// command when no server holds the data folder, or reached through the running server's socket
+/// when one does.
+async fn with_pool<F, Fut, T>(config: &Config, conn: Conn, f: F) -> anyhow::Result<T>
 where
     F: FnOnce(sqlx::PgPool) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
+    let connect = |urls: db::Urls| async move {
+        match conn {
+            Conn::App => Ok::<_, anyhow::Error>(db::connect_app(&urls.app, 2).await?),
+            Conn::Migrate => Ok(sqlx::postgres::PgPoolOptions::new()
+                .max_connections(2)
+                .connect(&urls.migrate)
+                .await?),
+        }
+    };
     if !config.database.embedded() {
-        let pool = db::connect_app(&db::Urls::from_config(&config.database).app, 2).await?;
+        let pool = connect(db::Urls::from_config(&config.database)).await?;
         return f(pool).await;
     }
     let pg =
         db::embedded::EmbeddedPostgres::new(&config.data_dir, &config.database.postgres_bin_dir)?;
     let Ok(lock) = startup::DataDirLock::acquire(&config.data_dir) else {
-        let pool = db::connect_app(&db::Urls::embedded(&pg).app, 2).await?;
+        let pool = connect(db::Urls::embedded(&pg)).await?;
         return f(pool).await;
     };
     pg.start().await?;
     let result = async {
         pg.ensure_database().await?;
-        let pool = db::connect_app(&db::Urls::embedded(&pg).app, 2).await?;
-        let out = f(pool.clone()).await;
-        pool.close().await;
-        out
-    }
-    .await;
-    pg.stop().await?;
-    drop(lock);
-    result
-}
-
-/// Runs `f` with a pool on the migration role's connection (which may become the maintenance
-/// role), on the configured server or the embedded cluster.
-async fn with_migrate_pool<F, Fut, T>(config: &Config, f: F) -> anyhow::Result<T>
-where
-    F: FnOnce(sqlx::PgPool) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
-{
-    let connect = |url: String| async move {
-        sqlx::postgres::PgPoolOptions::new()
-            .max_connections(2)
-            .connect(&url)
-            .await
-    };
-    if !config.database.embedded() {
-        let pool = connect(db::Urls::from_config(&config.database).migrate).await?;
-        return f(pool).await;
-    }
-    let pg =
-        db::embedded::EmbeddedPostgres::new(&config.data_dir, &config.database.postgres_bin_dir)?;
-    let Ok(lock) = startup::DataDirLock::acquire(&config.data_dir) else {
-        let pool = connect(db::Urls::embedded(&pg).migrate).await?;
-        return f(pool).await;
-    };
-    pg.start().await?;
-    let result = async {
-        pg.ensure_database().await?;
-        let pool = connect(db::Urls::embedded(&pg).migrate).await?;
+        let pool = connect(db::Urls::embedded(&pg)).await?;
         let out = f(pool.clone()).await;
         pool.close().await;
         out

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::audit::{self, Entry, Meta};
 use super::permissions::{Member, Require, perm};
+use super::ts;
 use crate::auth::AuthUser;
 use crate::db::{Aal, Role, TenantContext, TenantTx, UserTx};
 use crate::http::error::{ApiJson, AppError};
@@ -30,11 +31,6 @@ pub fn routes() -> Router<AppState> {
             patch(change_role).delete(remove_member),
         )
         .route("/api/v1/org/audit", get(audit_log))
-}
-
-fn ts(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 fn org_name(raw: &str) -> Result<String, AppError> {

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use super::audit::{self, Entry, Meta};
 use super::permissions::{ApiKeyPrincipal, Member, Permission, Require, perm};
+use super::ts;
 use crate::db::{Aal, Role, TenantTx};
 use crate::http::error::{ApiJson, AppError};
 use crate::mail::Mail;
@@ -98,11 +99,6 @@ pub async fn authenticate(
         }),
         rate_limit_multiplier: state.config.api_keys.rate_limit_multiplier,
     })
-}
-
-fn ts(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 /// The scopes an API key may have: the API role's permissions.

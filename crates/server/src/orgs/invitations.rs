@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::audit::{self, Entry, Meta};
 use super::permissions::{Require, perm};
+use super::ts;
 use crate::auth::tokens::{random_token, token_hash};
 use crate::auth::{AuthUser, EmailAddress};
 use crate::db::{Aal, Role, TenantContext, TenantTx, UserTx};
@@ -27,11 +28,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/org/invitations", get(list).post(invite))
         .route("/api/v1/org/invitations/{id}", delete(revoke))
         .route("/api/v1/invitations/accept", post(accept))
-}
-
-fn ts(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 #[derive(Deserialize)]

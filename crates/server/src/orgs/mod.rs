@@ -9,3 +9,9 @@ pub mod pages;
 pub mod permissions;
 
 pub use permissions::{Member, Permission, Require, perm};
+
+/// Times in API answers: RFC 3339, UTC.
+pub(crate) fn ts(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
