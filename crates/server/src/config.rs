@@ -86,6 +86,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub sso: SsoConfig,
     pub api_keys: ApiKeysConfig,
+    pub perimeter: PerimeterConfig,
     pub telemetry: TelemetryConfig,
     pub secrets: SecretsConfig,
     pub demo: DemoConfig,
@@ -167,8 +168,13 @@ pub struct ApiKeysConfig {
     pub default_ttl_days: i64,
     pub max_ttl_days: i64,
     pub rotation_overlap_days: i64,
-    pub rate_limit_multiplier: u32,
     pub notice_check_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerimeterConfig {
+    pub rate_limits_path: PathBuf,
 }
 
 /// Single sign-on providers. A provider is on when it has a client id.
@@ -406,11 +412,24 @@ impl Config {
                 "must be between 0 and 30",
             ));
         }
-        if k.rate_limit_multiplier < 1 || k.notice_check_secs == 0 {
-            return Err(rule(
-                "api_keys.rate_limit_multiplier",
-                "the multiplier must be at least 1 and notice_check_secs greater than 0",
-            ));
+        if k.notice_check_secs == 0 {
+            return Err(rule("api_keys.notice_check_secs", "must be greater than 0"));
+        }
+        // The rules file is checked with the rest, so `configtest` and a start fail fast on it.
+        let rules = &self.perimeter.rate_limits_path;
+        if !rules.as_os_str().is_empty() {
+            let text = std::fs::read_to_string(rules).map_err(|e| {
+                rule(
+                    "perimeter.rate_limits_path",
+                    &format!("cannot read {}: {e}", rules.display()),
+                )
+            })?;
+            crate::perimeter::rate_limit::RulesFile::parse(&text).map_err(|e| {
+                rule(
+                    "perimeter.rate_limits_path",
+                    &format!("{}: {e}", rules.display()),
+                )
+            })?;
         }
         let key = self.secrets.app_key.expose_secret();
         if !key.is_empty() && key.len() < 32 {

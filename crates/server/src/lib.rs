@@ -13,6 +13,7 @@ pub mod http;
 pub mod mail;
 pub mod ops;
 pub mod orgs;
+pub mod perimeter;
 pub mod secrets;
 pub mod server;
 pub mod startup;

@@ -38,6 +38,8 @@ pub struct AppState {
     pub auth: Arc<crate::auth::AuthKeys>,
     /// The single sign-on providers configured (none by default).
     pub sso: Arc<crate::auth::sso::Sso>,
+    /// Per-endpoint rate limits.
+    pub limits: Arc<crate::perimeter::rate_limit::Limiter>,
 }
 
 impl AppState {
@@ -58,6 +60,9 @@ impl AppState {
             clock: Arc::new(crate::clock::SystemClock),
             mailer: crate::mail::Mailer::dev_mailbox(Path::new("/nonexistent")),
             sso: Arc::default(),
+            limits: Arc::new(crate::perimeter::rate_limit::Limiter::new(
+                load_rate_limits(&config).unwrap(),
+            )),
             config: Arc::new(config),
         }
     }
@@ -215,6 +220,9 @@ impl Application {
         };
         let auth = Arc::new(crate::auth::AuthKeys::new(&app_key, &config)?);
         let sso = Arc::new(crate::auth::sso::Sso::from_config(&config)?);
+        let limits = Arc::new(crate::perimeter::rate_limit::Limiter::new(
+            load_rate_limits(&config)?,
+        ));
         auth.reload(&pool, clock.now())
             .await
             .context("loading the access-token keys")?;
@@ -229,6 +237,7 @@ impl Application {
             clock,
             mailer: crate::mail::Mailer::dev_mailbox(&config.data_dir),
             sso,
+            limits,
         };
         Ok(Self {
             config,
@@ -316,10 +325,11 @@ impl Application {
         // Other instances may rotate the signing key; pick that up for signing within a minute
         // (verification reloads at once when it meets an unknown `kid`).
         let reloader = {
-            let (auth, pool, clock) = (
+            let (auth, pool, clock, limits) = (
                 self.state.auth.clone(),
                 self.state.pool.clone(),
                 self.state.clock.clone(),
+                self.state.limits.clone(),
             );
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(KEY_RELOAD);
@@ -329,6 +339,7 @@ impl Application {
                     if let Err(e) = auth.reload(&pool, clock.now()).await {
                         tracing::warn!(error = %e, "reloading access-token keys failed; keeping the current ones");
                     }
+                    limits.forget_idle();
                 }
             })
         };
@@ -410,4 +421,16 @@ pub async fn shutdown_signal() {
         () = term => {},
         _ = tokio::signal::ctrl_c() => {},
     }
+}
+
+/// The rate-limit rules: the operator's file, or the shipped one.
+fn load_rate_limits(config: &Config) -> anyhow::Result<crate::perimeter::rate_limit::RulesFile> {
+    use crate::perimeter::rate_limit::{DEFAULT_RULES, RulesFile};
+    let path = &config.perimeter.rate_limits_path;
+    if path.as_os_str().is_empty() {
+        return Ok(RulesFile::parse(DEFAULT_RULES)?);
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading perimeter.rate_limits_path {}", path.display()))?;
+    RulesFile::parse(&text).with_context(|| format!("in {}", path.display()))
 }

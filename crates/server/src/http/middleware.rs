@@ -145,10 +145,16 @@ pub async fn error_pages(State(state): State<AppState>, req: Request, next: Next
             .to_ascii_lowercase()
     });
     let matched = res.extensions().get::<MatchedPath>().cloned();
-    let keep: Vec<(HeaderName, HeaderValue)> = [header::ALLOW, header::RETRY_AFTER]
-        .into_iter()
-        .filter_map(|n| res.headers().get(&n).cloned().map(|v| (n, v)))
-        .collect();
+    let keep: Vec<(HeaderName, HeaderValue)> = [
+        header::ALLOW,
+        header::RETRY_AFTER,
+        HeaderName::from_static("ratelimit-limit"),
+        HeaderName::from_static("ratelimit-remaining"),
+        HeaderName::from_static("ratelimit-reset"),
+    ]
+    .into_iter()
+    .filter_map(|n| res.headers().get(&n).cloned().map(|v| (n, v)))
+    .collect();
     let mut out = if json {
         json_error(status, code, &message, &id)
     } else {

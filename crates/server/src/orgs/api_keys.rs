@@ -97,7 +97,7 @@ pub async fn authenticate(
                 .filter_map(|s| Permission::from_scope(s))
                 .collect(),
         }),
-        rate_limit_multiplier: state.config.api_keys.rate_limit_multiplier,
+        rate_limit_multiplier: state.limits.file.multiplier("api"),
     })
 }
 

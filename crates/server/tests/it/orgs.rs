@@ -1274,3 +1274,126 @@ async fn invitations_are_single_use_addressed_to_one_person_and_expire() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_api_key_gets_five_times_a_users_rate_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rate-limits.json");
+    std::fs::write(
+        &rules,
+        r#"{"rules": [
+            {"name": "org-read", "path": "/api/v1/org", "methods": ["GET"], "key": "principal",
+             "algorithm": "token_bucket", "limit": 2, "period_secs": 3600},
+            {"name": "recover", "path": "/auth/v1/recover", "methods": ["POST"], "key": "ip",
+             "algorithm": "sliding_window", "limit": 3, "period_secs": 3600}
+        ], "role_multipliers": {"api": 5}}"#,
+    )
+    .unwrap();
+    let app = TestApp::spawn_with(&[
+        ("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false"),
+        (
+            "LEADGEN_PERIMETER__RATE_LIMITS_PATH",
+            rules.to_str().unwrap(),
+        ),
+    ])
+    .await;
+    let api = Api::new(&app);
+    let (t, _) = api.sign_up("limits@rl.test").await;
+    let org = api.create_org(&t, "Limits Ltd").await;
+    let admin = api.switch(&api.raise_to_aal2(&t).await, org).await;
+    let (s, created) = api
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            &admin,
+            Some(json!({ "name": "etl" })),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let key = created["key"].as_str().unwrap().to_string();
+
+    // A user: 2 reads, then 429 with Retry-After and the RateLimit headers.
+    let get = |token: String| {
+        let http = api.http.clone();
+        let url = format!("{}/api/v1/org", api.base);
+        async move {
+            http.get(url)
+                .header("accept", "application/json")
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..2 {
+        let res = get(admin.clone()).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["ratelimit-limit"], "2");
+    }
+    let res = get(admin.clone()).await;
+    assert_eq!(res.status(), 429);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry), "{retry}");
+    assert_eq!(res.headers()["ratelimit-remaining"], "0");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!(body["error"]["request_id"].is_string());
+
+    // The API key, five times as many.
+    let mut allowed = 0;
+    for _ in 0..12 {
+        if get(key.clone()).await.status() == 200 {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 10, "5 x the user's 2");
+
+    // A per-IP sliding window on password recovery: the 4th request within the hour is refused.
+    for i in 0..4 {
+        let res = api
+            .http
+            .post(format!("{}/auth/v1/recover", api.base))
+            .json(&json!({ "email": "limits@rl.test" }))
+            .send()
+            .await
+            .unwrap();
+        if i < 3 {
+            assert_eq!(res.status(), 200, "request {i}");
+        } else {
+            assert_eq!(res.status(), 429);
+            assert!(res.headers().contains_key("retry-after"));
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_broken_rate_limit_file_stops_the_server_with_its_json_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rate-limits.json");
+    std::fs::write(
+        &rules,
+        r#"{"rules": [{"name": "x", "path": "/a", "key": "ip", "algorithm": "token_bucket", "limit": 1, "period_secs": 0}]}"#,
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut env = server_env(None, data.path());
+    env.push((
+        "LEADGEN_PERIMETER__RATE_LIMITS_PATH".into(),
+        rules.display().to_string(),
+    ));
+    env.push((
+        "DATABASE_URL".into(),
+        "postgres://nobody@127.0.0.1:1/none".into(),
+    ));
+    let (code, _, err) = run_leadgen(&["serve"], &env);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("rules[0].limit") && err.contains("rate-limits.json"),
+        "{err}"
+    );
+}

@@ -1,0 +1,98 @@
+//! The perimeter: what every request passes before any handler. Today: per-endpoint rate limits
+//! (`rate-limits.json`). The WAF's request inspection joins here.
+
+pub mod rate_limit;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use crate::http::error::ErrorBody;
+use crate::startup::AppState;
+use crate::web::csrf::cookie_value;
+use rate_limit::{Decision, Subject};
+
+/// Who the request counts against: the API key it presents (well-formed ones only), else the
+/// user of a valid access token (header or cookie), else nobody but its address.
+fn subject(state: &AppState, req: &Request) -> Subject {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let headers = req.headers();
+    let bearer = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let key = bearer
+        .filter(|t| t.starts_with("lg_"))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+    if let Some(k) = key.filter(|k| leadgen_crypto::apikey::check(k).is_ok()) {
+        let digest = Sha256::digest(k.as_bytes());
+        return Subject {
+            ip,
+            principal: Some(format!("key:{}", hex::encode(&digest[..12]))),
+            multiplier: state.limits.file.multiplier("api"),
+        };
+    }
+    let token = bearer
+        .filter(|t| !t.starts_with("lg_"))
+        .or_else(|| cookie_value(headers, crate::auth::pages::ACCESS_COOKIE));
+    let now = state.clock.now().unix_timestamp();
+    let principal = token
+        .and_then(|t| state.auth.verify_access(t, now).ok())
+        .map(|c| format!("user:{}", c.sub));
+    Subject {
+        ip,
+        principal,
+        multiplier: 1,
+    }
+}
+
+fn headers_for(d: &Decision, res: &mut Response) {
+    if d.rule.is_none() {
+        return;
+    }
+    let h = res.headers_mut();
+    for (name, value) in [
+        ("ratelimit-limit", d.limit.to_string()),
+        ("ratelimit-remaining", d.remaining.to_string()),
+        ("ratelimit-reset", d.reset_secs.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+}
+
+/// Counts the request against the rate limits; over a limit it gets 429 with `Retry-After`.
+pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let who = subject(&state, &req);
+    let decision = state
+        .limits
+        .check(req.method().as_str(), req.uri().path(), &who);
+    if !decision.allowed {
+        let rule = decision.rule.clone().unwrap_or_default();
+        tracing::info!(rule = %rule, retry_after = decision.retry_after_secs, "rate limited");
+        let mut res = StatusCode::TOO_MANY_REQUESTS.into_response();
+        res.extensions_mut().insert(ErrorBody(
+            format!(
+                "too many requests ({rule}); try again in {} seconds",
+                decision.retry_after_secs
+            ),
+            Some("rate_limited"),
+        ));
+        if let Ok(v) = HeaderValue::from_str(&decision.retry_after_secs.to_string()) {
+            res.headers_mut().insert(http::header::RETRY_AFTER, v);
+        }
+        headers_for(&decision, &mut res);
+        return res;
+    }
+    let mut res = next.run(req).await;
+    headers_for(&decision, &mut res);
+    res
+}

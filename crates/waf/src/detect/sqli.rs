@@ -1,0 +1,1114 @@
+//! SQL injection: a small SQL tokenizer plus structural rules over the token stream.
+//!
+//! Keyword lists alone cannot tell "Select Medical" or "drop me a line; select the best option"
+//! from an attack; structure can. An injection has to *break out* of the literal the application
+//! put it in (a quoted string or a number) and then continue as valid SQL: an operator and an
+//! operand (`' or 1=1`), a clause (`' union select`), a comment that cuts the rest of the query
+//! (`admin'--`) or a new statement (`1; drop table users`). English almost never does that:
+//! after "O'" comes "Brien", not an operator.
+//!
+//! So each value is tokenized three times — as if it were inserted bare (a number context),
+//! inside single quotes and inside double quotes — and the rules look for a breakout followed by a
+//! well-formed SQL continuation, plus a few constructs that are SQL wherever they appear
+//! (`union select`, `information_schema`, `sleep(`, `/*!` versioned comments, `select … from`).
+
+use super::{CRITICAL, ERROR, Hits, Input, NOTICE, WARNING};
+
+/// One SQL token. Words keep their text (already lower-case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tok<'a> {
+    /// The part of a quoted value before the quote that closes the application's string literal.
+    /// `spaced` records whether it contained whitespace (a single token like `admin` is a
+    /// likelier target of `admin'--` than prose).
+    Prefix { spaced: bool },
+    Word(&'a str),
+    Num { hex: bool, len: usize },
+    Str { closed: bool },
+    /// Backtick- or bracket-quoted identifier.
+    QIdent,
+    Op(&'a str),
+    LParen,
+    RParen,
+    Comma,
+    Semi,
+    Dot,
+    /// `--`, `#` or an unterminated `/*`: the rest of the query is cut off.
+    Comment,
+    /// `@var` or `@@var` (`system` set for `@@`).
+    Var { system: bool },
+    Other,
+}
+
+/// Facts gathered while tokenizing that rules use directly.
+#[derive(Default)]
+struct Lex {
+    /// A MySQL executable comment `/*!…*/` was seen.
+    versioned_comment: bool,
+    /// Closed inline comments `/**/` were seen (whitespace evasion).
+    inline_comments: u32,
+}
+
+const MAX_TOKENS: usize = 512;
+
+/// Tokenizes `s`. With `quote` set, the text up to the first `quote` byte is the application's
+/// string literal and becomes a single `Prefix` token.
+fn tokenize<'a>(s: &'a str, quote: Option<u8>, toks: &mut Vec<Tok<'a>>, lex: &mut Lex) {
+    toks.clear();
+    let b = s.as_bytes();
+    let mut i = 0;
+    if let Some(q) = quote {
+        let Some(p) = b.iter().position(|&c| c == q) else {
+            return;
+        };
+        toks.push(Tok::Prefix {
+            spaced: b[..p].iter().any(u8::is_ascii_whitespace),
+        });
+        i = p + 1;
+    }
+    let mut in_versioned = false;
+    while i < b.len() && toks.len() < MAX_TOKENS {
+        let c = b[i];
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0 => i += 1,
+            b'\'' | b'"' => {
+                // SQL string: ends at the next unescaped same quote; '' is an escaped quote.
+                let mut j = i + 1;
+                let mut closed = false;
+                while j < b.len() {
+                    if b[j] == b'\\' {
+                        j += 2;
+                        continue;
+                    }
+                    if b[j] == c {
+                        if b.get(j + 1) == Some(&c) {
+                            j += 2;
+                            continue;
+                        }
+                        closed = true;
+                        j += 1;
+                        break;
+                    }
+                    j += 1;
+                }
+                toks.push(Tok::Str { closed });
+                i = j.min(b.len());
+            }
+            b'`' => {
+                let end = b[i + 1..].iter().position(|&x| x == b'`');
+                toks.push(Tok::QIdent);
+                i = end.map_or(b.len(), |e| i + 1 + e + 1);
+            }
+            b'[' => {
+                // MSSQL [identifier] when it looks like one; otherwise just punctuation.
+                match b[i + 1..].iter().position(|&x| x == b']') {
+                    Some(e) if e > 0 && b[i + 1..i + 1 + e].iter().all(|&x| super::is_word_byte(x) || x == b' ') => {
+                        toks.push(Tok::QIdent);
+                        i += e + 2;
+                    }
+                    _ => {
+                        toks.push(Tok::Other);
+                        i += 1;
+                    }
+                }
+            }
+            b'(' => {
+                toks.push(Tok::LParen);
+                i += 1;
+            }
+            b')' => {
+                toks.push(Tok::RParen);
+                i += 1;
+            }
+            b',' => {
+                toks.push(Tok::Comma);
+                i += 1;
+            }
+            b';' => {
+                toks.push(Tok::Semi);
+                i += 1;
+            }
+            b'#' => {
+                toks.push(Tok::Comment);
+                return;
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                toks.push(Tok::Comment);
+                return;
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                if b.get(i + 2) == Some(&b'!') {
+                    // MySQL executes the body of /*!50000 … */: tokenize it as code.
+                    lex.versioned_comment = true;
+                    in_versioned = true;
+                    i += 3;
+                    while i < b.len() && b[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                    continue;
+                }
+                match s.get(i + 2..).and_then(|r| r.find("*/")) {
+                    Some(e) => {
+                        lex.inline_comments += 1;
+                        i += 2 + e + 2;
+                    }
+                    None => {
+                        toks.push(Tok::Comment);
+                        return;
+                    }
+                }
+            }
+            b'*' if in_versioned && b.get(i + 1) == Some(&b'/') => {
+                in_versioned = false;
+                i += 2;
+            }
+            b'@' => {
+                let system = b.get(i + 1) == Some(&b'@');
+                let mut j = i + if system { 2 } else { 1 };
+                let start = j;
+                while j < b.len() && (super::is_word_byte(b[j]) || b[j] == b'$') {
+                    j += 1;
+                }
+                if j == start && !system {
+                    toks.push(Tok::Other);
+                } else {
+                    toks.push(Tok::Var { system });
+                }
+                i = j.max(i + 1);
+            }
+            b'.' if !b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                toks.push(Tok::Dot);
+                i += 1;
+            }
+            b'0'..=b'9' | b'.' => {
+                let start = i;
+                let mut hex = false;
+                if c == b'0' && matches!(b.get(i + 1), Some(b'x' | b'b')) {
+                    let is_hex = b[i + 1] == b'x';
+                    let mut j = i + 2;
+                    while j < b.len()
+                        && (if is_hex {
+                            b[j].is_ascii_hexdigit()
+                        } else {
+                            b[j] == b'0' || b[j] == b'1'
+                        })
+                    {
+                        j += 1;
+                    }
+                    if j > i + 2 && !b.get(j).is_some_and(|&x| super::is_word_byte(x)) {
+                        toks.push(Tok::Num {
+                            hex: true,
+                            len: j - start,
+                        });
+                        i = j;
+                        continue;
+                    }
+                    hex = false;
+                }
+                let mut j = i;
+                while j < b.len() && (b[j].is_ascii_digit() || b[j] == b'.') {
+                    j += 1;
+                }
+                if j < b.len() && b[j] == b'e' && b.get(j + 1).is_some_and(|x| x.is_ascii_digit() || *x == b'-' || *x == b'+') {
+                    j += 2;
+                    while j < b.len() && b[j].is_ascii_digit() {
+                        j += 1;
+                    }
+                }
+                if j < b.len() && super::is_word_byte(b[j]) {
+                    // "5pm", "70s", "2nd": a word, not a number.
+                    while j < b.len() && (super::is_word_byte(b[j]) || b[j] == b'$') {
+                        j += 1;
+                    }
+                    toks.push(Tok::Word(s.get(start..j).unwrap_or("")));
+                } else {
+                    toks.push(Tok::Num {
+                        hex,
+                        len: j - start,
+                    });
+                }
+                i = j;
+            }
+            c if super::is_word_byte(c) || c == b'$' => {
+                let start = i;
+                let mut j = i;
+                while j < b.len() && (super::is_word_byte(b[j]) || b[j] == b'$') {
+                    j += 1;
+                }
+                toks.push(Tok::Word(s.get(start..j).unwrap_or("")));
+                i = j;
+            }
+            b'=' | b'<' | b'>' | b'!' | b'|' | b'&' | b'^' | b'~' | b'+' | b'-' | b'*' | b'/'
+            | b'%' | b':' => {
+                const MULTI: [&str; 14] = [
+                    "<=>", "<=", ">=", "<>", "!=", "||", "&&", "::", ":=", "<<", ">>", "==", "->>",
+                    "->",
+                ];
+                let rest = s.get(i..).unwrap_or("");
+                let op = MULTI
+                    .iter()
+                    .find(|m| rest.starts_with(**m))
+                    .copied()
+                    .unwrap_or_else(|| s.get(i..i + 1).unwrap_or(""));
+                toks.push(Tok::Op(op));
+                i += op.len().max(1);
+            }
+            _ => {
+                toks.push(Tok::Other);
+                // Skip a whole UTF-8 character.
+                i += 1;
+                while i < b.len() && b[i] & 0xC0 == 0x80 {
+                    i += 1;
+                }
+            }
+        }
+    }
+}
+
+fn is_logic(t: Tok<'_>) -> bool {
+    matches!(t, Tok::Word("or" | "and" | "xor") | Tok::Op("||" | "&&"))
+}
+
+fn is_cmp_op(op: &str) -> bool {
+    matches!(op, "=" | "<" | ">" | "<=" | ">=" | "<>" | "!=" | "<=>" | "==")
+}
+
+fn is_cmp_word(w: &str) -> bool {
+    matches!(
+        w,
+        "like" | "rlike" | "regexp" | "ilike" | "glob" | "sounds" | "between" | "is" | "in"
+            | "similar" | "match" | "notnull" | "isnull"
+    )
+}
+
+/// Words that end an expression because a new clause starts.
+fn is_clause(w: &str) -> bool {
+    matches!(
+        w,
+        "union" | "order" | "group" | "having" | "limit" | "into" | "procedure" | "from" | "where"
+            | "offset" | "collate" | "escape" | "then" | "else" | "end" | "when" | "as" | "for"
+            | "using" | "desc" | "asc"
+    )
+}
+
+/// Reserved words that cannot be a bare identifier operand.
+fn is_reserved(w: &str) -> bool {
+    is_clause(w)
+        || is_cmp_word(w)
+        || matches!(
+            w,
+            "or" | "and" | "xor" | "not" | "select" | "insert" | "update" | "delete" | "drop"
+                | "by" | "on" | "join" | "set" | "values" | "distinct" | "all" | "exec"
+        )
+}
+
+/// Functions whose call is SQL wherever it appears (argument shapes English never produces).
+fn is_sql_only_function(w: &str) -> bool {
+    matches!(
+        w,
+        "concat" | "concat_ws" | "group_concat" | "unhex" | "xmltype" | "json_keys"
+            | "name_const" | "make_set" | "elt" | "extractvalue" | "updatexml" | "load_file"
+            | "benchmark" | "sleep" | "pg_sleep" | "randomblob" | "char_length" | "substring_index"
+            | "aes_decrypt" | "aes_encrypt" | "json_extract" | "utl_inaddr" | "dbms_pipe"
+            | "lo_get" | "lo_import" | "pg_read_file" | "exp" | "geometrycollection"
+            | "multipoint" | "polygon" | "linestring" | "multilinestring" | "multipolygon"
+            | "ctxsys" | "iif" | "ifnull" | "isnull" | "nullif" | "coalesce" | "instr"
+            | "locate" | "substr" | "mid" | "ascii" | "ord" | "hex" | "bin" | "conv"
+            | "schema" | "database" | "version" | "current_user" | "session_user"
+            | "system_user" | "user_name" | "db_name" | "host_name" | "suser_name"
+            | "is_srvrolemember" | "convert" | "cast" | "char" | "chr" | "nchar"
+            | "substring" | "rand" | "floor" | "count" | "md5" | "sha1" | "encode" | "decode"
+            | "overlay" | "starts_with" | "json_search" | "json_array" | "likelihood"
+            | "unlikely" | "likely" | "row" | "left" | "right" | "reverse" | "replace"
+            | "position" | "ltrim" | "rtrim" | "strcmp" | "unicode" | "quotename" | "if"
+            | "user" | "current_database" | "pg_user" | "txid_current" | "dbms_xmlgen"
+            | "sys_context" | "utl_http" | "randomblob_" | "upper" | "lower" | "length"
+            | "len" | "datalength" | "cot" | "rtrim_" | "object_id" | "object_name"
+            | "col_name" | "has_dbaccess" | "bit_length" | "octet_length" | "export_set"
+            | "field" | "find_in_set" | "weight_string" | "uuid" | "last_insert_id"
+    )
+}
+
+/// SQL-only functions strong enough to be critical on their own at paranoia 1.
+fn is_critical_function(w: &str, empty_args: bool) -> bool {
+    match w {
+        "concat" | "concat_ws" | "group_concat" | "unhex" | "xmltype" | "json_keys"
+        | "name_const" | "make_set" | "elt" | "extractvalue" | "updatexml" | "load_file"
+        | "aes_decrypt" | "aes_encrypt" | "substring_index" | "dbms_pipe" | "utl_inaddr"
+        | "utl_http" | "dbms_xmlgen" | "lo_get" | "lo_import" | "pg_read_file"
+        | "geometrycollection" | "multipoint" | "multilinestring" | "multipolygon"
+        | "is_srvrolemember" | "sys_context" => true,
+        "version" | "database" | "current_user" | "session_user" | "system_user" | "user"
+        | "schema" | "db_name" | "user_name" | "suser_name" | "host_name"
+        | "current_database" | "last_insert_id" => empty_args,
+        _ => false,
+    }
+}
+
+/// Functions commonly probed at high paranoia (CRS "SQL function name" style): any call is
+/// suspicious, but ordinary words like `date (` or `count (` make these noisy.
+fn is_common_sql_function(w: &str) -> bool {
+    is_sql_only_function(w)
+        || matches!(
+            w,
+            "abs" | "avg" | "date" | "day" | "default" | "format" | "ln" | "local" | "log"
+                | "max" | "min" | "minute" | "month" | "now" | "password" | "pi" | "quarter"
+                | "round" | "sum" | "time" | "values" | "year" | "in" | "week" | "hour"
+                | "second" | "sqrt" | "power" | "sign" | "exists" | "trim" | "ceil" | "ceiling"
+                | "truncate" | "timestamp" | "current_timestamp" | "sysdate" | "getdate"
+        )
+}
+
+/// Summary of a parsed expression.
+#[derive(Default, Debug)]
+struct Expr {
+    operands: u32,
+    consts: u32,
+    idents: u32,
+    funcs: u32,
+    cmp: bool,
+    /// A comparison between two constants (`1=1`, `'a'='a'`, `2>1`).
+    const_cmp: bool,
+    select: bool,
+    sql_func: bool,
+}
+
+/// Skips a balanced parenthesised group starting at `t[i] == LParen`; returns the index after
+/// it (or the end) and whether `select` occurred inside.
+fn skip_group(t: &[Tok<'_>], i: usize) -> (usize, bool) {
+    let mut depth = 0i32;
+    let mut select = false;
+    let mut j = i;
+    while j < t.len() {
+        match t[j] {
+            Tok::LParen => depth += 1,
+            Tok::RParen => {
+                depth -= 1;
+                if depth == 0 {
+                    return (j + 1, select);
+                }
+            }
+            Tok::Word("select") => select = true,
+            _ => {}
+        }
+        j += 1;
+    }
+    (j, select)
+}
+
+/// Parses `operand (op operand)*` from `t[i]`; `None` if the tokens are not a well-formed SQL
+/// expression (for prose that is the usual outcome: two words in a row).
+fn parse_expr(t: &[Tok<'_>], mut i: usize) -> Option<(usize, Expr)> {
+    let mut e = Expr::default();
+    let mut last_const = false;
+    let mut cmp_pending_const: Option<bool> = None;
+    loop {
+        // Unary prefixes.
+        while i < t.len() && matches!(t[i], Tok::Op("-" | "+" | "!" | "~") | Tok::Word("not")) {
+            i += 1;
+        }
+        let tok = *t.get(i)?;
+        let is_const;
+        match tok {
+            Tok::Num { .. } | Tok::Str { .. } | Tok::Word("null" | "true" | "false") => {
+                is_const = true;
+                i += 1;
+            }
+            Tok::Var { .. } => {
+                is_const = false;
+                i += 1;
+            }
+            Tok::QIdent => {
+                is_const = false;
+                e.idents += 1;
+                i += 1;
+            }
+            Tok::LParen => {
+                let (end, sel) = skip_group(t, i);
+                e.select |= sel;
+                // Parenthesised constants (`(1)=(1)`) still count as constants.
+                is_const = end == i + 3 && matches!(t.get(i + 1), Some(Tok::Num { .. } | Tok::Str { .. }));
+                i = end;
+            }
+            Tok::Word("case") => {
+                while i < t.len() && t[i] != Tok::Word("end") {
+                    i += 1;
+                }
+                e.sql_func = true;
+                is_const = false;
+                i += 1;
+            }
+            Tok::Word(w) if !is_reserved(w) => {
+                i += 1;
+                // Qualified names: a.b.c
+                while i + 1 < t.len() && t[i] == Tok::Dot && matches!(t[i + 1], Tok::Word(_) | Tok::QIdent) {
+                    i += 2;
+                }
+                if t.get(i) == Some(&Tok::LParen) {
+                    let (end, sel) = skip_group(t, i);
+                    e.select |= sel;
+                    e.funcs += 1;
+                    e.sql_func |= is_sql_only_function(w);
+                    i = end;
+                } else {
+                    e.idents += 1;
+                }
+                is_const = false;
+            }
+            _ => return None,
+        }
+        e.operands += 1;
+        if is_const {
+            e.consts += 1;
+        }
+        if let Some(prev_const) = cmp_pending_const.take()
+            && prev_const
+            && is_const
+        {
+            e.const_cmp = true;
+        }
+        last_const = is_const;
+        // Operator, or the end of the expression.
+        match t.get(i) {
+            None | Some(Tok::Comment | Tok::Semi | Tok::RParen | Tok::Comma) => return Some((i, e)),
+            Some(Tok::Word(w)) if is_clause(w) => return Some((i, e)),
+            Some(Tok::Op(op)) => {
+                if is_cmp_op(op) {
+                    e.cmp = true;
+                    cmp_pending_const = Some(last_const);
+                }
+                i += 1;
+            }
+            Some(&tok) if is_logic(tok) => i += 1,
+            Some(Tok::Word("not")) => i += 1,
+            Some(Tok::Word(w)) if is_cmp_word(w) => {
+                e.cmp = true;
+                cmp_pending_const = Some(last_const);
+                i += 1;
+                // Multi-word operators: `is not null`, `sounds like`, `similar to`, `not between`.
+                while let Some(Tok::Word("not" | "like" | "to")) = t.get(i) {
+                    i += 1;
+                }
+                if *w == "is" || *w == "notnull" || *w == "isnull" {
+                    if let Some(Tok::Word("null" | "true" | "false" | "unknown")) = t.get(i) {
+                        i += 1;
+                        match t.get(i) {
+                            None | Some(Tok::Comment | Tok::Semi | Tok::RParen) => {
+                                return Some((i, e));
+                            }
+                            Some(&tok) if is_logic(tok) => {
+                                i += 1;
+                                continue;
+                            }
+                            _ => return None,
+                        }
+                    }
+                    if *w != "is" {
+                        match t.get(i) {
+                            None | Some(Tok::Comment | Tok::Semi | Tok::RParen) => {
+                                return Some((i, e));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Whether a statement keyword at `t[i]` starts a well-formed statement (so `; delete the old
+/// one` is prose and `; delete from users` is not).
+fn statement_at(t: &[Tok<'_>], i: usize) -> bool {
+    let w = |k: usize| match t.get(i + k) {
+        Some(Tok::Word(w)) => Some(*w),
+        _ => None,
+    };
+    let ident = |k: usize| match t.get(i + k) {
+        Some(Tok::Word(x)) => !is_reserved(x),
+        Some(Tok::QIdent) => true,
+        _ => false,
+    };
+    let end_at = |k: usize| matches!(t.get(i + k), None | Some(Tok::Comment | Tok::Semi));
+    match w(0) {
+        Some("select") => select_at(t, i),
+        Some("insert" | "replace") => w(1) == Some("into") && ident(2),
+        Some("delete") => {
+            w(1) == Some("from")
+                && ident(2)
+                && (end_at(3) || matches!(w(3), Some("where")) || t.get(3 + i) == Some(&Tok::Dot))
+        }
+        Some("update") => ident(1) && w(2) == Some("set"),
+        Some("drop" | "create" | "alter" | "truncate") => {
+            matches!(
+                w(1),
+                Some(
+                    "table" | "database" | "schema" | "view" | "procedure" | "function" | "user"
+                        | "trigger" | "index" | "login" | "role" | "temporary" | "or"
+                )
+            ) && (ident(2) || matches!(w(2), Some("if" | "replace")) || end_at(2))
+        }
+        Some("exec" | "execute") => match t.get(i + 1) {
+            Some(Tok::Word(x)) => {
+                x.starts_with("xp_")
+                    || x.starts_with("sp_")
+                    || matches!(*x, "master" | "immediate" | "dbo")
+                    || (ident(1) && (end_at(2) || t.get(i + 2) == Some(&Tok::LParen)))
+            }
+            Some(Tok::Var { .. } | Tok::LParen) => true,
+            _ => false,
+        },
+        Some("declare") => matches!(t.get(i + 1), Some(Tok::Var { .. })),
+        Some("set") => matches!(t.get(i + 1), Some(Tok::Var { .. })) || w(1) == Some("autocommit"),
+        Some("shutdown") => end_at(1) || w(1) == Some("with"),
+        Some("waitfor") => matches!(w(1), Some("delay" | "time")),
+        Some("begin") => matches!(w(1), Some("declare" | "transaction" | "try")),
+        Some("if") => true && matches!(t.get(i + 1), Some(Tok::LParen)) || w(1) == Some("exists"),
+        Some("grant" | "revoke") => t.iter().skip(i).any(|x| matches!(x, Tok::Word("to" | "from"))),
+        Some("load") => w(1) == Some("data"),
+        Some("handler" | "analyze" | "checkpoint" | "vacuum") => end_at(1),
+        Some("goto") => ident(1),
+        _ => false,
+    }
+}
+
+/// Whether `t[i] == select` starts a well-formed `select` (select list, then `from table` or the
+/// end, with the list SQL-shaped). "select the best option" and "Select Medical" are not.
+fn select_at(t: &[Tok<'_>], i: usize) -> bool {
+    let mut j = i + 1;
+    while let Some(Tok::Word("distinct" | "all" | "top" | "straight_join" | "sql_no_cache")) = t.get(j) {
+        j += 1;
+        if let Some(Tok::Num { .. }) = t.get(j) {
+            j += 1;
+        }
+    }
+    let mut items = 0;
+    let mut sqlish = false;
+    loop {
+        match t.get(j) {
+            Some(Tok::Op("*")) => {
+                sqlish = true;
+                j += 1;
+            }
+            Some(Tok::Num { .. } | Tok::Var { .. } | Tok::Word("null")) => {
+                sqlish = true;
+                j += 1;
+            }
+            Some(Tok::Str { .. }) => {
+                sqlish = true;
+                j += 1;
+            }
+            Some(Tok::LParen) => {
+                sqlish = true;
+                j = skip_group(t, j).0;
+            }
+            Some(Tok::Word("case")) => {
+                return true;
+            }
+            Some(Tok::Word(w)) if !is_reserved(w) => {
+                j += 1;
+                while j + 1 < t.len() && t[j] == Tok::Dot && matches!(t[j + 1], Tok::Word(_) | Tok::QIdent | Tok::Op("*")) {
+                    j += 2;
+                }
+                if t.get(j) == Some(&Tok::LParen) {
+                    sqlish |= is_sql_only_function(w) || is_common_sql_function(w);
+                    j = skip_group(t, j).0;
+                }
+            }
+            Some(Tok::QIdent) => {
+                sqlish = true;
+                j += 1;
+            }
+            _ => return false,
+        }
+        items += 1;
+        // Optional arithmetic / concatenation inside an item: `char(1)+char(2)`, `1||2`.
+        while let Some(Tok::Op("+" | "-" | "||" | "*" | "/")) = t.get(j) {
+            match t.get(j + 1) {
+                Some(Tok::Num { .. } | Tok::Str { .. } | Tok::Word(_) | Tok::LParen | Tok::Var { .. }) => {
+                    sqlish = true;
+                    j += 2;
+                    if t.get(j) == Some(&Tok::LParen) {
+                        j = skip_group(t, j).0;
+                    }
+                }
+                _ => break,
+            }
+        }
+        // Optional alias.
+        if t.get(j) == Some(&Tok::Word("as")) {
+            j += 2;
+        }
+        if t.get(j) == Some(&Tok::Comma) {
+            j += 1;
+            continue;
+        }
+        break;
+    }
+    let sqlish = sqlish || items >= 2;
+    match t.get(j) {
+        None | Some(Tok::Comment | Tok::Semi | Tok::RParen) => sqlish,
+        Some(Tok::Word("from")) => {
+            let table = matches!(t.get(j + 1), Some(Tok::Word(w)) if !is_reserved(w))
+                || matches!(t.get(j + 1), Some(Tok::QIdent | Tok::LParen));
+            if !table {
+                return false;
+            }
+            let mut k = j + 2;
+            if t.get(j + 1) == Some(&Tok::LParen) {
+                k = skip_group(t, j + 1).0;
+            }
+            while k + 1 < t.len() && t[k] == Tok::Dot {
+                k += 2;
+            }
+            if sqlish {
+                return true;
+            }
+            match t.get(k) {
+                None | Some(Tok::Comment | Tok::Semi | Tok::RParen) => true,
+                Some(Tok::Word("limit" | "order" | "group" | "union" | "join" | "into" | "procedure")) => true,
+                Some(Tok::Word("where")) => parse_expr(t, k + 1).is_some_and(|(_, e)| e.cmp),
+                _ => false,
+            }
+        }
+        Some(Tok::Word("into" | "union" | "limit" | "where" | "order")) => true,
+        Some(Tok::Op(_)) => sqlish,
+        _ => false,
+    }
+}
+
+/// Rules that look at a breakout: the application's literal (`Prefix` or a leading number) has
+/// ended at `t[i]`; is what follows SQL?
+fn breakout_rules(t: &[Tok<'_>], mut i: usize, prefix: PrefixKind, hits: &mut Hits) {
+    // Closing parentheses of the application's own expression: `1') or ('1'='1`.
+    while t.get(i) == Some(&Tok::RParen) {
+        i += 1;
+    }
+    let Some(&next) = t.get(i) else { return };
+    let quoted = matches!(prefix, PrefixKind::Quote { .. });
+    if is_logic(next) {
+        if let Some((_, e)) = parse_expr(t, i + 1) {
+            let strong = e.cmp || e.funcs > 0 || e.select || (e.operands == e.consts && e.operands > 0);
+            match prefix {
+                PrefixKind::Quote { .. } | PrefixKind::Number if strong => {
+                    hits.add(1, "sqli.breakout_boolean", CRITICAL);
+                }
+                PrefixKind::Word | PrefixKind::Empty if e.const_cmp || e.select || e.sql_func => {
+                    hits.add(1, "sqli.breakout_boolean", CRITICAL);
+                }
+                PrefixKind::Word | PrefixKind::Empty if e.cmp && e.consts > 0 => {
+                    hits.add(2, "sqli.boolean_expression", WARNING);
+                }
+                _ => {}
+            }
+        }
+        return;
+    }
+    match next {
+        Tok::Comment => match prefix {
+            PrefixKind::Quote { spaced: false } => hits.add(1, "sqli.breakout_comment", CRITICAL),
+            PrefixKind::Quote { spaced: true } => hits.add(2, "sqli.breakout_comment", WARNING),
+            PrefixKind::Number => hits.add(2, "sqli.number_comment", WARNING),
+            _ => {}
+        },
+        Tok::Semi => {
+            if t.get(i + 1).is_some_and(|_| statement_at(t, i + 1)) {
+                hits.add(1, "sqli.stacked_query", CRITICAL);
+            } else if quoted && matches!(t.get(i + 1), None | Some(Tok::Comment)) {
+                hits.add(2, "sqli.breakout_terminator", WARNING);
+            }
+        }
+        Tok::Word("order" | "group") if t.get(i + 1) == Some(&Tok::Word("by")) => {
+            let ok = match t.get(i + 2) {
+                Some(Tok::Num { .. }) => true,
+                Some(Tok::Word(w)) if !is_reserved(w) => {
+                    matches!(t.get(i + 3), None | Some(Tok::Comment | Tok::Comma | Tok::Word("asc" | "desc" | "limit" | "having")))
+                }
+                Some(Tok::Word("if") | Tok::LParen) => true,
+                _ => false,
+            };
+            if ok && prefix != PrefixKind::Empty {
+                hits.add(1, "sqli.breakout_clause", CRITICAL);
+            }
+        }
+        Tok::Word("having") => {
+            if parse_expr(t, i + 1).is_some_and(|(_, e)| e.cmp || e.funcs > 0) && prefix != PrefixKind::Empty {
+                hits.add(1, "sqli.breakout_clause", CRITICAL);
+            }
+        }
+        Tok::Word("limit") if matches!(t.get(i + 1), Some(Tok::Num { .. })) && prefix != PrefixKind::Empty && prefix != PrefixKind::Word => {
+            hits.add(2, "sqli.breakout_clause", ERROR);
+        }
+        Tok::Word("procedure") if t.get(i + 1) == Some(&Tok::Word("analyse")) => {
+            hits.add(1, "sqli.breakout_clause", CRITICAL);
+        }
+        Tok::Word("union" | "alter" | "select" | "insert" | "delete" | "update" | "drop" | "exec" | "execute" | "create" | "declare" | "waitfor" | "collate" | "rlike" | "regexp" | "like" | "glob" | "not" | "is" | "in" | "between" | "ilike" | "similar") if quoted => {
+            // `'union a`, `' alter/`, `'collate nocase--`: a keyword straight after the quote.
+            if statement_at(t, i) {
+                hits.add(1, "sqli.breakout_statement", CRITICAL);
+            } else if matches!(next, Tok::Word("like" | "rlike" | "regexp" | "glob" | "ilike" | "similar" | "collate" | "is" | "between" | "in")) && parse_expr(t, i - 0).is_none() {
+                // `' like 'x` / `'collate nocase--`: operator continuation right after the quote.
+                let continues = matches!(t.get(i + 1), Some(Tok::Str { .. } | Tok::Num { .. } | Tok::Word(_) | Tok::QIdent | Tok::LParen));
+                let cut = t[i..].iter().any(|x| matches!(x, Tok::Comment | Tok::Str { closed: false }));
+                if continues && cut {
+                    hits.add(1, "sqli.breakout_operator", CRITICAL);
+                } else if continues {
+                    hits.add(2, "sqli.breakout_operator", WARNING);
+                }
+            } else {
+                hits.add(3, "sqli.breakout_keyword", CRITICAL);
+            }
+        }
+        Tok::Op(op) if quoted || prefix == PrefixKind::Number => {
+            // `'+(select …)+'`, `1*(select …)`, `'='`, `' = 'x`
+            let sub = matches!(t.get(i + 1), Some(Tok::LParen)) && skip_group(t, i + 1).1;
+            if sub {
+                hits.add(1, "sqli.breakout_subquery", CRITICAL);
+            } else if is_cmp_op(op) && quoted {
+                // `x'='x`, `' = '` — comparison continuing the literal.
+                if let Some((_, e)) = parse_expr(t, i + 1) {
+                    let rest_is_expr = e.operands >= 1;
+                    let cut = t[i..].iter().any(|x| matches!(x, Tok::Comment)) || e.consts > 0;
+                    if rest_is_expr && cut {
+                        hits.add(2, "sqli.breakout_comparison", ERROR);
+                    }
+                }
+            } else if matches!(op, "||" | "|" | "&" | "^" | "+" | "*" | "/" | "-" | "::") && quoted {
+                if let Some((_, e)) = parse_expr(t, i + 1)
+                    && (e.sql_func || e.select)
+                {
+                    hits.add(1, "sqli.breakout_expression", CRITICAL);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PrefixKind {
+    /// Breakout from a quoted literal.
+    Quote { spaced: bool },
+    /// Bare value starting with a number (`1 or 1=1`).
+    Number,
+    /// Bare value starting with a single word (`x or 1=1`): weaker evidence.
+    Word,
+    /// Nothing before the keyword (`or 1=1`).
+    Empty,
+}
+
+/// Rules that hold wherever a construct appears in the token stream.
+fn anywhere_rules(t: &[Tok<'_>], hits: &mut Hits) {
+    for (i, &tok) in t.iter().enumerate() {
+        let next = t.get(i + 1).copied();
+        match tok {
+            Tok::Word("union") => {
+                let mut j = i + 1;
+                if matches!(t.get(j), Some(Tok::Word("all" | "distinct"))) {
+                    j += 1;
+                }
+                while t.get(j) == Some(&Tok::LParen) {
+                    j += 1;
+                }
+                if t.get(j) == Some(&Tok::Word("select")) {
+                    hits.add(1, "sqli.union_select", CRITICAL);
+                } else if matches!(t.get(j), Some(Tok::Word("values"))) {
+                    hits.add(2, "sqli.union_select", CRITICAL);
+                }
+            }
+            Tok::Word("except" | "intersect") if matches!(next, Some(Tok::Word("select" | "values"))) => {
+                hits.add(2, "sqli.union_select", CRITICAL);
+            }
+            Tok::Semi => {
+                if matches!(next, Some(Tok::Word(_))) && statement_at(t, i + 1) {
+                    hits.add(1, "sqli.stacked_query", CRITICAL);
+                }
+            }
+            Tok::Word("select") => {
+                if select_at(t, i) {
+                    hits.add(1, "sqli.select_statement", CRITICAL);
+                } else if matches!(next, Some(Tok::Word(w)) if !is_reserved(w)) {
+                    // `select pg_sleep`, `select x group by …`: lone select + name.
+                    hits.add(3, "sqli.select_keyword", WARNING);
+                }
+            }
+            Tok::Word("insert" | "delete" | "update" | "drop" | "create" | "alter" | "truncate" | "exec" | "execute" | "declare" | "shutdown" | "replace" | "grant" | "load")
+                if statement_at(t, i) =>
+            {
+                // Bare statements are only plausible at the start of the value or after `(`.
+                let at_start = i == 0 || matches!(t[i - 1], Tok::LParen | Tok::Prefix { .. } | Tok::Semi);
+                if at_start {
+                    hits.add(1, "sqli.statement", CRITICAL);
+                } else {
+                    hits.add(2, "sqli.statement", CRITICAL);
+                }
+            }
+            Tok::Word("waitfor") if matches!(next, Some(Tok::Word("delay" | "time"))) => {
+                hits.add(1, "sqli.time_delay", CRITICAL);
+            }
+            Tok::Word("sleep" | "benchmark" | "pg_sleep" | "randomblob" | "dbms_lock") => {
+                // `sleep(5)`, `benchmark(1000000,md5(1))`, `pg_sleep(…)`.
+                let call_args = matches!(next, Some(Tok::LParen))
+                    && matches!(t.get(i + 2), Some(Tok::Num { .. } | Tok::LParen | Tok::Word(_) | Tok::Var { .. }));
+                if call_args {
+                    hits.add(1, "sqli.time_delay", CRITICAL);
+                } else if tok == Tok::Word("pg_sleep") {
+                    hits.add(1, "sqli.time_delay", CRITICAL);
+                } else if matches!(next, Some(Tok::LParen)) {
+                    hits.add(2, "sqli.time_delay", ERROR);
+                }
+            }
+            Tok::Word(
+                "information_schema" | "sysobjects" | "syscolumns" | "sysusers" | "sysdatabases"
+                | "pg_catalog" | "pg_shadow" | "pg_user" | "pg_database" | "sqlite_master"
+                | "sqlite_schema" | "sqlite_temp_master" | "msysobjects" | "msysaccessobjects"
+                | "all_tables" | "user_tables" | "all_tab_columns" | "user_tab_columns"
+                | "xp_cmdshell" | "xp_dirtree" | "xp_regread" | "xp_fileexist" | "xp_subdirs"
+                | "sp_executesql" | "sp_oacreate" | "sp_makewebtask" | "sp_password"
+                | "sp_addlogin" | "sp_configure" | "utl_http" | "utl_inaddr" | "dbms_pipe"
+                | "dbms_xmlgen" | "dbms_java" | "sys_eval" | "sys_exec" | "pg_read_file"
+                | "pg_ls_dir" | "lo_import" | "lo_export" | "lo_get" | "load_file" | "outfile"
+                | "dumpfile" | "mysql_history" | "v$version" | "dual" | "sysibm" | "syscat"
+                | "rdb$database",
+            ) => {
+                let w = match tok {
+                    Tok::Word(w) => w,
+                    _ => "",
+                };
+                // `dual` and `outfile` are words too: require SQL around them.
+                let ok = match w {
+                    "dual" => i > 0 && t[i - 1] == Tok::Word("from"),
+                    "outfile" | "dumpfile" => i > 0 && t[i - 1] == Tok::Word("into"),
+                    _ => true,
+                };
+                if ok {
+                    hits.add(1, "sqli.schema_probe", CRITICAL);
+                }
+            }
+            Tok::Word("mysql" | "master" | "msdb" | "tempdb") if next == Some(Tok::Dot) => {
+                if let Some(Tok::Word("user" | "dbo" | "sys" | "db" | "sysdatabases") | Tok::Dot) = t.get(i + 2) {
+                    hits.add(1, "sqli.schema_probe", CRITICAL);
+                }
+            }
+            Tok::Var { system: true } => hits.add(1, "sqli.system_variable", CRITICAL),
+            Tok::Word(w) if next == Some(Tok::LParen) => {
+                let empty = t.get(i + 2) == Some(&Tok::RParen);
+                // Prose writes "Administrator (SQL Server)"; SQL writes `char(58)`.
+                if is_critical_function(w, empty) {
+                    hits.add(1, "sqli.sql_function", CRITICAL);
+                } else if matches!(w, "char" | "chr" | "nchar")
+                    && matches!(t.get(i + 2), Some(Tok::Num { .. }))
+                    && matches!(t.get(i + 3), Some(Tok::RParen | Tok::Comma))
+                {
+                    hits.add(1, "sqli.sql_function", CRITICAL);
+                } else if matches!(w, "cast" | "convert") && t[i..].iter().take(16).any(|x| matches!(x, Tok::Word("as" | "using" | "int" | "char" | "varchar" | "nvarchar"))) {
+                    hits.add(2, "sqli.sql_function", ERROR);
+                } else if is_sql_only_function(w) {
+                    hits.add(2, "sqli.sql_function", WARNING);
+                    if !matches!(t.get(i + 2), Some(Tok::RParen)) {
+                        hits.add(3, "sqli.function_call", CRITICAL);
+                    }
+                } else if is_common_sql_function(w) {
+                    hits.add(3, "sqli.function_call", CRITICAL);
+                }
+            }
+            Tok::Num { hex: true, len } if len >= 6 => hits.add(2, "sqli.hex_literal", WARNING),
+            Tok::Word("case") if t[i..].iter().take(12).any(|x| *x == Tok::Word("when")) && t[i..].iter().take(20).any(|x| *x == Tok::Word("then")) => {
+                hits.add(2, "sqli.case_when", ERROR);
+            }
+            Tok::Word("having") if parse_expr(t, i + 1).is_some_and(|(_, e)| e.cmp && e.funcs > 0) => {
+                hits.add(2, "sqli.having", CRITICAL);
+            }
+            Tok::Word("group" | "order") if next == Some(Tok::Word("by")) => {
+                // `… group by x having`, `order by 1--`.
+                let rest = &t[i..];
+                if rest.iter().take(12).any(|x| *x == Tok::Word("having")) {
+                    hits.add(2, "sqli.having", CRITICAL);
+                } else if matches!(t.get(i + 2), Some(Tok::Num { .. })) {
+                    hits.add(2, "sqli.order_by_number", ERROR);
+                } else {
+                    hits.add(3, "sqli.order_by", WARNING);
+                }
+            }
+            Tok::Word("or" | "and" | "xor") | Tok::Op("||" | "&&") if i > 0 => {
+                // Tautologies anywhere: `… or 1=1`, `… and 'a'='a'`.
+                if let Some((_, e)) = parse_expr(t, i + 1)
+                    && e.const_cmp
+                {
+                    hits.add(2, "sqli.tautology", CRITICAL);
+                }
+            }
+            Tok::Word("into") if matches!(next, Some(Tok::Word("outfile" | "dumpfile"))) => {
+                hits.add(1, "sqli.schema_probe", CRITICAL);
+            }
+            Tok::Word("like" | "rlike" | "regexp" | "glob" | "ilike" | "notnull" | "isnull" | "collate" | "sounds" | "xor" | "between") => {
+                // CRS-style operator spotting: noisy on prose, so high paranoia only.
+                hits.add(3, "sqli.operator", WARNING);
+            }
+            Tok::Word("is") if matches!(next, Some(Tok::Word("null" | "not"))) => {
+                hits.add(3, "sqli.operator", WARNING);
+            }
+            Tok::Word("in") if next == Some(Tok::LParen) => {
+                hits.add(3, "sqli.operator", WARNING);
+            }
+            Tok::Op("<=>" | "<>" | "!=" | "||" | "&&" | ">>" | "<<" | "==" | "->" | "->>" | "::" | ":=") => {
+                hits.add(4, "sqli.operator", WARNING);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Runs the SQL injection rules on one value.
+pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
+    let s = input.text;
+    let mut toks = Vec::with_capacity(32);
+    let mut lex = Lex::default();
+
+    // Bare (number) context.
+    tokenize(s, None, &mut toks, &mut lex);
+    if !toks.is_empty() {
+        anywhere_rules(&toks, hits);
+        // The application's literal: a leading number expression or a single word.
+        let mut i = 0;
+        let mut saw_num = false;
+        while let Some(t) = toks.get(i) {
+            match t {
+                Tok::Num { .. } => saw_num = true,
+                Tok::Op("-" | "+") | Tok::LParen | Tok::Dot => {}
+                _ => break,
+            }
+            i += 1;
+        }
+        let prefix = if saw_num {
+            Some(PrefixKind::Number)
+        } else if i == 0 && matches!(toks.first(), Some(Tok::Word(w)) if !is_reserved(w)) {
+            i = 1;
+            Some(PrefixKind::Word)
+        } else if i == 0 && is_logic(toks[0]) {
+            Some(PrefixKind::Empty)
+        } else {
+            None
+        };
+        if let Some(p) = prefix {
+            breakout_rules(&toks, i, p, hits);
+        }
+    }
+
+    // Quoted contexts.
+    for q in [b'\'', b'"', b'`'] {
+        if !s.as_bytes().contains(&q) {
+            continue;
+        }
+        tokenize(s, Some(q), &mut toks, &mut lex);
+        if let Some(Tok::Prefix { spaced }) = toks.first().copied() {
+            breakout_rules(&toks, 1, PrefixKind::Quote { spaced }, hits);
+            anywhere_rules(&toks, hits);
+        }
+    }
+
+    if lex.versioned_comment {
+        hits.add(1, "sqli.versioned_comment", CRITICAL);
+    }
+    if lex.inline_comments > 0 && hits.list.iter().any(|h| h.score >= WARNING) {
+        hits.add(2, "sqli.comment_obfuscation", NOTICE);
+    }
+
+    // Meta-character density (CRS 942430 family): many SQL syntax characters in one value.
+    if hits.paranoia >= 2 {
+        let special = s
+            .bytes()
+            .filter(|b| matches!(b, b'\'' | b'"' | b'`' | b';' | b'(' | b')' | b'#' | b'=' | b'@' | b'!' | b'|' | b'^' | b'~' | b'*' | b'$' | b'%' | b'&' | b'-' | b'{' | b'}'))
+            .count();
+        if special >= 12 {
+            hits.add(2, "sqli.meta_characters", WARNING);
+        }
+        if special >= 6 {
+            hits.add(3, "sqli.meta_characters", WARNING);
+        }
+        if special >= 2 && s.bytes().any(|b| b == b'\'' || b == b'"' || b == b'`') {
+            hits.add(4, "sqli.meta_characters", WARNING);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::FieldKind;
+
+    fn score(s: &str, pl: u8) -> u32 {
+        let mut hits = Hits::new(pl);
+        let n = crate::normalize::normalize(s, 3);
+        detect(
+            &Input {
+                text: &n.text,
+                had_null: n.had_null,
+                kind: FieldKind::Value,
+            },
+            &mut hits,
+        );
+        hits.list.iter().map(|h| h.score).sum()
+    }
+
+    #[test]
+    fn attacks() {
+        for a in [
+            "1' or '1'='1",
+            "' or 1=1--",
+            "admin'--",
+            "1 OR 1=1",
+            "-1 union select 1,2,3",
+            "1; drop table users",
+            "x'; DROP TABLE users; --",
+            "1' and sleep(5)#",
+            "1 and 1=0 union/**/select user()",
+            "' union select null,@@version--",
+            "1;waitfor delay '0:0:5'--",
+            "') or ('a'='a",
+            "1 and ascii(substring((select password from users limit 1),1,1))>64",
+            "/*!50000union*/ /*!50000select*/ 1",
+            "SELECT * FROM users WHERE id = 1",
+            "%27%20OR%201%3D1--",
+            "1' ORDER BY 3--",
+            "1 having 1=1",
+            "' or ''='",
+            "\\' or 1=1 --",
+        ] {
+            assert!(score(a, 1) >= 5, "missed {a:?}: {}", score(a, 1));
+        }
+    }
+
+    #[test]
+    fn business_text() {
+        for b in [
+            "O'Brien",
+            "name:O'Brien",
+            "L'Oréal",
+            "Select Medical",
+            "Drop Zone Inc",
+            "please update the order; delete the old one",
+            "drop me a line; select the best option",
+            "1=1 means identical",
+            "asked: where 1=1 in their BI tool? (joke about filters)",
+            "Their team wants to select from a union of vendors and drop the slowest one",
+            "Met at SaaStr; follow up re: pricing -- wants 10% off?",
+            "Said: 'call me after 5pm ET'",
+            "Budget >= $50k; timeline < 3 months",
+            "director OR head of marketing",
+            "industry:software AND size:50-200",
+            "Database Administrator (SQL Server)",
+            "Interested in the 'Enterprise' plan (annual)",
+            "Ben & Jerry's",
+            "Toys\"R\"Us",
+            "C# Developer",
+            "10 OR LESS",
+            "8 OR 9 WLV",
+            "Please select pair #1",
+            "O'connors UNION selected a few friendsf from a",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+        ] {
+            assert!(score(b, 1) < 5, "false positive {b:?}: {}", score(b, 1));
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Path traversal: climbing out of a directory (`../../`, `..\`, `..;/`) and naming the files an
+//! attacker wants (`/etc/passwd`, `win.ini`, `.ssh/id_rsa`).
+//!
+//! A single `../` is common in prose and relative links ("Ran ../setup.sh last week"), so it is
+//! weak evidence unless it comes with more traversal, a sensitive target, a NUL byte, or sits in
+//! a file name where it never belongs.
+
+use super::{CRITICAL, ERROR, Hits, Input, NOTICE, WARNING};
+use crate::extract::FieldKind;
+
+/// Files and directories whose mention in a request parameter is an attack on its own.
+const SENSITIVE: &[&str] = &[
+    "etc/passwd",
+    "etc/shadow",
+    "etc/master.passwd",
+    "etc/group",
+    "etc/hosts",
+    "etc/issue",
+    "etc/sudoers",
+    "etc/crontab",
+    "etc/apache2/",
+    "etc/httpd/",
+    "etc/nginx/",
+    "etc/mysql/",
+    "etc/ssh/",
+    "etc/security/",
+    "etc/pam.d",
+    "proc/self/",
+    "proc/version",
+    "proc/net/",
+    "proc/sys/",
+    "proc/cpuinfo",
+    "proc/meminfo",
+    "proc/mounts",
+    "root/.",
+    ".ssh/id_rsa",
+    ".ssh/id_dsa",
+    ".ssh/id_ecdsa",
+    ".ssh/id_ed25519",
+    ".ssh/authorized_keys",
+    ".ssh/known_hosts",
+    ".aws/credentials",
+    ".aws/config",
+    ".bash_history",
+    ".bashrc",
+    ".git/config",
+    ".git/head",
+    ".htpasswd",
+    ".htaccess",
+    ".env",
+    ".docker/config.json",
+    ".kube/config",
+    "var/log/",
+    "var/run/secrets",
+    "var/lib/mysql",
+    "usr/local/etc",
+    "boot.ini",
+    "win.ini",
+    "system.ini",
+    "windows/system32",
+    "winnt/system32",
+    "windows/win.ini",
+    "system32/config/sam",
+    "inetpub/wwwroot",
+    "web-inf/web.xml",
+    "meta-inf/manifest",
+    "wp-config.php",
+    "config.php",
+    "localsettings.php",
+    "web.config",
+];
+
+/// Runs the path traversal rules on one value.
+pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
+    let raw = input.text;
+    if input.had_null {
+        // NUL truncation (`../../etc/passwd%00.png`) is weak alone, decisive with a path.
+        hits.add(1, "path.null_byte", NOTICE);
+    }
+    if !raw.bytes().any(|b| b == b'.' || b == b'/' || b == b'\\' || b == b':') {
+        return;
+    }
+    // Windows and Unix separators are equivalent to the file APIs attackers target.
+    let s: std::borrow::Cow<'_, str> = if raw.contains('\\') {
+        std::borrow::Cow::Owned(raw.replace('\\', "/"))
+    } else {
+        std::borrow::Cow::Borrowed(raw)
+    };
+    let b = s.as_bytes();
+
+    // Count `..` segments: `..` between separators (or at the ends), including `...` and
+    // `..;` (servlet path parameters) which some servers treat as parent references.
+    let mut dotdot = 0u32;
+    let mut backslash_dotdot = false;
+    let mut i = 0;
+    while let Some(p) = s.get(i..).and_then(|r| r.find("..")) {
+        let at = i + p;
+        let start_ok = at == 0 || matches!(b[at - 1], b'/' | b' ' | b'=' | b'"' | b'\'' | b':' | b';' | b'.');
+        let mut end = at + 2;
+        while end < b.len() && b[end] == b'.' {
+            end += 1;
+        }
+        if end < b.len() && b[end] == b';' {
+            end += 1;
+            hits.add(1, "path.servlet_traversal", CRITICAL);
+        }
+        let end_ok = end >= b.len() || b[end] == b'/';
+        if start_ok && end_ok {
+            dotdot += 1;
+            if raw.as_bytes().get(end) == Some(&b'\\') {
+                backslash_dotdot = true;
+            }
+        }
+        i = end.max(at + 2);
+    }
+
+    let sensitive = SENSITIVE.iter().any(|f| {
+        s.match_indices(f).any(|(p, _)| {
+            // Anchored: preceded by a separator, the start, or (for dotfiles) anything; and not
+            // the start of a longer name (`.env` vs `.environment`).
+            let before = p == 0 || matches!(b[p - 1], b'/' | b'~' | b'=' | b' ' | b':') || f.starts_with('.');
+            let next = b.get(p + f.len()).copied();
+            let after = f.ends_with('/') || next.is_none_or(|c| !c.is_ascii_alphanumeric() && c != b'_');
+            before && after
+        })
+    });
+
+    if dotdot >= 2 {
+        hits.add(1, "path.traversal", CRITICAL);
+    } else if dotdot == 1 {
+        let filename = matches!(input.kind, FieldKind::Filename);
+        let at_start = s.starts_with("../") || s.starts_with("..;") || s == "..";
+        if filename || backslash_dotdot {
+            hits.add(1, "path.traversal", CRITICAL);
+        } else if at_start && (sensitive || input.had_null) {
+            hits.add(1, "path.traversal", CRITICAL);
+        } else if at_start {
+            hits.add(2, "path.traversal", CRITICAL);
+            hits.add(1, "path.relative_path", NOTICE);
+        } else {
+            hits.add(3, "path.traversal", ERROR);
+        }
+    }
+    if sensitive {
+        hits.add(1, "path.sensitive_file", CRITICAL);
+    }
+    // Absolute Windows paths (`c:\windows`, `c:/boot.ini`) in a parameter.
+    if b.len() > 3
+        && let Some(p) = s.find(":/")
+        && p >= 1
+        && b[p - 1].is_ascii_alphabetic()
+        && (p == 1 || !b[p - 2].is_ascii_alphanumeric())
+        && !s[..p].ends_with("http")
+    {
+        if s[p..].contains("windows") || s[p..].contains("winnt") || s[p..].contains("inetpub") || s[p..].contains("users/") {
+            hits.add(1, "path.windows_absolute", CRITICAL);
+        } else {
+            hits.add(2, "path.windows_absolute", WARNING);
+        }
+    }
+    if s.contains("file:/") {
+        hits.add(1, "path.file_url", CRITICAL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn score(s: &str, kind: FieldKind, pl: u8) -> u32 {
+        let mut hits = Hits::new(pl);
+        let n = crate::normalize::normalize(s, 3);
+        detect(
+            &Input {
+                text: &n.text,
+                had_null: n.had_null,
+                kind,
+            },
+            &mut hits,
+        );
+        hits.list.iter().map(|h| h.score).sum()
+    }
+
+    #[test]
+    fn attacks() {
+        for a in [
+            "../../../etc/passwd",
+            "..%2f..%2f..%2fetc%2fpasswd",
+            "%252e%252e%252f%252e%252e%252fwin.ini",
+            "..%c0%af..%c0%afetc",
+            "..\\..\\windows\\win.ini",
+            "..\\pineapple",
+            "/etc/passwd",
+            "..;/admin",
+            "c:\\windows\\system32\\cmd.exe",
+            "../../config.php%00.png",
+            ".../.../WINDOWS/win.ini",
+        ] {
+            assert!(score(a, FieldKind::Value, 1) >= 5, "missed {a:?}");
+        }
+        assert!(score("../1.7z", FieldKind::Filename, 1) >= 5);
+    }
+
+    #[test]
+    fn business_text() {
+        for b in [
+            "Ran ../setup.sh last week, still failing on their side",
+            "https://select.example.com/?utm_source=linkedin",
+            "Director - IT/Security",
+            "Wait... what?",
+            "v2.0..v2.1 changelog",
+            "Head of Growth/Demand Gen",
+        ] {
+            assert!(score(b, FieldKind::Value, 1) < 5, "false positive {b:?}");
+        }
+    }
+}

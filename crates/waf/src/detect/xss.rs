@@ -1,0 +1,462 @@
+//! Cross-site scripting: markup and script constructs that make a browser run code.
+//!
+//! Harmless markup is common in business data ("Wants <b>bold</b> formatting", "Reply to
+//! <jane@example.com>"), so a `<` alone means nothing. What matters is markup that executes:
+//! script-capable elements (`<script`, `<iframe`, `<svg`, `<object`, `<base`, `<meta`…), event
+//! handler attributes (`onload=`), script URLs (`javascript:`, `vbscript:`, HTML `data:` URLs),
+//! CSS that runs code (`expression(`, `-moz-binding`) and JavaScript sinks (`alert(`,
+//! `document.cookie`, JSFuck). The text has been entity- and URL-decoded already; JavaScript
+//! escapes (`\u003c`) are decoded here as a second view.
+
+use super::{CRITICAL, ERROR, Hits, Input, WARNING, is_word_byte};
+use crate::normalize::decode_js_escapes;
+
+/// Elements that execute script or change how the page loads resources.
+fn dangerous_tag(name: &str) -> bool {
+    matches!(
+        name,
+        "script" | "iframe" | "frame" | "frameset" | "object" | "embed" | "applet" | "base"
+            | "meta" | "link" | "style" | "svg" | "math" | "vmlframe" | "import" | "isindex"
+            | "xml" | "xss" | "handler" | "listener" | "animate" | "set" | "portal"
+            | "template" | "noscript" | "xmp" | "plaintext" | "bgsound" | "layer" | "ilayer"
+    )
+}
+
+/// Elements that are dangerous only in combination (forms submit elsewhere, media load URLs).
+fn risky_tag(name: &str) -> bool {
+    matches!(
+        name,
+        "form" | "input" | "button" | "textarea" | "keygen" | "video" | "audio" | "source"
+            | "img" | "image" | "body" | "html" | "marquee" | "details" | "dialog" | "select"
+            | "option" | "video2" | "track" | "picture" | "a" | "div" | "table" | "td"
+    )
+}
+
+/// Event handler names browsers fire without user-defined setup. Unknown `on…=` names are still
+/// flagged at paranoia 2 (browsers keep adding events).
+fn known_event(name: &str) -> bool {
+    matches!(
+        name,
+        "load" | "error" | "click" | "dblclick" | "mouseover" | "mouseout" | "mousedown"
+            | "mouseup" | "mousemove" | "mouseenter" | "mouseleave" | "focus" | "blur"
+            | "focusin" | "focusout" | "change" | "submit" | "reset" | "select" | "keydown"
+            | "keyup" | "keypress" | "input" | "abort" | "beforeunload" | "unload" | "resize"
+            | "scroll" | "wheel" | "drag" | "dragstart" | "dragend" | "dragover" | "dragenter"
+            | "dragleave" | "drop" | "copy" | "cut" | "paste" | "toggle" | "animationstart"
+            | "animationend" | "animationiteration" | "transitionend" | "transitionstart"
+            | "pointerover" | "pointerdown" | "pointerup" | "pointerenter" | "pointermove"
+            | "touchstart" | "touchend" | "touchmove" | "play" | "playing" | "pause" | "ended"
+            | "canplay" | "canplaythrough" | "loadstart" | "loadeddata" | "loadedmetadata"
+            | "message" | "hashchange" | "popstate" | "pageshow" | "pagehide" | "show"
+            | "begin" | "end" | "repeat" | "search" | "start" | "finish" | "auxclick"
+            | "contextmenu" | "invalid" | "afterprint" | "beforeprint" | "readystatechange"
+            | "selectstart" | "selectionchange" | "webkitanimationend" | "zoom" | "online"
+            | "offline" | "storage" | "timeupdate" | "volumechange" | "waiting" | "progress"
+            | "durationchange" | "emptied" | "stalled" | "suspend" | "seeked" | "seeking"
+            | "ratechange" | "formdata" | "beforeinput" | "beforetoggle" | "cuechange"
+            | "gotpointercapture" | "lostpointercapture" | "securitypolicyviolation"
+            | "slotchange" | "bounce" | "mousewheel" | "activate" | "beforeactivate"
+            | "beforecopy" | "beforecut" | "beforepaste" | "filterchange" | "help"
+            | "propertychange" | "errorupdate" | "move" | "moveend" | "movestart"
+    )
+}
+
+/// Runs the XSS rules on one value.
+pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
+    let s = input.text;
+    // Nothing here can be markup or script.
+    if !s.bytes().any(|b| {
+        matches!(
+            b,
+            b'<' | b':' | b'=' | b'(' | b'`' | b'[' | b'.' | b'+' | b'-' | b'\\' | b'@'
+        )
+    }) {
+        return;
+    }
+    scan(s, hits);
+    if let Some(js) = decode_js_escapes(s) {
+        scan(&js, hits);
+    }
+}
+
+fn scan(s: &str, hits: &mut Hits) {
+    let b = s.as_bytes();
+    tags(s, hits);
+    event_handlers(b, hits);
+    if s.contains(':') {
+        schemes(s, hits);
+    }
+    css(s, hits);
+    js(s, hits);
+    if s.contains("+adw-") {
+        // UTF-7 encoded `<`: `+ADw-script+AD4-`.
+        hits.add(1, "xss.utf7", CRITICAL);
+    }
+    if s.contains("-->") {
+        hits.add(3, "xss.comment_close", ERROR);
+    }
+    if s.contains("<!--") || s.contains("<![cdata[") || s.contains("<!entity") {
+        hits.add(2, "xss.markup_declaration", WARNING);
+    }
+}
+
+/// `<tag …>` analysis: dangerous elements and attributes inside any tag.
+fn tags(s: &str, hits: &mut Hits) {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while let Some(p) = b[i..].iter().position(|&c| c == b'<') {
+        let lt = i + p;
+        i = lt + 1;
+        let mut j = lt + 1;
+        if b.get(j) == Some(&b'/') {
+            j += 1;
+        }
+        // Tag name, with an optional namespace prefix (`<x:script`).
+        let name_start = j;
+        while j < b.len() && (b[j].is_ascii_alphanumeric() || matches!(b[j], b':' | b'-' | b'_')) {
+            j += 1;
+        }
+        let full = s.get(name_start..j).unwrap_or("");
+        if full.is_empty() || !full.as_bytes()[0].is_ascii_alphabetic() && !full.starts_with(':') {
+            // `< x: script`, `<f o r m`: spaced-out tag names (old parser quirks).
+            let spaced: String = s
+                .get(lt + 1..(lt + 24).min(s.len()))
+                .unwrap_or("")
+                .chars()
+                .take_while(|c| c.is_ascii_alphabetic() || *c == ' ' || *c == ':' || *c == '"')
+                .filter(|c| c.is_ascii_alphabetic() || *c == ':')
+                .collect();
+            let name = spaced.rsplit(':').next().unwrap_or("");
+            if name.len() >= 3 && (dangerous_tag(name) || risky_tag(name) || known_prefix(name)) {
+                hits.add(2, "xss.obfuscated_tag", CRITICAL);
+            }
+            continue;
+        }
+        let name = full.rsplit(':').next().unwrap_or(full);
+        // The rest of the tag up to `>` (or the end of the value: the browser keeps reading).
+        let end = b[j..].iter().position(|&c| c == b'>').map_or(b.len(), |e| j + e);
+        let attrs = s.get(j..end).unwrap_or("");
+        let is_tag_boundary = matches!(b.get(j), None | Some(b' ' | b'/' | b'>' | b'\t' | b'\n' | b'\r' | 0x0c));
+        if !is_tag_boundary {
+            continue;
+        }
+        if dangerous_tag(name) {
+            hits.add(1, "xss.dangerous_tag", CRITICAL);
+        } else if risky_tag(name) {
+            // Plain markup like <b>, <p>, <a href="https://…"> is fine; these need attributes
+            // that make them dangerous, which the rules below catch.
+            if name != "a" && name != "div" && name != "table" && name != "td" {
+                hits.add(3, "xss.html_tag", WARNING);
+            }
+        }
+        if attrs.contains("srcdoc") || attrs.contains("formaction") {
+            hits.add(1, "xss.dangerous_attribute", CRITICAL);
+        }
+        if attrs.contains("style") && (attrs.contains("expression") || attrs.contains("url(")) {
+            hits.add(2, "xss.style_attribute", ERROR);
+        }
+        // Any `on…=` inside a tag is an event handler.
+        if has_event_attr(attrs.as_bytes()) {
+            hits.add(1, "xss.event_handler", CRITICAL);
+        }
+        if name == "a" || name == "img" || name == "link" {
+            // Generic markup: nothing more to say without script.
+        }
+    }
+}
+
+/// Tag-name prefixes of elements that are dangerous but often truncated in probes (`<dial`…).
+fn known_prefix(name: &str) -> bool {
+    ["script", "iframe", "object", "embed", "dialog", "form", "svg"]
+        .iter()
+        .any(|t| t.starts_with(name) && name.len() >= 3)
+}
+
+/// Whether the attribute text of a tag contains an `on<name>=` attribute.
+fn has_event_attr(a: &[u8]) -> bool {
+    let mut i = 0;
+    while i + 2 < a.len() {
+        let boundary = i == 0 || matches!(a[i - 1], b' ' | b'/' | b'"' | b'\'' | b'\t' | b'\n' | b'\r' | 0x0c | b';');
+        if boundary && a[i] == b'o' && a[i + 1] == b'n' {
+            let mut j = i + 2;
+            while j < a.len() && a[j].is_ascii_alphabetic() {
+                j += 1;
+            }
+            let name_len = j - (i + 2);
+            while j < a.len() && matches!(a[j], b' ' | b'\t' | b'\n' | b'\r') {
+                j += 1;
+            }
+            if name_len >= 3 && a.get(j) == Some(&b'=') {
+                return true;
+            }
+        }
+        i += 1;
+    }
+    false
+}
+
+/// `on<event>=` outside a tag: attribute-context injection (`" onmouseover=alert(1) "`).
+fn event_handlers(b: &[u8], hits: &mut Hits) {
+    let mut i = 0;
+    while i + 4 < b.len() {
+        if !(b[i] == b'o' && b[i + 1] == b'n') {
+            i += 1;
+            continue;
+        }
+        let prev = if i == 0 { b' ' } else { b[i - 1] };
+        let boundary = !is_word_byte(prev);
+        let quote_before = matches!(prev, b'"' | b'\'' | b'`' | b'/' | b';');
+        let mut j = i + 2;
+        while j < b.len() && b[j].is_ascii_alphabetic() {
+            j += 1;
+        }
+        let name = std::str::from_utf8(&b[i + 2..j]).unwrap_or("");
+        let mut k = j;
+        while k < b.len() && matches!(b[k], b' ' | b'\t' | b'\n' | b'\r' | 0x0c) {
+            k += 1;
+        }
+        if boundary && name.len() >= 3 && b.get(k) == Some(&b'=') {
+            // What follows `=`: script-like values (`alert(1)`, `eval(…)`) make it certain.
+            let value = &b[k + 1..];
+            let scripty = value.iter().take(64).any(|&c| matches!(c, b'(' | b'`' | b'[' | b'.'));
+            if known_event(name) || quote_before || scripty {
+                hits.add(1, "xss.event_handler", CRITICAL);
+            } else {
+                hits.add(2, "xss.event_handler", CRITICAL);
+            }
+        }
+        i = j.max(i + 1);
+    }
+}
+
+/// Script-capable URL schemes, tolerating the whitespace and control characters browsers strip
+/// inside a scheme (`java\tscript:`).
+fn schemes(s: &str, hits: &mut Hits) {
+    let compact: String = s
+        .chars()
+        .filter(|c| !(c.is_ascii_whitespace() || c.is_ascii_control()))
+        .collect();
+    for scheme in ["javascript:", "vbscript:", "livescript:", "mocha:", "jscript.encode"] {
+        let mut from = 0;
+        while let Some(p) = compact.get(from..).and_then(|c| c.find(scheme)) {
+            let at = from + p;
+            let after = compact.as_bytes().get(at + scheme.len()).copied();
+            // In the original text, "JavaScript: the good parts" has a space after the colon.
+            let spaced_in_original = s
+                .find(scheme)
+                .map(|o| s.as_bytes().get(o + scheme.len()) == Some(&b' '));
+            if after.is_some() && spaced_in_original != Some(true) {
+                hits.add(1, "xss.script_url", CRITICAL);
+            } else {
+                hits.add(2, "xss.script_url", CRITICAL);
+            }
+            from = at + scheme.len();
+        }
+    }
+    if let Some(p) = compact.find("data:") {
+        let rest = &compact[p + 5..];
+        if rest.starts_with("text/html")
+            || rest.starts_with("image/svg")
+            || rest.starts_with("text/javascript")
+            || rest.starts_with("application/x")
+            || rest.starts_with("application/javascript")
+            || (rest.starts_with(',') && rest.contains(['<', '(']))
+        {
+            hits.add(1, "xss.data_url", CRITICAL);
+        } else if rest.starts_with(',') || rest.contains(";base64,") {
+            hits.add(2, "xss.data_url", ERROR);
+        }
+    }
+}
+
+/// CSS that runs code or loads behaviour.
+fn css(s: &str, hits: &mut Hits) {
+    if let Some(p) = s.find("expression") {
+        let after = s[p + 10..].trim_start_matches([' ', '\t', '\n', '\r']);
+        let before = s[..p].trim_end();
+        if after.starts_with('(') && (before.ends_with(':') || before.ends_with('=') || !s[p + 10..].starts_with(' ')) {
+            hits.add(1, "xss.css_expression", CRITICAL);
+        }
+    }
+    if s.contains("-moz-binding") || (s.contains("behavior") && s.contains("url(")) {
+        hits.add(1, "xss.css_behaviour", CRITICAL);
+    }
+    if s.contains("@import") && (s.contains("url(") || s.contains('\'') || s.contains('"')) {
+        hits.add(1, "xss.css_import", CRITICAL);
+    }
+}
+
+/// JavaScript execution sinks and obfuscation.
+fn js(s: &str, hits: &mut Hits) {
+    let b = s.as_bytes();
+    // Calls of functions that only matter to an attacker: alert(1), eval(…), setTimeout(…).
+    const SINKS: [&str; 14] = [
+        "alert", "prompt", "confirm", "eval", "settimeout", "setinterval", "atob", "btoa",
+        "fromcharcode", "execscript", "getscript", "globaleval", "msgbox", "import",
+    ];
+    for sink in SINKS {
+        let mut from = 0;
+        while let Some(p) = s.get(from..).and_then(|h| h.find(sink)) {
+            let at = from + p;
+            let end = at + sink.len();
+            from = end;
+            if at > 0 && (b[at - 1].is_ascii_alphanumeric() || b[at - 1] == b'_') {
+                continue;
+            }
+            let mut k = end;
+            let tight = matches!(b.get(k), Some(b'(' | b'`'));
+            while k < b.len() && matches!(b[k], b' ' | b'\t' | b'\n' | b'\r') {
+                k += 1;
+            }
+            if sink == "import" {
+                if tight && b.get(k + 1).is_some_and(|c| matches!(c, b'"' | b'\'' | b'`')) {
+                    hits.add(1, "xss.js_sink", CRITICAL);
+                }
+                continue;
+            }
+            if tight {
+                hits.add(1, "xss.js_sink", CRITICAL);
+            } else if b.get(k) == Some(&b'(') {
+                hits.add(2, "xss.js_sink", CRITICAL);
+            } else if matches!(b.get(k), Some(b'"' | b'\'' | b']')) && at > 0 && matches!(b[at - 1], b'"' | b'\'') {
+                // self["alert"](…)
+                hits.add(1, "xss.js_sink", CRITICAL);
+            }
+        }
+    }
+    if let Some(p) = s.find("function") {
+        let before = s[..p].trim_end();
+        if before.ends_with("new") && s[p + 8..].trim_start().starts_with('(') {
+            hits.add(1, "xss.js_sink", CRITICAL);
+        }
+    }
+    // Property chains with whitespace and comments removed: document /*x*/ . cookie
+    if s.contains("document")
+        || s.contains("window")
+        || s.contains("self")
+        || s.contains("top")
+        || s.contains("location")
+        || s.contains("constructor")
+        || s.contains("innerhtml")
+    {
+        let compact = strip_js_noise(s);
+        for pat in [
+            "document.cookie",
+            "document.domain",
+            "document.write",
+            "document.location",
+            "document[",
+            "(document)[",
+            "window.location",
+            "window[",
+            "self[",
+            "top[",
+            "parent[",
+            "globalthis[",
+            "location.hash",
+            "location.href=",
+            "location=",
+            "constructor.constructor",
+            ".constructor(",
+            ".innerhtml=",
+            ".outerhtml=",
+            "document.createelement(",
+        ] {
+            if let Some(p) = compact.find(pat) {
+                let prev = p.checked_sub(1).and_then(|q| compact.as_bytes().get(q)).copied();
+                if prev.is_none_or(|c| !c.is_ascii_alphanumeric() || pat.starts_with('.') || pat.starts_with('(')) {
+                    hits.add(1, "xss.dom_access", CRITICAL);
+                    break;
+                }
+            }
+        }
+    }
+    // JSFuck / non-alphanumeric JavaScript.
+    let fuck = count(s, "![]") + count(s, "+[]") + count(s, "[]+") + count(s, "[][");
+    if fuck >= 2 {
+        hits.add(1, "xss.jsfuck", CRITICAL);
+    } else if fuck == 1 && (s.contains("!![]") || s.contains("+!")) {
+        hits.add(2, "xss.jsfuck", CRITICAL);
+    }
+}
+
+fn count(s: &str, pat: &str) -> usize {
+    s.matches(pat).count()
+}
+
+/// Removes whitespace and `/* … */` comments, which JavaScript ignores between tokens.
+fn strip_js_noise(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(p) = rest.find("/*") {
+        out.extend(rest[..p].chars().filter(|c| !c.is_whitespace()));
+        match rest[p + 2..].find("*/") {
+            Some(e) => rest = &rest[p + 2 + e + 2..],
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.extend(rest.chars().filter(|c| !c.is_whitespace()));
+    out.replace("\"", "").replace('\'', "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::FieldKind;
+
+    fn score(s: &str, pl: u8) -> u32 {
+        let mut hits = Hits::new(pl);
+        let n = crate::normalize::normalize(s, 3);
+        detect(
+            &Input {
+                text: &n.text,
+                had_null: n.had_null,
+                kind: FieldKind::Value,
+            },
+            &mut hits,
+        );
+        hits.list.iter().map(|h| h.score).sum()
+    }
+
+    #[test]
+    fn attacks() {
+        for a in [
+            "<script>alert(1)</script>",
+            "<svg/onload=alert(1)>",
+            "<img src=x onerror=alert(1)>",
+            "\" onmouseover=\"alert(1)",
+            "javascript:alert(document.cookie)",
+            "ja&#x09;vascript:alert(1)",
+            "<iframe srcdoc=\"&lt;script&gt;\">",
+            "<a href=\"javascript&colon;alert(1)\">x</a>",
+            "%3Cscript%3Ealert(1)%3C/script%3E",
+            "\\u003cscript\\u003e",
+            "<div style=\"width: expression(alert(1))\">",
+            "data:text/html;base64,PHNjcmlwdD4=",
+            "<x:script xmlns:x=\"http://www.w3.org/1999/xhtml\">",
+            "document /*x*/ . cookie",
+        ] {
+            assert!(score(a, 1) >= 5, "missed {a:?}");
+        }
+    }
+
+    #[test]
+    fn business_text() {
+        for b in [
+            "Said their script tag manager blocks onload popups",
+            "Wants <b>bold</b> formatting in notes",
+            "Reply to <jane.doe+1@example.co.uk> not the shared inbox",
+            "JavaScript Engineer",
+            "Intro via Jane (jane@partner.io) -> warm lead",
+            "Set an alert for Monday",
+            "Q: can we import from HubSpot? A: yes, CSV",
+            "I <3 <3 the doctor",
+            "BLAH <A HREF=\"FOO.HTML\">FOO</A>",
+            "https://select.example.com/?utm_source=linkedin&utm_medium=cpc",
+        ] {
+            assert!(score(b, 1) < 5, "false positive {b:?}: {}", score(b, 1));
+        }
+    }
+}

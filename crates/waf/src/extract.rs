@@ -1,0 +1,576 @@
+//! Splitting a request into the individual values an attacker controls, each with a location
+//! (`query.q`, `body.notes`, `body.tags[0]`, `header.user-agent`, `cookie.session`, `path`) that
+//! matches and exclusions refer to.
+//!
+//! Parsers here are deliberately forgiving — a malformed body is inspected as text rather than
+//! skipped, because "the parser gave up" must never mean "the WAF looked away".
+
+use crate::Request;
+use crate::config::Limits;
+use crate::normalize::{form_decode, lenient_utf8};
+
+/// What part of the request a value came from; some detectors weigh evidence by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FieldKind {
+    /// The whole request path (path traversal looks at it as one string).
+    Path,
+    /// One path segment (the other detectors look at segments).
+    PathSegment,
+    /// A parameter or JSON key name.
+    Name,
+    /// A parameter, JSON string, cookie, multipart or XML value.
+    Value,
+    /// A request header value.
+    Header,
+    /// An uploaded file's name.
+    Filename,
+    /// An unstructured text body.
+    Text,
+}
+
+/// One inspected value.
+#[derive(Debug, Clone)]
+pub(crate) struct Field {
+    pub location: String,
+    pub value: String,
+    pub kind: FieldKind,
+}
+
+/// Headers never inspected: credentials (not ours to read), and structural headers the HTTP stack
+/// parses itself whose normal values (`*/*;q=0.8`, `"Chromium";v="131"`) look like syntax.
+const SKIPPED_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "host",
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "accept-charset",
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "upgrade",
+    "cache-control",
+    "pragma",
+    "if-none-match",
+    "if-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "etag",
+    "range",
+    "traceparent",
+    "tracestate",
+    "x-request-id",
+    "upgrade-insecure-requests",
+    "priority",
+];
+
+fn header_skipped(name: &str) -> bool {
+    SKIPPED_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name))
+        || name.len() > 4 && name[..4].eq_ignore_ascii_case("sec-")
+}
+
+/// Collects fields while enforcing the field-count and byte budgets.
+pub(crate) struct Sink<'l> {
+    pub fields: Vec<Field>,
+    limits: &'l Limits,
+    bytes: usize,
+    pub truncated: bool,
+}
+
+impl<'l> Sink<'l> {
+    pub fn new(limits: &'l Limits) -> Self {
+        Sink {
+            fields: Vec::with_capacity(16),
+            limits,
+            bytes: 0,
+            truncated: false,
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.fields.len() >= self.limits.max_fields || self.bytes >= self.limits.max_inspected_bytes
+    }
+
+    fn push(&mut self, location: String, mut value: String, kind: FieldKind) {
+        if value.is_empty() {
+            return;
+        }
+        if self.full() {
+            self.truncated = true;
+            return;
+        }
+        let room = self.limits.max_inspected_bytes - self.bytes;
+        if value.len() > room {
+            let mut cut = room;
+            while !value.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            value.truncate(cut);
+            self.truncated = true;
+        }
+        self.bytes += value.len();
+        self.fields.push(Field {
+            location,
+            value,
+            kind,
+        });
+    }
+}
+
+/// Splits `req` into fields.
+pub(crate) fn extract(req: &Request<'_>, sink: &mut Sink<'_>) {
+    extract_path(req.path, sink);
+    if let Some(q) = req.query {
+        extract_form(q, "query", sink);
+    }
+    for (name, value) in req.headers {
+        if header_skipped(name) {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("cookie") {
+            extract_cookies(value, sink);
+        } else {
+            sink.push(
+                format!("header.{}", name.to_ascii_lowercase()),
+                (*value).to_owned(),
+                FieldKind::Header,
+            );
+        }
+    }
+    if !req.body.is_empty() {
+        extract_body(req.content_type, req.body, "body", sink);
+    }
+}
+
+fn extract_path(path: &str, sink: &mut Sink<'_>) {
+    sink.push("path".into(), path.to_owned(), FieldKind::Path);
+    for seg in path.split('/') {
+        // Plain segments (`api`, `v1`, ids) cannot carry an attack; skip them cheaply.
+        if seg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
+            continue;
+        }
+        sink.push("path".into(), seg.to_owned(), FieldKind::PathSegment);
+    }
+}
+
+/// Whether a parameter / key name is ordinary enough that inspecting it is pointless.
+fn plain_name(name: &str) -> bool {
+    name.bytes().all(|b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'[' | b']' | b'@' | b':')
+    })
+}
+
+fn extract_form(s: &str, prefix: &str, sink: &mut Sink<'_>) {
+    for pair in s.split('&') {
+        if pair.is_empty() {
+            continue;
+        }
+        let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = form_decode(raw_name);
+        let location = format!("{prefix}.{name}");
+        if !plain_name(&name) {
+            sink.push(location.clone(), name.clone(), FieldKind::Name);
+        }
+        sink.push(location, form_decode(raw_value), FieldKind::Value);
+    }
+}
+
+fn extract_cookies(s: &str, sink: &mut Sink<'_>) {
+    for pair in s.split(';') {
+        let pair = pair.trim();
+        if pair.is_empty() {
+            continue;
+        }
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let location = format!("cookie.{name}");
+        if !plain_name(name) {
+            sink.push(location.clone(), name.to_owned(), FieldKind::Name);
+        }
+        sink.push(location, value.to_owned(), FieldKind::Value);
+    }
+}
+
+/// The media type without parameters, lower-cased.
+fn media_type(ct: &str) -> String {
+    ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+fn is_binary(mt: &str) -> bool {
+    mt.starts_with("image/")
+        || mt.starts_with("audio/")
+        || mt.starts_with("video/")
+        || mt.starts_with("font/")
+        || matches!(
+            mt,
+            "application/octet-stream"
+                | "application/pdf"
+                | "application/zip"
+                | "application/gzip"
+                | "application/x-gzip"
+                | "application/x-7z-compressed"
+                | "application/vnd.ms-excel"
+                | "application/x-tar"
+        )
+        || mt.starts_with("application/vnd.openxmlformats")
+}
+
+fn extract_body(content_type: Option<&str>, body: &[u8], prefix: &str, sink: &mut Sink<'_>) {
+    let mt = content_type.map(media_type).unwrap_or_default();
+    if is_binary(&mt) {
+        return;
+    }
+    match mt.as_str() {
+        "application/x-www-form-urlencoded" => extract_form(&lenient_utf8(body), prefix, sink),
+        "multipart/form-data" => {
+            match content_type.and_then(|ct| param(ct, "boundary")) {
+                Some(b) => extract_multipart(body, &b, prefix, sink),
+                None => sink.push(prefix.into(), lenient_utf8(body), FieldKind::Text),
+            }
+        }
+        "text/csv" => extract_csv(&lenient_utf8(body), prefix, sink),
+        "application/xml" | "text/xml" => extract_xml(&lenient_utf8(body), prefix, sink),
+        m if m == "application/json" || m.ends_with("+json") => {
+            match serde_json::from_slice::<serde_json::Value>(body) {
+                Ok(v) => {
+                    let mut loc = prefix.to_owned();
+                    walk_json(&v, &mut loc, 0, sink);
+                }
+                Err(_) => sink.push(prefix.into(), lenient_utf8(body), FieldKind::Text),
+            }
+        }
+        m if m.ends_with("+xml") => extract_xml(&lenient_utf8(body), prefix, sink),
+        _ => sink.push(prefix.into(), lenient_utf8(body), FieldKind::Text),
+    }
+}
+
+/// A `key=value` parameter of a header like Content-Type or Content-Disposition.
+fn param(header: &str, key: &str) -> Option<String> {
+    for part in header.split(';').skip(1) {
+        let (k, v) = part.split_once('=')?;
+        if k.trim().eq_ignore_ascii_case(key) {
+            return Some(v.trim().trim_matches('"').to_owned());
+        }
+    }
+    None
+}
+
+fn walk_json(v: &serde_json::Value, loc: &mut String, depth: usize, sink: &mut Sink<'_>) {
+    use serde_json::Value;
+    if depth > sink.limits.max_depth {
+        sink.truncated = true;
+        return;
+    }
+    match v {
+        Value::String(s) => sink.push(loc.clone(), s.clone(), FieldKind::Value),
+        Value::Array(items) => {
+            let base = loc.len();
+            for (i, item) in items.iter().enumerate() {
+                loc.push('[');
+                loc.push_str(&i.to_string());
+                loc.push(']');
+                walk_json(item, loc, depth + 1, sink);
+                loc.truncate(base);
+            }
+        }
+        Value::Object(map) => {
+            let base = loc.len();
+            for (k, item) in map {
+                loc.push('.');
+                loc.push_str(k);
+                if !plain_name(k) {
+                    sink.push(loc.clone(), k.clone(), FieldKind::Name);
+                }
+                walk_json(item, loc, depth + 1, sink);
+                loc.truncate(base);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// Finds `needle` in `hay` from `from` (multipart delimiters; bodies are small so a plain scan is
+/// fine).
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if needle.is_empty() || from >= hay.len() {
+        return None;
+    }
+    hay[from..]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+fn extract_multipart(body: &[u8], boundary: &str, prefix: &str, sink: &mut Sink<'_>) {
+    let delim = format!("--{boundary}");
+    let delim = delim.as_bytes();
+    let Some(mut pos) = find(body, delim, 0) else {
+        sink.push(prefix.into(), lenient_utf8(body), FieldKind::Text);
+        return;
+    };
+    loop {
+        let part_start = pos + delim.len();
+        if body.get(part_start..part_start + 2) == Some(b"--") {
+            break;
+        }
+        let next = find(body, delim, part_start);
+        let part = &body[part_start..next.unwrap_or(body.len())];
+        extract_part(part, prefix, sink);
+        match next {
+            Some(n) => pos = n,
+            None => break,
+        }
+    }
+}
+
+fn extract_part(part: &[u8], prefix: &str, sink: &mut Sink<'_>) {
+    // Headers end at the first blank line; accept bare LF as well as CRLF.
+    let (head, content) = match find(part, b"\r\n\r\n", 0) {
+        Some(i) => (&part[..i], &part[i + 4..]),
+        None => match find(part, b"\n\n", 0) {
+            Some(i) => (&part[..i], &part[i + 2..]),
+            None => (part, &[][..]),
+        },
+    };
+    let content = content
+        .strip_suffix(b"\r\n")
+        .or_else(|| content.strip_suffix(b"\n"))
+        .unwrap_or(content);
+    let head = lenient_utf8(head);
+    let mut name = String::new();
+    let mut filename = None;
+    let mut ctype = None;
+    for line in head.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        if k.trim().eq_ignore_ascii_case("content-disposition") {
+            name = param(v, "name").unwrap_or_default();
+            filename = param(v, "filename");
+        } else if k.trim().eq_ignore_ascii_case("content-type") {
+            ctype = Some(v.trim().to_owned());
+        }
+    }
+    let loc = format!("{prefix}.{name}");
+    if !plain_name(&name) {
+        sink.push(loc.clone(), name.clone(), FieldKind::Name);
+    }
+    match filename {
+        Some(f) => {
+            sink.push(format!("{loc}.filename"), f, FieldKind::Filename);
+            // Uploaded file contents: only text-like files are worth reading.
+            let mt = ctype.as_deref().map(media_type).unwrap_or_default();
+            if mt.starts_with("text/") || mt.contains("json") || mt.contains("xml") {
+                extract_body(ctype.as_deref(), content, &loc, sink);
+            }
+        }
+        None => match ctype.as_deref() {
+            Some(ct) if !media_type(ct).starts_with("text/plain") => {
+                extract_body(Some(ct), content, &loc, sink);
+            }
+            _ => sink.push(loc, lenient_utf8(content), FieldKind::Value),
+        },
+    }
+}
+
+/// CSV import bodies: each cell is a value, located by its column header (`body.Company Name`).
+/// Inspecting the whole file as one string would read quotes around `O'Brien` as SQL.
+fn extract_csv(s: &str, prefix: &str, sink: &mut Sink<'_>) {
+    let mut header: Vec<String> = Vec::new();
+    for (row_idx, line) in s.lines().enumerate() {
+        let cells = split_csv_line(line);
+        if row_idx == 0 {
+            header = cells.clone();
+        }
+        for (i, cell) in cells.into_iter().enumerate() {
+            let col = header.get(i).map_or_else(|| i.to_string(), Clone::clone);
+            sink.push(format!("{prefix}.{col}"), cell, FieldKind::Value);
+        }
+    }
+}
+
+/// Splits one CSV line on commas outside double quotes, unquoting cells. Lenient about stray
+/// quotes inside unquoted cells (`Toys"R"Us`).
+fn split_csv_line(line: &str) -> Vec<String> {
+    let mut cells = Vec::new();
+    let mut cur = String::new();
+    let mut in_quotes = false;
+    let mut chars = line.chars().peekable();
+    let mut at_cell_start = true;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if at_cell_start => in_quotes = true,
+            '"' if in_quotes => {
+                if chars.peek() == Some(&'"') {
+                    cur.push('"');
+                    chars.next();
+                } else if matches!(chars.peek(), None | Some(',')) {
+                    in_quotes = false;
+                } else {
+                    cur.push('"');
+                }
+            }
+            ',' if !in_quotes => {
+                cells.push(std::mem::take(&mut cur));
+                at_cell_start = true;
+                continue;
+            }
+            c => cur.push(c),
+        }
+        at_cell_start = false;
+    }
+    cells.push(cur);
+    cells
+}
+
+/// XML bodies: attribute values and text nodes are the values (entities are decoded later by
+/// normalisation). Markup itself is the format, not attacker data.
+fn extract_xml(s: &str, prefix: &str, sink: &mut Sink<'_>) {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut text_start = 0;
+    while i < b.len() {
+        if b[i] == b'<' {
+            push_xml_text(s, text_start, i, prefix, sink);
+            // Inside a tag: collect quoted attribute values.
+            let mut j = i + 1;
+            while j < b.len() && b[j] != b'>' {
+                if b[j] == b'"' || b[j] == b'\'' {
+                    let q = b[j];
+                    let end = b[j + 1..].iter().position(|&c| c == q).map(|p| p + j + 1);
+                    let end = end.unwrap_or(b.len());
+                    if let Some(v) = s.get(j + 1..end) {
+                        sink.push(format!("{prefix}.xml"), v.to_owned(), FieldKind::Value);
+                    }
+                    j = end + 1;
+                } else {
+                    j += 1;
+                }
+            }
+            i = j + 1;
+            text_start = i;
+        } else {
+            i += 1;
+        }
+    }
+    push_xml_text(s, text_start, b.len(), prefix, sink);
+}
+
+fn push_xml_text(s: &str, from: usize, to: usize, prefix: &str, sink: &mut Sink<'_>) {
+    if let Some(t) = s.get(from..to.min(s.len())) {
+        let t = t.trim();
+        if !t.is_empty() {
+            sink.push(format!("{prefix}.xml"), t.to_owned(), FieldKind::Value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(req: &Request<'_>) -> Vec<(String, String)> {
+        let limits = Limits::default();
+        let mut sink = Sink::new(&limits);
+        extract(req, &mut sink);
+        sink.fields
+            .into_iter()
+            .map(|f| (f.location, f.value))
+            .collect()
+    }
+
+    fn req<'a>(ct: Option<&'a str>, body: &'a [u8]) -> Request<'a> {
+        Request {
+            method: "POST",
+            path: "/api/v1/leads",
+            query: None,
+            headers: &[],
+            content_type: ct,
+            body,
+        }
+    }
+
+    #[test]
+    fn json_locations() {
+        let f = fields(&req(
+            Some("application/json"),
+            br#"{"notes": "hi", "tags": ["a", "b"], "x": {"y": "z", "n": 3}, "k<ey": "v"}"#,
+        ));
+        let locs: Vec<&str> = f.iter().map(|(l, _)| l.as_str()).collect();
+        assert!(locs.contains(&"body.notes"));
+        assert!(locs.contains(&"body.tags[1]"));
+        assert!(locs.contains(&"body.x.y"));
+        assert!(f.contains(&("body.k<ey".into(), "k<ey".into())));
+    }
+
+    #[test]
+    fn query_headers_cookies() {
+        let r = Request {
+            method: "GET",
+            path: "/api/v1/leads",
+            query: Some("q=company%3AAT%26T&title=Head+of+R%26D"),
+            headers: &[
+                ("User-Agent", "curl/8"),
+                ("Authorization", "Bearer x' or 1=1"),
+                ("Cookie", "a=1; sid=abc"),
+            ],
+            content_type: None,
+            body: b"",
+        };
+        let f = fields(&r);
+        assert!(f.contains(&("query.q".into(), "company:AT&T".into())));
+        assert!(f.contains(&("query.title".into(), "Head of R&D".into())));
+        assert!(f.contains(&("header.user-agent".into(), "curl/8".into())));
+        assert!(f.contains(&("cookie.sid".into(), "abc".into())));
+        assert!(!f.iter().any(|(l, _)| l.contains("authorization")));
+    }
+
+    #[test]
+    fn multipart_fields_and_binary_files() {
+        let body = b"--XB\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n--XB\r\nContent-Disposition: form-data; name=\"f\"; filename=\"../a.png\"\r\nContent-Type: image/png\r\n\r\n\x89PNG' or 1=1\r\n--XB--\r\n";
+        let f = fields(&req(Some("multipart/form-data; boundary=XB"), body));
+        assert!(f.contains(&("body.note".into(), "hello".into())));
+        assert!(f.contains(&("body.f.filename".into(), "../a.png".into())));
+        assert!(!f.iter().any(|(_, v)| v.contains("PNG")));
+    }
+
+    #[test]
+    fn csv_cells() {
+        let f = fields(&req(
+            Some("text/csv"),
+            b"Name,Company\n\"O'Brien\",\"Toys\"R\"Us\"",
+        ));
+        assert!(f.contains(&("body.Name".into(), "O'Brien".into())));
+        assert!(f.contains(&("body.Company".into(), "Toys\"R\"Us".into())));
+    }
+
+    #[test]
+    fn limits_truncate() {
+        let limits = Limits {
+            max_fields: 2,
+            ..Limits::default()
+        };
+        let mut sink = Sink::new(&limits);
+        extract(
+            &Request {
+                method: "GET",
+                path: "/",
+                query: Some("a=1&b=2&c=3"),
+                headers: &[],
+                content_type: None,
+                body: b"",
+            },
+            &mut sink,
+        );
+        assert!(sink.truncated);
+        assert_eq!(sink.fields.len(), 2);
+    }
+}
