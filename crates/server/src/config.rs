@@ -175,6 +175,9 @@ pub struct ApiKeysConfig {
 #[serde(deny_unknown_fields)]
 pub struct PerimeterConfig {
     pub rate_limits_path: PathBuf,
+    /// May carry a password, so it is a secret.
+    pub redis_url: SecretString,
+    pub redis_prefix: String,
 }
 
 /// Single sign-on providers. A provider is on when it has a client id.

@@ -220,9 +220,18 @@ impl Application {
         };
         let auth = Arc::new(crate::auth::AuthKeys::new(&app_key, &config)?);
         let sso = Arc::new(crate::auth::sso::Sso::from_config(&config)?);
-        let limits = Arc::new(crate::perimeter::rate_limit::Limiter::new(
-            load_rate_limits(&config)?,
-        ));
+        let limits = {
+            let l = crate::perimeter::rate_limit::Limiter::new(load_rate_limits(&config)?);
+            let url = secrecy::ExposeSecret::expose_secret(&config.perimeter.redis_url);
+            Arc::new(if url.is_empty() {
+                l
+            } else {
+                l.with_shared(crate::perimeter::shared::Shared::new(
+                    url,
+                    &config.perimeter.redis_prefix,
+                )?)
+            })
+        };
         auth.reload(&pool, clock.now())
             .await
             .context("loading the access-token keys")?;

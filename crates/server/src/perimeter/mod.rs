@@ -2,6 +2,7 @@
 //! (`rate-limits.json`). The WAF's request inspection joins here.
 
 pub mod rate_limit;
+pub mod shared;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -74,7 +75,18 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
     let who = subject(&state, &req);
     let decision = state
         .limits
-        .check(req.method().as_str(), req.uri().path(), &who);
+        .check(req.method().as_str(), req.uri().path(), &who)
+        .await;
+    if decision.unavailable {
+        let mut res = StatusCode::SERVICE_UNAVAILABLE.into_response();
+        res.extensions_mut().insert(ErrorBody(
+            "temporarily unavailable; try again shortly".into(),
+            Some("rate_limit_unavailable"),
+        ));
+        res.headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return res;
+    }
     if !decision.allowed {
         let rule = decision.rule.clone().unwrap_or_default();
         tracing::info!(rule = %rule, retry_after = decision.retry_after_secs, "rate limited");

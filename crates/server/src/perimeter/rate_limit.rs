@@ -50,6 +50,18 @@ pub struct Rule {
     /// Token bucket only: requests allowed at once (default: `limit`).
     #[serde(default)]
     pub burst: Option<u32>,
+    /// With a shared (Redis) backend that fails: `local` counts in this process instead;
+    /// `closed` refuses (503), for endpoints such as sign-in where a gap would let guessing through.
+    #[serde(default)]
+    pub on_backend_failure: OnFailure,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    #[default]
+    Local,
+    Closed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -165,6 +177,8 @@ pub struct Subject {
 #[derive(Debug, Clone)]
 pub struct Decision {
     pub allowed: bool,
+    /// Refused because the shared backend failed on a fail-closed rule.
+    pub unavailable: bool,
     pub rule: Option<String>,
     pub limit: u32,
     pub remaining: u32,
@@ -194,6 +208,7 @@ pub struct Limiter {
     pub file: RulesFile,
     stores: Vec<Store>,
     clock: DefaultClock,
+    shared: Option<super::shared::Shared>,
 }
 
 fn quota(rule: &Rule, multiplier: u32) -> Quota {
@@ -215,6 +230,13 @@ fn quota(rule: &Rule, multiplier: u32) -> Quota {
 }
 
 impl Limiter {
+    /// Limits shared by every instance through Redis (`perimeter.redis_url`).
+    #[must_use]
+    pub fn with_shared(mut self, shared: super::shared::Shared) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
     #[must_use]
     pub fn new(file: RulesFile) -> Self {
         let stores = file
@@ -231,13 +253,15 @@ impl Limiter {
             file,
             stores,
             clock: DefaultClock::default(),
+            shared: None,
         }
     }
 
     /// Counts a request against every matching rule.
-    pub fn check(&self, method: &str, path: &str, who: &Subject) -> Decision {
+    pub async fn check(&self, method: &str, path: &str, who: &Subject) -> Decision {
         let mut decision = Decision {
             allowed: true,
+            unavailable: false,
             rule: None,
             limit: 0,
             remaining: 0,
@@ -253,9 +277,27 @@ impl Limiter {
                 _ => (format!("ip:{}", who.ip), 1),
             };
             let limit = rule.limit.saturating_mul(mult);
-            let (ok, remaining, reset, retry) = match store {
-                Store::Bucket(buckets) => self.bucket(buckets, rule, mult, &key),
-                Store::Window(w) => window(w, rule, limit, &key),
+            let shared = match &self.shared {
+                Some(sh) => Some(sh.check(rule, mult, &key).await),
+                None => None,
+            };
+            let (ok, remaining, reset, retry) = match shared {
+                Some(Ok(answer)) => answer,
+                Some(Err(e)) if rule.on_backend_failure == OnFailure::Closed => {
+                    metrics::counter!("rate_limit_backend_errors_total").increment(1);
+                    tracing::error!(rule = %rule.name, error = %e, "shared rate-limit backend failed; refusing (fail closed)");
+                    decision.allowed = false;
+                    decision.unavailable = true;
+                    decision.rule = Some(rule.name.clone());
+                    decision.retry_after_secs = 5;
+                    break;
+                }
+                Some(Err(e)) => {
+                    metrics::counter!("rate_limit_backend_errors_total").increment(1);
+                    tracing::warn!(rule = %rule.name, error = %e, "shared rate-limit backend failed; counting locally");
+                    self.local(store, rule, mult, limit, &key)
+                }
+                None => self.local(store, rule, mult, limit, &key),
             };
             // The first matching rule (the narrowest, by file order) speaks in the headers, unless
             // a later one refuses.
@@ -274,6 +316,20 @@ impl Limiter {
             }
         }
         decision
+    }
+
+    fn local(
+        &self,
+        store: &Store,
+        rule: &Rule,
+        mult: u32,
+        limit: u32,
+        key: &String,
+    ) -> (bool, u32, u64, u64) {
+        match store {
+            Store::Bucket(buckets) => self.bucket(buckets, rule, mult, key),
+            Store::Window(w) => window(w, rule, limit, key),
+        }
     }
 
     fn bucket(
@@ -425,33 +481,39 @@ mod tests {
         }
     }
 
-    #[test]
-    fn sliding_window_allows_exactly_the_limit() {
+    #[tokio::test]
+    async fn sliding_window_allows_exactly_the_limit() {
         let f = RulesFile::parse(DEFAULT_RULES).unwrap();
         let l = Limiter::new(f);
         for i in 0..3 {
-            let d = l.check("POST", "/early-access", &subject("192.0.2.1"));
+            let d = l
+                .check("POST", "/early-access", &subject("192.0.2.1"))
+                .await;
             assert!(d.allowed, "submission {i}");
             assert_eq!(d.rule.as_deref(), Some("early-access"));
         }
-        let d = l.check("POST", "/early-access", &subject("192.0.2.1"));
+        let d = l
+            .check("POST", "/early-access", &subject("192.0.2.1"))
+            .await;
         assert!(!d.allowed);
         assert!(d.retry_after_secs > 0 && d.retry_after_secs <= 3600);
         // Another address is not affected; GET is not counted by the rule.
         assert!(
             l.check("POST", "/early-access", &subject("192.0.2.2"))
+                .await
                 .allowed
         );
         assert_eq!(
             l.check("GET", "/early-access", &subject("192.0.2.1"))
+                .await
                 .rule
                 .as_deref(),
             Some("default")
         );
     }
 
-    #[test]
-    fn principals_get_their_multiplier_and_the_ip_ceiling_still_holds() {
+    #[tokio::test]
+    async fn principals_get_their_multiplier_and_the_ip_ceiling_still_holds() {
         let f = RulesFile::parse(
             r#"{"rules": [
                 {"name": "api", "path": "/api/v1/*", "key": "principal", "algorithm": "token_bucket", "limit": 2, "period_secs": 60},
@@ -470,13 +532,18 @@ mod tests {
             principal: Some("key:k1".into()),
             multiplier: 5,
         };
-        let count = |s: &Subject| {
-            (0..20)
-                .take_while(|_| l.check("GET", "/api/v1/org", s).allowed)
-                .count()
-        };
-        assert_eq!(count(&user), 2);
-        assert_eq!(count(&key), 10);
+        let mut count = 0;
+        while count < 20 && l.check("GET", "/api/v1/org", &user).await.allowed {
+            count += 1;
+        }
+        let user_count = count;
+        let mut count = 0;
+        while count < 20 && l.check("GET", "/api/v1/org", &key).await.allowed {
+            count += 1;
+        }
+        let key_count = count;
+        assert_eq!(user_count, 2);
+        assert_eq!(key_count, 10);
         // Many made-up keys from one address: the per-IP ceiling stops them.
         let mut allowed = 0;
         for i in 0..40 {
@@ -485,7 +552,7 @@ mod tests {
                 principal: Some(format!("key:fake{i}")),
                 multiplier: 5,
             };
-            if l.check("GET", "/api/v1/org", &s).allowed {
+            if l.check("GET", "/api/v1/org", &s).await.allowed {
                 allowed += 1;
             }
         }

@@ -13,6 +13,7 @@ mod helpers;
 mod http;
 mod lifecycle;
 mod orgs;
+mod perimeter;
 mod rls;
 mod sso;
 mod telemetry;
