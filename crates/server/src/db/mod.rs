@@ -107,6 +107,31 @@ pub async fn connect_app(url: &str, max_connections: u32) -> Result<PgPool, DbEr
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
+        // sqlx 0.8 can return a connection to the pool inside a transaction it does not track:
+        // when a request is cancelled (its client hung up) while `BEGIN` is on the wire. The next
+        // borrower would then run inside that stale transaction, with its tenant settings and
+        // locks. A connection that comes back in a transaction is closed instead of reused.
+        .after_release(|conn, _meta| {
+            Box::pin(async move {
+                // One simple-protocol message: outside a transaction block both timestamps come
+                // from it and are equal; inside one, the transaction began with an earlier command.
+                // (A bare string without arguments goes as a simple query.)
+                let stale: Result<bool, sqlx::Error> = async {
+                    use sqlx::{Executor as _, Row as _};
+                    conn.fetch_one("SELECT transaction_timestamp() <> statement_timestamp()")
+                        .await?
+                        .try_get(0)
+                }
+                .await;
+                if !matches!(stale, Ok(false)) {
+                    tracing::warn!(
+                        "a pooled connection came back inside a transaction; closing it"
+                    );
+                    metrics::counter!("db_stale_transaction_connections_total").increment(1);
+                }
+                Ok(matches!(stale, Ok(false)))
+            })
+        })
         .connect_with(options(url)?)
         .await
         .map_err(DbError::Connect)?;

@@ -355,3 +355,37 @@ async fn definer_functions_are_narrow_and_pinned() {
         .unwrap_err();
     assert!(e.to_string().contains("permission denied"), "{e}");
 }
+
+/// A connection handed back inside a transaction sqlx does not know about (what a request
+/// cancelled during `BEGIN` leaves) is closed, never lent to the next request.
+#[tokio::test]
+async fn a_connection_returned_inside_a_transaction_is_not_reused() {
+    let db = crate::helpers::TestDb::new().await;
+    let pool = leadgen::db::connect_app(&db.app_url(), 1).await.unwrap();
+    {
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::raw_sql("BEGIN; SELECT set_config('app.org_id', gen_random_uuid()::text, true)")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    // The one connection of the pool goes back (and is checked) in the background.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // (A bare string goes as one simple-protocol query, where both timestamps are the same
+    // outside a transaction block.)
+    let row = sqlx::Executor::fetch_one(
+        &pool,
+        "SELECT transaction_timestamp() <> statement_timestamp(), nullif(current_setting('app.org_id', true), '')",
+    )
+    .await
+    .unwrap();
+    use sqlx::Row as _;
+    let in_tx: bool = row.try_get(0).unwrap();
+    let org: Option<String> = row.try_get(1).unwrap();
+    assert!(
+        !in_tx,
+        "the next borrower is not inside the stale transaction"
+    );
+    assert_eq!(org, None, "and does not inherit its tenant setting");
+    pool.close().await;
+}
