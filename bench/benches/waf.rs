@@ -35,14 +35,18 @@ fn inspect(c: &mut Criterion) {
     let search = Request {
         method: "GET",
         path: "/api/v1/leads",
-        query: Some("q=company%3AAT%26T&title=VP%2C+Sales+%26+Marketing&limit=50&after=7eed8d14f06d3fef"),
+        query: Some(
+            "q=company%3AAT%26T&title=VP%2C+Sales+%26+Marketing&limit=50&after=7eed8d14f06d3fef",
+        ),
         headers: &headers,
         content_type: None,
         body: b"",
     };
     assert_eq!(engine.inspect(&search).action, Action::Allow);
     let attack = Request {
-        query: Some("q=-1%27%20union%20select%201%2Cconcat(user()%2C0x3a%2Cversion())%2C3--%20&limit=50"),
+        query: Some(
+            "q=-1%27%20union%20select%201%2Cconcat(user()%2C0x3a%2Cversion())%2C3--%20&limit=50",
+        ),
         ..search
     };
     assert_eq!(engine.inspect(&attack).action, Action::Block);

@@ -174,6 +174,7 @@ pub struct ApiKeysConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PerimeterConfig {
+    pub waf_rules_path: PathBuf,
     pub rate_limits_path: PathBuf,
     /// May carry a password, so it is a secret.
     pub redis_url: SecretString,
@@ -418,7 +419,22 @@ impl Config {
         if k.notice_check_secs == 0 {
             return Err(rule("api_keys.notice_check_secs", "must be greater than 0"));
         }
-        // The rules file is checked with the rest, so `configtest` and a start fail fast on it.
+        // The rules files are checked with the rest, so `configtest` and a start fail fast on them.
+        let waf = &self.perimeter.waf_rules_path;
+        if !waf.as_os_str().is_empty() {
+            let text = std::fs::read_to_string(waf).map_err(|e| {
+                rule(
+                    "perimeter.waf_rules_path",
+                    &format!("cannot read {}: {e}", waf.display()),
+                )
+            })?;
+            crate::perimeter::waf::Waf::parse(&text).map_err(|e| {
+                rule(
+                    "perimeter.waf_rules_path",
+                    &format!("{}: {e}", waf.display()),
+                )
+            })?;
+        }
         let rules = &self.perimeter.rate_limits_path;
         if !rules.as_os_str().is_empty() {
             let text = std::fs::read_to_string(rules).map_err(|e| {

@@ -40,6 +40,8 @@ pub struct AppState {
     pub sso: Arc<crate::auth::sso::Sso>,
     /// Per-endpoint rate limits.
     pub limits: Arc<crate::perimeter::rate_limit::Limiter>,
+    /// The web application firewall's rules (replaced when their file changes).
+    pub waf: Arc<crate::perimeter::waf::Rules>,
 }
 
 impl AppState {
@@ -62,6 +64,9 @@ impl AppState {
             sso: Arc::default(),
             limits: Arc::new(crate::perimeter::rate_limit::Limiter::new(
                 load_rate_limits(&config).unwrap(),
+            )),
+            waf: Arc::new(crate::perimeter::waf::Rules::new(
+                load_waf(&config).unwrap(),
             )),
             config: Arc::new(config),
         }
@@ -220,6 +225,7 @@ impl Application {
         };
         let auth = Arc::new(crate::auth::AuthKeys::new(&app_key, &config)?);
         let sso = Arc::new(crate::auth::sso::Sso::from_config(&config)?);
+        let waf = Arc::new(crate::perimeter::waf::Rules::new(load_waf(&config)?));
         let limits = {
             let l = crate::perimeter::rate_limit::Limiter::new(load_rate_limits(&config)?);
             let url = secrecy::ExposeSecret::expose_secret(&config.perimeter.redis_url);
@@ -247,6 +253,7 @@ impl Application {
             mailer: crate::mail::Mailer::dev_mailbox(&config.data_dir),
             sso,
             limits,
+            waf,
         };
         Ok(Self {
             config,
@@ -352,6 +359,16 @@ impl Application {
                 }
             })
         };
+        // An operator's WAF rules file is re-read when it changes.
+        let waf_watch = {
+            let path = self.config.perimeter.waf_rules_path.clone();
+            (!path.as_os_str().is_empty()).then(|| {
+                tokio::spawn(self.state.waf.clone().watch(
+                    path,
+                    Duration::from_secs(self.config.tls.reload_interval_secs),
+                ))
+            })
+        };
         // API keys near expiry: notices to their organization's admins at 14, 7 and 1 days.
         let notices = {
             let state = self.state.clone();
@@ -384,6 +401,9 @@ impl Application {
         }
         reloader.abort();
         notices.abort();
+        if let Some(w) = waf_watch {
+            w.abort();
+        }
         let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
         let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
         // Drain first: keep-alive clients get `Connection: close` on their current response and
@@ -442,4 +462,16 @@ fn load_rate_limits(config: &Config) -> anyhow::Result<crate::perimeter::rate_li
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading perimeter.rate_limits_path {}", path.display()))?;
     RulesFile::parse(&text).with_context(|| format!("in {}", path.display()))
+}
+
+/// The WAF rules: the operator's file, or the shipped one.
+fn load_waf(config: &Config) -> anyhow::Result<crate::perimeter::waf::Waf> {
+    use crate::perimeter::waf::{DEFAULT_RULES, Waf};
+    let path = &config.perimeter.waf_rules_path;
+    if path.as_os_str().is_empty() {
+        return Ok(Waf::parse(DEFAULT_RULES)?);
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading perimeter.waf_rules_path {}", path.display()))?;
+    Waf::parse(&text).with_context(|| format!("in {}", path.display()))
 }

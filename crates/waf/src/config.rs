@@ -196,7 +196,10 @@ impl Default for AttackProtection {
             path_traversal: DetectorConfig::default(),
             command_injection: DetectorConfig::default(),
             anomaly_threshold: default_threshold(),
-            exclusions: vec![campaign_html("body.html"), campaign_html("body.html_template")],
+            exclusions: vec![
+                campaign_html("body.html"),
+                campaign_html("body.html_template"),
+            ],
             limits: Limits::default(),
         }
     }
@@ -328,7 +331,10 @@ mod tests {
     #[test]
     fn globs() {
         assert!(glob_match("/api/v1/campaigns*", "/api/v1/campaigns"));
-        assert!(glob_match("/api/v1/campaigns*", "/api/v1/campaigns/12/send"));
+        assert!(glob_match(
+            "/api/v1/campaigns*",
+            "/api/v1/campaigns/12/send"
+        ));
         assert!(!glob_match("/api/v1/campaigns*", "/api/v1/leads"));
         assert!(glob_match("body.blocks[*].html", "body.blocks[3].html"));
         assert!(glob_match("*", ""));

@@ -158,7 +158,8 @@ fn extract_path(path: &str, sink: &mut Sink<'_>) {
         {
             continue;
         }
-        sink.push("path".into(), seg.to_owned(), FieldKind::PathSegment);
+        // Many stacks (and every attacker) treat `+` in a path as a space: `24'union+select`.
+        sink.push("path".into(), seg.replace('+', " "), FieldKind::PathSegment);
     }
 }
 
@@ -201,7 +202,11 @@ fn extract_cookies(s: &str, sink: &mut Sink<'_>) {
 
 /// The media type without parameters, lower-cased.
 fn media_type(ct: &str) -> String {
-    ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    ct.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 fn is_binary(mt: &str) -> bool {
@@ -230,12 +235,10 @@ fn extract_body(content_type: Option<&str>, body: &[u8], prefix: &str, sink: &mu
     }
     match mt.as_str() {
         "application/x-www-form-urlencoded" => extract_form(&lenient_utf8(body), prefix, sink),
-        "multipart/form-data" => {
-            match content_type.and_then(|ct| param(ct, "boundary")) {
-                Some(b) => extract_multipart(body, &b, prefix, sink),
-                None => sink.push(prefix.into(), lenient_utf8(body), FieldKind::Text),
-            }
-        }
+        "multipart/form-data" => match content_type.and_then(|ct| param(ct, "boundary")) {
+            Some(b) => extract_multipart(body, &b, prefix, sink),
+            None => sink.push(prefix.into(), lenient_utf8(body), FieldKind::Text),
+        },
         "text/csv" => extract_csv(&lenient_utf8(body), prefix, sink),
         "application/xml" | "text/xml" => extract_xml(&lenient_utf8(body), prefix, sink),
         m if m == "application/json" || m.ends_with("+json") => {

@@ -1,8 +1,81 @@
-//! LeadGen's web application firewall: pure request inspection and rate-limit algorithms.
+//! LeadGen's web application firewall: pure request inspection (no I/O, no clock).
 //!
-//! The engine itself (normalisation, detectors, anomaly scoring, `waf-rules.json` and
-//! `rate-limits.json`) is the perimeter capability's work. Today the crate holds the one request
-//! rule the foundation enforces before any handler runs: which HTTP methods exist at all.
+//! # What it does
+//!
+//! [`Engine::inspect`] takes a borrowed [`Request`] (method, path, query, headers, content type,
+//! body) and returns a [`Verdict`]: [`Action`] `Allow` / `Warn` / `Block`, the anomaly score and
+//! every [`Match`] (class, rule id, field location, score, whether an exclusion covered it).
+//!
+//! 1. **Extraction** splits the request into attacker-controlled values with a location:
+//!    `path`, `query.<name>`, `header.<name>` (all headers except credentials and structural ones
+//!    such as `Authorization`, `Accept*`, `Content-*`, `Sec-*`), `cookie.<name>`, and bodies:
+//!    urlencoded (`body.<name>`), JSON (every string value and unusual key, `body.a.b[0]`),
+//!    multipart (field values, file names as `body.<name>.filename`, text-like file contents;
+//!    binary files skipped), CSV (`body.<column header>`), XML (attribute values and text) and
+//!    anything else as text (`body`). Parameter names are inspected too.
+//! 2. **Normalisation** undoes repeated URL encoding (`%XX`, `%uXXXX`), HTML entities, overlong
+//!    UTF-8, full-width and look-alike Unicode, zero-width characters and NUL bytes, and folds
+//!    case — bounded by [`Limits`].
+//! 3. **Detectors** for SQL injection, XSS, path traversal and command injection are token /
+//!    structure based rather than keyword lists, so "O'Brien", "AT&T", "Select Medical" and
+//!    "please update the order; delete the old one" pass while `' or 1=1--` does not. Each rule
+//!    has a paranoia level (1–4) and a CRS-style score (5 critical, 4 error, 3 warning, 2 notice).
+//! 4. **Scoring**: matches covered by an [`Exclusion`] (route glob + optional field glob +
+//!    classes) are reported but not counted; the rest are summed. `Block` when block-mode
+//!    detectors reach [`AttackProtection::anomaly_threshold`], `Warn` when warn-mode ones push the
+//!    total there.
+//!
+//! # Configuration
+//!
+//! The `attack_protection` section of the rules file deserialises into [`AttackProtection`]
+//! (unknown fields rejected; [`AttackProtection::from_json`] reports the JSON path of errors):
+//!
+//! ```json
+//! {
+//!   "sqli":              { "mode": "block", "paranoia": 1 },
+//!   "xss":               { "mode": "block", "paranoia": 1 },
+//!   "path_traversal":    { "mode": "block", "paranoia": 1 },
+//!   "command_injection": { "mode": "warn",  "paranoia": 2 },
+//!   "anomaly_threshold": 5,
+//!   "exclusions": [
+//!     { "route": "/api/v1/campaigns*", "field": "body.html", "classes": ["xss"] }
+//!   ],
+//!   "limits": { "max_decode_passes": 3, "max_inspected_bytes": 262144,
+//!               "max_fields": 1024, "max_depth": 32 }
+//! }
+//! ```
+//!
+//! `sensitivity` is accepted as an alias of `paranoia`. [`AttackProtection::default`] blocks all
+//! four classes at paranoia 1 with threshold 5 and exempts campaign HTML (`body.html`,
+//! `body.html_template` on `/api/v1/campaigns*`) from XSS only.
+//!
+//! ```
+//! use leadgen_waf::{Action, AttackProtection, Engine, Request};
+//!
+//! let engine = Engine::new(AttackProtection::default()).unwrap();
+//! let req = Request {
+//!     method: "GET",
+//!     path: "/api/v1/leads",
+//!     query: Some("q=name%3AO%27Brien"),
+//!     headers: &[("User-Agent", "curl/8.5")],
+//!     content_type: None,
+//!     body: b"",
+//! };
+//! assert_eq!(engine.inspect(&req).action, Action::Allow);
+//! let attack = Request { query: Some("q=1%27%20or%20%271%27%3D%271"), ..req };
+//! assert_eq!(engine.inspect(&attack).action, Action::Block);
+//! ```
+//!
+//! The crate also holds the method allow-list the foundation enforces before any handler runs.
+
+mod config;
+mod detect;
+mod engine;
+mod extract;
+pub mod normalize;
+
+pub use config::{AttackProtection, Class, ConfigError, DetectorConfig, Exclusion, Limits, Mode};
+pub use engine::{Action, Engine, Match, Request, Verdict};
 
 /// Methods LeadGen serves. Anything else (TRACE, CONNECT, WebDAV verbs…) is refused at the edge.
 pub const ALLOWED_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];

@@ -266,7 +266,9 @@ pub fn decode_entities(s: &str) -> Option<String> {
                 };
                 match d {
                     Some(d) => {
-                        cp = cp.saturating_mul(if hex { 16 } else { 10 }).saturating_add(d);
+                        cp = cp
+                            .saturating_mul(if hex { 16 } else { 10 })
+                            .saturating_add(d);
                         j += 1;
                     }
                     None => break,
@@ -378,7 +380,11 @@ pub fn decode_js_escapes(s: &str) -> Option<String> {
         let (cp, end) = match b.get(i + 1) {
             Some(b'x') => {
                 let (v, j) = hex_run(i + 2, 2);
-                if j == i + 4 { (Some(v), j) } else { (None, i + 1) }
+                if j == i + 4 {
+                    (Some(v), j)
+                } else {
+                    (None, i + 1)
+                }
             }
             Some(b'u') if b.get(i + 2) == Some(&b'{') => {
                 let (v, j) = hex_run(i + 3, 6);
@@ -390,7 +396,11 @@ pub fn decode_js_escapes(s: &str) -> Option<String> {
             }
             Some(b'u') => {
                 let (v, j) = hex_run(i + 2, 4);
-                if j == i + 6 { (Some(v), j) } else { (None, i + 1) }
+                if j == i + 6 {
+                    (Some(v), j)
+                } else {
+                    (None, i + 1)
+                }
             }
             _ => (None, i + 1),
         };

@@ -93,7 +93,15 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
             .layer(axum::middleware::from_fn(middleware::method_filter))
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
+                crate::perimeter::waf::edge,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
                 crate::perimeter::rate_limit,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::perimeter::waf::inspect,
             ))
             .layer(axum::middleware::from_fn(crate::web::csrf::same_origin))
             .layer(TimeoutLayer::with_status_code(

@@ -1,8 +1,10 @@
-//! The perimeter: what every request passes before any handler. Today: per-endpoint rate limits
-//! (`rate-limits.json`). The WAF's request inspection joins here.
+//! The perimeter: what every request passes before any handler: the WAF's edge rules
+//! (`waf-rules.json`: client address, IP lists, URI and header limits), per-endpoint rate limits
+//! (`rate-limits.json`), then the WAF's body rules and attack inspection.
 
 pub mod rate_limit;
 pub mod shared;
+pub mod waf;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode};

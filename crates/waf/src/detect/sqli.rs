@@ -20,10 +20,21 @@ enum Tok<'a> {
     /// The part of a quoted value before the quote that closes the application's string literal.
     /// `spaced` records whether it contained whitespace (a single token like `admin` is a
     /// likelier target of `admin'--` than prose).
-    Prefix { spaced: bool },
+    Prefix {
+        spaced: bool,
+        escaped: bool,
+        empty: bool,
+    },
     Word(&'a str),
-    Num { hex: bool, len: usize },
-    Str { closed: bool },
+    Num {
+        hex: bool,
+        len: usize,
+    },
+    /// `lone`: an unterminated string that is only the quote character (a trailing `"`).
+    Str {
+        closed: bool,
+        lone: bool,
+    },
     /// Backtick- or bracket-quoted identifier.
     QIdent,
     Op(&'a str),
@@ -35,7 +46,9 @@ enum Tok<'a> {
     /// `--`, `#` or an unterminated `/*`: the rest of the query is cut off.
     Comment,
     /// `@var` or `@@var` (`system` set for `@@`).
-    Var { system: bool },
+    Var {
+        system: bool,
+    },
     Other,
 }
 
@@ -62,6 +75,9 @@ fn tokenize<'a>(s: &'a str, quote: Option<u8>, toks: &mut Vec<Tok<'a>>, lex: &mu
         };
         toks.push(Tok::Prefix {
             spaced: b[..p].iter().any(u8::is_ascii_whitespace),
+            // `\'or'1`: the attacker tries to escape the application's escaping.
+            escaped: p > 0 && b[p - 1] == b'\\',
+            empty: p == 0,
         });
         i = p + 1;
     }
@@ -90,7 +106,10 @@ fn tokenize<'a>(s: &'a str, quote: Option<u8>, toks: &mut Vec<Tok<'a>>, lex: &mu
                     }
                     j += 1;
                 }
-                toks.push(Tok::Str { closed });
+                toks.push(Tok::Str {
+                    closed,
+                    lone: !closed && j >= b.len() && i + 1 >= b.len(),
+                });
                 i = j.min(b.len());
             }
             b'`' => {
@@ -101,7 +120,12 @@ fn tokenize<'a>(s: &'a str, quote: Option<u8>, toks: &mut Vec<Tok<'a>>, lex: &mu
             b'[' => {
                 // MSSQL [identifier] when it looks like one; otherwise just punctuation.
                 match b[i + 1..].iter().position(|&x| x == b']') {
-                    Some(e) if e > 0 && b[i + 1..i + 1 + e].iter().all(|&x| super::is_word_byte(x) || x == b' ') => {
+                    Some(e)
+                        if e > 0
+                            && b[i + 1..i + 1 + e]
+                                .iter()
+                                .all(|&x| super::is_word_byte(x) || x == b' ') =>
+                    {
                         toks.push(Tok::QIdent);
                         i += e + 2;
                     }
@@ -208,7 +232,11 @@ fn tokenize<'a>(s: &'a str, quote: Option<u8>, toks: &mut Vec<Tok<'a>>, lex: &mu
                 while j < b.len() && (b[j].is_ascii_digit() || b[j] == b'.') {
                     j += 1;
                 }
-                if j < b.len() && b[j] == b'e' && b.get(j + 1).is_some_and(|x| x.is_ascii_digit() || *x == b'-' || *x == b'+') {
+                if j < b.len()
+                    && b[j] == b'e'
+                    && b.get(j + 1)
+                        .is_some_and(|x| x.is_ascii_digit() || *x == b'-' || *x == b'+')
+                {
                     j += 2;
                     while j < b.len() && b[j].is_ascii_digit() {
                         j += 1;
@@ -269,14 +297,28 @@ fn is_logic(t: Tok<'_>) -> bool {
 }
 
 fn is_cmp_op(op: &str) -> bool {
-    matches!(op, "=" | "<" | ">" | "<=" | ">=" | "<>" | "!=" | "<=>" | "==")
+    matches!(
+        op,
+        "=" | "<" | ">" | "<=" | ">=" | "<>" | "!=" | "<=>" | "=="
+    )
 }
 
 fn is_cmp_word(w: &str) -> bool {
     matches!(
         w,
-        "like" | "rlike" | "regexp" | "ilike" | "glob" | "sounds" | "between" | "is" | "in"
-            | "similar" | "match" | "notnull" | "isnull"
+        "like"
+            | "rlike"
+            | "regexp"
+            | "ilike"
+            | "glob"
+            | "sounds"
+            | "between"
+            | "is"
+            | "in"
+            | "similar"
+            | "match"
+            | "notnull"
+            | "isnull"
     )
 }
 
@@ -284,9 +326,27 @@ fn is_cmp_word(w: &str) -> bool {
 fn is_clause(w: &str) -> bool {
     matches!(
         w,
-        "union" | "order" | "group" | "having" | "limit" | "into" | "procedure" | "from" | "where"
-            | "offset" | "collate" | "escape" | "then" | "else" | "end" | "when" | "as" | "for"
-            | "using" | "desc" | "asc"
+        "union"
+            | "order"
+            | "group"
+            | "having"
+            | "limit"
+            | "into"
+            | "procedure"
+            | "from"
+            | "where"
+            | "offset"
+            | "collate"
+            | "escape"
+            | "then"
+            | "else"
+            | "end"
+            | "when"
+            | "as"
+            | "for"
+            | "using"
+            | "desc"
+            | "asc"
     )
 }
 
@@ -296,8 +356,22 @@ fn is_reserved(w: &str) -> bool {
         || is_cmp_word(w)
         || matches!(
             w,
-            "or" | "and" | "xor" | "not" | "select" | "insert" | "update" | "delete" | "drop"
-                | "by" | "on" | "join" | "set" | "values" | "distinct" | "all" | "exec"
+            "or" | "and"
+                | "xor"
+                | "not"
+                | "select"
+                | "insert"
+                | "update"
+                | "delete"
+                | "drop"
+                | "by"
+                | "on"
+                | "join"
+                | "set"
+                | "values"
+                | "distinct"
+                | "all"
+                | "exec"
         )
 }
 
@@ -305,26 +379,124 @@ fn is_reserved(w: &str) -> bool {
 fn is_sql_only_function(w: &str) -> bool {
     matches!(
         w,
-        "concat" | "concat_ws" | "group_concat" | "unhex" | "xmltype" | "json_keys"
-            | "name_const" | "make_set" | "elt" | "extractvalue" | "updatexml" | "load_file"
-            | "benchmark" | "sleep" | "pg_sleep" | "randomblob" | "char_length" | "substring_index"
-            | "aes_decrypt" | "aes_encrypt" | "json_extract" | "utl_inaddr" | "dbms_pipe"
-            | "lo_get" | "lo_import" | "pg_read_file" | "exp" | "geometrycollection"
-            | "multipoint" | "polygon" | "linestring" | "multilinestring" | "multipolygon"
-            | "ctxsys" | "iif" | "ifnull" | "isnull" | "nullif" | "coalesce" | "instr"
-            | "locate" | "substr" | "mid" | "ascii" | "ord" | "hex" | "bin" | "conv"
-            | "schema" | "database" | "version" | "current_user" | "session_user"
-            | "system_user" | "user_name" | "db_name" | "host_name" | "suser_name"
-            | "is_srvrolemember" | "convert" | "cast" | "char" | "chr" | "nchar"
-            | "substring" | "rand" | "floor" | "count" | "md5" | "sha1" | "encode" | "decode"
-            | "overlay" | "starts_with" | "json_search" | "json_array" | "likelihood"
-            | "unlikely" | "likely" | "row" | "left" | "right" | "reverse" | "replace"
-            | "position" | "ltrim" | "rtrim" | "strcmp" | "unicode" | "quotename" | "if"
-            | "user" | "current_database" | "pg_user" | "txid_current" | "dbms_xmlgen"
-            | "sys_context" | "utl_http" | "randomblob_" | "upper" | "lower" | "length"
-            | "len" | "datalength" | "cot" | "rtrim_" | "object_id" | "object_name"
-            | "col_name" | "has_dbaccess" | "bit_length" | "octet_length" | "export_set"
-            | "field" | "find_in_set" | "weight_string" | "uuid" | "last_insert_id"
+        "concat"
+            | "concat_ws"
+            | "group_concat"
+            | "unhex"
+            | "xmltype"
+            | "json_keys"
+            | "name_const"
+            | "make_set"
+            | "elt"
+            | "extractvalue"
+            | "updatexml"
+            | "load_file"
+            | "benchmark"
+            | "sleep"
+            | "pg_sleep"
+            | "randomblob"
+            | "char_length"
+            | "substring_index"
+            | "aes_decrypt"
+            | "aes_encrypt"
+            | "json_extract"
+            | "utl_inaddr"
+            | "dbms_pipe"
+            | "lo_get"
+            | "lo_import"
+            | "pg_read_file"
+            | "exp"
+            | "geometrycollection"
+            | "multipoint"
+            | "polygon"
+            | "linestring"
+            | "multilinestring"
+            | "multipolygon"
+            | "ctxsys"
+            | "iif"
+            | "ifnull"
+            | "isnull"
+            | "nullif"
+            | "coalesce"
+            | "instr"
+            | "locate"
+            | "substr"
+            | "mid"
+            | "ascii"
+            | "ord"
+            | "hex"
+            | "bin"
+            | "conv"
+            | "schema"
+            | "database"
+            | "version"
+            | "current_user"
+            | "session_user"
+            | "system_user"
+            | "user_name"
+            | "db_name"
+            | "host_name"
+            | "suser_name"
+            | "is_srvrolemember"
+            | "convert"
+            | "cast"
+            | "char"
+            | "chr"
+            | "nchar"
+            | "substring"
+            | "rand"
+            | "floor"
+            | "count"
+            | "md5"
+            | "sha1"
+            | "encode"
+            | "decode"
+            | "overlay"
+            | "starts_with"
+            | "json_search"
+            | "json_array"
+            | "likelihood"
+            | "unlikely"
+            | "likely"
+            | "row"
+            | "left"
+            | "right"
+            | "reverse"
+            | "replace"
+            | "position"
+            | "ltrim"
+            | "rtrim"
+            | "strcmp"
+            | "unicode"
+            | "quotename"
+            | "if"
+            | "user"
+            | "current_database"
+            | "pg_user"
+            | "txid_current"
+            | "dbms_xmlgen"
+            | "sys_context"
+            | "utl_http"
+            | "randomblob_"
+            | "upper"
+            | "lower"
+            | "length"
+            | "len"
+            | "datalength"
+            | "cot"
+            | "rtrim_"
+            | "object_id"
+            | "object_name"
+            | "col_name"
+            | "has_dbaccess"
+            | "bit_length"
+            | "octet_length"
+            | "export_set"
+            | "field"
+            | "find_in_set"
+            | "weight_string"
+            | "uuid"
+            | "last_insert_id"
     )
 }
 
@@ -338,8 +510,8 @@ fn is_critical_function(w: &str, empty_args: bool) -> bool {
         | "geometrycollection" | "multipoint" | "multilinestring" | "multipolygon"
         | "is_srvrolemember" | "sys_context" => true,
         "version" | "database" | "current_user" | "session_user" | "system_user" | "user"
-        | "schema" | "db_name" | "user_name" | "suser_name" | "host_name"
-        | "current_database" | "last_insert_id" => empty_args,
+        | "schema" | "db_name" | "user_name" | "suser_name" | "host_name" | "current_database"
+        | "last_insert_id" => empty_args,
         _ => false,
     }
 }
@@ -350,11 +522,44 @@ fn is_common_sql_function(w: &str) -> bool {
     is_sql_only_function(w)
         || matches!(
             w,
-            "abs" | "avg" | "date" | "day" | "default" | "format" | "ln" | "local" | "log"
-                | "max" | "min" | "minute" | "month" | "now" | "password" | "pi" | "quarter"
-                | "round" | "sum" | "time" | "values" | "year" | "in" | "week" | "hour"
-                | "second" | "sqrt" | "power" | "sign" | "exists" | "trim" | "ceil" | "ceiling"
-                | "truncate" | "timestamp" | "current_timestamp" | "sysdate" | "getdate"
+            "abs"
+                | "avg"
+                | "date"
+                | "day"
+                | "default"
+                | "format"
+                | "ln"
+                | "local"
+                | "log"
+                | "max"
+                | "min"
+                | "minute"
+                | "month"
+                | "now"
+                | "password"
+                | "pi"
+                | "quarter"
+                | "round"
+                | "sum"
+                | "time"
+                | "values"
+                | "year"
+                | "in"
+                | "week"
+                | "hour"
+                | "second"
+                | "sqrt"
+                | "power"
+                | "sign"
+                | "exists"
+                | "trim"
+                | "ceil"
+                | "ceiling"
+                | "truncate"
+                | "timestamp"
+                | "current_timestamp"
+                | "sysdate"
+                | "getdate"
         )
 }
 
@@ -362,6 +567,7 @@ fn is_common_sql_function(w: &str) -> bool {
 #[derive(Default, Debug)]
 struct Expr {
     operands: u32,
+    strs: u32,
     consts: u32,
     idents: u32,
     funcs: u32,
@@ -397,9 +603,12 @@ fn skip_group(t: &[Tok<'_>], i: usize) -> (usize, bool) {
 
 /// Parses `operand (op operand)*` from `t[i]`; `None` if the tokens are not a well-formed SQL
 /// expression (for prose that is the usual outcome: two words in a row).
-fn parse_expr(t: &[Tok<'_>], mut i: usize) -> Option<(usize, Expr)> {
+fn parse_expr(t: &[Tok<'_>], i: usize) -> Option<(usize, Expr)> {
+    parse_expr_depth(t, i, 0)
+}
+
+fn parse_expr_depth(t: &[Tok<'_>], mut i: usize, depth: u8) -> Option<(usize, Expr)> {
     let mut e = Expr::default();
-    let mut last_const = false;
     let mut cmp_pending_const: Option<bool> = None;
     loop {
         // Unary prefixes.
@@ -410,6 +619,9 @@ fn parse_expr(t: &[Tok<'_>], mut i: usize) -> Option<(usize, Expr)> {
         let is_const;
         match tok {
             Tok::Num { .. } | Tok::Str { .. } | Tok::Word("null" | "true" | "false") => {
+                if matches!(tok, Tok::Str { .. }) {
+                    e.strs += 1;
+                }
                 is_const = true;
                 i += 1;
             }
@@ -423,11 +635,33 @@ fn parse_expr(t: &[Tok<'_>], mut i: usize) -> Option<(usize, Expr)> {
                 i += 1;
             }
             Tok::LParen => {
-                let (end, sel) = skip_group(t, i);
-                e.select |= sel;
-                // Parenthesised constants (`(1)=(1)`) still count as constants.
-                is_const = end == i + 3 && matches!(t.get(i + 1), Some(Tok::Num { .. } | Tok::Str { .. }));
-                i = end;
+                let inner = if depth < 16 && t.get(i + 1) != Some(&Tok::Word("select")) {
+                    parse_expr_depth(t, i + 1, depth + 1)
+                } else {
+                    None
+                };
+                match inner {
+                    Some((end, inner)) => {
+                        e.cmp |= inner.cmp;
+                        e.const_cmp |= inner.const_cmp;
+                        e.select |= inner.select;
+                        e.sql_func |= inner.sql_func;
+                        e.funcs += inner.funcs;
+                        // Parenthesised constants (`(1)=(1)`) still count as constants.
+                        is_const = inner.operands == 1 && inner.consts == 1;
+                        i = if t.get(end) == Some(&Tok::RParen) {
+                            end + 1
+                        } else {
+                            end
+                        };
+                    }
+                    None => {
+                        let (end, sel) = skip_group(t, i);
+                        e.select |= sel;
+                        is_const = false;
+                        i = end;
+                    }
+                }
             }
             Tok::Word("case") => {
                 while i < t.len() && t[i] != Tok::Word("end") {
@@ -440,7 +674,10 @@ fn parse_expr(t: &[Tok<'_>], mut i: usize) -> Option<(usize, Expr)> {
             Tok::Word(w) if !is_reserved(w) => {
                 i += 1;
                 // Qualified names: a.b.c
-                while i + 1 < t.len() && t[i] == Tok::Dot && matches!(t[i + 1], Tok::Word(_) | Tok::QIdent) {
+                while i + 1 < t.len()
+                    && t[i] == Tok::Dot
+                    && matches!(t[i + 1], Tok::Word(_) | Tok::QIdent)
+                {
                     i += 2;
                 }
                 if t.get(i) == Some(&Tok::LParen) {
@@ -466,15 +703,16 @@ fn parse_expr(t: &[Tok<'_>], mut i: usize) -> Option<(usize, Expr)> {
         {
             e.const_cmp = true;
         }
-        last_const = is_const;
         // Operator, or the end of the expression.
         match t.get(i) {
-            None | Some(Tok::Comment | Tok::Semi | Tok::RParen | Tok::Comma) => return Some((i, e)),
+            None | Some(Tok::Comment | Tok::Semi | Tok::RParen | Tok::Comma) => {
+                return Some((i, e));
+            }
             Some(Tok::Word(w)) if is_clause(w) => return Some((i, e)),
             Some(Tok::Op(op)) => {
                 if is_cmp_op(op) {
                     e.cmp = true;
-                    cmp_pending_const = Some(last_const);
+                    cmp_pending_const = Some(is_const);
                 }
                 i += 1;
             }
@@ -482,7 +720,7 @@ fn parse_expr(t: &[Tok<'_>], mut i: usize) -> Option<(usize, Expr)> {
             Some(Tok::Word("not")) => i += 1,
             Some(Tok::Word(w)) if is_cmp_word(w) => {
                 e.cmp = true;
-                cmp_pending_const = Some(last_const);
+                cmp_pending_const = Some(is_const);
                 i += 1;
                 // Multi-word operators: `is not null`, `sounds like`, `similar to`, `not between`.
                 while let Some(Tok::Word("not" | "like" | "to")) = t.get(i) {
@@ -543,8 +781,19 @@ fn statement_at(t: &[Tok<'_>], i: usize) -> bool {
             matches!(
                 w(1),
                 Some(
-                    "table" | "database" | "schema" | "view" | "procedure" | "function" | "user"
-                        | "trigger" | "index" | "login" | "role" | "temporary" | "or"
+                    "table"
+                        | "database"
+                        | "schema"
+                        | "view"
+                        | "procedure"
+                        | "function"
+                        | "user"
+                        | "trigger"
+                        | "index"
+                        | "login"
+                        | "role"
+                        | "temporary"
+                        | "or"
                 )
             ) && (ident(2) || matches!(w(2), Some("if" | "replace")) || end_at(2))
         }
@@ -563,8 +812,11 @@ fn statement_at(t: &[Tok<'_>], i: usize) -> bool {
         Some("shutdown") => end_at(1) || w(1) == Some("with"),
         Some("waitfor") => matches!(w(1), Some("delay" | "time")),
         Some("begin") => matches!(w(1), Some("declare" | "transaction" | "try")),
-        Some("if") => true && matches!(t.get(i + 1), Some(Tok::LParen)) || w(1) == Some("exists"),
-        Some("grant" | "revoke") => t.iter().skip(i).any(|x| matches!(x, Tok::Word("to" | "from"))),
+        Some("if") => matches!(t.get(i + 1), Some(Tok::LParen)) || w(1) == Some("exists"),
+        Some("grant" | "revoke") => t
+            .iter()
+            .skip(i)
+            .any(|x| matches!(x, Tok::Word("to" | "from"))),
         Some("load") => w(1) == Some("data"),
         Some("handler" | "analyze" | "checkpoint" | "vacuum") => end_at(1),
         Some("goto") => ident(1),
@@ -576,11 +828,17 @@ fn statement_at(t: &[Tok<'_>], i: usize) -> bool {
 /// end, with the list SQL-shaped). "select the best option" and "Select Medical" are not.
 fn select_at(t: &[Tok<'_>], i: usize) -> bool {
     let mut j = i + 1;
-    while let Some(Tok::Word("distinct" | "all" | "top" | "straight_join" | "sql_no_cache")) = t.get(j) {
+    while let Some(Tok::Word("distinct" | "all" | "top" | "straight_join" | "sql_no_cache")) =
+        t.get(j)
+    {
         j += 1;
         if let Some(Tok::Num { .. }) = t.get(j) {
             j += 1;
         }
+    }
+    // `select *` is SQL and nothing else.
+    if t.get(j) == Some(&Tok::Op("*")) {
+        return true;
     }
     let mut items = 0;
     let mut sqlish = false;
@@ -607,7 +865,10 @@ fn select_at(t: &[Tok<'_>], i: usize) -> bool {
             }
             Some(Tok::Word(w)) if !is_reserved(w) => {
                 j += 1;
-                while j + 1 < t.len() && t[j] == Tok::Dot && matches!(t[j + 1], Tok::Word(_) | Tok::QIdent | Tok::Op("*")) {
+                while j + 1 < t.len()
+                    && t[j] == Tok::Dot
+                    && matches!(t[j + 1], Tok::Word(_) | Tok::QIdent | Tok::Op("*"))
+                {
                     j += 2;
                 }
                 if t.get(j) == Some(&Tok::LParen) {
@@ -625,7 +886,13 @@ fn select_at(t: &[Tok<'_>], i: usize) -> bool {
         // Optional arithmetic / concatenation inside an item: `char(1)+char(2)`, `1||2`.
         while let Some(Tok::Op("+" | "-" | "||" | "*" | "/")) = t.get(j) {
             match t.get(j + 1) {
-                Some(Tok::Num { .. } | Tok::Str { .. } | Tok::Word(_) | Tok::LParen | Tok::Var { .. }) => {
+                Some(
+                    Tok::Num { .. }
+                    | Tok::Str { .. }
+                    | Tok::Word(_)
+                    | Tok::LParen
+                    | Tok::Var { .. },
+                ) => {
                     sqlish = true;
                     j += 2;
                     if t.get(j) == Some(&Tok::LParen) {
@@ -666,7 +933,9 @@ fn select_at(t: &[Tok<'_>], i: usize) -> bool {
             }
             match t.get(k) {
                 None | Some(Tok::Comment | Tok::Semi | Tok::RParen) => true,
-                Some(Tok::Word("limit" | "order" | "group" | "union" | "join" | "into" | "procedure")) => true,
+                Some(Tok::Word(
+                    "limit" | "order" | "group" | "union" | "join" | "into" | "procedure",
+                )) => true,
                 Some(Tok::Word("where")) => parse_expr(t, k + 1).is_some_and(|(_, e)| e.cmp),
                 _ => false,
             }
@@ -687,8 +956,13 @@ fn breakout_rules(t: &[Tok<'_>], mut i: usize, prefix: PrefixKind, hits: &mut Hi
     let Some(&next) = t.get(i) else { return };
     let quoted = matches!(prefix, PrefixKind::Quote { .. });
     if is_logic(next) {
-        if let Some((_, e)) = parse_expr(t, i + 1) {
-            let strong = e.cmp || e.funcs > 0 || e.select || (e.operands == e.consts && e.operands > 0);
+        if let Some((end, e)) = parse_expr(t, i + 1) {
+            // `' or 1--`, `' or true`: a constant is enough; `" and "disney` (strings only,
+            // nothing cut off) reads like quoted prose.
+            let const_only = e.operands == e.consts
+                && e.operands > 0
+                && (e.strs < e.consts || t.get(end) == Some(&Tok::Comment));
+            let strong = e.cmp || e.funcs > 0 || e.select || const_only;
             match prefix {
                 PrefixKind::Quote { .. } | PrefixKind::Number if strong => {
                     hits.add(1, "sqli.breakout_boolean", CRITICAL);
@@ -706,13 +980,42 @@ fn breakout_rules(t: &[Tok<'_>], mut i: usize, prefix: PrefixKind, hits: &mut Hi
     }
     match next {
         Tok::Comment => match prefix {
-            PrefixKind::Quote { spaced: false } => hits.add(1, "sqli.breakout_comment", CRITICAL),
-            PrefixKind::Quote { spaced: true } => hits.add(2, "sqli.breakout_comment", WARNING),
+            // `admin'--`; but `"#2 mom"` (a quote opening the value) is prose.
+            PrefixKind::Quote {
+                spaced: false,
+                empty: false,
+            } => hits.add(1, "sqli.breakout_comment", CRITICAL),
+            PrefixKind::Quote { .. } => hits.add(2, "sqli.breakout_comment", WARNING),
             PrefixKind::Number => hits.add(2, "sqli.number_comment", WARNING),
             _ => {}
         },
         Tok::Semi => {
             if t.get(i + 1).is_some_and(|_| statement_at(t, i + 1)) {
+                hits.add(1, "sqli.stacked_query", CRITICAL);
+            } else if quoted
+                && matches!(
+                    t.get(i + 1),
+                    Some(Tok::Word(
+                        "select"
+                            | "insert"
+                            | "update"
+                            | "delete"
+                            | "drop"
+                            | "exec"
+                            | "execute"
+                            | "declare"
+                            | "shutdown"
+                            | "create"
+                            | "alter"
+                            | "truncate"
+                            | "union"
+                            | "waitfor"
+                            | "replace"
+                            | "set"
+                    ))
+                )
+            {
+                // `';select p`: closing the string and starting a statement, even a truncated one.
                 hits.add(1, "sqli.stacked_query", CRITICAL);
             } else if quoted && matches!(t.get(i + 1), None | Some(Tok::Comment)) {
                 hits.add(2, "sqli.breakout_terminator", WARNING);
@@ -722,7 +1025,14 @@ fn breakout_rules(t: &[Tok<'_>], mut i: usize, prefix: PrefixKind, hits: &mut Hi
             let ok = match t.get(i + 2) {
                 Some(Tok::Num { .. }) => true,
                 Some(Tok::Word(w)) if !is_reserved(w) => {
-                    matches!(t.get(i + 3), None | Some(Tok::Comment | Tok::Comma | Tok::Word("asc" | "desc" | "limit" | "having")))
+                    matches!(
+                        t.get(i + 3),
+                        None | Some(
+                            Tok::Comment
+                                | Tok::Comma
+                                | Tok::Word("asc" | "desc" | "limit" | "having")
+                        )
+                    )
                 }
                 Some(Tok::Word("if") | Tok::LParen) => true,
                 _ => false,
@@ -731,30 +1041,87 @@ fn breakout_rules(t: &[Tok<'_>], mut i: usize, prefix: PrefixKind, hits: &mut Hi
                 hits.add(1, "sqli.breakout_clause", CRITICAL);
             }
         }
-        Tok::Word("having") => {
-            if parse_expr(t, i + 1).is_some_and(|(_, e)| e.cmp || e.funcs > 0) && prefix != PrefixKind::Empty {
-                hits.add(1, "sqli.breakout_clause", CRITICAL);
-            }
+        Tok::Word("having")
+            if parse_expr(t, i + 1).is_some_and(|(_, e)| e.cmp || e.funcs > 0)
+                && prefix != PrefixKind::Empty =>
+        {
+            hits.add(1, "sqli.breakout_clause", CRITICAL);
         }
-        Tok::Word("limit") if matches!(t.get(i + 1), Some(Tok::Num { .. })) && prefix != PrefixKind::Empty && prefix != PrefixKind::Word => {
+        Tok::Word("limit")
+            if matches!(t.get(i + 1), Some(Tok::Num { .. }))
+                && prefix != PrefixKind::Empty
+                && prefix != PrefixKind::Word =>
+        {
             hits.add(2, "sqli.breakout_clause", ERROR);
         }
         Tok::Word("procedure") if t.get(i + 1) == Some(&Tok::Word("analyse")) => {
             hits.add(1, "sqli.breakout_clause", CRITICAL);
         }
-        Tok::Word("union" | "alter" | "select" | "insert" | "delete" | "update" | "drop" | "exec" | "execute" | "create" | "declare" | "waitfor" | "collate" | "rlike" | "regexp" | "like" | "glob" | "not" | "is" | "in" | "between" | "ilike" | "similar") if quoted => {
+        Tok::Word(
+            "union" | "alter" | "select" | "insert" | "delete" | "update" | "drop" | "exec"
+            | "execute" | "create" | "declare" | "waitfor" | "collate" | "rlike" | "regexp"
+            | "like" | "glob" | "not" | "is" | "in" | "between" | "ilike" | "similar",
+        ) if quoted => {
             // `'union a`, `' alter/`, `'collate nocase--`: a keyword straight after the quote.
+            // A value that starts with a quoted word (`"like" stamp`) is prose, not a breakout.
+            let quoted_word = matches!(prefix, PrefixKind::Quote { empty: true, .. })
+                && matches!(t.get(i + 1), Some(Tok::Str { .. }));
+            if quoted_word {
+                return;
+            }
             if statement_at(t, i) {
                 hits.add(1, "sqli.breakout_statement", CRITICAL);
-            } else if matches!(next, Tok::Word("like" | "rlike" | "regexp" | "glob" | "ilike" | "similar" | "collate" | "is" | "between" | "in")) && parse_expr(t, i - 0).is_none() {
+            } else if matches!(
+                next,
+                Tok::Word(
+                    "like"
+                        | "rlike"
+                        | "regexp"
+                        | "glob"
+                        | "ilike"
+                        | "similar"
+                        | "collate"
+                        | "is"
+                        | "between"
+                        | "in"
+                )
+            ) && parse_expr(t, i).is_none()
+            {
                 // `' like 'x` / `'collate nocase--`: operator continuation right after the quote.
-                let continues = matches!(t.get(i + 1), Some(Tok::Str { .. } | Tok::Num { .. } | Tok::Word(_) | Tok::QIdent | Tok::LParen));
-                let cut = t[i..].iter().any(|x| matches!(x, Tok::Comment | Tok::Str { closed: false }));
+                let continues = matches!(
+                    t.get(i + 1),
+                    Some(
+                        Tok::Str { lone: false, .. }
+                            | Tok::Num { .. }
+                            | Tok::Word(_)
+                            | Tok::QIdent
+                            | Tok::LParen
+                    )
+                );
+                let cut = t[i..].iter().any(|x| {
+                    matches!(
+                        x,
+                        Tok::Comment
+                            | Tok::Str {
+                                closed: false,
+                                lone: false
+                            }
+                    )
+                });
                 if continues && cut {
                     hits.add(1, "sqli.breakout_operator", CRITICAL);
                 } else if continues {
                     hits.add(2, "sqli.breakout_operator", WARNING);
                 }
+            } else if matches!(
+                prefix,
+                PrefixKind::Quote {
+                    spaced: false,
+                    empty: false
+                }
+            ) {
+                // `'union a`, `"alter/`: keyword glued to the closing quote.
+                hits.add(2, "sqli.breakout_keyword", CRITICAL);
             } else {
                 hits.add(3, "sqli.breakout_keyword", CRITICAL);
             }
@@ -773,12 +1140,12 @@ fn breakout_rules(t: &[Tok<'_>], mut i: usize, prefix: PrefixKind, hits: &mut Hi
                         hits.add(2, "sqli.breakout_comparison", ERROR);
                     }
                 }
-            } else if matches!(op, "||" | "|" | "&" | "^" | "+" | "*" | "/" | "-" | "::") && quoted {
-                if let Some((_, e)) = parse_expr(t, i + 1)
-                    && (e.sql_func || e.select)
-                {
-                    hits.add(1, "sqli.breakout_expression", CRITICAL);
-                }
+            } else if matches!(op, "||" | "|" | "&" | "^" | "+" | "*" | "/" | "-" | "::")
+                && quoted
+                && let Some((_, e)) = parse_expr(t, i + 1)
+                && (e.sql_func || e.select)
+            {
+                hits.add(1, "sqli.breakout_expression", CRITICAL);
             }
         }
         _ => {}
@@ -788,7 +1155,7 @@ fn breakout_rules(t: &[Tok<'_>], mut i: usize, prefix: PrefixKind, hits: &mut Hi
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PrefixKind {
     /// Breakout from a quoted literal.
-    Quote { spaced: bool },
+    Quote { spaced: bool, empty: bool },
     /// Bare value starting with a number (`1 or 1=1`).
     Number,
     /// Bare value starting with a single word (`x or 1=1`): weaker evidence.
@@ -816,27 +1183,48 @@ fn anywhere_rules(t: &[Tok<'_>], hits: &mut Hits) {
                     hits.add(2, "sqli.union_select", CRITICAL);
                 }
             }
-            Tok::Word("except" | "intersect") if matches!(next, Some(Tok::Word("select" | "values"))) => {
+            Tok::Word("except" | "intersect")
+                if matches!(next, Some(Tok::Word("select" | "values"))) =>
+            {
                 hits.add(2, "sqli.union_select", CRITICAL);
             }
             Tok::Semi => {
                 if matches!(next, Some(Tok::Word(_))) && statement_at(t, i + 1) {
                     hits.add(1, "sqli.stacked_query", CRITICAL);
+                } else if matches!(
+                    next,
+                    Some(Tok::Word(
+                        "truncate" | "drop" | "insert" | "replace" | "shutdown" | "exec"
+                    ))
+                ) && i == 0
+                {
+                    // `;truncate[xx`: a value that *starts* with a statement separator.
+                    hits.add(2, "sqli.stacked_query", CRITICAL);
                 }
+            }
+            // `if(2=`, `if(1=1,1,sleep(1))`: conditional with a comparison inside.
+            Tok::Word("if")
+                if next == Some(Tok::LParen)
+                    && (parse_expr(t, i + 2).is_some_and(|(_, e)| e.cmp)
+                        || matches!(t.get(i + 3), Some(Tok::Op("=" | "<" | ">")))) =>
+            {
+                hits.add(2, "sqli.conditional", CRITICAL);
             }
             Tok::Word("select") => {
                 if select_at(t, i) {
                     hits.add(1, "sqli.select_statement", CRITICAL);
                 } else if matches!(next, Some(Tok::Word(w)) if !is_reserved(w)) {
                     // `select pg_sleep`, `select x group by …`: lone select + name.
-                    hits.add(3, "sqli.select_keyword", WARNING);
+                    hits.add(4, "sqli.select_keyword", WARNING);
                 }
             }
-            Tok::Word("insert" | "delete" | "update" | "drop" | "create" | "alter" | "truncate" | "exec" | "execute" | "declare" | "shutdown" | "replace" | "grant" | "load")
-                if statement_at(t, i) =>
-            {
+            Tok::Word(
+                "insert" | "delete" | "update" | "drop" | "create" | "alter" | "truncate" | "exec"
+                | "execute" | "declare" | "shutdown" | "replace" | "grant" | "load",
+            ) if statement_at(t, i) => {
                 // Bare statements are only plausible at the start of the value or after `(`.
-                let at_start = i == 0 || matches!(t[i - 1], Tok::LParen | Tok::Prefix { .. } | Tok::Semi);
+                let at_start =
+                    i == 0 || matches!(t[i - 1], Tok::LParen | Tok::Prefix { .. } | Tok::Semi);
                 if at_start {
                     hits.add(1, "sqli.statement", CRITICAL);
                 } else {
@@ -849,10 +1237,11 @@ fn anywhere_rules(t: &[Tok<'_>], hits: &mut Hits) {
             Tok::Word("sleep" | "benchmark" | "pg_sleep" | "randomblob" | "dbms_lock") => {
                 // `sleep(5)`, `benchmark(1000000,md5(1))`, `pg_sleep(…)`.
                 let call_args = matches!(next, Some(Tok::LParen))
-                    && matches!(t.get(i + 2), Some(Tok::Num { .. } | Tok::LParen | Tok::Word(_) | Tok::Var { .. }));
-                if call_args {
-                    hits.add(1, "sqli.time_delay", CRITICAL);
-                } else if tok == Tok::Word("pg_sleep") {
+                    && matches!(
+                        t.get(i + 2),
+                        Some(Tok::Num { .. } | Tok::LParen | Tok::Word(_) | Tok::Var { .. })
+                    );
+                if call_args || tok == Tok::Word("pg_sleep") {
                     hits.add(1, "sqli.time_delay", CRITICAL);
                 } else if matches!(next, Some(Tok::LParen)) {
                     hits.add(2, "sqli.time_delay", ERROR);
@@ -886,22 +1275,29 @@ fn anywhere_rules(t: &[Tok<'_>], hits: &mut Hits) {
                 }
             }
             Tok::Word("mysql" | "master" | "msdb" | "tempdb") if next == Some(Tok::Dot) => {
-                if let Some(Tok::Word("user" | "dbo" | "sys" | "db" | "sysdatabases") | Tok::Dot) = t.get(i + 2) {
+                if let Some(Tok::Word("user" | "dbo" | "sys" | "db" | "sysdatabases") | Tok::Dot) =
+                    t.get(i + 2)
+                {
                     hits.add(1, "sqli.schema_probe", CRITICAL);
                 }
             }
             Tok::Var { system: true } => hits.add(1, "sqli.system_variable", CRITICAL),
             Tok::Word(w) if next == Some(Tok::LParen) => {
-                let empty = t.get(i + 2) == Some(&Tok::RParen);
+                let empty = matches!(t.get(i + 2), Some(Tok::RParen | Tok::Comment) | None);
                 // Prose writes "Administrator (SQL Server)"; SQL writes `char(58)`.
-                if is_critical_function(w, empty) {
-                    hits.add(1, "sqli.sql_function", CRITICAL);
-                } else if matches!(w, "char" | "chr" | "nchar")
+                let char_code = matches!(w, "char" | "chr" | "nchar")
                     && matches!(t.get(i + 2), Some(Tok::Num { .. }))
-                    && matches!(t.get(i + 3), Some(Tok::RParen | Tok::Comma))
-                {
+                    && matches!(t.get(i + 3), Some(Tok::RParen | Tok::Comma));
+                if is_critical_function(w, empty) || char_code {
                     hits.add(1, "sqli.sql_function", CRITICAL);
-                } else if matches!(w, "cast" | "convert") && t[i..].iter().take(16).any(|x| matches!(x, Tok::Word("as" | "using" | "int" | "char" | "varchar" | "nvarchar"))) {
+                } else if matches!(w, "cast" | "convert")
+                    && t[i..].iter().take(16).any(|x| {
+                        matches!(
+                            x,
+                            Tok::Word("as" | "using" | "int" | "char" | "varchar" | "nvarchar")
+                        )
+                    })
+                {
                     hits.add(2, "sqli.sql_function", ERROR);
                 } else if is_sql_only_function(w) {
                     hits.add(2, "sqli.sql_function", WARNING);
@@ -913,10 +1309,15 @@ fn anywhere_rules(t: &[Tok<'_>], hits: &mut Hits) {
                 }
             }
             Tok::Num { hex: true, len } if len >= 6 => hits.add(2, "sqli.hex_literal", WARNING),
-            Tok::Word("case") if t[i..].iter().take(12).any(|x| *x == Tok::Word("when")) && t[i..].iter().take(20).any(|x| *x == Tok::Word("then")) => {
-                hits.add(2, "sqli.case_when", ERROR);
+            Tok::Word("case")
+                if t[i..].iter().take(12).any(|x| *x == Tok::Word("when"))
+                    && t[i..].iter().take(20).any(|x| *x == Tok::Word("then")) =>
+            {
+                hits.add(2, "sqli.case_when", CRITICAL);
             }
-            Tok::Word("having") if parse_expr(t, i + 1).is_some_and(|(_, e)| e.cmp && e.funcs > 0) => {
+            Tok::Word("having")
+                if parse_expr(t, i + 1).is_some_and(|(_, e)| e.cmp && e.funcs > 0) =>
+            {
                 hits.add(2, "sqli.having", CRITICAL);
             }
             Tok::Word("group" | "order") if next == Some(Tok::Word("by")) => {
@@ -941,9 +1342,37 @@ fn anywhere_rules(t: &[Tok<'_>], hits: &mut Hits) {
             Tok::Word("into") if matches!(next, Some(Tok::Word("outfile" | "dumpfile"))) => {
                 hits.add(1, "sqli.schema_probe", CRITICAL);
             }
-            Tok::Word("like" | "rlike" | "regexp" | "glob" | "ilike" | "notnull" | "isnull" | "collate" | "sounds" | "xor" | "between") => {
-                // CRS-style operator spotting: noisy on prose, so high paranoia only.
-                hits.add(3, "sqli.operator", WARNING);
+            Tok::Word(
+                "like" | "rlike" | "regexp" | "glob" | "ilike" | "notnull" | "isnull" | "collate"
+                | "sounds" | "xor" | "between",
+            ) => {
+                // CRS-style operator spotting: noisy on prose ("KHTML, like Gecko"), so high
+                // paranoia only, and at 3 only with a literal operand next to it.
+                let literal = |x: Option<&Tok<'_>>| {
+                    matches!(
+                        x,
+                        Some(
+                            Tok::Str { .. }
+                                | Tok::Num { .. }
+                                | Tok::Var { .. }
+                                | Tok::QIdent
+                                | Tok::Word("null")
+                        )
+                    )
+                };
+                let prev = i.checked_sub(1).and_then(|p| t.get(p));
+                if literal(t.get(i + 1))
+                    || literal(prev)
+                    || matches!(next, None | Some(Tok::Comment))
+                    || matches!(
+                        tok,
+                        Tok::Word("notnull" | "isnull" | "xor" | "rlike" | "regexp")
+                    )
+                {
+                    hits.add(3, "sqli.operator", WARNING);
+                } else {
+                    hits.add(4, "sqli.operator", WARNING);
+                }
             }
             Tok::Word("is") if matches!(next, Some(Tok::Word("null" | "not"))) => {
                 hits.add(3, "sqli.operator", WARNING);
@@ -951,7 +1380,9 @@ fn anywhere_rules(t: &[Tok<'_>], hits: &mut Hits) {
             Tok::Word("in") if next == Some(Tok::LParen) => {
                 hits.add(3, "sqli.operator", WARNING);
             }
-            Tok::Op("<=>" | "<>" | "!=" | "||" | "&&" | ">>" | "<<" | "==" | "->" | "->>" | "::" | ":=") => {
+            Tok::Op(
+                "<=>" | "<>" | "!=" | "||" | "&&" | ">>" | "<<" | "==" | "->" | "->>" | "::" | ":=",
+            ) => {
                 hits.add(4, "sqli.operator", WARNING);
             }
             _ => {}
@@ -980,6 +1411,22 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
             }
             i += 1;
         }
+        // The whole value is a constant comparison: `1=1`, `42 like 42`, `'a'='a'`.
+        if let Some((end, e)) = parse_expr(&toks, 0)
+            && e.const_cmp
+            && e.operands == 2
+            && matches!(toks.get(end), None | Some(Tok::Comment))
+        {
+            hits.add(1, "sqli.tautology", CRITICAL);
+        }
+        // A leading string literal compared with something: `'x'!='y`.
+        if let Some(Tok::Str { closed: true, .. }) = toks.first()
+            && let Some(Tok::Op(op)) = toks.get(1)
+            && is_cmp_op(op)
+            && parse_expr(&toks, 2).is_some()
+        {
+            hits.add(1, "sqli.breakout_comparison", CRITICAL);
+        }
         let prefix = if saw_num {
             Some(PrefixKind::Number)
         } else if i == 0 && matches!(toks.first(), Some(Tok::Word(w)) if !is_reserved(w)) {
@@ -1001,8 +1448,16 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
             continue;
         }
         tokenize(s, Some(q), &mut toks, &mut lex);
-        if let Some(Tok::Prefix { spaced }) = toks.first().copied() {
-            breakout_rules(&toks, 1, PrefixKind::Quote { spaced }, hits);
+        if let Some(Tok::Prefix {
+            spaced,
+            escaped,
+            empty,
+        }) = toks.first().copied()
+        {
+            if escaped && toks.get(1).is_some_and(|t| is_logic(*t)) {
+                hits.add(1, "sqli.escaped_quote", CRITICAL);
+            }
+            breakout_rules(&toks, 1, PrefixKind::Quote { spaced, empty }, hits);
             anywhere_rules(&toks, hits);
         }
     }
@@ -1015,10 +1470,35 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
     }
 
     // Meta-character density (CRS 942430 family): many SQL syntax characters in one value.
-    if hits.paranoia >= 2 {
+    // Not for headers: user agents are full of `(;)` by design.
+    if hits.paranoia >= 2 && input.kind != crate::extract::FieldKind::Header {
         let special = s
             .bytes()
-            .filter(|b| matches!(b, b'\'' | b'"' | b'`' | b';' | b'(' | b')' | b'#' | b'=' | b'@' | b'!' | b'|' | b'^' | b'~' | b'*' | b'$' | b'%' | b'&' | b'-' | b'{' | b'}'))
+            .filter(|b| {
+                matches!(
+                    b,
+                    b'\''
+                        | b'"'
+                        | b'`'
+                        | b';'
+                        | b'('
+                        | b')'
+                        | b'#'
+                        | b'='
+                        | b'@'
+                        | b'!'
+                        | b'|'
+                        | b'^'
+                        | b'~'
+                        | b'*'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'-'
+                        | b'{'
+                        | b'}'
+                )
+            })
             .count();
         if special >= 12 {
             hits.add(2, "sqli.meta_characters", WARNING);

@@ -70,6 +70,27 @@ const SENSITIVE: &[&str] = &[
     "web.config",
 ];
 
+/// Whether `b` names a sensitive file. Entries are anchored — after a separator or at the start
+/// (dotfiles anywhere) — and must not continue into a longer name (`.env` vs `.environment`).
+/// Only candidate positions are tried, so this is a few byte compares per value, not one
+/// substring search per list entry.
+fn mentions_sensitive_file(b: &[u8]) -> bool {
+    (0..b.len()).any(|p| {
+        let anchored = p == 0 || matches!(b[p - 1], b'/' | b'~' | b'=' | b' ' | b':');
+        if !anchored && b[p] != b'.' {
+            return false;
+        }
+        SENSITIVE.iter().any(|f| {
+            let f = f.as_bytes();
+            if f[0] != b[p] || (f[0] != b'.' && !anchored) || !b[p..].starts_with(f) {
+                return false;
+            }
+            let next = b.get(p + f.len()).copied();
+            f.ends_with(b"/") || next.is_none_or(|c| !c.is_ascii_alphanumeric() && c != b'_')
+        })
+    })
+}
+
 /// Runs the path traversal rules on one value.
 pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
     let raw = input.text;
@@ -77,7 +98,10 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
         // NUL truncation (`../../etc/passwd%00.png`) is weak alone, decisive with a path.
         hits.add(1, "path.null_byte", NOTICE);
     }
-    if !raw.bytes().any(|b| b == b'.' || b == b'/' || b == b'\\' || b == b':') {
+    if !raw
+        .bytes()
+        .any(|b| b == b'.' || b == b'/' || b == b'\\' || b == b':')
+    {
         return;
     }
     // Windows and Unix separators are equivalent to the file APIs attackers target.
@@ -95,7 +119,11 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
     let mut i = 0;
     while let Some(p) = s.get(i..).and_then(|r| r.find("..")) {
         let at = i + p;
-        let start_ok = at == 0 || matches!(b[at - 1], b'/' | b' ' | b'=' | b'"' | b'\'' | b':' | b';' | b'.');
+        let start_ok = at == 0
+            || matches!(
+                b[at - 1],
+                b'/' | b' ' | b'=' | b'"' | b'\'' | b':' | b';' | b'.'
+            );
         let mut end = at + 2;
         while end < b.len() && b[end] == b'.' {
             end += 1;
@@ -114,25 +142,14 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
         i = end.max(at + 2);
     }
 
-    let sensitive = SENSITIVE.iter().any(|f| {
-        s.match_indices(f).any(|(p, _)| {
-            // Anchored: preceded by a separator, the start, or (for dotfiles) anything; and not
-            // the start of a longer name (`.env` vs `.environment`).
-            let before = p == 0 || matches!(b[p - 1], b'/' | b'~' | b'=' | b' ' | b':') || f.starts_with('.');
-            let next = b.get(p + f.len()).copied();
-            let after = f.ends_with('/') || next.is_none_or(|c| !c.is_ascii_alphanumeric() && c != b'_');
-            before && after
-        })
-    });
+    let sensitive = mentions_sensitive_file(b);
 
     if dotdot >= 2 {
         hits.add(1, "path.traversal", CRITICAL);
     } else if dotdot == 1 {
         let filename = matches!(input.kind, FieldKind::Filename);
         let at_start = s.starts_with("../") || s.starts_with("..;") || s == "..";
-        if filename || backslash_dotdot {
-            hits.add(1, "path.traversal", CRITICAL);
-        } else if at_start && (sensitive || input.had_null) {
+        if filename || backslash_dotdot || (at_start && (sensitive || input.had_null)) {
             hits.add(1, "path.traversal", CRITICAL);
         } else if at_start {
             hits.add(2, "path.traversal", CRITICAL);
@@ -152,7 +169,11 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
         && (p == 1 || !b[p - 2].is_ascii_alphanumeric())
         && !s[..p].ends_with("http")
     {
-        if s[p..].contains("windows") || s[p..].contains("winnt") || s[p..].contains("inetpub") || s[p..].contains("users/") {
+        if s[p..].contains("windows")
+            || s[p..].contains("winnt")
+            || s[p..].contains("inetpub")
+            || s[p..].contains("users/")
+        {
             hits.add(1, "path.windows_absolute", CRITICAL);
         } else {
             hits.add(2, "path.windows_absolute", WARNING);

@@ -15,10 +15,36 @@ use crate::normalize::decode_js_escapes;
 fn dangerous_tag(name: &str) -> bool {
     matches!(
         name,
-        "script" | "iframe" | "frame" | "frameset" | "object" | "embed" | "applet" | "base"
-            | "meta" | "link" | "style" | "svg" | "math" | "vmlframe" | "import" | "isindex"
-            | "xml" | "xss" | "handler" | "listener" | "animate" | "set" | "portal"
-            | "template" | "noscript" | "xmp" | "plaintext" | "bgsound" | "layer" | "ilayer"
+        "script"
+            | "iframe"
+            | "frame"
+            | "frameset"
+            | "object"
+            | "embed"
+            | "applet"
+            | "base"
+            | "meta"
+            | "link"
+            | "style"
+            | "svg"
+            | "math"
+            | "vmlframe"
+            | "import"
+            | "isindex"
+            | "xml"
+            | "xss"
+            | "handler"
+            | "listener"
+            | "animate"
+            | "set"
+            | "portal"
+            | "template"
+            | "noscript"
+            | "xmp"
+            | "plaintext"
+            | "bgsound"
+            | "layer"
+            | "ilayer"
     )
 }
 
@@ -26,9 +52,30 @@ fn dangerous_tag(name: &str) -> bool {
 fn risky_tag(name: &str) -> bool {
     matches!(
         name,
-        "form" | "input" | "button" | "textarea" | "keygen" | "video" | "audio" | "source"
-            | "img" | "image" | "body" | "html" | "marquee" | "details" | "dialog" | "select"
-            | "option" | "video2" | "track" | "picture" | "a" | "div" | "table" | "td"
+        "form"
+            | "input"
+            | "button"
+            | "textarea"
+            | "keygen"
+            | "video"
+            | "audio"
+            | "source"
+            | "img"
+            | "image"
+            | "body"
+            | "html"
+            | "marquee"
+            | "details"
+            | "dialog"
+            | "select"
+            | "option"
+            | "video2"
+            | "track"
+            | "picture"
+            | "a"
+            | "div"
+            | "table"
+            | "td"
     )
 }
 
@@ -37,27 +84,126 @@ fn risky_tag(name: &str) -> bool {
 fn known_event(name: &str) -> bool {
     matches!(
         name,
-        "load" | "error" | "click" | "dblclick" | "mouseover" | "mouseout" | "mousedown"
-            | "mouseup" | "mousemove" | "mouseenter" | "mouseleave" | "focus" | "blur"
-            | "focusin" | "focusout" | "change" | "submit" | "reset" | "select" | "keydown"
-            | "keyup" | "keypress" | "input" | "abort" | "beforeunload" | "unload" | "resize"
-            | "scroll" | "wheel" | "drag" | "dragstart" | "dragend" | "dragover" | "dragenter"
-            | "dragleave" | "drop" | "copy" | "cut" | "paste" | "toggle" | "animationstart"
-            | "animationend" | "animationiteration" | "transitionend" | "transitionstart"
-            | "pointerover" | "pointerdown" | "pointerup" | "pointerenter" | "pointermove"
-            | "touchstart" | "touchend" | "touchmove" | "play" | "playing" | "pause" | "ended"
-            | "canplay" | "canplaythrough" | "loadstart" | "loadeddata" | "loadedmetadata"
-            | "message" | "hashchange" | "popstate" | "pageshow" | "pagehide" | "show"
-            | "begin" | "end" | "repeat" | "search" | "start" | "finish" | "auxclick"
-            | "contextmenu" | "invalid" | "afterprint" | "beforeprint" | "readystatechange"
-            | "selectstart" | "selectionchange" | "webkitanimationend" | "zoom" | "online"
-            | "offline" | "storage" | "timeupdate" | "volumechange" | "waiting" | "progress"
-            | "durationchange" | "emptied" | "stalled" | "suspend" | "seeked" | "seeking"
-            | "ratechange" | "formdata" | "beforeinput" | "beforetoggle" | "cuechange"
-            | "gotpointercapture" | "lostpointercapture" | "securitypolicyviolation"
-            | "slotchange" | "bounce" | "mousewheel" | "activate" | "beforeactivate"
-            | "beforecopy" | "beforecut" | "beforepaste" | "filterchange" | "help"
-            | "propertychange" | "errorupdate" | "move" | "moveend" | "movestart"
+        "load"
+            | "error"
+            | "click"
+            | "dblclick"
+            | "mouseover"
+            | "mouseout"
+            | "mousedown"
+            | "mouseup"
+            | "mousemove"
+            | "mouseenter"
+            | "mouseleave"
+            | "focus"
+            | "blur"
+            | "focusin"
+            | "focusout"
+            | "change"
+            | "submit"
+            | "reset"
+            | "select"
+            | "keydown"
+            | "keyup"
+            | "keypress"
+            | "input"
+            | "abort"
+            | "beforeunload"
+            | "unload"
+            | "resize"
+            | "scroll"
+            | "wheel"
+            | "drag"
+            | "dragstart"
+            | "dragend"
+            | "dragover"
+            | "dragenter"
+            | "dragleave"
+            | "drop"
+            | "copy"
+            | "cut"
+            | "paste"
+            | "toggle"
+            | "animationstart"
+            | "animationend"
+            | "animationiteration"
+            | "transitionend"
+            | "transitionstart"
+            | "pointerover"
+            | "pointerdown"
+            | "pointerup"
+            | "pointerenter"
+            | "pointermove"
+            | "touchstart"
+            | "touchend"
+            | "touchmove"
+            | "play"
+            | "playing"
+            | "pause"
+            | "ended"
+            | "canplay"
+            | "canplaythrough"
+            | "loadstart"
+            | "loadeddata"
+            | "loadedmetadata"
+            | "message"
+            | "hashchange"
+            | "popstate"
+            | "pageshow"
+            | "pagehide"
+            | "show"
+            | "begin"
+            | "end"
+            | "repeat"
+            | "search"
+            | "start"
+            | "finish"
+            | "auxclick"
+            | "contextmenu"
+            | "invalid"
+            | "afterprint"
+            | "beforeprint"
+            | "readystatechange"
+            | "selectstart"
+            | "selectionchange"
+            | "webkitanimationend"
+            | "zoom"
+            | "online"
+            | "offline"
+            | "storage"
+            | "timeupdate"
+            | "volumechange"
+            | "waiting"
+            | "progress"
+            | "durationchange"
+            | "emptied"
+            | "stalled"
+            | "suspend"
+            | "seeked"
+            | "seeking"
+            | "ratechange"
+            | "formdata"
+            | "beforeinput"
+            | "beforetoggle"
+            | "cuechange"
+            | "gotpointercapture"
+            | "lostpointercapture"
+            | "securitypolicyviolation"
+            | "slotchange"
+            | "bounce"
+            | "mousewheel"
+            | "activate"
+            | "beforeactivate"
+            | "beforecopy"
+            | "beforecut"
+            | "beforepaste"
+            | "filterchange"
+            | "help"
+            | "propertychange"
+            | "errorupdate"
+            | "move"
+            | "moveend"
+            | "movestart"
     )
 }
 
@@ -83,11 +229,38 @@ fn scan(s: &str, hits: &mut Hits) {
     let b = s.as_bytes();
     tags(s, hits);
     event_handlers(b, hits);
-    if s.contains(':') {
+    // Every scheme we look for ends in "script" (even when split by whitespace, the letters
+    // stay in order), plus `data:` and `mocha:`.
+    if s.contains(':')
+        && (s.contains("script")
+            || s.contains("data")
+            || s.contains("mocha")
+            || s.bytes().any(|c| c.is_ascii_control()))
+    {
         schemes(s, hits);
     }
-    css(s, hits);
+    if s.contains("expression")
+        || s.contains("binding")
+        || s.contains("behavior")
+        || s.contains("@import")
+    {
+        css(s, hits);
+    }
     js(s, hits);
+    // Attribute injection outside a tag: `'formaction=`, `" srcdoc=`.
+    let has_eq = b.contains(&b'=');
+    for attr in ["formaction", "srcdoc", "xlink:href"]
+        .into_iter()
+        .filter(|_| has_eq)
+    {
+        if let Some(p) = s.find(attr) {
+            let before = s[..p].trim_end_matches([' ', '\t']);
+            let after = s[p + attr.len()..].trim_start();
+            if after.starts_with('=') && (before.is_empty() || before.ends_with(['"', '\'', '/'])) {
+                hits.add(1, "xss.dangerous_attribute", CRITICAL);
+            }
+        }
+    }
     if s.contains("+adw-") {
         // UTF-7 encoded `<`: `+ADw-script+AD4-`.
         hits.add(1, "xss.utf7", CRITICAL);
@@ -95,7 +268,8 @@ fn scan(s: &str, hits: &mut Hits) {
     if s.contains("-->") {
         hits.add(3, "xss.comment_close", ERROR);
     }
-    if s.contains("<!--") || s.contains("<![cdata[") || s.contains("<!entity") {
+    if s.contains("<!") && (s.contains("<!--") || s.contains("<![cdata[") || s.contains("<!entity"))
+    {
         hits.add(2, "xss.markup_declaration", WARNING);
     }
 }
@@ -127,16 +301,24 @@ fn tags(s: &str, hits: &mut Hits) {
                 .filter(|c| c.is_ascii_alphabetic() || *c == ':')
                 .collect();
             let name = spaced.rsplit(':').next().unwrap_or("");
-            if name.len() >= 3 && (dangerous_tag(name) || risky_tag(name) || known_prefix(name)) {
+            if name.len() >= 3 && dangerous_tag(name) {
+                hits.add(1, "xss.obfuscated_tag", CRITICAL);
+            } else if name.len() >= 3 && (risky_tag(name) || known_prefix(name)) {
                 hits.add(2, "xss.obfuscated_tag", CRITICAL);
             }
             continue;
         }
         let name = full.rsplit(':').next().unwrap_or(full);
         // The rest of the tag up to `>` (or the end of the value: the browser keeps reading).
-        let end = b[j..].iter().position(|&c| c == b'>').map_or(b.len(), |e| j + e);
+        let end = b[j..]
+            .iter()
+            .position(|&c| c == b'>')
+            .map_or(b.len(), |e| j + e);
         let attrs = s.get(j..end).unwrap_or("");
-        let is_tag_boundary = matches!(b.get(j), None | Some(b' ' | b'/' | b'>' | b'\t' | b'\n' | b'\r' | 0x0c));
+        let is_tag_boundary = matches!(
+            b.get(j),
+            None | Some(b' ' | b'/' | b'>' | b'\t' | b'\n' | b'\r' | 0x0c)
+        );
         if !is_tag_boundary {
             continue;
         }
@@ -167,16 +349,22 @@ fn tags(s: &str, hits: &mut Hits) {
 
 /// Tag-name prefixes of elements that are dangerous but often truncated in probes (`<dial`…).
 fn known_prefix(name: &str) -> bool {
-    ["script", "iframe", "object", "embed", "dialog", "form", "svg"]
-        .iter()
-        .any(|t| t.starts_with(name) && name.len() >= 3)
+    [
+        "script", "iframe", "object", "embed", "dialog", "form", "svg",
+    ]
+    .iter()
+    .any(|t| t.starts_with(name) && name.len() >= 3)
 }
 
 /// Whether the attribute text of a tag contains an `on<name>=` attribute.
 fn has_event_attr(a: &[u8]) -> bool {
     let mut i = 0;
     while i + 2 < a.len() {
-        let boundary = i == 0 || matches!(a[i - 1], b' ' | b'/' | b'"' | b'\'' | b'\t' | b'\n' | b'\r' | 0x0c | b';');
+        let boundary = i == 0
+            || matches!(
+                a[i - 1],
+                b' ' | b'/' | b'"' | b'\'' | b'\t' | b'\n' | b'\r' | 0x0c | b';'
+            );
         if boundary && a[i] == b'o' && a[i + 1] == b'n' {
             let mut j = i + 2;
             while j < a.len() && a[j].is_ascii_alphabetic() {
@@ -218,7 +406,10 @@ fn event_handlers(b: &[u8], hits: &mut Hits) {
         if boundary && name.len() >= 3 && b.get(k) == Some(&b'=') {
             // What follows `=`: script-like values (`alert(1)`, `eval(…)`) make it certain.
             let value = &b[k + 1..];
-            let scripty = value.iter().take(64).any(|&c| matches!(c, b'(' | b'`' | b'[' | b'.'));
+            let scripty = value
+                .iter()
+                .take(64)
+                .any(|&c| matches!(c, b'(' | b'`' | b'[' | b'.'));
             if known_event(name) || quote_before || scripty {
                 hits.add(1, "xss.event_handler", CRITICAL);
             } else {
@@ -236,7 +427,13 @@ fn schemes(s: &str, hits: &mut Hits) {
         .chars()
         .filter(|c| !(c.is_ascii_whitespace() || c.is_ascii_control()))
         .collect();
-    for scheme in ["javascript:", "vbscript:", "livescript:", "mocha:", "jscript.encode"] {
+    for scheme in [
+        "javascript:",
+        "vbscript:",
+        "livescript:",
+        "mocha:",
+        "jscript.encode",
+    ] {
         let mut from = 0;
         while let Some(p) = compact.get(from..).and_then(|c| c.find(scheme)) {
             let at = from + p;
@@ -245,7 +442,9 @@ fn schemes(s: &str, hits: &mut Hits) {
             let spaced_in_original = s
                 .find(scheme)
                 .map(|o| s.as_bytes().get(o + scheme.len()) == Some(&b' '));
-            if after.is_some() && spaced_in_original != Some(true) {
+            // Whitespace or entities *inside* the scheme (`ja&tab;vascript:`) are evasion.
+            let obfuscated = spaced_in_original.is_none();
+            if obfuscated || (after.is_some() && spaced_in_original != Some(true)) {
                 hits.add(1, "xss.script_url", CRITICAL);
             } else {
                 hits.add(2, "xss.script_url", CRITICAL);
@@ -274,7 +473,9 @@ fn css(s: &str, hits: &mut Hits) {
     if let Some(p) = s.find("expression") {
         let after = s[p + 10..].trim_start_matches([' ', '\t', '\n', '\r']);
         let before = s[..p].trim_end();
-        if after.starts_with('(') && (before.ends_with(':') || before.ends_with('=') || !s[p + 10..].starts_with(' ')) {
+        if after.starts_with('(')
+            && (before.ends_with(':') || before.ends_with('=') || !s[p + 10..].starts_with(' '))
+        {
             hits.add(1, "xss.css_expression", CRITICAL);
         }
     }
@@ -291,10 +492,24 @@ fn js(s: &str, hits: &mut Hits) {
     let b = s.as_bytes();
     // Calls of functions that only matter to an attacker: alert(1), eval(…), setTimeout(…).
     const SINKS: [&str; 14] = [
-        "alert", "prompt", "confirm", "eval", "settimeout", "setinterval", "atob", "btoa",
-        "fromcharcode", "execscript", "getscript", "globaleval", "msgbox", "import",
+        "alert",
+        "prompt",
+        "confirm",
+        "eval",
+        "settimeout",
+        "setinterval",
+        "atob",
+        "btoa",
+        "fromcharcode",
+        "execscript",
+        "getscript",
+        "globaleval",
+        "msgbox",
+        "import",
     ];
-    for sink in SINKS {
+    // Every sink is a call: `(` or a tagged template.
+    let callable = b.iter().any(|&c| c == b'(' || c == b'`');
+    for sink in SINKS.into_iter().filter(|_| callable) {
         let mut from = 0;
         while let Some(p) = s.get(from..).and_then(|h| h.find(sink)) {
             let at = from + p;
@@ -309,7 +524,10 @@ fn js(s: &str, hits: &mut Hits) {
                 k += 1;
             }
             if sink == "import" {
-                if tight && b.get(k + 1).is_some_and(|c| matches!(c, b'"' | b'\'' | b'`')) {
+                if tight
+                    && b.get(k + 1)
+                        .is_some_and(|c| matches!(c, b'"' | b'\'' | b'`'))
+                {
                     hits.add(1, "xss.js_sink", CRITICAL);
                 }
                 continue;
@@ -318,7 +536,10 @@ fn js(s: &str, hits: &mut Hits) {
                 hits.add(1, "xss.js_sink", CRITICAL);
             } else if b.get(k) == Some(&b'(') {
                 hits.add(2, "xss.js_sink", CRITICAL);
-            } else if matches!(b.get(k), Some(b'"' | b'\'' | b']')) && at > 0 && matches!(b[at - 1], b'"' | b'\'') {
+            } else if matches!(b.get(k), Some(b'"' | b'\'' | b']'))
+                && at > 0
+                && matches!(b[at - 1], b'"' | b'\'')
+            {
                 // self["alert"](…)
                 hits.add(1, "xss.js_sink", CRITICAL);
             }
@@ -333,8 +554,11 @@ fn js(s: &str, hits: &mut Hits) {
     // Property chains with whitespace and comments removed: document /*x*/ . cookie
     if s.contains("document")
         || s.contains("window")
-        || s.contains("self")
-        || s.contains("top")
+        || (s.contains('[')
+            && (s.contains("self")
+                || s.contains("top")
+                || s.contains("parent")
+                || s.contains("globalthis")))
         || s.contains("location")
         || s.contains("constructor")
         || s.contains("innerhtml")
@@ -363,8 +587,13 @@ fn js(s: &str, hits: &mut Hits) {
             "document.createelement(",
         ] {
             if let Some(p) = compact.find(pat) {
-                let prev = p.checked_sub(1).and_then(|q| compact.as_bytes().get(q)).copied();
-                if prev.is_none_or(|c| !c.is_ascii_alphanumeric() || pat.starts_with('.') || pat.starts_with('(')) {
+                let prev = p
+                    .checked_sub(1)
+                    .and_then(|q| compact.as_bytes().get(q))
+                    .copied();
+                if prev.is_none_or(|c| {
+                    !c.is_ascii_alphanumeric() || pat.starts_with('.') || pat.starts_with('(')
+                }) {
                     hits.add(1, "xss.dom_access", CRITICAL);
                     break;
                 }
@@ -372,6 +601,9 @@ fn js(s: &str, hits: &mut Hits) {
         }
     }
     // JSFuck / non-alphanumeric JavaScript.
+    if !s.contains("[]") {
+        return;
+    }
     let fuck = count(s, "![]") + count(s, "+[]") + count(s, "[]+") + count(s, "[][");
     if fuck >= 2 {
         hits.add(1, "xss.jsfuck", CRITICAL);

