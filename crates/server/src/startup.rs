@@ -42,6 +42,8 @@ pub struct AppState {
     pub limits: Arc<crate::perimeter::rate_limit::Limiter>,
     /// The web application firewall's rules (replaced when their file changes).
     pub waf: Arc<crate::perimeter::waf::Rules>,
+    /// Client addresses' reputation (kept across rule reloads).
+    pub reputation: Arc<crate::perimeter::reputation::Reputation>,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
             waf: Arc::new(crate::perimeter::waf::Rules::new(
                 load_waf(&config).unwrap(),
             )),
+            reputation: Arc::default(),
             config: Arc::new(config),
         }
     }
@@ -254,6 +257,7 @@ impl Application {
             sso,
             limits,
             waf,
+            reputation: Arc::default(),
         };
         Ok(Self {
             config,

@@ -429,6 +429,13 @@ pub async fn password_grant(
         }
         Err(AuthError::InvalidCredentials) => {
             throttle::record_failure(&state.pool, &keys, now).await?;
+            if let Some(ip) = origin.ip {
+                crate::perimeter::penalize_ip(
+                    state,
+                    ip,
+                    crate::perimeter::reputation::Offence::AuthFailure,
+                );
+            }
             Err(AuthError::InvalidCredentials)
         }
         Err(e) => Err(e),

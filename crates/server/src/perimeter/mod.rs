@@ -3,6 +3,7 @@
 //! (`rate-limits.json`), then the WAF's body rules and attack inspection.
 
 pub mod rate_limit;
+pub mod reputation;
 pub mod shared;
 pub mod waf;
 
@@ -90,6 +91,7 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
         return res;
     }
     if !decision.allowed {
+        penalize(&state, &req, reputation::Offence::RateLimited);
         let rule = decision.rule.clone().unwrap_or_default();
         tracing::info!(rule = %rule, retry_after = decision.retry_after_secs, "rate limited");
         let mut res = StatusCode::TOO_MANY_REQUESTS.into_response();
@@ -109,4 +111,24 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
     let mut res = next.run(req).await;
     headers_for(&decision, &mut res);
     res
+}
+
+/// Lowers the reputation of the request's client address (not of allow-listed ones).
+pub fn penalize(state: &AppState, req: &Request, offence: reputation::Offence) {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(ip) = ip {
+        penalize_ip(state, ip, offence);
+    }
+}
+
+/// Lowers the reputation of `ip` (not of allow-listed addresses).
+pub fn penalize_ip(state: &AppState, ip: std::net::IpAddr, offence: reputation::Offence) {
+    if let Some(waf) = state.waf.get()
+        && !waf.ip.allow.iter().any(|n| n.contains(ip))
+    {
+        state.reputation.penalize(&waf.reputation, ip, offence);
+    }
 }

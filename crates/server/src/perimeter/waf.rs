@@ -66,6 +66,8 @@ pub struct RequestRules {
 struct RulesFile {
     #[serde(default)]
     ip_rules: IpRules,
+    #[serde(default)]
+    ip_reputation: super::reputation::ReputationConfig,
     request_rules: RequestRules,
     attack_protection: serde_json::Value,
 }
@@ -135,6 +137,7 @@ impl Rules {
 /// One version of the rules.
 pub struct Waf {
     pub ip: IpRules,
+    pub reputation: super::reputation::ReputationConfig,
     pub requests: RequestRules,
     pub engine: leadgen_waf::Engine,
 }
@@ -159,6 +162,9 @@ impl Waf {
             path: e.path().to_string(),
             reason: e.inner().to_string(),
         })?;
+        file.ip_reputation
+            .check()
+            .map_err(|(path, reason)| RulesError { path, reason })?;
         let r = &file.request_rules;
         let err = |path: &str, reason: &str| RulesError {
             path: path.into(),
@@ -189,6 +195,7 @@ impl Waf {
             })?;
         Ok(Self {
             ip: file.ip_rules,
+            reputation: file.ip_reputation,
             requests: file.request_rules,
             engine,
         })
@@ -257,6 +264,20 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
         if client != peer.ip() {
             req.extensions_mut()
                 .insert(ConnectInfo(SocketAddr::new(client, peer.port())));
+        }
+        if !in_any(&waf.ip.allow, client)
+            && let Some(wait) = state.reputation.blocked_for(&waf.reputation, client)
+        {
+            blocked("ip_reputation", "ip", "block");
+            let mut res = refuse(
+                StatusCode::FORBIDDEN,
+                "ip_reputation",
+                format!("this address is blocked for {wait} more seconds after repeated abuse"),
+            );
+            if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return res;
         }
         if in_any(&waf.ip.block, client) && !in_any(&waf.ip.allow, client) {
             blocked("ip_rules.block", "ip", "block");
@@ -397,6 +418,13 @@ pub async fn inspect(State(state): State<AppState>, req: Request, next: Next) ->
             let (rule, class) = first.map_or(("", ""), |m| (m.rule, m.class.as_str()));
             if verdict.action == leadgen_waf::Action::Block {
                 blocked(rule, class, "block");
+                if let Some(ip) = client {
+                    state.reputation.penalize(
+                        &waf.reputation,
+                        ip,
+                        super::reputation::Offence::WafBlock,
+                    );
+                }
                 tracing::warn!(target: "leadgen::waf", client = ?client, request_id = ?request_id, score = verdict.score, rules = ?rules, "request blocked");
                 return refuse(
                     StatusCode::FORBIDDEN,

@@ -114,6 +114,7 @@ fn waf_file(dir: &std::path::Path) -> String {
     std::fs::write(
         &path,
         r#"{
+          "ip_reputation": { "enabled": false },
           "ip_rules": {
             "allow": ["127.0.0.2/32"],
             "block": ["127.0.0.3/32", "203.0.113.0/24"],
@@ -364,7 +365,8 @@ async fn changed_waf_rules_apply_without_a_restart_and_broken_ones_are_refused()
     let path = dir.path().join("waf-rules.json");
     let rules = |mode: &str| {
         format!(
-            r#"{{"request_rules": {{"max_uri_length": 4096, "max_header_count": 50, "max_header_bytes": 16384,
+            r#"{{"ip_reputation": {{"enabled": false}},
+                "request_rules": {{"max_uri_length": 4096, "max_header_count": 50, "max_header_bytes": 16384,
                  "allowed_content_types": ["application/json"]}},
                 "attack_protection": {{"sqli": {{"mode": "{mode}", "paranoia": 1}}}}}}"#
         )
@@ -414,5 +416,60 @@ async fn changed_waf_rules_apply_without_a_restart_and_broken_ones_are_refused()
     );
     std::fs::write(&path, rules("block")).unwrap();
     assert!(until(403).await);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_address_that_keeps_attacking_is_blocked_for_a_while_and_others_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("waf-rules.json");
+    std::fs::write(
+        &path,
+        r#"{"ip_reputation": {"block_below": 30, "cooloff_secs": 600, "penalties": {"waf_block": 40}},
+            "request_rules": {"max_uri_length": 4096, "max_header_count": 50, "max_header_bytes": 16384,
+                              "allowed_content_types": ["application/json"]},
+            "attack_protection": {}}"#,
+    )
+    .unwrap();
+    let app =
+        TestApp::spawn_with(&[("LEADGEN_PERIMETER__WAF_RULES_PATH", path.to_str().unwrap())]).await;
+    let attacker = app.client_from([127, 0, 0, 5].into());
+    let bystander = app.client_from([127, 0, 0, 6].into());
+    let attack = app.https_url("/healthz?id=1%20UNION%20SELECT%20password%20FROM%20users");
+    // 100 → 60 → 20: the second block drops the address below 30.
+    for _ in 0..2 {
+        assert_eq!(status(&attacker, attack.clone()).await, 403);
+    }
+    let res = attacker
+        .get(app.https_url("/healthz"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        403,
+        "even harmless requests are refused during the cool-off"
+    );
+    let wait: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((500..=600).contains(&wait), "{wait}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "ip_reputation");
+    assert_eq!(status(&bystander, app.https_url("/healthz")).await, 200);
+    let metrics = reqwest::get(format!("http://{}/metrics", app.bound.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("ip_reputation_blocks_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("ip_reputation_scores"), "{metrics}");
     app.stop().await;
 }
