@@ -44,6 +44,8 @@ pub struct AppState {
     pub waf: Arc<crate::perimeter::waf::Rules>,
     /// Client addresses' reputation (kept across rule reloads).
     pub reputation: Arc<crate::perimeter::reputation::Reputation>,
+    /// Recent security events, for the alert rules.
+    pub alerts: Arc<crate::perimeter::alerts::Alerts>,
 }
 
 impl AppState {
@@ -71,6 +73,7 @@ impl AppState {
                 load_waf(&config).unwrap(),
             )),
             reputation: Arc::default(),
+            alerts: Arc::default(),
             config: Arc::new(config),
         }
     }
@@ -258,6 +261,7 @@ impl Application {
             limits,
             waf,
             reputation: Arc::default(),
+            alerts: Arc::default(),
         };
         Ok(Self {
             config,
@@ -373,6 +377,7 @@ impl Application {
                 ))
             })
         };
+        let alerting = tokio::spawn(crate::perimeter::alert_loop(self.state.clone()));
         // API keys near expiry: notices to their organization's admins at 14, 7 and 1 days.
         let notices = {
             let state = self.state.clone();
@@ -405,6 +410,7 @@ impl Application {
         }
         reloader.abort();
         notices.abort();
+        alerting.abort();
         if let Some(w) = waf_watch {
             w.abort();
         }

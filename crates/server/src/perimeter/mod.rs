@@ -2,6 +2,7 @@
 //! (`waf-rules.json`: client address, IP lists, URI and header limits), per-endpoint rate limits
 //! (`rate-limits.json`), then the WAF's body rules and attack inspection.
 
+pub mod alerts;
 pub mod rate_limit;
 pub mod reputation;
 pub mod shared;
@@ -81,6 +82,7 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
         .check(req.method().as_str(), req.uri().path(), &who)
         .await;
     if decision.unavailable {
+        state.alerts.record(alerts::Event::RateLimitBackendFailure);
         let mut res = StatusCode::SERVICE_UNAVAILABLE.into_response();
         res.extensions_mut().insert(ErrorBody(
             "temporarily unavailable; try again shortly".into(),
@@ -91,6 +93,7 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
         return res;
     }
     if !decision.allowed {
+        state.alerts.record(alerts::Event::RateLimited);
         penalize(&state, &req, reputation::Offence::RateLimited);
         let rule = decision.rule.clone().unwrap_or_default();
         tracing::info!(rule = %rule, retry_after = decision.retry_after_secs, "rate limited");
@@ -128,7 +131,44 @@ pub fn penalize(state: &AppState, req: &Request, offence: reputation::Offence) {
 pub fn penalize_ip(state: &AppState, ip: std::net::IpAddr, offence: reputation::Offence) {
     if let Some(waf) = state.waf.get()
         && !waf.ip.allow.iter().any(|n| n.contains(ip))
+        && state.reputation.penalize(&waf.reputation, ip, offence)
     {
-        state.reputation.penalize(&waf.reputation, ip, offence);
+        state.alerts.record(alerts::Event::IpReputationBlock);
+    }
+}
+
+/// Checks the alert rules every second and delivers what fires to the configured webhooks.
+pub async fn alert_loop(state: AppState) {
+    let http = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "alerts disabled: no HTTP client");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let Some(waf) = state.waf.get() else { continue };
+        let fired = state.alerts.due(&waf.monitoring.alerts);
+        if fired.is_empty() {
+            continue;
+        }
+        let at = state
+            .clock
+            .now()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        for f in fired {
+            tracing::warn!(target: "leadgen::waf", alert = %f.rule, count = f.count, "alert fired");
+            for hook in waf.monitoring.webhooks.clone() {
+                let (http, f, at) = (http.clone(), f.clone(), at.clone());
+                tokio::spawn(async move { alerts::deliver(&http, &hook, &f, &at).await });
+            }
+        }
     }
 }

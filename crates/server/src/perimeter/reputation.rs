@@ -154,10 +154,11 @@ impl Reputation {
         (until > now).then(|| until.duration_since(now).as_secs().max(1))
     }
 
-    /// Lowers the address's score; at the threshold it is blocked for the cool-off period.
-    pub fn penalize(&self, cfg: &ReputationConfig, ip: IpAddr, offence: Offence) {
+    /// Lowers the address's score; below the threshold it is blocked for the cool-off period.
+    /// Returns whether this offence blocked it.
+    pub fn penalize(&self, cfg: &ReputationConfig, ip: IpAddr, offence: Offence) -> bool {
         if !cfg.enabled {
-            return;
+            return false;
         }
         let cost = match offence {
             Offence::WafBlock => cfg.penalties.waf_block,
@@ -190,7 +191,9 @@ impl Reputation {
             e.score = cfg.block_below;
             metrics::counter!("ip_reputation_blocks_total").increment(1);
             tracing::warn!(target: "leadgen::waf", client = %ip, score, cooloff_secs = cfg.cooloff_secs, "address blocked for its reputation");
+            return true;
         }
+        false
     }
 }
 

@@ -68,6 +68,8 @@ struct RulesFile {
     ip_rules: IpRules,
     #[serde(default)]
     ip_reputation: super::reputation::ReputationConfig,
+    #[serde(default)]
+    monitoring: super::alerts::Monitoring,
     request_rules: RequestRules,
     attack_protection: serde_json::Value,
 }
@@ -138,6 +140,7 @@ impl Rules {
 pub struct Waf {
     pub ip: IpRules,
     pub reputation: super::reputation::ReputationConfig,
+    pub monitoring: super::alerts::Monitoring,
     pub requests: RequestRules,
     pub engine: leadgen_waf::Engine,
 }
@@ -164,6 +167,7 @@ impl Waf {
         })?;
         file.ip_reputation
             .check()
+            .and_then(|()| file.monitoring.check())
             .map_err(|(path, reason)| RulesError { path, reason })?;
         let r = &file.request_rules;
         let err = |path: &str, reason: &str| RulesError {
@@ -196,6 +200,7 @@ impl Waf {
         Ok(Self {
             ip: file.ip_rules,
             reputation: file.ip_reputation,
+            monitoring: file.monitoring,
             requests: file.request_rules,
             engine,
         })
@@ -244,7 +249,8 @@ fn refuse(status: StatusCode, code: &'static str, message: String) -> Response {
     res
 }
 
-fn blocked(rule: &str, class: &'static str, action: &'static str) {
+fn blocked(state: &AppState, rule: &str, class: &'static str, action: &'static str) {
+    state.alerts.record(super::alerts::Event::BlockedRequest);
     metrics::counter!("blocked_requests_count", "rule" => rule.to_string(), "class" => class, "action" => action)
         .increment(1);
 }
@@ -268,7 +274,7 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
         if !in_any(&waf.ip.allow, client)
             && let Some(wait) = state.reputation.blocked_for(&waf.reputation, client)
         {
-            blocked("ip_reputation", "ip", "block");
+            blocked(&state, "ip_reputation", "ip", "block");
             let mut res = refuse(
                 StatusCode::FORBIDDEN,
                 "ip_reputation",
@@ -280,7 +286,7 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
             return res;
         }
         if in_any(&waf.ip.block, client) && !in_any(&waf.ip.allow, client) {
-            blocked("ip_rules.block", "ip", "block");
+            blocked(&state, "ip_rules.block", "ip", "block");
             tracing::warn!(target: "leadgen::waf", client = %client, rule = "ip_rules.block", "request from a blocked address");
             return refuse(
                 StatusCode::FORBIDDEN,
@@ -292,7 +298,7 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
     let r = &waf.requests;
     let uri_len = req.uri().to_string().len();
     if uri_len > r.max_uri_length {
-        blocked("request_rules.max_uri_length", "request", "block");
+        blocked(&state, "request_rules.max_uri_length", "request", "block");
         return refuse(
             StatusCode::URI_TOO_LONG,
             "uri_too_long",
@@ -308,7 +314,7 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
         .map(|(k, v)| k.as_str().len() + v.len())
         .sum();
     if headers.len() > r.max_header_count || header_bytes > r.max_header_bytes {
-        blocked("request_rules.max_headers", "request", "block");
+        blocked(&state, "request_rules.max_headers", "request", "block");
         return refuse(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "headers_too_large",
@@ -365,7 +371,12 @@ pub async fn inspect(State(state): State<AppState>, req: Request, next: Next) ->
                 .any(|a| a.eq_ignore_ascii_case(m))
         });
         if !allowed {
-            blocked("request_rules.allowed_content_types", "request", "block");
+            blocked(
+                &state,
+                "request_rules.allowed_content_types",
+                "request",
+                "block",
+            );
             return refuse(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -417,13 +428,9 @@ pub async fn inspect(State(state): State<AppState>, req: Request, next: Next) ->
             let first = verdict.matches.iter().find(|m| !m.excluded);
             let (rule, class) = first.map_or(("", ""), |m| (m.rule, m.class.as_str()));
             if verdict.action == leadgen_waf::Action::Block {
-                blocked(rule, class, "block");
+                blocked(&state, rule, class, "block");
                 if let Some(ip) = client {
-                    state.reputation.penalize(
-                        &waf.reputation,
-                        ip,
-                        super::reputation::Offence::WafBlock,
-                    );
+                    super::penalize_ip(&state, ip, super::reputation::Offence::WafBlock);
                 }
                 tracing::warn!(target: "leadgen::waf", client = ?client, request_id = ?request_id, score = verdict.score, rules = ?rules, "request blocked");
                 return refuse(

@@ -473,3 +473,95 @@ async fn an_address_that_keeps_attacking_is_blocked_for_a_while_and_others_are_n
     assert!(metrics.contains("ip_reputation_scores"), "{metrics}");
     app.stop().await;
 }
+
+/// A webhook receiver on localhost: records what it gets; the JSON endpoint fails its first call.
+async fn receiver() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let got: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>> = Default::default();
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let (g, c) = (got.clone(), calls.clone());
+    let app = axum::Router::new().route(
+        "/{kind}",
+        axum::routing::post(
+            move |axum::extract::Path(kind): axum::extract::Path<String>,
+                  axum::Json(body): axum::Json<Value>| {
+                let (g, c) = (g.clone(), c.clone());
+                async move {
+                    if kind == "json" && c.fetch_add(1, Ordering::SeqCst) == 0 {
+                        return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                    }
+                    g.lock().unwrap().push((kind, body));
+                    axum::http::StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), got)
+}
+
+#[tokio::test]
+async fn a_burst_of_blocked_requests_raises_one_alert_on_each_webhook() {
+    let (hook, got) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("waf-rules.json");
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{"ip_reputation": {{"enabled": false}},
+                "monitoring": {{
+                  "alerts": [{{"name": "attack-burst", "event": "blocked_request", "threshold": 3,
+                               "window_secs": 60, "cooldown_secs": 600}}],
+                  "webhooks": [{{"url": "{hook}/slack", "format": "slack"}}, {{"url": "{hook}/json"}}]
+                }},
+                "request_rules": {{"max_uri_length": 4096, "max_header_count": 50, "max_header_bytes": 16384,
+                                  "allowed_content_types": ["application/json"]}},
+                "attack_protection": {{}}}}"#
+        ),
+    )
+    .unwrap();
+    let app =
+        TestApp::spawn_with(&[("LEADGEN_PERIMETER__WAF_RULES_PATH", path.to_str().unwrap())]).await;
+    let c = app.client();
+    let attack = app.https_url("/healthz?id=1%20UNION%20SELECT%20password%20FROM%20users");
+    for _ in 0..2 {
+        assert_eq!(status(&c, attack.clone()).await, 403);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        got.lock().unwrap().is_empty(),
+        "below the threshold: no alert"
+    );
+    for _ in 0..4 {
+        assert_eq!(status(&c, attack.clone()).await, 403);
+    }
+    // The JSON webhook fails once and is retried a second later.
+    for _ in 0..60 {
+        if got.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let got = got.lock().unwrap().clone();
+    assert_eq!(
+        got.len(),
+        2,
+        "one alert per webhook, no duplicates: {got:?}"
+    );
+    let slack = &got.iter().find(|(k, _)| k == "slack").unwrap().1;
+    assert!(
+        slack["text"].as_str().unwrap().contains("attack-burst"),
+        "{slack}"
+    );
+    let json = &got.iter().find(|(k, _)| k == "json").unwrap().1;
+    assert_eq!(json["alert"], "attack-burst");
+    assert_eq!(json["event"], "blocked_request");
+    assert!(json["count"].as_u64().unwrap() >= 3);
+    app.stop().await;
+}
