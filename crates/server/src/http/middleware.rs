@@ -148,6 +148,7 @@ pub async fn error_pages(State(state): State<AppState>, req: Request, next: Next
     let keep: Vec<(HeaderName, HeaderValue)> = [
         header::ALLOW,
         header::RETRY_AFTER,
+        header::WWW_AUTHENTICATE,
         HeaderName::from_static("ratelimit-limit"),
         HeaderName::from_static("ratelimit-remaining"),
         HeaderName::from_static("ratelimit-reset"),

@@ -61,6 +61,46 @@ pub struct RequestRules {
     pub routes: Vec<RouteRule>,
 }
 
+/// `api_security`: paths that need credentials before any handler runs, and what a credential
+/// must look like.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSecurity {
+    /// Path patterns (`/exact` or `/prefix*`) refused with 401 without a valid access token or
+    /// a well-formed API key.
+    #[serde(default)]
+    pub require_authentication: Vec<String>,
+    #[serde(default)]
+    pub jwt_verification: JwtVerification,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtVerification {
+    /// Signature algorithms accepted; LeadGen signs with HS256 only.
+    #[serde(default = "d_algs")]
+    pub allowed_algorithms: Vec<String>,
+    /// Longest lifetime (`exp - iat`) a token may have.
+    #[serde(default = "d_lifetime")]
+    pub max_lifetime_secs: i64,
+}
+
+fn d_algs() -> Vec<String> {
+    vec!["HS256".into()]
+}
+fn d_lifetime() -> i64 {
+    3600
+}
+
+impl Default for JwtVerification {
+    fn default() -> Self {
+        Self {
+            allowed_algorithms: d_algs(),
+            max_lifetime_secs: d_lifetime(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RulesFile {
@@ -70,6 +110,8 @@ struct RulesFile {
     ip_reputation: super::reputation::ReputationConfig,
     #[serde(default)]
     monitoring: super::alerts::Monitoring,
+    #[serde(default)]
+    api_security: ApiSecurity,
     request_rules: RequestRules,
     attack_protection: serde_json::Value,
 }
@@ -141,6 +183,7 @@ pub struct Waf {
     pub ip: IpRules,
     pub reputation: super::reputation::ReputationConfig,
     pub monitoring: super::alerts::Monitoring,
+    pub api_security: ApiSecurity,
     pub requests: RequestRules,
     pub engine: leadgen_waf::Engine,
 }
@@ -191,6 +234,29 @@ impl Waf {
                 ));
             }
         }
+        for (i, p) in file.api_security.require_authentication.iter().enumerate() {
+            if !p.starts_with('/') || p[..p.len() - 1].contains('*') {
+                return Err(err(
+                    &format!("api_security.require_authentication[{i}]"),
+                    "must start with / and may only end in *",
+                ));
+            }
+        }
+        let jwt = &file.api_security.jwt_verification;
+        for (i, a) in jwt.allowed_algorithms.iter().enumerate() {
+            if a != "HS256" {
+                return Err(err(
+                    &format!("api_security.jwt_verification.allowed_algorithms[{i}]"),
+                    "LeadGen signs access tokens with HS256 only; list it and nothing else",
+                ));
+            }
+        }
+        if jwt.allowed_algorithms.is_empty() || jwt.max_lifetime_secs < 60 {
+            return Err(err(
+                "api_security.jwt_verification",
+                "needs HS256 in allowed_algorithms and a max_lifetime_secs of at least 60",
+            ));
+        }
         let engine = leadgen_waf::AttackProtection::from_json(&file.attack_protection.to_string())
             .and_then(leadgen_waf::Engine::new)
             .map_err(|e| RulesError {
@@ -201,6 +267,7 @@ impl Waf {
             ip: file.ip_rules,
             reputation: file.ip_reputation,
             monitoring: file.monitoring,
+            api_security: file.api_security,
             requests: file.request_rules,
             engine,
         })
@@ -294,6 +361,28 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
                 "requests from this address are blocked".into(),
             );
         }
+    }
+    let path = req.uri().path();
+    if waf
+        .api_security
+        .require_authentication
+        .iter()
+        .any(|p| path_matches(p, path))
+        && !has_credential(&state, &waf, req.headers())
+    {
+        // Counted, but not an attack: no alert event, no reputation penalty.
+        metrics::counter!("blocked_requests_count", "rule" => "api_security.require_authentication", "class" => "auth", "action" => "unauthenticated")
+            .increment(1);
+        let mut res = refuse(
+            StatusCode::UNAUTHORIZED,
+            "authentication_required",
+            "this path needs a valid access token or API key".into(),
+        );
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer realm=\"leadgen\""),
+        );
+        return res;
     }
     let r = &waf.requests;
     let uri_len = req.uri().to_string().len();
@@ -444,4 +533,37 @@ pub async fn inspect(State(state): State<AppState>, req: Request, next: Next) ->
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+fn path_matches(pattern: &str, path: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => path.starts_with(prefix),
+        None => path == pattern,
+    }
+}
+
+/// Whether the request carries a credential that could be valid: an access token (header or
+/// cookie) that verifies and is not longer-lived than `api_security` allows, or an API key.
+/// (The handler's extractor still checks the session or the key.)
+fn has_credential(state: &AppState, waf: &Waf, headers: &axum::http::HeaderMap) -> bool {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let key = bearer
+        .filter(|t| t.starts_with("lg_"))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+    // A presented API key goes on to the extractor, which refuses a malformed one from its
+    // checksum alone (no lookup) with a precise code.
+    if key.is_some() {
+        return true;
+    }
+    let token = bearer
+        .filter(|t| !t.starts_with("lg_"))
+        .or_else(|| crate::web::csrf::cookie_value(headers, crate::auth::pages::ACCESS_COOKIE));
+    let now = state.clock.now().unix_timestamp();
+    token
+        .and_then(|t| state.auth.verify_access(t, now).ok())
+        .is_some_and(|c| c.exp - c.iat <= waf.api_security.jwt_verification.max_lifetime_secs)
 }

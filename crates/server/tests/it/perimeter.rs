@@ -565,3 +565,37 @@ async fn a_burst_of_blocked_requests_raises_one_alert_on_each_webhook() {
     assert!(json["count"].as_u64().unwrap() >= 3);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_api_needs_credentials_before_any_handler_runs() {
+    let app = TestApp::spawn().await;
+    let c = app.client();
+    let get = |token: Option<&'static str>| {
+        let mut r = c
+            .get(app.https_url("/api/v1/org"))
+            .header("accept", "application/json");
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    for token in [None, Some("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")] {
+        let res = get(token).await.unwrap();
+        assert_eq!(res.status(), 401, "{token:?}");
+        assert!(res.headers().contains_key("www-authenticate"));
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(
+            body["error"]["code"], "authentication_required",
+            "{token:?}"
+        );
+    }
+    // A malformed API key is answered precisely by the key check (from its checksum alone).
+    let res = get(Some("lg_live_00000000000000000000000000000000_00000000"))
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "api_key_invalid");
+    // Pages and the auth API stay reachable without credentials.
+    assert_eq!(status(&c, app.https_url("/login")).await, 200);
+    app.stop().await;
+}
