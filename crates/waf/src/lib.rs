@@ -71,6 +71,7 @@
 mod config;
 mod detect;
 mod engine;
+pub mod eval;
 mod extract;
 pub mod normalize;
 

@@ -24,6 +24,8 @@ enum Tok<'a> {
         spaced: bool,
         escaped: bool,
         empty: bool,
+        /// One word, possibly followed by spaces (`a '`).
+        one_word: bool,
     },
     Word(&'a str),
     Num {
@@ -34,6 +36,9 @@ enum Tok<'a> {
     Str {
         closed: bool,
         lone: bool,
+        /// Unclosed, and its content is at most 3 non-space characters (`'b`, `'`): the shape of
+        /// a breakout that leaves the application's closing quote to balance it.
+        short: bool,
     },
     /// Backtick- or bracket-quoted identifier.
     QIdent,
@@ -59,6 +64,14 @@ struct Lex {
     versioned_comment: bool,
     /// Closed inline comments `/**/` were seen (whitespace evasion).
     inline_comments: u32,
+    /// Words (runs of letters) after the comment that ended the last tokenization, if any.
+    comment_tail_words: Option<usize>,
+}
+
+fn words_in(rest: &[u8]) -> usize {
+    rest.split(|c| !c.is_ascii_alphabetic())
+        .filter(|w| w.len() >= 2)
+        .count()
 }
 
 const MAX_TOKENS: usize = 512;
@@ -67,6 +80,7 @@ const MAX_TOKENS: usize = 512;
 /// string literal and becomes a single `Prefix` token.
 fn tokenize<'a>(s: &'a str, quote: Option<u8>, toks: &mut Vec<Tok<'a>>, lex: &mut Lex) {
     toks.clear();
+    lex.comment_tail_words = None;
     let b = s.as_bytes();
     let mut i = 0;
     if let Some(q) = quote {
@@ -78,6 +92,7 @@ fn tokenize<'a>(s: &'a str, quote: Option<u8>, toks: &mut Vec<Tok<'a>>, lex: &mu
             // `\'or'1`: the attacker tries to escape the application's escaping.
             escaped: p > 0 && b[p - 1] == b'\\',
             empty: p == 0,
+            one_word: !b[..p].trim_ascii().iter().any(u8::is_ascii_whitespace),
         });
         i = p + 1;
     }
@@ -106,9 +121,14 @@ fn tokenize<'a>(s: &'a str, quote: Option<u8>, toks: &mut Vec<Tok<'a>>, lex: &mu
                     }
                     j += 1;
                 }
+                let content = b.get(i + 1..j.min(b.len())).unwrap_or(&[]);
+                let trimmed = content.trim_ascii();
                 toks.push(Tok::Str {
                     closed,
                     lone: !closed && j >= b.len() && i + 1 >= b.len(),
+                    short: !closed
+                        && trimmed.len() <= 3
+                        && !trimmed.iter().any(u8::is_ascii_whitespace),
                 });
                 i = j.min(b.len());
             }
@@ -151,13 +171,16 @@ fn tokenize<'a>(s: &'a str, quote: Option<u8>, toks: &mut Vec<Tok<'a>>, lex: &mu
                 toks.push(Tok::Semi);
                 i += 1;
             }
-            b'#' => {
+            b'#' | b'-' if c == b'#' || b.get(i + 1) == Some(&b'-') => {
+                // Line comments end at a newline (`-1#x\nunion select …`); without one they cut
+                // off the rest of the query.
                 toks.push(Tok::Comment);
-                return;
-            }
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                toks.push(Tok::Comment);
-                return;
+                let rest = b.get(i + 1..).unwrap_or(&[]);
+                lex.comment_tail_words = Some(words_in(rest));
+                match rest.iter().position(|&x| x == b'\n') {
+                    Some(nl) => i += 1 + nl,
+                    None => return,
+                }
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
                 if b.get(i + 2) == Some(&b'!') {
@@ -177,6 +200,7 @@ fn tokenize<'a>(s: &'a str, quote: Option<u8>, toks: &mut Vec<Tok<'a>>, lex: &mu
                     }
                     None => {
                         toks.push(Tok::Comment);
+                        lex.comment_tail_words = Some(words_in(b.get(i + 2..).unwrap_or(&[])));
                         return;
                     }
                 }
@@ -576,6 +600,10 @@ struct Expr {
     const_cmp: bool,
     select: bool,
     sql_func: bool,
+    /// Literal or variable operands anywhere, nested groups included (`( 1 * @a )`).
+    literals: u32,
+    /// Binary operators, nested groups included.
+    ops: u32,
 }
 
 /// Skips a balanced parenthesised group starting at `t[i] == LParen`; returns the index after
@@ -612,7 +640,12 @@ fn parse_expr_depth(t: &[Tok<'_>], mut i: usize, depth: u8) -> Option<(usize, Ex
     let mut cmp_pending_const: Option<bool> = None;
     loop {
         // Unary prefixes.
-        while i < t.len() && matches!(t[i], Tok::Op("-" | "+" | "!" | "~") | Tok::Word("not")) {
+        while i < t.len()
+            && matches!(
+                t[i],
+                Tok::Op("-" | "+" | "!" | "~") | Tok::Word("not" | "binary")
+            )
+        {
             i += 1;
         }
         let tok = *t.get(i)?;
@@ -627,6 +660,7 @@ fn parse_expr_depth(t: &[Tok<'_>], mut i: usize, depth: u8) -> Option<(usize, Ex
             }
             Tok::Var { .. } => {
                 is_const = false;
+                e.literals += 1;
                 i += 1;
             }
             Tok::QIdent => {
@@ -647,6 +681,8 @@ fn parse_expr_depth(t: &[Tok<'_>], mut i: usize, depth: u8) -> Option<(usize, Ex
                         e.select |= inner.select;
                         e.sql_func |= inner.sql_func;
                         e.funcs += inner.funcs;
+                        e.literals += inner.literals;
+                        e.ops += inner.ops;
                         // Parenthesised constants (`(1)=(1)`) still count as constants.
                         is_const = inner.operands == 1 && inner.consts == 1;
                         i = if t.get(end) == Some(&Tok::RParen) {
@@ -662,6 +698,14 @@ fn parse_expr_depth(t: &[Tok<'_>], mut i: usize, depth: u8) -> Option<(usize, Ex
                         i = end;
                     }
                 }
+            }
+            // `= all (select …)`, `> any (select …)`: quantified subquery comparison.
+            Tok::Word("all" | "any" | "some") if t.get(i + 1) == Some(&Tok::LParen) => {
+                let (end, sel) = skip_group(t, i + 1);
+                e.select |= sel;
+                e.funcs += 1;
+                is_const = false;
+                i = end;
             }
             Tok::Word("case") => {
                 while i < t.len() && t[i] != Tok::Word("end") {
@@ -696,12 +740,19 @@ fn parse_expr_depth(t: &[Tok<'_>], mut i: usize, depth: u8) -> Option<(usize, Ex
         e.operands += 1;
         if is_const {
             e.consts += 1;
+            e.literals += 1;
         }
         if let Some(prev_const) = cmp_pending_const.take()
             && prev_const
             && is_const
         {
             e.const_cmp = true;
+        }
+        // `not similar to`, `not like`, `not regexp`: a negated comparison word.
+        if t.get(i) == Some(&Tok::Word("not"))
+            && matches!(t.get(i + 1), Some(Tok::Word(w)) if is_cmp_word(w))
+        {
+            i += 1;
         }
         // Operator, or the end of the expression.
         match t.get(i) {
@@ -714,9 +765,11 @@ fn parse_expr_depth(t: &[Tok<'_>], mut i: usize, depth: u8) -> Option<(usize, Ex
                     e.cmp = true;
                     cmp_pending_const = Some(is_const);
                 }
+                e.ops += 1;
                 i += 1;
             }
             Some(&tok) if is_logic(tok) => i += 1,
+            Some(Tok::Word("div" | "mod")) => i += 1,
             Some(Tok::Word("not")) => i += 1,
             Some(Tok::Word(w)) if is_cmp_word(w) => {
                 e.cmp = true;
@@ -770,11 +823,23 @@ fn statement_at(t: &[Tok<'_>], i: usize) -> bool {
     let end_at = |k: usize| matches!(t.get(i + k), None | Some(Tok::Comment | Tok::Semi));
     match w(0) {
         Some("select") => select_at(t, i),
-        Some("insert" | "replace") => w(1) == Some("into") && ident(2),
+        Some("insert" | "replace") => {
+            (w(1) == Some("into") && ident(2))
+                // `replace t(id, name) values (…)`: the column list and values without `into`.
+                || (ident(1)
+                    && t.get(i + 2) == Some(&Tok::LParen)
+                    && t
+                        .get(skip_group(t, i + 2).0)
+                        .is_some_and(|x| *x == Tok::Word("values")))
+        }
         Some("delete") => {
-            w(1) == Some("from")
-                && ident(2)
-                && (end_at(3) || matches!(w(3), Some("where")) || t.get(3 + i) == Some(&Tok::Dot))
+            // `delete low_priority from t`, `delete ignore from t`.
+            let k = usize::from(matches!(w(1), Some("low_priority" | "quick" | "ignore")));
+            w(1 + k) == Some("from")
+                && ident(2 + k)
+                && (end_at(3 + k)
+                    || matches!(w(3 + k), Some("where"))
+                    || t.get(3 + k + i) == Some(&Tok::Dot))
         }
         Some("update") => ident(1) && w(2) == Some("set"),
         Some("drop" | "create" | "alter" | "truncate") => {
@@ -796,6 +861,10 @@ fn statement_at(t: &[Tok<'_>], i: usize) -> bool {
                         | "or"
                 )
             ) && (ident(2) || matches!(w(2), Some("if" | "replace")) || end_at(2))
+                // `drop members --`: MySQL's `drop` of a bare name, its query cut off.
+                || (w(0) == Some("drop")
+                    && ident(1)
+                    && matches!(t.get(i + 2), Some(Tok::Comment)))
         }
         Some("exec" | "execute") => match t.get(i + 1) {
             Some(Tok::Word(x)) => {
@@ -811,13 +880,26 @@ fn statement_at(t: &[Tok<'_>], i: usize) -> bool {
         Some("set") => matches!(t.get(i + 1), Some(Tok::Var { .. })) || w(1) == Some("autocommit"),
         Some("shutdown") => end_at(1) || w(1) == Some("with"),
         Some("waitfor") => matches!(w(1), Some("delay" | "time")),
-        Some("begin") => matches!(w(1), Some("declare" | "transaction" | "try")),
-        Some("if") => matches!(t.get(i + 1), Some(Tok::LParen)) || w(1) == Some("exists"),
+        Some("begin") => {
+            matches!(w(1), Some("declare" | "transaction" | "try"))
+                || (w(1).is_some() && statement_at(t, i + 1))
+        }
+        // `if (…)`, `if exists`, `if 1=1 drop table t`.
+        Some("if") => {
+            matches!(t.get(i + 1), Some(Tok::LParen))
+                || w(1) == Some("exists")
+                || parse_expr(t, i + 1).is_some_and(|(end, e)| {
+                    e.cmp && matches!(t.get(end), Some(Tok::Word(_))) && statement_at(t, end)
+                })
+        }
         Some("grant" | "revoke") => t
             .iter()
             .skip(i)
             .any(|x| matches!(x, Tok::Word("to" | "from"))),
-        Some("load") => w(1) == Some("data"),
+        Some("load") => matches!(w(1), Some("data" | "xml")),
+        // `do (1=1)`, `call p(@a)`: MySQL expression and procedure statements.
+        Some("do") => t.get(i + 1) == Some(&Tok::LParen) && parse_expr(t, i + 1).is_some(),
+        Some("call") => ident(1) && t.get(i + 2) == Some(&Tok::LParen),
         Some("handler" | "analyze" | "checkpoint" | "vacuum") => end_at(1),
         Some("goto") => ident(1),
         _ => false,
@@ -843,6 +925,10 @@ fn select_at(t: &[Tok<'_>], i: usize) -> bool {
     let mut items = 0;
     let mut sqlish = false;
     loop {
+        // `select -1, -sin(x)`: unary signs before an item.
+        while let Some(Tok::Op("-" | "+" | "~")) = t.get(j) {
+            j += 1;
+        }
         match t.get(j) {
             Some(Tok::Op("*")) => {
                 sqlish = true;
@@ -941,14 +1027,92 @@ fn select_at(t: &[Tok<'_>], i: usize) -> bool {
             }
         }
         Some(Tok::Word("into" | "union" | "limit" | "where" | "order")) => true,
+        Some(Tok::Word("group")) => t.get(j + 1) == Some(&Tok::Word("by")),
         Some(Tok::Op(_)) => sqlish,
         _ => false,
     }
 }
 
+/// The expression from `t[i]` runs to the end of the value and ends in a short unclosed string
+/// (`' or '`, `a' << 'b`, `' div '`): the attacker leaves the application's own closing quote to
+/// balance the injected one. Prose that happens to contain two quotes ends in a longer string.
+fn balanced_tail(t: &[Tok<'_>], i: usize) -> bool {
+    i < t.len()
+        && matches!(parse_expr(t, i), Some((end, _)) if end == t.len())
+        && matches!(t.last(), Some(Tok::Str { short: true, .. }))
+}
+
+/// The expression from `t[i]` is well formed and is cut off by a comment (`' != ascii(1)#`).
+fn commented_tail(t: &[Tok<'_>], i: usize) -> bool {
+    matches!(parse_expr(t, i), Some((end, e))
+        if e.operands > 0
+            && (e.literals > 0 || e.funcs > 0 || e.cmp)
+            && t.get(end) == Some(&Tok::Comment))
+}
+
+/// `balanced_tail` or `commented_tail` after a breakout that is glued to its literal (`a'<<'b`,
+/// not `browning "like"`). A value that is only a double-quoted punctuation mark (`"*"`) is a
+/// search for that character; single-quoted (`'='`, `' < '`) it is SQL's string quote wrapped
+/// round an operator.
+fn operator_tail(t: &[Tok<'_>], i: usize, prefix: PrefixKind, word_op: bool) -> bool {
+    let PrefixKind::Quote {
+        spaced,
+        empty,
+        one_word,
+        single,
+    } = prefix
+    else {
+        return false;
+    };
+    // `a'<<'b`, `A '<=>' B`; not `browning "like"` after a phrase.
+    // With a space before the quote, the closing string must carry an operand (`' B`), not be
+    // the bare closing quote of a quoted word (`browning "like"`).
+    let lone_end = matches!(t.last(), Some(Tok::Str { lone: true, .. }));
+    if spaced && !(one_word && !lone_end && balanced_tail(t, i)) {
+        return false;
+    }
+    if empty
+        && !word_op
+        && !single
+        && i + 1 == t.len()
+        && matches!(t.last(), Some(Tok::Str { lone: true, .. }))
+    {
+        return false;
+    }
+    balanced_tail(t, i) || commented_tail(t, i)
+}
+
+/// Word operators that may follow a string literal (`' div '`, `a' sounds like 'b`).
+fn is_word_operator(w: &str) -> bool {
+    matches!(
+        w,
+        "div"
+            | "mod"
+            | "sounds"
+            | "like"
+            | "not"
+            | "regexp"
+            | "rlike"
+            | "is"
+            | "binary"
+            | "glob"
+            | "ilike"
+            | "similar"
+            | "to"
+            | "between"
+            | "in"
+    )
+}
+
 /// Rules that look at a breakout: the application's literal (`Prefix` or a leading number) has
-/// ended at `t[i]`; is what follows SQL?
-fn breakout_rules(t: &[Tok<'_>], mut i: usize, prefix: PrefixKind, hits: &mut Hits) {
+/// ended at `t[i]`; is what follows SQL? `tail_words`: words after a comment that ends the value.
+fn breakout_rules(
+    t: &[Tok<'_>],
+    mut i: usize,
+    prefix: PrefixKind,
+    tail_words: Option<usize>,
+    hits: &mut Hits,
+) {
     // Closing parentheses of the application's own expression: `1') or ('1'='1`.
     while t.get(i) == Some(&Tok::RParen) {
         i += 1;
@@ -962,7 +1126,11 @@ fn breakout_rules(t: &[Tok<'_>], mut i: usize, prefix: PrefixKind, hits: &mut Hi
             let const_only = e.operands == e.consts
                 && e.operands > 0
                 && (e.strs < e.consts || t.get(end) == Some(&Tok::Comment));
-            let strong = e.cmp || e.funcs > 0 || e.select || const_only;
+            let strong = e.cmp
+                || e.funcs > 0
+                || e.select
+                || const_only
+                || (quoted && (balanced_tail(t, i + 1) || commented_tail(t, i + 1)));
             match prefix {
                 PrefixKind::Quote { .. } | PrefixKind::Number if strong => {
                     hits.add(1, "sqli.breakout_boolean", CRITICAL);
@@ -984,8 +1152,14 @@ fn breakout_rules(t: &[Tok<'_>], mut i: usize, prefix: PrefixKind, hits: &mut Hi
             PrefixKind::Quote {
                 spaced: false,
                 empty: false,
+                ..
             } => hits.add(1, "sqli.breakout_comment", CRITICAL),
             PrefixKind::Quote { .. } => hits.add(2, "sqli.breakout_comment", WARNING),
+            // `1--`, `-1#`, `1 --x`: a number whose query is cut off. Prose after the comment
+            // marker (`1 -- the first option`) keeps it a paranoia-2 warning.
+            PrefixKind::Number if tail_words.unwrap_or(0) <= 1 => {
+                hits.add(1, "sqli.number_comment", CRITICAL);
+            }
             PrefixKind::Number => hits.add(2, "sqli.number_comment", WARNING),
             _ => {}
         },
@@ -1054,8 +1228,30 @@ fn breakout_rules(t: &[Tok<'_>], mut i: usize, prefix: PrefixKind, hits: &mut Hi
         {
             hits.add(2, "sqli.breakout_clause", ERROR);
         }
+        // `-234 union`, `1/**/union#`: a union left for the rest of the query (truncated probe).
+        Tok::Word("union")
+            if matches!(t.get(i + 1), None | Some(Tok::Comment))
+                && matches!(
+                    prefix,
+                    PrefixKind::Number | PrefixKind::Quote { spaced: false, .. }
+                ) =>
+        {
+            hits.add(1, "sqli.breakout_union", CRITICAL);
+        }
         Tok::Word("procedure") if t.get(i + 1) == Some(&Tok::Word("analyse")) => {
             hits.add(1, "sqli.breakout_clause", CRITICAL);
+        }
+        Tok::Word(w)
+            if quoted && is_word_operator(w) && {
+                let mut j = i;
+                while matches!(t.get(j), Some(Tok::Word(x)) if is_word_operator(x)) {
+                    j += 1;
+                }
+                operator_tail(t, j, prefix, true)
+            } =>
+        {
+            // `' div '`, `a' sounds like 'b`, `' not regexp '`, `'is 0 = '`.
+            hits.add(1, "sqli.breakout_operator", CRITICAL);
         }
         Tok::Word(
             "union" | "alter" | "select" | "insert" | "delete" | "update" | "drop" | "exec"
@@ -1104,7 +1300,8 @@ fn breakout_rules(t: &[Tok<'_>], mut i: usize, prefix: PrefixKind, hits: &mut Hi
                         Tok::Comment
                             | Tok::Str {
                                 closed: false,
-                                lone: false
+                                lone: false,
+                                ..
                             }
                     )
                 });
@@ -1117,7 +1314,8 @@ fn breakout_rules(t: &[Tok<'_>], mut i: usize, prefix: PrefixKind, hits: &mut Hi
                 prefix,
                 PrefixKind::Quote {
                     spaced: false,
-                    empty: false
+                    empty: false,
+                    ..
                 }
             ) {
                 // `'union a`, `"alter/`: keyword glued to the closing quote.
@@ -1131,6 +1329,10 @@ fn breakout_rules(t: &[Tok<'_>], mut i: usize, prefix: PrefixKind, hits: &mut Hi
             let sub = matches!(t.get(i + 1), Some(Tok::LParen)) && skip_group(t, i + 1).1;
             if sub {
                 hits.add(1, "sqli.breakout_subquery", CRITICAL);
+            } else if !matches!(op, ":") && operator_tail(t, i + 1, prefix, false) {
+                // `a' << 'b`, `' < '`, `'|'`, `' != ascii(1)#`: an operator between the broken
+                // literal and one the application's closing quote completes.
+                hits.add(1, "sqli.breakout_operator", CRITICAL);
             } else if is_cmp_op(op) && quoted {
                 // `x'='x`, `' = '` — comparison continuing the literal.
                 if let Some((_, e)) = parse_expr(t, i + 1) {
@@ -1141,10 +1343,11 @@ fn breakout_rules(t: &[Tok<'_>], mut i: usize, prefix: PrefixKind, hits: &mut Hi
                     }
                 }
             } else if matches!(op, "||" | "|" | "&" | "^" | "+" | "*" | "/" | "-" | "::")
-                && quoted
-                && let Some((_, e)) = parse_expr(t, i + 1)
+                && let Some((end, e)) = parse_expr(t, i + 1)
                 && (e.sql_func || e.select)
+                && (quoted || matches!(t.get(end), None | Some(Tok::Comment)))
             {
+                // `'||ascii(x)||'`, `456 + ascii(substring(passwd,1,1))-10`.
                 hits.add(1, "sqli.breakout_expression", CRITICAL);
             }
         }
@@ -1155,7 +1358,13 @@ fn breakout_rules(t: &[Tok<'_>], mut i: usize, prefix: PrefixKind, hits: &mut Hi
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PrefixKind {
     /// Breakout from a quoted literal.
-    Quote { spaced: bool, empty: bool },
+    Quote {
+        spaced: bool,
+        empty: bool,
+        one_word: bool,
+        /// The literal was single-quoted (SQL's string quote; `"` quotes prose and identifiers).
+        single: bool,
+    },
     /// Bare value starting with a number (`1 or 1=1`).
     Number,
     /// Bare value starting with a single word (`x or 1=1`): weaker evidence.
@@ -1390,6 +1599,62 @@ fn anywhere_rules(t: &[Tok<'_>], hits: &mut Hits) {
     }
 }
 
+/// A value that is the tail of a query: it starts with a clause keyword and continues as that
+/// clause (`having count(id) > 5`, `from users where name = 'x'`, `` from `db`.`t` limit ``).
+fn clause_fragment(t: &[Tok<'_>], hits: &mut Hits) {
+    match t.first() {
+        Some(Tok::Word("having"))
+            if parse_expr(t, 1).is_some_and(|(_, e)| e.cmp && (e.sql_func || e.consts > 0)) =>
+        {
+            hits.add(1, "sqli.clause_fragment", CRITICAL);
+        }
+        Some(Tok::Word("from")) => {
+            let mut k = 1;
+            let mut quoted_ident = false;
+            let mut qualified = false;
+            match t.get(k) {
+                Some(Tok::QIdent) => quoted_ident = true,
+                Some(Tok::Word(w)) if !is_reserved(w) => {}
+                _ => return,
+            }
+            k += 1;
+            while t.get(k) == Some(&Tok::Dot)
+                && matches!(t.get(k + 1), Some(Tok::Word(_) | Tok::QIdent))
+            {
+                qualified = true;
+                quoted_ident |= t.get(k + 1) == Some(&Tok::QIdent);
+                k += 2;
+            }
+            let by = |x: usize| t.get(x + 1) == Some(&Tok::Word("by"));
+            let strong = match t.get(k) {
+                Some(Tok::Word("where")) => parse_expr(t, k + 1).is_some_and(|(_, e)| e.cmp),
+                Some(Tok::Word("limit" | "join")) => quoted_ident || qualified,
+                Some(Tok::Word("group" | "order")) if by(k) => {
+                    quoted_ident
+                        || qualified
+                        || matches!(t.get(k + 3), Some(Tok::Word("having" | "limit")))
+                }
+                _ => false,
+            };
+            if strong {
+                hits.add(1, "sqli.clause_fragment", CRITICAL);
+            }
+        }
+        _ => {}
+    }
+    // `` as `alias` from ``: a select list's alias followed by its table.
+    for w in t.windows(3) {
+        if w[0] == Tok::Word("as") && w[1] == Tok::QIdent && w[2] == Tok::Word("from") {
+            hits.add(1, "sqli.alias_from", CRITICAL);
+        } else if w[0] == Tok::Word("as")
+            && matches!(w[1], Tok::Str { closed: true, .. })
+            && w[2] == Tok::Word("from")
+        {
+            hits.add(2, "sqli.alias_from", CRITICAL);
+        }
+    }
+}
+
 /// Runs the SQL injection rules on one value.
 pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
     let s = input.text;
@@ -1419,6 +1684,51 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
         {
             hits.add(1, "sqli.tautology", CRITICAL);
         }
+        if let Some((end, e)) = parse_expr(&toks, 0) {
+            let cut = toks.get(end) == Some(&Tok::Comment);
+            // `( (select 'a' or 'b') ) --`, `( binary ( 'b') ) --`: a parenthesised SQL expression
+            // whose query is cut off. `(optional) -- see notes` holds no SQL operand.
+            if cut
+                && toks.first() == Some(&Tok::LParen)
+                && (e.literals > 0
+                    || e.funcs > 0
+                    || e.select
+                    || e.cmp
+                    || (e.ops > 0 && lex.comment_tail_words.unwrap_or(0) <= 1))
+            {
+                hits.add(1, "sqli.expression_comment", CRITICAL);
+            }
+            // The whole value is one boolean expression with a constant comparison:
+            // `(hope) and 8=3`, `1*1 and 'a'='b'--`.
+            let logic = toks.iter().take(end).any(|x| is_logic(*x));
+            // `1 or (1 or 1)--`: constants joined by logic, cut off.
+            let const_logic = cut && e.idents == 0 && e.funcs == 0 && e.literals >= 2;
+            // `pi() and cos(pi())=-1`: functions of constants compared, no names at all.
+            let func_cmp = e.cmp && e.idents == 0 && e.funcs > 0;
+            if (cut || end == toks.len()) && logic && (e.const_cmp || const_logic || func_cmp) {
+                hits.add(1, "sqli.tautology", CRITICAL);
+            }
+        }
+        clause_fragment(&toks, hits);
+        // `1*1/*`, `1 * 1 --`: constant arithmetic whose query is cut off.
+        if let Some((end, e)) = parse_expr(&toks, 0)
+            && toks.get(end) == Some(&Tok::Comment)
+            && e.ops > 0
+            && e.idents == 0
+            && e.funcs == 0
+            && e.consts >= 2
+            && lex.comment_tail_words.unwrap_or(0) <= 1
+        {
+            hits.add(1, "sqli.expression_comment", CRITICAL);
+        }
+        // A complete `case … when … then … end` expression as the whole value.
+        if toks.first() == Some(&Tok::Word("case"))
+            && matches!(toks.last(), Some(Tok::Word("end")))
+            && toks.contains(&Tok::Word("when"))
+            && toks.contains(&Tok::Word("then"))
+        {
+            hits.add(1, "sqli.case_when", CRITICAL);
+        }
         // A leading string literal compared with something: `'x'!='y`.
         if let Some(Tok::Str { closed: true, .. }) = toks.first()
             && let Some(Tok::Op(op)) = toks.get(1)
@@ -1438,7 +1748,7 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
             None
         };
         if let Some(p) = prefix {
-            breakout_rules(&toks, i, p, hits);
+            breakout_rules(&toks, i, p, lex.comment_tail_words, hits);
         }
     }
 
@@ -1452,12 +1762,24 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
             spaced,
             escaped,
             empty,
+            one_word,
         }) = toks.first().copied()
         {
             if escaped && toks.get(1).is_some_and(|t| is_logic(*t)) {
                 hits.add(1, "sqli.escaped_quote", CRITICAL);
             }
-            breakout_rules(&toks, 1, PrefixKind::Quote { spaced, empty }, hits);
+            breakout_rules(
+                &toks,
+                1,
+                PrefixKind::Quote {
+                    spaced,
+                    empty,
+                    one_word,
+                    single: q == b'\'',
+                },
+                lex.comment_tail_words,
+                hits,
+            );
             anywhere_rules(&toks, hits);
         }
     }
@@ -1534,6 +1856,21 @@ mod tests {
     #[test]
     fn attacks() {
         for a in [
+            "a' << 'b",
+            "' div '",
+            "a' sounds like 'b",
+            "' or '",
+            "aa'!=ascii(1)#",
+            " ( binary cos ( 'a' or 'b') )  --",
+            " ( 1 * @a )  --",
+            "(hope)*1 and 8=3",
+            "1 or (1 or 1)--",
+            "-1#x\n union (select id from users limit 1,1)",
+            "-234  union",
+            "-1 --x",
+            "select -1,sin('1'),2 from bar where",
+            "case 1 when 2 then 2 end",
+            "x' and email not similar to id--",
             "1' or '1'='1",
             "' or 1=1--",
             "admin'--",
@@ -1562,6 +1899,13 @@ mod tests {
     #[test]
     fn business_text() {
         for b in [
+            "browning \"like\"",
+            "\"*\"",
+            "(optional) -- see notes",
+            "(Mon - Fri) -- closed on weekends",
+            "Option 1 -- the cheapest one",
+            "Item #1\nItem #2\nsee the order by Friday",
+            "Rock 'n' roll",
             "O'Brien",
             "name:O'Brien",
             "L'Oréal",

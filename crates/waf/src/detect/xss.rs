@@ -268,6 +268,14 @@ fn scan(s: &str, hits: &mut Hits) {
     if s.contains("-->") {
         hits.add(3, "xss.comment_close", ERROR);
     }
+    // External entities and processing instructions that pull in code or documents:
+    // `<!entity x system "http://…">`, `<?import implementation=…>`, `<?xml-stylesheet …?>`.
+    if (s.contains("<!entity") && (s.contains(" system") || s.contains(" public")))
+        || s.contains("<?import")
+        || s.contains("<?xml-stylesheet")
+    {
+        hits.add(1, "xss.markup_declaration", CRITICAL);
+    }
     if s.contains("<!") && (s.contains("<!--") || s.contains("<![cdata[") || s.contains("<!entity"))
     {
         hits.add(2, "xss.markup_declaration", WARNING);
@@ -309,6 +317,16 @@ fn tags(s: &str, hits: &mut Hits) {
             continue;
         }
         let name = full.rsplit(':').next().unwrap_or(full);
+        if name.len() == 1 {
+            // `<f o r m`, `<d i a l o g`: a tag name spelled out one letter at a time.
+            let letters = spelled_out(b.get(name_start..).unwrap_or(&[]));
+            if letters.len() >= 3
+                && (dangerous_tag(&letters) || risky_tag(&letters) || known_prefix(&letters))
+            {
+                hits.add(1, "xss.obfuscated_tag", CRITICAL);
+                continue;
+            }
+        }
         // The rest of the tag up to `>` (or the end of the value: the browser keeps reading).
         let end = b[j..]
             .iter()
@@ -334,8 +352,29 @@ fn tags(s: &str, hits: &mut Hits) {
         if attrs.contains("srcdoc") || attrs.contains("formaction") {
             hits.add(1, "xss.dangerous_attribute", CRITICAL);
         }
-        if attrs.contains("style") && (attrs.contains("expression") || attrs.contains("url(")) {
-            hits.add(2, "xss.style_attribute", ERROR);
+        if attrs.contains("srcdoc") || attrs.contains("formaction") {
+            // (reported above)
+        } else if attrs.contains("datasrc") || attrs.contains("dataformatas") {
+            // Legacy data binding: renders fetched content as HTML.
+            hits.add(1, "xss.dangerous_attribute", CRITICAL);
+        }
+        if let Some(p) = attrs.find("style") {
+            let css = &attrs[p..];
+            // Injected markup whose inline style loads resources, runs code or hides its text
+            // behind CSS escapes or comments (`style="background:url(…)"`, `\0075\0072\006c`).
+            let escaped = css
+                .as_bytes()
+                .windows(3)
+                .any(|w| w[0] == b'\\' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit());
+            if css.contains("url(")
+                || css.contains("expression")
+                || css.contains("binding")
+                || css.contains("behavior")
+                || css.contains("/*")
+                || escaped
+            {
+                hits.add(1, "xss.style_attribute", CRITICAL);
+            }
         }
         // Any `on…=` inside a tag is an event handler.
         if has_event_attr(attrs.as_bytes()) {
@@ -345,6 +384,25 @@ fn tags(s: &str, hits: &mut Hits) {
             // Generic markup: nothing more to say without script.
         }
     }
+}
+
+/// Letters spelled out with single whitespace between them (`f o r m` → `form`); empty when the
+/// text does not start that way.
+fn spelled_out(b: &[u8]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if !c.is_ascii_alphabetic() {
+            break;
+        }
+        out.push(char::from(c));
+        match (b.get(i + 1), b.get(i + 2)) {
+            (Some(b' ' | b'\t'), Some(n)) if n.is_ascii_alphabetic() => i += 2,
+            (None | Some(b' ' | b'\t' | b'>' | b'=' | b'/'), _) => break,
+            _ => return String::new(),
+        }
+    }
+    out
 }
 
 /// Tag-name prefixes of elements that are dangerous but often truncated in probes (`<dial`…).
@@ -410,7 +468,10 @@ fn event_handlers(b: &[u8], hits: &mut Hits) {
                 .iter()
                 .take(64)
                 .any(|&c| matches!(c, b'(' | b'`' | b'[' | b'.'));
-            if known_event(name) || quote_before || scripty {
+            // Vendor-prefixed events (`onwebkitanimationend`, `onmozfullscreenchange`) are
+            // events too.
+            let vendor = name.starts_with("webkit") || name.starts_with("moz");
+            if known_event(name) || vendor || quote_before || scripty {
                 hits.add(1, "xss.event_handler", CRITICAL);
             } else {
                 hits.add(2, "xss.event_handler", CRITICAL);
@@ -473,7 +534,10 @@ fn css(s: &str, hits: &mut Hits) {
     if let Some(p) = s.find("expression") {
         let after = s[p + 10..].trim_start_matches([' ', '\t', '\n', '\r']);
         let before = s[..p].trim_end();
-        if after.starts_with('(')
+        // `expression\28…`: the parenthesis as a CSS escape.
+        let paren =
+            after.starts_with('(') || after.starts_with("\\28") || after.starts_with("\\0028");
+        if paren
             && (before.ends_with(':') || before.ends_with('=') || !s[p + 10..].starts_with(' '))
         {
             hits.add(1, "xss.css_expression", CRITICAL);
@@ -655,6 +719,14 @@ mod tests {
     #[test]
     fn attacks() {
         for a in [
+            "<div style=\"background:url(test5.svg)\">press enter</div>",
+            "<div style=\"background-image:\\0075\\0072\\006c\\0028'x')\">",
+            "<span datasrc=#i datafld=c dataformatas=html></span>",
+            "<!doctype x[<!entity x system \"http://evil.example/x\">]><y>&x;</y>",
+            "<?import namespace=\"t\" implementation=\"#default#time2\">",
+            "foo<f o r m",
+            "$<d i a l o g",
+            "  onwebkitplaybacktargetavailabilitychanged= =x",
             "<script>alert(1)</script>",
             "<svg/onload=alert(1)>",
             "<img src=x onerror=alert(1)>",
@@ -677,6 +749,8 @@ mod tests {
     #[test]
     fn business_text() {
         for b in [
+            "Grades: <a b c> in order",
+            "Use the style guide (url(s) in the footer)",
             "Said their script tag manager blocks onload popups",
             "Wants <b>bold</b> formatting in notes",
             "Reply to <jane.doe+1@example.co.uk> not the shared inbox",
