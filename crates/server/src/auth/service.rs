@@ -221,17 +221,22 @@ pub(crate) async fn start_session(
         .user_agent
         .as_deref()
         .map(|u| u.chars().take(512).collect::<String>());
+    let amr = vec![Amr {
+        method: method.into(),
+        timestamp: now.unix_timestamp(),
+    }];
     sqlx::query!(
-        "INSERT INTO app.sessions (id, user_id, aal, created_at, not_after, user_agent, ip, org_id)
+        "INSERT INTO app.sessions (id, user_id, aal, created_at, not_after, user_agent, ip, org_id, amr)
          VALUES ($1, $2, 'aal1', $3, $4, $5, $6,
                  (SELECT m.org_id FROM app.memberships m WHERE m.user_id = $2
-                  ORDER BY m.created_at, m.org_id LIMIT 1))",
+                  ORDER BY m.created_at, m.org_id LIMIT 1), $7)",
         session_id,
         user_id,
         now,
         not_after,
         ua,
-        ip
+        ip,
+        serde_json::to_value(&amr).map_err(|e| AuthError::Internal(e.into()))?
     )
     .execute(&mut **tx)
     .await?;
@@ -245,10 +250,6 @@ pub(crate) async fn start_session(
     .execute(&mut **tx)
     .await?;
     let user = load_user(tx, user_id).await?;
-    let amr = vec![Amr {
-        method: method.into(),
-        timestamp: now.unix_timestamp(),
-    }];
     let org = session_org(tx, session_id).await?;
     issue(state, user, session_id, refresh, amr, "aal1", org)
 }
@@ -284,9 +285,10 @@ pub async fn raise_to_aal2(
 ) -> Result<Session, AuthError> {
     let now = state.clock.now();
     sqlx::query!(
-        "UPDATE app.sessions SET aal = 'aal2', refreshed_at = $2 WHERE id = $1",
+        "UPDATE app.sessions SET aal = 'aal2', refreshed_at = $2, amr = $3 WHERE id = $1",
         session_id,
-        now
+        now,
+        serde_json::to_value(&amr).map_err(|e| AuthError::Internal(e.into()))?
     )
     .execute(&mut **tx)
     .await?;
@@ -506,7 +508,7 @@ pub async fn refresh_grant(state: &AppState, token: &str) -> Result<Session, Aut
     let now = state.clock.now();
     let mut tx = UserTx::begin(&state.pool, found.user_id).await?;
     let session = sqlx::query!(
-        "SELECT revoked_at, not_after, aal FROM app.sessions WHERE id = $1 FOR UPDATE",
+        "SELECT revoked_at, not_after, aal, amr FROM app.sessions WHERE id = $1 FOR UPDATE",
         found.session_id
     )
     .fetch_one(&mut *tx)
@@ -579,18 +581,23 @@ pub async fn refresh_grant(state: &AppState, token: &str) -> Result<Session, Aut
     let user = load_user(&mut tx, found.user_id).await?;
     let org = session_org(&mut tx, found.session_id).await?;
     tx.commit().await?;
-    let mut amr = vec![Amr {
-        method: "password".into(),
-        timestamp: now.unix_timestamp(),
-    }];
-    if session.aal == "aal2" {
-        amr.insert(
-            0,
-            Amr {
-                method: "totp".into(),
-                timestamp: now.unix_timestamp(),
-            },
-        );
+    // The session's own record of how it was authenticated; sessions from before it was kept
+    // fall back to password (and TOTP at aal2).
+    let mut amr: Vec<Amr> = serde_json::from_value(session.amr).unwrap_or_default();
+    if amr.is_empty() {
+        amr.push(Amr {
+            method: "password".into(),
+            timestamp: now.unix_timestamp(),
+        });
+        if session.aal == "aal2" {
+            amr.insert(
+                0,
+                Amr {
+                    method: "totp".into(),
+                    timestamp: now.unix_timestamp(),
+                },
+            );
+        }
     }
     issue(state, user, found.session_id, fresh, amr, &session.aal, org)
 }

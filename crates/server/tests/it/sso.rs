@@ -357,6 +357,40 @@ async fn google_and_linkedin_sign_in_create_an_account_once_and_find_it_again() 
     assert_eq!(ann["email"], "ann@acme.test");
     assert!(ann["email_confirmed_at"].is_string(), "{ann}");
     assert_eq!(ann["user_metadata"]["full_name"], "Ann Example");
+    // The session remembers how it began: a refreshed access token still says `oauth`.
+    let refresh = set_cookies(&res)
+        .into_iter()
+        .find_map(|c| {
+            c.strip_prefix("__Host-lg-refresh=")
+                .map(|v| v.split(';').next().unwrap().to_string())
+        })
+        .expect("a refresh cookie");
+    let refreshed: Value = app
+        .client()
+        .post(app.https_url("/auth/v1/token?grant_type=refresh_token"))
+        .json(&json!({ "refresh_token": refresh }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let claims: Value = {
+        use base64::Engine;
+        let payload = refreshed["access_token"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(claims["amr"][0]["method"], "oauth", "{claims}");
     let page = b.get(format!("{base}/account")).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("ann@acme.test"));
