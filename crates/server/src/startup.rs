@@ -195,7 +195,7 @@ impl Application {
         }
         let pool = db::connect_app(&urls.app, config.database.max_connections).await?;
         if config.demo.create_on_start {
-            let demo = crate::demo::ensure(&pool)
+            let demo = crate::demo::ensure(&pool, config.auth.bcrypt_cost)
                 .await
                 .context("creating the demo organization")?;
             crate::demo::announce(&demo, config.server.https_port);

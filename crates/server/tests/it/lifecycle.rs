@@ -143,6 +143,26 @@ async fn embedded_postgres_stops_cleanly_and_restarts() {
                 "{}",
                 proc.stdout()
             );
+            // The demo admin can sign in with the password shown once on the terminal.
+            let out = proc.stdout();
+            let password = out
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("password: "))
+                .and_then(|p| p.split_whitespace().next())
+                .unwrap_or_else(|| panic!("no password in {out}"))
+                .to_string();
+            let res = client
+                .post(format!(
+                    "https://localhost:{}/auth/v1/token?grant_type=password",
+                    https.port()
+                ))
+                .json(&serde_json::json!({
+                    "email": leadgen::demo::DEMO_ADMIN_EMAIL, "password": password
+                }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
         } else {
             assert!(
                 proc.stdout().contains("demo organization present"),
