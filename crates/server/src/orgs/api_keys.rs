@@ -4,7 +4,8 @@
 //!
 //! A presented key is first checked for format and checksum ([`leadgen_crypto::apikey`]), so a
 //! mistyped or invented key costs no database query. Revoked and expired keys get distinct 401
-//! codes (`api_key_revoked`, `api_key_expired`); anything else is `api_key_invalid`.
+//! codes (`api_key_revoked`, `api_key_expired`); anything else is `api_key_invalid`. The API
+//! role's rate-limit multiplier is applied by the perimeter (`rate-limits.json`).
 
 use std::net::IpAddr;
 
@@ -90,14 +91,12 @@ pub async fn authenticate(
         role: Role::Api,
         aal: Aal::Aal1,
         api_key: Some(ApiKeyPrincipal {
-            id: found.id,
             scopes: found
                 .scopes
                 .iter()
                 .filter_map(|s| Permission::from_scope(s))
                 .collect(),
         }),
-        rate_limit_multiplier: state.limits.file.multiplier("api"),
     })
 }
 

@@ -123,15 +123,12 @@ pub struct Member {
     pub org_id: Uuid,
     pub role: Role,
     pub aal: Aal,
-    /// Set when the request authenticated with an API key.
+    /// Set when the request authenticated with an API key (whose id is `principal_id`).
     pub api_key: Option<ApiKeyPrincipal>,
-    /// Applied by the rate limiter: API keys get the API role's multiplier.
-    pub rate_limit_multiplier: u32,
 }
 
 #[derive(Debug, Clone)]
 pub struct ApiKeyPrincipal {
-    pub id: Uuid,
     pub scopes: Vec<Permission>,
 }
 
@@ -157,26 +154,6 @@ fn needs_mfa() -> AppError {
     }
 }
 
-/// The API key a request presents: `Authorization: Bearer lg_live_…` or `X-API-Key: lg_live_…`.
-fn presented_key(parts: &Parts) -> Option<String> {
-    let bearer = parts
-        .headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| t.starts_with("lg_"));
-    bearer
-        .or_else(|| {
-            parts
-                .headers
-                .get("x-api-key")
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-        })
-        .map(str::to_string)
-}
-
 impl FromRequestParts<AppState> for Member {
     type Rejection = axum::response::Response;
 
@@ -185,7 +162,10 @@ impl FromRequestParts<AppState> for Member {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         use axum::response::IntoResponse;
-        if let Some(key) = presented_key(parts) {
+        if let crate::auth::Presented::ApiKey(key) =
+            crate::auth::Presented::from_headers(&parts.headers)
+        {
+            let key = key.to_string();
             let ip = parts
                 .extensions
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -226,7 +206,6 @@ impl Member {
             role: org.role,
             aal,
             api_key: None,
-            rate_limit_multiplier: 1,
         })
     }
 }

@@ -16,46 +16,94 @@ use sha2::{Digest, Sha256};
 
 use crate::http::error::ErrorBody;
 use crate::startup::AppState;
-use crate::web::csrf::cookie_value;
 use rate_limit::{Decision, Subject};
 
-/// Who the request counts against: the API key it presents (well-formed ones only), else the
-/// user of a valid access token (header or cookie), else nobody but its address.
+/// The credential a request carries, checked once at the edge (an access token's signature and
+/// claims; an API key's format) and kept in the request for the layers behind it. The route's
+/// extractor still checks the session or looks the key up.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// An API key; `digest` names it without the secret, `well_formed` is its checksum verdict.
+    ApiKey {
+        digest: String,
+        well_formed: bool,
+    },
+    /// A valid access token.
+    User {
+        sub: uuid::Uuid,
+        lifetime_secs: i64,
+    },
+    None,
+}
+
+impl Credential {
+    #[must_use]
+    pub fn of(state: &AppState, headers: &axum::http::HeaderMap) -> Self {
+        match crate::auth::Presented::from_headers(headers) {
+            crate::auth::Presented::ApiKey(k) => Self::ApiKey {
+                digest: hex::encode(&Sha256::digest(k.as_bytes())[..12]),
+                well_formed: leadgen_crypto::apikey::check(k).is_ok(),
+            },
+            crate::auth::Presented::Token(t) => state
+                .auth
+                .verify_access(t, state.clock.now().unix_timestamp())
+                .map_or(Self::None, |c| Self::User {
+                    sub: c.sub,
+                    lifetime_secs: c.exp - c.iat,
+                }),
+            crate::auth::Presented::None => Self::None,
+        }
+    }
+}
+
+/// Who the request counts against: a well-formed API key (with the API role's multiplier), else
+/// the user of a valid access token, else nobody but its address.
 fn subject(state: &AppState, req: &Request) -> Subject {
     let ip = req
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip().to_string())
         .unwrap_or_default();
-    let headers = req.headers();
-    let bearer = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let key = bearer
-        .filter(|t| t.starts_with("lg_"))
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
-    if let Some(k) = key.filter(|k| leadgen_crypto::apikey::check(k).is_ok()) {
-        let digest = Sha256::digest(k.as_bytes());
-        return Subject {
+    let credential = req
+        .extensions()
+        .get::<Credential>()
+        .cloned()
+        .unwrap_or_else(|| Credential::of(state, req.headers()));
+    match credential {
+        Credential::ApiKey {
+            digest,
+            well_formed: true,
+        } => Subject {
             ip,
-            principal: Some(format!("key:{}", hex::encode(&digest[..12]))),
+            principal: Some(format!("key:{digest}")),
             multiplier: state.limits.file.multiplier("api"),
-        };
+        },
+        Credential::User { sub, .. } => Subject {
+            ip,
+            principal: Some(format!("user:{sub}")),
+            multiplier: 1,
+        },
+        _ => Subject {
+            ip,
+            principal: None,
+            multiplier: 1,
+        },
     }
-    let token = bearer
-        .filter(|t| !t.starts_with("lg_"))
-        .or_else(|| cookie_value(headers, crate::auth::pages::ACCESS_COOKIE));
-    let now = state.clock.now().unix_timestamp();
-    let principal = token
-        .and_then(|t| state.auth.verify_access(t, now).ok())
-        .map(|c| format!("user:{}", c.sub));
-    Subject {
-        ip,
-        principal,
-        multiplier: 1,
+}
+
+/// Whether a path pattern (`/exact`, or a prefix ending in `*`) matches `path`.
+#[must_use]
+pub fn path_matches(pattern: &str, path: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => path.starts_with(prefix),
+        None => path == pattern,
     }
+}
+
+/// Whether a path pattern is well formed: starts with `/`, and a `*` only at the end.
+#[must_use]
+pub fn valid_pattern(pattern: &str) -> bool {
+    pattern.starts_with('/') && !pattern[..pattern.len() - 1].contains('*')
 }
 
 fn headers_for(d: &Decision, res: &mut Response) {

@@ -105,7 +105,7 @@ impl RulesFile {
             if r.name.is_empty() {
                 return Err(err(format!("rules[{i}].name"), "must not be empty"));
             }
-            if !r.path.starts_with('/') || r.path[..r.path.len() - 1].contains('*') {
+            if !super::valid_pattern(&r.path) {
                 return Err(err(
                     format!("rules[{i}].path"),
                     "must start with / and may only end in *",
@@ -155,11 +155,8 @@ impl RulesFile {
 
 impl Rule {
     fn matches(&self, method: &str, path: &str) -> bool {
-        let path_ok = match self.path.strip_suffix('*') {
-            Some(prefix) => path.starts_with(prefix),
-            None => path == self.path,
-        };
-        path_ok && (self.methods.is_empty() || self.methods.iter().any(|m| m == method))
+        super::path_matches(&self.path, path)
+            && (self.methods.is_empty() || self.methods.iter().any(|m| m == method))
     }
 }
 

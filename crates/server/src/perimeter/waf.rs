@@ -227,7 +227,7 @@ impl Waf {
             ));
         }
         for (i, route) in r.routes.iter().enumerate() {
-            if !route.path.starts_with('/') || route.path[..route.path.len() - 1].contains('*') {
+            if !super::valid_pattern(&route.path) {
                 return Err(err(
                     &format!("request_rules.routes[{i}].path"),
                     "must start with / and may only end in *",
@@ -235,7 +235,7 @@ impl Waf {
             }
         }
         for (i, p) in file.api_security.require_authentication.iter().enumerate() {
-            if !p.starts_with('/') || p[..p.len() - 1].contains('*') {
+            if !super::valid_pattern(p) {
                 return Err(err(
                     &format!("api_security.require_authentication[{i}]"),
                     "must start with / and may only end in *",
@@ -277,10 +277,7 @@ impl Waf {
         self.requests
             .routes
             .iter()
-            .find(|r| match r.path.strip_suffix('*') {
-                Some(prefix) => path.starts_with(prefix),
-                None => path == r.path,
-            })
+            .find(|r| super::path_matches(&r.path, path))
             .and_then(|r| r.max_body_bytes)
             .unwrap_or(default)
     }
@@ -362,13 +359,24 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
             );
         }
     }
+    let credential = super::Credential::of(&state, req.headers());
+    // A presented API key goes on to the extractor, which refuses a malformed one from its
+    // checksum alone (no lookup) with a precise code.
+    let has_credential = match &credential {
+        super::Credential::ApiKey { .. } => true,
+        super::Credential::User { lifetime_secs, .. } => {
+            *lifetime_secs <= waf.api_security.jwt_verification.max_lifetime_secs
+        }
+        super::Credential::None => false,
+    };
+    req.extensions_mut().insert(credential);
     let path = req.uri().path();
-    if waf
-        .api_security
-        .require_authentication
-        .iter()
-        .any(|p| path_matches(p, path))
-        && !has_credential(&state, &waf, req.headers())
+    if !has_credential
+        && waf
+            .api_security
+            .require_authentication
+            .iter()
+            .any(|p| super::path_matches(p, path))
     {
         // Counted, but not an attack: no alert event, no reputation penalty.
         metrics::counter!("blocked_requests_count", "rule" => "api_security.require_authentication", "class" => "auth", "action" => "unauthenticated")
@@ -533,37 +541,4 @@ pub async fn inspect(State(state): State<AppState>, req: Request, next: Next) ->
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
-}
-
-fn path_matches(pattern: &str, path: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => path.starts_with(prefix),
-        None => path == pattern,
-    }
-}
-
-/// Whether the request carries a credential that could be valid: an access token (header or
-/// cookie) that verifies and is not longer-lived than `api_security` allows, or an API key.
-/// (The handler's extractor still checks the session or the key.)
-fn has_credential(state: &AppState, waf: &Waf, headers: &axum::http::HeaderMap) -> bool {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let key = bearer
-        .filter(|t| t.starts_with("lg_"))
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
-    // A presented API key goes on to the extractor, which refuses a malformed one from its
-    // checksum alone (no lookup) with a precise code.
-    if key.is_some() {
-        return true;
-    }
-    let token = bearer
-        .filter(|t| !t.starts_with("lg_"))
-        .or_else(|| crate::web::csrf::cookie_value(headers, crate::auth::pages::ACCESS_COOKIE));
-    let now = state.clock.now().unix_timestamp();
-    token
-        .and_then(|t| state.auth.verify_access(t, now).ok())
-        .is_some_and(|c| c.exp - c.iat <= waf.api_security.jwt_verification.max_lifetime_secs)
 }
