@@ -6,6 +6,7 @@
 //! Field encryption and API-key formats join it with the capabilities that need them.
 
 pub mod apikey;
+pub mod field;
 pub mod jwt;
 pub mod oidc;
 pub mod password;

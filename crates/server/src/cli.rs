@@ -58,6 +58,30 @@ pub enum KeysCommand {
     /// Add a new access-token signing key. Tokens signed by the previous keys stay valid until
     /// they expire; every server instance picks the new key up within a minute.
     RotateJwt(OpsArgs),
+    /// Re-encrypt every lead field under a new data key, in resumable online batches. Run it
+    /// again to finish an interrupted run, and once more a minute later to catch values that
+    /// servers encrypted with the previous key meanwhile; then retire the previous key.
+    RotateData(RotateDataArgs),
+    /// Retire a data key that no lead field uses any more (it is then never loaded again).
+    RetireData(RetireDataArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RotateDataArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Leads per transaction.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: u32,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RetireDataArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// The key id, as `rotate-data` reported it.
+    #[arg(long)]
+    pub key: u32,
 }
 
 #[derive(Debug, clap::Args)]

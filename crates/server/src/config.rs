@@ -214,6 +214,8 @@ pub struct TelemetryConfig {
 #[serde(deny_unknown_fields)]
 pub struct SecretsConfig {
     pub app_key: SecretString,
+    /// Wraps the data-encryption keys of lead fields (32 bytes as hex or base64).
+    pub master_key: SecretString,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -454,6 +456,13 @@ impl Config {
         if !key.is_empty() && key.len() < 32 {
             return Err(rule("secrets.app_key", "must be at least 32 bytes"));
         }
+        let master = self.secrets.master_key.expose_secret();
+        if !master.is_empty()
+            && !master.starts_with(crate::secrets::DEV_KEY_PREFIX)
+            && let Err(e) = leadgen_crypto::field::MasterKey::parse(master)
+        {
+            return Err(rule("secrets.master_key", &e.to_string()));
+        }
         if self.tls.cert_path.as_os_str().is_empty() != self.tls.key_path.as_os_str().is_empty() {
             return Err(rule(
                 "tls.key_path",
@@ -471,6 +480,13 @@ impl Config {
                 return Err(rule(
                     "secrets.app_key",
                     "is a development key; production needs its own",
+                ));
+            }
+            if master.is_empty() || master.starts_with(crate::secrets::DEV_KEY_PREFIX) {
+                return Err(rule(
+                    "secrets.master_key",
+                    "required in production (32 random bytes as hex or base64, e.g. from \
+                     `openssl rand -hex 32`; set LEADGEN_SECRETS__MASTER_KEY_FILE)",
                 ));
             }
             if self.tls.cert_path.as_os_str().is_empty() {

@@ -4,12 +4,14 @@
 //! integration tests start the real application on port 0.
 
 pub mod auth;
+pub mod classification;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod demo;
 pub mod http;
+pub mod leads;
 pub mod mail;
 pub mod ops;
 pub mod orgs;
@@ -103,6 +105,56 @@ pub async fn run(cli: Cli) -> ExitCode {
                     serde_json::json!({ "kid": kid }),
                 ),
                 Err(e) => fail("keys rotate-jwt", &format!("{e:#}"), args.json),
+            }
+        }
+        Command::Keys(KeysCommand::RotateData(args)) => {
+            let json = args.ops.json;
+            let config = match Config::load(&sources(&cli, args.ops.data_dir.as_deref())) {
+                Ok(c) => c,
+                Err(e) => return fail("configuration", &e.to_string(), json),
+            };
+            let batch = i64::from(args.batch.clamp(1, 100_000));
+            let result = async {
+                let master = secrets::master_key(&config.secrets.master_key, &config.data_dir)?;
+                with_pool(&config, Conn::Migrate, |pool| async move {
+                    leads::rotate::rotate(&pool, &master, batch).await
+                })
+                .await
+            }
+            .await;
+            match result {
+                Ok(r) => ok(
+                    json,
+                    &format!(
+                        "data key {}{}: {} lead(s) scanned, {} re-encrypted",
+                        r.key_id,
+                        if r.new_key { " (new)" } else { " (continued)" },
+                        r.scanned,
+                        r.reencrypted
+                    ),
+                    serde_json::json!(r),
+                ),
+                Err(e) => fail("keys rotate-data", &format!("{e:#}"), json),
+            }
+        }
+        Command::Keys(KeysCommand::RetireData(args)) => {
+            let json = args.ops.json;
+            let config = match Config::load(&sources(&cli, args.ops.data_dir.as_deref())) {
+                Ok(c) => c,
+                Err(e) => return fail("configuration", &e.to_string(), json),
+            };
+            let key = args.key;
+            let result = with_pool(&config, Conn::Migrate, |pool| async move {
+                leads::rotate::retire(&pool, key).await
+            })
+            .await;
+            match result {
+                Ok(()) => ok(
+                    json,
+                    &format!("data key {key} retired"),
+                    serde_json::json!({ "retired": key }),
+                ),
+                Err(e) => fail("keys retire-data", &format!("{e:#}"), json),
             }
         }
         Command::Audit(AuditCommand::Verify(args)) => {

@@ -46,6 +46,8 @@ pub struct AppState {
     pub reputation: Arc<crate::perimeter::reputation::Reputation>,
     /// Recent security events, for the alert rules.
     pub alerts: Arc<crate::perimeter::alerts::Alerts>,
+    /// The keys that encrypt lead fields and compute their blind indexes.
+    pub fields: crate::leads::FieldKeys,
 }
 
 impl AppState {
@@ -74,6 +76,7 @@ impl AppState {
             )),
             reputation: Arc::default(),
             alerts: Arc::default(),
+            fields: crate::leads::FieldKeys::ephemeral(),
             config: Arc::new(config),
         }
     }
@@ -247,6 +250,10 @@ impl Application {
         auth.reload(&pool, clock.now())
             .await
             .context("loading the access-token keys")?;
+        let master = crate::secrets::master_key(&config.secrets.master_key, &config.data_dir)?;
+        let fields = crate::leads::FieldKeys::load(&pool, master)
+            .await
+            .context("loading the data-encryption keys")?;
         let state = AppState {
             headers: SecurityHeaders::from_config(&config).context("security headers")?,
             config: config.clone(),
@@ -262,6 +269,7 @@ impl Application {
             waf,
             reputation: Arc::default(),
             alerts: Arc::default(),
+            fields,
         };
         Ok(Self {
             config,
@@ -349,11 +357,12 @@ impl Application {
         // Other instances may rotate the signing key; pick that up for signing within a minute
         // (verification reloads at once when it meets an unknown `kid`).
         let reloader = {
-            let (auth, pool, clock, limits) = (
+            let (auth, pool, clock, limits, fields) = (
                 self.state.auth.clone(),
                 self.state.pool.clone(),
                 self.state.clock.clone(),
                 self.state.limits.clone(),
+                self.state.fields.clone(),
             );
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(KEY_RELOAD);
@@ -362,6 +371,10 @@ impl Application {
                     tick.tick().await;
                     if let Err(e) = auth.reload(&pool, clock.now()).await {
                         tracing::warn!(error = %e, "reloading access-token keys failed; keeping the current ones");
+                    }
+                    // `leadgen keys rotate-data` adds data keys: encrypt with the newest.
+                    if let Err(e) = fields.reload(&pool).await {
+                        tracing::warn!(error = %e, "reloading data keys failed; keeping the current ones");
                     }
                     limits.forget_idle();
                 }

@@ -123,3 +123,27 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
         }
     }
 }
+
+/// A query string whose rejection (unknown parameter, wrong type) is a 400 naming the parameter,
+/// in LeadGen's error shape.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S>
+    for ApiQuery<T>
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::try_from_uri(&parts.uri) {
+            Ok(axum::extract::Query(v)) => Ok(Self(v)),
+            Err(e) => {
+                let mut res = StatusCode::BAD_REQUEST.into_response();
+                res.extensions_mut().insert(ErrorBody(e.body_text(), None));
+                Err(res)
+            }
+        }
+    }
+}

@@ -62,6 +62,8 @@ pub fn app_router(state: AppState) -> Router {
         .merge(crate::orgs::api::routes())
         .merge(crate::orgs::api_keys::routes())
         .merge(crate::orgs::invitations::routes())
+        .merge(crate::orgs::groups::routes())
+        .merge(crate::leads::api::routes())
         .fallback(fallback);
     with_middleware(routes, state)
 }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod api_keys;
 pub mod audit;
+pub mod groups;
 pub mod invitations;
 pub mod pages;
 pub mod permissions;

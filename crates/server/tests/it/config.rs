@@ -111,6 +111,33 @@ fn production_refuses_missing_secret() {
         "the secret leaked into output"
     );
 
+    // The master key that wraps the lead-field keys is required too, and must be 32 bytes; its
+    // value never appears in the message.
+    let key = "k".repeat(48);
+    let (code, _, err) = run_leadgen(
+        &["configtest"],
+        &env(&[
+            ("LEADGEN_PROFILE", "production"),
+            ("LEADGEN_SECRETS__APP_KEY", &key),
+        ]),
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("secrets.master_key") && err.contains("required in production"),
+        "{err}"
+    );
+    let short = "cd".repeat(31);
+    let (code, out, err) = run_leadgen(
+        &["configtest"],
+        &env(&[("LEADGEN_SECRETS__MASTER_KEY", &short)]),
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("secrets.master_key"), "{err}");
+    assert!(
+        !err.contains(&short) && !out.contains(&short),
+        "the secret leaked into output"
+    );
+
     // `serve` refuses before touching anything.
     let dir = tempfile::tempdir().unwrap();
     let (code, _, err) = run_leadgen(
@@ -128,9 +155,11 @@ fn production_refuses_missing_secret() {
 #[test]
 fn production_refuses_plain_http_and_self_signed() {
     let key = "k".repeat(48);
+    let master = "ab".repeat(32);
     let base = [
         ("LEADGEN_PROFILE", "production"),
         ("LEADGEN_SECRETS__APP_KEY", key.as_str()),
+        ("LEADGEN_SECRETS__MASTER_KEY", master.as_str()),
     ];
     let (code, _, err) = run_leadgen(&["configtest"], &env(&base));
     assert_eq!(code, 2);

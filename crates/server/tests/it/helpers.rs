@@ -18,6 +18,10 @@ pub fn pg_base() -> String {
     std::env::var("LEADGEN_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
+/// The master key of servers started by [`TestApp`].
+pub const TEST_MASTER_KEY: &str =
+    "5a1e5a1e5a1e5a1e5a1e5a1e5a1e5a1e5a1e5a1e5a1e5a1e5a1e5a1e5a1e5a1e";
+
 /// A fresh, migrated database for one test.
 #[derive(Clone)]
 pub struct TestDb {
@@ -116,6 +120,9 @@ impl TestApp {
         let mut env = server_env(Some(&db), data_dir.path());
         // Tests hash at bcrypt's lowest allowed cost; the cost itself is covered by unit tests.
         env.push(("LEADGEN_AUTH__BCRYPT_COST".into(), "10".into()));
+        // Instances sharing a database must share the master key that wraps its data keys (each
+        // would otherwise generate its own development key in its own data folder).
+        env.push(("LEADGEN_SECRETS__MASTER_KEY".into(), TEST_MASTER_KEY.into()));
         env.extend(
             extra
                 .iter()

@@ -1,0 +1,301 @@
+//! Data classification (Security Policy, Data Protection §2): every column of every table in one
+//! registry, in the policy's four tiers. An integration test compares it with the live schema, so
+//! a migration that adds a column without classifying it fails the build's tests.
+//!
+//! The tiers, as the policy defines them:
+//! - public: non-sensitive (names of enumerations, timestamps of public events);
+//! - internal: limited distribution (ids, settings, operational state);
+//! - confidential: personal data, leads, email content;
+//! - restricted: credentials, keys, secrets and their hashes.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    Public,
+    Internal,
+    Confidential,
+    Restricted,
+}
+
+use Class::{Confidential as C, Internal as I, Public as P, Restricted as R};
+
+/// (table in schema `app`, [(column, class)]).
+pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
+    (
+        "acl_group_members",
+        &[("org_id", I), ("group_id", I), ("user_id", I)],
+    ),
+    (
+        "acl_groups",
+        &[("id", I), ("org_id", I), ("name", I), ("created_at", I)],
+    ),
+    (
+        "acl_revisions",
+        &[
+            ("org_id", I),
+            ("resource_id", I),
+            ("revision", I),
+            ("read_groups", I),
+            ("write_groups", I),
+            ("sensitivity", I),
+            ("changed_by", I),
+            ("changed_at", I),
+            ("rollback_of", I),
+        ],
+    ),
+    (
+        "api_keys",
+        &[
+            ("id", I),
+            ("org_id", I),
+            ("name", I),
+            ("key_hash", R),
+            ("display", I),
+            ("scopes", I),
+            ("created_by", I),
+            ("created_at", I),
+            ("expires_at", I),
+            ("revoked_at", I),
+            ("last_used_at", I),
+            ("last_used_ip", C),
+            ("replaced_by", I),
+            ("notified_days", I),
+        ],
+    ),
+    (
+        "audit_log",
+        &[
+            ("id", I),
+            ("org_id", I),
+            ("seq", I),
+            ("at", I),
+            ("actor_id", I),
+            ("action", I),
+            ("target", I),
+            ("before", C),
+            ("after", C),
+            ("ip", C),
+            ("request_id", I),
+            ("prev_hash", I),
+            ("hash", I),
+        ],
+    ),
+    (
+        "auth_throttle",
+        &[
+            ("scope", I),
+            ("key", C),
+            ("failures", I),
+            ("last_failure_at", I),
+            ("locked_until", I),
+        ],
+    ),
+    (
+        "credentials",
+        &[("user_id", I), ("password_hash", R), ("updated_at", I)],
+    ),
+    (
+        "data_keys",
+        &[
+            ("id", I),
+            ("purpose", I),
+            ("wrapped", R),
+            ("created_at", I),
+            ("retired_at", I),
+        ],
+    ),
+    (
+        "identities",
+        &[
+            ("provider", I),
+            ("subject", C),
+            ("user_id", I),
+            ("email", C),
+            ("created_at", I),
+            ("last_sign_in_at", I),
+        ],
+    ),
+    (
+        "invitations",
+        &[
+            ("id", I),
+            ("org_id", I),
+            ("email", C),
+            ("role", I),
+            ("token_hash", R),
+            ("invited_by", I),
+            ("created_at", I),
+            ("expires_at", I),
+            ("accepted_at", I),
+            ("accepted_by", I),
+            ("revoked_at", I),
+        ],
+    ),
+    (
+        "jwt_keys",
+        &[
+            ("kid", I),
+            ("secret_sealed", R),
+            ("created_at", I),
+            ("retired_at", I),
+        ],
+    ),
+    (
+        "leads",
+        &[
+            ("id", I),
+            ("org_id", I),
+            ("first_name", C),
+            ("last_name", C),
+            ("title", C),
+            ("seniority", C),
+            ("department", C),
+            ("email_ct", C),
+            ("email_bidx", C),
+            ("phone_ct", C),
+            ("linkedin_url", C),
+            ("company_name", C),
+            ("company_domain", C),
+            ("industry", C),
+            ("employee_range", C),
+            ("city", C),
+            ("region", C),
+            ("country", C),
+            ("source", C),
+            ("status", C),
+            ("owner_id", I),
+            ("tags", C),
+            ("custom", C),
+            ("score", C),
+            ("do_not_contact", C),
+            ("read_groups", I),
+            ("write_groups", I),
+            ("sensitivity", I),
+            ("acl_revision", I),
+            ("search", C),
+            ("created_at", I),
+            ("updated_at", I),
+        ],
+    ),
+    (
+        "memberships",
+        &[
+            ("org_id", I),
+            ("user_id", I),
+            ("role", I),
+            ("created_at", I),
+        ],
+    ),
+    (
+        "mfa_challenges",
+        &[
+            ("id", I),
+            ("factor_id", I),
+            ("user_id", I),
+            ("created_at", I),
+            ("verified_at", I),
+        ],
+    ),
+    (
+        "mfa_factors",
+        &[
+            ("id", I),
+            ("user_id", I),
+            ("factor_type", P),
+            ("friendly_name", C),
+            ("status", I),
+            ("secret_sealed", R),
+            ("last_used_step", I),
+            ("failed_step", I),
+            ("created_at", I),
+            ("updated_at", I),
+        ],
+    ),
+    (
+        "notifications",
+        &[
+            ("id", I),
+            ("org_id", I),
+            ("audience", I),
+            ("kind", I),
+            ("message", I),
+            ("created_at", I),
+        ],
+    ),
+    (
+        "one_time_tokens",
+        &[
+            ("token_hash", R),
+            ("user_id", I),
+            ("purpose", I),
+            ("created_at", I),
+            ("expires_at", I),
+            ("used_at", I),
+        ],
+    ),
+    (
+        "organizations",
+        &[("id", I), ("name", I), ("created_at", I), ("settings", I)],
+    ),
+    (
+        "recovery_codes",
+        &[
+            ("factor_id", I),
+            ("user_id", I),
+            ("code_hash", R),
+            ("used_at", I),
+        ],
+    ),
+    (
+        "refresh_tokens",
+        &[
+            ("token_hash", R),
+            ("session_id", I),
+            ("user_id", I),
+            ("created_at", I),
+            ("rotated_at", I),
+        ],
+    ),
+    (
+        "sessions",
+        &[
+            ("id", I),
+            ("user_id", I),
+            ("aal", I),
+            ("created_at", I),
+            ("refreshed_at", I),
+            ("not_after", I),
+            ("revoked_at", I),
+            ("revoked_reason", I),
+            ("user_agent", C),
+            ("ip", C),
+            ("org_id", I),
+            ("amr", I),
+        ],
+    ),
+    (
+        "users",
+        &[
+            ("id", I),
+            ("email", C),
+            ("display_name", C),
+            ("created_at", I),
+            ("email_confirmed_at", I),
+            ("last_sign_in_at", I),
+            ("updated_at", I),
+            ("user_metadata", C),
+        ],
+    ),
+];
+
+/// The class of `table.column`, if registered.
+#[must_use]
+pub fn class_of(table: &str, column: &str) -> Option<Class> {
+    REGISTRY
+        .iter()
+        .find(|(t, _)| *t == table)
+        .and_then(|(_, cols)| cols.iter().find(|(c, _)| *c == column))
+        .map(|(_, class)| *class)
+}

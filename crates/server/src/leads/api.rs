@@ -1,0 +1,436 @@
+//! `/api/v1/leads`: create, read, update, delete, search, count and export leads, and their ACLs.
+//!
+//! A lead the principal may not read does not exist for it: 404, as for an id of another
+//! organization. A lead it may read but not write gets 403 `acl_denied` on change.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::model::{LeadInput, LeadValues, SENSITIVITIES};
+use super::repo;
+use super::search::{Cursor, SearchParams};
+use crate::db::TenantTx;
+use crate::http::error::{ApiJson, ApiQuery, AppError};
+use crate::orgs::audit::{self, Entry, Meta};
+use crate::orgs::{Require, perm};
+use crate::startup::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/leads", get(list).post(create))
+        .route("/api/v1/leads/count", get(count))
+        .route("/api/v1/leads/export", get(super::export::export))
+        .route("/api/v1/leads/{id}", get(read).patch(update).delete(remove))
+        .route("/api/v1/leads/{id}/acl", get(read_acl).put(put_acl))
+        .route("/api/v1/leads/{id}/acl/rollback", post(rollback_acl))
+}
+
+type Lead = Require<perm::LeadSearchAndManagement>;
+
+/// Names of the fields an input sets: what the audit trail records of a change (never values,
+/// which hold personal data).
+fn changed_fields(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Array(m.keys().map(|k| Value::String(k.clone())).collect()),
+        _ => Value::Null,
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Require(member, _): Lead,
+    meta: Meta,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, AppError> {
+    let fields = changed_fields(&body);
+    let input: LeadInput = parse(body)?;
+    let values = LeadValues::new_lead().apply(input)?;
+    let id = Uuid::now_v7();
+    let now = state.clock.now();
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    repo::insert(&mut tx, &state.fields, id, &values, now).await?;
+    audit::record(
+        &mut tx,
+        now,
+        &meta,
+        Entry {
+            action: "lead.create",
+            target: Some(format!("lead:{id}")),
+            before: None,
+            after: Some(json!({ "fields": fields })),
+        },
+    )
+    .await?;
+    let row = repo::get(&mut tx, id, false)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    let view = row.view(&state.fields, &state.pool).await?;
+    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+}
+
+/// A typed input from JSON that was kept as a value (to name the fields in the audit trail);
+/// errors name the field, as `ApiJson` does.
+fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, AppError> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        AppError::BadRequest(if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("{path}: {}", e.inner())
+        })
+    })
+}
+
+async fn read(
+    State(state): State<AppState>,
+    Require(member, _): Lead,
+    Path(id): Path<Uuid>,
+) -> Result<Response, AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let row = repo::get(&mut tx, id, false)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    Ok(axum::Json(row.view(&state.fields, &state.pool).await?).into_response())
+}
+
+fn acl_denied() -> AppError {
+    AppError::Denied {
+        code: "acl_denied",
+        message: "this lead's ACL does not let you change it (you are in none of its write groups)"
+            .into(),
+    }
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Require(member, _): Lead,
+    Path(id): Path<Uuid>,
+    meta: Meta,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, AppError> {
+    let fields = changed_fields(&body);
+    let input: LeadInput = parse(body)?;
+    let now = state.clock.now();
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    // Readable but not writable is a 403; `FOR UPDATE` would apply the write rule and make it
+    // look like a 404, so the lock comes after the check.
+    if repo::get(&mut tx, id, false).await?.is_none() {
+        return Err(AppError::NotFound);
+    }
+    if !repo::writable(&mut tx, id).await? {
+        return Err(acl_denied());
+    }
+    let row = repo::get(&mut tx, id, true).await?.ok_or_else(acl_denied)?;
+    let values = row.values(&state.fields, &state.pool).await?.apply(input)?;
+    if !repo::update(&mut tx, &state.fields, id, &values, now).await? {
+        return Err(acl_denied());
+    }
+    audit::record(
+        &mut tx,
+        now,
+        &meta,
+        Entry {
+            action: "lead.update",
+            target: Some(format!("lead:{id}")),
+            before: None,
+            after: Some(json!({ "fields": fields })),
+        },
+    )
+    .await?;
+    let row = repo::get(&mut tx, id, false)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    Ok(axum::Json(row.view(&state.fields, &state.pool).await?).into_response())
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Require(member, _): Lead,
+    Path(id): Path<Uuid>,
+    meta: Meta,
+) -> Result<StatusCode, AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    if repo::get(&mut tx, id, false).await?.is_none() {
+        return Err(AppError::NotFound);
+    }
+    if !repo::writable(&mut tx, id).await? || !repo::delete(&mut tx, id).await? {
+        return Err(acl_denied());
+    }
+    audit::record(
+        &mut tx,
+        state.clock.now(),
+        &meta,
+        Entry {
+            action: "lead.delete",
+            target: Some(format!("lead:{id}")),
+            before: None,
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Require(member, _): Lead,
+    ApiQuery(params): ApiQuery<SearchParams>,
+) -> Result<Response, AppError> {
+    if params.format.is_some() || params.include_do_not_contact.is_some() {
+        return Err(AppError::BadRequest(
+            "format, include_do_not_contact: only for /api/v1/leads/export".into(),
+        ));
+    }
+    let org = member.org_id;
+    let (filter, page) = params.parse(|e| state.fields.email_index(org, e))?;
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let mut rows = repo::search(&mut tx, &filter, &page, false).await?;
+    tx.commit().await?;
+    let more = rows.len() > page.limit as usize;
+    rows.truncate(page.limit as usize);
+    let next = more.then(|| rows.last()).flatten().map(|r| {
+        Cursor {
+            sort: page.sort,
+            score: r.score,
+            id: r.id,
+        }
+        .encode()
+    });
+    let mut items = Vec::with_capacity(rows.len());
+    for r in &rows {
+        items.push(r.view(&state.fields, &state.pool).await?);
+    }
+    Ok(axum::Json(json!({ "items": items, "next_cursor": next })).into_response())
+}
+
+async fn count(
+    State(state): State<AppState>,
+    Require(member, _): Lead,
+    ApiQuery(params): ApiQuery<SearchParams>,
+) -> Result<Response, AppError> {
+    let org = member.org_id;
+    let (filter, _) = params.parse(|e| state.fields.email_index(org, e))?;
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let n = repo::count(&mut tx, &filter).await?;
+    tx.commit().await?;
+    Ok(axum::Json(json!({ "count": n })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AclInput {
+    read_groups: Vec<Uuid>,
+    write_groups: Vec<Uuid>,
+    sensitivity: String,
+}
+
+fn acl_json(read: &[Uuid], write: &[Uuid], sensitivity: &str, revision: i32) -> Value {
+    json!({ "read_groups": read, "write_groups": write, "sensitivity": sensitivity, "revision": revision })
+}
+
+/// The lead's ACL and its revisions (admin only: ACLs are admin business).
+async fn read_acl(
+    State(state): State<AppState>,
+    Require(member, _): Require<perm::ManageOrganization>,
+    Path(id): Path<Uuid>,
+) -> Result<Response, AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let row = repo::get(&mut tx, id, false)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let revisions = sqlx::query!(
+        "SELECT revision, read_groups, write_groups, sensitivity, changed_by, changed_at, rollback_of
+         FROM app.acl_revisions WHERE resource_id = $1 ORDER BY revision",
+        id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let mut history = vec![json!({
+        "revision": 0, "read_groups": [], "write_groups": [], "sensitivity": "confidential",
+        "changed_by": null, "changed_at": row.created_at.format(&time::format_description::well_known::Rfc3339).ok(),
+        "rollback_of": null,
+    })];
+    history.extend(revisions.into_iter().map(|r| {
+        json!({
+            "revision": r.revision, "read_groups": r.read_groups, "write_groups": r.write_groups,
+            "sensitivity": r.sensitivity, "changed_by": r.changed_by,
+            "changed_at": crate::orgs::ts(r.changed_at), "rollback_of": r.rollback_of,
+        })
+    }));
+    Ok(axum::Json(json!({
+        "current": acl_json(&row.read_groups, &row.write_groups, &row.sensitivity, row.acl_revision),
+        "revisions": history,
+    }))
+    .into_response())
+}
+
+/// Checks that every group is the organization's.
+async fn check_groups(tx: &mut TenantTx, acl: &AclInput) -> Result<(), AppError> {
+    if !SENSITIVITIES.contains(&acl.sensitivity.as_str()) {
+        return Err(AppError::BadRequest(format!(
+            "sensitivity: one of {}",
+            SENSITIVITIES.join(", ")
+        )));
+    }
+    for (field, groups) in [
+        ("read_groups", &acl.read_groups),
+        ("write_groups", &acl.write_groups),
+    ] {
+        if groups.len() > 20 {
+            return Err(AppError::BadRequest(format!("{field}: at most 20 groups")));
+        }
+        let known: Vec<Uuid> =
+            sqlx::query_scalar!("SELECT id FROM app.acl_groups WHERE id = ANY($1)", groups)
+                .fetch_all(&mut **tx)
+                .await?;
+        if let Some(g) = groups.iter().find(|g| !known.contains(g)) {
+            return Err(AppError::BadRequest(format!(
+                "{field}: {g} is not a group of this organization"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn dedup(v: &[Uuid]) -> Vec<Uuid> {
+    let mut out = v.to_vec();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Sets the ACL (as a new revision) and records it in the audit trail, before and after.
+async fn set_acl(
+    state: &AppState,
+    tx: &mut TenantTx,
+    meta: &Meta,
+    id: Uuid,
+    acl: AclInput,
+    rollback_of: Option<i32>,
+) -> Result<Value, AppError> {
+    let row = repo::get(tx, id, true).await?.ok_or(AppError::NotFound)?;
+    let before = acl_json(
+        &row.read_groups,
+        &row.write_groups,
+        &row.sensitivity,
+        row.acl_revision,
+    );
+    if let Some(r) = rollback_of {
+        sqlx::query_scalar!(
+            "SELECT set_config('app.acl_rollback_of', $1, true)",
+            r.to_string()
+        )
+        .fetch_one(&mut **tx)
+        .await?;
+    }
+    let (read, write) = (dedup(&acl.read_groups), dedup(&acl.write_groups));
+    let revision = sqlx::query_scalar!(
+        "UPDATE app.leads SET read_groups = $2, write_groups = $3, sensitivity = $4
+         WHERE id = $1 RETURNING acl_revision",
+        id,
+        &read,
+        &write,
+        acl.sensitivity
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    let after = acl_json(&read, &write, &acl.sensitivity, revision);
+    audit::record(
+        tx,
+        state.clock.now(),
+        meta,
+        Entry {
+            action: if rollback_of.is_some() {
+                "lead.acl.rollback"
+            } else {
+                "lead.acl.change"
+            },
+            target: Some(format!("lead:{id}")),
+            before: Some(before),
+            after: Some(match rollback_of {
+                Some(r) => json!({ "acl": after, "rollback_to": r }),
+                None => after.clone(),
+            }),
+        },
+    )
+    .await?;
+    Ok(after)
+}
+
+async fn put_acl(
+    State(state): State<AppState>,
+    Require(member, _): Require<perm::ManageOrganization>,
+    Path(id): Path<Uuid>,
+    meta: Meta,
+    ApiJson(acl): ApiJson<AclInput>,
+) -> Result<Response, AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    check_groups(&mut tx, &acl).await?;
+    let after = set_acl(&state, &mut tx, &meta, id, acl, None).await?;
+    tx.commit().await?;
+    Ok(axum::Json(after).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rollback {
+    revision: i32,
+}
+
+/// Restores the ACL of an earlier revision exactly, as a new revision.
+async fn rollback_acl(
+    State(state): State<AppState>,
+    Require(member, _): Require<perm::ManageOrganization>,
+    Path(id): Path<Uuid>,
+    meta: Meta,
+    ApiJson(body): ApiJson<Rollback>,
+) -> Result<Response, AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    if repo::get(&mut tx, id, false).await?.is_none() {
+        return Err(AppError::NotFound);
+    }
+    let acl = if body.revision == 0 {
+        AclInput {
+            read_groups: Vec::new(),
+            write_groups: Vec::new(),
+            sensitivity: "confidential".into(),
+        }
+    } else {
+        let r = sqlx::query!(
+            "SELECT read_groups, write_groups, sensitivity FROM app.acl_revisions
+             WHERE resource_id = $1 AND revision = $2",
+            id,
+            body.revision
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "revision: this lead has no revision {}",
+                body.revision
+            ))
+        })?;
+        AclInput {
+            read_groups: r.read_groups,
+            write_groups: r.write_groups,
+            sensitivity: r.sensitivity,
+        }
+    };
+    // A group deleted since that revision cannot come back.
+    check_groups(&mut tx, &acl).await?;
+    let after = set_acl(&state, &mut tx, &meta, id, acl, Some(body.revision)).await?;
+    tx.commit().await?;
+    Ok(axum::Json(after).into_response())
+}

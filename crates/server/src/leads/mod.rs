@@ -1,0 +1,13 @@
+//! Leads: the records customers pay for and attackers want. Contact fields are encrypted with the
+//! organization and row bound into each ciphertext; row-level security applies the organization
+//! and each lead's ACL to every read, search, count and export.
+
+pub mod api;
+pub mod export;
+pub mod keys;
+pub mod model;
+pub mod repo;
+pub mod rotate;
+pub mod search;
+
+pub use keys::FieldKeys;

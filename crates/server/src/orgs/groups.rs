@@ -1,0 +1,231 @@
+//! ACL groups: named sets of an organization's members that resources (leads first) name as
+//! their read and write groups. Members list them; only admins at `aal2` change them, which the
+//! database enforces as well (restrictive policies on `app.acl_groups` and its members).
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, put};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::audit::{self, Entry, Meta};
+use super::permissions::{Member, Require, perm};
+use crate::db::TenantTx;
+use crate::http::error::{ApiJson, AppError};
+use crate::startup::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/org/groups", get(list).post(create))
+        .route("/api/v1/org/groups/{id}", delete(remove))
+        .route(
+            "/api/v1/org/groups/{id}/members/{user_id}",
+            put(add_member).delete(remove_member),
+        )
+}
+
+async fn list(State(state): State<AppState>, member: Member) -> Result<Response, AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let rows = sqlx::query!(
+        r#"SELECT g.id, g.name,
+                  coalesce(array_agg(m.user_id) FILTER (WHERE m.user_id IS NOT NULL), '{}') AS "members!"
+           FROM app.acl_groups g LEFT JOIN app.acl_group_members m ON m.group_id = g.id
+           WHERE g.org_id = $1 GROUP BY g.id, g.name ORDER BY g.name"#,
+        member.org_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(axum::Json(Value::Array(
+        rows.into_iter()
+            .map(|r| json!({ "id": r.id, "name": r.name, "members": r.members }))
+            .collect(),
+    ))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewGroup {
+    name: String,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Require(member, _): Require<perm::ManageOrganization>,
+    meta: Meta,
+    ApiJson(body): ApiJson<NewGroup>,
+) -> Result<Response, AppError> {
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(AppError::BadRequest(
+            "name: 1 to 100 characters, no control characters".into(),
+        ));
+    }
+    let id = Uuid::now_v7();
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let inserted = sqlx::query!(
+        "INSERT INTO app.acl_groups (id, org_id, name) VALUES ($1, $2, $3) ON CONFLICT (org_id, name) DO NOTHING",
+        id,
+        member.org_id,
+        name
+    )
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(AppError::Conflict(format!(
+            "name: a group named {name:?} already exists"
+        )));
+    }
+    audit::record(
+        &mut tx,
+        state.clock.now(),
+        &meta,
+        Entry {
+            action: "group.create",
+            target: Some(format!("group:{id}")),
+            before: None,
+            after: Some(json!({ "name": name })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ "id": id, "name": name, "members": [] })),
+    )
+        .into_response())
+}
+
+/// A group still named by an ACL cannot go: the leads it guards would fall back to admins only
+/// without anyone deciding it. Change those ACLs first.
+async fn remove(
+    State(state): State<AppState>,
+    Require(member, _): Require<perm::ManageOrganization>,
+    Path(id): Path<Uuid>,
+    meta: Meta,
+) -> Result<StatusCode, AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let name = sqlx::query_scalar!(
+        "SELECT name FROM app.acl_groups WHERE id = $1 AND org_id = $2 FOR UPDATE",
+        id,
+        member.org_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    // Admins read every lead of their organization, so this count is complete.
+    let used = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM app.leads WHERE org_id = $1 AND (read_groups @> ARRAY[$2::uuid] OR write_groups @> ARRAY[$2::uuid])"#,
+        member.org_id,
+        id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if used > 0 {
+        return Err(AppError::Conflict(format!(
+            "group {name:?} is named by the ACL of {used} lead(s); change those ACLs first"
+        )));
+    }
+    sqlx::query!("DELETE FROM app.acl_groups WHERE id = $1", id)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut tx,
+        state.clock.now(),
+        &meta,
+        Entry {
+            action: "group.delete",
+            target: Some(format!("group:{id}")),
+            before: Some(json!({ "name": name })),
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn member_change(
+    state: &AppState,
+    member: &Member,
+    meta: &Meta,
+    group: Uuid,
+    user: Uuid,
+    add: bool,
+) -> Result<StatusCode, AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let exists = sqlx::query_scalar!(
+        r#"SELECT (EXISTS (SELECT 1 FROM app.acl_groups WHERE id = $1 AND org_id = $3)
+                   AND EXISTS (SELECT 1 FROM app.memberships WHERE user_id = $2 AND org_id = $3)) AS "ok!""#,
+        group,
+        user,
+        member.org_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if !exists {
+        return Err(AppError::NotFound);
+    }
+    let changed = if add {
+        sqlx::query!(
+            "INSERT INTO app.acl_group_members (org_id, group_id, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            member.org_id,
+            group,
+            user
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+    } else {
+        sqlx::query!(
+            "DELETE FROM app.acl_group_members WHERE group_id = $1 AND user_id = $2",
+            group,
+            user
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+    };
+    if changed > 0 {
+        audit::record(
+            &mut tx,
+            state.clock.now(),
+            meta,
+            Entry {
+                action: if add {
+                    "group.member.add"
+                } else {
+                    "group.member.remove"
+                },
+                target: Some(format!("group:{group}")),
+                before: None,
+                after: Some(json!({ "user_id": user })),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn add_member(
+    State(state): State<AppState>,
+    Require(member, _): Require<perm::ManageOrganization>,
+    Path((group, user)): Path<(Uuid, Uuid)>,
+    meta: Meta,
+) -> Result<StatusCode, AppError> {
+    member_change(&state, &member, &meta, group, user, true).await
+}
+
+async fn remove_member(
+    State(state): State<AppState>,
+    Require(member, _): Require<perm::ManageOrganization>,
+    Path((group, user)): Path<(Uuid, Uuid)>,
+    meta: Meta,
+) -> Result<StatusCode, AppError> {
+    member_change(&state, &member, &meta, group, user, false).await
+}

@@ -1,0 +1,903 @@
+//! Leads through the front door: ACLs enforced on every path and rolled back exactly, encrypted
+//! contact fields, blind-index lookups, key rotation, search syntax and keyset pages, exports.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, run_leadgen, server_env};
+use crate::orgs::{Api, org_with_every_role, spawn};
+
+const MASTER_KEY: &str = "8f3c1e0a9b7d6c5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e";
+
+async fn create(api: &Api, token: &str, lead: Value) -> Uuid {
+    let (s, v) = api
+        .call(Method::POST, "/api/v1/leads", token, Some(lead))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    v["id"].as_str().unwrap().parse().unwrap()
+}
+
+async fn ids(api: &Api, token: &str, query: &str) -> Vec<String> {
+    let (s, v) = api
+        .call(Method::GET, &format!("/api/v1/leads?{query}"), token, None)
+        .await;
+    assert_eq!(s, 200, "{query}: {v}");
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn count(api: &Api, token: &str, query: &str) -> i64 {
+    let (s, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/leads/count?{query}"),
+            token,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    v["count"].as_i64().unwrap()
+}
+
+/// (status, body text) of an export.
+async fn export(app: &TestApp, token: &str, query: &str) -> (u16, String) {
+    let res = app
+        .client()
+        .get(app.https_url(&format!("/api/v1/leads/export?{query}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+async fn audit_actions(api: &Api, admin: &str) -> Vec<Value> {
+    let (s, v) = api
+        .call(Method::GET, "/api/v1/org/audit?limit=200", admin, None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    v.as_array()
+        .cloned()
+        .or_else(|| v["items"].as_array().cloned())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_lead_outside_your_groups_is_invisible_on_every_path_and_rollback_restores_its_acl() {
+    let app = spawn().await;
+    let api = Api::new(&app);
+    let (_, t, ids_) = org_with_every_role(&app, &api, "acl").await;
+    let (admin, manager, user, api_role) = (&t[0], &t[1], &t[2], &t[3]);
+
+    // A group with the User in it.
+    let (s, g) = api
+        .call(
+            Method::POST,
+            "/api/v1/org/groups",
+            admin,
+            Some(json!({ "name": "Enterprise desk" })),
+        )
+        .await;
+    assert_eq!(s, 201, "{g}");
+    let group = g["id"].as_str().unwrap().to_string();
+    let (s, _) = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/org/groups/{group}/members/{}", ids_[2]),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    // Only admins shape groups.
+    let (s, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/org/groups",
+            manager,
+            Some(json!({ "name": "Shadow" })),
+        )
+        .await;
+    assert_eq!(s, 403);
+
+    let secret = create(
+        &api,
+        user,
+        json!({ "first_name": "Ada", "last_name": "Secretson", "email": "ada@hidden.example",
+                "company_name": "Hidden Corp", "title": "CFO" }),
+    )
+    .await;
+    let open = create(
+        &api,
+        user,
+        json!({ "first_name": "Bob", "last_name": "Open", "company_name": "Open Corp" }),
+    )
+    .await;
+
+    // Non-admins cannot set an ACL, through the API or straight in the database.
+    let acl =
+        json!({ "read_groups": [group], "write_groups": [group], "sensitivity": "restricted" });
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/leads/{secret}/acl"),
+            manager,
+            Some(acl.clone()),
+        )
+        .await;
+    assert_eq!(s, 403, "{v}");
+    {
+        let pool = sqlx::PgPool::connect(&app.db().app_url()).await.unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        let (_, me) = api.call(Method::GET, "/api/v1/org", manager, None).await;
+        sqlx::query(
+            "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true),
+                    set_config('app.role', 'manager', true), set_config('app.aal', 'aal2', true)",
+        )
+        .bind(me["id"].as_str().unwrap())
+        .bind(ids_[1].to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        let err = sqlx::query("UPDATE app.leads SET sensitivity = 'public' WHERE id = $1")
+            .bind(secret)
+            .execute(&mut *tx)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("ACL changes need an admin"),
+            "{err}"
+        );
+    }
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/leads/{secret}/acl"),
+            admin,
+            Some(acl.clone()),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["revision"], 1);
+
+    // The Manager is outside the group: the lead does not exist for them on any path.
+    let (s, _) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/leads/{secret}"),
+            manager,
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/leads/{secret}"),
+            manager,
+            Some(json!({ "title": "x" })),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/leads/{secret}"),
+            manager,
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let listed = ids(&api, manager, "").await;
+    assert!(listed.contains(&open.to_string()));
+    assert!(!listed.contains(&secret.to_string()));
+    assert!(ids(&api, manager, "q=Secretson").await.is_empty());
+    assert!(ids(&api, manager, "q=hidden").await.is_empty());
+    assert!(
+        ids(&api, manager, "email=ada@hidden.example")
+            .await
+            .is_empty()
+    );
+    assert!(ids(&api, manager, "title=CFO").await.is_empty());
+    assert_eq!(count(&api, manager, "").await, 1);
+    assert_eq!(count(&api, manager, "q=Secretson").await, 0);
+    let (s, csv) = export(&app, manager, "").await;
+    assert_eq!(s, 200);
+    assert!(csv.contains(&open.to_string()), "{csv}");
+    assert!(!csv.contains(&secret.to_string()), "{csv}");
+    assert!(!csv.contains("Secretson"));
+    let (_, json_export) = export(&app, manager, "format=json").await;
+    assert!(!json_export.contains("Secretson"));
+    // An API-role principal never reads a restricted lead.
+    assert!(!ids(&api, api_role, "").await.contains(&secret.to_string()));
+
+    // The User is in the group: every path shows it.
+    let (s, v) = api
+        .call(Method::GET, &format!("/api/v1/leads/{secret}"), user, None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["email"], "ada@hidden.example");
+    assert_eq!(ids(&api, user, "q=Secretson").await, [secret.to_string()]);
+    assert_eq!(
+        ids(&api, user, "email=ADA@Hidden.example").await,
+        [secret.to_string()]
+    );
+    assert_eq!(count(&api, user, "").await, 2);
+    // The admin sees everything, and exports it.
+    let (_, csv) = export(&app, admin, "").await;
+    assert!(csv.contains("Secretson"));
+
+    // Readable but not writable: 403 with its own code.
+    let (s, _) = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/leads/{open}/acl"),
+            admin,
+            Some(json!({ "read_groups": [], "write_groups": [group], "sensitivity": "internal" })),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, v) = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/leads/{open}"),
+            manager,
+            Some(json!({ "title": "Changed" })),
+        )
+        .await;
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(v["error"]["code"], "acl_denied");
+    let (s, v) = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/leads/{open}"),
+            user,
+            Some(json!({ "title": "Changed" })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["title"], "Changed");
+
+    // Open it up (revision 2), then roll back to revision 1: exactly the old ACL again.
+    let (s, _) = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/leads/{secret}/acl"),
+            admin,
+            Some(json!({ "read_groups": [], "write_groups": [], "sensitivity": "internal" })),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(count(&api, manager, "").await, 2);
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/leads/{secret}/acl/rollback"),
+            admin,
+            Some(json!({ "revision": 1 })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["read_groups"], json!([group]));
+    assert_eq!(v["write_groups"], json!([group]));
+    assert_eq!(v["sensitivity"], "restricted");
+    assert_eq!(v["revision"], 3);
+    assert_eq!(count(&api, manager, "").await, 1);
+    let (s, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/leads/{secret}/acl"),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let revs = v["revisions"].as_array().unwrap();
+    assert_eq!(revs.len(), 4, "{v}");
+    assert_eq!(revs[3]["rollback_of"], 1);
+    assert_eq!(revs[3]["read_groups"], revs[1]["read_groups"]);
+    assert_eq!(revs[3]["sensitivity"], revs[1]["sensitivity"]);
+    // A rollback to a revision that does not exist changes nothing.
+    let (s, _) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/leads/{secret}/acl/rollback"),
+            admin,
+            Some(json!({ "revision": 9 })),
+        )
+        .await;
+    assert_eq!(s, 400);
+    // ACL history is admin business.
+    let (s, _) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/leads/{secret}/acl"),
+            user,
+            None,
+        )
+        .await;
+    assert_eq!(s, 403);
+    // A group in use cannot be deleted.
+    let (s, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/org/groups/{group}"),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 409);
+
+    // Every change and the rollback are in the audit trail, with before and after.
+    let trail = audit_actions(&api, admin).await;
+    let rollback = trail
+        .iter()
+        .find(|e| e["action"] == "lead.acl.rollback")
+        .expect("rollback audited");
+    assert_eq!(rollback["before"]["sensitivity"], "internal");
+    assert_eq!(rollback["after"]["acl"]["sensitivity"], "restricted");
+    assert_eq!(rollback["after"]["rollback_to"], 1);
+    assert!(
+        trail
+            .iter()
+            .filter(|e| e["action"] == "lead.acl.change")
+            .count()
+            >= 3
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn another_organizations_leads_are_not_found_and_never_listed() {
+    let app = spawn().await;
+    let api = Api::new(&app);
+    let (_, ta, _) = org_with_every_role(&app, &api, "ta").await;
+    let (_, tb, _) = org_with_every_role(&app, &api, "tb").await;
+    let theirs = create(
+        &api,
+        &tb[2],
+        json!({ "first_name": "Bea", "last_name": "Otherorg", "email": "bea@b.example" }),
+    )
+    .await;
+    let mine = create(
+        &api,
+        &ta[2],
+        json!({ "first_name": "Al", "last_name": "Mine" }),
+    )
+    .await;
+    for token in &ta {
+        for (m, path, body) in [
+            (Method::GET, format!("/api/v1/leads/{theirs}"), None),
+            (
+                Method::PATCH,
+                format!("/api/v1/leads/{theirs}"),
+                Some(json!({ "title": "x" })),
+            ),
+            (Method::DELETE, format!("/api/v1/leads/{theirs}"), None),
+        ] {
+            let (s, _) = api.call(m, &path, token, body).await;
+            assert_eq!(s, 404, "{path}");
+        }
+    }
+    for (m, path, body) in [
+        (Method::GET, format!("/api/v1/leads/{theirs}/acl"), None),
+        (
+            Method::PUT,
+            format!("/api/v1/leads/{theirs}/acl"),
+            Some(json!({ "read_groups": [], "write_groups": [], "sensitivity": "public" })),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/leads/{theirs}/acl/rollback"),
+            Some(json!({ "revision": 0 })),
+        ),
+    ] {
+        let (s, _) = api.call(m, &path, &ta[0], body).await;
+        assert_eq!(s, 404, "{path}");
+    }
+    assert_eq!(ids(&api, &ta[0], "").await, [mine.to_string()]);
+    assert!(ids(&api, &ta[0], "q=Otherorg").await.is_empty());
+    assert!(ids(&api, &ta[0], "email=bea@b.example").await.is_empty());
+    assert_eq!(count(&api, &ta[0], "").await, 1);
+    let (_, csv) = export(&app, &ta[0], "").await;
+    assert!(!csv.contains("Otherorg"));
+    // The same address is a new lead in another organization, not a duplicate.
+    create(&api, &ta[2], json!({ "email": "bea@b.example" })).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn contact_fields_are_encrypted_bound_to_their_row_looked_up_blind_and_rotated() {
+    let env_key = [("LEADGEN_SECRETS__MASTER_KEY", MASTER_KEY)];
+    let app = TestApp::spawn_with(&[
+        ("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false"),
+        env_key[0],
+    ])
+    .await;
+    let api = Api::new(&app);
+    let (_, t, _) = org_with_every_role(&app, &api, "enc").await;
+    let a = create(
+        &api,
+        &t[2],
+        json!({ "first_name": "Ann", "email": "Ann.Lee@Example.COM", "phone": "+1 (415) 555-0100" }),
+    )
+    .await;
+    let b = create(
+        &api,
+        &t[2],
+        json!({ "first_name": "Ben", "email": "ben@example.com", "phone": "+44 20 7946 0958" }),
+    )
+    .await;
+
+    // Stored form: no plaintext email or phone anywhere in the rows, read with every privilege.
+    let su = app.db().superuser_pool().await;
+    let rows: Vec<String> = sqlx::query_scalar("SELECT l::text FROM app.leads l")
+        .fetch_all(&su)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        for plain in ["ann.lee", "example.com", "ben@", "4155550100", "2079460958"] {
+            assert!(!r.to_lowercase().contains(plain), "{plain} in {r}");
+        }
+    }
+    // Case and spaces do not make a second lead; the blind index finds the first.
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/leads",
+            &t[1],
+            Some(json!({ "email": "  ANN.LEE@example.com " })),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(
+        ids(&api, &t[1], "email=ann.lee@EXAMPLE.com").await,
+        [a.to_string()]
+    );
+    assert!(
+        ids(&api, &t[1], "email=nobody@example.com")
+            .await
+            .is_empty()
+    );
+    let (_, v) = api
+        .call(Method::GET, &format!("/api/v1/leads/{a}"), &t[1], None)
+        .await;
+    assert_eq!(v["email"], "ann.lee@example.com");
+    assert_eq!(v["phone"], "+14155550100");
+
+    // Rotation re-encrypts every row under a new key; the old key can then be retired.
+    let env = {
+        let mut e = server_env(Some(app.db()), app.data_dir.path());
+        e.push(("LEADGEN_SECRETS__MASTER_KEY".into(), MASTER_KEY.into()));
+        e
+    };
+    let (code, out, err) = run_leadgen(&["keys", "rotate-data", "--json"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["new_key"], true);
+    assert_eq!(report["reencrypted"], 2);
+    let new_key = report["key_id"].as_u64().unwrap();
+    let key_ids: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT substring(c FROM 2 FOR 4) FROM app.leads, LATERAL (VALUES (email_ct), (phone_ct)) v(c)",
+    )
+    .fetch_all(&su)
+    .await
+    .unwrap();
+    assert_eq!(key_ids.len(), 4);
+    for k in &key_ids {
+        assert_eq!(
+            u64::from(u32::from_be_bytes(k[..].try_into().unwrap())),
+            new_key
+        );
+    }
+    // Running it again has nothing left to do under the same key (a resumed run would finish).
+    let (code, out, _) = run_leadgen(&["keys", "rotate-data", "--json"], &env);
+    assert_eq!(code, 0);
+    let again: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        again["new_key"], true,
+        "no row was behind, so a fresh rotation starts"
+    );
+    let newest = again["key_id"].as_u64().unwrap();
+    let (code, _, err) = run_leadgen(&["keys", "retire-data", "--key", &newest.to_string()], &env);
+    assert_ne!(code, 0, "the active key cannot be retired");
+    assert!(err.contains("active"), "{err}");
+    let (code, out, err) = run_leadgen(&["keys", "retire-data", "--key", "1"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    // The running server decrypts under the new keys; a fresh one never loads the retired key.
+    let (s, v) = api
+        .call(Method::GET, &format!("/api/v1/leads/{b}"), &t[1], None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["email"], "ben@example.com");
+    let retired: Option<bool> =
+        sqlx::query_scalar("SELECT retired_at IS NOT NULL FROM app.data_keys WHERE id = 1")
+            .fetch_optional(&su)
+            .await
+            .unwrap();
+    assert_eq!(retired, Some(true));
+
+    // A ciphertext copied onto another row does not open there.
+    sqlx::query(
+        "UPDATE app.leads SET email_ct = (SELECT email_ct FROM app.leads WHERE id = $1) WHERE id = $2",
+    )
+    .bind(a)
+    .bind(b)
+    .execute(&su)
+    .await
+    .unwrap();
+    let (s, v) = api
+        .call(Method::GET, &format!("/api/v1/leads/{b}"), &t[1], None)
+        .await;
+    assert_eq!(s, 500);
+    assert!(!v.to_string().contains("ann.lee"), "{v}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn search_filters_syntax_and_keyset_pages_hold_under_concurrent_inserts() {
+    // This test sends a few hundred requests as one user: the shipped rules with a larger API
+    // allowance (the limiter has its own tests).
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rate-limits.json");
+    let mut shipped: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::helpers::workspace_root().join("config/rate-limits.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    for rule in shipped["rules"].as_array_mut().unwrap() {
+        if rule["name"] == "api" {
+            rule["burst"] = json!(5000);
+            rule["limit"] = json!(50000);
+        }
+    }
+    std::fs::write(&rules, shipped.to_string()).unwrap();
+    let app = TestApp::spawn_with(&[
+        ("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false"),
+        (
+            "LEADGEN_PERIMETER__RATE_LIMITS_PATH",
+            rules.to_str().unwrap(),
+        ),
+    ])
+    .await;
+    let api = Api::new(&app);
+    let (_, t, ids_) = org_with_every_role(&app, &api, "search").await;
+    let user = &t[2];
+    let people = [
+        (
+            "Zoë",
+            "O'Brien",
+            "VP Sales",
+            "vp",
+            "Acme Corp",
+            "51-200",
+            "US",
+            "CA",
+            "qualified",
+            80,
+            true,
+            vec!["hot"],
+        ),
+        (
+            "Ana",
+            "Silva",
+            "Head of Sales",
+            "head",
+            "Globex",
+            "11-50",
+            "BR",
+            "SP",
+            "new",
+            40,
+            true,
+            vec!["cold"],
+        ),
+        (
+            "Bo",
+            "Chen",
+            "Chief Technology Officer",
+            "c_level",
+            "Acme Corp",
+            "1001-5000",
+            "US",
+            "NY",
+            "new",
+            95,
+            false,
+            vec!["hot", "tech"],
+        ),
+        (
+            "Cy",
+            "Dubois",
+            "Sales Intern",
+            "intern",
+            "Initech",
+            "1-10",
+            "FR",
+            "IDF",
+            "lost",
+            5,
+            true,
+            vec![],
+        ),
+        (
+            "Di",
+            "Evans",
+            "VP Marketing",
+            "vp",
+            "Big Co",
+            "201-500",
+            "GB",
+            "LND",
+            "contacted",
+            60,
+            false,
+            vec!["tech"],
+        ),
+    ];
+    let mut lead = std::collections::HashMap::new();
+    for (i, (f, l, title, sen, co, emp, country, region, status, score, email, tags)) in
+        people.iter().enumerate()
+    {
+        let mut body = json!({
+            "first_name": f, "last_name": l, "title": title, "seniority": sen, "company_name": co,
+            "employee_range": emp, "country": country, "region": region, "status": status,
+            "tags": tags, "owner_id": ids_[i % 2 + 1],
+        });
+        if *email {
+            body["email"] = json!(format!(
+                "{}@{}.example",
+                f.to_lowercase().replace('ë', "e"),
+                i
+            ));
+        }
+        let id = create(&api, user, body).await;
+        // Scores are the scoring model's to set; here they go in directly.
+        sqlx::query("UPDATE app.leads SET score = $1 WHERE id = $2")
+            .bind(*score as i16)
+            .bind(id)
+            .execute(&app.db().superuser_pool().await)
+            .await
+            .unwrap();
+        lead.insert(*l, id.to_string());
+    }
+    let set = |names: &[&str]| {
+        let mut v: Vec<String> = names.iter().map(|n| lead[n].clone()).collect();
+        v.sort();
+        v
+    };
+    let found = |q: String| {
+        let api = &api;
+        async move {
+            let mut v = ids(api, user, &q).await;
+            v.sort();
+            v
+        }
+    };
+    // Full-text: words, prefixes, quoted phrases, OR, exclusions, apostrophes.
+    assert_eq!(found("q=acme".into()).await, set(&["O'Brien", "Chen"]));
+    assert_eq!(found("q=acme%20-chen".into()).await, set(&["O'Brien"]));
+    assert_eq!(
+        found("q=%22head%20of%20sales%22".into()).await,
+        set(&["Silva"])
+    );
+    assert_eq!(found("q=%22sales%20head%22".into()).await, set(&[]));
+    assert_eq!(
+        found("q=intern%20OR%20marketing".into()).await,
+        set(&["Dubois", "Evans"])
+    );
+    assert_eq!(found("q=O'Brien".into()).await, set(&["O'Brien"]));
+    assert_eq!(found("q=glob".into()).await, set(&["Silva"]), "prefix");
+    assert_eq!(found("q=vp%20sales".into()).await, set(&["O'Brien"]));
+    // Filters.
+    assert_eq!(
+        found("seniority=vp".into()).await,
+        set(&["O'Brien", "Evans"])
+    );
+    assert_eq!(
+        found("seniority=vp,c_level".into()).await,
+        set(&["O'Brien", "Evans", "Chen"])
+    );
+    assert_eq!(
+        found("title=sales".into()).await,
+        set(&["O'Brien", "Silva", "Dubois"])
+    );
+    assert_eq!(
+        found("employee_range=1-10,11-50".into()).await,
+        set(&["Silva", "Dubois"])
+    );
+    assert_eq!(found("country=US".into()).await, set(&["O'Brien", "Chen"]));
+    assert_eq!(found("country=US&region=NY".into()).await, set(&["Chen"]));
+    assert_eq!(found("tags=tech".into()).await, set(&["Chen", "Evans"]));
+    assert_eq!(found("status=new".into()).await, set(&["Silva", "Chen"]));
+    assert_eq!(
+        found(format!("owner={}", ids_[1])).await,
+        set(&["O'Brien", "Chen", "Evans"])
+    );
+    assert_eq!(
+        found("score_min=60&score_max=90".into()).await,
+        set(&["O'Brien", "Evans"])
+    );
+    assert_eq!(
+        found("has_email=false".into()).await,
+        set(&["Chen", "Evans"])
+    );
+    assert_eq!(
+        found("has_email=true&seniority=vp".into()).await,
+        set(&["O'Brien"])
+    );
+    assert_eq!(
+        found("created_after=2000-01-01T00:00:00Z".into())
+            .await
+            .len(),
+        5
+    );
+    assert_eq!(
+        found("created_before=2000-01-01T00:00:00Z".into())
+            .await
+            .len(),
+        0
+    );
+    assert_eq!(count(&api, user, "q=acme&seniority=vp").await, 1);
+    // Sorted by score.
+    let by_score = ids(&api, user, "sort=-score").await;
+    assert_eq!(by_score[0], lead["Chen"]);
+    assert_eq!(by_score[4], lead["Dubois"]);
+    // Bad parameters are named.
+    for (q, field) in [
+        ("seniority=boss", "seniority"),
+        ("score_min=90&score_max=10", "score_min"),
+        ("sort=name", "sort"),
+        ("limit=1000", "limit"),
+        ("cursor=garbage", "cursor"),
+        ("colour=red", "colour"),
+    ] {
+        let (s, v) = api
+            .call(Method::GET, &format!("/api/v1/leads?{q}"), user, None)
+            .await;
+        assert_eq!(s, 400, "{q}: {v}");
+        assert!(v.to_string().contains(field), "{q}: {v}");
+    }
+
+    // Keyset pages while others insert: no gaps, no repeats, in both directions and by score.
+    for extra in 0..25 {
+        create(&api, user, json!({ "first_name": format!("Bulk{extra}") })).await;
+    }
+    for sort in ["-created", "created", "-score"] {
+        let before: Vec<String> = {
+            let (s, v) = api
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/leads?sort={sort}&limit=200"),
+                    user,
+                    None,
+                )
+                .await;
+            assert_eq!(s, 200, "{v}");
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut n = 0;
+        loop {
+            let q = match &cursor {
+                Some(c) => format!("/api/v1/leads?limit=7&cursor={c}"),
+                None => format!("/api/v1/leads?limit=7&sort={sort}"),
+            };
+            let (s, v) = api.call(Method::GET, &q, user, None).await;
+            assert_eq!(s, 200, "{v}");
+            seen.extend(
+                v["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| l["id"].as_str().unwrap().to_string()),
+            );
+            // Someone adds a lead between every two pages.
+            create(
+                &api,
+                &t[1],
+                json!({ "first_name": format!("Late{sort}{n}") }),
+            )
+            .await;
+            n += 1;
+            match v["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        let unique: std::collections::HashSet<_> = seen.iter().collect();
+        assert_eq!(unique.len(), seen.len(), "{sort}: a row came twice");
+        for id in &before {
+            assert!(seen.contains(id), "{sort}: {id} was skipped");
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn exports_are_for_admins_and_managers_streamed_safe_for_spreadsheets_and_audited() {
+    let app = spawn().await;
+    let api = Api::new(&app);
+    let (_, t, _) = org_with_every_role(&app, &api, "exp").await;
+    create(
+        &api,
+        &t[2],
+        json!({ "first_name": "=HYPERLINK(\"http://evil.example\")", "last_name": "Formula",
+                "email": "f@exp.example", "company_name": "Quote, \"Comma\" Ltd" }),
+    )
+    .await;
+    create(
+        &api,
+        &t[2],
+        json!({ "first_name": "Dee", "last_name": "Noc", "email": "dnc@exp.example", "do_not_contact": true }),
+    )
+    .await;
+    for i in 0..3 {
+        create(&api, &t[2], json!({ "first_name": format!("Row{i}") })).await;
+    }
+    for token in [&t[2], &t[3]] {
+        let (s, _) = export(&app, token, "").await;
+        assert_eq!(s, 403, "User and API have no Data Export");
+    }
+    let (s, csv) = export(&app, &t[1], "").await;
+    assert_eq!(s, 200);
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(&headers[6], "email");
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(
+        rows.len(),
+        4,
+        "do-not-contact leads are left out by default"
+    );
+    let formula = rows.iter().find(|r| &r[2] == "Formula").unwrap();
+    assert!(
+        formula[1].starts_with("'="),
+        "formula neutralised: {:?}",
+        &formula[1]
+    );
+    assert_eq!(&formula[9], "Quote, \"Comma\" Ltd");
+    assert_eq!(&formula[6], "f@exp.example");
+    let (_, csv) = export(&app, &t[1], "include_do_not_contact=true").await;
+    let dnc = csv.lines().find(|l| l.contains("dnc@exp.example")).unwrap();
+    assert!(dnc.contains(",true,"), "{dnc}");
+    let (s, json_body) = export(&app, &t[0], "format=json&q=row").await;
+    assert_eq!(s, 200);
+    let v: Value = serde_json::from_str(&json_body).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    let (s, _) = export(&app, &t[1], "format=xml").await;
+    assert_eq!(s, 400);
+
+    // Audited: who, which filter, how many rows, complete.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let trail = audit_actions(&api, &t[0]).await;
+    let started: Vec<&Value> = trail
+        .iter()
+        .filter(|e| e["action"] == "leads.export")
+        .collect();
+    let finished: Vec<&Value> = trail
+        .iter()
+        .filter(|e| e["action"] == "leads.export.finished")
+        .collect();
+    assert_eq!(started.len(), 3, "{trail:?}");
+    assert_eq!(finished.len(), 3);
+    assert!(
+        finished
+            .iter()
+            .any(|e| e["after"]["rows"] == 5 && e["after"]["complete"] == true)
+    );
+    assert!(started.iter().any(|e| e["after"]["filter"]["q"] == "row"));
+    app.stop().await;
+}
