@@ -112,8 +112,16 @@ test('sign up, confirm by mail, sign in, enable TOTP, sign out, sign in with TOT
   await page.fill('form.invite input[name=email]', 'teammate@acme.io');
   await page.click('form.invite button[type=submit]');
   await page.waitForURL(`${BASE}/org?done=invited`);
+  // A group for lead ACLs, with the admin in it.
+  await page.fill('form.create-group input[name=name]', 'Enterprise desk');
+  await page.click('form.create-group button[type=submit]');
+  await page.waitForURL(`${BASE}/org?done=group`);
+  await page.click('table.groups form.inline:has(select) button[type=submit]');
+  await page.waitForURL(`${BASE}/org?done=group`);
+  const groups = await page.textContent('table.groups');
+  assert.ok(groups.includes('Enterprise desk') && groups.includes('@'), groups);
   const audit = await page.textContent('table.audit');
-  for (const action of ['org.create', 'api_key.create', 'invitation.create']) {
+  for (const action of ['org.create', 'api_key.create', 'invitation.create', 'group.create', 'group.member.add']) {
     assert.ok(audit.includes(action), `${action} in the audit log`);
   }
   await page.screenshot({ path: join(SHOTS, 'org.png'), fullPage: true });

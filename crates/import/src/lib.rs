@@ -21,9 +21,8 @@
 //! makes the rest of the file untrustworthy stops the import with an [`ImportError`].
 //!
 //! The crate does no I/O beyond reading the given [`std::io::Read`], and its memory is bounded by
-//! [`Limits`]. Throughput, measured with the ignored `throughput` test (`cargo test --release -p
-//! leadgen-import --test throughput -- --ignored --nocapture`) on the shared 2-core development
-//! machine: 520,000–590,000 rows/s for 200,000 generated 16-column Apollo-style rows (45 MB).
+//! [`Limits`]. Its throughput is a benchmark: `cargo bench -p leadgen-bench --bench import`
+//! (figures in `docs/performance.md`).
 
 mod mapping;
 pub mod normalise;

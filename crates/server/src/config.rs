@@ -86,6 +86,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub sso: SsoConfig,
     pub api_keys: ApiKeysConfig,
+    pub imports: ImportsConfig,
     pub perimeter: PerimeterConfig,
     pub telemetry: TelemetryConfig,
     pub secrets: SecretsConfig,
@@ -169,6 +170,19 @@ pub struct ApiKeysConfig {
     pub max_ttl_days: i64,
     pub rotation_overlap_days: i64,
     pub notice_check_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportsConfig {
+    /// Leads written per transaction (and per checkpoint).
+    pub batch_rows: usize,
+    /// How long a worker holds a job between checkpoints before another may take it over.
+    pub lease_secs: u32,
+    /// How often an idle worker looks for a job.
+    pub poll_ms: u64,
+    /// Rows shown in an upload's preview.
+    pub preview_rows: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -401,6 +415,19 @@ impl Config {
             }
             check_issuer(&p.issuer, self.profile)
                 .map_err(|reason| rule(&format!("sso.{name}.issuer"), &reason))?;
+        }
+        let i = &self.imports;
+        if !(1..=50_000).contains(&i.batch_rows) {
+            return Err(rule("imports.batch_rows", "must be between 1 and 50000"));
+        }
+        if !(1..=3600).contains(&i.lease_secs) {
+            return Err(rule("imports.lease_secs", "must be between 1 and 3600"));
+        }
+        if i.poll_ms == 0 {
+            return Err(rule("imports.poll_ms", "must be greater than 0"));
+        }
+        if !(1..=200).contains(&i.preview_rows) {
+            return Err(rule("imports.preview_rows", "must be between 1 and 200"));
         }
         let k = &self.api_keys;
         if k.max_ttl_days < 1 || k.max_ttl_days > 366 {

@@ -48,6 +48,8 @@ pub struct AppState {
     pub alerts: Arc<crate::perimeter::alerts::Alerts>,
     /// The keys that encrypt lead fields and compute their blind indexes.
     pub fields: crate::leads::FieldKeys,
+    /// This instance's name for the import jobs whose files its data folder holds.
+    pub node: Arc<String>,
 }
 
 impl AppState {
@@ -77,6 +79,7 @@ impl AppState {
             reputation: Arc::default(),
             alerts: Arc::default(),
             fields: crate::leads::FieldKeys::ephemeral(),
+            node: Arc::new("test-node".into()),
             config: Arc::new(config),
         }
     }
@@ -270,6 +273,10 @@ impl Application {
             reputation: Arc::default(),
             alerts: Arc::default(),
             fields,
+            node: Arc::new(
+                crate::leads::import::node_id(&config.data_dir)
+                    .context("naming this server instance")?,
+            ),
         };
         Ok(Self {
             config,
@@ -391,6 +398,11 @@ impl Application {
             })
         };
         let alerting = tokio::spawn(crate::perimeter::alert_loop(self.state.clone()));
+        // Lead imports of this instance, resumed from their checkpoints after a restart.
+        let importer = tokio::spawn(crate::leads::import::worker::run(
+            self.state.clone(),
+            self.state.node.to_string(),
+        ));
         // API keys near expiry: notices to their organization's admins at 14, 7 and 1 days.
         let notices = {
             let state = self.state.clone();
@@ -424,6 +436,7 @@ impl Application {
         reloader.abort();
         notices.abort();
         alerting.abort();
+        importer.abort();
         if let Some(w) = waf_watch {
             w.abort();
         }

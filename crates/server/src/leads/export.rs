@@ -59,7 +59,7 @@ enum Format {
 
 /// A spreadsheet would run a cell that begins with `=`, `+`, `-`, `@` (or a tab or carriage
 /// return) as a formula; such cells get a leading apostrophe.
-fn cell(s: &str) -> String {
+pub fn cell(s: &str) -> String {
     if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {

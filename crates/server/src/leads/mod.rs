@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod export;
+pub mod import;
 pub mod keys;
 pub mod model;
 pub mod repo;

@@ -14,7 +14,7 @@ use crate::http::error::AppError;
 
 /// The columns every read selects.
 pub const COLUMNS: &str = "id, org_id, first_name, last_name, title, seniority, department, email_ct, \
-     phone_ct, linkedin_url, company_name, company_domain, industry, employee_range, city, region, \
+     email_bidx, phone_ct, linkedin_url, company_name, company_domain, industry, employee_range, city, region, \
      country, source, status, owner_id, tags, custom, score, do_not_contact, read_groups, \
      write_groups, sensitivity, acl_revision, created_at, updated_at";
 
@@ -28,6 +28,7 @@ pub struct LeadRow {
     pub seniority: Option<String>,
     pub department: Option<String>,
     pub email_ct: Option<Vec<u8>>,
+    pub email_bidx: Option<Vec<u8>>,
     pub phone_ct: Option<Vec<u8>>,
     pub linkedin_url: Option<String>,
     pub company_name: Option<String>,
@@ -59,6 +60,38 @@ fn crypto_error(e: leadgen_crypto::field::FieldError, lead: Uuid) -> AppError {
 }
 
 impl LeadRow {
+    /// The values without the encrypted fields (email and phone left empty), for merges that
+    /// never change those.
+    #[must_use]
+    pub fn plain_values(&self) -> LeadValues {
+        LeadValues {
+            first_name: self.first_name.clone(),
+            last_name: self.last_name.clone(),
+            title: self.title.clone(),
+            seniority: self.seniority.clone(),
+            department: self.department.clone(),
+            email: None,
+            phone: None,
+            linkedin_url: self.linkedin_url.clone(),
+            company_name: self.company_name.clone(),
+            company_domain: self.company_domain.clone(),
+            industry: self.industry.clone(),
+            employee_range: self.employee_range.clone(),
+            city: self.city.clone(),
+            region: self.region.clone(),
+            country: self.country.clone(),
+            source: self.source.clone(),
+            status: self.status.clone(),
+            owner_id: self.owner_id,
+            tags: self.tags.clone(),
+            custom: match &self.custom {
+                serde_json::Value::Object(m) => m.clone(),
+                _ => serde_json::Map::new(),
+            },
+            do_not_contact: self.do_not_contact,
+        }
+    }
+
     /// Decrypts the contact fields.
     pub async fn values(&self, keys: &FieldKeys, pool: &PgPool) -> Result<LeadValues, AppError> {
         let open = |col: &'static str, ct: &Option<Vec<u8>>| {

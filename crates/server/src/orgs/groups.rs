@@ -27,7 +27,10 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-async fn list(State(state): State<AppState>, member: Member) -> Result<Response, AppError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    member: Member,
+) -> Result<Response, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let rows = sqlx::query!(
         r#"SELECT g.id, g.name,
@@ -49,11 +52,11 @@ async fn list(State(state): State<AppState>, member: Member) -> Result<Response,
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewGroup {
-    name: String,
+pub(crate) struct NewGroup {
+    pub(crate) name: String,
 }
 
-async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
     meta: Meta,
@@ -102,7 +105,7 @@ async fn create(
 
 /// A group still named by an ACL cannot go: the leads it guards would fall back to admins only
 /// without anyone deciding it. Change those ACLs first.
-async fn remove(
+pub(crate) async fn remove(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
     Path(id): Path<Uuid>,
@@ -212,7 +215,7 @@ async fn member_change(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn add_member(
+pub(crate) async fn add_member(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
     Path((group, user)): Path<(Uuid, Uuid)>,
@@ -221,7 +224,7 @@ async fn add_member(
     member_change(&state, &member, &meta, group, user, true).await
 }
 
-async fn remove_member(
+pub(crate) async fn remove_member(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
     Path((group, user)): Path<(Uuid, Uuid)>,

@@ -33,6 +33,13 @@ pub fn routes() -> Router<AppState> {
         .route("/org/members/{user_id}/remove", post(remove_member))
         .route("/org/invitations", post(invite))
         .route("/org/invitations/{id}/revoke", post(revoke_invitation))
+        .route("/org/groups", post(create_group))
+        .route("/org/groups/{id}/delete", post(delete_group))
+        .route("/org/groups/{id}/members", post(add_group_member))
+        .route(
+            "/org/groups/{id}/members/{user_id}/remove",
+            post(remove_group_member),
+        )
         .route("/org/api-keys", post(create_key))
         .route("/org/api-keys/{id}/rotate", post(rotate_key))
         .route("/org/api-keys/{id}/revoke", post(revoke_key))
@@ -41,6 +48,13 @@ pub fn routes() -> Router<AppState> {
 struct Row {
     cells: Vec<String>,
     id: String,
+}
+
+struct GroupRow {
+    id: String,
+    name: String,
+    /// (user id, email)
+    members: Vec<(String, String)>,
 }
 
 struct OrgChoice {
@@ -69,6 +83,7 @@ struct OrgPage<'a> {
     invitations: Vec<Row>,
     keys: Vec<Row>,
     audit: Vec<Row>,
+    groups: Vec<GroupRow>,
     new_key: Option<String>,
 }
 
@@ -141,6 +156,7 @@ async fn render_page(
         invitations: Vec::new(),
         keys: Vec::new(),
         audit: Vec::new(),
+        groups: Vec::new(),
         new_key,
     };
     if let Ok(member) = Member::from_user(who) {
@@ -151,6 +167,36 @@ async fn render_page(
         }
         if let Ok(axum::Json(m)) = api::list_members(State(state.clone()), member.clone()).await {
             page.members = rows(&m, "user_id", &["email", "role", "since"]);
+        }
+        if let Ok(v) = super::groups::list(State(state.clone()), member.clone()).await
+            && let Ok(v) = axum::body::to_bytes(v.into_body(), 1 << 20).await
+            && let Ok(Value::Array(list)) = serde_json::from_slice::<Value>(&v)
+        {
+            let email_of = |id: &str| {
+                page.members
+                    .iter()
+                    .find(|m| m.id == id)
+                    .map_or_else(|| id.to_string(), |m| m.cells[0].clone())
+            };
+            page.groups = list
+                .iter()
+                .map(|g| GroupRow {
+                    id: text(&g["id"]),
+                    name: text(&g["name"]),
+                    members: g["members"]
+                        .as_array()
+                        .map(|m| {
+                            m.iter()
+                                .map(|u| {
+                                    let id = text(u);
+                                    let email = email_of(&id);
+                                    (id, email)
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                })
+                .collect();
         }
         page.admin_needs_mfa = member.role == crate::db::Role::Admin
             && check(&member, Permission::ManageOrganization).is_err();
@@ -208,6 +254,7 @@ async fn page(
             "removed" => "Member removed.",
             "invited" => "Invitation sent.",
             "revoked" => "Revoked.",
+            "group" => "Group updated.",
             _ => "Done.",
         }
         .to_string()
@@ -523,4 +570,91 @@ async fn revoke_key(
     }
     .await;
     outcome(&state, &headers, &who, result, "revoked").await
+}
+
+async fn create_group(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: Meta,
+    BrowserUser(who): BrowserUser,
+    CsrfForm(form): CsrfForm<NameForm>,
+) -> Response {
+    let result = async {
+        super::groups::create(
+            State(state.clone()),
+            required(&who)?,
+            meta,
+            ApiJson(super::groups::NewGroup { name: form.name }),
+        )
+        .await
+        .map(|_| ())
+    }
+    .await;
+    outcome(&state, &headers, &who, result, "group").await
+}
+
+async fn delete_group(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: Meta,
+    BrowserUser(who): BrowserUser,
+    Path(id): Path<Uuid>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Response {
+    let result = async {
+        super::groups::remove(State(state.clone()), required(&who)?, Path(id), meta)
+            .await
+            .map(|_| ())
+    }
+    .await;
+    outcome(&state, &headers, &who, result, "group").await
+}
+
+#[derive(Deserialize)]
+struct UserForm {
+    user_id: Uuid,
+}
+
+async fn add_group_member(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: Meta,
+    BrowserUser(who): BrowserUser,
+    Path(id): Path<Uuid>,
+    CsrfForm(form): CsrfForm<UserForm>,
+) -> Response {
+    let result = async {
+        super::groups::add_member(
+            State(state.clone()),
+            required(&who)?,
+            Path((id, form.user_id)),
+            meta,
+        )
+        .await
+        .map(|_| ())
+    }
+    .await;
+    outcome(&state, &headers, &who, result, "group").await
+}
+
+async fn remove_group_member(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: Meta,
+    BrowserUser(who): BrowserUser,
+    Path((id, user_id)): Path<(Uuid, Uuid)>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Response {
+    let result = async {
+        super::groups::remove_member(
+            State(state.clone()),
+            required(&who)?,
+            Path((id, user_id)),
+            meta,
+        )
+        .await
+        .map(|_| ())
+    }
+    .await;
+    outcome(&state, &headers, &who, result, "group").await
 }

@@ -47,6 +47,12 @@ pub struct RouteRule {
     pub path: String,
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
+    /// Hand the body to the handler as a stream (large uploads such as lead imports) instead of
+    /// buffering it: its size limit is enforced while it streams, its content type is checked,
+    /// and attack inspection covers the path, query and headers but not the body, which the
+    /// handler treats as data (parsed, validated and stored with bound parameters).
+    #[serde(default)]
+    pub stream_body: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -274,12 +280,20 @@ impl Waf {
     }
 
     fn max_body(&self, path: &str, default: usize) -> usize {
+        self.route(path)
+            .and_then(|r| r.max_body_bytes)
+            .unwrap_or(default)
+    }
+
+    fn route(&self, path: &str) -> Option<&RouteRule> {
         self.requests
             .routes
             .iter()
             .find(|r| super::path_matches(&r.path, path))
-            .and_then(|r| r.max_body_bytes)
-            .unwrap_or(default)
+    }
+
+    fn streams(&self, path: &str) -> bool {
+        self.route(path).is_some_and(|r| r.stream_body)
     }
 }
 
@@ -443,17 +457,41 @@ pub async fn inspect(State(state): State<AppState>, req: Request, next: Next) ->
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let limit = waf.max_body(parts.uri.path(), state.config.server.max_body_bytes);
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(_) => {
+    let streamed = waf.streams(parts.uri.path());
+    let (has_body, bytes, streaming) = if streamed {
+        // Declared too large: refused before a byte is read.
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
             return refuse(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
                 format!("the request body is larger than {limit} bytes"),
             );
         }
+        let has_body = declared != Some(0)
+            && (declared.is_some() || parts.headers.contains_key(header::TRANSFER_ENCODING));
+        (
+            has_body,
+            axum::body::Bytes::new(),
+            Some(Body::new(http_body_util::Limited::new(body, limit))),
+        )
+    } else {
+        match axum::body::to_bytes(body, limit).await {
+            Ok(b) => (!b.is_empty(), b, None),
+            Err(_) => {
+                return refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("the request body is larger than {limit} bytes"),
+                );
+            }
+        }
     };
-    if !bytes.is_empty() {
+    if has_body {
         let media = content_type.as_deref().map(|c| {
             c.split(';')
                 .next()
@@ -539,6 +577,6 @@ pub async fn inspect(State(state): State<AppState>, req: Request, next: Next) ->
             tracing::info!(target: "leadgen::waf", client = ?client, request_id = ?request_id, score = verdict.score, rules = ?rules, "request would be blocked (warn mode)");
         }
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    let body = streaming.unwrap_or_else(|| Body::from(bytes));
+    next.run(Request::from_parts(parts, body)).await
 }

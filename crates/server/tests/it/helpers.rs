@@ -401,3 +401,21 @@ pub fn workspace_root() -> PathBuf {
         .canonicalize()
         .unwrap()
 }
+
+/// The shipped rate limits with a far larger API allowance, written into `dir`, for tests that
+/// send hundreds of requests as one principal (the limiter has its own tests).
+pub fn generous_rate_limits(dir: &Path) -> PathBuf {
+    let mut shipped: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("config/rate-limits.json")).unwrap(),
+    )
+    .unwrap();
+    for rule in shipped["rules"].as_array_mut().unwrap() {
+        if rule["name"] == "api" {
+            rule["burst"] = 5000.into();
+            rule["limit"] = 50000.into();
+        }
+    }
+    let path = dir.join("rate-limits.json");
+    std::fs::write(&path, shipped.to_string()).unwrap();
+    path
+}

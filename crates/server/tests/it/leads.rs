@@ -400,6 +400,49 @@ async fn another_organizations_leads_are_not_found_and_never_listed() {
         let (s, _) = api.call(m, &path, &ta[0], body).await;
         assert_eq!(s, 404, "{path}");
     }
+    // Groups too: B's group ids are not found for A's admin.
+    let (s, g) = api
+        .call(
+            Method::POST,
+            "/api/v1/org/groups",
+            &tb[0],
+            Some(json!({ "name": "B team" })),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let bg = g["id"].as_str().unwrap();
+    let (_, me) = api
+        .call(Method::GET, "/api/v1/org/members", &ta[0], None)
+        .await;
+    let a_user = me[0]["user_id"].as_str().unwrap();
+    for (m, path) in [
+        (Method::DELETE, format!("/api/v1/org/groups/{bg}")),
+        (
+            Method::PUT,
+            format!("/api/v1/org/groups/{bg}/members/{a_user}"),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/org/groups/{bg}/members/{a_user}"),
+        ),
+    ] {
+        let (s, _) = api.call(m, &path, &ta[0], None).await;
+        assert_eq!(s, 404, "{path}");
+    }
+    let (_, groups) = api
+        .call(Method::GET, "/api/v1/org/groups", &ta[0], None)
+        .await;
+    assert_eq!(groups, json!([]));
+    // Nor can an ACL in A name B's group.
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/leads/{mine}/acl"),
+            &ta[0],
+            Some(json!({ "read_groups": [bg], "write_groups": [], "sensitivity": "internal" })),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
     assert_eq!(ids(&api, &ta[0], "").await, [mine.to_string()]);
     assert!(ids(&api, &ta[0], "q=Otherorg").await.is_empty());
     assert!(ids(&api, &ta[0], "email=bea@b.example").await.is_empty());
@@ -545,19 +588,7 @@ async fn search_filters_syntax_and_keyset_pages_hold_under_concurrent_inserts() 
     // This test sends a few hundred requests as one user: the shipped rules with a larger API
     // allowance (the limiter has its own tests).
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rate-limits.json");
-    let mut shipped: Value = serde_json::from_str(
-        &std::fs::read_to_string(crate::helpers::workspace_root().join("config/rate-limits.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    for rule in shipped["rules"].as_array_mut().unwrap() {
-        if rule["name"] == "api" {
-            rule["burst"] = json!(5000);
-            rule["limit"] = json!(50000);
-        }
-    }
-    std::fs::write(&rules, shipped.to_string()).unwrap();
+    let rules = crate::helpers::generous_rate_limits(dir.path());
     let app = TestApp::spawn_with(&[
         ("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false"),
         (

@@ -11,6 +11,7 @@ mod config;
 mod e2e;
 mod helpers;
 mod http;
+mod imports;
 mod leads;
 mod lifecycle;
 mod orgs;

@@ -49,6 +49,15 @@ pub(crate) struct Api {
 }
 
 impl Api {
+    /// For a server in a child process: its client and base URL.
+    pub(crate) fn with_client(http: reqwest::Client, base: String) -> Self {
+        Self {
+            http,
+            base,
+            last_refresh: std::sync::Mutex::default(),
+        }
+    }
+
     pub(crate) fn new(app: &TestApp) -> Self {
         Self {
             http: app.client(),

@@ -1,0 +1,93 @@
+//! Lead import, the CPU side: parsing and normalising Apollo-style CSV rows, and sealing a lead's
+//! contact fields (AES-256-GCM for email and phone, HMAC blind index of the email).
+//!
+//! `cargo bench -p leadgen-bench --bench import`
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use leadgen_crypto::field::{BlindIndexKey, DataKey, KeyRing, Place};
+use leadgen_import::{Limits, Reader};
+
+const ROWS: usize = 20_000;
+
+fn apollo_rows() -> Vec<u8> {
+    let mut csv = String::from(
+        "First Name,Last Name,Title,Company,Email,Email Status,Seniority,Work Direct Phone,# Employees,Industry,Person Linkedin Url,Website,City,State,Country,Apollo Contact Id\n",
+    );
+    let companies = [
+        "\"Globex, Inc.\"",
+        "\"Umbrella \"\"Bio\"\" Labs\"",
+        "Initech",
+        "Acme Corp",
+    ];
+    let titles = [
+        "VP Sales",
+        "\"Director, IT\"",
+        "Head of R&D",
+        "Marketing Manager",
+        "CTO",
+    ];
+    for i in 0..ROWS {
+        let email = if i % 7 == 0 {
+            format!(" JOS.Kowal{i}@Stark.example ")
+        } else {
+            format!("chl.nunez{i}@initech.example")
+        };
+        csv.push_str(&format!(
+            "Chloé,Núñez,{},{},{email},Verified,VP,+1 415 555 {:04},51-200,Computer Software,https://www.linkedin.com/in/p{i},https://www.initech.example,San Francisco,CA,United States,ap{i:06}\n",
+            titles[i % titles.len()],
+            companies[i % companies.len()],
+            i % 10_000,
+        ));
+    }
+    csv.into_bytes()
+}
+
+fn parse(c: &mut Criterion) {
+    let input = apollo_rows();
+    let mut g = c.benchmark_group("import");
+    g.throughput(Throughput::Elements(ROWS as u64));
+    g.bench_function("parse_and_normalise_apollo_rows", |b| {
+        b.iter(|| {
+            let (reader, _) = Reader::new(input.as_slice(), Limits::default()).unwrap();
+            let mut n = 0usize;
+            for o in reader {
+                n += usize::from(o.unwrap().record.is_some());
+            }
+            assert_eq!(n, ROWS);
+            black_box(n)
+        });
+    });
+    g.finish();
+}
+
+fn seal(c: &mut Criterion) {
+    let ring = KeyRing::new(DataKey::generate(1), Vec::new());
+    let blind = BlindIndexKey::generate();
+    let org = [7u8; 16];
+    let mut g = c.benchmark_group("field_encryption");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("seal_lead_contact_fields", |b| {
+        let mut row = 0u128;
+        b.iter(|| {
+            row += 1;
+            let place = |column| Place {
+                table: "leads",
+                column,
+                org,
+                row: row.to_be_bytes(),
+            };
+            let email = "chl.nunez4711@initech.example";
+            black_box((
+                ring.encrypt(email.as_bytes(), &place("email")),
+                ring.encrypt(b"+14155550100", &place("phone")),
+                blind.email(org, email),
+            ))
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, parse, seal);
+criterion_main!(benches);

@@ -1,0 +1,73 @@
+//! Lead import: a CSV file streamed to the data folder, checked whole before the import may start
+//! (structure, header, every row), mapped (automatically for HubSpot, Apollo, Salesforce and our
+//! template; the user may correct it), then written by a durable background job.
+//!
+//! The job's checkpoint (rows consumed, bytes read, counters) commits in the same transaction as
+//! each batch of leads, so a server killed at any point resumes at the last committed batch: no
+//! row is lost and none is written twice. Dedupe is on the blind index of the normalised email,
+//! within the file and against the organization's existing leads, in one of three modes.
+
+pub mod api;
+pub mod merge;
+pub mod worker;
+
+use std::path::{Path, PathBuf};
+
+/// How an imported row meets an existing lead with the same email address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Existing leads are left alone; the row counts as a duplicate.
+    CreateOnly,
+    /// Fields present in the row replace the lead's.
+    UpdateExisting,
+    /// The row only fills the lead's empty fields.
+    FillEmpty,
+}
+
+impl Mode {
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "create_only" => Some(Self::CreateOnly),
+            "update_existing" => Some(Self::UpdateExisting),
+            "fill_empty" => Some(Self::FillEmpty),
+            _ => None,
+        }
+    }
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CreateOnly => "create_only",
+            Self::UpdateExisting => "update_existing",
+            Self::FillEmpty => "fill_empty",
+        }
+    }
+}
+
+/// Where uploads are kept.
+#[must_use]
+pub fn folder(data_dir: &Path) -> PathBuf {
+    data_dir.join("imports")
+}
+
+#[must_use]
+pub fn file_of(data_dir: &Path, job: uuid::Uuid) -> PathBuf {
+    folder(data_dir).join(format!("{job}.csv"))
+}
+
+/// This server instance's name for the jobs whose files it holds: made once, kept in the data
+/// folder, so a restarted server finds its jobs again.
+pub fn node_id(data_dir: &Path) -> std::io::Result<String> {
+    let path = data_dir.join("node-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim();
+        if !id.is_empty() && id.len() <= 100 {
+            return Ok(id.to_string());
+        }
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let id = format!("node-{}", uuid::Uuid::new_v4().simple());
+    crate::secrets::write_private(&path, id.as_bytes())?;
+    Ok(id)
+}

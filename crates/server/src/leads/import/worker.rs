@@ -1,0 +1,620 @@
+//! The import worker: each server instance runs one, taking its own node's jobs in order. A
+//! blocking thread parses the file (and skips what earlier runs committed) while the async side
+//! writes batches; each batch is one transaction that also moves the job's checkpoint and renews
+//! its lease, and refuses to commit if the job was cancelled or taken over meanwhile.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use leadgen_import::{Issue, Limits, Mapping, Reader, RowOutcome, Severity};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Mode, merge};
+use crate::db::{Aal, Role, TenantContext, TenantTx};
+use crate::leads::keys::lead_place;
+use crate::leads::model::LeadValues;
+use crate::leads::repo::{COLUMNS, LeadRow};
+use crate::orgs::audit::{self, Entry, Meta};
+use crate::startup::AppState;
+
+struct Claimed {
+    id: Uuid,
+    context: TenantContext,
+}
+
+/// Runs jobs until the task is dropped (at shutdown). An interrupted batch rolls back with its
+/// transaction; the lease lapses and the job resumes from its checkpoint.
+pub async fn run(state: AppState, node: String) {
+    let owner = format!("{node}:{}", Uuid::new_v4().simple());
+    let poll = Duration::from_millis(state.config.imports.poll_ms);
+    loop {
+        match claim(&state, &node, &owner).await {
+            Ok(Some(job)) => {
+                let id = job.id;
+                if let Err(e) = process(&state, &job, &owner).await {
+                    tracing::error!(job = %id, error = %format!("{e:#}"), "import failed");
+                    if let Err(e2) = fail(&state, &job, &owner, &format!("{e:#}")).await {
+                        tracing::error!(job = %id, error = %e2, "recording the import failure");
+                    }
+                }
+            }
+            Ok(None) => tokio::time::sleep(poll).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "looking for import jobs");
+                tokio::time::sleep(poll).await;
+            }
+        }
+    }
+}
+
+async fn claim(state: &AppState, node: &str, owner: &str) -> Result<Option<Claimed>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT id AS "id!", org_id AS "org_id!", created_by AS "created_by!", role AS "role!"
+           FROM app.import_claim($1, $2, $3, $4)"#,
+        node,
+        owner,
+        state.clock.now(),
+        i32::try_from(state.config.imports.lease_secs).unwrap_or(30)
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    Ok(row.and_then(|r| {
+        Some(Claimed {
+            id: r.id,
+            context: TenantContext {
+                org_id: r.org_id,
+                user_id: r.created_by,
+                role: Role::parse(&r.role)?,
+                // Imports write leads, which needs no second factor; ACL changes (which would)
+                // are not something an import does.
+                aal: Aal::Aal1,
+            },
+        })
+    }))
+}
+
+/// The parser's output: a batch of outcomes and the file position after it.
+type Batch = (Vec<RowOutcome>, u64);
+
+/// Where the job stands.
+struct Job {
+    mode: Mode,
+    mapping: Mapping,
+    rows_done: i64,
+    file_name: Option<String>,
+}
+
+async fn load(state: &AppState, c: &Claimed) -> anyhow::Result<Job> {
+    let mut tx = TenantTx::begin(&state.pool, c.context).await?;
+    let r = sqlx::query!(
+        "SELECT mode, mapping, rows_done, file_name FROM app.import_jobs WHERE id = $1",
+        c.id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Job {
+        mode: r
+            .mode
+            .as_deref()
+            .and_then(Mode::parse)
+            .context("the job has no import mode")?,
+        mapping: serde_json::from_value(r.mapping).context("the job's mapping")?,
+        rows_done: r.rows_done,
+        file_name: r.file_name,
+    })
+}
+
+async fn process(state: &AppState, c: &Claimed, owner: &str) -> anyhow::Result<()> {
+    let job = load(state, c).await?;
+    let path = super::file_of(&state.config.data_dir, c.id);
+    let batch_rows = state.config.imports.batch_rows;
+    let skip = u64::try_from(job.rows_done).unwrap_or(0);
+    let mapping = job.mapping.clone();
+    let (tx_batches, mut rx) = tokio::sync::mpsc::channel::<anyhow::Result<Batch>>(2);
+    // Parsing is CPU work on a plain thread, beside the writes.
+    let parser = tokio::task::spawn_blocking(move || {
+        let send = |b: anyhow::Result<Batch>| tx_batches.blocking_send(b).is_ok();
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => std::io::BufReader::with_capacity(1 << 16, f),
+            Err(e) => {
+                send(Err(anyhow::anyhow!(
+                    "the uploaded file is gone ({}): {e}",
+                    path.display()
+                )));
+                return;
+            }
+        };
+        let reader = Reader::new(file, Limits::default())
+            .map_err(anyhow::Error::from)
+            .and_then(|(r, _)| r.with_mapping(mapping).map_err(anyhow::Error::from));
+        let mut reader = match reader {
+            Ok(r) => r,
+            Err(e) => {
+                send(Err(e));
+                return;
+            }
+        };
+        let mut skipped = 0u64;
+        while skipped < skip {
+            match reader.next_row() {
+                Some(Ok(_)) => skipped += 1,
+                Some(Err(e)) => {
+                    send(Err(e.into()));
+                    return;
+                }
+                None => break,
+            }
+        }
+        loop {
+            let mut batch = Vec::with_capacity(batch_rows);
+            while batch.len() < batch_rows {
+                match reader.next_row() {
+                    Some(Ok(o)) => batch.push(o),
+                    Some(Err(e)) => {
+                        send(Err(e.into()));
+                        return;
+                    }
+                    None => break,
+                }
+            }
+            if batch.is_empty() || !send(Ok((batch, reader.bytes_read()))) {
+                return;
+            }
+        }
+    });
+    while let Some(batch) = rx.recv().await {
+        let (outcomes, bytes) = batch?;
+        if !write_batch(state, c, owner, &job, outcomes, bytes).await? {
+            // Cancelled, or another worker holds the job now.
+            parser.abort();
+            return Ok(());
+        }
+    }
+    parser.await.context("the parser thread")?;
+    finish(state, c, owner, &job).await
+}
+
+/// Totals of one batch, added to the job's counters.
+#[derive(Default)]
+struct Counts {
+    created: i64,
+    updated: i64,
+    duplicates: i64,
+    rejected: i64,
+    warnings: i64,
+}
+
+/// Writes one batch and moves the checkpoint, atomically. `false`: the job is no longer ours.
+async fn write_batch(
+    state: &AppState,
+    c: &Claimed,
+    owner: &str,
+    job: &Job,
+    outcomes: Vec<RowOutcome>,
+    bytes: u64,
+) -> anyhow::Result<bool> {
+    let now = state.clock.now();
+    let org = c.context.org_id;
+    let mut tx = TenantTx::begin(&state.pool, c.context).await?;
+    let ours = sqlx::query_scalar!(
+        r#"UPDATE app.import_jobs SET lease_until = $3, updated_at = $4
+           WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING true AS "ok!""#,
+        c.id,
+        owner,
+        now + time::Duration::seconds(i64::from(state.config.imports.lease_secs)),
+        now
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .is_some();
+    if !ours {
+        return Ok(false);
+    }
+    let consumed = outcomes.len() as i64;
+    let mut counts = Counts::default();
+    let mut issues: Vec<Issue> = Vec::new();
+    // Accepted rows, deduplicated within the batch on the blind index.
+    let mut rows: Vec<LeadValues> = Vec::new();
+    let mut by_index: HashMap<[u8; 32], usize> = HashMap::new();
+    for o in outcomes {
+        issues.extend(o.issues);
+        let Some(rec) = o.record else {
+            counts.rejected += 1;
+            continue;
+        };
+        let raw_email = rec.email.clone();
+        let v = merge::values(rec, o.line, &job.mapping, &mut issues);
+        if let (Some(raw), None) = (&raw_email, &v.email) {
+            issues.push(Issue {
+                line: o.line,
+                column: "email".into(),
+                reason: format!("not an email address: {raw:?}"),
+                severity: Severity::Reject,
+            });
+            counts.rejected += 1;
+            continue;
+        }
+        let index = v
+            .email
+            .as_deref()
+            .and_then(|e| state.fields.email_index(org, e));
+        match index.and_then(|i| by_index.get(&i).copied()) {
+            Some(first) => {
+                counts.duplicates += 1;
+                if let Some(m) = merge::merge(&rows[first], &v, job.mode) {
+                    rows[first] = m;
+                }
+            }
+            None => {
+                if let Some(i) = index {
+                    by_index.insert(i, rows.len());
+                }
+                rows.push(v);
+            }
+        }
+    }
+    counts.warnings = issues
+        .iter()
+        .filter(|i| i.severity == Severity::Warn)
+        .count() as i64;
+
+    // Leads that already have these addresses (those the importer may see).
+    let indexes: Vec<Vec<u8>> = by_index.keys().map(|k| k.to_vec()).collect();
+    let existing: Vec<LeadRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM app.leads WHERE org_id = $1 AND email_bidx = ANY($2)"
+    ))
+    .bind(org)
+    .bind(&indexes)
+    .fetch_all(&mut *tx)
+    .await?;
+    let existing_by_index: HashMap<Vec<u8>, &LeadRow> = existing
+        .iter()
+        .filter_map(|e| e.email_bidx.clone().map(|b| (b, e)))
+        .collect();
+
+    let mut inserts = Inserts::default();
+    let mut updates = Updates::default();
+    for v in rows {
+        let index = v
+            .email
+            .as_deref()
+            .and_then(|e| state.fields.email_index(org, e));
+        match index.and_then(|i| existing_by_index.get(i.as_slice()).copied()) {
+            Some(lead) => {
+                let current = lead.plain_values();
+                let phone_ct = match (job.mode, &v.phone, lead.phone_ct.is_some()) {
+                    (Mode::UpdateExisting, Some(p), _) | (Mode::FillEmpty, Some(p), false) => {
+                        Some(state.fields.encrypt(p, &lead_place("phone", org, lead.id)))
+                    }
+                    _ => None,
+                };
+                // The stored phone is a ciphertext: handled above, not by the merge.
+                let row = LeadValues { phone: None, ..v };
+                match merge::merge(&current, &row, job.mode) {
+                    Some(m) => updates.push(lead.id, &m, phone_ct),
+                    None if phone_ct.is_some() => updates.push(lead.id, &current, phone_ct),
+                    None => counts.duplicates += 1,
+                }
+            }
+            None => {
+                let id = Uuid::now_v7();
+                inserts.push(state, org, id, &v, index);
+            }
+        }
+    }
+    counts.updated = updates.ids.len() as i64;
+    let attempted = inserts.ids.len() as i64;
+    counts.created = inserts.write(&mut tx, org, now).await?;
+    // An address taken by a lead this importer cannot see, or by a write that raced this one.
+    counts.duplicates += attempted - counts.created;
+    updates.write(&mut tx, now).await?;
+
+    if !issues.is_empty() {
+        let lines: Vec<i64> = issues.iter().map(|i| i.line as i64).collect();
+        let columns: Vec<String> = issues
+            .iter()
+            .map(|i| i.column.chars().take(300).collect())
+            .collect();
+        let severities: Vec<String> = issues
+            .iter()
+            .map(|i| match i.severity {
+                Severity::Reject => "reject".to_string(),
+                Severity::Warn => "warn".to_string(),
+            })
+            .collect();
+        let reasons: Vec<String> = issues
+            .iter()
+            .map(|i| i.reason.chars().take(1000).collect())
+            .collect();
+        sqlx::query!(
+            "INSERT INTO app.import_issues (job_id, org_id, line, column_name, severity, reason)
+             SELECT $1, $2, u.line, u.col, u.sev, u.reason
+             FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::text[]) AS u(line, col, sev, reason)",
+            c.id,
+            org,
+            &lines,
+            &columns,
+            &severities,
+            &reasons
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query!(
+        "UPDATE app.import_jobs SET rows_done = rows_done + $2, bytes_done = $3,
+            created = created + $4, updated = updated + $5, duplicates = duplicates + $6,
+            rejected = rejected + $7, warnings = warnings + $8, updated_at = $9
+         WHERE id = $1",
+        c.id,
+        consumed,
+        i64::try_from(bytes).unwrap_or(i64::MAX),
+        counts.created,
+        counts.updated,
+        counts.duplicates,
+        counts.rejected,
+        counts.warnings,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    metrics::counter!("import_rows_total").increment(u64::try_from(consumed).unwrap_or(0));
+    Ok(true)
+}
+
+#[derive(Default)]
+struct Inserts {
+    ids: Vec<Uuid>,
+    first_name: Vec<Option<String>>,
+    last_name: Vec<Option<String>>,
+    title: Vec<Option<String>>,
+    seniority: Vec<Option<String>>,
+    department: Vec<Option<String>>,
+    email_ct: Vec<Option<Vec<u8>>>,
+    email_bidx: Vec<Option<Vec<u8>>>,
+    phone_ct: Vec<Option<Vec<u8>>>,
+    linkedin_url: Vec<Option<String>>,
+    company_name: Vec<Option<String>>,
+    company_domain: Vec<Option<String>>,
+    industry: Vec<Option<String>>,
+    employee_range: Vec<Option<String>>,
+    city: Vec<Option<String>>,
+    region: Vec<Option<String>>,
+    country: Vec<Option<String>>,
+    source: Vec<Option<String>>,
+    status: Vec<String>,
+    tags: Vec<Value>,
+    custom: Vec<Value>,
+    do_not_contact: Vec<bool>,
+}
+
+impl Inserts {
+    fn push(
+        &mut self,
+        state: &AppState,
+        org: Uuid,
+        id: Uuid,
+        v: &LeadValues,
+        index: Option<[u8; 32]>,
+    ) {
+        self.ids.push(id);
+        self.first_name.push(v.first_name.clone());
+        self.last_name.push(v.last_name.clone());
+        self.title.push(v.title.clone());
+        self.seniority.push(v.seniority.clone());
+        self.department.push(v.department.clone());
+        self.email_ct.push(
+            v.email
+                .as_deref()
+                .map(|e| state.fields.encrypt(e, &lead_place("email", org, id))),
+        );
+        self.email_bidx.push(index.map(|i| i.to_vec()));
+        self.phone_ct.push(
+            v.phone
+                .as_deref()
+                .map(|p| state.fields.encrypt(p, &lead_place("phone", org, id))),
+        );
+        self.linkedin_url.push(v.linkedin_url.clone());
+        self.company_name.push(v.company_name.clone());
+        self.company_domain.push(v.company_domain.clone());
+        self.industry.push(v.industry.clone());
+        self.employee_range.push(v.employee_range.clone());
+        self.city.push(v.city.clone());
+        self.region.push(v.region.clone());
+        self.country.push(v.country.clone());
+        self.source.push(v.source.clone());
+        self.status.push(v.status.clone());
+        self.tags.push(json!(v.tags));
+        self.custom.push(Value::Object(v.custom.clone()));
+        self.do_not_contact.push(v.do_not_contact);
+    }
+
+    /// One statement for the batch; returns how many were created (an address that exists
+    /// already is skipped, not an error).
+    async fn write(
+        &self,
+        tx: &mut TenantTx,
+        org: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<i64, sqlx::Error> {
+        if self.ids.is_empty() {
+            return Ok(0);
+        }
+        let created = sqlx::query_scalar!(
+            r#"WITH ins AS (
+                 INSERT INTO app.leads (id, org_id, first_name, last_name, title, seniority, department,
+                    email_ct, email_bidx, phone_ct, linkedin_url, company_name, company_domain, industry,
+                    employee_range, city, region, country, source, status, tags, custom,
+                    do_not_contact, created_at, updated_at)
+                 SELECT u.id, $1, u.first_name, u.last_name, u.title, u.seniority, u.department,
+                    u.email_ct, u.email_bidx, u.phone_ct, u.linkedin_url, u.company_name,
+                    u.company_domain, u.industry, u.employee_range, u.city, u.region, u.country,
+                    u.source, u.status, ARRAY(SELECT jsonb_array_elements_text(u.tags)), u.custom,
+                    u.do_not_contact, $2, $2
+                 FROM UNNEST($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                             $9::bytea[], $10::bytea[], $11::bytea[], $12::text[], $13::text[],
+                             $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
+                             $19::text[], $20::text[], $21::text[], $22::jsonb[], $23::jsonb[],
+                             $24::bool[])
+                   AS u(id, first_name, last_name, title, seniority, department, email_ct, email_bidx,
+                        phone_ct, linkedin_url, company_name, company_domain, industry,
+                        employee_range, city, region, country, source, status, tags, custom,
+                        do_not_contact)
+                 ON CONFLICT (org_id, email_bidx) WHERE email_bidx IS NOT NULL DO NOTHING
+                 RETURNING 1
+               )
+               SELECT count(*) AS "n!" FROM ins"#,
+            org,
+            now,
+            &self.ids,
+            &self.first_name as &[Option<String>],
+            &self.last_name as &[Option<String>],
+            &self.title as &[Option<String>],
+            &self.seniority as &[Option<String>],
+            &self.department as &[Option<String>],
+            &self.email_ct as &[Option<Vec<u8>>],
+            &self.email_bidx as &[Option<Vec<u8>>],
+            &self.phone_ct as &[Option<Vec<u8>>],
+            &self.linkedin_url as &[Option<String>],
+            &self.company_name as &[Option<String>],
+            &self.company_domain as &[Option<String>],
+            &self.industry as &[Option<String>],
+            &self.employee_range as &[Option<String>],
+            &self.city as &[Option<String>],
+            &self.region as &[Option<String>],
+            &self.country as &[Option<String>],
+            &self.source as &[Option<String>],
+            &self.status,
+            &self.tags,
+            &self.custom,
+            &self.do_not_contact,
+        )
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(created)
+    }
+}
+
+#[derive(Default)]
+struct Updates {
+    ids: Vec<Uuid>,
+    values: Vec<Value>,
+    phone_ct: Vec<Option<Vec<u8>>>,
+}
+
+impl Updates {
+    fn push(&mut self, id: Uuid, v: &LeadValues, phone_ct: Option<Vec<u8>>) {
+        self.ids.push(id);
+        self.values.push(json!({
+            "first_name": v.first_name, "last_name": v.last_name, "title": v.title,
+            "seniority": v.seniority, "department": v.department, "linkedin_url": v.linkedin_url,
+            "company_name": v.company_name, "company_domain": v.company_domain,
+            "industry": v.industry, "employee_range": v.employee_range, "city": v.city,
+            "region": v.region, "country": v.country, "source": v.source, "status": v.status,
+            "tags": v.tags, "custom": v.custom, "do_not_contact": v.do_not_contact,
+        }));
+        self.phone_ct.push(phone_ct);
+    }
+
+    async fn write(&self, tx: &mut TenantTx, now: OffsetDateTime) -> Result<(), sqlx::Error> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        // Values travel as one JSON object per lead (the batch has one shape for every column).
+        sqlx::query!(
+            "UPDATE app.leads l SET
+                first_name = u.v->>'first_name', last_name = u.v->>'last_name',
+                title = u.v->>'title', seniority = u.v->>'seniority',
+                department = u.v->>'department', linkedin_url = u.v->>'linkedin_url',
+                company_name = u.v->>'company_name', company_domain = u.v->>'company_domain',
+                industry = u.v->>'industry', employee_range = u.v->>'employee_range',
+                city = u.v->>'city', region = u.v->>'region', country = u.v->>'country',
+                source = u.v->>'source', status = u.v->>'status',
+                tags = ARRAY(SELECT jsonb_array_elements_text(u.v->'tags')),
+                custom = u.v->'custom', do_not_contact = (u.v->>'do_not_contact')::boolean,
+                phone_ct = coalesce(u.phone_ct, l.phone_ct), updated_at = $4
+             FROM UNNEST($1::uuid[], $2::jsonb[], $3::bytea[]) AS u(id, v, phone_ct)
+             WHERE l.id = u.id",
+            &self.ids,
+            &self.values,
+            &self.phone_ct as &[Option<Vec<u8>>],
+            now
+        )
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn finish(state: &AppState, c: &Claimed, owner: &str, job: &Job) -> anyhow::Result<()> {
+    let now = state.clock.now();
+    let mut tx = TenantTx::begin(&state.pool, c.context).await?;
+    let done = sqlx::query!(
+        "UPDATE app.import_jobs SET status = 'done', finished_at = $3, updated_at = $3,
+            lease_owner = NULL, lease_until = NULL
+         WHERE id = $1 AND lease_owner = $2 AND status = 'running'
+         RETURNING rows_done, created, updated, duplicates, rejected, warnings",
+        c.id,
+        owner,
+        now
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(d) = done else { return Ok(()) };
+    audit::record(
+        &mut tx,
+        now,
+        &Meta::default(),
+        Entry {
+            action: "import.finish",
+            target: Some(format!("import:{}", c.id)),
+            before: None,
+            after: Some(json!({
+                "file_name": job.file_name, "mode": job.mode.as_str(), "rows": d.rows_done,
+                "created": d.created, "updated": d.updated, "duplicates": d.duplicates,
+                "rejected": d.rejected, "warnings": d.warnings,
+            })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(job = %c.id, rows = d.rows_done, created = d.created, "import finished");
+    Ok(())
+}
+
+async fn fail(state: &AppState, c: &Claimed, owner: &str, error: &str) -> anyhow::Result<()> {
+    let now = state.clock.now();
+    let mut tx = TenantTx::begin(&state.pool, c.context).await?;
+    let error: String = error.chars().take(1000).collect();
+    let failed = sqlx::query!(
+        "UPDATE app.import_jobs SET status = 'failed', error = $3, finished_at = $4, updated_at = $4,
+            lease_owner = NULL, lease_until = NULL
+         WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+        c.id,
+        owner,
+        error,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    if failed.rows_affected() == 1 {
+        audit::record(
+            &mut tx,
+            now,
+            &Meta::default(),
+            Entry {
+                action: "import.fail",
+                target: Some(format!("import:{}", c.id)),
+                before: None,
+                after: Some(json!({ "error": error })),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

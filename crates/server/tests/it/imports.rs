@@ -1,0 +1,573 @@
+//! Lead imports through the front door: the three CRM dialects with their faulty rows, the dedupe
+//! modes, and a server killed with SIGKILL mid-import that finishes on restart with exactly the
+//! expected leads.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{Proc, TEST_MASTER_KEY, TestApp, TestDb, client_for, server_env};
+use crate::orgs::{Api, org_with_every_role, spawn};
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        crate::helpers::workspace_root()
+            .join("../shared/data/import")
+            .join(name),
+    )
+    .unwrap()
+}
+
+fn expected() -> Value {
+    serde_json::from_slice(&fixture("expected.json")).unwrap()
+}
+
+async fn upload(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    name: &str,
+    csv: Vec<u8>,
+) -> (u16, Value) {
+    let res = http
+        .post(format!("{base}/api/v1/imports?name={name}"))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .header("accept", "application/json")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Polls the job until it leaves `queued`/`running`.
+async fn wait_done(api: &Api, token: &str, id: &str, within: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let (s, v) = api
+            .call(Method::GET, &format!("/api/v1/imports/{id}"), token, None)
+            .await;
+        assert_eq!(s, 200, "{v}");
+        if !matches!(v["status"].as_str(), Some("queued" | "running")) {
+            return v;
+        }
+        assert!(start.elapsed() < within, "import still {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn import(
+    app: &TestApp,
+    api: &Api,
+    token: &str,
+    name: &str,
+    csv: Vec<u8>,
+    mode: &str,
+) -> Value {
+    let (s, up) = upload(&app.client(), &app.https_url(""), token, name, csv).await;
+    assert_eq!(s, 201, "{up}");
+    let id = up["id"].as_str().unwrap().to_string();
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/imports/{id}/start"),
+            token,
+            Some(json!({ "mode": mode })),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let done = wait_done(api, token, &id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "done", "{done}");
+    done
+}
+
+#[tokio::test]
+async fn hubspot_apollo_and_salesforce_exports_import_with_precise_reports() {
+    let app = spawn().await;
+    let api = Api::new(&app);
+    let (org, t, _) = org_with_every_role(&app, &api, "dialects").await;
+    let user = &t[2];
+    let expected = expected();
+    let su = app.db().superuser_pool().await;
+    let mut total_created = 0i64;
+    let dnc_count = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM app.leads WHERE org_id = $1 AND do_not_contact",
+        )
+        .bind(org)
+        .fetch_one(&su)
+        .await
+        .unwrap()
+    };
+    for (file, dialect) in [
+        ("hubspot-contacts.csv", "hub_spot"),
+        ("apollo-contacts.csv", "apollo"),
+        ("salesforce-contacts.csv", "salesforce"),
+    ] {
+        let e = &expected[file];
+        let dnc_before = dnc_count().await;
+        let (s, up) = upload(&app.client(), &app.https_url(""), user, file, fixture(file)).await;
+        assert_eq!(s, 201, "{file}: {up}");
+        assert_eq!(up["rows"], 200, "{file}");
+        assert_eq!(
+            up["dialect"]
+                .as_str()
+                .unwrap()
+                .replace('_', "")
+                .to_lowercase(),
+            dialect.replace('_', ""),
+            "{file}: {up}"
+        );
+        let columns = up["columns"].as_array().unwrap();
+        assert!(
+            columns.iter().any(|c| c["field"] == "email"),
+            "{file}: email mapped: {columns:?}"
+        );
+        assert!(!up["preview"].as_array().unwrap().is_empty());
+        let id = up["id"].as_str().unwrap().to_string();
+        let (s, v) = api
+            .call(
+                Method::POST,
+                &format!("/api/v1/imports/{id}/start"),
+                user,
+                Some(json!({ "mode": "create_only" })),
+            )
+            .await;
+        assert_eq!(s, 202, "{v}");
+        let done = wait_done(&api, user, &id, Duration::from_secs(60)).await;
+        assert_eq!(done["status"], "done", "{done}");
+
+        let rejects: Vec<u64> = e["faulty_rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["severity"] == "reject")
+            .map(|r| r["line"].as_u64().unwrap())
+            .collect();
+        let warns: Vec<u64> = e["faulty_rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["severity"] == "warn")
+            .map(|r| r["line"].as_u64().unwrap())
+            .collect();
+        let dups: Vec<u64> = e["duplicate_rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["line"].as_u64().unwrap())
+            .collect();
+        assert!(
+            dups.iter().all(|d| !rejects.contains(d)),
+            "fixture rows are disjoint"
+        );
+        assert_eq!(done["rows_done"], 200, "{done}");
+        assert_eq!(done["rejected"], rejects.len(), "{file}: {done}");
+        assert_eq!(done["duplicates"], dups.len(), "{file}: {done}");
+        let created = 200 - rejects.len() as i64 - dups.len() as i64;
+        assert_eq!(done["created"], created, "{file}: {done}");
+        assert_eq!(done["percent"], 100.0);
+        total_created += created;
+
+        // The report names line, column and reason for each faulty row, and nothing else.
+        let res = app
+            .client()
+            .get(app.https_url(&format!("/api/v1/imports/{id}/issues")))
+            .bearer_auth(user)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let report = res.text().await.unwrap();
+        let mut rdr = csv::Reader::from_reader(report.as_bytes());
+        let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+        for line in &rejects {
+            let r = rows
+                .iter()
+                .find(|r| r[0] == line.to_string() && &r[2] == "reject")
+                .unwrap_or_else(|| panic!("{file}: line {line} not reported: {report}"));
+            assert!(!r[3].is_empty());
+        }
+        for line in &warns {
+            let r = rows
+                .iter()
+                .find(|r| r[0] == line.to_string() && &r[2] == "warn")
+                .unwrap_or_else(|| panic!("{file}: line {line} not warned: {report}"));
+            assert!(!r[1].is_empty(), "{file}: warn names its column");
+        }
+        for r in &rows {
+            let line: u64 = r[0].parse().unwrap();
+            assert!(
+                rejects.contains(&line) || warns.contains(&line),
+                "{file}: unexpected issue {r:?}"
+            );
+        }
+        // Opted-out people are do-not-contact, and nobody else.
+        let opted: Vec<u64> = e["opted_out_rows"]
+            .as_array()
+            .map(|a| a.iter().map(|l| l.as_u64().unwrap()).collect())
+            .unwrap_or_default();
+        let plain = opted
+            .iter()
+            .filter(|l| !rejects.contains(l) && !dups.contains(l))
+            .count() as i64;
+        let dnc = dnc_count().await - dnc_before;
+        assert!(
+            dnc >= plain && dnc <= opted.len() as i64,
+            "{file}: {dnc} do-not-contact for {} opted-out rows",
+            opted.len()
+        );
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM app.leads WHERE org_id = $1")
+        .bind(org)
+        .fetch_one(&su)
+        .await
+        .unwrap();
+    assert_eq!(stored, total_created);
+    // No address stored twice, however it was typed.
+    let distinct: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT email_bidx) FROM app.leads WHERE org_id = $1 AND email_bidx IS NOT NULL",
+    )
+    .bind(org)
+    .fetch_one(&su)
+    .await
+    .unwrap();
+    let with_email: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM app.leads WHERE org_id = $1 AND email_bidx IS NOT NULL",
+    )
+    .bind(org)
+    .fetch_one(&su)
+    .await
+    .unwrap();
+    assert_eq!(distinct, with_email);
+    // Audited: upload, start and finish.
+    let (_, trail) = api
+        .call(Method::GET, "/api/v1/org/audit?limit=200", &t[0], None)
+        .await;
+    for action in ["import.upload", "import.start", "import.finish"] {
+        assert_eq!(
+            trail
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["action"] == action)
+                .count(),
+            3,
+            "{action}"
+        );
+    }
+    app.stop().await;
+}
+
+fn template(rows: &[[&str; 5]]) -> Vec<u8> {
+    let mut out = String::from("first_name,last_name,email,title,do_not_contact\n");
+    for r in rows {
+        out.push_str(&r.join(","));
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+#[tokio::test]
+async fn dedupe_modes_create_update_and_fill_and_opt_outs_stick() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = crate::helpers::generous_rate_limits(dir.path());
+    let app = TestApp::spawn_with(&[
+        ("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false"),
+        (
+            "LEADGEN_PERIMETER__RATE_LIMITS_PATH",
+            rules.to_str().unwrap(),
+        ),
+    ])
+    .await;
+    let api = Api::new(&app);
+    let (_, t, _) = org_with_every_role(&app, &api, "modes").await;
+    let user = &t[2];
+    let first = template(&[
+        ["Ann", "Lee", "ann@modes.example", "", "false"],
+        ["Bo", "Chen", "bo@modes.example", "CTO", "false"],
+    ]);
+    let d = import(&app, &api, user, "first.csv", first, "create_only").await;
+    assert_eq!(d["created"], 2);
+    // Same people, addresses typed differently.
+    let second = || {
+        template(&[
+            ["Anne", "Lee", " ANN@Modes.Example", "VP Sales", "false"],
+            ["Bo", "", "Bo@modes.example", "CEO", "true"],
+        ])
+    };
+    let get = |email: &'static str| {
+        let api = &api;
+        async move {
+            let (_, v) = api
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/leads?email={email}"),
+                    user,
+                    None,
+                )
+                .await;
+            v["items"][0].clone()
+        }
+    };
+    let d = import(&app, &api, user, "again.csv", second(), "create_only").await;
+    assert_eq!(d["created"], 0, "{d}");
+    assert_eq!(get("ann@modes.example").await["first_name"], "Ann");
+    assert_eq!(get("ann@modes.example").await["title"], Value::Null);
+    // The opt-out applies even in create-only.
+    assert_eq!(get("bo@modes.example").await["do_not_contact"], true);
+
+    let d = import(&app, &api, user, "fill.csv", second(), "fill_empty").await;
+    assert_eq!(d["created"], 0);
+    let ann = get("ann@modes.example").await;
+    assert_eq!(ann["first_name"], "Ann", "never overwritten");
+    assert_eq!(ann["title"], "VP Sales", "empty filled");
+    assert_eq!(get("bo@modes.example").await["title"], "CTO");
+
+    let d = import(&app, &api, user, "update.csv", second(), "update_existing").await;
+    assert_eq!(d["created"], 0);
+    let ann = get("ann@modes.example").await;
+    assert_eq!(ann["first_name"], "Anne");
+    assert_eq!(ann["email"], "ann@modes.example");
+    let bo = get("bo@modes.example").await;
+    assert_eq!(bo["title"], "CEO");
+    assert_eq!(
+        bo["last_name"], "Chen",
+        "an empty cell does not clear a field"
+    );
+    // Importing an opt-in never undoes an opt-out.
+    let opt_in = template(&[["Bo", "Chen", "bo@modes.example", "CEO", "false"]]);
+    import(&app, &api, user, "optin.csv", opt_in, "update_existing").await;
+    assert_eq!(get("bo@modes.example").await["do_not_contact"], true);
+    let (_, n) = api
+        .call(Method::GET, "/api/v1/leads/count", user, None)
+        .await;
+    assert_eq!(n["count"], 2);
+
+    // Bad input: a precise 4xx and no job.
+    let (s, v) = upload(&app.client(), &app.https_url(""), user, "x", Vec::new()).await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = upload(
+        &app.client(),
+        &app.https_url(""),
+        user,
+        "broken.csv",
+        [
+            b"first_name,email\nAnn,\"ann@x.example\n".to_vec(),
+            vec![b'x'; 70_000],
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("line 2"),
+        "{v}"
+    );
+    let res = app
+        .client()
+        .post(app.https_url("/api/v1/imports"))
+        .bearer_auth(user)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 415);
+    let (s, up) = upload(
+        &app.client(),
+        &app.https_url(""),
+        user,
+        "m.csv",
+        template(&[["A", "B", "a@b.example", "", ""]]),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let id = up["id"].as_str().unwrap();
+    for (body, field) in [
+        (json!({ "mode": "merge_all" }), "mode"),
+        (
+            json!({ "mode": "create_only", "mapping": ["email"] }),
+            "mapping",
+        ),
+        (
+            json!({ "mode": "create_only", "mapping": ["email", "email", null, null, null] }),
+            "mapping",
+        ),
+        (
+            json!({ "mode": "create_only", "mapping": ["shoe_size", null, "email", null, null] }),
+            "mapping[0]",
+        ),
+    ] {
+        let (s, v) = api
+            .call(
+                Method::POST,
+                &format!("/api/v1/imports/{id}/start"),
+                user,
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, 400, "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(field),
+            "{v}"
+        );
+    }
+    // Another organization cannot see or start it.
+    let (_, tb, _) = org_with_every_role(&app, &api, "modes-b").await;
+    let (s, _) = api
+        .call(Method::GET, &format!("/api/v1/imports/{id}"), &tb[0], None)
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/imports/{id}/start"),
+            &tb[0],
+            Some(json!({ "mode": "create_only" })),
+        )
+        .await;
+    assert_eq!(s, 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_import_finishes_it_on_restart_without_duplicates() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = crate::helpers::generous_rate_limits(dir.path());
+    let mut env = server_env(Some(&db), dir.path());
+    env.push((
+        "LEADGEN_PERIMETER__RATE_LIMITS_PATH".into(),
+        rules.display().to_string(),
+    ));
+    for (k, v) in [
+        ("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false"),
+        ("LEADGEN_AUTH__BCRYPT_COST", "10"),
+        ("LEADGEN_SECRETS__MASTER_KEY", TEST_MASTER_KEY),
+        ("LEADGEN_IMPORTS__BATCH_ROWS", "500"),
+        ("LEADGEN_IMPORTS__LEASE_SECS", "2"),
+        ("LEADGEN_IMPORTS__POLL_MS", "100"),
+        // Tokens name the site; the restarted server binds another port.
+        ("LEADGEN_AUTH__SITE_URL", "https://localhost:1"),
+    ] {
+        env.push((k.into(), v.into()));
+    }
+    // 60,000 rows: every tenth without an email (a name only), every fifteenth repeating an
+    // earlier address in other case.
+    let total = 60_000usize;
+    let mut csv = String::from("first_name,last_name,email,title\n");
+    let mut expected = 0usize;
+    for i in 0..total {
+        if i % 10 == 9 {
+            csv.push_str(&format!("Name{i},Only,,Engineer\n"));
+            expected += 1;
+        } else if i % 15 == 14 {
+            csv.push_str(&format!(
+                "Dup{i},Person,PERSON{}@KILL.example,Engineer\n",
+                i - 1
+            ));
+        } else {
+            csv.push_str(&format!("P{i},Person,person{i}@kill.example,Engineer\n"));
+            expected += 1;
+        }
+    }
+    // A duplicate must point at a row with an address.
+    let dup_targets_ok = (0..total)
+        .filter(|i| i % 15 == 14)
+        .all(|i| (i - 1) % 10 != 9);
+    assert!(dup_targets_ok);
+
+    let mut proc = Proc::spawn(&["serve"], &env);
+    let (https, _) = proc.wait_serving(Duration::from_secs(60));
+    let cert = dir.path().join("tls/dev-cert.pem");
+    let base = format!("https://localhost:{}", https.port());
+    let api = Api::with_client(client_for(&cert, https), base.clone());
+    let (token, _) = api.sign_up("importer@kill.test").await;
+    let org = api.create_org(&token, "Kill Co").await;
+    let token = api.switch(&token, org).await;
+    let (s, up) = upload(
+        &client_for(&cert, https),
+        &base,
+        &token,
+        "big.csv",
+        csv.into_bytes(),
+    )
+    .await;
+    assert_eq!(s, 201, "{up}");
+    assert_eq!(up["rows"], total);
+    let id = up["id"].as_str().unwrap().to_string();
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/imports/{id}/start"),
+            &token,
+            Some(json!({ "mode": "create_only" })),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    // Kill it once some batches have committed and before the end.
+    let start = Instant::now();
+    loop {
+        let (_, v) = api
+            .call(Method::GET, &format!("/api/v1/imports/{id}"), &token, None)
+            .await;
+        let done = v["rows_done"].as_u64().unwrap_or(0);
+        assert_ne!(
+            v["status"], "done",
+            "the import ended before it could be interrupted"
+        );
+        if done >= 5_000 {
+            assert!(done < total as u64);
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proc.signal(nix::sys::signal::Signal::SIGKILL);
+    proc.wait_exit(Duration::from_secs(10));
+    let su = db.superuser_pool().await;
+    let mid: i64 = sqlx::query_scalar("SELECT count(*) FROM app.leads")
+        .fetch_one(&su)
+        .await
+        .unwrap();
+    assert!(
+        mid > 0 && (mid as usize) < expected,
+        "{mid} leads when killed"
+    );
+
+    let mut proc = Proc::spawn(&["serve"], &env);
+    let (https, _) = proc.wait_serving(Duration::from_secs(60));
+    let base = format!("https://localhost:{}", https.port());
+    let api = Api::with_client(client_for(&cert, https), base);
+    let done = wait_done(&api, &token, &id, Duration::from_secs(120)).await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["rows_done"], total);
+    assert_eq!(done["created"], expected, "{done}");
+    assert_eq!(done["duplicates"], total - expected);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM app.leads")
+        .fetch_one(&su)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored as usize, expected,
+        "exactly the expected leads, no duplicates"
+    );
+    let names: i64 = sqlx::query_scalar("SELECT count(DISTINCT first_name) FROM app.leads")
+        .fetch_one(&su)
+        .await
+        .unwrap();
+    assert_eq!(names as usize, expected, "no row written twice");
+    proc.signal(nix::sys::signal::Signal::SIGTERM);
+    proc.wait_exit(Duration::from_secs(30));
+}
