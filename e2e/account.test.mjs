@@ -126,6 +126,40 @@ test('sign up, confirm by mail, sign in, enable TOTP, sign out, sign in with TOT
   }
   await page.screenshot({ path: join(SHOTS, 'org.png'), fullPage: true });
 
+  // The leads pages: a lead made through the API with the session's own token, found in the
+  // table, opened, its ACL set to the group and rolled back, and exported.
+  const access = (await context.cookies()).find((c) => c.name === '__Host-lg-access').value;
+  const created = await page.request.post(`${BASE}/api/v1/leads`, {
+    headers: { Authorization: `Bearer ${access}`, Origin: BASE },
+    data: { first_name: 'Ada', last_name: 'Lovelace', email: 'ada@engines.example', company_name: 'Analytical Engines' },
+  });
+  assert.equal(created.status(), 201, await created.text());
+  await page.goto(`${BASE}/leads`);
+  assert.ok((await page.textContent('table.lead-table')).includes('Ada Lovelace'));
+  assert.ok((await page.textContent('.lead-count')).includes('1'));
+  await page.fill('form.lead-filters input[name=q]', 'lovelace -babbage');
+  await page.click('form.lead-filters button[type=submit]');
+  await page.waitForURL(/\/leads\?q=/);
+  await page.click('table.lead-table a');
+  await page.waitForURL(/\/leads\/[0-9a-f-]{36}$/);
+  assert.ok((await page.textContent('table.lead-fields')).includes('ada@engines.example'));
+  await page.check('table.acl-groups input[name^=read_]');
+  await page.selectOption('form.acl-form select[name=sensitivity]', 'restricted');
+  await page.click('form.acl-form button[type=submit]');
+  await page.waitForURL(/\?done=acl$/);
+  assert.ok((await page.textContent('table.acl-revisions')).includes('restricted'));
+  await page.screenshot({ path: join(SHOTS, 'lead.png'), fullPage: true });
+  await page.click('table.acl-revisions form.inline button[type=submit]');
+  await page.waitForURL(/\?done=rollback$/);
+  const revisions = await page.locator('table.acl-revisions tbody tr').count();
+  assert.equal(revisions, 3, 'revisions 0, 1 and the rollback');
+  assert.equal(await page.locator('table.acl-groups input[name^=read_]').isChecked(), false);
+  const exported = await page.request.get(`${BASE}/leads/export`);
+  assert.equal(exported.status(), 200);
+  assert.ok((await exported.text()).includes('ada@engines.example'));
+  await page.goto(`${BASE}/leads`);
+  await page.screenshot({ path: join(SHOTS, 'leads.png'), fullPage: true });
+
   assert.deepEqual(problems, [], 'no console errors or warnings');
   await context.close();
 });

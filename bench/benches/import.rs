@@ -3,6 +3,8 @@
 //!
 //! `cargo bench -p leadgen-bench --bench import`
 
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

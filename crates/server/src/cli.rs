@@ -35,6 +35,39 @@ pub enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Demo data.
+    #[command(subcommand)]
+    Demo(DemoCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Queue an import of N synthetic leads into the demo organization (created if missing); the
+    /// server imports them in the background (at once if it is running, else when it starts).
+    Seed(DemoSeedArgs),
+    /// Write N synthetic leads as CSV in LeadGen's import template to standard output.
+    Csv(DemoCsvArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoSeedArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    #[arg(long, default_value_t = 1000)]
+    pub leads: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoCsvArgs {
+    #[arg(long)]
+    pub leads: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Number the generated addresses from here (keeps two files' addresses apart).
+    #[arg(long, default_value_t = 0)]
+    pub offset: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -25,7 +25,7 @@ pub mod web;
 
 use std::process::ExitCode;
 
-use cli::{AuditCommand, Cli, Command, KeysCommand};
+use cli::{AuditCommand, Cli, Command, DemoCommand, KeysCommand};
 use config::{Config, Sources};
 
 /// Builds the configuration sources from the process and the command line.
@@ -155,6 +155,65 @@ pub async fn run(cli: Cli) -> ExitCode {
                     serde_json::json!({ "retired": key }),
                 ),
                 Err(e) => fail("keys retire-data", &format!("{e:#}"), json),
+            }
+        }
+        Command::Demo(DemoCommand::Csv(args)) => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+            match leads::synthetic::write_csv(&mut out, args.leads, args.seed, args.offset)
+                .and_then(|()| std::io::Write::flush(&mut out))
+            {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => fail("demo csv", &e.to_string(), false),
+            }
+        }
+        Command::Demo(DemoCommand::Seed(args)) => {
+            let json = args.ops.json;
+            let config = match Config::load(&sources(&cli, args.ops.data_dir.as_deref())) {
+                Ok(c) => c,
+                Err(e) => return fail("configuration", &e.to_string(), json),
+            };
+            let (n, seed) = (args.leads, args.seed);
+            let data_dir = config.data_dir.clone();
+            let cost = config.auth.bcrypt_cost;
+            let result = with_pool(&config, Conn::App, |pool| async move {
+                let demo = demo::ensure(&pool, cost).await?;
+                demo::announce(&demo, 0);
+                let job = uuid::Uuid::now_v7();
+                let dir = leads::import::folder(&data_dir);
+                std::fs::create_dir_all(&dir)?;
+                let path = leads::import::file_of(&data_dir, job);
+                let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+                leads::synthetic::write_csv(&mut out, n, seed, 0)?;
+                std::io::Write::flush(&mut out)?;
+                drop(out);
+                let context = db::TenantContext {
+                    org_id: demo.org_id,
+                    user_id: demo.admin_id,
+                    role: db::Role::Admin,
+                    aal: db::Aal::Aal1,
+                };
+                let rows = leads::import::enqueue(
+                    &pool,
+                    &data_dir,
+                    context,
+                    job,
+                    "demo-seed.csv",
+                    time::OffsetDateTime::now_utc(),
+                )
+                .await?;
+                Ok((job, rows))
+            })
+            .await;
+            match result {
+                Ok((job, rows)) => ok(
+                    json,
+                    &format!(
+                        "import {job} of {rows} synthetic leads queued for the demo organization"
+                    ),
+                    serde_json::json!({ "job": job, "rows": rows }),
+                ),
+                Err(e) => fail("demo seed", &format!("{e:#}"), json),
             }
         }
         Command::Audit(AuditCommand::Verify(args)) => {

@@ -371,16 +371,47 @@ async fn set_acl(
 
 async fn put_acl(
     State(state): State<AppState>,
-    Require(member, _): Require<perm::ManageOrganization>,
+    member: Require<perm::ManageOrganization>,
     Path(id): Path<Uuid>,
     meta: Meta,
     ApiJson(acl): ApiJson<AclInput>,
 ) -> Result<Response, AppError> {
+    let after = put_acl_inner(&state, member, id, meta, acl).await?;
+    Ok(axum::Json(after).into_response())
+}
+
+async fn put_acl_inner(
+    state: &AppState,
+    Require(member, _): Require<perm::ManageOrganization>,
+    id: Uuid,
+    meta: Meta,
+    acl: AclInput,
+) -> Result<Value, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     check_groups(&mut tx, &acl).await?;
-    let after = set_acl(&state, &mut tx, &meta, id, acl, None).await?;
+    let after = set_acl(state, &mut tx, &meta, id, acl, None).await?;
     tx.commit().await?;
-    Ok(axum::Json(after).into_response())
+    Ok(after)
+}
+
+/// [`put_acl`] for the lead page's form.
+pub(crate) async fn put_acl_values(
+    state: &AppState,
+    member: Require<perm::ManageOrganization>,
+    id: Uuid,
+    meta: Meta,
+    read_groups: Vec<Uuid>,
+    write_groups: Vec<Uuid>,
+    sensitivity: String,
+) -> Result<(), AppError> {
+    let acl = AclInput {
+        read_groups,
+        write_groups,
+        sensitivity,
+    };
+    put_acl_inner(state, member, id, meta, acl)
+        .await
+        .map(|_| ())
 }
 
 #[derive(Debug, Deserialize)]
@@ -392,16 +423,40 @@ struct Rollback {
 /// Restores the ACL of an earlier revision exactly, as a new revision.
 async fn rollback_acl(
     State(state): State<AppState>,
-    Require(member, _): Require<perm::ManageOrganization>,
+    member: Require<perm::ManageOrganization>,
     Path(id): Path<Uuid>,
     meta: Meta,
     ApiJson(body): ApiJson<Rollback>,
 ) -> Result<Response, AppError> {
+    let after = rollback_inner(&state, member, id, meta, body.revision).await?;
+    Ok(axum::Json(after).into_response())
+}
+
+/// [`rollback_acl`] for the lead page's form.
+pub(crate) async fn rollback_to(
+    state: &AppState,
+    member: Require<perm::ManageOrganization>,
+    id: Uuid,
+    meta: Meta,
+    revision: i32,
+) -> Result<(), AppError> {
+    rollback_inner(state, member, id, meta, revision)
+        .await
+        .map(|_| ())
+}
+
+async fn rollback_inner(
+    state: &AppState,
+    Require(member, _): Require<perm::ManageOrganization>,
+    id: Uuid,
+    meta: Meta,
+    revision: i32,
+) -> Result<Value, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     if repo::get(&mut tx, id, false).await?.is_none() {
         return Err(AppError::NotFound);
     }
-    let acl = if body.revision == 0 {
+    let acl = if revision == 0 {
         AclInput {
             read_groups: Vec::new(),
             write_groups: Vec::new(),
@@ -412,15 +467,12 @@ async fn rollback_acl(
             "SELECT read_groups, write_groups, sensitivity FROM app.acl_revisions
              WHERE resource_id = $1 AND revision = $2",
             id,
-            body.revision
+            revision
         )
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| {
-            AppError::BadRequest(format!(
-                "revision: this lead has no revision {}",
-                body.revision
-            ))
+            AppError::BadRequest(format!("revision: this lead has no revision {revision}"))
         })?;
         AclInput {
             read_groups: r.read_groups,
@@ -430,7 +482,7 @@ async fn rollback_acl(
     };
     // A group deleted since that revision cannot come back.
     check_groups(&mut tx, &acl).await?;
-    let after = set_acl(&state, &mut tx, &meta, id, acl, Some(body.revision)).await?;
+    let after = set_acl(state, &mut tx, &meta, id, acl, Some(revision)).await?;
     tx.commit().await?;
-    Ok(axum::Json(after).into_response())
+    Ok(after)
 }

@@ -7,8 +7,10 @@ pub mod export;
 pub mod import;
 pub mod keys;
 pub mod model;
+pub mod pages;
 pub mod repo;
 pub mod rotate;
 pub mod search;
+pub mod synthetic;
 
 pub use keys::FieldKeys;

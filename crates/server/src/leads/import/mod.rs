@@ -71,3 +71,63 @@ pub fn node_id(data_dir: &Path) -> std::io::Result<String> {
     crate::secrets::write_private(&path, id.as_bytes())?;
     Ok(id)
 }
+
+/// Queues an import of `path` (already in the imports folder as `<job>.csv`) for `context`, as if
+/// its member had uploaded and started it: `leadgen demo seed` uses it, and the server's worker
+/// (on this data folder's node) runs it.
+pub async fn enqueue(
+    pool: &sqlx::PgPool,
+    data_dir: &Path,
+    context: crate::db::TenantContext,
+    job: uuid::Uuid,
+    file_name: &str,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<u64> {
+    use anyhow::Context as _;
+    use sha2::Digest as _;
+    let path = file_of(data_dir, job);
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let sha = sha2::Sha256::digest(&bytes).to_vec();
+    let (mut reader, mapping) =
+        leadgen_import::Reader::new(bytes.as_slice(), leadgen_import::Limits::default())?;
+    mapping.validate()?;
+    let mut rows = 0u64;
+    while let Some(r) = reader.next_row() {
+        r?;
+        rows += 1;
+    }
+    let node = node_id(data_dir)?;
+    let mut tx = crate::db::TenantTx::begin(pool, context).await?;
+    sqlx::query!(
+        "INSERT INTO app.import_jobs (id, org_id, created_by, node, file_name, file_bytes, file_sha256,
+            status, mode, mapping, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 'create_only', $8, $9, $9)",
+        job,
+        context.org_id,
+        context.user_id,
+        node,
+        file_name,
+        i64::try_from(bytes.len())?,
+        sha,
+        serde_json::to_value(&mapping)?,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    crate::orgs::audit::record(
+        &mut tx,
+        now,
+        &crate::orgs::audit::Meta::default(),
+        crate::orgs::audit::Entry {
+            action: "import.start",
+            target: Some(format!("import:{job}")),
+            before: None,
+            after: Some(
+                serde_json::json!({ "file_name": file_name, "mode": "create_only", "rows": rows }),
+            ),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(rows)
+}

@@ -1,0 +1,487 @@
+//! The leads pages: `/leads` (the table with filters, keyset pages, a count and the export link
+//! for roles that may export), `/leads/{id}` (a lead, and for admins its ACL with revisions and
+//! rollback) and `/leads/export` (the API's export, for the browser session). Every page goes
+//! through the same handlers, extractor rules, row-level security and audit as `/api/v1`.
+
+use std::marker::PhantomData;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::model::{LeadView, SENIORITIES, SENSITIVITIES, STATUSES};
+use super::repo;
+use super::search::{Cursor, SearchParams};
+use crate::auth::pages::{BrowserUser, csrf, render};
+use crate::db::TenantTx;
+use crate::http::error::{ApiQuery, AppError};
+use crate::orgs::audit::Meta;
+use crate::orgs::permissions::{Member, Permission, Require, check};
+use crate::startup::AppState;
+use crate::web::assets::{self, Assets};
+use crate::web::csrf::CsrfForm;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/leads", get(table))
+        .route("/leads/export", get(export))
+        .route("/leads/{id}", get(detail))
+        .route("/leads/{id}/acl", post(set_acl))
+        .route("/leads/{id}/acl/rollback", post(rollback))
+}
+
+fn require<P>(member: &Member, p: Permission) -> Result<Require<P>, AppError> {
+    check(member, p)?;
+    Ok(Require(member.clone(), PhantomData))
+}
+
+struct LeadLine {
+    id: String,
+    name: String,
+    title: String,
+    company: String,
+    email: String,
+    country: String,
+    status: String,
+    score: i16,
+    dnc: bool,
+}
+
+#[derive(Template)]
+#[template(path = "leads.html")]
+struct TablePage<'a> {
+    assets: &'a Assets,
+    version: &'static str,
+    q: String,
+    seniority: String,
+    country: String,
+    status: String,
+    seniorities: &'static [&'static str],
+    statuses: &'static [&'static str],
+    leads: Vec<LeadLine>,
+    count: i64,
+    next: Option<String>,
+    /// The query string of the current filters (for the export and next links).
+    filters: String,
+    can_export: bool,
+    error: Option<String>,
+}
+
+fn line(v: &LeadView) -> LeadLine {
+    let f = &v.values;
+    let name = [f.first_name.as_deref(), f.last_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    LeadLine {
+        id: v.id.to_string(),
+        name,
+        title: f.title.clone().unwrap_or_default(),
+        company: f.company_name.clone().unwrap_or_default(),
+        email: f.email.clone().unwrap_or_default(),
+        country: f.country.clone().unwrap_or_default(),
+        status: f.status.clone(),
+        score: v.score,
+        dnc: f.do_not_contact,
+    }
+}
+
+fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+async fn table(
+    State(state): State<AppState>,
+    BrowserUser(who): BrowserUser,
+    ApiQuery(params): ApiQuery<SearchParams>,
+) -> Result<Response, AppError> {
+    let member = Member::from_user(&who)?;
+    require::<crate::orgs::perm::LeadSearchAndManagement>(
+        &member,
+        Permission::LeadSearchAndManagement,
+    )?;
+    let filters: String = [
+        ("q", params.q.as_deref()),
+        ("seniority", params.seniority.as_deref()),
+        ("country", params.country.as_deref()),
+        ("status", params.status.as_deref()),
+    ]
+    .iter()
+    .filter_map(|(k, v)| {
+        v.filter(|v| !v.is_empty())
+            .map(|v| format!("{k}={}", encode(v)))
+    })
+    .collect::<Vec<_>>()
+    .join("&");
+    let org = member.org_id;
+    let mut page = TablePage {
+        assets: assets::get(),
+        version: state.version,
+        q: params.q.clone().unwrap_or_default(),
+        seniority: params.seniority.clone().unwrap_or_default(),
+        country: params.country.clone().unwrap_or_default(),
+        status: params.status.clone().unwrap_or_default(),
+        seniorities: &SENIORITIES,
+        statuses: &STATUSES,
+        leads: Vec::new(),
+        count: 0,
+        next: None,
+        filters: filters.clone(),
+        can_export: check(&member, Permission::DataExport).is_ok(),
+        error: None,
+    };
+    match params.parse(|e| state.fields.email_index(org, e)) {
+        Err(e) => page.error = Some(e.to_string()),
+        Ok((filter, p)) => {
+            let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+            let mut rows = repo::search(&mut tx, &filter, &p, false).await?;
+            page.count = repo::count(&mut tx, &filter).await?;
+            tx.commit().await?;
+            let more = rows.len() > p.limit as usize;
+            rows.truncate(p.limit as usize);
+            if more && let Some(last) = rows.last() {
+                let cursor = Cursor {
+                    sort: p.sort,
+                    score: last.score,
+                    id: last.id,
+                }
+                .encode();
+                page.next = Some(if filters.is_empty() {
+                    format!("cursor={cursor}")
+                } else {
+                    format!("{filters}&cursor={cursor}")
+                });
+            }
+            for r in &rows {
+                page.leads
+                    .push(line(&r.view(&state.fields, &state.pool).await?));
+            }
+        }
+    }
+    let token = csrf(&state, &HeaderMap::new());
+    Ok(render(&page, StatusCode::OK, &token))
+}
+
+async fn export(
+    State(state): State<AppState>,
+    BrowserUser(who): BrowserUser,
+    meta: Meta,
+    ApiQuery(params): ApiQuery<SearchParams>,
+) -> Result<Response, AppError> {
+    let member = Member::from_user(&who)?;
+    let r = require(&member, Permission::DataExport)?;
+    super::export::export(State(state), r, meta, ApiQuery(params)).await
+}
+
+struct Field {
+    label: &'static str,
+    value: String,
+}
+
+struct Group {
+    id: String,
+    name: String,
+    read: bool,
+    write: bool,
+}
+
+struct Revision {
+    revision: String,
+    summary: String,
+    changed_at: String,
+    rollback_of: String,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "lead.html")]
+struct DetailPage<'a> {
+    assets: &'a Assets,
+    version: &'static str,
+    csrf: String,
+    id: String,
+    name: String,
+    fields: Vec<Field>,
+    admin: bool,
+    sensitivity: String,
+    sensitivities: &'static [&'static str],
+    groups: Vec<Group>,
+    revisions: Vec<Revision>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DetailQuery {
+    done: Option<String>,
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    BrowserUser(who): BrowserUser,
+    Path(id): Path<Uuid>,
+    ApiQuery(q): ApiQuery<DetailQuery>,
+) -> Result<Response, AppError> {
+    render_detail(
+        &state,
+        &headers,
+        &who,
+        id,
+        q.done.map(|_| "ACL saved.".to_string()),
+        None,
+    )
+    .await
+}
+
+async fn render_detail(
+    state: &AppState,
+    headers: &HeaderMap,
+    who: &crate::auth::AuthUser,
+    id: Uuid,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<Response, AppError> {
+    let member = Member::from_user(who)?;
+    require::<crate::orgs::perm::LeadSearchAndManagement>(
+        &member,
+        Permission::LeadSearchAndManagement,
+    )?;
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let row = repo::get(&mut tx, id, false)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let admin = check(&member, Permission::ManageOrganization).is_ok();
+    let mut groups = Vec::new();
+    let mut revisions = Vec::new();
+    if admin {
+        groups = sqlx::query!(
+            "SELECT id, name FROM app.acl_groups WHERE org_id = $1 ORDER BY name",
+            member.org_id
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|g| Group {
+            read: row.read_groups.contains(&g.id),
+            write: row.write_groups.contains(&g.id),
+            id: g.id.to_string(),
+            name: g.name,
+        })
+        .collect();
+        revisions = sqlx::query!(
+            "SELECT revision, read_groups, write_groups, sensitivity, changed_at, rollback_of
+             FROM app.acl_revisions WHERE resource_id = $1 ORDER BY revision DESC",
+            id
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|r| Revision {
+            current: r.revision == row.acl_revision,
+            revision: r.revision.to_string(),
+            summary: format!(
+                "{}; read: {} group(s); write: {} group(s)",
+                r.sensitivity,
+                r.read_groups.len(),
+                r.write_groups.len()
+            ),
+            changed_at: crate::orgs::ts(r.changed_at),
+            rollback_of: r.rollback_of.map(|r| r.to_string()).unwrap_or_default(),
+        })
+        .collect();
+        revisions.push(Revision {
+            current: row.acl_revision == 0,
+            revision: "0".into(),
+            summary: "confidential; no groups (the default)".into(),
+            changed_at: crate::orgs::ts(row.created_at),
+            rollback_of: String::new(),
+        });
+    }
+    tx.commit().await?;
+    let view = row.view(&state.fields, &state.pool).await?;
+    let f = &view.values;
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    let fields = vec![
+        Field {
+            label: "Title",
+            value: o(&f.title),
+        },
+        Field {
+            label: "Seniority",
+            value: o(&f.seniority),
+        },
+        Field {
+            label: "Department",
+            value: o(&f.department),
+        },
+        Field {
+            label: "Email",
+            value: o(&f.email),
+        },
+        Field {
+            label: "Phone",
+            value: o(&f.phone),
+        },
+        Field {
+            label: "LinkedIn",
+            value: o(&f.linkedin_url),
+        },
+        Field {
+            label: "Company",
+            value: o(&f.company_name),
+        },
+        Field {
+            label: "Domain",
+            value: o(&f.company_domain),
+        },
+        Field {
+            label: "Industry",
+            value: o(&f.industry),
+        },
+        Field {
+            label: "Employees",
+            value: o(&f.employee_range),
+        },
+        Field {
+            label: "Location",
+            value: [o(&f.city), o(&f.region), o(&f.country)]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(", "),
+        },
+        Field {
+            label: "Source",
+            value: o(&f.source),
+        },
+        Field {
+            label: "Status",
+            value: f.status.clone(),
+        },
+        Field {
+            label: "Tags",
+            value: f.tags.join(", "),
+        },
+        Field {
+            label: "Score",
+            value: view.score.to_string(),
+        },
+        Field {
+            label: "Do not contact",
+            value: if f.do_not_contact {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+        },
+        Field {
+            label: "Sensitivity",
+            value: view.sensitivity.clone(),
+        },
+    ];
+    let name = line(&view).name;
+    let token = csrf(state, headers);
+    let page = DetailPage {
+        assets: assets::get(),
+        version: state.version,
+        csrf: token.token.clone(),
+        id: id.to_string(),
+        name: if name.is_empty() { o(&f.email) } else { name },
+        fields,
+        admin,
+        sensitivity: view.sensitivity.clone(),
+        sensitivities: &SENSITIVITIES,
+        groups,
+        revisions,
+        notice,
+        error,
+    };
+    Ok(render(&page, StatusCode::OK, &token))
+}
+
+/// The ACL form: a checkbox per group and direction (`read_<id>`, `write_<id>`) and the class.
+async fn set_acl(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: Meta,
+    BrowserUser(who): BrowserUser,
+    Path(id): Path<Uuid>,
+    CsrfForm(form): CsrfForm<std::collections::HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let mut read = Vec::new();
+    let mut write = Vec::new();
+    let mut sensitivity = String::from("confidential");
+    let group = |v: &str| {
+        v.parse::<Uuid>()
+            .map_err(|_| AppError::BadRequest(format!("{v}: not a group id")))
+    };
+    for (k, v) in form {
+        if let Some(g) = k.strip_prefix("read_") {
+            read.push(group(g)?);
+        } else if let Some(g) = k.strip_prefix("write_") {
+            write.push(group(g)?);
+        } else if k == "sensitivity" {
+            sensitivity = v;
+        }
+    }
+    let result = async {
+        let member = Member::from_user(&who)?;
+        let r = require(&member, Permission::ManageOrganization)?;
+        super::api::put_acl_values(&state, r, id, meta, read, write, sensitivity).await
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(Redirect::to(&format!("/leads/{id}?done=acl")).into_response()),
+        Err(e) => {
+            let status = e.status();
+            let mut res =
+                render_detail(&state, &headers, &who, id, None, Some(e.to_string())).await?;
+            *res.status_mut() = status;
+            Ok(res)
+        }
+    }
+}
+
+/// Form fields arrive as text (the CSRF envelope flattens them, and numbers do not survive that).
+#[derive(Deserialize)]
+struct RollbackForm {
+    revision: String,
+}
+
+async fn rollback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: Meta,
+    BrowserUser(who): BrowserUser,
+    Path(id): Path<Uuid>,
+    CsrfForm(form): CsrfForm<RollbackForm>,
+) -> Result<Response, AppError> {
+    let result = async {
+        let member = Member::from_user(&who)?;
+        let r = require(&member, Permission::ManageOrganization)?;
+        let revision = form
+            .revision
+            .parse()
+            .map_err(|_| AppError::BadRequest("revision: a number".into()))?;
+        super::api::rollback_to(&state, r, id, meta, revision).await
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(Redirect::to(&format!("/leads/{id}?done=rollback")).into_response()),
+        Err(e) => {
+            let status = e.status();
+            let mut res =
+                render_detail(&state, &headers, &who, id, None, Some(e.to_string())).await?;
+            *res.status_mut() = status;
+            Ok(res)
+        }
+    }
+}
