@@ -107,7 +107,7 @@ ALTER TABLE public.copy_ceiling ALTER id SET DEFAULT gen_random_uuid(),
   ALTER org_id SET DEFAULT '00000000-0000-0000-0000-00000000000a',
   ALTER created_at SET DEFAULT now(), ALTER updated_at SET DEFAULT now();
 CREATE UNIQUE INDEX ON public.copy_ceiling (org_id, email_bidx) WHERE email_bidx IS NOT NULL;
-CREATE INDEX ON public.copy_ceiling (org_id, id DESC);
+ALTER TABLE public.copy_ceiling ADD PRIMARY KEY (org_id, id) INCLUDE (sensitivity, read_groups);
 CREATE INDEX ON public.copy_ceiling (org_id, score DESC, id DESC);
 CREATE INDEX ON public.copy_ceiling USING gin (search);
 EOF
@@ -144,8 +144,10 @@ search "deep keyset page (row $((rows_a / 2)))" "/api/v1/leads?limit=50&cursor=$
 search "multi-filter" "/api/v1/leads?limit=50&seniority=vp,director&country=US&employee_range=51-200,201-500&status=new"
 search "full text" "/api/v1/leads?limit=50&q=sales%20-intern"
 search "exact email" "/api/v1/leads?email=$email"
-search "count, all" "/api/v1/leads/count"
-search "count, filtered" "/api/v1/leads/count?seniority=vp&country=US"
+search "count, all (capped at 10,000)" "/api/v1/leads/count"
+search "count, filtered (capped)" "/api/v1/leads/count?seniority=vp&country=US"
+search "count, all, exact" "/api/v1/leads/count?exact=true"
+search "count, filtered, exact" "/api/v1/leads/count?seniority=vp&country=US&exact=true"
 
 echo
 echo "== the same SQL in the database: under RLS (leadgen_app, A's admin) vs the owner without RLS"
@@ -155,9 +157,11 @@ data, org, admin, deep = sys.argv[1:5]
 cols = "id, org_id, first_name, last_name, title, seniority, department, email_ct, email_bidx, phone_ct, linkedin_url, company_name, company_domain, industry, employee_range, city, region, country, source, status, owner_id, tags, custom, score, do_not_contact, read_groups, write_groups, sensitivity, acl_revision, created_at, updated_at"
 queries = {
   "first page": f"SELECT {cols} FROM app.leads WHERE org_id = '{org}' ORDER BY id DESC LIMIT 51",
+  "exact email": f"SELECT {cols} FROM app.leads WHERE org_id = '{org}' AND email_bidx = (SELECT email_bidx FROM app.leads WHERE org_id = '{org}' AND email_bidx IS NOT NULL LIMIT 1) ORDER BY id DESC LIMIT 51",
   "deep keyset page": f"SELECT {cols} FROM app.leads WHERE org_id = '{org}' AND id < '{deep}' ORDER BY id DESC LIMIT 51",
   "multi-filter": f"SELECT {cols} FROM app.leads WHERE org_id = '{org}' AND seniority = ANY('{{vp,director}}') AND country = ANY('{{US}}') AND employee_range = ANY('{{51-200,201-500}}') AND status = ANY('{{new}}') ORDER BY id DESC LIMIT 51",
   "full text": f"SELECT {cols} FROM app.leads WHERE org_id = '{org}' AND search @@ to_tsquery('simple', '''sales'':* & !''intern'':*') ORDER BY id DESC LIMIT 51",
+  "count, capped": f"SELECT count(*) FROM (SELECT 1 FROM app.leads WHERE org_id = '{org}' LIMIT 10001) matching",
   "count, all": f"SELECT count(*) FROM app.leads WHERE org_id = '{org}'",
   "count, filtered": f"SELECT count(*) FROM app.leads WHERE org_id = '{org}' AND seniority = ANY('{{vp}}') AND country = ANY('{{US}}')",
 }

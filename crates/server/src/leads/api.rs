@@ -186,9 +186,10 @@ async fn list(
     Require(member, _): Lead,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Response, AppError> {
-    if params.format.is_some() || params.include_do_not_contact.is_some() {
+    if params.format.is_some() || params.include_do_not_contact.is_some() || params.exact.is_some()
+    {
         return Err(AppError::BadRequest(
-            "format, include_do_not_contact: only for /api/v1/leads/export".into(),
+            "format, include_do_not_contact, exact: not parameters of this list".into(),
         ));
     }
     let org = member.org_id;
@@ -220,10 +221,16 @@ async fn count(
 ) -> Result<Response, AppError> {
     let org = member.org_id;
     let (filter, _) = params.parse(|e| state.fields.email_index(org, e))?;
+    let cap = (!params.exact.unwrap_or(false)).then_some(repo::COUNT_CAP);
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
-    let n = repo::count(&mut tx, &filter).await?;
+    let n = repo::count(&mut tx, &filter, cap).await?;
     tx.commit().await?;
-    Ok(axum::Json(json!({ "count": n })).into_response())
+    // Past the cap the answer is a floor, as large CRMs show "10,000+".
+    let exact = cap.is_none_or(|c| n <= c);
+    Ok(
+        axum::Json(json!({ "count": n.min(cap.unwrap_or(i64::MAX)), "exact": exact }))
+            .into_response(),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -337,11 +344,12 @@ async fn set_acl(
     let (read, write) = (dedup(&acl.read_groups), dedup(&acl.write_groups));
     let revision = sqlx::query_scalar!(
         "UPDATE app.leads SET read_groups = $2, write_groups = $3, sensitivity = $4
-         WHERE id = $1 RETURNING acl_revision",
+         WHERE id = $1 AND org_id = $5 RETURNING acl_revision",
         id,
         &read,
         &write,
-        acl.sensitivity
+        acl.sensitivity,
+        tx.context().org_id
     )
     .fetch_optional(&mut **tx)
     .await?

@@ -64,7 +64,8 @@ struct TablePage<'a> {
     seniorities: &'static [&'static str],
     statuses: &'static [&'static str],
     leads: Vec<LeadLine>,
-    count: i64,
+    /// "10000+" past the cap.
+    count: String,
     next: Option<String>,
     /// The query string of the current filters (for the export and next links).
     filters: String,
@@ -130,7 +131,7 @@ async fn table(
         seniorities: &SENIORITIES,
         statuses: &STATUSES,
         leads: Vec::new(),
-        count: 0,
+        count: String::new(),
         next: None,
         filters: filters.clone(),
         can_export: check(&member, Permission::DataExport).is_ok(),
@@ -141,7 +142,12 @@ async fn table(
         Ok((filter, p)) => {
             let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
             let mut rows = repo::search(&mut tx, &filter, &p, false).await?;
-            page.count = repo::count(&mut tx, &filter).await?;
+            let n = repo::count(&mut tx, &filter, Some(repo::COUNT_CAP)).await?;
+            page.count = if n > repo::COUNT_CAP {
+                format!("{}+", repo::COUNT_CAP)
+            } else {
+                n.to_string()
+            };
             tx.commit().await?;
             let more = rows.len() > p.limit as usize;
             rows.truncate(p.limit as usize);

@@ -301,12 +301,14 @@ pub async fn get(
 
 /// Whether the principal's ACL lets it write this (readable) lead.
 pub async fn writable(tx: &mut TenantTx, id: Uuid) -> Result<bool, sqlx::Error> {
+    let org = tx.context().org_id;
     // The same rule as the UPDATE policy, asked without changing anything.
     let r = sqlx::query_scalar!(
         r#"SELECT (app.current_role_name() = 'admin' OR write_groups = '{}'
                    OR write_groups && app.current_groups()) AS "ok!"
-           FROM app.leads WHERE id = $1"#,
-        id
+           FROM app.leads WHERE id = $1 AND org_id = $2"#,
+        id,
+        org
     )
     .fetch_optional(&mut **tx)
     .await?;
@@ -343,10 +345,26 @@ pub async fn search(
     qb.build_query_as::<LeadRow>().fetch_all(&mut **tx).await
 }
 
-pub async fn count(tx: &mut TenantTx, filter: &Filter) -> Result<i64, sqlx::Error> {
+/// Counts beyond this are reported as "at least" unless an exact count is asked for: counting
+/// every row of a large organization under its ACL reads the whole organization (about 250 ms
+/// for 900,000 leads here), while the first 10,001 matches arrive in a few milliseconds.
+pub const COUNT_CAP: i64 = 10_000;
+
+/// The number of matching leads, up to `cap` (then `cap + 1`, meaning "more than `cap`").
+pub async fn count(
+    tx: &mut TenantTx,
+    filter: &Filter,
+    cap: Option<i64>,
+) -> Result<i64, sqlx::Error> {
     let org = tx.context().org_id;
-    let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM app.leads WHERE org_id = ");
+    let mut qb = QueryBuilder::<Postgres>::new(
+        "SELECT count(*) FROM (SELECT 1 FROM app.leads WHERE org_id = ",
+    );
     qb.push_bind(org);
     push_filters(&mut qb, filter, false);
+    if let Some(cap) = cap {
+        qb.push(" LIMIT ").push_bind(cap + 1);
+    }
+    qb.push(") matching");
     qb.build_query_scalar::<i64>().fetch_one(&mut **tx).await
 }

@@ -90,19 +90,21 @@ pub async fn rotate(pool: &PgPool, master: &MasterKey, batch: i64) -> anyhow::Re
         scanned: 0,
         reencrypted: 0,
     };
-    let mut after = Uuid::nil();
+    // In key order, (org_id, id), so each batch starts with an index lookup.
+    let mut after = (Uuid::nil(), Uuid::nil());
     loop {
         let mut tx = pool.begin().await?;
         let rows = sqlx::query!(
-            "SELECT id, org_id, email_ct, phone_ct FROM app.leads WHERE id > $1 ORDER BY id LIMIT $2
-             FOR UPDATE SKIP LOCKED",
-            after,
+            "SELECT id, org_id, email_ct, phone_ct FROM app.leads WHERE (org_id, id) > ($1, $2)
+             ORDER BY org_id, id LIMIT $3 FOR UPDATE SKIP LOCKED",
+            after.0,
+            after.1,
             batch
         )
         .fetch_all(&mut *tx)
         .await?;
         let Some(last) = rows.last() else { break };
-        after = last.id;
+        after = (last.org_id, last.id);
         report.scanned += rows.len() as u64;
         for r in rows {
             let move_one =
@@ -123,7 +125,9 @@ pub async fn rotate(pool: &PgPool, master: &MasterKey, batch: i64) -> anyhow::Re
                 continue;
             }
             sqlx::query!(
-                "UPDATE app.leads SET email_ct = coalesce($2, email_ct), phone_ct = coalesce($3, phone_ct) WHERE id = $1",
+                "UPDATE app.leads SET email_ct = coalesce($3, email_ct), phone_ct = coalesce($4, phone_ct)
+                 WHERE org_id = $1 AND id = $2",
+                r.org_id,
                 r.id,
                 email,
                 phone

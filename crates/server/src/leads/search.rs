@@ -46,6 +46,8 @@ pub struct SearchParams {
     pub include_do_not_contact: Option<bool>,
     /// Export only: `csv` (default) or `json`.
     pub format: Option<String>,
+    /// Count only: count every match instead of stopping after `repo::COUNT_CAP`.
+    pub exact: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

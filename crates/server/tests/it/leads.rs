@@ -342,6 +342,17 @@ async fn a_lead_outside_your_groups_is_invisible_on_every_path_and_rollback_rest
     assert_eq!(rollback["before"]["sensitivity"], "internal");
     assert_eq!(rollback["after"]["acl"]["sensitivity"], "restricted");
     assert_eq!(rollback["after"]["rollback_to"], 1);
+    // A lead's creation names the fields set, never their values (no personal data in the trail).
+    let created = trail
+        .iter()
+        .find(|e| e["action"] == "lead.create" && e["target"] == format!("lead:{secret}"))
+        .expect("creation audited");
+    let fields = created["after"]["fields"].as_array().unwrap();
+    assert!(fields.contains(&json!("email")), "{created}");
+    assert!(
+        !created.to_string().contains("ada@hidden.example"),
+        "{created}"
+    );
     assert!(
         trail
             .iter()
@@ -776,6 +787,14 @@ async fn search_filters_syntax_and_keyset_pages_hold_under_concurrent_inserts() 
         0
     );
     assert_eq!(count(&api, user, "q=acme&seniority=vp").await, 1);
+    // Under the cap a count is exact, and says so; `exact=true` always counts every match.
+    for q in ["", "exact=true"] {
+        let (s, v) = api
+            .call(Method::GET, &format!("/api/v1/leads/count?{q}"), user, None)
+            .await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v, json!({ "count": 5, "exact": true }));
+    }
     // Sorted by score.
     let by_score = ids(&api, user, "sort=-score").await;
     assert_eq!(by_score[0], lead["Chen"]);

@@ -200,6 +200,11 @@ async fn write_batch(
     let now = state.clock.now();
     let org = c.context.org_id;
     let mut tx = TenantTx::begin(&state.pool, c.context).await?;
+    // The batch and its checkpoint commit together, so a commit lost in a crash loses both and
+    // the batch is simply written again on resume: the commit need not wait for the disk.
+    sqlx::query!("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
     let ours = sqlx::query_scalar!(
         r#"UPDATE app.import_jobs SET lease_until = $3, updated_at = $4
            WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING true AS "ok!""#,
@@ -262,8 +267,14 @@ async fn write_batch(
         .filter(|i| i.severity == Severity::Warn)
         .count() as i64;
 
-    // Leads that already have these addresses (those the importer may see).
-    let indexes: Vec<Vec<u8>> = by_index.keys().map(|k| k.to_vec()).collect();
+    // Leads that already have these addresses (those the importer may see). In create-only mode
+    // an existing lead changes only when the row opts out, so only those rows are looked up; the
+    // unique index turns the other collisions into skipped inserts.
+    let indexes: Vec<Vec<u8>> = by_index
+        .iter()
+        .filter(|(_, i)| job.mode != Mode::CreateOnly || rows[**i].do_not_contact)
+        .map(|(k, _)| k.to_vec())
+        .collect();
     let existing: Vec<LeadRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM app.leads WHERE org_id = $1 AND email_bidx = ANY($2)"
     ))
@@ -538,11 +549,12 @@ impl Updates {
                 custom = u.v->'custom', do_not_contact = (u.v->>'do_not_contact')::boolean,
                 phone_ct = coalesce(u.phone_ct, l.phone_ct), updated_at = $4
              FROM UNNEST($1::uuid[], $2::jsonb[], $3::bytea[]) AS u(id, v, phone_ct)
-             WHERE l.id = u.id",
+             WHERE l.org_id = $5 AND l.id = u.id",
             &self.ids,
             &self.values,
             &self.phone_ct as &[Option<Vec<u8>>],
-            now
+            now,
+            tx.context().org_id
         )
         .execute(&mut **tx)
         .await?;
