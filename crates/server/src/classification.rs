@@ -118,6 +118,10 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
         ],
     ),
     (
+        "import_batches",
+        &[("job_id", I), ("org_id", I), ("batch_no", I), ("rows", I)],
+    ),
+    (
         "import_issues",
         &[
             ("id", I),
@@ -157,6 +161,7 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
             ("started_at", I),
             ("finished_at", I),
             ("updated_at", I),
+            ("batch_rows", I),
         ],
     ),
     (

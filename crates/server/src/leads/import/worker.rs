@@ -76,45 +76,63 @@ async fn claim(state: &AppState, node: &str, owner: &str) -> Result<Option<Claim
     }))
 }
 
-/// The parser's output: a batch of outcomes and the file position after it.
-type Batch = (Vec<RowOutcome>, u64);
+/// The parser's output: a batch's number, its outcomes and the file position after it.
+type Batch = (i64, Vec<RowOutcome>, u64);
 
 /// Where the job stands.
 struct Job {
     mode: Mode,
     mapping: Mapping,
-    rows_done: i64,
     file_name: Option<String>,
+    /// Rows per batch, fixed for the job's life so batch numbers mean the same rows on resume.
+    batch_rows: usize,
+    /// Batches already committed (by earlier runs).
+    committed: std::collections::HashSet<i64>,
 }
 
 async fn load(state: &AppState, c: &Claimed) -> anyhow::Result<Job> {
     let mut tx = TenantTx::begin(&state.pool, c.context).await?;
     let r = sqlx::query!(
-        "SELECT mode, mapping, rows_done, file_name FROM app.import_jobs WHERE id = $1",
-        c.id
+        r#"UPDATE app.import_jobs SET batch_rows = coalesce(batch_rows, $2) WHERE id = $1
+           RETURNING mode, mapping, file_name, batch_rows AS "batch_rows!""#,
+        c.id,
+        i32::try_from(state.config.imports.batch_rows).unwrap_or(2000)
     )
     .fetch_one(&mut *tx)
     .await?;
+    let committed = sqlx::query_scalar!(
+        "SELECT batch_no FROM app.import_batches WHERE job_id = $1",
+        c.id
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
     tx.commit().await?;
     Ok(Job {
+        batch_rows: usize::try_from(r.batch_rows).unwrap_or(2000).max(1),
+        committed,
         mode: r
             .mode
             .as_deref()
             .and_then(Mode::parse)
             .context("the job has no import mode")?,
         mapping: serde_json::from_value(r.mapping).context("the job's mapping")?,
-        rows_done: r.rows_done,
         file_name: r.file_name,
     })
 }
 
+/// Connections writing one create-only job at once; other modes keep to one, in file order,
+/// because a later row must merge into what an earlier one wrote.
+const WRITERS: usize = 2;
+
 async fn process(state: &AppState, c: &Claimed, owner: &str) -> anyhow::Result<()> {
     let job = load(state, c).await?;
     let path = super::file_of(&state.config.data_dir, c.id);
-    let batch_rows = state.config.imports.batch_rows;
-    let skip = u64::try_from(job.rows_done).unwrap_or(0);
+    let batch_rows = job.batch_rows;
+    let committed = job.committed.clone();
     let mapping = job.mapping.clone();
-    let (tx_batches, mut rx) = tokio::sync::mpsc::channel::<anyhow::Result<Batch>>(2);
+    let (tx_batches, rx) = tokio::sync::mpsc::channel::<anyhow::Result<Batch>>(2);
     // Parsing is CPU work on a plain thread, beside the writes.
     let parser = tokio::task::spawn_blocking(move || {
         let send = |b: anyhow::Result<Batch>| tx_batches.blocking_send(b).is_ok();
@@ -138,18 +156,7 @@ async fn process(state: &AppState, c: &Claimed, owner: &str) -> anyhow::Result<(
                 return;
             }
         };
-        let mut skipped = 0u64;
-        while skipped < skip {
-            match reader.next_row() {
-                Some(Ok(_)) => skipped += 1,
-                Some(Err(e)) => {
-                    send(Err(e.into()));
-                    return;
-                }
-                None => break,
-            }
-        }
-        loop {
+        for number in 0i64.. {
             let mut batch = Vec::with_capacity(batch_rows);
             while batch.len() < batch_rows {
                 match reader.next_row() {
@@ -161,21 +168,86 @@ async fn process(state: &AppState, c: &Claimed, owner: &str) -> anyhow::Result<(
                     None => break,
                 }
             }
-            if batch.is_empty() || !send(Ok((batch, reader.bytes_read()))) {
+            if batch.is_empty() {
+                return;
+            }
+            // Written by an earlier run: read past it.
+            if committed.contains(&number) {
+                continue;
+            }
+            if !send(Ok((number, batch, reader.bytes_read()))) {
                 return;
             }
         }
     });
-    while let Some(batch) = rx.recv().await {
-        let (outcomes, bytes) = batch?;
-        if !write_batch(state, c, owner, &job, outcomes, bytes).await? {
-            // Cancelled, or another worker holds the job now.
+    let writers = if job.mode == Mode::CreateOnly {
+        WRITERS
+    } else {
+        1
+    };
+    let rx = tokio::sync::Mutex::new(rx);
+    let lost = std::sync::atomic::AtomicBool::new(false);
+    let write_all = || async {
+        loop {
+            if lost.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok::<(), anyhow::Error>(());
+            }
+            let next = rx.lock().await.recv().await;
+            let Some(batch) = next else { return Ok(()) };
+            let (number, outcomes, bytes) = batch?;
+            if !write_retrying(state, c, owner, &job, number, outcomes, bytes).await? {
+                // Cancelled, or another worker holds the job now.
+                lost.store(true, std::sync::atomic::Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+    };
+    let results = futures_util::future::join_all((0..writers).map(|_| write_all())).await;
+    if lost.load(std::sync::atomic::Ordering::Relaxed) {
+        parser.abort();
+        return Ok(());
+    }
+    for r in results {
+        if let Err(e) = r {
             parser.abort();
-            return Ok(());
+            return Err(e);
         }
     }
     parser.await.context("the parser thread")?;
     finish(state, c, owner, &job).await
+}
+
+/// Two writers inserting the same addresses in opposite orders can deadlock; PostgreSQL then
+/// aborts one transaction, which rolled back whole and is simply written again.
+async fn write_retrying(
+    state: &AppState,
+    c: &Claimed,
+    owner: &str,
+    job: &Job,
+    number: i64,
+    outcomes: Vec<RowOutcome>,
+    bytes: u64,
+) -> anyhow::Result<bool> {
+    let mut attempt = 0;
+    loop {
+        match write_batch(state, c, owner, job, number, outcomes.clone(), bytes).await {
+            Err(e) if attempt < 5 && retryable(&e) => {
+                attempt += 1;
+                tracing::info!(job = %c.id, batch = number, attempt, "import batch retried after a deadlock");
+                tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn retryable(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<sqlx::Error>()
+        .and_then(|e| match e {
+            sqlx::Error::Database(d) => d.code(),
+            _ => None,
+        })
+        .is_some_and(|code| code == "40P01" || code == "40001")
 }
 
 /// Totals of one batch, added to the job's counters.
@@ -194,6 +266,7 @@ async fn write_batch(
     c: &Claimed,
     owner: &str,
     job: &Job,
+    number: i64,
     outcomes: Vec<RowOutcome>,
     bytes: u64,
 ) -> anyhow::Result<bool> {
@@ -205,20 +278,6 @@ async fn write_batch(
     sqlx::query!("SET LOCAL synchronous_commit = off")
         .execute(&mut *tx)
         .await?;
-    let ours = sqlx::query_scalar!(
-        r#"UPDATE app.import_jobs SET lease_until = $3, updated_at = $4
-           WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING true AS "ok!""#,
-        c.id,
-        owner,
-        now + time::Duration::seconds(i64::from(state.config.imports.lease_secs)),
-        now
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .is_some();
-    if !ours {
-        return Ok(false);
-    }
     let consumed = outcomes.len() as i64;
     let mut counts = Counts::default();
     let mut issues: Vec<Issue> = Vec::new();
@@ -356,10 +415,22 @@ async fn write_batch(
         .await?;
     }
     sqlx::query!(
-        "UPDATE app.import_jobs SET rows_done = rows_done + $2, bytes_done = $3,
+        "INSERT INTO app.import_batches (job_id, org_id, batch_no, rows) VALUES ($1, $2, $3, $4)",
+        c.id,
+        org,
+        number,
+        i32::try_from(consumed).unwrap_or(i32::MAX)
+    )
+    .execute(&mut *tx)
+    .await?;
+    // Last, so the job's row is locked only for the commit (other writers are mid-batch): the
+    // counters move, the lease is renewed, and nothing commits unless the job is still this
+    // worker's and running (a cancel or a takeover drops the batch with the transaction).
+    let ours = sqlx::query_scalar!(
+        r#"UPDATE app.import_jobs SET rows_done = rows_done + $2, bytes_done = GREATEST(bytes_done, $3),
             created = created + $4, updated = updated + $5, duplicates = duplicates + $6,
-            rejected = rejected + $7, warnings = warnings + $8, updated_at = $9
-         WHERE id = $1",
+            rejected = rejected + $7, warnings = warnings + $8, updated_at = $9, lease_until = $10
+           WHERE id = $1 AND lease_owner = $11 AND status = 'running' RETURNING true AS "ok!""#,
         c.id,
         consumed,
         i64::try_from(bytes).unwrap_or(i64::MAX),
@@ -368,10 +439,16 @@ async fn write_batch(
         counts.duplicates,
         counts.rejected,
         counts.warnings,
-        now
+        now,
+        now + time::Duration::seconds(i64::from(state.config.imports.lease_secs)),
+        owner
     )
-    .execute(&mut *tx)
-    .await?;
+    .fetch_optional(&mut *tx)
+    .await?
+    .is_some();
+    if !ours {
+        return Ok(false);
+    }
     tx.commit().await?;
     metrics::counter!("import_rows_total").increment(u64::try_from(consumed).unwrap_or(0));
     Ok(true)
