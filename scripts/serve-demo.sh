@@ -21,5 +21,12 @@ if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$(dirname "$data_di
 fi
 mkdir -p "$data_dir"
 
+# A new data folder gets the demo organization with 2,000 synthetic leads (imported in the
+# background by the server; the demo admin's one-time password is printed here).
+if [ ! -e "$data_dir/postgres" ]; then
+  say "creating the demo organization with 2,000 synthetic leads"
+  target/release/leadgen demo seed --leads 2000 --data-dir "$data_dir"
+fi
+
 say "serving https://localhost:8443 (data in $data_dir)"
 exec target/release/leadgen serve --demo --data-dir "$data_dir" "$@"

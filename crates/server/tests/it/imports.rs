@@ -571,3 +571,53 @@ async fn a_server_killed_mid_import_finishes_it_on_restart_without_duplicates() 
     proc.signal(nix::sys::signal::Signal::SIGTERM);
     proc.wait_exit(Duration::from_secs(30));
 }
+
+#[tokio::test]
+async fn demo_seed_queues_synthetic_leads_that_the_server_imports() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = server_env(Some(&db), dir.path());
+    env.push(("LEADGEN_SECRETS__MASTER_KEY".into(), TEST_MASTER_KEY.into()));
+    env.push(("LEADGEN_AUTH__BCRYPT_COST".into(), "10".into()));
+    let (code, out, err) = crate::helpers::run_leadgen(
+        &[
+            "demo",
+            "seed",
+            "--leads",
+            "300",
+            "--json",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(report["rows"], 300, "{out}");
+    let mut proc = Proc::spawn(&["serve"], &env);
+    proc.wait_serving(Duration::from_secs(60));
+    let su = db.superuser_pool().await;
+    let start = Instant::now();
+    loop {
+        let status: String = sqlx::query_scalar("SELECT status FROM app.import_jobs")
+            .fetch_one(&su)
+            .await
+            .unwrap();
+        if status == "done" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "import still {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let demo: i64 = sqlx::query_scalar("SELECT count(*) FROM app.leads WHERE org_id = $1")
+        .bind(leadgen::demo::DEMO_ORG_ID)
+        .fetch_one(&su)
+        .await
+        .unwrap();
+    assert_eq!(demo, 300);
+    proc.signal(nix::sys::signal::Signal::SIGTERM);
+    proc.wait_exit(Duration::from_secs(30));
+}
