@@ -173,12 +173,20 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return fail("configuration", &e.to_string(), json),
             };
+            // A new data folder has no schema yet; a running server has already applied it (and
+            // holds the folder's lock).
+            let server_running = config.database.embedded()
+                && startup::DataDirLock::acquire(&config.data_dir).is_err();
+            if !server_running && let Err(e) = migrate(&config).await {
+                return fail("demo seed", &format!("{e:#}"), json);
+            }
             let (n, seed) = (args.leads, args.seed);
             let data_dir = config.data_dir.clone();
             let cost = config.auth.bcrypt_cost;
+            let port = config.server.https_port;
             let result = with_pool(&config, Conn::App, |pool| async move {
                 let demo = demo::ensure(&pool, cost).await?;
-                demo::announce(&demo, 0);
+                demo::announce(&demo, port);
                 let job = uuid::Uuid::now_v7();
                 let dir = leads::import::folder(&data_dir);
                 std::fs::create_dir_all(&dir)?;
