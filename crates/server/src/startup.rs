@@ -46,6 +46,8 @@ pub struct AppState {
     pub reputation: Arc<crate::perimeter::reputation::Reputation>,
     /// Recent security events, for the alert rules.
     pub alerts: Arc<crate::perimeter::alerts::Alerts>,
+    /// Lead searches and exports per address and principal, for anomaly detection.
+    pub anomalies: Arc<crate::perimeter::anomaly::Anomalies>,
     /// The keys that encrypt lead fields and compute their blind indexes.
     pub fields: crate::leads::FieldKeys,
     /// This instance's name for the import jobs whose files its data folder holds.
@@ -78,6 +80,7 @@ impl AppState {
             )),
             reputation: Arc::default(),
             alerts: Arc::default(),
+            anomalies: Arc::default(),
             fields: crate::leads::FieldKeys::ephemeral(),
             node: Arc::new("test-node".into()),
             config: Arc::new(config),
@@ -272,6 +275,7 @@ impl Application {
             waf,
             reputation: Arc::default(),
             alerts: Arc::default(),
+            anomalies: Arc::default(),
             fields,
             node: Arc::new(
                 crate::leads::import::node_id(&config.data_dir)

@@ -105,6 +105,10 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
             ))
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
+                crate::perimeter::anomaly_guard,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
                 crate::perimeter::waf::inspect,
             ))
             .layer(axum::middleware::from_fn(crate::web::csrf::same_origin))

@@ -25,6 +25,10 @@ pub enum Event {
     RateLimited,
     /// The shared rate-limit backend failed.
     RateLimitBackendFailure,
+    /// An address or principal searched leads past the anomaly baseline.
+    LeadSearchAnomaly,
+    /// An address or principal exported leads past the anomaly baseline.
+    LeadExportAnomaly,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -65,11 +69,15 @@ pub struct Monitoring {
     pub alerts: Vec<AlertRule>,
     #[serde(default)]
     pub webhooks: Vec<Webhook>,
+    /// Baselines for lead searches and exports.
+    #[serde(default)]
+    pub anomalies: super::anomaly::AnomalyRules,
 }
 
 impl Monitoring {
     /// Range and URL checks, with the JSON path of the first bad value.
     pub fn check(&self) -> Result<(), (String, String)> {
+        self.anomalies.check()?;
         for (i, a) in self.alerts.iter().enumerate() {
             if a.name.is_empty() || a.threshold == 0 || a.window_secs == 0 {
                 return Err((
@@ -183,6 +191,8 @@ impl Fired {
             Event::IpReputationBlock => "ip_reputation_block",
             Event::RateLimited => "rate_limited",
             Event::RateLimitBackendFailure => "rate_limit_backend_failure",
+            Event::LeadSearchAnomaly => "lead_search_anomaly",
+            Event::LeadExportAnomaly => "lead_export_anomaly",
         }
     }
 }

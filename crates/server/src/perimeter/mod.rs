@@ -3,6 +3,7 @@
 //! (`rate-limits.json`), then the WAF's body rules and attack inspection.
 
 pub mod alerts;
+pub mod anomaly;
 pub mod rate_limit;
 pub mod reputation;
 pub mod shared;
@@ -161,6 +162,58 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
     }
     let mut res = next.run(req).await;
     headers_for(&decision, &mut res);
+    res
+}
+
+/// Lead searches and exports past their baseline (`monitoring.anomalies`): the address or
+/// principal is throttled for a while, and an alert event is raised.
+pub async fn anomaly_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() != http::Method::GET {
+        return next.run(req).await;
+    }
+    let Some(waf) = state.waf.get() else {
+        return next.run(req).await;
+    };
+    let Some((kind, rule)) = waf.monitoring.anomalies.classify(req.uri().path()) else {
+        return next.run(req).await;
+    };
+    let who = subject(&state, &req);
+    let mut keys = vec![format!("ip:{}", who.ip)];
+    keys.extend(who.principal.clone());
+    let verdict = state
+        .anomalies
+        .observe(kind, rule, &keys, std::time::Instant::now());
+    let retry_after = match verdict {
+        anomaly::Verdict::Allowed => return next.run(req).await,
+        anomaly::Verdict::Crossed { key, retry_after } => {
+            state.alerts.record(match kind {
+                anomaly::Kind::Search => alerts::Event::LeadSearchAnomaly,
+                anomaly::Kind::Export => alerts::Event::LeadExportAnomaly,
+            });
+            metrics::counter!("lead_access_anomalies_total", "kind" => kind.as_str()).increment(1);
+            tracing::warn!(
+                target: "leadgen::waf",
+                kind = kind.as_str(),
+                key = %key,
+                baseline = rule.baseline,
+                window_secs = rule.window_secs,
+                "lead access past its baseline; throttled"
+            );
+            retry_after
+        }
+        anomaly::Verdict::Throttled { retry_after } => retry_after,
+    };
+    let mut res = StatusCode::TOO_MANY_REQUESTS.into_response();
+    res.extensions_mut().insert(ErrorBody(
+        format!(
+            "unusually many lead {}es from this client; try again in {retry_after} seconds",
+            kind.as_str()
+        ),
+        Some("anomaly_throttled"),
+    ));
+    if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+        res.headers_mut().insert(http::header::RETRY_AFTER, v);
+    }
     res
 }
 

@@ -951,3 +951,69 @@ async fn exports_are_for_admins_and_managers_streamed_safe_for_spreadsheets_and_
     assert!(started.iter().any(|e| e["after"]["filter"]["q"] == "row"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn repeated_searches_and_exports_past_the_baseline_are_throttled_per_address_and_principal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rules: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::helpers::workspace_root().join("config/waf-rules.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    rules["monitoring"]["anomalies"] = json!({
+        "searches": { "paths": ["/api/v1/leads*"], "baseline": 3, "window_secs": 60, "throttle_secs": 30 },
+        "exports": { "paths": ["/api/v1/leads/export"], "baseline": 1, "window_secs": 60, "throttle_secs": 60 },
+    });
+    let path = dir.path().join("waf-rules.json");
+    std::fs::write(&path, rules.to_string()).unwrap();
+    let app = TestApp::spawn_with(&[
+        ("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false"),
+        ("LEADGEN_PERIMETER__WAF_RULES_PATH", path.to_str().unwrap()),
+    ])
+    .await;
+    let api = Api::new(&app);
+    let (_, t, _) = org_with_every_role(&app, &api, "anomaly").await;
+    let get = |ip: [u8; 4], token: &str, path: &str| {
+        let client = app.client_from(std::net::IpAddr::from(ip));
+        let (url, token) = (app.https_url(path), token.to_string());
+        async move {
+            let res = client
+                .get(url)
+                .bearer_auth(token)
+                .header("accept", "application/json")
+                .send()
+                .await
+                .unwrap();
+            let retry = res
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            let status = res.status().as_u16();
+            let body: Value = res.json().await.unwrap_or(Value::Null);
+            (status, retry, body)
+        }
+    };
+    let (user, manager) = (&t[2], &t[1]);
+    // The org_with_every_role set-up ran from 127.0.0.1; searches here come from .2 and .3.
+    for _ in 0..3 {
+        assert_eq!(get([127, 0, 0, 2], user, "/api/v1/leads").await.0, 200);
+    }
+    let (s, retry, body) = get([127, 0, 0, 2], user, "/api/v1/leads/count").await;
+    assert_eq!(s, 429, "{body}");
+    assert_eq!(body["error"]["code"], "anomaly_throttled");
+    assert_eq!(retry.as_deref(), Some("30"));
+    // The same user from another address, and another user from the same address: throttled.
+    assert_eq!(get([127, 0, 0, 3], user, "/api/v1/leads").await.0, 429);
+    assert_eq!(get([127, 0, 0, 2], manager, "/api/v1/leads").await.0, 429);
+    // Another user from another address works on.
+    assert_eq!(get([127, 0, 0, 4], manager, "/api/v1/leads").await.0, 200);
+    // Exports have their own, lower baseline.
+    assert_eq!(
+        get([127, 0, 0, 5], &t[0], "/api/v1/leads/export").await.0,
+        200
+    );
+    let (s, retry, body) = get([127, 0, 0, 5], &t[0], "/api/v1/leads/export").await;
+    assert_eq!(s, 429, "{body}");
+    assert_eq!(retry.as_deref(), Some("60"));
+    app.stop().await;
+}
