@@ -306,6 +306,20 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
         ],
     ),
     (
+        "segments",
+        &[
+            ("id", I),
+            ("org_id", I),
+            ("owner_id", I),
+            ("name", I),
+            // A query may hold an exact email address.
+            ("query", C),
+            ("shared", I),
+            ("created_at", I),
+            ("updated_at", I),
+        ],
+    ),
+    (
         "sessions",
         &[
             ("id", I),

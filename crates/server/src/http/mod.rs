@@ -65,6 +65,7 @@ pub fn app_router(state: AppState) -> Router {
         .merge(crate::orgs::groups::routes())
         .merge(crate::leads::api::routes())
         .merge(crate::leads::pages::routes())
+        .merge(crate::leads::segments::routes())
         .merge(crate::leads::import::api::routes())
         .fallback(fallback);
     with_middleware(routes, state)

@@ -192,6 +192,15 @@ async fn list(
             "format, include_do_not_contact, exact: not parameters of this list".into(),
         ));
     }
+    Ok(axum::Json(page_of(&state, &member, &params).await?).into_response())
+}
+
+/// One page of a search, as the list answers it (segments run through here too).
+pub(crate) async fn page_of(
+    state: &AppState,
+    member: &crate::orgs::Member,
+    params: &SearchParams,
+) -> Result<Value, AppError> {
     let org = member.org_id;
     let (filter, page) = params.parse(|e| state.fields.email_index(org, e))?;
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
@@ -211,7 +220,7 @@ async fn list(
     for r in &rows {
         items.push(r.view(&state.fields, &state.pool).await?);
     }
-    Ok(axum::Json(json!({ "items": items, "next_cursor": next })).into_response())
+    Ok(json!({ "items": items, "next_cursor": next }))
 }
 
 async fn count(

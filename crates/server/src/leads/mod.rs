@@ -11,6 +11,7 @@ pub mod pages;
 pub mod repo;
 pub mod rotate;
 pub mod search;
+pub mod segments;
 pub mod synthetic;
 
 pub use keys::FieldKeys;

@@ -1017,3 +1017,184 @@ async fn repeated_searches_and_exports_past_the_baseline_are_throttled_per_addre
     assert_eq!(retry.as_deref(), Some("60"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn segments_save_a_search_private_or_shared_and_run_it_under_the_runners_acl() {
+    let app = spawn().await;
+    let api = Api::new(&app);
+    let (_, t, ids_) = org_with_every_role(&app, &api, "seg").await;
+    let (admin, manager, user) = (&t[0], &t[1], &t[2]);
+    for (first, title) in [
+        ("Vi", "VP Sales"),
+        ("Di", "Director"),
+        ("Va", "VP Marketing"),
+    ] {
+        create(&api, user, json!({ "first_name": first, "title": title, "seniority": if title.starts_with("VP") { "vp" } else { "director" } })).await;
+    }
+    let (s, seg) = api
+        .call(
+            Method::POST,
+            "/api/v1/segments",
+            user,
+            Some(json!({ "name": "VPs", "query": "seniority=vp&sort=-created", "shared": true })),
+        )
+        .await;
+    assert_eq!(s, 201, "{seg}");
+    let id = seg["id"].as_str().unwrap().to_string();
+    let (s, private) = api
+        .call(
+            Method::POST,
+            "/api/v1/segments",
+            user,
+            Some(json!({ "name": "Mine", "query": "q=vi" })),
+        )
+        .await;
+    assert_eq!(s, 201, "{private}");
+    // Bad queries are refused with the parameter named; paging belongs to runs.
+    for (query, field) in [
+        ("seniority=boss", "seniority"),
+        ("colour=red", "colour"),
+        ("limit=5", "limit"),
+        ("cursor=abc", "cursor"),
+    ] {
+        let (s, v) = api
+            .call(
+                Method::POST,
+                "/api/v1/segments",
+                user,
+                Some(json!({ "name": format!("bad {query}"), "query": query })),
+            )
+            .await;
+        assert_eq!(s, 400, "{query}: {v}");
+        assert!(v.to_string().contains(field), "{v}");
+    }
+    // Running it is the search, page by page.
+    let (s, run) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/segments/{id}/leads?limit=1"),
+            user,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{run}");
+    assert_eq!(run["items"].as_array().unwrap().len(), 1);
+    let cursor = run["next_cursor"].as_str().unwrap();
+    let (_, run2) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/segments/{id}/leads?limit=5&cursor={cursor}"),
+            user,
+            None,
+        )
+        .await;
+    assert_eq!(run2["items"].as_array().unwrap().len(), 1);
+    assert_eq!(run2["next_cursor"], Value::Null);
+    // Shared: others see and run it; private: only its owner.
+    let (_, listed) = api
+        .call(Method::GET, "/api/v1/segments", manager, None)
+        .await;
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["VPs"]);
+    let (s, _) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/segments/{}", private["id"].as_str().unwrap()),
+            manager,
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    // The runner's ACL applies: a VP lead restricted to a group the manager is not in is not in
+    // the manager's run of the shared segment.
+    let (_, g) = api
+        .call(
+            Method::POST,
+            "/api/v1/org/groups",
+            admin,
+            Some(json!({ "name": "Execs" })),
+        )
+        .await;
+    let group = g["id"].as_str().unwrap();
+    api.call(
+        Method::PUT,
+        &format!("/api/v1/org/groups/{group}/members/{}", ids_[2]),
+        admin,
+        None,
+    )
+    .await;
+    let (_, all) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/segments/{id}/leads"),
+            user,
+            None,
+        )
+        .await;
+    let hidden = all["items"][0]["id"].as_str().unwrap();
+    let (s, _) = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/leads/{hidden}/acl"),
+            admin,
+            Some(
+                json!({ "read_groups": [group], "write_groups": [], "sensitivity": "restricted" }),
+            ),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (_, as_manager) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/segments/{id}/leads"),
+            manager,
+            None,
+        )
+        .await;
+    assert_eq!(as_manager["items"].as_array().unwrap().len(), 1);
+    assert_ne!(as_manager["items"][0]["id"], hidden);
+    let (_, as_user) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/segments/{id}/leads"),
+            user,
+            None,
+        )
+        .await;
+    assert_eq!(as_user["items"].as_array().unwrap().len(), 2);
+    // Only the owner (or an admin, for a shared one) deletes; another organization sees nothing.
+    let (s, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/segments/{id}"),
+            manager,
+            None,
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (_, tb, _) = org_with_every_role(&app, &api, "seg-b").await;
+    let (s, _) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/segments/{id}/leads"),
+            &tb[0],
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/segments/{id}"),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    app.stop().await;
+}

@@ -1,0 +1,245 @@
+//! `/api/v1/segments`: saved searches. A segment stores the filters of a lead search as a query
+//! string (checked when saved, exactly as a search would check it); running it is that search,
+//! under the runner's own ACL, with the page and cursor of the request.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::search::SearchParams;
+use crate::db::TenantTx;
+use crate::http::error::{ApiJson, ApiQuery, AppError};
+use crate::orgs::audit::{self, Entry, Meta};
+use crate::orgs::{Require, perm, ts};
+use crate::startup::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/segments", get(list).post(create))
+        .route("/api/v1/segments/{id}", get(read).delete(remove))
+        .route("/api/v1/segments/{id}/leads", get(run))
+}
+
+type Lead = Require<perm::LeadSearchAndManagement>;
+
+/// The filters of a query string; paging and export options are the run's, not the segment's.
+fn filters(query: &str) -> Result<SearchParams, AppError> {
+    let query = query.trim_start_matches('?');
+    let uri: axum::http::Uri = format!("/?{query}")
+        .parse()
+        .map_err(|_| AppError::BadRequest("query: not a query string".into()))?;
+    let params = axum::extract::Query::<SearchParams>::try_from_uri(&uri)
+        .map_err(|e| AppError::BadRequest(format!("query: {}", e.body_text())))?
+        .0;
+    for (name, set) in [
+        ("cursor", params.cursor.is_some()),
+        ("limit", params.limit.is_some()),
+        ("format", params.format.is_some()),
+        (
+            "include_do_not_contact",
+            params.include_do_not_contact.is_some(),
+        ),
+        ("exact", params.exact.is_some()),
+    ] {
+        if set {
+            return Err(AppError::BadRequest(format!(
+                "query: {name} belongs to a run, not to a segment"
+            )));
+        }
+    }
+    // Checked as a search checks it (enumerations, ranges, full-text syntax).
+    params.parse(|_| None)?;
+    Ok(params)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSegment {
+    name: String,
+    query: String,
+    #[serde(default)]
+    shared: bool,
+}
+
+fn view(r: &Row) -> Value {
+    json!({ "id": r.id, "name": r.name, "query": r.query, "shared": r.shared,
+            "owner_id": r.owner_id, "created_at": ts(r.created_at) })
+}
+
+struct Row {
+    id: Uuid,
+    owner_id: Uuid,
+    name: String,
+    query: String,
+    shared: bool,
+    created_at: time::OffsetDateTime,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Require(member, _): Lead,
+    meta: Meta,
+    ApiJson(body): ApiJson<NewSegment>,
+) -> Result<Response, AppError> {
+    let name = body.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(AppError::BadRequest(
+            "name: 1 to 200 characters, no control characters".into(),
+        ));
+    }
+    if body.query.len() > 4000 {
+        return Err(AppError::BadRequest("query: at most 4000 bytes".into()));
+    }
+    filters(&body.query)?;
+    let query = body.query.trim_start_matches('?').to_string();
+    let id = Uuid::now_v7();
+    let now = state.clock.now();
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let inserted = sqlx::query!(
+        "INSERT INTO app.segments (id, org_id, owner_id, name, query, shared, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (org_id, owner_id, name) DO NOTHING",
+        id,
+        member.org_id,
+        member.principal_id,
+        name,
+        query,
+        body.shared,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(AppError::Conflict(format!(
+            "name: you already have a segment named {name:?}"
+        )));
+    }
+    audit::record(
+        &mut tx,
+        now,
+        &meta,
+        Entry {
+            action: "segment.create",
+            target: Some(format!("segment:{id}")),
+            before: None,
+            after: Some(json!({ "name": name, "shared": body.shared })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let row = Row {
+        id,
+        owner_id: member.principal_id,
+        name,
+        query,
+        shared: body.shared,
+        created_at: now,
+    };
+    Ok((StatusCode::CREATED, axum::Json(view(&row))).into_response())
+}
+
+async fn fetch(tx: &mut TenantTx, id: Uuid) -> Result<Row, AppError> {
+    sqlx::query_as!(
+        Row,
+        "SELECT id, owner_id, name, query, shared, created_at FROM app.segments
+         WHERE id = $1 AND org_id = $2",
+        id,
+        tx.context().org_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(AppError::NotFound)
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Require(member, _): Lead,
+) -> Result<Response, AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let rows = sqlx::query_as!(
+        Row,
+        "SELECT id, owner_id, name, query, shared, created_at FROM app.segments
+         WHERE org_id = $1 ORDER BY name, id",
+        member.org_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(axum::Json(Value::Array(rows.iter().map(view).collect())).into_response())
+}
+
+async fn read(
+    State(state): State<AppState>,
+    Require(member, _): Lead,
+    Path(id): Path<Uuid>,
+) -> Result<Response, AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let row = fetch(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(axum::Json(view(&row)).into_response())
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Require(member, _): Lead,
+    Path(id): Path<Uuid>,
+    meta: Meta,
+) -> Result<StatusCode, AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let row = fetch(&mut tx, id).await?;
+    let gone = sqlx::query!(
+        "DELETE FROM app.segments WHERE id = $1 AND org_id = $2",
+        id,
+        member.org_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    if gone.rows_affected() == 0 {
+        return Err(AppError::Denied {
+            code: "forbidden",
+            message: "only its owner (or an admin, for a shared one) may delete a segment".into(),
+        });
+    }
+    audit::record(
+        &mut tx,
+        state.clock.now(),
+        &meta,
+        Entry {
+            action: "segment.delete",
+            target: Some(format!("segment:{id}")),
+            before: Some(json!({ "name": row.name, "shared": row.shared })),
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunPage {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+async fn run(
+    State(state): State<AppState>,
+    Require(member, _): Lead,
+    Path(id): Path<Uuid>,
+    ApiQuery(page): ApiQuery<RunPage>,
+) -> Result<Response, AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let row = fetch(&mut tx, id).await?;
+    tx.commit().await?;
+    let mut params = filters(&row.query)?;
+    params.limit = page.limit;
+    params.cursor = page.cursor;
+    let mut page = super::api::page_of(&state, &member, &params).await?;
+    page["segment"] = json!({ "id": row.id, "name": row.name });
+    Ok(axum::Json(page).into_response())
+}
