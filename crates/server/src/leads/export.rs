@@ -13,7 +13,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::model::LeadFields;
+use super::model::LeadValues;
 use super::repo;
 use super::search::{Cursor, Page, SearchParams};
 use crate::db::{TenantContext, TenantTx};
@@ -70,7 +70,7 @@ pub fn cell(s: &str) -> String {
 fn csv_record(
     id: uuid::Uuid,
     score: i16,
-    f: &LeadFields,
+    f: &LeadValues,
     created: &str,
     updated: &str,
 ) -> Vec<String> {
@@ -255,10 +255,9 @@ async fn stream_rows(
             };
             let created = crate::orgs::ts(r.created_at);
             let updated = crate::orgs::ts(r.updated_at);
-            let fields: LeadFields = values.into();
             match format {
                 Format::Csv => {
-                    match csv_line(&csv_record(r.id, r.score, &fields, &created, &updated)) {
+                    match csv_line(&csv_record(r.id, r.score, &values, &created, &updated)) {
                         Ok(line) => chunk.extend_from_slice(&line),
                         Err(e) => {
                             let _ = out.send(Err(fail(&e))).await;
@@ -270,7 +269,7 @@ async fn stream_rows(
                     if sent > 0 || !chunk.is_empty() {
                         chunk.push(b',');
                     }
-                    let mut obj = serde_json::to_value(&fields).unwrap_or_default();
+                    let mut obj = serde_json::to_value(&values).unwrap_or_default();
                     if let Some(m) = obj.as_object_mut() {
                         m.insert("id".into(), json!(r.id));
                         m.insert("score".into(), json!(r.score));

@@ -63,6 +63,11 @@ fn ring_from(master: &MasterKey, rows: &[Stored]) -> anyhow::Result<Option<KeyRi
     Ok(keys.pop().map(|active| KeyRing::new(active, keys)))
 }
 
+/// The unretired field keys as a ring (the newest active), or `None` before the first start.
+pub async fn field_ring(pool: &PgPool, master: &MasterKey) -> anyhow::Result<Option<KeyRing>> {
+    ring_from(master, &stored(pool).await?)
+}
+
 impl FieldKeys {
     /// Loads the keys, creating the first field key and the blind-index key on first start.
     pub async fn load(pool: &PgPool, master: MasterKey) -> anyhow::Result<Self> {
@@ -117,8 +122,7 @@ impl FieldKeys {
 
     /// Re-reads the stored keys (a rotation added one).
     pub async fn reload(&self, pool: &PgPool) -> anyhow::Result<()> {
-        let rows = stored(pool).await?;
-        if let Some(ring) = ring_from(&self.inner.master, &rows)? {
+        if let Some(ring) = field_ring(pool, &self.inner.master).await? {
             let mut slot = self
                 .inner
                 .ring
@@ -147,17 +151,11 @@ impl FieldKeys {
         place: &Place<'_>,
     ) -> Result<String, FieldError> {
         match self.decrypt_now(ciphertext, place) {
-            Err(FieldError::UnknownKey(id)) => {
+            Err(FieldError::UnknownKey(_)) => {
                 if let Err(e) = self.reload(pool).await {
                     tracing::warn!(error = %e, "reloading data keys");
                 }
-                self.decrypt_now(ciphertext, place).map_err(|e| {
-                    if e == FieldError::Decrypt {
-                        e
-                    } else {
-                        FieldError::UnknownKey(id)
-                    }
-                })
+                self.decrypt_now(ciphertext, place)
             }
             other => other,
         }

@@ -87,8 +87,9 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// A lead's plaintext values after validation; what the repository stores.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A lead's plaintext values after validation: what the repository stores and what a client
+/// reads back (inside [`LeadView`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LeadValues {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -299,7 +300,7 @@ impl LeadValues {
 pub struct LeadView {
     pub id: Uuid,
     #[serde(flatten)]
-    pub values: LeadFields,
+    pub values: LeadValues,
     pub score: i16,
     pub sensitivity: String,
     pub read_groups: Vec<Uuid>,
@@ -309,60 +310,6 @@ pub struct LeadView {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
-}
-
-/// [`LeadValues`] as JSON.
-#[derive(Debug, Serialize)]
-pub struct LeadFields {
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub title: Option<String>,
-    pub seniority: Option<String>,
-    pub department: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub linkedin_url: Option<String>,
-    pub company_name: Option<String>,
-    pub company_domain: Option<String>,
-    pub industry: Option<String>,
-    pub employee_range: Option<String>,
-    pub city: Option<String>,
-    pub region: Option<String>,
-    pub country: Option<String>,
-    pub source: Option<String>,
-    pub status: String,
-    pub owner_id: Option<Uuid>,
-    pub tags: Vec<String>,
-    pub custom: serde_json::Map<String, Value>,
-    pub do_not_contact: bool,
-}
-
-impl From<LeadValues> for LeadFields {
-    fn from(v: LeadValues) -> Self {
-        Self {
-            first_name: v.first_name,
-            last_name: v.last_name,
-            title: v.title,
-            seniority: v.seniority,
-            department: v.department,
-            email: v.email,
-            phone: v.phone,
-            linkedin_url: v.linkedin_url,
-            company_name: v.company_name,
-            company_domain: v.company_domain,
-            industry: v.industry,
-            employee_range: v.employee_range,
-            city: v.city,
-            region: v.region,
-            country: v.country,
-            source: v.source,
-            status: v.status,
-            owner_id: v.owner_id,
-            tags: v.tags,
-            custom: v.custom,
-            do_not_contact: v.do_not_contact,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -108,37 +108,16 @@ impl LeadRow {
             }
         };
         Ok(LeadValues {
-            first_name: self.first_name.clone(),
-            last_name: self.last_name.clone(),
-            title: self.title.clone(),
-            seniority: self.seniority.clone(),
-            department: self.department.clone(),
             email: open("email", &self.email_ct).await?,
             phone: open("phone", &self.phone_ct).await?,
-            linkedin_url: self.linkedin_url.clone(),
-            company_name: self.company_name.clone(),
-            company_domain: self.company_domain.clone(),
-            industry: self.industry.clone(),
-            employee_range: self.employee_range.clone(),
-            city: self.city.clone(),
-            region: self.region.clone(),
-            country: self.country.clone(),
-            source: self.source.clone(),
-            status: self.status.clone(),
-            owner_id: self.owner_id,
-            tags: self.tags.clone(),
-            custom: match &self.custom {
-                serde_json::Value::Object(m) => m.clone(),
-                _ => serde_json::Map::new(),
-            },
-            do_not_contact: self.do_not_contact,
+            ..self.plain_values()
         })
     }
 
     pub async fn view(&self, keys: &FieldKeys, pool: &PgPool) -> Result<LeadView, AppError> {
         Ok(LeadView {
             id: self.id,
-            values: self.values(keys, pool).await?.into(),
+            values: self.values(keys, pool).await?,
             score: self.score,
             sensitivity: self.sensitivity.clone(),
             read_groups: self.read_groups.clone(),

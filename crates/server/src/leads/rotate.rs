@@ -12,7 +12,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::keys::{FIELD, lead_place};
+use super::keys::{FIELD, field_ring, lead_place};
 
 #[derive(Debug, Serialize)]
 pub struct RotateReport {
@@ -20,33 +20,6 @@ pub struct RotateReport {
     pub new_key: bool,
     pub scanned: u64,
     pub reencrypted: u64,
-}
-
-struct Keys {
-    ring: KeyRing,
-    newest: u32,
-}
-
-async fn keys(pool: &PgPool, master: &MasterKey) -> anyhow::Result<Option<Keys>> {
-    let rows = sqlx::query!(
-        "SELECT id, wrapped FROM app.data_keys WHERE purpose = 'field' AND retired_at IS NULL ORDER BY id"
-    )
-    .fetch_all(pool)
-    .await?;
-    let mut keys = Vec::new();
-    for r in rows {
-        let id = u32::try_from(r.id)?;
-        keys.push(DataKey::unwrap(master, id, FIELD, &r.wrapped).map_err(|e| {
-            anyhow::anyhow!("data key {id} does not open with secrets.master_key: {e}")
-        })?);
-    }
-    Ok(keys.pop().map(|active| {
-        let newest = active.id();
-        Keys {
-            ring: KeyRing::new(active, keys),
-            newest,
-        }
-    }))
 }
 
 /// Whether any lead field is still encrypted under a key other than `key`.
@@ -63,13 +36,14 @@ async fn behind(pool: &PgPool, key: u32) -> Result<bool, sqlx::Error> {
 /// Re-encrypts every lead field under the newest key, adding one first unless a previous run
 /// is still under way. `pool` must reach every organization (the maintenance connection).
 pub async fn rotate(pool: &PgPool, master: &MasterKey, batch: i64) -> anyhow::Result<RotateReport> {
-    let current = keys(pool, master)
+    let current = field_ring(pool, master)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no data key yet: start the server once first"))?;
-    let (ring, key_id, new_key) = if behind(pool, current.newest).await? {
-        (current.ring, current.newest, false)
+    let newest = current.active_id();
+    let (ring, key_id, new_key) = if behind(pool, newest).await? {
+        (current, newest, false)
     } else {
-        let id = current.newest + 1;
+        let id = newest + 1;
         let key = DataKey::generate(id);
         sqlx::query!(
             "INSERT INTO app.data_keys (id, purpose, wrapped) VALUES ($1, 'field', $2)",
@@ -79,10 +53,10 @@ pub async fn rotate(pool: &PgPool, master: &MasterKey, batch: i64) -> anyhow::Re
         .execute(pool)
         .await?;
         // The ring again, now with the new key active and every previous one to decrypt.
-        let k = keys(pool, master)
+        let ring = field_ring(pool, master)
             .await?
             .ok_or_else(|| anyhow::anyhow!("the new data key did not read back"))?;
-        (k.ring, id, true)
+        (ring, id, true)
     };
     let mut report = RotateReport {
         key_id,

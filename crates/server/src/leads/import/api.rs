@@ -43,30 +43,36 @@ struct UploadQuery {
 }
 
 /// What checking the whole file found.
-struct Checked {
-    preview: leadgen_import::Preview,
-    rows: u64,
-    rejected: u64,
+pub(super) struct Checked {
+    pub(super) preview: leadgen_import::Preview,
+    pub(super) rows: u64,
+    pub(super) rejected: u64,
 }
 
 /// Reads the whole file once: a structural fault anywhere (an unclosed quote, a record over the
-/// limit) refuses the upload now, before a single lead is written, naming its line.
-fn check_file(path: &std::path::Path, preview_rows: usize) -> Result<Checked, AppError> {
-    let open = || {
-        std::fs::File::open(path)
-            .map(|f| std::io::BufReader::with_capacity(1 << 16, f))
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("reopening the upload: {e}")))
+/// limit) refuses the upload now, before a single lead is written, naming its line. The first
+/// `preview_rows` outcomes are kept for the wizard.
+pub(super) fn check_file(path: &std::path::Path, preview_rows: usize) -> Result<Checked, AppError> {
+    let file = std::fs::File::open(path)
+        .map(|f| std::io::BufReader::with_capacity(1 << 16, f))
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("reopening the upload: {e}")))?;
+    let bad = |e: leadgen_import::ImportError| AppError::BadRequest(format!("file: {e}"));
+    let (mut reader, mapping) = Reader::new(file, Limits::default()).map_err(bad)?;
+    let mut preview = leadgen_import::Preview {
+        mapping,
+        delimiter: reader.delimiter(),
+        header_issues: reader.header_issues().to_vec(),
+        rows: Vec::new(),
     };
-    let preview = leadgen_import::preview(open()?, preview_rows)
-        .map_err(|e| AppError::BadRequest(format!("file: {e}")))?;
-    let (mut reader, _) = Reader::new(open()?, Limits::default())
-        .map_err(|e| AppError::BadRequest(format!("file: {e}")))?;
     let (mut rows, mut rejected) = (0u64, 0u64);
     while let Some(r) = reader.next_row() {
-        let o = r.map_err(|e| AppError::BadRequest(format!("file: {e}")))?;
+        let o = r.map_err(bad)?;
         rows += 1;
         if o.record.is_none() {
             rejected += 1;
+        }
+        if preview.rows.len() < preview_rows {
+            preview.rows.push(o);
         }
     }
     Ok(Checked {

@@ -86,16 +86,17 @@ pub async fn enqueue(
     use anyhow::Context as _;
     use sha2::Digest as _;
     let path = file_of(data_dir, job);
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let sha = sha2::Sha256::digest(&bytes).to_vec();
-    let (mut reader, mapping) =
-        leadgen_import::Reader::new(bytes.as_slice(), leadgen_import::Limits::default())?;
+    // The same whole-file check as an upload, streaming; then its digest, streaming too.
+    let checked = api::check_file(&path, 0).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mapping = checked.preview.mapping;
     mapping.validate()?;
-    let mut rows = 0u64;
-    while let Some(r) = reader.next_row() {
-        r?;
-        rows += 1;
-    }
+    let rows = checked.rows;
+    let mut hash = sha2::Sha256::new();
+    let bytes = std::io::copy(
+        &mut std::fs::File::open(&path).with_context(|| format!("reading {}", path.display()))?,
+        &mut hash,
+    )?;
+    let sha = hash.finalize().to_vec();
     let node = node_id(data_dir)?;
     let mut tx = crate::db::TenantTx::begin(pool, context).await?;
     sqlx::query!(
@@ -107,7 +108,7 @@ pub async fn enqueue(
         context.user_id,
         node,
         file_name,
-        i64::try_from(bytes.len())?,
+        i64::try_from(bytes)?,
         sha,
         serde_json::to_value(&mapping)?,
         now
