@@ -234,7 +234,15 @@ fn extract_body(content_type: Option<&str>, body: &[u8], prefix: &str, sink: &mu
         return;
     }
     match mt.as_str() {
-        "application/x-www-form-urlencoded" => extract_form(&lenient_utf8(body), prefix, sink),
+        "application/x-www-form-urlencoded" => {
+            let text = lenient_utf8(body);
+            // An XML document sent as a form (or mislabelled on purpose) is read both ways: the
+            // application may well parse it as XML.
+            if looks_like_xml(&text) {
+                extract_xml(&text, prefix, sink);
+            }
+            extract_form(&text, prefix, sink);
+        }
         "multipart/form-data" => match content_type.and_then(|ct| param(ct, "boundary")) {
             Some(b) => extract_multipart(body, &b, prefix, sink),
             None => sink.push(prefix.into(), lenient_utf8(body), FieldKind::Text),
@@ -251,8 +259,19 @@ fn extract_body(content_type: Option<&str>, body: &[u8], prefix: &str, sink: &mu
             }
         }
         m if m.ends_with("+xml") => extract_xml(&lenient_utf8(body), prefix, sink),
-        _ => sink.push(prefix.into(), lenient_utf8(body), FieldKind::Text),
+        _ => {
+            let text = lenient_utf8(body);
+            if looks_like_xml(&text) {
+                extract_xml(&text, prefix, sink);
+            }
+            sink.push(prefix.into(), text, FieldKind::Text);
+        }
     }
+}
+
+/// An XML declaration at the start of a body, whatever its declared type.
+fn looks_like_xml(s: &str) -> bool {
+    s.trim_start().starts_with("<?xml")
 }
 
 /// A `key=value` parameter of a header like Content-Type or Content-Disposition.

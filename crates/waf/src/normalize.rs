@@ -183,8 +183,10 @@ pub fn lenient_utf8(bytes: &[u8]) -> String {
                 out.push_str(s);
                 i += len;
             }
+            // A byte that is not UTF-8 reads as Latin-1, as a database with that character set
+            // would read it (`%A0` is a no-break space there, which separates SQL words).
             _ => {
-                out.push('\u{fffd}');
+                out.push(char::from(b));
                 i += 1;
             }
         }

@@ -136,7 +136,7 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
             b';' | b'|' | b'&' | b'`' | b'$' | b'\n' | b'/' | b'\\' | b'<' | b'>' | b'{'
         )
     });
-    let glued_quotes = s.contains("''") || s.contains("\"\"") || s.starts_with(['\'', '"']);
+    let glued_quotes = super::has(s, "''") || super::has(s, "\"\"") || s.starts_with(['\'', '"']);
     if quoting && (shellish || glued_quotes) {
         let d = deobfuscate(s);
         if d != s {
@@ -251,14 +251,14 @@ fn scan(s: &str, hits: &mut Hits) {
     }
     // Shellshock function definition.
     if has(b'(')
-        && let Some(p) = s.find("()")
+        && let Some(p) = super::find_from(s, "()", 0)
         && s[p + 2..].trim_start().starts_with('{')
     {
         hits.add(1, "cmd.shellshock", CRITICAL);
     }
     if has(b'<') || has(b'>') {
         // Here-strings.
-        if let Some(p) = s.find("<<<")
+        if let Some(p) = super::find_from(s, "<<<", 0)
             && p > 0
         {
             hits.add(1, "cmd.here_string", CRITICAL);
@@ -268,17 +268,17 @@ fn scan(s: &str, hits: &mut Hits) {
             hits.add(1, "cmd.substitution", CRITICAL);
         }
     }
-    if s.contains("bin/") {
+    if super::has(s, "bin/") {
         binary_paths(s, b, hits);
     }
-    if s.contains("/dev/") && (s.contains("/dev/tcp/") || s.contains("/dev/udp/")) {
+    if super::has(s, "/dev/") && (super::has(s, "/dev/tcp/") || super::has(s, "/dev/udp/")) {
         hits.add(1, "cmd.dev_tcp", CRITICAL);
     }
     globbed_path(b, hits);
     if has(b'{') {
         brace_expansion(b, hits);
     }
-    if has(b'%') || s.contains("cmd") || s.contains("powershell") || s.contains("if ") {
+    if has(b'%') || super::has(s, "cmd") || super::has(s, "powershell") || super::has(s, "if ") {
         windows(s, hits);
     }
     if has(b'\n') {
@@ -288,7 +288,7 @@ fn scan(s: &str, hits: &mut Hits) {
 
 /// `$(cmd)`, `${…}` (including Log4Shell-style lookups), `$SHELL`, `$((…))`, `$[…]`.
 fn shell_expansions(s: &str, b: &[u8], hits: &mut Hits) {
-    if let Some(p) = s.find("$(") {
+    if let Some(p) = super::find_from(s, "$(", 0) {
         let inner = &b[p + 2..];
         let word = leading_word(inner);
         if command(word).is_some() || inner.first() == Some(&b'/') {
@@ -297,7 +297,7 @@ fn shell_expansions(s: &str, b: &[u8], hits: &mut Hits) {
             hits.add(2, "cmd.substitution", CRITICAL);
         }
     }
-    if s.contains("${") {
+    if super::has(s, "${") {
         if [
             "${jndi:", "${env:", "${lower:", "${upper:", "${::-", "${:", "${sys:", "${java:",
             "${date:",
@@ -306,7 +306,7 @@ fn shell_expansions(s: &str, b: &[u8], hits: &mut Hits) {
         .any(|p| s.contains(p))
         {
             hits.add(1, "cmd.expression_injection", CRITICAL);
-        } else if let Some(p) = s.find("${") {
+        } else if let Some(p) = super::find_from(s, "${", 0) {
             let inner = &b[p + 2..];
             let closes = inner.iter().take(64).any(|&c| c == b'}');
             let word = leading_word(inner);
@@ -328,11 +328,11 @@ fn shell_expansions(s: &str, b: &[u8], hits: &mut Hits) {
             }
         }
     }
-    if s.contains("$shell") || s.contains("$path") || s.contains("$home") {
+    if super::has(s, "$shell") || super::has(s, "$path") || super::has(s, "$home") {
         hits.add(2, "cmd.variable_expansion", ERROR);
     }
     // Bash arithmetic expansion: `$((…))`, `$[…]`.
-    if s.contains("$((") || s.contains("$[") {
+    if super::has(s, "$((") || super::has(s, "$[") {
         hits.add(1, "cmd.arithmetic_expansion", CRITICAL);
     }
 }
@@ -348,14 +348,14 @@ fn binary_paths(s: &str, b: &[u8], hits: &mut Hits) {
         "/usr/local/bin/",
         "/usr/local/sbin/",
     ] {
-        if let Some(p) = s.find(dir) {
+        if let Some(p) = super::find_from(s, dir, 0) {
             let word = leading_word(&b[p + dir.len()..]);
             if !word.is_empty() {
                 hits.add(1, "cmd.binary_path", CRITICAL);
             }
         }
     }
-    if let Some(p) = s.find("bin/")
+    if let Some(p) = super::find_from(s, "bin/", 0)
         && command(leading_word(&b[p + 4..])) == Some(Strength::Strong)
     {
         hits.add(2, "cmd.binary_path", CRITICAL);
@@ -648,7 +648,7 @@ fn windows(s: &str, hits: &mut Hits) {
         let rest = &s[p + 3..];
         if let Some(pct) = rest.find('%')
             && rest[..pct].len() < 80
-            && let Some(inp) = rest[pct..].find(" in")
+            && let Some(inp) = super::find_from(&rest[pct..], " in", 0)
             && rest[pct..pct + inp].trim_start_matches('%').chars().count() <= 12
             && !rest[pct..pct + inp].contains(' ')
             && rest[pct + inp + 3..].trim_start().starts_with('(')
@@ -688,11 +688,11 @@ fn batch_if(s: &str, hits: &mut Hits) {
             return;
         }
         let head: String = rest.chars().take(120).collect();
-        let cmp = head.contains("==")
+        let cmp = super::has(&head, "==")
             || head
                 .split_whitespace()
                 .any(|w| matches!(w, "equ" | "neq" | "lss" | "leq" | "gtr" | "geq"));
-        if cmp && (head.contains('%') || head.contains("==")) {
+        if cmp && (head.contains('%') || super::has(&head, "==")) {
             hits.add(1, "cmd.windows", CRITICAL);
             return;
         }

@@ -73,7 +73,7 @@ pub(crate) fn is_word_byte(b: u8) -> bool {
 pub(crate) fn find_word(hay: &str, needle: &str, from: usize) -> Option<usize> {
     let hb = hay.as_bytes();
     let mut start = from;
-    while let Some(p) = hay.get(start..).and_then(|h| h.find(needle)) {
+    while let Some(p) = hay.get(start..).and_then(|h| find_from(h, needle, 0)) {
         let i = start + p;
         let end = i + needle.len();
         let before_ok = i == 0 || !is_word_byte(hb[i - 1]);
@@ -84,4 +84,63 @@ pub(crate) fn find_word(hay: &str, needle: &str, from: usize) -> Option<usize> {
         start = i + 1;
     }
     None
+}
+
+/// Finds the literal `needle` in `hay` from byte `from`. The detectors run dozens of searches for
+/// short literals over short values; `str::find` builds a two-way searcher on every call, which
+/// costs more than the search itself at these sizes, while a byte scan for the first byte and a
+/// prefix compare does not.
+pub(crate) fn find_from(hay: &str, needle: &str, from: usize) -> Option<usize> {
+    let h = hay.as_bytes();
+    let n = needle.as_bytes();
+    let (&first, _) = n.split_first()?;
+    let mut i = from;
+    while let Some(p) = h.get(i..).and_then(|rest| memchr::memchr(first, rest)) {
+        let at = i + p;
+        if h[at..].starts_with(n) {
+            return Some(at);
+        }
+        i = at + 1;
+    }
+    None
+}
+
+/// Whether `hay` contains the literal `needle` (see [`find_from`]).
+pub(crate) fn has(hay: &str, needle: &str) -> bool {
+    find_from(hay, needle, 0).is_some()
+}
+
+/// The byte pairs of a value, as a 1,024-bit set. A literal can only occur in the value when
+/// each of its pairs does, so one pass over the value rules out almost every literal a detector
+/// asks about before any search runs (a 200-byte value sets about a fifth of the bits; a
+/// six-letter word then passes by chance well under once in a thousand).
+pub(crate) struct Grams([u64; 16]);
+
+impl Grams {
+    pub(crate) fn new(s: &str) -> Grams {
+        let mut g = [0u64; 16];
+        for w in s.as_bytes().windows(2) {
+            let h = Self::slot(w[0], w[1]);
+            g[h >> 6] |= 1 << (h & 63);
+        }
+        Grams(g)
+    }
+
+    fn slot(a: u8, b: u8) -> usize {
+        let x = (u32::from(a) << 8 | u32::from(b)).wrapping_mul(0x9E37_79B1);
+        (x >> 22) as usize
+    }
+
+    /// False when `needle` certainly does not occur; true when it may.
+    pub(crate) fn may_contain(&self, needle: &str) -> bool {
+        needle.as_bytes().windows(2).all(|w| {
+            let h = Self::slot(w[0], w[1]);
+            self.0[h >> 6] & (1 << (h & 63)) != 0
+        })
+    }
+
+    /// Whether `hay` (the value these grams were built from) contains `needle`.
+    pub(crate) fn has(&self, hay: &str, needle: &str) -> bool {
+        self.may_contain(needle) && has(hay, needle)
+    }
 }

@@ -193,7 +193,7 @@ fn tokenize<'a>(s: &'a str, quote: Option<u8>, toks: &mut Vec<Tok<'a>>, lex: &mu
                     }
                     continue;
                 }
-                match s.get(i + 2..).and_then(|r| r.find("*/")) {
+                match s.get(i + 2..).and_then(|r| super::find_from(r, "*/", 0)) {
                     Some(e) => {
                         lex.inline_comments += 1;
                         i += 2 + e + 2;
@@ -604,6 +604,8 @@ struct Expr {
     literals: u32,
     /// Binary operators, nested groups included.
     ops: u32,
+    /// Calls without arguments (`pi()`, `connection_id()`): SQL, not prose citations.
+    empty_calls: u32,
 }
 
 /// Skips a balanced parenthesised group starting at `t[i] == LParen`; returns the index after
@@ -683,6 +685,7 @@ fn parse_expr_depth(t: &[Tok<'_>], mut i: usize, depth: u8) -> Option<(usize, Ex
                         e.funcs += inner.funcs;
                         e.literals += inner.literals;
                         e.ops += inner.ops;
+                        e.empty_calls += inner.empty_calls;
                         // Parenthesised constants (`(1)=(1)`) still count as constants.
                         is_const = inner.operands == 1 && inner.consts == 1;
                         i = if t.get(end) == Some(&Tok::RParen) {
@@ -728,6 +731,9 @@ fn parse_expr_depth(t: &[Tok<'_>], mut i: usize, depth: u8) -> Option<(usize, Ex
                     let (end, sel) = skip_group(t, i);
                     e.select |= sel;
                     e.funcs += 1;
+                    if t.get(i + 1) == Some(&Tok::RParen) {
+                        e.empty_calls += 1;
+                    }
                     e.sql_func |= is_sql_only_function(w);
                     i = end;
                 } else {
@@ -1376,6 +1382,18 @@ enum PrefixKind {
 /// Rules that hold wherever a construct appears in the token stream.
 fn anywhere_rules(t: &[Tok<'_>], hits: &mut Hits) {
     for (i, &tok) in t.iter().enumerate() {
+        // `… and (pi()=pi())--`, `and connection_id()=connection_id()`: calls without
+        // arguments compared and no names; prose cites "(2019)", never `f()`.
+        if is_logic(tok)
+            && let Some((_, e)) = parse_expr(t, i + 1)
+            && e.cmp
+            && e.idents == 0
+            && e.empty_calls > 0
+        {
+            hits.add(1, "sqli.tautology", CRITICAL);
+        }
+    }
+    for (i, &tok) in t.iter().enumerate() {
         let next = t.get(i + 1).copied();
         match tok {
             Tok::Word("union") => {
@@ -1395,7 +1413,9 @@ fn anywhere_rules(t: &[Tok<'_>], hits: &mut Hits) {
             Tok::Word("except" | "intersect")
                 if matches!(next, Some(Tok::Word("select" | "values"))) =>
             {
-                hits.add(2, "sqli.union_select", CRITICAL);
+                // `except values(1,2)`: prose does not put a tuple after "except values".
+                let tuple = next == Some(Tok::Word("values")) && t.get(i + 2) == Some(&Tok::LParen);
+                hits.add(if tuple { 1 } else { 2 }, "sqli.union_select", CRITICAL);
             }
             Tok::Semi => {
                 if matches!(next, Some(Tok::Word(_))) && statement_at(t, i + 1) {
@@ -1408,7 +1428,17 @@ fn anywhere_rules(t: &[Tok<'_>], hits: &mut Hits) {
                 ) && i == 0
                 {
                     // `;truncate[xx`: a value that *starts* with a statement separator.
-                    hits.add(2, "sqli.stacked_query", CRITICAL);
+                    hits.add(1, "sqli.stacked_query", CRITICAL);
+                } else if matches!(next, Some(Tok::Word("if" | "begin")))
+                    && t[i + 2..].iter().take(6).any(|x| {
+                        matches!(
+                            x,
+                            Tok::Word("drop" | "shutdown" | "exec" | "delete" | "truncate")
+                        )
+                    })
+                {
+                    // `;if 1=1 drop table users--`, `; begin shutdown end--`.
+                    hits.add(1, "sqli.stacked_query", CRITICAL);
                 }
             }
             // `if(2=`, `if(1=1,1,sleep(1))`: conditional with a comparison inside.
@@ -1417,7 +1447,9 @@ fn anywhere_rules(t: &[Tok<'_>], hits: &mut Hits) {
                     && (parse_expr(t, i + 2).is_some_and(|(_, e)| e.cmp)
                         || matches!(t.get(i + 3), Some(Tok::Op("=" | "<" | ">")))) =>
             {
-                hits.add(2, "sqli.conditional", CRITICAL);
+                // `if(2=`: a literal compared straight after the bracket is never prose.
+                let literal = matches!(t.get(i + 2), Some(Tok::Num { .. } | Tok::Str { .. }));
+                hits.add(if literal { 1 } else { 2 }, "sqli.conditional", CRITICAL);
             }
             Tok::Word("select") => {
                 if select_at(t, i) {
@@ -1497,7 +1529,11 @@ fn anywhere_rules(t: &[Tok<'_>], hits: &mut Hits) {
                 let char_code = matches!(w, "char" | "chr" | "nchar")
                     && matches!(t.get(i + 2), Some(Tok::Num { .. }))
                     && matches!(t.get(i + 3), Some(Tok::RParen | Tok::Comma));
-                if is_critical_function(w, empty) || char_code {
+                // `ascii(substring(passwd,1,1))`: one SQL-only function straight inside another.
+                let nested = is_sql_only_function(w)
+                    && matches!(t.get(i + 2), Some(Tok::Word(w2)) if is_sql_only_function(w2))
+                    && t.get(i + 3) == Some(&Tok::LParen);
+                if is_critical_function(w, empty) || char_code || nested {
                     hits.add(1, "sqli.sql_function", CRITICAL);
                 } else if matches!(w, "cast" | "convert")
                     && t[i..].iter().take(16).any(|x| {
@@ -1642,7 +1678,11 @@ fn clause_fragment(t: &[Tok<'_>], hits: &mut Hits) {
         }
         _ => {}
     }
-    // `` as `alias` from ``: a select list's alias followed by its table.
+    alias_from(t, hits);
+}
+
+/// `` as `alias` from ``: a select list's alias followed by its table.
+fn alias_from(t: &[Tok<'_>], hits: &mut Hits) {
     for w in t.windows(3) {
         if w[0] == Tok::Word("as") && w[1] == Tok::QIdent && w[2] == Tok::Word("from") {
             hits.add(1, "sqli.alias_from", CRITICAL);
@@ -1652,6 +1692,187 @@ fn clause_fragment(t: &[Tok<'_>], hits: &mut Hits) {
         {
             hits.add(2, "sqli.alias_from", CRITICAL);
         }
+    }
+}
+
+/// Whether `t` (a whole value) is nothing but an SQL operator, optionally between a closing and
+/// an opening bracket (`) like (`) and before a comment: `<>`, `||`, `is null`, `regexp`,
+/// `order by`. Single words that are also English (`like`, `between`) count only inside brackets.
+fn operator_only(t: &[Tok<'_>]) -> bool {
+    let mut a = 0;
+    while t.get(a) == Some(&Tok::RParen) {
+        a += 1;
+    }
+    let mut b = t.len();
+    if b > a && t[b - 1] == Tok::Comment {
+        b -= 1;
+    }
+    let mut bracketed = a > 0;
+    while b > a && t[b - 1] == Tok::LParen {
+        b -= 1;
+        bracketed = true;
+    }
+    match &t[a..b] {
+        [Tok::Op(op)] => {
+            is_cmp_op(op) || matches!(*op, "||" | "&&" | ">>" | "<<" | "->" | "->>" | ":=")
+        }
+        [Tok::Word("xor" | "regexp" | "rlike" | "notnull" | "isnull")] => true,
+        [Tok::Word(w)] => bracketed && (is_cmp_word(w) || matches!(*w, "or" | "and" | "div")),
+        [Tok::Word("is" | "like"), Tok::Word("null")]
+        | [Tok::Word("is"), Tok::Word("not"), Tok::Word("null")]
+        | [
+            Tok::Word("not"),
+            Tok::Word("like" | "regexp" | "rlike" | "in" | "between"),
+        ]
+        | [Tok::Word("sounds"), Tok::Word("like")]
+        | [Tok::Word("order" | "group"), Tok::Word("by")] => true,
+        _ => false,
+    }
+}
+
+/// A value ending in a call to an SQL function that is left open: `sleep(`, `cast(`,
+/// `length||!!$(`, `IN/**/(`. What people write either closes the bracket ("Day (USPS)") or does
+/// not put a function name before it.
+fn unclosed_call(s: &str) -> bool {
+    let t = s.trim_end();
+    let b = t.as_bytes();
+    if b.last() != Some(&b'(') {
+        return false;
+    }
+    let mut k = b.len() - 1;
+    let mut between = 0;
+    while k > 0 && !super::is_word_byte(b[k - 1]) {
+        k -= 1;
+        between += 1;
+        if between > 6 {
+            return false;
+        }
+    }
+    let end = k;
+    while k > 0 && super::is_word_byte(b[k - 1]) {
+        k -= 1;
+    }
+    let w = t.get(k..end).unwrap_or("");
+    !w.is_empty() && is_common_sql_function(w) && words_in(&b[..k]) <= 2
+}
+
+/// Whole values that are a piece of SQL and nothing else: what a scanner sends to see which
+/// fragment changes the response. People do not type a lone operator, end a field with an open
+/// call to an SQL function, or write a bracketed list of numbers after "in".
+fn probe_rules(s: &str, t: &[Tok<'_>], hits: &mut Hits) {
+    if unclosed_call(s) {
+        hits.add(1, "sqli.probe_call", CRITICAL);
+    }
+    if operator_only(t) {
+        hits.add(1, "sqli.probe_operator", CRITICAL);
+    }
+    let literal = |x: Option<&Tok<'_>>| matches!(x, Some(Tok::Num { .. } | Tok::Str { .. }));
+    // `in (0,1)`, `values ('192.168.0.1', 'test')`: a tuple of literals as the whole value.
+    if let Some(Tok::Word(w @ ("in" | "values"))) = t.first()
+        && t.get(1) == Some(&Tok::LParen)
+    {
+        let mut k = 2;
+        let mut n = 0;
+        loop {
+            if matches!(t.get(k), Some(Tok::Op("-" | "+"))) {
+                k += 1;
+            }
+            let strs_ok = *w == "values" || matches!(t.get(k), Some(Tok::Num { .. }));
+            if !literal(t.get(k)) || !strs_ok {
+                break;
+            }
+            n += 1;
+            k += 1;
+            if t.get(k) != Some(&Tok::Comma) {
+                break;
+            }
+            k += 1;
+        }
+        let end = matches!(t.get(k), None | Some(Tok::RParen | Tok::Comment))
+            && matches!(t.get(k + 1), None | Some(Tok::Comment));
+        if n >= 2 && end {
+            hits.add(1, "sqli.probe_tuple", CRITICAL);
+        }
+    }
+    // `) when 234 then`, `) or (`: a value that starts by closing the application's bracket
+    // and goes on as SQL.
+    if t.first() == Some(&Tok::RParen)
+        && matches!(t.get(1), Some(Tok::Word(w)) if is_reserved(w) || matches!(*w, "when" | "then"))
+    {
+        hits.add(1, "sqli.bracket_breakout", CRITICAL);
+    }
+    // `a=b,1=1`, `'admin', '1'='1'`: a constant comparison closing a list.
+    for (k, x) in t.iter().enumerate() {
+        if *x == Tok::Comma
+            && let Some((end, e)) = parse_expr(t, k + 1)
+            && e.const_cmp
+            && e.operands == 2
+            && matches!(t.get(end), None | Some(Tok::Comment))
+        {
+            hits.add(1, "sqli.tautology", CRITICAL);
+        }
+    }
+    // `17,23 order by 16`: numbers, then sorting by column position (finding the column count).
+    let nums = t
+        .iter()
+        .take_while(|x| matches!(x, Tok::Num { .. } | Tok::Comma))
+        .count();
+    if nums > 0
+        && t.get(nums) == Some(&Tok::Word("order"))
+        && t.get(nums + 1) == Some(&Tok::Word("by"))
+        && match t.get(nums + 2) {
+            Some(Tok::Num { .. }) => true,
+            // `1 order by ifnull(null,userid)`
+            Some(Tok::Word(w)) => is_sql_only_function(w) && t.get(nums + 3) == Some(&Tok::LParen),
+            _ => false,
+        }
+    {
+        hits.add(1, "sqli.order_by_number", CRITICAL);
+    }
+    // `having 1=`: the start of a having clause on a constant.
+    if t.first() == Some(&Tok::Word("having"))
+        && literal(t.get(1))
+        && matches!(t.get(2), Some(Tok::Op(op)) if is_cmp_op(op))
+    {
+        hits.add(1, "sqli.clause_fragment", CRITICAL);
+    }
+    // `something like '`: a pattern operator whose operand is a bare opening quote.
+    if let [
+        ..,
+        Tok::Word("like" | "rlike" | "regexp" | "ilike" | "glob"),
+        Tok::Str { lone: true, .. },
+    ] = t
+    {
+        hits.add(1, "sqli.probe_operator", CRITICAL);
+    }
+}
+
+/// A value that starts with a quote (closing the application's string at once) and continues
+/// as SQL: `' union/`, `"alter a`, `` ` regexp ``, `' = #`. A quoted phrase that starts with a
+/// logic word (`"And when the kids…`) is prose, so logic words alone do not count here.
+fn quote_probe(s: &str, q: u8, t: &[Tok<'_>], hits: &mut Hits) {
+    let rest = &t[1..];
+    let one_quote = s.bytes().filter(|&c| c == q).count() == 1;
+    let hit = match rest.first() {
+        Some(Tok::Word(
+            "union" | "select" | "alter" | "insert" | "update" | "delete" | "drop" | "create"
+            | "truncate" | "exec" | "declare",
+        )) => {
+            // `'alter a`, `' union/`: the keyword and a stub. A stray quote before a title
+            // (`"Select Medical`, `"Create your account`) goes on with real words.
+            one_quote
+                && rest.len() <= 2
+                && match rest.get(1) {
+                    None | Some(Tok::Op(_) | Tok::Other | Tok::Comment) => true,
+                    Some(Tok::Word(w)) => w.len() == 1,
+                    _ => false,
+                }
+        }
+        Some(Tok::Op(_) | Tok::Other) => rest.get(1) == Some(&Tok::Comment),
+        _ => false,
+    };
+    if hit || operator_only(rest) {
+        hits.add(1, "sqli.quote_probe", CRITICAL);
     }
 }
 
@@ -1671,7 +1892,7 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
         while let Some(t) = toks.get(i) {
             match t {
                 Tok::Num { .. } => saw_num = true,
-                Tok::Op("-" | "+") | Tok::LParen | Tok::Dot => {}
+                Tok::Op("-" | "+" | "*" | "/") | Tok::LParen | Tok::Dot => {}
                 _ => break,
             }
             i += 1;
@@ -1710,6 +1931,7 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
             }
         }
         clause_fragment(&toks, hits);
+        probe_rules(s, &toks, hits);
         // `1*1/*`, `1 * 1 --`: constant arithmetic whose query is cut off.
         if let Some((end, e)) = parse_expr(&toks, 0)
             && toks.get(end) == Some(&Tok::Comment)
@@ -1781,6 +2003,10 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
                 hits,
             );
             anywhere_rules(&toks, hits);
+            alias_from(&toks, hits);
+            if empty {
+                quote_probe(s, q, &toks, hits);
+            }
         }
     }
 
@@ -1891,6 +2117,37 @@ mod tests {
             "1 having 1=1",
             "' or ''='",
             "\\' or 1=1 --",
+            // Probes: whole values that are a fragment of SQL.
+            "sleep(",
+            "CAST(",
+            "length||!!$(",
+            "IN/**/(",
+            "quarter. (",
+            "<>",
+            "||",
+            "is not null",
+            ") like (",
+            ") when 234 then",
+            "in (0,1)",
+            " IN (815914, 815913)\n",
+            "VALUES ('192.168.0.1', 'test')",
+            "ordeR by",
+            "a=b,1=1",
+            "HAVING 1=",
+            "something LIKE '",
+            "'alter a",
+            "\" UNION A",
+            "` REGEXP ",
+            "' = # '",
+            "if(1234=",
+            ";truncate[xx",
+            "except values(1,2)",
+            "ascii(substring(passwd,1,1))-10",
+            "1234''z' and (3=pi())--",
+            "AND CONNECTION_ID()=CONNECTION_ID()",
+            "17,23 order by 16",
+            "1/1/**/union",
+            "';if 1=1 drop table users-- -a",
         ] {
             assert!(score(a, 1) >= 5, "missed {a:?}: {}", score(a, 1));
         }
@@ -1930,6 +2187,24 @@ mod tests {
             "8 OR 9 WLV",
             "Please select pair #1",
             "O'connors UNION selected a few friendsf from a",
+            "USPS 1-3 Day (USPS doesn't guarantee 3 day arrival)",
+            "Time (EST)",
+            "Count (approx.)",
+            "Interested in (CRM, ERP)",
+            "in (2) weeks",
+            "Values (integrity, trust)",
+            "\"And when the kids are old",
+            "\"Select Medical",
+            "\"Create your account",
+            "'Union' rep",
+            "\"Update\" pending",
+            ") see above",
+            "order by phone",
+            "1, 2 order by priority",
+            "Q3 -> Q4",
+            "like",
+            "Format: (PDF or CSV)",
+            "if (2) is late, call",
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
         ] {
             assert!(score(b, 1) < 5, "false positive {b:?}: {}", score(b, 1));

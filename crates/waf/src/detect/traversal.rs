@@ -70,19 +70,38 @@ const SENSITIVE: &[&str] = &[
     "web.config",
 ];
 
+/// Which bytes start an entry of [`SENSITIVE`]: most positions are rejected by one lookup.
+const FIRST_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < SENSITIVE.len() {
+        t[SENSITIVE[i].as_bytes()[0] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// Whether `b` names a sensitive file. Entries are anchored — after a separator or at the start
 /// (dotfiles anywhere) — and must not continue into a longer name (`.env` vs `.environment`).
 /// Only candidate positions are tried, so this is a few byte compares per value, not one
 /// substring search per list entry.
 fn mentions_sensitive_file(b: &[u8]) -> bool {
     (0..b.len()).any(|p| {
+        if !FIRST_BYTES[usize::from(b[p])] {
+            return false;
+        }
         let anchored = p == 0 || matches!(b[p - 1], b'/' | b'~' | b'=' | b' ' | b':');
         if !anchored && b[p] != b'.' {
             return false;
         }
         SENSITIVE.iter().any(|f| {
             let f = f.as_bytes();
-            if f[0] != b[p] || (f[0] != b'.' && !anchored) || !b[p..].starts_with(f) {
+            // Two bytes before the full compare: most candidates differ in the second.
+            if f[0] != b[p]
+                || b.get(p + 1) != f.get(1)
+                || (f[0] != b'.' && !anchored)
+                || !b[p..].starts_with(f)
+            {
                 return false;
             }
             let next = b.get(p + f.len()).copied();
@@ -117,7 +136,7 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
     let mut dotdot = 0u32;
     let mut backslash_dotdot = false;
     let mut i = 0;
-    while let Some(p) = s.get(i..).and_then(|r| r.find("..")) {
+    while let Some(p) = s.get(i..).and_then(|r| super::find_from(r, "..", 0)) {
         let at = i + p;
         let start_ok = at == 0
             || matches!(
@@ -163,23 +182,23 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
     }
     // Absolute Windows paths (`c:\windows`, `c:/boot.ini`) in a parameter.
     if b.len() > 3
-        && let Some(p) = s.find(":/")
+        && let Some(p) = super::find_from(&s, ":/", 0)
         && p >= 1
         && b[p - 1].is_ascii_alphabetic()
         && (p == 1 || !b[p - 2].is_ascii_alphanumeric())
         && !s[..p].ends_with("http")
     {
-        if s[p..].contains("windows")
-            || s[p..].contains("winnt")
-            || s[p..].contains("inetpub")
-            || s[p..].contains("users/")
+        if super::has(&s[p..], "windows")
+            || super::has(&s[p..], "winnt")
+            || super::has(&s[p..], "inetpub")
+            || super::has(&s[p..], "users/")
         {
             hits.add(1, "path.windows_absolute", CRITICAL);
         } else {
             hits.add(2, "path.windows_absolute", WARNING);
         }
     }
-    if s.contains("file:/") {
+    if super::has(&s, "file:/") {
         hits.add(1, "path.file_url", CRITICAL);
     }
 }

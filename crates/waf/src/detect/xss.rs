@@ -8,7 +8,7 @@
 //! `document.cookie`, JSFuck). The text has been entity- and URL-decoded already; JavaScript
 //! escapes (`\u003c`) are decoded here as a second view.
 
-use super::{CRITICAL, ERROR, Hits, Input, WARNING, is_word_byte};
+use super::{CRITICAL, ERROR, Grams, Hits, Input, WARNING, is_word_byte};
 use crate::normalize::decode_js_escapes;
 
 /// Elements that execute script or change how the page loads resources.
@@ -210,50 +210,55 @@ fn known_event(name: &str) -> bool {
 /// Runs the XSS rules on one value.
 pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
     let s = input.text;
-    // Nothing here can be markup or script.
-    if !s.bytes().any(|b| {
-        matches!(
-            b,
-            b'<' | b':' | b'=' | b'(' | b'`' | b'[' | b'.' | b'+' | b'-' | b'\\' | b'@'
-        )
-    }) {
+    // Nothing here can be markup or script. Emails, URLs without a scheme, phone numbers and
+    // dates (`.`, `+`, `-`, `@`) only matter with the words the rules below look for.
+    let syntax = s
+        .bytes()
+        .any(|b| matches!(b, b'<' | b'>' | b':' | b'=' | b'(' | b'`' | b'[' | b'\\'));
+    let g = Grams::new(s);
+    if !syntax
+        && !(g.has(s, "+adw-")
+            || g.has(s, "@import")
+            || g.has(s, "document")
+            || g.has(s, "window")
+            || g.has(s, "location")
+            || g.has(s, "constructor")
+            || g.has(s, "innerhtml"))
+    {
         return;
     }
-    scan(s, hits);
+    scan(s, &g, hits);
     if let Some(js) = decode_js_escapes(s) {
-        scan(&js, hits);
+        scan(&js, &Grams::new(&js), hits);
     }
 }
 
-fn scan(s: &str, hits: &mut Hits) {
+fn scan(s: &str, g: &Grams, hits: &mut Hits) {
     let b = s.as_bytes();
     tags(s, hits);
     event_handlers(b, hits);
     // Every scheme we look for ends in "script" (even when split by whitespace, the letters
     // stay in order), plus `data:` and `mocha:`.
     if s.contains(':')
-        && (s.contains("script")
-            || s.contains("data")
-            || s.contains("mocha")
+        && (g.has(s, "script")
+            || g.has(s, "data")
+            || g.has(s, "mocha")
             || s.bytes().any(|c| c.is_ascii_control()))
     {
         schemes(s, hits);
     }
-    if s.contains("expression")
-        || s.contains("binding")
-        || s.contains("behavior")
-        || s.contains("@import")
+    if g.has(s, "expression") || g.has(s, "binding") || g.has(s, "behavior") || g.has(s, "@import")
     {
-        css(s, hits);
+        css(s, g, hits);
     }
-    js(s, hits);
+    js(s, g, hits);
     // Attribute injection outside a tag: `'formaction=`, `" srcdoc=`.
     let has_eq = b.contains(&b'=');
     for attr in ["formaction", "srcdoc", "xlink:href"]
         .into_iter()
         .filter(|_| has_eq)
     {
-        if let Some(p) = s.find(attr) {
+        if let Some(p) = super::find_from(s, attr, 0) {
             let before = s[..p].trim_end_matches([' ', '\t']);
             let after = s[p + attr.len()..].trim_start();
             if after.starts_with('=') && (before.is_empty() || before.ends_with(['"', '\'', '/'])) {
@@ -261,23 +266,22 @@ fn scan(s: &str, hits: &mut Hits) {
             }
         }
     }
-    if s.contains("+adw-") {
+    if g.has(s, "+adw-") {
         // UTF-7 encoded `<`: `+ADw-script+AD4-`.
         hits.add(1, "xss.utf7", CRITICAL);
     }
-    if s.contains("-->") {
+    if g.has(s, "-->") {
         hits.add(3, "xss.comment_close", ERROR);
     }
     // External entities and processing instructions that pull in code or documents:
     // `<!entity x system "http://…">`, `<?import implementation=…>`, `<?xml-stylesheet …?>`.
-    if (s.contains("<!entity") && (s.contains(" system") || s.contains(" public")))
-        || s.contains("<?import")
-        || s.contains("<?xml-stylesheet")
+    if (g.has(s, "<!entity") && (g.has(s, " system") || g.has(s, " public")))
+        || g.has(s, "<?import")
+        || g.has(s, "<?xml-stylesheet")
     {
         hits.add(1, "xss.markup_declaration", CRITICAL);
     }
-    if s.contains("<!") && (s.contains("<!--") || s.contains("<![cdata[") || s.contains("<!entity"))
-    {
+    if g.has(s, "<!") && (g.has(s, "<!--") || g.has(s, "<![cdata[") || g.has(s, "<!entity")) {
         hits.add(2, "xss.markup_declaration", WARNING);
     }
 }
@@ -349,16 +353,16 @@ fn tags(s: &str, hits: &mut Hits) {
                 hits.add(3, "xss.html_tag", WARNING);
             }
         }
-        if attrs.contains("srcdoc") || attrs.contains("formaction") {
+        if super::has(attrs, "srcdoc") || super::has(attrs, "formaction") {
             hits.add(1, "xss.dangerous_attribute", CRITICAL);
         }
-        if attrs.contains("srcdoc") || attrs.contains("formaction") {
+        if super::has(attrs, "srcdoc") || super::has(attrs, "formaction") {
             // (reported above)
-        } else if attrs.contains("datasrc") || attrs.contains("dataformatas") {
+        } else if super::has(attrs, "datasrc") || super::has(attrs, "dataformatas") {
             // Legacy data binding: renders fetched content as HTML.
             hits.add(1, "xss.dangerous_attribute", CRITICAL);
         }
-        if let Some(p) = attrs.find("style") {
+        if let Some(p) = super::find_from(attrs, "style", 0) {
             let css = &attrs[p..];
             // Injected markup whose inline style loads resources, runs code or hides its text
             // behind CSS escapes or comments (`style="background:url(…)"`, `\0075\0072\006c`).
@@ -366,11 +370,11 @@ fn tags(s: &str, hits: &mut Hits) {
                 .as_bytes()
                 .windows(3)
                 .any(|w| w[0] == b'\\' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit());
-            if css.contains("url(")
-                || css.contains("expression")
-                || css.contains("binding")
-                || css.contains("behavior")
-                || css.contains("/*")
+            if super::has(css, "url(")
+                || super::has(css, "expression")
+                || super::has(css, "binding")
+                || super::has(css, "behavior")
+                || super::has(css, "/*")
                 || escaped
             {
                 hits.add(1, "xss.style_attribute", CRITICAL);
@@ -496,12 +500,14 @@ fn schemes(s: &str, hits: &mut Hits) {
         "jscript.encode",
     ] {
         let mut from = 0;
-        while let Some(p) = compact.get(from..).and_then(|c| c.find(scheme)) {
+        while let Some(p) = compact
+            .get(from..)
+            .and_then(|c| super::find_from(c, scheme, 0))
+        {
             let at = from + p;
             let after = compact.as_bytes().get(at + scheme.len()).copied();
             // In the original text, "JavaScript: the good parts" has a space after the colon.
-            let spaced_in_original = s
-                .find(scheme)
+            let spaced_in_original = super::find_from(s, scheme, 0)
                 .map(|o| s.as_bytes().get(o + scheme.len()) == Some(&b' '));
             // Whitespace or entities *inside* the scheme (`ja&tab;vascript:`) are evasion.
             let obfuscated = spaced_in_original.is_none();
@@ -513,7 +519,7 @@ fn schemes(s: &str, hits: &mut Hits) {
             from = at + scheme.len();
         }
     }
-    if let Some(p) = compact.find("data:") {
+    if let Some(p) = super::find_from(&compact, "data:", 0) {
         let rest = &compact[p + 5..];
         if rest.starts_with("text/html")
             || rest.starts_with("image/svg")
@@ -523,15 +529,15 @@ fn schemes(s: &str, hits: &mut Hits) {
             || (rest.starts_with(',') && rest.contains(['<', '(']))
         {
             hits.add(1, "xss.data_url", CRITICAL);
-        } else if rest.starts_with(',') || rest.contains(";base64,") {
+        } else if rest.starts_with(',') || super::has(rest, ";base64,") {
             hits.add(2, "xss.data_url", ERROR);
         }
     }
 }
 
 /// CSS that runs code or loads behaviour.
-fn css(s: &str, hits: &mut Hits) {
-    if let Some(p) = s.find("expression") {
+fn css(s: &str, g: &Grams, hits: &mut Hits) {
+    if let Some(p) = super::find_from(s, "expression", 0) {
         let after = s[p + 10..].trim_start_matches([' ', '\t', '\n', '\r']);
         let before = s[..p].trim_end();
         // `expression\28…`: the parenthesis as a CSS escape.
@@ -543,16 +549,16 @@ fn css(s: &str, hits: &mut Hits) {
             hits.add(1, "xss.css_expression", CRITICAL);
         }
     }
-    if s.contains("-moz-binding") || (s.contains("behavior") && s.contains("url(")) {
+    if g.has(s, "-moz-binding") || (g.has(s, "behavior") && g.has(s, "url(")) {
         hits.add(1, "xss.css_behaviour", CRITICAL);
     }
-    if s.contains("@import") && (s.contains("url(") || s.contains('\'') || s.contains('"')) {
+    if g.has(s, "@import") && (g.has(s, "url(") || s.contains('\'') || s.contains('"')) {
         hits.add(1, "xss.css_import", CRITICAL);
     }
 }
 
 /// JavaScript execution sinks and obfuscation.
-fn js(s: &str, hits: &mut Hits) {
+fn js(s: &str, g: &Grams, hits: &mut Hits) {
     let b = s.as_bytes();
     // Calls of functions that only matter to an attacker: alert(1), eval(…), setTimeout(…).
     const SINKS: [&str; 14] = [
@@ -573,9 +579,12 @@ fn js(s: &str, hits: &mut Hits) {
     ];
     // Every sink is a call: `(` or a tagged template.
     let callable = b.iter().any(|&c| c == b'(' || c == b'`');
-    for sink in SINKS.into_iter().filter(|_| callable) {
+    for sink in SINKS
+        .into_iter()
+        .filter(|sink| callable && g.may_contain(sink))
+    {
         let mut from = 0;
-        while let Some(p) = s.get(from..).and_then(|h| h.find(sink)) {
+        while let Some(p) = s.get(from..).and_then(|h| super::find_from(h, sink, 0)) {
             let at = from + p;
             let end = at + sink.len();
             from = end;
@@ -609,23 +618,23 @@ fn js(s: &str, hits: &mut Hits) {
             }
         }
     }
-    if let Some(p) = s.find("function") {
+    if let Some(p) = super::find_from(s, "function", 0) {
         let before = s[..p].trim_end();
         if before.ends_with("new") && s[p + 8..].trim_start().starts_with('(') {
             hits.add(1, "xss.js_sink", CRITICAL);
         }
     }
     // Property chains with whitespace and comments removed: document /*x*/ . cookie
-    if s.contains("document")
-        || s.contains("window")
+    if g.has(s, "document")
+        || g.has(s, "window")
         || (s.contains('[')
-            && (s.contains("self")
-                || s.contains("top")
-                || s.contains("parent")
-                || s.contains("globalthis")))
-        || s.contains("location")
-        || s.contains("constructor")
-        || s.contains("innerhtml")
+            && (g.has(s, "self")
+                || g.has(s, "top")
+                || g.has(s, "parent")
+                || g.has(s, "globalthis")))
+        || g.has(s, "location")
+        || g.has(s, "constructor")
+        || g.has(s, "innerhtml")
     {
         let compact = strip_js_noise(s);
         for pat in [
@@ -650,7 +659,7 @@ fn js(s: &str, hits: &mut Hits) {
             ".outerhtml=",
             "document.createelement(",
         ] {
-            if let Some(p) = compact.find(pat) {
+            if let Some(p) = super::find_from(&compact, pat, 0) {
                 let prev = p
                     .checked_sub(1)
                     .and_then(|q| compact.as_bytes().get(q))
@@ -665,13 +674,13 @@ fn js(s: &str, hits: &mut Hits) {
         }
     }
     // JSFuck / non-alphanumeric JavaScript.
-    if !s.contains("[]") {
+    if !g.has(s, "[]") {
         return;
     }
     let fuck = count(s, "![]") + count(s, "+[]") + count(s, "[]+") + count(s, "[][");
     if fuck >= 2 {
         hits.add(1, "xss.jsfuck", CRITICAL);
-    } else if fuck == 1 && (s.contains("!![]") || s.contains("+!")) {
+    } else if fuck == 1 && (g.has(s, "!![]") || g.has(s, "+!")) {
         hits.add(2, "xss.jsfuck", CRITICAL);
     }
 }
@@ -684,9 +693,9 @@ fn count(s: &str, pat: &str) -> usize {
 fn strip_js_noise(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    while let Some(p) = rest.find("/*") {
+    while let Some(p) = super::find_from(rest, "/*", 0) {
         out.extend(rest[..p].chars().filter(|c| !c.is_whitespace()));
-        match rest[p + 2..].find("*/") {
+        match super::find_from(&rest[p + 2..], "*/", 0) {
             Some(e) => rest = &rest[p + 2 + e + 2..],
             None => {
                 rest = "";
