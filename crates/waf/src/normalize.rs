@@ -317,9 +317,10 @@ pub fn decode_entities(s: &str) -> Option<String> {
 /// ASCII quotes, exotic spaces to a space; zero-width characters and NUL removed.
 fn fold(s: &str) -> Normalized {
     let mut had_null = false;
-    if s.is_ascii() && !s.bytes().any(|b| b == 0 || b.is_ascii_uppercase()) {
+    if s.is_ascii() && !s.as_bytes().contains(&0) {
+        // Plain ASCII (most business data): lower-casing is all there is to do.
         return Normalized {
-            text: s.to_owned(),
+            text: s.to_ascii_lowercase(),
             had_null,
         };
     }

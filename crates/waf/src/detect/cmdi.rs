@@ -211,6 +211,7 @@ fn separator_at(b: &[u8], i: usize) -> Option<(usize, bool)> {
 }
 
 fn scan(s: &str, hits: &mut Hits) {
+    let g = super::Grams::new(s);
     let b = s.as_bytes();
     // Commands after separators (and at the very start of the value).
     let mut i = 0;
@@ -268,17 +269,17 @@ fn scan(s: &str, hits: &mut Hits) {
             hits.add(1, "cmd.substitution", CRITICAL);
         }
     }
-    if super::has(s, "bin/") {
+    if g.has(s, "bin/") {
         binary_paths(s, b, hits);
     }
-    if super::has(s, "/dev/") && (super::has(s, "/dev/tcp/") || super::has(s, "/dev/udp/")) {
+    if g.has(s, "/dev/") && (g.has(s, "/dev/tcp/") || g.has(s, "/dev/udp/")) {
         hits.add(1, "cmd.dev_tcp", CRITICAL);
     }
     globbed_path(b, hits);
     if has(b'{') {
         brace_expansion(b, hits);
     }
-    if has(b'%') || super::has(s, "cmd") || super::has(s, "powershell") || super::has(s, "if ") {
+    if has(b'%') || g.has(s, "cmd") || g.has(s, "powershell") || g.has(s, "if ") {
         windows(s, hits);
     }
     if has(b'\n') {

@@ -1898,14 +1898,16 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
             i += 1;
         }
         // The whole value is a constant comparison: `1=1`, `42 like 42`, `'a'='a'`.
-        if let Some((end, e)) = parse_expr(&toks, 0)
+        // The whole value parsed as one expression, shared by the rules below.
+        let whole = parse_expr(&toks, 0);
+        if let Some((end, e)) = whole.as_ref().map(|(end, e)| (*end, e))
             && e.const_cmp
             && e.operands == 2
             && matches!(toks.get(end), None | Some(Tok::Comment))
         {
             hits.add(1, "sqli.tautology", CRITICAL);
         }
-        if let Some((end, e)) = parse_expr(&toks, 0) {
+        if let Some((end, e)) = whole.as_ref().map(|(end, e)| (*end, e)) {
             let cut = toks.get(end) == Some(&Tok::Comment);
             // `( (select 'a' or 'b') ) --`, `( binary ( 'b') ) --`: a parenthesised SQL expression
             // whose query is cut off. `(optional) -- see notes` holds no SQL operand.
@@ -1933,7 +1935,7 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
         clause_fragment(&toks, hits);
         probe_rules(s, &toks, hits);
         // `1*1/*`, `1 * 1 --`: constant arithmetic whose query is cut off.
-        if let Some((end, e)) = parse_expr(&toks, 0)
+        if let Some((end, e)) = whole.as_ref().map(|(end, e)| (*end, e))
             && toks.get(end) == Some(&Tok::Comment)
             && e.ops > 0
             && e.idents == 0
