@@ -26,11 +26,13 @@ cargo build --release --locked --quiet --bin leadgen
 data=$(mktemp -d /tmp/leadgen-bench.XXXXXX)
 chmod 755 "$data"
 log="$data/server.log"
+bench_waf_rules "$data/waf-rules.json"
 # Sign-up returns a session at once; a fixed application key. bcrypt keeps its default cost (12).
 LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION=false \
 LEADGEN_PERIMETER__RATE_LIMITS_PATH="$root/bench/rate-limits-bench.json" \
 LEADGEN_SECRETS__APP_KEY="auth load benchmark application key, not a secret" \
 LEADGEN_SERVER__ADMIN_PORT=19464 \
+  LEADGEN_PERIMETER__WAF_RULES_PATH="$data/waf-rules.json" \
   target/release/leadgen serve --data-dir "$data" --https-port 18443 --http-port 18080 \
   >"$log" 2>&1 &
 pid=$!

@@ -19,7 +19,9 @@ cargo build --release --locked --quiet --bin leadgen
 data=$(mktemp -d /tmp/leadgen-bench.XXXXXX)
 chmod 755 "$data"
 log="$data/server.log"
-target/release/leadgen serve --data-dir "$data" --https-port 18443 --http-port 18080 \
+bench_waf_rules "$data/waf-rules.json"
+LEADGEN_PERIMETER__WAF_RULES_PATH="$data/waf-rules.json" \
+  target/release/leadgen serve --data-dir "$data" --https-port 18443 --http-port 18080 \
   >"$log" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT

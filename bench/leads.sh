@@ -32,8 +32,7 @@ chmod 755 "$data"
 log="$data/server.log"
 # The shipped WAF rules without the anomaly baselines: a load generator is exactly the repeated
 # searching they exist to stop.
-python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d['monitoring'].pop('anomalies', None); json.dump(d, open(sys.argv[2], 'w'))" \
-  config/waf-rules.json "$data/waf-rules.json"
+bench_waf_rules "$data/waf-rules.json"
 LEADGEN_PERIMETER__WAF_RULES_PATH="$data/waf-rules.json" \
 LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION=false \
 LEADGEN_PERIMETER__RATE_LIMITS_PATH="$root/bench/rate-limits-bench.json" \

@@ -564,7 +564,7 @@ fn check_issuer(issuer: &str, profile: Profile) -> Result<(), String> {
 }
 
 /// A CSP that allows inline or eval'd script, or framing, is refused.
-fn check_csp(csp: &str) -> Result<(), String> {
+pub(crate) fn check_csp(csp: &str) -> Result<(), String> {
     let directives: BTreeMap<String, String> = csp
         .split(';')
         .filter_map(|d| {

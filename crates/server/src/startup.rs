@@ -48,6 +48,9 @@ pub struct AppState {
     pub alerts: Arc<crate::perimeter::alerts::Alerts>,
     /// Lead searches and exports per address and principal, for anomaly detection.
     pub anomalies: Arc<crate::perimeter::anomaly::Anomalies>,
+    pub flood: Arc<crate::perimeter::flood::Flood>,
+    /// Requests past the perimeter's rate limits and not yet answered (`rate_limiting.queue`).
+    pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
     /// The keys that encrypt lead fields and compute their blind indexes.
     pub fields: crate::leads::FieldKeys,
     /// This instance's name for the import jobs whose files its data folder holds.
@@ -81,6 +84,8 @@ impl AppState {
             reputation: Arc::default(),
             alerts: Arc::default(),
             anomalies: Arc::default(),
+            flood: Arc::default(),
+            in_flight: Arc::default(),
             fields: crate::leads::FieldKeys::ephemeral(),
             node: Arc::new("test-node".into()),
             config: Arc::new(config),
@@ -276,6 +281,8 @@ impl Application {
             reputation: Arc::default(),
             alerts: Arc::default(),
             anomalies: Arc::default(),
+            flood: Arc::default(),
+            in_flight: Arc::default(),
             fields,
             node: Arc::new(
                 crate::leads::import::node_id(&config.data_dir)

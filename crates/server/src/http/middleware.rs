@@ -85,24 +85,36 @@ pub async fn access_log(mut req: Request, next: Next) -> Response {
 }
 
 /// Security headers on every response, whatever produced it.
+///
+/// The rules file (`content_security_policy`, `security_headers` of `waf-rules.json`) wins over
+/// leadgen.toml's `http_headers`, and a valid change to it applies without a restart.
 pub async fn security_headers(
-    State(h): State<Arc<SecurityHeaders>>,
+    State((h, rules)): State<(Arc<SecurityHeaders>, Arc<crate::perimeter::waf::Rules>)>,
     req: Request,
     next: Next,
 ) -> Response {
     let mut res = next.run(req).await;
+    let from_rules = rules.get().map(|w| w.headers.clone()).unwrap_or_default();
     let headers = res.headers_mut();
     headers.insert(header::STRICT_TRANSPORT_SECURITY, h.hsts.clone());
-    headers.insert(header::CONTENT_SECURITY_POLICY, h.csp.clone());
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        from_rules.csp.unwrap_or_else(|| h.csp.clone()),
+    );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, h.referrer.clone());
+    headers.insert(
+        header::REFERRER_POLICY,
+        from_rules.referrer.unwrap_or_else(|| h.referrer.clone()),
+    );
     headers.insert(
         HeaderName::from_static("permissions-policy"),
-        h.permissions.clone(),
+        from_rules
+            .permissions
+            .unwrap_or_else(|| h.permissions.clone()),
     );
     headers.insert(
         HeaderName::from_static("cross-origin-opener-policy"),

@@ -74,7 +74,7 @@ pub fn app_router(state: AppState) -> Router {
 /// Wraps `routes` in the middleware every request passes through.
 pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let config = state.config.clone();
-    let headers = Arc::new(state.headers.clone());
+    let headers = (Arc::new(state.headers.clone()), state.waf.clone());
     let routes = routes.with_state(state.clone());
     // Outermost first: request id, then logging, then headers and error pages, then the
     // request rules and limits closest to the handlers.

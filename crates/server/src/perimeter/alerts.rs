@@ -29,6 +29,8 @@ pub enum Event {
     LeadSearchAnomaly,
     /// An address or principal exported leads past the anomaly baseline.
     LeadExportAnomaly,
+    /// One address sent more requests than `rate_limiting.ddos` allows.
+    DdosAttempt,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -193,6 +195,7 @@ impl Fired {
             Event::RateLimitBackendFailure => "rate_limit_backend_failure",
             Event::LeadSearchAnomaly => "lead_search_anomaly",
             Event::LeadExportAnomaly => "lead_export_anomaly",
+            Event::DdosAttempt => "ddos_attempt",
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod anomaly;
+pub mod flood;
 pub mod rate_limit;
 pub mod reputation;
 pub mod shared;
@@ -126,6 +127,13 @@ fn headers_for(d: &Decision, res: &mut Response) {
 /// Counts the request against the rate limits; over a limit it gets 429 with `Retry-After`.
 pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let who = subject(&state, &req);
+    if let Some(res) = flood_guard(&state, &req, &who) {
+        return res;
+    }
+    let _slot = match take_slot(&state, req.uri().path()) {
+        Ok(slot) => slot,
+        Err(retry_after) => return overloaded(retry_after),
+    };
     let decision = state
         .limits
         .check(req.method().as_str(), req.uri().path(), &who)
@@ -215,6 +223,85 @@ pub async fn anomaly_guard(State(state): State<AppState>, req: Request, next: Ne
         res.headers_mut().insert(http::header::RETRY_AFTER, v);
     }
     res
+}
+
+/// One request being handled, counted in [`AppState::in_flight`] until dropped.
+pub struct Slot(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// `rate_limiting.queue` of `waf-rules.json`: past `max_in_flight` requests at once, the next is
+/// refused (503 `overloaded`). Health probes always get through, so an orchestrator does not
+/// restart an instance for being busy.
+fn take_slot(state: &AppState, path: &str) -> Result<Option<Slot>, u64> {
+    use std::sync::atomic::Ordering;
+    let Some(queue) = state.waf.get().and_then(|w| w.rate_limiting.queue.clone()) else {
+        return Ok(None);
+    };
+    if path == "/healthz" || path == "/readyz" {
+        return Ok(None);
+    }
+    let before = state.in_flight.fetch_add(1, Ordering::AcqRel);
+    let slot = Slot(state.in_flight.clone());
+    if before < queue.max_in_flight {
+        return Ok(Some(slot));
+    }
+    metrics::counter!("overload_refusals_total").increment(1);
+    Err(queue.retry_after_secs)
+}
+
+fn overloaded(retry_after: u64) -> Response {
+    let mut res = StatusCode::SERVICE_UNAVAILABLE.into_response();
+    res.extensions_mut().insert(ErrorBody(
+        "the server is handling as many requests as it may; try again shortly".into(),
+        Some("overloaded"),
+    ));
+    if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+        res.headers_mut().insert(http::header::RETRY_AFTER, v);
+    }
+    res
+}
+
+/// `rate_limiting.ddos` of `waf-rules.json`: an address past the flood threshold is refused for
+/// a while, whatever it asks for. Allow-listed addresses are exempt (monitoring probes, the
+/// operator's own load tests).
+fn flood_guard(state: &AppState, req: &Request, who: &Subject) -> Option<Response> {
+    let waf = state.waf.get()?;
+    let rule = waf.rate_limiting.ddos.as_ref()?;
+    let ip = who.ip.parse::<std::net::IpAddr>().ok()?;
+    if waf.ip.allow.iter().any(|n| n.contains(ip)) {
+        return None;
+    }
+    let retry_after = match state.flood.observe(ip, rule, std::time::Instant::now()) {
+        flood::Verdict::Allowed => return None,
+        flood::Verdict::Crossed { retry_after } => {
+            state.alerts.record(alerts::Event::DdosAttempt);
+            metrics::counter!("ddos_attempts_total").increment(1);
+            penalize(state, req, reputation::Offence::RateLimited);
+            tracing::warn!(
+                target: "leadgen::waf",
+                client_ip = %ip,
+                requests = rule.requests,
+                window_secs = rule.window_secs,
+                "request flood from one address; blocked"
+            );
+            retry_after
+        }
+        flood::Verdict::Blocked { retry_after } => retry_after,
+    };
+    let mut res = StatusCode::TOO_MANY_REQUESTS.into_response();
+    res.extensions_mut().insert(ErrorBody(
+        format!("too many requests from this address; try again in {retry_after} seconds"),
+        Some("flood_blocked"),
+    ));
+    if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+        res.headers_mut().insert(http::header::RETRY_AFTER, v);
+    }
+    Some(res)
 }
 
 /// Lowers the reputation of the request's client address (not of allow-listed ones).

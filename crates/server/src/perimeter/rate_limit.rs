@@ -78,6 +78,73 @@ pub enum Algorithm {
     SlidingWindow,
 }
 
+/// The `rate_limiting` section of `waf-rules.json`. Per-endpoint limits live in
+/// `rate-limits.json` (`perimeter.rate_limits_path`); this section sets what sits above them all:
+/// the flood threshold per address.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimiting {
+    /// For people reading the file (the shipped one names `rate-limits.json` here).
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub ddos: Option<Ddos>,
+    #[serde(default)]
+    pub queue: Option<Queue>,
+}
+
+/// The queue policy: at most `max_in_flight` requests are handled at once by this instance;
+/// the next ones are refused at once with 503 `overloaded` and `Retry-After`, instead of waiting
+/// in a queue that would only make every request late. Health probes are never refused.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Queue {
+    pub max_in_flight: usize,
+    /// Seconds a refused client is told to wait (default 1).
+    #[serde(default = "d_retry")]
+    pub retry_after_secs: u64,
+}
+
+fn d_retry() -> u64 {
+    1
+}
+
+/// More than `requests` from one address within `window_secs`, refused or not, is a flood: the
+/// address is refused for `block_secs` (429 `flood_blocked`) and a `ddos_attempt` event is raised
+/// for the alert rules. Counted before the per-endpoint limits, so requests those limits already
+/// refuse still count.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ddos {
+    pub requests: u32,
+    pub window_secs: u64,
+    pub block_secs: u64,
+}
+
+impl RateLimiting {
+    /// # Errors
+    /// The JSON path and reason of a threshold that makes no sense.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        if let Some(d) = &self.ddos
+            && (d.requests < 10 || d.window_secs == 0 || d.block_secs == 0)
+        {
+            return Err((
+                "rate_limiting.ddos".into(),
+                "requests must be at least 10, window_secs and block_secs greater than 0".into(),
+            ));
+        }
+        if let Some(q) = &self.queue
+            && (q.max_in_flight < 8 || q.retry_after_secs == 0)
+        {
+            return Err((
+                "rate_limiting.queue".into(),
+                "max_in_flight must be at least 8 and retry_after_secs greater than 0".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A rules file that does not parse or makes no sense, with the JSON path of the problem.
 #[derive(Debug, thiserror::Error)]
 #[error("rate limits: {path}: {reason}")]

@@ -107,6 +107,148 @@ impl Default for JwtVerification {
     }
 }
 
+/// `content_security_policy`: the policy every response carries, directive by directive. When
+/// the section is absent the policy of `http_headers.content_security_policy` (leadgen.toml)
+/// applies; either way it must forbid inline and eval'd script and all framing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CspRules {
+    pub directives: std::collections::BTreeMap<String, String>,
+    /// Where browsers report violations (LeadGen receives them at `/csp-report`).
+    #[serde(default)]
+    pub report_uri: Option<String>,
+}
+
+/// `security_headers`: the other response headers the policy names. Absent fields keep the
+/// values of leadgen.toml's `http_headers`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderRules {
+    #[serde(default)]
+    pub referrer_policy: Option<String>,
+    #[serde(default)]
+    pub permissions_policy: Option<String>,
+}
+
+/// Header values from the rules file, ready to send; `None` keeps the configured one.
+#[derive(Debug, Clone, Default)]
+pub struct RuleHeaders {
+    pub csp: Option<axum::http::HeaderValue>,
+    pub referrer: Option<axum::http::HeaderValue>,
+    pub permissions: Option<axum::http::HeaderValue>,
+}
+
+/// Every directive of CSP Level 3 (and the reporting ones): anything else is a typo that a
+/// browser would silently ignore, leaving the page less protected than the file says.
+const CSP_DIRECTIVES: &[&str] = &[
+    "default-src",
+    "script-src",
+    "script-src-elem",
+    "script-src-attr",
+    "style-src",
+    "style-src-elem",
+    "style-src-attr",
+    "img-src",
+    "font-src",
+    "connect-src",
+    "media-src",
+    "object-src",
+    "frame-src",
+    "child-src",
+    "worker-src",
+    "manifest-src",
+    "base-uri",
+    "form-action",
+    "frame-ancestors",
+    "sandbox",
+    "upgrade-insecure-requests",
+    "report-to",
+];
+
+impl CspRules {
+    /// The header value, or the JSON path and reason of the first problem.
+    fn header(&self) -> Result<axum::http::HeaderValue, (String, String)> {
+        let mut policy = Vec::new();
+        for (name, value) in &self.directives {
+            let at = format!("content_security_policy.directives.{name}");
+            if !CSP_DIRECTIVES.contains(&name.as_str()) {
+                return Err((at, "not a Content-Security-Policy directive".into()));
+            }
+            if value
+                .bytes()
+                .any(|b| b == b';' || b == b',' || !(0x20..0x7f).contains(&b))
+            {
+                return Err((at, "sources are printable ASCII without ';' or ','".into()));
+            }
+            let value = value.trim();
+            policy.push(if value.is_empty() {
+                name.clone()
+            } else {
+                format!("{name} {value}")
+            });
+        }
+        if let Some(uri) = &self.report_uri {
+            let ok = (uri.starts_with('/') || uri.starts_with("https://"))
+                && !uri
+                    .bytes()
+                    .any(|b| b == b';' || b == b',' || !(0x21..0x7f).contains(&b));
+            if !ok {
+                return Err((
+                    "content_security_policy.report_uri".into(),
+                    "must be a path on this server or an https URL, without spaces".into(),
+                ));
+            }
+            policy.push(format!("report-uri {uri}"));
+        }
+        let policy = policy.join("; ");
+        crate::config::check_csp(&policy)
+            .map_err(|r| ("content_security_policy.directives".to_owned(), r))?;
+        axum::http::HeaderValue::from_str(&policy)
+            .map_err(|e| ("content_security_policy".to_owned(), e.to_string()))
+    }
+}
+
+impl HeaderRules {
+    fn headers(&self) -> Result<RuleHeaders, (String, String)> {
+        // Policies that send the full URL (with lead ids and search terms) to other sites are
+        // refused, as are unknown tokens.
+        const REFERRER: &[&str] = &[
+            "no-referrer",
+            "same-origin",
+            "strict-origin",
+            "strict-origin-when-cross-origin",
+            "origin",
+        ];
+        let referrer = match &self.referrer_policy {
+            Some(r) if !REFERRER.contains(&r.as_str()) => {
+                return Err((
+                    "security_headers.referrer_policy".into(),
+                    format!("must be one of {}", REFERRER.join(", ")),
+                ));
+            }
+            Some(r) => Some(
+                axum::http::HeaderValue::from_str(r)
+                    .map_err(|e| ("security_headers.referrer_policy".to_owned(), e.to_string()))?,
+            ),
+            None => None,
+        };
+        let permissions = match &self.permissions_policy {
+            Some(p) => Some(axum::http::HeaderValue::from_str(p).map_err(|e| {
+                (
+                    "security_headers.permissions_policy".to_owned(),
+                    e.to_string(),
+                )
+            })?),
+            None => None,
+        };
+        Ok(RuleHeaders {
+            csp: None,
+            referrer,
+            permissions,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RulesFile {
@@ -120,6 +262,12 @@ struct RulesFile {
     api_security: ApiSecurity,
     request_rules: RequestRules,
     attack_protection: serde_json::Value,
+    #[serde(default)]
+    content_security_policy: Option<CspRules>,
+    #[serde(default)]
+    security_headers: HeaderRules,
+    #[serde(default)]
+    rate_limiting: Option<super::rate_limit::RateLimiting>,
 }
 
 /// The rules in force, replaced whole when the file changes (see [`Rules::watch`]).
@@ -192,6 +340,10 @@ pub struct Waf {
     pub api_security: ApiSecurity,
     pub requests: RequestRules,
     pub engine: leadgen_waf::Engine,
+    /// Response headers the rules file sets (see [`CspRules`], [`HeaderRules`]).
+    pub headers: RuleHeaders,
+    /// The `rate_limiting` section: which limits file applies and the DDoS thresholds.
+    pub rate_limiting: super::rate_limit::RateLimiting,
 }
 
 /// A rules file that does not parse or makes no sense, with the JSON path of the problem.
@@ -269,7 +421,23 @@ impl Waf {
                 path: format!("attack_protection{}", e.path),
                 reason: e.reason,
             })?;
+        let mut headers = file
+            .security_headers
+            .headers()
+            .map_err(|(path, reason)| RulesError { path, reason })?;
+        if let Some(csp) = &file.content_security_policy {
+            headers.csp = Some(
+                csp.header()
+                    .map_err(|(path, reason)| RulesError { path, reason })?,
+            );
+        }
+        let rate_limiting = file.rate_limiting.unwrap_or_default();
+        rate_limiting
+            .check()
+            .map_err(|(path, reason)| RulesError { path, reason })?;
         Ok(Self {
+            headers,
+            rate_limiting,
             ip: file.ip_rules,
             reputation: file.ip_reputation,
             monitoring: file.monitoring,

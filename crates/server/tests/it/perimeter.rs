@@ -345,6 +345,34 @@ async fn a_broken_waf_file_stops_the_server_with_its_json_path() {
             r#"{"request_rules": {"max_uri_length": 4096, "max_header_count": 50, "max_header_bytes": 8192, "allowed_content_types": [], "colour": 1}, "attack_protection": {}}"#,
             "request_rules",
         ),
+        (
+            r#"{"content_security_policy": {"directives": {"default-src": "'self'", "scirpt-src": "'self'", "frame-ancestors": "'none'"}}, "request_rules": {"max_uri_length": 4096, "max_header_count": 50, "max_header_bytes": 8192, "allowed_content_types": []}, "attack_protection": {}}"#,
+            "content_security_policy.directives.scirpt-src",
+        ),
+        (
+            r#"{"content_security_policy": {"directives": {"default-src": "'self'", "script-src": "'self' 'unsafe-inline'", "frame-ancestors": "'none'"}}, "request_rules": {"max_uri_length": 4096, "max_header_count": 50, "max_header_bytes": 8192, "allowed_content_types": []}, "attack_protection": {}}"#,
+            "content_security_policy.directives",
+        ),
+        (
+            r#"{"content_security_policy": {"directives": {"default-src": "'self'; frame-ancestors *"}}, "request_rules": {"max_uri_length": 4096, "max_header_count": 50, "max_header_bytes": 8192, "allowed_content_types": []}, "attack_protection": {}}"#,
+            "content_security_policy.directives.default-src",
+        ),
+        (
+            r#"{"content_security_policy": {"directives": {"default-src": "'self'", "frame-ancestors": "'none'"}, "report_uri": "http://x.example/r"}, "request_rules": {"max_uri_length": 4096, "max_header_count": 50, "max_header_bytes": 8192, "allowed_content_types": []}, "attack_protection": {}}"#,
+            "content_security_policy.report_uri",
+        ),
+        (
+            r#"{"security_headers": {"referrer_policy": "unsafe-url"}, "request_rules": {"max_uri_length": 4096, "max_header_count": 50, "max_header_bytes": 8192, "allowed_content_types": []}, "attack_protection": {}}"#,
+            "security_headers.referrer_policy",
+        ),
+        (
+            r#"{"rate_limiting": {"ddos": {"requests": 0, "window_secs": 10, "block_secs": 60}}, "request_rules": {"max_uri_length": 4096, "max_header_count": 50, "max_header_bytes": 8192, "allowed_content_types": []}, "attack_protection": {}}"#,
+            "rate_limiting.ddos",
+        ),
+        (
+            r#"{"rate_limiting": {"ddos": {"requests": 100, "window": 10, "block_secs": 60}}, "request_rules": {"max_uri_length": 4096, "max_header_count": 50, "max_header_bytes": 8192, "allowed_content_types": []}, "attack_protection": {}}"#,
+            "rate_limiting.ddos",
+        ),
     ] {
         std::fs::write(&path, text).unwrap();
         let data = tempfile::tempdir().unwrap();
@@ -597,5 +625,225 @@ async fn the_api_needs_credentials_before_any_handler_runs() {
     assert_eq!(body["error"]["code"], "api_key_invalid");
     // Pages and the auth API stay reachable without credentials.
     assert_eq!(status(&c, app.https_url("/login")).await, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_csp_and_security_headers_come_from_the_rules_file_and_follow_its_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("waf-rules.json");
+    let rules = |img: &str, script: &str| {
+        format!(
+            r#"{{"ip_reputation": {{"enabled": false}},
+                "content_security_policy": {{
+                  "directives": {{"default-src": "'self'", "script-src": "{script}", "img-src": "{img}",
+                                  "object-src": "'none'", "frame-ancestors": "'none'"}},
+                  "report_uri": "/csp-report"}},
+                "security_headers": {{"referrer_policy": "no-referrer", "permissions_policy": "camera=()"}},
+                "request_rules": {{"max_uri_length": 4096, "max_header_count": 50, "max_header_bytes": 16384,
+                 "allowed_content_types": ["application/json"]}},
+                "attack_protection": {{}}}}"#
+        )
+    };
+    std::fs::write(&path, rules("'self' https://cdn.example.com", "'self'")).unwrap();
+    let app = TestApp::spawn_with(&[
+        ("LEADGEN_PERIMETER__WAF_RULES_PATH", path.to_str().unwrap()),
+        ("LEADGEN_TLS__RELOAD_INTERVAL_SECS", "1"),
+    ])
+    .await;
+    let c = app.client();
+    let headers = |c: reqwest::Client, url: String| async move {
+        let r = c.get(url).send().await.unwrap();
+        let h = r.headers().clone();
+        let get = |n: &str| {
+            h.get(n)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        (
+            get("content-security-policy"),
+            get("referrer-policy"),
+            get("permissions-policy"),
+        )
+    };
+    // Pages, API answers and errors all carry the file's policy.
+    for p in ["/healthz", "/login", "/api/v1/leads", "/no-such-page"] {
+        let (csp, referrer, permissions) = headers(c.clone(), app.https_url(p)).await;
+        assert_eq!(
+            csp,
+            "default-src 'self'; frame-ancestors 'none'; img-src 'self' https://cdn.example.com; \
+             object-src 'none'; script-src 'self'; report-uri /csp-report",
+            "{p}"
+        );
+        assert_eq!(referrer, "no-referrer", "{p}");
+        assert_eq!(permissions, "camera=()", "{p}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    std::fs::write(&path, rules("'self'", "'self'")).unwrap();
+    let mut changed = false;
+    for _ in 0..50 {
+        let (csp, _, _) = headers(c.clone(), app.https_url("/healthz")).await;
+        if csp.contains("img-src 'self';") {
+            changed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(changed, "a changed policy applies without a restart");
+    // A policy that allows inline script is refused; the last good one stays.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    std::fs::write(&path, rules("*", "'self' 'unsafe-inline'")).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (csp, _, _) = headers(c.clone(), app.https_url("/healthz")).await;
+    assert!(
+        csp.contains("img-src 'self';") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_from_one_address_is_refused_for_a_while_and_raises_an_alert() {
+    let (hook, got) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("waf-rules.json");
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{"ip_reputation": {{"enabled": false}},
+                "rate_limiting": {{"ddos": {{"requests": 40, "window_secs": 60, "block_secs": 120}}}},
+                "monitoring": {{
+                  "alerts": [{{"name": "flood", "event": "ddos_attempt", "threshold": 1, "window_secs": 60, "cooldown_secs": 600}}],
+                  "webhooks": [{{"url": "{hook}/slack", "format": "slack"}}]
+                }},
+                "request_rules": {{"max_uri_length": 4096, "max_header_count": 50, "max_header_bytes": 16384,
+                                  "allowed_content_types": ["application/json"]}},
+                "attack_protection": {{}}}}"#
+        ),
+    )
+    .unwrap();
+    let app =
+        TestApp::spawn_with(&[("LEADGEN_PERIMETER__WAF_RULES_PATH", path.to_str().unwrap())]).await;
+    let c = app.client();
+    let mut first_refusal = None;
+    for i in 0..60 {
+        let r = c
+            .get(app.https_url("/healthz"))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            let retry: u64 = r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((100..=120).contains(&retry), "{retry}");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "flood_blocked", "{body}");
+            first_refusal = Some(i);
+            break;
+        }
+        assert_eq!(r.status(), 200, "request {i}");
+    }
+    assert_eq!(
+        first_refusal,
+        Some(40),
+        "the 41st request within the window is refused"
+    );
+    // Still refused, whatever is asked for.
+    assert_eq!(status(&c, app.https_url("/login")).await, 429);
+    let metrics = reqwest::get(format!("http://{}/metrics", app.bound.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("ddos_attempts_total") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+    for _ in 0..60 {
+        if !got.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].1["text"].as_str().unwrap().contains("\"flood\""),
+        "{got:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn past_the_in_flight_ceiling_requests_are_refused_at_once_and_health_probes_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("waf-rules.json");
+    std::fs::write(
+        &path,
+        r#"{"ip_reputation": {"enabled": false},
+            "rate_limiting": {"queue": {"max_in_flight": 8, "retry_after_secs": 2}},
+            "request_rules": {"max_uri_length": 4096, "max_header_count": 50, "max_header_bytes": 16384,
+                              "allowed_content_types": ["application/json"]},
+            "attack_protection": {}}"#,
+    )
+    .unwrap();
+    let app =
+        TestApp::spawn_with(&[("LEADGEN_PERIMETER__WAF_RULES_PATH", path.to_str().unwrap())]).await;
+    let c = app.client();
+    // Eight sign-ins whose bodies arrive slowly hold every slot.
+    let slow = (0..8)
+        .map(|_| {
+            let chunks = futures_util::stream::unfold(0u8, |n| async move {
+                match n {
+                    0 => Some((
+                        Ok::<_, std::io::Error>(b"{\"email\": \"a@example.com\",".to_vec()),
+                        1,
+                    )),
+                    1 => {
+                        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                        Some((Ok(b" \"password\": \"x\"}".to_vec()), 2))
+                    }
+                    _ => None,
+                }
+            });
+            c.post(app.https_url("/auth/v1/token?grant_type=password"))
+                .header("content-type", "application/json")
+                .body(reqwest::Body::wrap_stream(chunks))
+                .send()
+        })
+        .map(tokio::spawn)
+        .collect::<Vec<_>>();
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let r = c
+        .get(app.https_url("/login"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "2");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+    assert_eq!(
+        status(&c, app.https_url("/healthz")).await,
+        200,
+        "probes pass"
+    );
+    for s in slow {
+        let r = s.await.unwrap().unwrap();
+        assert_ne!(r.status(), 503, "the slow requests themselves were served");
+    }
+    assert_eq!(
+        status(&c, app.https_url("/login")).await,
+        200,
+        "slots are given back"
+    );
     app.stop().await;
 }
