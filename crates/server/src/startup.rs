@@ -409,6 +409,7 @@ impl Application {
             })
         };
         let alerting = tokio::spawn(crate::perimeter::alert_loop(self.state.clone()));
+        let reputation = tokio::spawn(crate::perimeter::reputation_sync(self.state.clone()));
         // Lead imports of this instance, resumed from their checkpoints after a restart.
         let importer = tokio::spawn(crate::leads::import::worker::run(
             self.state.clone(),
@@ -447,6 +448,7 @@ impl Application {
         reloader.abort();
         notices.abort();
         alerting.abort();
+        reputation.abort();
         importer.abort();
         if let Some(w) = waf_watch {
             w.abort();
@@ -483,19 +485,28 @@ impl Application {
 }
 
 /// Completes on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
+///
+/// The handlers are installed when this is called, not when the future is first polled: the
+/// server polls it only after it logs that it is serving, and a SIGTERM sent in between (a
+/// supervisor stopping a server that just started) would otherwise kill the process outright
+/// instead of shutting it down gracefully.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        let recv = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match s {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            () = recv(term) => {},
+            () = recv(int) => {},
         }
-    };
-    tokio::select! {
-        () = term => {},
-        _ = tokio::signal::ctrl_c() => {},
     }
 }
 

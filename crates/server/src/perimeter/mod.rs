@@ -316,12 +316,66 @@ pub fn penalize(state: &AppState, req: &Request, offence: reputation::Offence) {
 }
 
 /// Lowers the reputation of `ip` (not of allow-listed addresses).
+///
+/// With a shared backend (`perimeter.redis_url`) the score lives in Redis, so an address that
+/// misbehaves across several instances is judged on all of it, and its block reaches every
+/// instance within a second ([`reputation_sync`]). When Redis fails, this instance scores the
+/// address itself.
 pub fn penalize_ip(state: &AppState, ip: std::net::IpAddr, offence: reputation::Offence) {
-    if let Some(waf) = state.waf.get()
-        && !waf.ip.allow.iter().any(|n| n.contains(ip))
-        && state.reputation.penalize(&waf.reputation, ip, offence)
-    {
-        state.alerts.record(alerts::Event::IpReputationBlock);
+    let Some(waf) = state.waf.get() else { return };
+    if !waf.reputation.enabled || waf.ip.allow.iter().any(|n| n.contains(ip)) {
+        return;
+    }
+    if state.limits.shared().is_none() {
+        if state.reputation.penalize(&waf.reputation, ip, offence) {
+            state.alerts.record(alerts::Event::IpReputationBlock);
+        }
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let Some(shared) = state.limits.shared() else {
+            return;
+        };
+        let cfg = &waf.reputation;
+        match shared
+            .penalize(ip, reputation::Reputation::cost(cfg, offence), cfg)
+            .await
+        {
+            Ok((blocked, score)) => {
+                metrics::histogram!("ip_reputation_scores").record(score);
+                if let Some(secs) = blocked {
+                    state.reputation.add_shared_block(ip, secs);
+                    state.alerts.record(alerts::Event::IpReputationBlock);
+                    metrics::counter!("ip_reputation_blocks_total").increment(1);
+                    tracing::warn!(target: "leadgen::waf", client = %ip, score, cooloff_secs = secs, "address blocked for its reputation (shared)");
+                }
+            }
+            Err(e) => {
+                metrics::counter!("rate_limit_backend_errors_total").increment(1);
+                tracing::warn!(target: "leadgen::waf", error = %e, "shared reputation unavailable; scoring locally");
+                if state.reputation.penalize(cfg, ip, offence) {
+                    state.alerts.record(alerts::Event::IpReputationBlock);
+                }
+            }
+        }
+    });
+}
+
+/// Reads the blocks of every instance from the shared backend each second.
+pub async fn reputation_sync(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let Some(shared) = state.limits.shared() else {
+            return;
+        };
+        match shared.blocked().await {
+            Ok(blocks) => state.reputation.set_shared_blocks(&blocks),
+            Err(e) => {
+                tracing::debug!(target: "leadgen::waf", error = %e, "shared reputation blocks not refreshed");
+            }
+        }
     }
 }
 

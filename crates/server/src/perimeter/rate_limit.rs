@@ -294,6 +294,12 @@ fn quota(rule: &Rule, multiplier: u32) -> Quota {
 }
 
 impl Limiter {
+    /// The shared (Redis) backend, when configured.
+    #[must_use]
+    pub fn shared(&self) -> Option<&super::shared::Shared> {
+        self.shared.as_ref()
+    }
+
     /// Limits shared by every instance through Redis (`perimeter.redis_url`).
     #[must_use]
     pub fn with_shared(mut self, shared: super::shared::Shared) -> Self {

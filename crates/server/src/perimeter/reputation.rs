@@ -132,6 +132,8 @@ struct Entry {
 #[derive(Default)]
 pub struct Reputation {
     entries: Mutex<HashMap<IpAddr, Entry>>,
+    /// Blocks read from the shared backend (every instance's), refreshed each second.
+    shared_blocks: Mutex<HashMap<IpAddr, Instant>>,
 }
 
 impl Reputation {
@@ -150,8 +152,48 @@ impl Reputation {
             .entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let until = map.get(&ip)?.blocked_until?;
+        let local = map.get(&ip).and_then(|e| e.blocked_until);
+        drop(map);
+        let shared = self
+            .shared_blocks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&ip)
+            .copied();
+        let until = local.into_iter().chain(shared).max()?;
         (until > now).then(|| until.duration_since(now).as_secs().max(1))
+    }
+
+    /// The cost of `offence` under `cfg`.
+    #[must_use]
+    pub fn cost(cfg: &ReputationConfig, offence: Offence) -> f64 {
+        match offence {
+            Offence::WafBlock => cfg.penalties.waf_block,
+            Offence::AuthFailure => cfg.penalties.auth_failure,
+            Offence::RateLimited => cfg.penalties.rate_limited,
+        }
+    }
+
+    /// Replaces the shared blocks with what the backend holds now (address, seconds left).
+    pub fn set_shared_blocks(&self, blocks: &[(IpAddr, u64)]) {
+        let now = Instant::now();
+        let fresh: HashMap<IpAddr, Instant> = blocks
+            .iter()
+            .map(|(ip, left)| (*ip, now + Duration::from_secs(*left)))
+            .collect();
+        *self
+            .shared_blocks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+    }
+
+    /// Records one shared block at once (the instance that caused it does not wait for the
+    /// next refresh).
+    pub fn add_shared_block(&self, ip: IpAddr, secs: u64) {
+        self.shared_blocks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(ip, Instant::now() + Duration::from_secs(secs));
     }
 
     /// Lowers the address's score; below the threshold it is blocked for the cool-off period.
@@ -160,11 +202,7 @@ impl Reputation {
         if !cfg.enabled {
             return false;
         }
-        let cost = match offence {
-            Offence::WafBlock => cfg.penalties.waf_block,
-            Offence::AuthFailure => cfg.penalties.auth_failure,
-            Offence::RateLimited => cfg.penalties.rate_limited,
-        };
+        let cost = Self::cost(cfg, offence);
         let now = Instant::now();
         let mut map = self
             .entries

@@ -5,6 +5,10 @@
 //! the theoretical arrival time); sliding windows are two counters, the current and the previous
 //! window, weighted like the in-process ones. A Redis that does not answer within 250 ms counts
 //! as failed; the caller then applies the rule's `on_backend_failure`.
+//!
+//! IP reputation is shared the same way: each offence is one script that lowers the address's
+//! score (recovered with Redis's clock since the last offence) and, below the threshold, records
+//! a block in one sorted set that every instance reads each second.
 
 use std::time::Duration;
 
@@ -59,12 +63,54 @@ redis.call('PEXPIRE', cur_key, math.ceil(period * 2 / 1000))
 return {1, math.floor(limit - estimate - 1), 0, reset}
 ";
 
+/// Reputation. KEYS[1] = the address's score hash, KEYS[2] = the blocked set; ARGV = address,
+/// cost, recovery per minute, block-below threshold, cool-off (s). Returns {blocked, score ×
+/// 1000}: `blocked` is the cool-off when this offence blocked the address, else 0.
+const REPUTATION: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local ip, cost, recovery = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local below, cooloff = tonumber(ARGV[4]), tonumber(ARGV[5])
+local score = tonumber(redis.call('HGET', KEYS[1], 's') or 100)
+local at = tonumber(redis.call('HGET', KEYS[1], 'at') or now)
+score = math.min(100, score + (now - at) / 60000000 * recovery)
+score = math.max(0, score - cost)
+local until_at = tonumber(redis.call('ZSCORE', KEYS[2], ip) or 0)
+local blocked = 0
+if score < below and until_at <= now then
+  score = below
+  blocked = cooloff
+  redis.call('ZADD', KEYS[2], now + cooloff * 1000000, ip)
+end
+redis.call('HSET', KEYS[1], 's', score, 'at', now)
+local idle = cooloff
+if recovery > 0 then idle = idle + math.ceil((100 - score) / recovery * 60) end
+redis.call('EXPIRE', KEYS[1], idle + 60)
+return {blocked, math.floor(score * 1000)}
+";
+
+/// The blocks in force. KEYS[1] = the blocked set. Returns {address, seconds left, …}.
+const BLOCKED: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local rows = redis.call('ZRANGE', KEYS[1], 0, 99999, 'WITHSCORES')
+local out = {}
+for i = 1, #rows, 2 do
+  out[#out + 1] = rows[i]
+  out[#out + 1] = math.ceil((tonumber(rows[i + 1]) - now) / 1000000)
+end
+return out
+";
+
 pub struct Shared {
     client: redis::Client,
     prefix: String,
     conn: Mutex<Option<ConnectionManager>>,
     gcra: redis::Script,
     window: redis::Script,
+    reputation: redis::Script,
+    blocked: redis::Script,
 }
 
 impl Shared {
@@ -76,6 +122,8 @@ impl Shared {
             conn: Mutex::new(None),
             gcra: redis::Script::new(GCRA),
             window: redis::Script::new(WINDOW),
+            reputation: redis::Script::new(REPUTATION),
+            blocked: redis::Script::new(BLOCKED),
         })
     }
 
@@ -96,6 +144,58 @@ impl Shared {
         .map_err(|_| anyhow::anyhow!("connecting to Redis timed out"))??;
         *guard = Some(c.clone());
         Ok(c)
+    }
+
+    /// Lowers the shared score of `ip` by `cost`. Returns the cool-off (seconds) when this
+    /// offence blocked the address, and its new score.
+    pub async fn penalize(
+        &self,
+        ip: std::net::IpAddr,
+        cost: f64,
+        cfg: &super::reputation::ReputationConfig,
+    ) -> anyhow::Result<(Option<u64>, f64)> {
+        let mut conn = self.connection().await?;
+        let mut invocation = self.reputation.prepare_invoke();
+        invocation
+            .key(format!("{}:rep:{ip}", self.prefix))
+            .key(format!("{}:rep:blocked", self.prefix))
+            .arg(ip.to_string())
+            .arg(cost)
+            .arg(cfg.recovery_per_minute)
+            .arg(cfg.block_below)
+            .arg(cfg.cooloff_secs);
+        let call = invocation.invoke_async::<Vec<i64>>(&mut conn);
+        match tokio::time::timeout(TIMEOUT, call).await {
+            Ok(Ok(v)) if v.len() == 2 => {
+                let blocked = u64::try_from(v[0]).ok().filter(|s| *s > 0);
+                Ok((blocked, v[1] as f64 / 1000.0))
+            }
+            Ok(Ok(v)) => anyhow::bail!("unexpected answer from the reputation script: {v:?}"),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => anyhow::bail!("Redis did not answer within {TIMEOUT:?}"),
+        }
+    }
+
+    /// The addresses blocked for their reputation by any instance, with the seconds left.
+    pub async fn blocked(&self) -> anyhow::Result<Vec<(std::net::IpAddr, u64)>> {
+        let mut conn = self.connection().await?;
+        let mut invocation = self.blocked.prepare_invoke();
+        invocation.key(format!("{}:rep:blocked", self.prefix));
+        let call = invocation.invoke_async::<Vec<redis::Value>>(&mut conn);
+        let rows = match tokio::time::timeout(TIMEOUT, call).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => anyhow::bail!("Redis did not answer within {TIMEOUT:?}"),
+        };
+        let mut out = Vec::with_capacity(rows.len() / 2);
+        for pair in rows.chunks_exact(2) {
+            let ip: String = redis::from_redis_value(&pair[0])?;
+            let left: i64 = redis::from_redis_value(&pair[1])?;
+            if let (Ok(ip), Ok(left)) = (ip.parse(), u64::try_from(left)) {
+                out.push((ip, left.max(1)));
+            }
+        }
+        Ok(out)
     }
 
     /// (allowed, remaining, reset seconds, retry-after seconds), as the in-process stores answer.

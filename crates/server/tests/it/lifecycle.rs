@@ -203,12 +203,22 @@ async fn second_serve_on_same_data_dir_fails() {
     );
     // The first one is unaffected.
     first.signal(Signal::SIGTERM);
-    assert!(first.wait_exit(Duration::from_secs(15)).success());
+    let status = first.wait_exit(Duration::from_secs(15));
+    assert!(
+        status.success(),
+        "{status:?}: {}",
+        first.stderr.lock().unwrap()
+    );
     // And once it stopped, the folder is free again.
     let mut third = Proc::spawn(&["serve"], &env);
     third.wait_serving(Duration::from_secs(30));
     third.signal(Signal::SIGTERM);
-    assert!(third.wait_exit(Duration::from_secs(15)).success());
+    let status = third.wait_exit(Duration::from_secs(15));
+    assert!(
+        status.success(),
+        "{status:?}: {}",
+        third.stderr.lock().unwrap()
+    );
 }
 
 #[test]

@@ -847,3 +847,62 @@ async fn past_the_in_flight_ceiling_requests_are_refused_at_once_and_health_prob
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn instances_sharing_redis_share_ip_reputation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("waf-rules.json");
+    std::fs::write(
+        &path,
+        r#"{"ip_reputation": {"block_below": 30, "cooloff_secs": 600, "penalties": {"waf_block": 40}},
+            "request_rules": {"max_uri_length": 4096, "max_header_count": 50, "max_header_bytes": 16384,
+                              "allowed_content_types": ["application/json"]},
+            "attack_protection": {}}"#,
+    )
+    .unwrap();
+    let prefix = format!("leadgen-test-{}", uuid::Uuid::now_v7());
+    let env = [
+        ("LEADGEN_PERIMETER__WAF_RULES_PATH", path.to_str().unwrap()),
+        ("LEADGEN_PERIMETER__REDIS_URL", "redis://127.0.0.1:6379/0"),
+        ("LEADGEN_PERIMETER__REDIS_PREFIX", prefix.as_str()),
+    ];
+    let a = TestApp::spawn_with(&env).await;
+    let b = TestApp::spawn_with(&env).await;
+    let attack =
+        |app: &TestApp| app.https_url("/healthz?id=1%20UNION%20SELECT%20password%20FROM%20users");
+    let attacker_a = a.client_from([127, 0, 0, 7].into());
+    let attacker_b = b.client_from([127, 0, 0, 7].into());
+    let bystander_b = b.client_from([127, 0, 0, 8].into());
+    // One attack on each instance: 100 → 60 → 20, below 30 only when both count.
+    assert_eq!(status(&attacker_a, attack(&a)).await, 403);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(status(&attacker_b, attack(&b)).await, 403);
+    // Both instances refuse the address within a second or two, whatever it asks for.
+    let refused = |c: reqwest::Client, url: String| async move {
+        for _ in 0..40 {
+            let r = c
+                .get(url.clone())
+                .header("accept", "application/json")
+                .send()
+                .await
+                .unwrap();
+            if r.status() == 403 {
+                let body: Value = r.json().await.unwrap();
+                return body["error"]["code"] == "ip_reputation";
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    };
+    assert!(
+        refused(attacker_a.clone(), a.https_url("/healthz")).await,
+        "instance A"
+    );
+    assert!(
+        refused(attacker_b.clone(), b.https_url("/healthz")).await,
+        "instance B"
+    );
+    assert_eq!(status(&bystander_b, b.https_url("/healthz")).await, 200);
+    a.stop().await;
+    b.stop().await;
+}
