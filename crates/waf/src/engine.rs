@@ -109,10 +109,12 @@ impl Engine {
             if norm.text.is_empty() && !norm.had_null {
                 continue;
             }
+            let profile = detect::Profile::new(&norm.text);
             let input = Input {
                 text: &norm.text,
                 had_null: norm.had_null,
                 kind: field.kind,
+                profile: &profile,
             };
             for &(class, paranoia, mode) in &enabled {
                 // The whole path is only meaningful for traversal; segments for the rest.

@@ -125,22 +125,16 @@ fn ends_command(after: &[u8]) -> bool {
 /// Runs the command injection rules on one value.
 pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
     let s = input.text;
-    scan(s, hits);
+    scan(s, input.profile, hits);
     // Quoting tricks only matter around shell syntax; "O'Brien" alone needs no second pass.
-    let quoting = s
-        .bytes()
-        .any(|b| matches!(b, b'\\' | b'\'' | b'"' | b'^' | b'$' | b'+'));
-    let shellish = s.bytes().any(|b| {
-        matches!(
-            b,
-            b';' | b'|' | b'&' | b'`' | b'$' | b'\n' | b'/' | b'\\' | b'<' | b'>' | b'{'
-        )
-    });
+    let p = input.profile;
+    let quoting = p.any_byte(b"\\'\"^$+");
+    let shellish = p.any_byte(b";|&`$\n/\\<>{");
     let glued_quotes = super::has(s, "''") || super::has(s, "\"\"") || s.starts_with(['\'', '"']);
     if quoting && (shellish || glued_quotes) {
         let d = deobfuscate(s);
         if d != s {
-            scan(&d, hits);
+            scan(&d, &super::Profile::new(&d), hits);
         }
     }
 }
@@ -210,8 +204,8 @@ fn separator_at(b: &[u8], i: usize) -> Option<(usize, bool)> {
     }
 }
 
-fn scan(s: &str, hits: &mut Hits) {
-    let g = super::Grams::new(s);
+fn scan(s: &str, p: &super::Profile, hits: &mut Hits) {
+    let g = &p.grams;
     let b = s.as_bytes();
     // Commands after separators (and at the very start of the value).
     let mut i = 0;
@@ -240,7 +234,7 @@ fn scan(s: &str, hits: &mut Hits) {
     }
 
     // The constructs below each need a trigger byte; skip them all for plain text.
-    let has = |c: u8| b.contains(&c);
+    let has = |c: u8| p.has_byte(c);
     if has(b'$') {
         shell_expansions(s, b, hits);
     }
@@ -773,6 +767,7 @@ mod tests {
                 text: &n.text,
                 had_null: n.had_null,
                 kind: FieldKind::Value,
+                profile: &super::super::Profile::new(&n.text),
             },
             &mut hits,
         );

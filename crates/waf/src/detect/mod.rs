@@ -36,6 +36,45 @@ pub(crate) struct Input<'a> {
     pub had_null: bool,
     /// Where the value came from.
     pub kind: FieldKind,
+    /// Which bytes and byte pairs `text` holds, computed once for all detectors.
+    pub profile: &'a Profile,
+}
+
+/// The bytes and byte pairs of one value, from a single pass: detectors ask "is there a `<`?"
+/// or "could `document` be in here?" many times per value, and each answer is then a bit test
+/// instead of a scan.
+pub(crate) struct Profile {
+    pub grams: Grams,
+    bytes: [u64; 4],
+}
+
+impl Profile {
+    pub(crate) fn new(s: &str) -> Profile {
+        let b = s.as_bytes();
+        let mut bytes = [0u64; 4];
+        let mut g = [0u64; 16];
+        for (i, &c) in b.iter().enumerate() {
+            bytes[usize::from(c >> 6)] |= 1 << (c & 63);
+            if let Some(&n) = b.get(i + 1) {
+                let h = Grams::slot(c, n);
+                g[h >> 6] |= 1 << (h & 63);
+            }
+        }
+        Profile {
+            grams: Grams(g),
+            bytes,
+        }
+    }
+
+    /// Whether the value holds byte `c`.
+    pub(crate) fn has_byte(&self, c: u8) -> bool {
+        self.bytes[usize::from(c >> 6)] & (1 << (c & 63)) != 0
+    }
+
+    /// Whether the value holds any of `set`.
+    pub(crate) fn any_byte(&self, set: &[u8]) -> bool {
+        set.iter().any(|&c| self.has_byte(c))
+    }
 }
 
 /// Collects hits for one value, honouring the paranoia level and keeping one hit per rule.

@@ -2075,6 +2075,7 @@ mod tests {
                 text: &n.text,
                 had_null: n.had_null,
                 kind: FieldKind::Value,
+                profile: &super::super::Profile::new(&n.text),
             },
             &mut hits,
         );

@@ -8,77 +8,82 @@
 use super::{CRITICAL, ERROR, Hits, Input, NOTICE, WARNING};
 use crate::extract::FieldKind;
 
-/// Files and directories whose mention in a request parameter is an attack on its own.
+/// Files and directories whose mention in a request parameter is an attack on its own. Sorted,
+/// so the entries sharing a first byte are one range of [`BY_FIRST_BYTE`].
 const SENSITIVE: &[&str] = &[
-    "etc/passwd",
-    "etc/shadow",
-    "etc/master.passwd",
-    "etc/group",
-    "etc/hosts",
-    "etc/issue",
-    "etc/sudoers",
-    "etc/crontab",
-    "etc/apache2/",
-    "etc/httpd/",
-    "etc/nginx/",
-    "etc/mysql/",
-    "etc/ssh/",
-    "etc/security/",
-    "etc/pam.d",
-    "proc/self/",
-    "proc/version",
-    "proc/net/",
-    "proc/sys/",
-    "proc/cpuinfo",
-    "proc/meminfo",
-    "proc/mounts",
-    "root/.",
-    ".ssh/id_rsa",
+    ".aws/config",
+    ".aws/credentials",
+    ".bash_history",
+    ".bashrc",
+    ".docker/config.json",
+    ".env",
+    ".git/config",
+    ".git/head",
+    ".htaccess",
+    ".htpasswd",
+    ".kube/config",
+    ".ssh/authorized_keys",
     ".ssh/id_dsa",
     ".ssh/id_ecdsa",
     ".ssh/id_ed25519",
-    ".ssh/authorized_keys",
+    ".ssh/id_rsa",
     ".ssh/known_hosts",
-    ".aws/credentials",
-    ".aws/config",
-    ".bash_history",
-    ".bashrc",
-    ".git/config",
-    ".git/head",
-    ".htpasswd",
-    ".htaccess",
-    ".env",
-    ".docker/config.json",
-    ".kube/config",
+    "boot.ini",
+    "config.php",
+    "etc/apache2/",
+    "etc/crontab",
+    "etc/group",
+    "etc/hosts",
+    "etc/httpd/",
+    "etc/issue",
+    "etc/master.passwd",
+    "etc/mysql/",
+    "etc/nginx/",
+    "etc/pam.d",
+    "etc/passwd",
+    "etc/security/",
+    "etc/shadow",
+    "etc/ssh/",
+    "etc/sudoers",
+    "inetpub/wwwroot",
+    "localsettings.php",
+    "meta-inf/manifest",
+    "proc/cpuinfo",
+    "proc/meminfo",
+    "proc/mounts",
+    "proc/net/",
+    "proc/self/",
+    "proc/sys/",
+    "proc/version",
+    "root/.",
+    "system.ini",
+    "system32/config/sam",
+    "usr/local/etc",
+    "var/lib/mysql",
     "var/log/",
     "var/run/secrets",
-    "var/lib/mysql",
-    "usr/local/etc",
-    "boot.ini",
-    "win.ini",
-    "system.ini",
-    "windows/system32",
-    "winnt/system32",
-    "windows/win.ini",
-    "system32/config/sam",
-    "inetpub/wwwroot",
     "web-inf/web.xml",
-    "meta-inf/manifest",
-    "wp-config.php",
-    "config.php",
-    "localsettings.php",
     "web.config",
+    "win.ini",
+    "windows/system32",
+    "windows/win.ini",
+    "winnt/system32",
+    "wp-config.php",
 ];
 
-/// Which bytes start an entry of [`SENSITIVE`]: most positions are rejected by one lookup.
-const FIRST_BYTES: [bool; 256] = {
-    let mut t = [false; 256];
+/// For each first byte, the range of [`SENSITIVE`] entries starting with it (empty for most).
+const BY_FIRST_BYTE: [(usize, usize); 256] = {
+    let mut r = [(0, 0); 256];
     let mut i = 0;
     while i < SENSITIVE.len() {
-        t[SENSITIVE[i].as_bytes()[0] as usize] = true;
+        let c = SENSITIVE[i].as_bytes()[0] as usize;
+        if r[c].1 == 0 {
+            r[c].0 = i;
+        }
+        r[c].1 = i + 1;
         i += 1;
     }
-    t
+    r
 };
 
 /// Whether `b` names a sensitive file. Entries are anchored — after a separator or at the start
@@ -87,21 +92,18 @@ const FIRST_BYTES: [bool; 256] = {
 /// substring search per list entry.
 fn mentions_sensitive_file(b: &[u8]) -> bool {
     (0..b.len()).any(|p| {
-        if !FIRST_BYTES[usize::from(b[p])] {
+        let (from, to) = BY_FIRST_BYTE[usize::from(b[p])];
+        if from == to {
             return false;
         }
         let anchored = p == 0 || matches!(b[p - 1], b'/' | b'~' | b'=' | b' ' | b':');
         if !anchored && b[p] != b'.' {
             return false;
         }
-        SENSITIVE.iter().any(|f| {
+        SENSITIVE[from..to].iter().any(|f| {
             let f = f.as_bytes();
             // Two bytes before the full compare: most candidates differ in the second.
-            if f[0] != b[p]
-                || b.get(p + 1) != f.get(1)
-                || (f[0] != b'.' && !anchored)
-                || !b[p..].starts_with(f)
-            {
+            if b.get(p + 1) != f.get(1) || (f[0] != b'.' && !anchored) || !b[p..].starts_with(f) {
                 return false;
             }
             let next = b.get(p + f.len()).copied();
@@ -117,10 +119,7 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
         // NUL truncation (`../../etc/passwd%00.png`) is weak alone, decisive with a path.
         hits.add(1, "path.null_byte", NOTICE);
     }
-    if !raw
-        .bytes()
-        .any(|b| b == b'.' || b == b'/' || b == b'\\' || b == b':')
-    {
+    if !input.profile.any_byte(b"./\\:") {
         return;
     }
     // Windows and Unix separators are equivalent to the file APIs attackers target.
@@ -215,6 +214,7 @@ mod tests {
                 text: &n.text,
                 had_null: n.had_null,
                 kind,
+                profile: &super::super::Profile::new(&n.text),
             },
             &mut hits,
         );
@@ -239,6 +239,11 @@ mod tests {
             assert!(score(a, FieldKind::Value, 1) >= 5, "missed {a:?}");
         }
         assert!(score("../1.7z", FieldKind::Filename, 1) >= 5);
+    }
+
+    #[test]
+    fn sensitive_files_are_sorted_for_the_first_byte_index() {
+        assert!(SENSITIVE.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -212,10 +212,8 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
     let s = input.text;
     // Nothing here can be markup or script. Emails, URLs without a scheme, phone numbers and
     // dates (`.`, `+`, `-`, `@`) only matter with the words the rules below look for.
-    let syntax = s
-        .bytes()
-        .any(|b| matches!(b, b'<' | b'>' | b':' | b'=' | b'(' | b'`' | b'[' | b'\\'));
-    let g = Grams::new(s);
+    let syntax = input.profile.any_byte(b"<>:=(`[\\");
+    let g = &input.profile.grams;
     if !syntax
         && !(g.has(s, "+adw-")
             || g.has(s, "@import")
@@ -227,7 +225,7 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
     {
         return;
     }
-    scan(s, &g, hits);
+    scan(s, g, hits);
     if let Some(js) = decode_js_escapes(s) {
         scan(&js, &Grams::new(&js), hits);
     }
@@ -719,6 +717,7 @@ mod tests {
                 text: &n.text,
                 had_null: n.had_null,
                 kind: FieldKind::Value,
+                profile: &super::super::Profile::new(&n.text),
             },
             &mut hits,
         );
