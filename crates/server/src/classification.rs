@@ -306,6 +306,21 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
         ],
     ),
     (
+        "scoring_models",
+        &[
+            ("org_id", I),
+            // Which leads an organization wants: its sales strategy.
+            ("model", C),
+            ("version", I),
+            ("rescored_version", I),
+            ("rescore_after", I),
+            ("rescored_rows", I),
+            ("rescore_lease", I),
+            ("updated_by", I),
+            ("updated_at", I),
+        ],
+    ),
+    (
         "segments",
         &[
             ("id", I),

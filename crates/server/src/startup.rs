@@ -410,6 +410,8 @@ impl Application {
         };
         let alerting = tokio::spawn(crate::perimeter::alert_loop(self.state.clone()));
         let reputation = tokio::spawn(crate::perimeter::reputation_sync(self.state.clone()));
+        // Leads rescored after their organization's scoring model changed.
+        let rescoring = tokio::spawn(crate::leads::scoring::run(self.state.clone()));
         // Lead imports of this instance, resumed from their checkpoints after a restart.
         let importer = tokio::spawn(crate::leads::import::worker::run(
             self.state.clone(),
@@ -449,6 +451,7 @@ impl Application {
         notices.abort();
         alerting.abort();
         reputation.abort();
+        rescoring.abort();
         importer.abort();
         if let Some(w) = waf_watch {
             w.abort();

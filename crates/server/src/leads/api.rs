@@ -54,7 +54,9 @@ async fn create(
     let id = Uuid::now_v7();
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
-    repo::insert(&mut tx, &state.fields, id, &values, now).await?;
+    let (model, _) = super::scoring::current(&mut tx).await?;
+    let score = model.score(&values).0;
+    repo::insert(&mut tx, &state.fields, id, &values, score, now).await?;
     audit::record(
         &mut tx,
         now,
@@ -130,7 +132,9 @@ async fn update(
     }
     let row = repo::get(&mut tx, id, true).await?.ok_or_else(acl_denied)?;
     let values = row.values(&state.fields, &state.pool).await?.apply(input)?;
-    if !repo::update(&mut tx, &state.fields, id, &values, now).await? {
+    let (model, _) = super::scoring::current(&mut tx).await?;
+    let score = model.score(&values).0;
+    if !repo::update(&mut tx, &state.fields, id, &values, score, now).await? {
         return Err(acl_denied());
     }
     audit::record(

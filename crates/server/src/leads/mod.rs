@@ -10,6 +10,7 @@ pub mod model;
 pub mod pages;
 pub mod repo;
 pub mod rotate;
+pub mod scoring;
 pub mod search;
 pub mod segments;
 pub mod synthetic;

@@ -168,6 +168,7 @@ pub async fn insert(
     keys: &FieldKeys,
     id: Uuid,
     v: &LeadValues,
+    score: i16,
     now: OffsetDateTime,
 ) -> Result<(), AppError> {
     let org = tx.context().org_id;
@@ -176,9 +177,9 @@ pub async fn insert(
         "INSERT INTO app.leads (id, org_id, first_name, last_name, title, seniority, department,
             email_ct, email_bidx, phone_ct, linkedin_url, company_name, company_domain, industry,
             employee_range, city, region, country, source, status, owner_id, tags, custom,
-            do_not_contact, created_at, updated_at)
+            do_not_contact, created_at, updated_at, score)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                 $19, $20, $21, $22, $23, $24, $25, $25)",
+                 $19, $20, $21, $22, $23, $24, $25, $25, $26)",
         id,
         org,
         v.first_name,
@@ -204,6 +205,7 @@ pub async fn insert(
         serde_json::Value::Object(v.custom.clone()),
         v.do_not_contact,
         now,
+        score,
     )
     .execute(&mut **tx)
     .await
@@ -217,6 +219,7 @@ pub async fn update(
     keys: &FieldKeys,
     id: Uuid,
     v: &LeadValues,
+    score: i16,
     now: OffsetDateTime,
 ) -> Result<bool, AppError> {
     let org = tx.context().org_id;
@@ -226,7 +229,7 @@ pub async fn update(
             department = $7, email_ct = $8, email_bidx = $9, phone_ct = $10, linkedin_url = $11,
             company_name = $12, company_domain = $13, industry = $14, employee_range = $15,
             city = $16, region = $17, country = $18, source = $19, status = $20, owner_id = $21,
-            tags = $22, custom = $23, do_not_contact = $24, updated_at = $25
+            tags = $22, custom = $23, do_not_contact = $24, updated_at = $25, score = $26
          WHERE id = $1 AND org_id = $2",
         id,
         org,
@@ -253,6 +256,7 @@ pub async fn update(
         serde_json::Value::Object(v.custom.clone()),
         v.do_not_contact,
         now,
+        score,
     )
     .execute(&mut **tx)
     .await

@@ -621,3 +621,130 @@ async fn demo_seed_queues_synthetic_leads_that_the_server_imports() {
     proc.signal(nix::sys::signal::Signal::SIGTERM);
     proc.wait_exit(Duration::from_secs(30));
 }
+
+/// Scores through the front door: the model is checked and saved by admins and managers, new,
+/// changed and imported leads are scored with it at once, and changing it rescores every lead in
+/// the background, batch by batch.
+#[tokio::test]
+async fn leads_are_scored_by_the_org_model_and_rescored_in_bulk_when_it_changes() {
+    let app = spawn().await;
+    let api = Api::new(&app);
+    let (org, t, _) = org_with_every_role(&app, &api, "scoring").await;
+    let (manager, user) = (&t[1], &t[2]);
+    let model = |vp: i64| {
+        json!({"rules": [
+            {"name": "Decision maker", "field": "seniority", "values": ["vp", "c_level"], "points": vp},
+            {"name": "Germany", "field": "country", "values": ["DE"], "points": 30},
+            {"name": "Reachable", "field": "has_email", "points": 10}
+        ]})
+    };
+    let (s, v) = api
+        .call(Method::PUT, "/api/v1/scoring", user, Some(model(50)))
+        .await;
+    assert_eq!(s, 403, "users do not change the model: {v}");
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            "/api/v1/scoring",
+            manager,
+            Some(json!({"rules": [{"name": "x", "field": "seniority", "values": ["boss"], "points": 5}]})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(v.to_string().contains("rules[0].values[0]"), "{v}");
+    let (s, v) = api
+        .call(Method::PUT, "/api/v1/scoring", manager, Some(model(50)))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["version"], 1);
+
+    // A lead written through the API is scored at once, and the score explains itself.
+    let (s, lead) = api
+        .call(
+            Method::POST,
+            "/api/v1/leads",
+            user,
+            Some(json!({"first_name": "Vera", "seniority": "vp", "country": "DE", "email": "vera@example.de"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{lead}");
+    assert_eq!(lead["score"], 90);
+    let id = lead["id"].as_str().unwrap();
+    let (s, why) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/leads/{id}/score"),
+            user,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{why}");
+    assert_eq!(why["score"], 90);
+    let rules: Vec<&str> = why["contributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["Decision maker", "Germany", "Reachable"]);
+
+    // Imported leads too: 2,500 rows, more than one rescoring batch.
+    let mut csv = String::from("first_name,email,seniority,country\n");
+    for i in 0..2500 {
+        let seniority = if i % 2 == 0 { "vp" } else { "manager" };
+        csv.push_str(&format!(
+            "Lead {i},lead{i}@scoring.example,{seniority},DE\n"
+        ));
+    }
+    import(
+        &app,
+        &api,
+        user,
+        "scored.csv",
+        csv.into_bytes(),
+        "create_only",
+    )
+    .await;
+    let su = app.db().superuser_pool().await;
+    let scores = |su: sqlx::PgPool| async move {
+        sqlx::query_as::<_, (i16, i64)>(
+            "SELECT score, count(*) FROM app.leads WHERE org_id = $1 GROUP BY score ORDER BY score",
+        )
+        .bind(org)
+        .fetch_all(&su)
+        .await
+        .unwrap()
+    };
+    assert_eq!(scores(su.clone()).await, [(40, 1250), (90, 1251)]);
+
+    // A new model rescored every lead in the background; the API says when it is done.
+    let (s, v) = api
+        .call(Method::PUT, "/api/v1/scoring", manager, Some(model(20)))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["version"], 2);
+    let start = std::time::Instant::now();
+    loop {
+        let (_, v) = api.call(Method::GET, "/api/v1/scoring", user, None).await;
+        if v["rescoring"]["done"] == true {
+            assert_eq!(v["rescoring"]["rescored_rows"], 2501, "{v}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(scores(su.clone()).await, [(40, 1250), (60, 1251)]);
+    // Sorting by score follows.
+    let (s, page) = api
+        .call(Method::GET, "/api/v1/leads?sort=-score&limit=1", user, None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(page["items"][0]["score"], 60);
+    // Audited.
+    let (s, trail) = api
+        .call(Method::GET, "/api/v1/org/audit?limit=200", &t[0], None)
+        .await;
+    assert_eq!(s, 200);
+    let n = trail.to_string().matches("\"scoring.update\"").count();
+    assert_eq!(n, 2, "{trail}");
+}

@@ -278,6 +278,9 @@ async fn write_batch(
     sqlx::query!("SET LOCAL synchronous_commit = off")
         .execute(&mut *tx)
         .await?;
+    // Read per batch: a model saved during the import scores the batches after it (and the
+    // rescoring it starts covers the ones before).
+    let (model, _) = crate::leads::scoring::current(&mut tx).await?;
     let consumed = outcomes.len() as i64;
     let mut counts = Counts::default();
     let mut issues: Vec<Issue> = Vec::new();
@@ -364,15 +367,29 @@ async fn write_batch(
                 };
                 // The stored phone is a ciphertext: handled above, not by the merge.
                 let row = LeadValues { phone: None, ..v };
+                // What scoring asks of the contact details is presence: the lead was found by
+                // its email, and has a phone if it had one or gets one now.
+                let has_phone = lead.phone_ct.is_some() || phone_ct.is_some();
+                let score = |m: &LeadValues| {
+                    model
+                        .score(&LeadValues {
+                            email: Some(String::new()),
+                            phone: has_phone.then(String::new),
+                            ..m.clone()
+                        })
+                        .0
+                };
                 match merge::merge(&current, &row, job.mode) {
-                    Some(m) => updates.push(lead.id, &m, phone_ct),
-                    None if phone_ct.is_some() => updates.push(lead.id, &current, phone_ct),
+                    Some(m) => updates.push(lead.id, &m, phone_ct, score(&m)),
+                    None if phone_ct.is_some() => {
+                        updates.push(lead.id, &current, phone_ct, score(&current));
+                    }
                     None => counts.duplicates += 1,
                 }
             }
             None => {
                 let id = Uuid::now_v7();
-                inserts.push(state, org, id, &v, index);
+                inserts.push(state, org, id, &v, index, model.score(&v).0);
             }
         }
     }
@@ -478,6 +495,7 @@ struct Inserts {
     tags: Vec<Value>,
     custom: Vec<Value>,
     do_not_contact: Vec<bool>,
+    score: Vec<i16>,
 }
 
 impl Inserts {
@@ -488,8 +506,10 @@ impl Inserts {
         id: Uuid,
         v: &LeadValues,
         index: Option<[u8; 32]>,
+        score: i16,
     ) {
         self.ids.push(id);
+        self.score.push(score);
         self.first_name.push(v.first_name.clone());
         self.last_name.push(v.last_name.clone());
         self.title.push(v.title.clone());
@@ -537,21 +557,21 @@ impl Inserts {
                  INSERT INTO app.leads (id, org_id, first_name, last_name, title, seniority, department,
                     email_ct, email_bidx, phone_ct, linkedin_url, company_name, company_domain, industry,
                     employee_range, city, region, country, source, status, tags, custom,
-                    do_not_contact, created_at, updated_at)
+                    do_not_contact, created_at, updated_at, score)
                  SELECT u.id, $1, u.first_name, u.last_name, u.title, u.seniority, u.department,
                     u.email_ct, u.email_bidx, u.phone_ct, u.linkedin_url, u.company_name,
                     u.company_domain, u.industry, u.employee_range, u.city, u.region, u.country,
                     u.source, u.status, ARRAY(SELECT jsonb_array_elements_text(u.tags)), u.custom,
-                    u.do_not_contact, $2, $2
+                    u.do_not_contact, $2, $2, u.score
                  FROM UNNEST($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
                              $9::bytea[], $10::bytea[], $11::bytea[], $12::text[], $13::text[],
                              $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
                              $19::text[], $20::text[], $21::text[], $22::jsonb[], $23::jsonb[],
-                             $24::bool[])
+                             $24::bool[], $25::smallint[])
                    AS u(id, first_name, last_name, title, seniority, department, email_ct, email_bidx,
                         phone_ct, linkedin_url, company_name, company_domain, industry,
                         employee_range, city, region, country, source, status, tags, custom,
-                        do_not_contact)
+                        do_not_contact, score)
                  ON CONFLICT (org_id, email_bidx) WHERE email_bidx IS NOT NULL DO NOTHING
                  RETURNING 1
                )
@@ -580,6 +600,7 @@ impl Inserts {
             &self.tags,
             &self.custom,
             &self.do_not_contact,
+            &self.score,
         )
         .fetch_one(&mut **tx)
         .await?;
@@ -595,9 +616,10 @@ struct Updates {
 }
 
 impl Updates {
-    fn push(&mut self, id: Uuid, v: &LeadValues, phone_ct: Option<Vec<u8>>) {
+    fn push(&mut self, id: Uuid, v: &LeadValues, phone_ct: Option<Vec<u8>>, score: i16) {
         self.ids.push(id);
         self.values.push(json!({
+            "score": score,
             "first_name": v.first_name, "last_name": v.last_name, "title": v.title,
             "seniority": v.seniority, "department": v.department, "linkedin_url": v.linkedin_url,
             "company_name": v.company_name, "company_domain": v.company_domain,
@@ -624,7 +646,8 @@ impl Updates {
                 source = u.v->>'source', status = u.v->>'status',
                 tags = ARRAY(SELECT jsonb_array_elements_text(u.v->'tags')),
                 custom = u.v->'custom', do_not_contact = (u.v->>'do_not_contact')::boolean,
-                phone_ct = coalesce(u.phone_ct, l.phone_ct), updated_at = $4
+                phone_ct = coalesce(u.phone_ct, l.phone_ct), updated_at = $4,
+                score = (u.v->>'score')::smallint
              FROM UNNEST($1::uuid[], $2::jsonb[], $3::bytea[]) AS u(id, v, phone_ct)
              WHERE l.org_id = $5 AND l.id = u.id",
             &self.ids,
