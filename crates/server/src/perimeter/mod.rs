@@ -140,31 +140,27 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
         .await;
     if decision.unavailable {
         state.alerts.record(alerts::Event::RateLimitBackendFailure);
-        let mut res = StatusCode::SERVICE_UNAVAILABLE.into_response();
-        res.extensions_mut().insert(ErrorBody(
+        return refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
             "temporarily unavailable; try again shortly".into(),
-            Some("rate_limit_unavailable"),
-        ));
-        res.headers_mut()
-            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
-        return res;
+            "rate_limit_unavailable",
+            5,
+        );
     }
     if !decision.allowed {
         state.alerts.record(alerts::Event::RateLimited);
         penalize(&state, &req, reputation::Offence::RateLimited);
         let rule = decision.rule.clone().unwrap_or_default();
         tracing::info!(rule = %rule, retry_after = decision.retry_after_secs, "rate limited");
-        let mut res = StatusCode::TOO_MANY_REQUESTS.into_response();
-        res.extensions_mut().insert(ErrorBody(
+        let mut res = refusal(
+            StatusCode::TOO_MANY_REQUESTS,
             format!(
                 "too many requests ({rule}); try again in {} seconds",
                 decision.retry_after_secs
             ),
-            Some("rate_limited"),
-        ));
-        if let Ok(v) = HeaderValue::from_str(&decision.retry_after_secs.to_string()) {
-            res.headers_mut().insert(http::header::RETRY_AFTER, v);
-        }
+            "rate_limited",
+            decision.retry_after_secs,
+        );
         headers_for(&decision, &mut res);
         return res;
     }
@@ -211,14 +207,21 @@ pub async fn anomaly_guard(State(state): State<AppState>, req: Request, next: Ne
         }
         anomaly::Verdict::Throttled { retry_after } => retry_after,
     };
-    let mut res = StatusCode::TOO_MANY_REQUESTS.into_response();
-    res.extensions_mut().insert(ErrorBody(
+    refusal(
+        StatusCode::TOO_MANY_REQUESTS,
         format!(
             "unusually many lead {}es from this client; try again in {retry_after} seconds",
             kind.as_str()
         ),
-        Some("anomaly_throttled"),
-    ));
+        "anomaly_throttled",
+        retry_after,
+    )
+}
+
+/// A refusal at the perimeter: the error body (code, message) and when to come back.
+fn refusal(status: StatusCode, message: String, code: &'static str, retry_after: u64) -> Response {
+    let mut res = status.into_response();
+    res.extensions_mut().insert(ErrorBody(message, Some(code)));
     if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
         res.headers_mut().insert(http::header::RETRY_AFTER, v);
     }
@@ -255,15 +258,12 @@ fn take_slot(state: &AppState, path: &str) -> Result<Option<Slot>, u64> {
 }
 
 fn overloaded(retry_after: u64) -> Response {
-    let mut res = StatusCode::SERVICE_UNAVAILABLE.into_response();
-    res.extensions_mut().insert(ErrorBody(
+    refusal(
+        StatusCode::SERVICE_UNAVAILABLE,
         "the server is handling as many requests as it may; try again shortly".into(),
-        Some("overloaded"),
-    ));
-    if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
-        res.headers_mut().insert(http::header::RETRY_AFTER, v);
-    }
-    res
+        "overloaded",
+        retry_after,
+    )
 }
 
 /// `rate_limiting.ddos` of `waf-rules.json`: an address past the flood threshold is refused for
@@ -293,15 +293,12 @@ fn flood_guard(state: &AppState, req: &Request, who: &Subject) -> Option<Respons
         }
         flood::Verdict::Blocked { retry_after } => retry_after,
     };
-    let mut res = StatusCode::TOO_MANY_REQUESTS.into_response();
-    res.extensions_mut().insert(ErrorBody(
+    Some(refusal(
+        StatusCode::TOO_MANY_REQUESTS,
         format!("too many requests from this address; try again in {retry_after} seconds"),
-        Some("flood_blocked"),
-    ));
-    if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
-        res.headers_mut().insert(http::header::RETRY_AFTER, v);
-    }
-    Some(res)
+        "flood_blocked",
+        retry_after,
+    ))
 }
 
 /// Lowers the reputation of the request's client address (not of allow-listed ones).
