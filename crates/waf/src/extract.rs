@@ -250,12 +250,19 @@ fn extract_body(content_type: Option<&str>, body: &[u8], prefix: &str, sink: &mu
         "text/csv" => extract_csv(&lenient_utf8(body), prefix, sink),
         "application/xml" | "text/xml" => extract_xml(&lenient_utf8(body), prefix, sink),
         m if m == "application/json" || m.ends_with("+json") => {
-            match serde_json::from_slice::<serde_json::Value>(body) {
-                Ok(v) => {
-                    let mut loc = prefix.to_owned();
-                    walk_json(&v, &mut loc, 0, sink);
-                }
-                Err(_) => sink.push(prefix.into(), lenient_utf8(body), FieldKind::Text),
+            use serde::de::DeserializeSeed as _;
+            let mut loc = prefix.to_owned();
+            let mut de = serde_json::Deserializer::from_slice(body);
+            let parsed = JsonWalk {
+                loc: &mut loc,
+                depth: 0,
+                sink,
+            }
+            .deserialize(&mut de)
+            .and_then(|()| de.end());
+            // What did not parse is inspected as text, whatever was read before the error.
+            if parsed.is_err() {
+                sink.push(prefix.into(), lenient_utf8(body), FieldKind::Text);
             }
         }
         m if m.ends_with("+xml") => extract_xml(&lenient_utf8(body), prefix, sink),
@@ -285,37 +292,137 @@ fn param(header: &str, key: &str) -> Option<String> {
     None
 }
 
-fn walk_json(v: &serde_json::Value, loc: &mut String, depth: usize, sink: &mut Sink<'_>) {
-    use serde_json::Value;
-    if depth > sink.limits.max_depth {
-        sink.truncated = true;
-        return;
+/// Walks a JSON document as it is parsed, pushing every string (and every key that is not a
+/// plain name) with its location; no tree is built. Duplicate keys are all inspected, not only
+/// the one a parser would keep.
+struct JsonWalk<'s, 'l> {
+    loc: &'s mut String,
+    depth: usize,
+    sink: &'s mut Sink<'l>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for JsonWalk<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        if self.depth > self.sink.limits.max_depth {
+            self.sink.truncated = true;
+            <serde::de::IgnoredAny as serde::Deserialize>::deserialize(d)?;
+            return Ok(());
+        }
+        d.deserialize_any(self)
     }
-    match v {
-        Value::String(s) => sink.push(loc.clone(), s.clone(), FieldKind::Value),
-        Value::Array(items) => {
-            let base = loc.len();
-            for (i, item) in items.iter().enumerate() {
-                loc.push('[');
-                loc.push_str(&i.to_string());
-                loc.push(']');
-                walk_json(item, loc, depth + 1, sink);
-                loc.truncate(base);
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonWalk<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.sink
+            .push(self.loc.clone(), v.to_owned(), FieldKind::Value);
+        Ok(())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<(), E> {
+        self.sink.push(self.loc.clone(), v, FieldKind::Value);
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let base = self.loc.len();
+        let mut i = 0usize;
+        loop {
+            self.loc.truncate(base);
+            self.loc.push('[');
+            self.loc.push_str(&i.to_string());
+            self.loc.push(']');
+            let item = JsonWalk {
+                loc: &mut *self.loc,
+                depth: self.depth + 1,
+                sink: &mut *self.sink,
+            };
+            if seq.next_element_seed(item)?.is_none() {
+                break;
             }
+            i += 1;
         }
-        Value::Object(map) => {
-            let base = loc.len();
-            for (k, item) in map {
-                loc.push('.');
-                loc.push_str(k);
-                if !plain_name(k) {
-                    sink.push(loc.clone(), k.clone(), FieldKind::Name);
-                }
-                walk_json(item, loc, depth + 1, sink);
-                loc.truncate(base);
+        self.loc.truncate(base);
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let base = self.loc.len();
+        loop {
+            self.loc.truncate(base);
+            let Some(odd_name) = map.next_key_seed(JsonKey {
+                loc: &mut *self.loc,
+            })?
+            else {
+                break;
+            };
+            if let Some(name) = odd_name {
+                self.sink.push(self.loc.clone(), name, FieldKind::Name);
             }
+            map.next_value_seed(JsonWalk {
+                loc: &mut *self.loc,
+                depth: self.depth + 1,
+                sink: &mut *self.sink,
+            })?;
         }
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        self.loc.truncate(base);
+        Ok(())
+    }
+}
+
+/// A key: appended to the location; returned when it is not a plain name (then it is inspected
+/// too).
+struct JsonKey<'s> {
+    loc: &'s mut String,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for JsonKey<'_> {
+    type Value = Option<String>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for JsonKey<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object key")
+    }
+
+    fn visit_str<E>(self, k: &str) -> Result<Option<String>, E> {
+        self.loc.push('.');
+        self.loc.push_str(k);
+        Ok((!plain_name(k)).then(|| k.to_owned()))
     }
 }
 
@@ -495,6 +602,28 @@ fn push_xml_text(s: &str, from: usize, to: usize, prefix: &str, sink: &mut Sink<
     }
 }
 
+/// Every value the engine would inspect in `r` (for detector tests over whole corpora).
+#[cfg(test)]
+pub(crate) fn values_of(r: &crate::eval::OwnedRequest) -> Vec<String> {
+    let headers: Vec<(&str, &str)> = r
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let req = Request {
+        method: &r.method,
+        path: &r.path,
+        query: r.query.as_deref(),
+        headers: &headers,
+        content_type: r.content_type.as_deref(),
+        body: &r.body,
+    };
+    let limits = Limits::default();
+    let mut sink = Sink::new(&limits);
+    extract(&req, &mut sink);
+    sink.fields.into_iter().map(|f| f.value).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,6 +660,22 @@ mod tests {
         assert!(locs.contains(&"body.tags[1]"));
         assert!(locs.contains(&"body.x.y"));
         assert!(f.contains(&("body.k<ey".into(), "k<ey".into())));
+    }
+
+    #[test]
+    fn json_duplicate_keys_are_all_inspected_and_broken_json_is_text() {
+        let f = fields(&req(
+            Some("application/json"),
+            br#"{"q": "harmless", "q": "1 union select 2", "a": [[["deep"]]]}"#,
+        ));
+        assert!(f.contains(&("body.q".into(), "harmless".into())));
+        assert!(f.contains(&("body.q".into(), "1 union select 2".into())));
+        assert!(f.contains(&("body.a[0][0][0]".into(), "deep".into())));
+        let f = fields(&req(Some("application/json"), br#"{"q": "x", "r": "#));
+        assert!(
+            f.iter().any(|(l, v)| l == "body" && v.contains("\"r\"")),
+            "{f:?}"
+        );
     }
 
     #[test]

@@ -10,9 +10,10 @@
 
 /// A normalised value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Normalized {
-    /// Decoded, case-folded (ASCII lower-case), Unicode-folded text without NUL bytes.
-    pub text: String,
+pub struct Normalized<'a> {
+    /// Decoded, case-folded (ASCII lower-case), Unicode-folded text without NUL bytes: the value
+    /// itself when it is already in that form (most paths, emails, URLs, ids).
+    pub text: std::borrow::Cow<'a, str>,
     /// The value contained a NUL byte (raw or encoded) — a classic string-truncation trick.
     pub had_null: bool,
 }
@@ -20,7 +21,16 @@ pub struct Normalized {
 /// Fully normalises `raw` (which the extractor has already URL-decoded once where the transport
 /// encoding calls for it).
 #[must_use]
-pub fn normalize(raw: &str, max_passes: u8) -> Normalized {
+pub fn normalize(raw: &str, max_passes: u8) -> Normalized<'_> {
+    if raw
+        .bytes()
+        .all(|b| b.is_ascii() && b != 0 && b != b'%' && b != b'&' && !b.is_ascii_uppercase())
+    {
+        return Normalized {
+            text: std::borrow::Cow::Borrowed(raw),
+            had_null: false,
+        };
+    }
     // Fast path: nothing to decode, which is the overwhelmingly common case for business data.
     let needs_decoding = raw.bytes().any(|b| b == b'%' || b == b'&');
     let decoded: std::borrow::Cow<'_, str> = if needs_decoding {
@@ -315,12 +325,12 @@ pub fn decode_entities(s: &str) -> Option<String> {
 
 /// Case and Unicode folding: ASCII lower-case, full-width forms to ASCII, typographic quotes to
 /// ASCII quotes, exotic spaces to a space; zero-width characters and NUL removed.
-fn fold(s: &str) -> Normalized {
+fn fold(s: &str) -> Normalized<'static> {
     let mut had_null = false;
     if s.is_ascii() && !s.as_bytes().contains(&0) {
         // Plain ASCII (most business data): lower-casing is all there is to do.
         return Normalized {
-            text: s.to_ascii_lowercase(),
+            text: s.to_ascii_lowercase().into(),
             had_null,
         };
     }
@@ -348,7 +358,10 @@ fn fold(s: &str) -> Normalized {
         };
         text.push(c);
     }
-    Normalized { text, had_null }
+    Normalized {
+        text: text.into(),
+        had_null,
+    }
 }
 
 /// Decodes JavaScript / CSS string escapes (`\x3c`, `\u003c`, `\u{3c}`, `\3c `) for the XSS view.

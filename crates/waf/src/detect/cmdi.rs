@@ -207,6 +207,8 @@ fn separator_at(b: &[u8], i: usize) -> Option<(usize, bool)> {
 fn scan(s: &str, p: &super::Profile, hits: &mut Hits) {
     let g = &p.grams;
     let b = s.as_bytes();
+    // Without a byte that can start a separator, the command at the start is the only one.
+    let separators = p.any_byte(b";|`&\n\r$<>");
     // Commands after separators (and at the very start of the value).
     let mut i = 0;
     let mut first = true;
@@ -229,6 +231,9 @@ fn scan(s: &str, p: &super::Profile, hits: &mut Hits) {
         };
         check_command(b, cmd_start, sep_strong, at_start, hits);
         if at_start {
+            if !separators {
+                break;
+            }
             continue;
         }
     }
@@ -269,7 +274,9 @@ fn scan(s: &str, p: &super::Profile, hits: &mut Hits) {
     if g.has(s, "/dev/") && (g.has(s, "/dev/tcp/") || g.has(s, "/dev/udp/")) {
         hits.add(1, "cmd.dev_tcp", CRITICAL);
     }
-    globbed_path(b, hits);
+    if p.any_byte(b"?*[") {
+        globbed_path(b, hits);
+    }
     if has(b'{') {
         brace_expansion(b, hits);
     }

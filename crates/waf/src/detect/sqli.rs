@@ -99,6 +99,21 @@ fn tokenize<'a>(s: &'a str, quote: Option<u8>, toks: &mut Vec<Tok<'a>>, lex: &mu
     let mut in_versioned = false;
     while i < b.len() && toks.len() < MAX_TOKENS {
         let c = b[i];
+        // Spaces and words are most of any value: take them before the full dispatch below
+        // (whose guarded arms the compiler tests one after another).
+        if matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0) {
+            i += 1;
+            continue;
+        }
+        if c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c >= 0x80 {
+            let start = i;
+            i += 1;
+            while i < b.len() && (super::is_word_byte(b[i]) || b[i] == b'$') {
+                i += 1;
+            }
+            toks.push(Tok::Word(s.get(start..i).unwrap_or("")));
+            continue;
+        }
         match c {
             b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0 => i += 1,
             b'\'' | b'"' => {
@@ -1395,6 +1410,13 @@ fn anywhere_rules(t: &[Tok<'_>], hits: &mut Hits) {
     }
     for (i, &tok) in t.iter().enumerate() {
         let next = t.get(i + 1).copied();
+        // Below, only a call (`word(`) looks at a word no rule names: skip the rest at once.
+        if let Tok::Word(w) = tok
+            && next != Some(Tok::LParen)
+            && !is_trigger_word(w)
+        {
+            continue;
+        }
         match tok {
             Tok::Word("union") => {
                 let mut j = i + 1;
@@ -1876,8 +1898,410 @@ fn quote_probe(s: &str, q: u8, t: &[Tok<'_>], hits: &mut Hits) {
     }
 }
 
+/// Every word literal of the rules above, sorted (a test keeps it complete and sorted).
+const TRIGGER_WORDS: &[&str] = &[
+    "abs",
+    "aes_decrypt",
+    "aes_encrypt",
+    "all",
+    "all_tab_columns",
+    "all_tables",
+    "alter",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "as",
+    "asc",
+    "ascii",
+    "autocommit",
+    "avg",
+    "begin",
+    "benchmark",
+    "between",
+    "bin",
+    "binary",
+    "bit_length",
+    "by",
+    "call",
+    "case",
+    "cast",
+    "ceil",
+    "ceiling",
+    "char",
+    "char_length",
+    "checkpoint",
+    "chr",
+    "coalesce",
+    "col_name",
+    "collate",
+    "concat",
+    "concat_ws",
+    "conv",
+    "convert",
+    "cot",
+    "count",
+    "create",
+    "ctxsys",
+    "current_database",
+    "current_timestamp",
+    "current_user",
+    "data",
+    "database",
+    "datalength",
+    "date",
+    "day",
+    "db",
+    "db_name",
+    "dbms_java",
+    "dbms_lock",
+    "dbms_pipe",
+    "dbms_xmlgen",
+    "dbo",
+    "declare",
+    "decode",
+    "default",
+    "delay",
+    "delete",
+    "desc",
+    "distinct",
+    "div",
+    "do",
+    "drop",
+    "dual",
+    "dumpfile",
+    "else",
+    "elt",
+    "encode",
+    "end",
+    "escape",
+    "except",
+    "exec",
+    "execute",
+    "exists",
+    "exp",
+    "export_set",
+    "extractvalue",
+    "false",
+    "field",
+    "find_in_set",
+    "floor",
+    "for",
+    "format",
+    "from",
+    "function",
+    "geometrycollection",
+    "getdate",
+    "glob",
+    "goto",
+    "grant",
+    "group",
+    "group_concat",
+    "handler",
+    "has_dbaccess",
+    "having",
+    "hex",
+    "host_name",
+    "hour",
+    "if",
+    "ifnull",
+    "ignore",
+    "iif",
+    "ilike",
+    "immediate",
+    "in",
+    "index",
+    "information_schema",
+    "insert",
+    "instr",
+    "int",
+    "intersect",
+    "into",
+    "is",
+    "is_srvrolemember",
+    "isnull",
+    "join",
+    "json_array",
+    "json_extract",
+    "json_keys",
+    "json_search",
+    "last_insert_id",
+    "left",
+    "len",
+    "length",
+    "like",
+    "likelihood",
+    "likely",
+    "limit",
+    "linestring",
+    "ln",
+    "lo_export",
+    "lo_get",
+    "lo_import",
+    "load",
+    "load_file",
+    "local",
+    "locate",
+    "log",
+    "login",
+    "low_priority",
+    "lower",
+    "ltrim",
+    "make_set",
+    "master",
+    "match",
+    "max",
+    "md5",
+    "mid",
+    "min",
+    "minute",
+    "mod",
+    "month",
+    "msdb",
+    "msysaccessobjects",
+    "msysobjects",
+    "multilinestring",
+    "multipoint",
+    "multipolygon",
+    "mysql",
+    "mysql_history",
+    "name_const",
+    "nchar",
+    "not",
+    "notnull",
+    "now",
+    "null",
+    "nullif",
+    "nvarchar",
+    "object_id",
+    "object_name",
+    "octet_length",
+    "offset",
+    "on",
+    "or",
+    "ord",
+    "order",
+    "outfile",
+    "overlay",
+    "password",
+    "pg_catalog",
+    "pg_database",
+    "pg_ls_dir",
+    "pg_read_file",
+    "pg_shadow",
+    "pg_sleep",
+    "pg_user",
+    "pi",
+    "polygon",
+    "position",
+    "power",
+    "procedure",
+    "quarter",
+    "quick",
+    "quotename",
+    "rand",
+    "randomblob",
+    "randomblob_",
+    "rdb$database",
+    "regexp",
+    "replace",
+    "reverse",
+    "revoke",
+    "right",
+    "rlike",
+    "role",
+    "round",
+    "row",
+    "rtrim",
+    "rtrim_",
+    "schema",
+    "second",
+    "select",
+    "session_user",
+    "set",
+    "sha1",
+    "shutdown",
+    "sign",
+    "similar",
+    "sleep",
+    "some",
+    "sounds",
+    "sp_addlogin",
+    "sp_configure",
+    "sp_executesql",
+    "sp_makewebtask",
+    "sp_oacreate",
+    "sp_password",
+    "sql_no_cache",
+    "sqlite_master",
+    "sqlite_schema",
+    "sqlite_temp_master",
+    "sqrt",
+    "starts_with",
+    "straight_join",
+    "strcmp",
+    "substr",
+    "substring",
+    "substring_index",
+    "sum",
+    "suser_name",
+    "sys",
+    "sys_context",
+    "sys_eval",
+    "sys_exec",
+    "syscat",
+    "syscolumns",
+    "sysdatabases",
+    "sysdate",
+    "sysibm",
+    "sysobjects",
+    "system_user",
+    "sysusers",
+    "table",
+    "tempdb",
+    "temporary",
+    "then",
+    "time",
+    "timestamp",
+    "to",
+    "top",
+    "transaction",
+    "trigger",
+    "trim",
+    "true",
+    "truncate",
+    "try",
+    "txid_current",
+    "unhex",
+    "unicode",
+    "union",
+    "unknown",
+    "unlikely",
+    "update",
+    "updatexml",
+    "upper",
+    "user",
+    "user_name",
+    "user_tab_columns",
+    "user_tables",
+    "using",
+    "utl_http",
+    "utl_inaddr",
+    "uuid",
+    "v$version",
+    "vacuum",
+    "values",
+    "varchar",
+    "version",
+    "view",
+    "waitfor",
+    "week",
+    "weight_string",
+    "when",
+    "where",
+    "with",
+    "xml",
+    "xmltype",
+    "xor",
+    "xp_cmdshell",
+    "xp_dirtree",
+    "xp_fileexist",
+    "xp_regread",
+    "xp_subdirs",
+    "year",
+];
+
+/// FNV-1a of a word, for [`TRIGGER_BLOOM`].
+const fn fnv(w: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    let mut i = 0;
+    while i < w.len() {
+        h ^= w[i] as u32;
+        h = h.wrapping_mul(0x0100_0193);
+        i += 1;
+    }
+    h
+}
+
+/// An 8,192-bit Bloom filter of [`TRIGGER_WORDS`], two bits a word: most words of business text
+/// are told apart from every rule's words by two bit tests.
+const TRIGGER_BLOOM: [u64; 128] = {
+    let mut bits = [0u64; 128];
+    let mut i = 0;
+    while i < TRIGGER_WORDS.len() {
+        let h = fnv(TRIGGER_WORDS[i].as_bytes());
+        let (a, b) = ((h & 8191) as usize, ((h >> 13) & 8191) as usize);
+        bits[a >> 6] |= 1 << (a & 63);
+        bits[b >> 6] |= 1 << (b & 63);
+        i += 1;
+    }
+    bits
+};
+
+/// Whether `w` is a word some rule of this detector names (every word literal of the rules, and
+/// the `xp_` / `sp_` procedure prefixes).
+fn is_trigger_word(w: &str) -> bool {
+    if w.starts_with("xp_") || w.starts_with("sp_") {
+        return true;
+    }
+    let h = fnv(w.as_bytes());
+    let (a, b) = ((h & 8191) as usize, ((h >> 13) & 8191) as usize);
+    TRIGGER_BLOOM[a >> 6] & (1 << (a & 63)) != 0
+        && TRIGGER_BLOOM[b >> 6] & (1 << (b & 63)) != 0
+        && TRIGGER_WORDS.binary_search(&w).is_ok()
+}
+
+/// Whether no rule can fire on `input`: it holds none of the bytes SQL syntax is made of (quotes
+/// other than an apostrophe inside a word, operators, brackets, comment and statement markers), none of the two-byte operators whose
+/// single bytes are common in business text (`--`, `&&`, `::`, `@@`, `/*`), no hex literal, and
+/// none of the words the rules name. Names, titles, emails and most notes are such values; for
+/// them the tokenizer and the rules are skipped, at paranoia 1 (higher levels also weigh
+/// punctuation density). `tests::the_fast_path_changes_no_verdict` checks, over every evaluation
+/// corpus, that skipping changes nothing.
+fn cannot_match(input: &Input<'_>) -> bool {
+    let p = input.profile;
+    if p.any_byte(b"\"`;=<>|^~*()[]{}\\#!")
+        || ["--", "&&", "::", ":=", "@@", "/*"]
+            .iter()
+            .any(|o| p.grams.has(input.text, o))
+    {
+        return false;
+    }
+    // An apostrophe inside a word (O'Brien, Jerry's, L'Oréal) closes no string an attacker
+    // could use: what follows it is the rest of a word, not SQL.
+    let b = input.text.as_bytes();
+    if p.has_byte(b'\'')
+        && !b.iter().enumerate().all(|(i, &c)| {
+            c != b'\''
+                || (i > 0
+                    && b.get(i + 1)
+                        .is_some_and(|&n| n.is_ascii_alphabetic() || n >= 0x80)
+                    && (b[i - 1].is_ascii_alphabetic() || b[i - 1] >= 0x80))
+        })
+    {
+        return false;
+    }
+    // Words as the tokenizer cuts them.
+    b.split(|&c| !(super::is_word_byte(c) || c == b'$'))
+        .filter(|w| !w.is_empty())
+        .all(|w| {
+            !w.starts_with(b"0x")
+                && !w.starts_with(b"0b")
+                && std::str::from_utf8(w).is_ok_and(|w| !is_trigger_word(w))
+        })
+}
+
 /// Runs the SQL injection rules on one value.
 pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
+    // Higher paranoia levels also weigh punctuation density, which the fast path does not.
+    if hits.paranoia <= 1 && cannot_match(input) {
+        return;
+    }
+    detect_all(input, hits);
+}
+
+/// Every rule, without the fast path.
+fn detect_all(input: &Input<'_>, hits: &mut Hits) {
     let s = input.text;
     let mut toks = Vec::with_capacity(32);
     let mut lex = Lex::default();
@@ -2080,6 +2504,81 @@ mod tests {
             &mut hits,
         );
         hits.list.iter().map(|h| h.score).sum()
+    }
+
+    /// Every word literal the rules use is a trigger word, so the fast path cannot skip a value
+    /// a rule would look at.
+    #[test]
+    fn every_word_the_rules_name_is_a_trigger_word() {
+        let src = include_str!("sqli.rs");
+        let code = &src[..src.find("#[cfg(test)]").unwrap()];
+        let mut n = 0;
+        for line in code.lines() {
+            let line = line.split("//").next().unwrap_or("");
+            for lit in line.split('"').skip(1).step_by(2) {
+                let word = !lit.is_empty()
+                    && lit
+                        .bytes()
+                        .next()
+                        .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+                    && lit.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'$'
+                    });
+                if word {
+                    n += 1;
+                    assert!(
+                        is_trigger_word(lit),
+                        "{lit:?} is missing from is_trigger_word"
+                    );
+                }
+            }
+        }
+        assert!(n > 300, "{n}");
+        assert!(
+            TRIGGER_WORDS.windows(2).all(|w| w[0] < w[1]),
+            "sorted, no repeats"
+        );
+    }
+
+    /// The fast path gives the same verdict as every rule, on every value of the evaluation
+    /// corpora (attacks and business text), at paranoia 1 where it applies.
+    #[test]
+    fn the_fast_path_changes_no_verdict() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/waf");
+        let corpus = crate::eval::Corpus::load(&dir).expect("the evaluation corpus");
+        let mut values: Vec<String> = Vec::new();
+        let mut push_req = |r: &crate::eval::OwnedRequest| {
+            let mut sink_values = crate::extract::values_of(r);
+            values.append(&mut sink_values);
+        };
+        corpus.crs.iter().for_each(|c| push_req(&c.request));
+        corpus.li_sqli.iter().for_each(|c| push_req(&c.request));
+        corpus.li_xss.iter().for_each(|c| push_req(&c.request));
+        corpus.li_benign.iter().for_each(|c| push_req(&c.request));
+        corpus.b2b.iter().for_each(|c| push_req(&c.request));
+        let mut skipped = 0;
+        for raw in &values {
+            let n = crate::normalize::normalize(raw, 3);
+            let profile = super::super::Profile::new(&n.text);
+            let input = Input {
+                text: &n.text,
+                had_null: n.had_null,
+                kind: FieldKind::Value,
+                profile: &profile,
+            };
+            if !cannot_match(&input) {
+                continue;
+            }
+            skipped += 1;
+            let mut all = Hits::new(1);
+            detect_all(&input, &mut all);
+            assert!(all.list.is_empty(), "{raw:?}: {:?}", all.list);
+        }
+        assert!(
+            skipped > 1000,
+            "the fast path is taken: {skipped} of {}",
+            values.len()
+        );
     }
 
     #[test]
