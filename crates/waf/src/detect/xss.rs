@@ -234,7 +234,10 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
 fn scan(s: &str, g: &Grams, hits: &mut Hits) {
     let b = s.as_bytes();
     tags(s, hits);
-    event_handlers(b, hits);
+    // A handler is an attribute: `onerror=…`.
+    if b.contains(&b'=') {
+        event_handlers(b, hits);
+    }
     // Every scheme we look for ends in "script" (even when split by whitespace, the letters
     // stay in order), plus `data:` and `mocha:`.
     if s.contains(':')
@@ -623,16 +626,18 @@ fn js(s: &str, g: &Grams, hits: &mut Hits) {
         }
     }
     // Property chains with whitespace and comments removed: document /*x*/ . cookie
-    if g.has(s, "document")
-        || g.has(s, "window")
+    // Every pattern below has a `.`, `[` or `=` in it.
+    let chained = s.bytes().any(|c| matches!(c, b'.' | b'[' | b'='));
+    if chained && g.has(s, "document")
+        || chained && g.has(s, "window")
         || (s.contains('[')
             && (g.has(s, "self")
                 || g.has(s, "top")
                 || g.has(s, "parent")
                 || g.has(s, "globalthis")))
-        || g.has(s, "location")
-        || g.has(s, "constructor")
-        || g.has(s, "innerhtml")
+        || chained && g.has(s, "location")
+        || chained && g.has(s, "constructor")
+        || chained && g.has(s, "innerhtml")
     {
         let compact = strip_js_noise(s);
         for pat in [
@@ -701,7 +706,8 @@ fn strip_js_noise(s: &str) -> String {
         }
     }
     out.extend(rest.chars().filter(|c| !c.is_whitespace()));
-    out.replace("\"", "").replace('\'', "")
+    out.retain(|c| c != '"' && c != '\'');
+    out
 }
 
 #[cfg(test)]
