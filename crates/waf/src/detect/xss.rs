@@ -628,16 +628,17 @@ fn js(s: &str, g: &Grams, hits: &mut Hits) {
     // Property chains with whitespace and comments removed: document /*x*/ . cookie
     // Every pattern below has a `.`, `[` or `=` in it.
     let chained = s.bytes().any(|c| matches!(c, b'.' | b'[' | b'='));
-    if chained && g.has(s, "document")
-        || chained && g.has(s, "window")
-        || (s.contains('[')
-            && (g.has(s, "self")
-                || g.has(s, "top")
-                || g.has(s, "parent")
-                || g.has(s, "globalthis")))
-        || chained && g.has(s, "location")
-        || chained && g.has(s, "constructor")
-        || chained && g.has(s, "innerhtml")
+    if chained
+        && (g.has(s, "document")
+            || g.has(s, "window")
+            || (s.contains('[')
+                && (g.has(s, "self")
+                    || g.has(s, "top")
+                    || g.has(s, "parent")
+                    || g.has(s, "globalthis")))
+            || g.has(s, "location")
+            || g.has(s, "constructor")
+            || g.has(s, "innerhtml"))
     {
         let compact = strip_js_noise(s);
         for pat in [
