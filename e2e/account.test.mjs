@@ -160,6 +160,37 @@ test('sign up, confirm by mail, sign in, enable TOTP, sign out, sign in with TOT
   await page.goto(`${BASE}/leads`);
   await page.screenshot({ path: join(SHOTS, 'leads.png'), fullPage: true });
 
+  // The scoring model: saved from its page, a mistake named by its JSON path, and the lead
+  // rescored in the background.
+  await page.click('a[href="/leads/scoring"]');
+  await page.waitForURL(`${BASE}/leads/scoring`);
+  await page.fill('form.scoring-form textarea[name=model]', JSON.stringify({ rules: [
+    { name: 'Reachable', field: 'has_email', points: 20 },
+    { name: 'Decision maker', field: 'seniority', values: ['vp', 'c_level'], points: 40 },
+  ] }));
+  await page.click('form.scoring-form button[type=submit]');
+  await page.waitForURL(/\/leads\/scoring\?done=saved$/);
+  const rules = await page.textContent('table.scoring-rules');
+  assert.ok(rules.includes('Reachable') && rules.includes('Decision maker'), rules);
+  await page.fill('form.scoring-form textarea[name=model]', JSON.stringify({ rules: [
+    { name: 'Bad', field: 'seniority', values: ['boss'], points: 5 },
+  ] }));
+  const before = problems.length;
+  await page.click('form.scoring-form button[type=submit]');
+  assert.ok((await page.textContent('.error-msg')).includes('rules[0].values[0]'));
+  // The refused model answers 400 (the form comes back with the error), which the browser
+  // reports once; nothing else may appear.
+  assert.deepEqual(problems.splice(before).map((p) => p.includes('status of 400')), [true]);
+  await page.screenshot({ path: join(SHOTS, 'scoring.png'), fullPage: true });
+  const leadId = (await created.json()).id;
+  let score = '';
+  for (let i = 0; i < 50 && !score.includes('20'); i++) {
+    await page.goto(`${BASE}/leads/${leadId}`);
+    score = await page.textContent('table.lead-fields tr:has(th:text("Score")) td');
+    if (!score.includes('20')) await page.waitForTimeout(200);
+  }
+  assert.equal(score.trim(), '20', 'the lead was rescored with the new model');
+
   assert.deepEqual(problems, [], 'no console errors or warnings');
   await context.close();
 });

@@ -67,6 +67,7 @@ pub fn app_router(state: AppState) -> Router {
         .merge(crate::leads::pages::routes())
         .merge(crate::leads::segments::routes())
         .merge(crate::leads::scoring::routes())
+        .merge(crate::leads::scoring::page_routes())
         .merge(crate::leads::import::api::routes())
         .fallback(fallback);
     with_middleware(routes, state)

@@ -299,17 +299,32 @@ async fn save(
     meta: Meta,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, AppError> {
+    let model = Model::parse(body)?;
+    let body = save_model(&state, &member, &meta, &model).await?;
+    Ok(axum::Json(body).into_response())
+}
+
+/// Saves `model` as the organization's (admins and managers only), audited; returns the state
+/// `GET /api/v1/scoring` shows.
+///
+/// # Errors
+/// 403 for other roles; database errors.
+pub(crate) async fn save_model(
+    state: &AppState,
+    member: &crate::orgs::Member,
+    meta: &Meta,
+    model: &Model,
+) -> Result<Value, AppError> {
     if !matches!(member.role, Role::Admin | Role::Manager) {
         return Err(AppError::Denied {
             code: "forbidden",
             message: "only admins and managers change the scoring model".into(),
         });
     }
-    let model = Model::parse(body)?;
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let org = tx.context().org_id;
-    let stored = serde_json::to_value(&model).map_err(|e| AppError::Internal(e.into()))?;
+    let stored = serde_json::to_value(model).map_err(|e| AppError::Internal(e.into()))?;
     let version = sqlx::query_scalar!(
         "INSERT INTO app.scoring_models (org_id, model, version, updated_by, updated_at)
          VALUES ($1, $2, 1, $3, $4)
@@ -328,7 +343,7 @@ async fn save(
     audit::record(
         &mut tx,
         now,
-        &meta,
+        meta,
         Entry {
             action: "scoring.update",
             target: Some("scoring_model".into()),
@@ -339,7 +354,7 @@ async fn save(
     .await?;
     let body = state_json(&mut tx).await?;
     tx.commit().await?;
-    Ok(axum::Json(body).into_response())
+    Ok(body)
 }
 
 /// `GET /api/v1/leads/{id}/score`: the lead's score under the current model and the rules that
@@ -364,6 +379,148 @@ async fn explain(
         "contributions": contributions,
     }))
     .into_response())
+}
+
+// ---- Page ---------------------------------------------------------------------------------
+
+use askama::Template;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Redirect;
+
+use crate::auth::pages::{BrowserUser, csrf, render};
+use crate::http::error::ApiQuery;
+use crate::web::assets::{self, Assets};
+use crate::web::csrf::CsrfForm;
+
+pub fn page_routes() -> Router<AppState> {
+    Router::new().route("/leads/scoring", get(page).post(page_save))
+}
+
+struct RuleLine {
+    name: String,
+    field: String,
+    values: String,
+    points: i16,
+}
+
+#[derive(Template)]
+#[template(path = "scoring.html")]
+struct ScoringPage<'a> {
+    assets: &'a Assets,
+    version: &'static str,
+    csrf: String,
+    rules: Vec<RuleLine>,
+    model_version: i64,
+    done: bool,
+    rescored_rows: i64,
+    can_edit: bool,
+    draft: String,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    done: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct PageForm {
+    model: String,
+}
+
+async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    BrowserUser(who): BrowserUser,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Response, AppError> {
+    let notice = q
+        .done
+        .map(|_| "Model saved; every lead is being rescored.".to_string());
+    render_page(&state, &headers, &who, None, notice, None).await
+}
+
+async fn page_save(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: Meta,
+    BrowserUser(who): BrowserUser,
+    CsrfForm(form): CsrfForm<PageForm>,
+) -> Result<Response, AppError> {
+    let result = async {
+        let member = crate::orgs::Member::from_user(&who)?;
+        crate::orgs::permissions::check(&member, crate::orgs::Permission::LeadSearchAndManagement)?;
+        let value: Value = serde_json::from_str(&form.model)
+            .map_err(|e| AppError::BadRequest(format!("not JSON: {e}")))?;
+        let model = Model::parse(value)?;
+        save_model(&state, &member, &meta, &model).await
+    }
+    .await;
+    match result {
+        Ok(_) => Ok(Redirect::to("/leads/scoring?done=saved").into_response()),
+        Err(e) => {
+            let status = e.status();
+            let mut res = render_page(
+                &state,
+                &headers,
+                &who,
+                Some(form.model),
+                None,
+                Some(e.to_string()),
+            )
+            .await?;
+            *res.status_mut() = status;
+            Ok(res)
+        }
+    }
+}
+
+async fn render_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    who: &crate::auth::AuthUser,
+    draft: Option<String>,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<Response, AppError> {
+    let member = crate::orgs::Member::from_user(who)?;
+    crate::orgs::permissions::check(&member, crate::orgs::Permission::LeadSearchAndManagement)?;
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let current = state_json(&mut tx).await?;
+    tx.commit().await?;
+    let model: Model = serde_json::from_value(current["model"].clone()).unwrap_or_default();
+    let rules = model
+        .rules
+        .iter()
+        .map(|r| RuleLine {
+            name: r.name.clone(),
+            field: serde_json::to_value(r.field)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            values: r.values.join(", "),
+            points: r.points,
+        })
+        .collect();
+    let token = csrf(state, headers);
+    let page = ScoringPage {
+        assets: assets::get(),
+        version: state.version,
+        csrf: token.token.clone(),
+        rules,
+        model_version: current["version"].as_i64().unwrap_or(0),
+        done: current["rescoring"]["done"].as_bool().unwrap_or(true),
+        rescored_rows: current["rescoring"]["rescored_rows"].as_i64().unwrap_or(0),
+        can_edit: matches!(member.role, Role::Admin | Role::Manager),
+        draft: draft.unwrap_or_else(|| {
+            serde_json::to_string_pretty(&model).unwrap_or_else(|_| "{\"rules\": []}".into())
+        }),
+        notice,
+        error,
+    };
+    Ok(render(&page, StatusCode::OK, &token))
 }
 
 // ---- Rescoring worker ----------------------------------------------------------------------
