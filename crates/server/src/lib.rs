@@ -68,11 +68,15 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(e) => return fail("configuration", &e.to_string(), false),
             };
             telemetry::init_logs(&config.telemetry.log_filter, std::io::stdout);
+            // Installed before anything starts: a stop sent while the server is still starting
+            // (the embedded PostgreSQL, migrations) then shuts it down cleanly once it is up,
+            // instead of killing it half-way with its database cluster still running.
+            let shutdown = startup::shutdown_signal();
             let app = match startup::Application::build(config).await {
                 Ok(app) => app,
                 Err(e) => return fail("start", &format!("{e:#}"), false),
             };
-            match app.run_until(startup::shutdown_signal()).await {
+            match app.run_until(shutdown).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail("shutdown", &format!("{e:#}"), false),
             }

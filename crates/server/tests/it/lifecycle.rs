@@ -239,3 +239,31 @@ fn missing_postgres_programs_name_the_debian_package() {
     let lock = std::fs::read_to_string(dir.path().join("leadgen.lock")).unwrap_or_default();
     assert!(lock.trim().is_empty(), "stale lock content: {lock}");
 }
+
+/// A stop sent while the server is still starting (embedded PostgreSQL, migrations) is a graceful
+/// shutdown once it is up, not a kill that leaves the database cluster running.
+#[tokio::test]
+async fn sigterm_during_start_shuts_down_cleanly() {
+    let dir = open_tempdir();
+    let env = server_env(None, dir.path());
+    let mut proc = Proc::spawn(&["serve"], &env);
+    std::thread::sleep(Duration::from_millis(300));
+    proc.signal(Signal::SIGTERM);
+    let status = proc.wait_exit(Duration::from_secs(90));
+    assert!(
+        status.success(),
+        "{status:?}: {}",
+        proc.stderr.lock().unwrap()
+    );
+    assert!(!postgres_running_in(dir.path()), "the cluster was stopped");
+    // And the folder serves again at once.
+    let mut again = Proc::spawn(&["serve"], &env);
+    again.wait_serving(Duration::from_secs(90));
+    again.signal(Signal::SIGTERM);
+    let status = again.wait_exit(Duration::from_secs(30));
+    assert!(
+        status.success(),
+        "{status:?}: {}",
+        again.stderr.lock().unwrap()
+    );
+}
