@@ -79,7 +79,7 @@ async fn create(
 
 /// A typed input from JSON that was kept as a value (to name the fields in the audit trail);
 /// errors name the field, as `ApiJson` does.
-fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, AppError> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, AppError> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         AppError::BadRequest(if path == "." {

@@ -78,14 +78,7 @@ impl Model {
     /// # Errors
     /// A 400 naming the first problem (`rules[2].values[0]: not a seniority …`).
     pub fn parse(v: Value) -> Result<Model, AppError> {
-        let model: Model = serde_path_to_error::deserialize(v).map_err(|e| {
-            let path = e.path().to_string();
-            AppError::BadRequest(if path == "." {
-                e.inner().to_string()
-            } else {
-                format!("{path}: {}", e.inner())
-            })
-        })?;
+        let model: Model = super::api::parse(v)?;
         model.check()?;
         Ok(model)
     }
@@ -252,7 +245,23 @@ pub fn routes() -> Router<AppState> {
 
 type Lead = Require<perm::LeadSearchAndManagement>;
 
-async fn state_json(tx: &mut TenantTx) -> Result<Value, AppError> {
+/// The model, its version and how far rescoring has got: what `GET /api/v1/scoring` answers and
+/// the page shows.
+#[derive(Serialize)]
+struct ScoringState {
+    model: Model,
+    version: i32,
+    rescoring: Rescoring,
+    updated_at: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Rescoring {
+    done: bool,
+    rescored_rows: i64,
+}
+
+async fn load_state(tx: &mut TenantTx) -> Result<ScoringState, AppError> {
     let org = tx.context().org_id;
     let row = sqlx::query!(
         "SELECT model, version, rescored_version, rescored_rows, updated_at
@@ -262,21 +271,24 @@ async fn state_json(tx: &mut TenantTx) -> Result<Value, AppError> {
     .fetch_optional(&mut **tx)
     .await?;
     Ok(match row {
-        Some(r) => json!({
-            "model": r.model,
-            "version": r.version,
-            "rescoring": {
-                "done": r.rescored_version == r.version,
-                "rescored_rows": r.rescored_rows,
+        Some(r) => ScoringState {
+            model: serde_json::from_value(r.model).unwrap_or_default(),
+            version: r.version,
+            rescoring: Rescoring {
+                done: r.rescored_version == r.version,
+                rescored_rows: r.rescored_rows,
             },
-            "updated_at": crate::orgs::ts(r.updated_at),
-        }),
-        None => json!({
-            "model": Model::default(),
-            "version": 0,
-            "rescoring": { "done": true, "rescored_rows": 0 },
-            "updated_at": null,
-        }),
+            updated_at: Some(crate::orgs::ts(r.updated_at)),
+        },
+        None => ScoringState {
+            model: Model::default(),
+            version: 0,
+            rescoring: Rescoring {
+                done: true,
+                rescored_rows: 0,
+            },
+            updated_at: None,
+        },
     })
 }
 
@@ -286,7 +298,7 @@ async fn read(
     Require(member, _): Lead,
 ) -> Result<Response, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
-    let body = state_json(&mut tx).await?;
+    let body = load_state(&mut tx).await?;
     tx.commit().await?;
     Ok(axum::Json(body).into_response())
 }
@@ -309,12 +321,12 @@ async fn save(
 ///
 /// # Errors
 /// 403 for other roles; database errors.
-pub(crate) async fn save_model(
+async fn save_model(
     state: &AppState,
     member: &crate::orgs::Member,
     meta: &Meta,
     model: &Model,
-) -> Result<Value, AppError> {
+) -> Result<ScoringState, AppError> {
     if !matches!(member.role, Role::Admin | Role::Manager) {
         return Err(AppError::Denied {
             code: "forbidden",
@@ -352,7 +364,7 @@ pub(crate) async fn save_model(
         },
     )
     .await?;
-    let body = state_json(&mut tx).await?;
+    let body = load_state(&mut tx).await?;
     tx.commit().await?;
     Ok(body)
 }
@@ -488,10 +500,10 @@ async fn render_page(
     let member = crate::orgs::Member::from_user(who)?;
     crate::orgs::permissions::check(&member, crate::orgs::Permission::LeadSearchAndManagement)?;
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
-    let current = state_json(&mut tx).await?;
+    let current = load_state(&mut tx).await?;
     tx.commit().await?;
-    let model: Model = serde_json::from_value(current["model"].clone()).unwrap_or_default();
-    let rules = model
+    let rules = current
+        .model
         .rules
         .iter()
         .map(|r| RuleLine {
@@ -510,12 +522,13 @@ async fn render_page(
         version: state.version,
         csrf: token.token.clone(),
         rules,
-        model_version: current["version"].as_i64().unwrap_or(0),
-        done: current["rescoring"]["done"].as_bool().unwrap_or(true),
-        rescored_rows: current["rescoring"]["rescored_rows"].as_i64().unwrap_or(0),
+        model_version: i64::from(current.version),
+        done: current.rescoring.done,
+        rescored_rows: current.rescoring.rescored_rows,
         can_edit: matches!(member.role, Role::Admin | Role::Manager),
         draft: draft.unwrap_or_else(|| {
-            serde_json::to_string_pretty(&model).unwrap_or_else(|_| "{\"rules\": []}".into())
+            serde_json::to_string_pretty(&current.model)
+                .unwrap_or_else(|_| "{\"rules\": []}".into())
         }),
         notice,
         error,

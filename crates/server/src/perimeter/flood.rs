@@ -39,10 +39,9 @@ struct Counter {
 /// Per-address counters and blocks.
 pub struct Flood {
     epoch: Instant,
-    counters: Mutex<HashMap<IpAddr, Counter>>,
+    /// The counters, and the window index of their last sweep.
+    counters: Mutex<(HashMap<IpAddr, Counter>, u64)>,
     blocked: Mutex<HashMap<IpAddr, Instant>>,
-    /// The window index of the last sweep of idle counters.
-    swept: Mutex<u64>,
 }
 
 impl Default for Flood {
@@ -58,7 +57,6 @@ impl Flood {
             epoch,
             counters: Mutex::default(),
             blocked: Mutex::default(),
-            swept: Mutex::new(0),
         }
     }
 
@@ -82,20 +80,15 @@ impl Flood {
         let elapsed = now.saturating_duration_since(self.epoch);
         let window = elapsed.as_secs() / width;
         let into = (elapsed.as_secs_f64() - (window * width) as f64) / width as f64;
-        let mut counters = self
+        let mut guard = self
             .counters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        {
-            // Once per window, forget addresses idle for two windows.
-            let mut swept = self
-                .swept
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if *swept != window {
-                *swept = window;
-                counters.retain(|_, c| c.window + 1 >= window);
-            }
+        let (counters, swept) = &mut *guard;
+        // Once per window, forget addresses idle for two windows.
+        if *swept != window {
+            *swept = window;
+            counters.retain(|_, c| c.window + 1 >= window);
         }
         let c = counters.entry(ip).or_insert(Counter {
             window,
@@ -113,7 +106,7 @@ impl Flood {
             return Verdict::Allowed;
         }
         counters.remove(&ip);
-        drop(counters);
+        drop(guard);
         let until = now + Duration::from_secs(rule.block_secs);
         self.blocked
             .lock()

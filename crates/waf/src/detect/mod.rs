@@ -156,15 +156,6 @@ pub(crate) fn has(hay: &str, needle: &str) -> bool {
 pub(crate) struct Grams([u64; 16]);
 
 impl Grams {
-    pub(crate) fn new(s: &str) -> Grams {
-        let mut g = [0u64; 16];
-        for w in s.as_bytes().windows(2) {
-            let h = Self::slot(w[0], w[1]);
-            g[h >> 6] |= 1 << (h & 63);
-        }
-        Grams(g)
-    }
-
     fn slot(a: u8, b: u8) -> usize {
         let x = (u32::from(a) << 8 | u32::from(b)).wrapping_mul(0x9E37_79B1);
         (x >> 22) as usize

@@ -227,7 +227,7 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
     }
     scan(s, g, hits);
     if let Some(js) = decode_js_escapes(s) {
-        scan(&js, &Grams::new(&js), hits);
+        scan(&js, &super::Profile::new(&js).grams, hits);
     }
 }
 
