@@ -94,12 +94,10 @@ impl Engine {
             .iter()
             .filter(|x| glob_match(&x.route, req.path))
             .collect();
-        let enabled: Vec<(Class, u8, Mode)> = Class::ALL
-            .iter()
-            .map(|&c| (c, cfg.detector(c)))
-            .filter(|(_, d)| d.mode != Mode::Off)
-            .map(|(c, d)| (c, d.paranoia, d.mode))
-            .collect();
+        let enabled = Class::ALL.map(|c| {
+            let d = cfg.detector(c);
+            (c, d.paranoia, d.mode)
+        });
 
         let mut matches: Vec<Match> = Vec::new();
         let mut block_score = 0u32;
@@ -117,6 +115,9 @@ impl Engine {
                 profile: &profile,
             };
             for &(class, paranoia, mode) in &enabled {
+                if mode == Mode::Off {
+                    continue;
+                }
                 // The whole path is only meaningful for traversal; segments for the rest.
                 let applies = match class {
                     Class::PathTraversal => field.kind != FieldKind::PathSegment,
@@ -135,18 +136,18 @@ impl Engine {
                 if hits.list.is_empty() {
                     continue;
                 }
+                let location = sink.location(field);
                 let excluded = exclusions.iter().any(|x| {
                     (x.classes.is_empty() || x.classes.contains(&class))
-                        && x.field
-                            .as_deref()
-                            .is_none_or(|f| glob_match(f, &field.location))
+                        && x.field.as_deref().is_none_or(|f| glob_match(f, location))
                 });
                 for h in hits.list {
                     // The same rule on the same location counts once (a parameter name and its
                     // value share a location).
-                    if matches.iter().any(|m| {
-                        m.rule == h.rule && m.class == class && m.location == field.location
-                    }) {
+                    if matches
+                        .iter()
+                        .any(|m| m.rule == h.rule && m.class == class && m.location == location)
+                    {
                         continue;
                     }
                     if !excluded {
@@ -158,7 +159,7 @@ impl Engine {
                     matches.push(Match {
                         class,
                         rule: h.rule,
-                        location: field.location.clone(),
+                        location: location.to_owned(),
                         score: h.score,
                         excluded,
                     });

@@ -7,7 +7,10 @@
 
 use crate::Request;
 use crate::config::Limits;
-use crate::normalize::{form_decode, lenient_utf8};
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use crate::normalize::{form_decode, lenient_utf8_cow};
 
 /// What part of the request a value came from; some detectors weigh evidence by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,11 +31,13 @@ pub(crate) enum FieldKind {
     Text,
 }
 
-/// One inspected value.
+/// One inspected value. Values borrow from the request wherever they need no decoding, and
+/// locations live in one buffer per request ([`Sink::location`]): a request's dozen values then
+/// cost no allocation of their own.
 #[derive(Debug, Clone)]
-pub(crate) struct Field {
-    pub location: String,
-    pub value: String,
+pub(crate) struct Field<'r> {
+    loc: (u32, u32),
+    pub value: Cow<'r, str>,
     pub kind: FieldKind,
 }
 
@@ -76,28 +81,38 @@ fn header_skipped(name: &str) -> bool {
 }
 
 /// Collects fields while enforcing the field-count and byte budgets.
-pub(crate) struct Sink<'l> {
-    pub fields: Vec<Field>,
+pub(crate) struct Sink<'l, 'r> {
+    pub fields: Vec<Field<'r>>,
+    locs: String,
     limits: &'l Limits,
     bytes: usize,
     pub truncated: bool,
 }
 
-impl<'l> Sink<'l> {
+impl<'l, 'r> Sink<'l, 'r> {
     pub fn new(limits: &'l Limits) -> Self {
         Sink {
             fields: Vec::with_capacity(16),
+            locs: String::with_capacity(256),
             limits,
             bytes: 0,
             truncated: false,
         }
     }
 
+    /// Where `field` came from: `query.q`, `body.tags[0]`, `header.user-agent`.
+    pub fn location(&self, field: &Field<'_>) -> &str {
+        self.locs
+            .get(field.loc.0 as usize..field.loc.1 as usize)
+            .unwrap_or("")
+    }
+
     fn full(&self) -> bool {
         self.fields.len() >= self.limits.max_fields || self.bytes >= self.limits.max_inspected_bytes
     }
 
-    fn push(&mut self, location: String, mut value: String, kind: FieldKind) {
+    /// Records `value` at the location spelled by `loc`'s parts joined together.
+    fn push(&mut self, loc: &[&str], value: Cow<'r, str>, kind: FieldKind) {
         if value.is_empty() {
             return;
         }
@@ -106,41 +121,97 @@ impl<'l> Sink<'l> {
             return;
         }
         let room = self.limits.max_inspected_bytes - self.bytes;
-        if value.len() > room {
+        let value = if value.len() > room {
             let mut cut = room;
             while !value.is_char_boundary(cut) {
                 cut -= 1;
             }
-            value.truncate(cut);
             self.truncated = true;
-        }
+            match value {
+                Cow::Borrowed(v) => Cow::Borrowed(&v[..cut]),
+                Cow::Owned(mut v) => {
+                    v.truncate(cut);
+                    Cow::Owned(v)
+                }
+            }
+        } else {
+            value
+        };
         self.bytes += value.len();
+        let start = self.locs.len();
+        for part in loc {
+            self.locs.push_str(part);
+        }
+        // Locations are bounded by the inspected bytes and field count, far below u32::MAX.
+        let span = (
+            u32::try_from(start).unwrap_or(u32::MAX),
+            u32::try_from(self.locs.len()).unwrap_or(u32::MAX),
+        );
         self.fields.push(Field {
-            location,
+            loc: span,
             value,
             kind,
         });
     }
+
+    /// Extracts from `body` read as text. Valid UTF-8 (nearly every body) is borrowed; text that
+    /// had to be decoded lives only for this call, so its values are copied once into `self`.
+    fn read_text(
+        &mut self,
+        body: &'r [u8],
+        prefix: &str,
+        f: for<'t> fn(&'t str, &str, &mut Sink<'l, 't>),
+    ) {
+        match lenient_utf8_cow(body) {
+            Cow::Borrowed(text) => f(text, prefix, self),
+            Cow::Owned(text) => {
+                let mut sub = Sink {
+                    fields: Vec::new(),
+                    locs: String::new(),
+                    limits: self.limits,
+                    bytes: self.bytes,
+                    truncated: self.truncated,
+                };
+                f(&text, prefix, &mut sub);
+                self.bytes = sub.bytes;
+                self.truncated = sub.truncated;
+                for field in &sub.fields {
+                    let start = self.locs.len();
+                    self.locs.push_str(sub.location(field));
+                    self.fields.push(Field {
+                        loc: (
+                            u32::try_from(start).unwrap_or(u32::MAX),
+                            u32::try_from(self.locs.len()).unwrap_or(u32::MAX),
+                        ),
+                        value: Cow::Owned(field.value.clone().into_owned()),
+                        kind: field.kind,
+                    });
+                }
+            }
+        }
+    }
 }
 
 /// Splits `req` into fields.
-pub(crate) fn extract(req: &Request<'_>, sink: &mut Sink<'_>) {
+pub(crate) fn extract<'r>(req: &Request<'r>, sink: &mut Sink<'_, 'r>) {
     extract_path(req.path, sink);
     if let Some(q) = req.query {
         extract_form(q, "query", sink);
     }
-    for (name, value) in req.headers {
+    for &(name, value) in req.headers {
         if header_skipped(name) {
             continue;
         }
         if name.eq_ignore_ascii_case("cookie") {
             extract_cookies(value, sink);
-        } else {
+        } else if name.bytes().any(|b| b.is_ascii_uppercase()) {
             sink.push(
-                format!("header.{}", name.to_ascii_lowercase()),
-                (*value).to_owned(),
+                &["header.", &name.to_ascii_lowercase()],
+                Cow::Borrowed(value),
                 FieldKind::Header,
             );
+        } else {
+            sink.push(&["header.", name], Cow::Borrowed(value), FieldKind::Header);
         }
     }
     if !req.body.is_empty() {
@@ -148,8 +219,8 @@ pub(crate) fn extract(req: &Request<'_>, sink: &mut Sink<'_>) {
     }
 }
 
-fn extract_path(path: &str, sink: &mut Sink<'_>) {
-    sink.push("path".into(), path.to_owned(), FieldKind::Path);
+fn extract_path<'r>(path: &'r str, sink: &mut Sink<'_, 'r>) {
+    sink.push(&["path"], Cow::Borrowed(path), FieldKind::Path);
     for seg in path.split('/') {
         // Plain segments (`api`, `v1`, ids) cannot carry an attack; skip them cheaply.
         if seg
@@ -159,7 +230,12 @@ fn extract_path(path: &str, sink: &mut Sink<'_>) {
             continue;
         }
         // Many stacks (and every attacker) treat `+` in a path as a space: `24'union+select`.
-        sink.push("path".into(), seg.replace('+', " "), FieldKind::PathSegment);
+        let seg = if seg.contains('+') {
+            Cow::Owned(seg.replace('+', " "))
+        } else {
+            Cow::Borrowed(seg)
+        };
+        sink.push(&["path"], seg, FieldKind::PathSegment);
     }
 }
 
@@ -170,33 +246,35 @@ fn plain_name(name: &str) -> bool {
     })
 }
 
-fn extract_form(s: &str, prefix: &str, sink: &mut Sink<'_>) {
+fn extract_form<'r>(s: &'r str, prefix: &str, sink: &mut Sink<'_, 'r>) {
     for pair in s.split('&') {
         if pair.is_empty() {
             continue;
         }
         let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let name = form_decode(raw_name);
-        let location = format!("{prefix}.{name}");
         if !plain_name(&name) {
-            sink.push(location.clone(), name.clone(), FieldKind::Name);
+            sink.push(&[prefix, ".", &name], name.clone(), FieldKind::Name);
         }
-        sink.push(location, form_decode(raw_value), FieldKind::Value);
+        sink.push(
+            &[prefix, ".", &name],
+            form_decode(raw_value),
+            FieldKind::Value,
+        );
     }
 }
 
-fn extract_cookies(s: &str, sink: &mut Sink<'_>) {
+fn extract_cookies<'r>(s: &'r str, sink: &mut Sink<'_, 'r>) {
     for pair in s.split(';') {
         let pair = pair.trim();
         if pair.is_empty() {
             continue;
         }
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let location = format!("cookie.{name}");
         if !plain_name(name) {
-            sink.push(location.clone(), name.to_owned(), FieldKind::Name);
+            sink.push(&["cookie.", name], Cow::Borrowed(name), FieldKind::Name);
         }
-        sink.push(location, value.to_owned(), FieldKind::Value);
+        sink.push(&["cookie.", name], Cow::Borrowed(value), FieldKind::Value);
     }
 }
 
@@ -228,27 +306,33 @@ fn is_binary(mt: &str) -> bool {
         || mt.starts_with("application/vnd.openxmlformats")
 }
 
-fn extract_body(content_type: Option<&str>, body: &[u8], prefix: &str, sink: &mut Sink<'_>) {
+fn extract_body<'r>(
+    content_type: Option<&str>,
+    body: &'r [u8],
+    prefix: &str,
+    sink: &mut Sink<'_, 'r>,
+) {
     let mt = content_type.map(media_type).unwrap_or_default();
     if is_binary(&mt) {
         return;
     }
     match mt.as_str() {
         "application/x-www-form-urlencoded" => {
-            let text = lenient_utf8(body);
-            // An XML document sent as a form (or mislabelled on purpose) is read both ways: the
-            // application may well parse it as XML.
-            if looks_like_xml(&text) {
-                extract_xml(&text, prefix, sink);
-            }
-            extract_form(&text, prefix, sink);
+            sink.read_text(body, prefix, |text, prefix, sink| {
+                // An XML document sent as a form (or mislabelled on purpose) is read both ways: the
+                // application may well parse it as XML.
+                if looks_like_xml(text) {
+                    extract_xml(text, prefix, sink);
+                }
+                extract_form(text, prefix, sink);
+            })
         }
         "multipart/form-data" => match content_type.and_then(|ct| param(ct, "boundary")) {
             Some(b) => extract_multipart(body, &b, prefix, sink),
-            None => sink.push(prefix.into(), lenient_utf8(body), FieldKind::Text),
+            None => sink.push(&[prefix], lenient_utf8_cow(body), FieldKind::Text),
         },
-        "text/csv" => extract_csv(&lenient_utf8(body), prefix, sink),
-        "application/xml" | "text/xml" => extract_xml(&lenient_utf8(body), prefix, sink),
+        "text/csv" => sink.read_text(body, prefix, extract_csv),
+        "application/xml" | "text/xml" => sink.read_text(body, prefix, extract_xml),
         m if m == "application/json" || m.ends_with("+json") => {
             use serde::de::DeserializeSeed as _;
             let mut loc = prefix.to_owned();
@@ -262,17 +346,16 @@ fn extract_body(content_type: Option<&str>, body: &[u8], prefix: &str, sink: &mu
             .and_then(|()| de.end());
             // What did not parse is inspected as text, whatever was read before the error.
             if parsed.is_err() {
-                sink.push(prefix.into(), lenient_utf8(body), FieldKind::Text);
+                sink.push(&[prefix], lenient_utf8_cow(body), FieldKind::Text);
             }
         }
-        m if m.ends_with("+xml") => extract_xml(&lenient_utf8(body), prefix, sink),
-        _ => {
-            let text = lenient_utf8(body);
-            if looks_like_xml(&text) {
-                extract_xml(&text, prefix, sink);
+        m if m.ends_with("+xml") => sink.read_text(body, prefix, extract_xml),
+        _ => sink.read_text(body, prefix, |text, prefix, sink| {
+            if looks_like_xml(text) {
+                extract_xml(text, prefix, sink);
             }
-            sink.push(prefix.into(), text, FieldKind::Text);
-        }
+            sink.push(&[prefix], Cow::Borrowed(text), FieldKind::Text);
+        }),
     }
 }
 
@@ -295,16 +378,16 @@ fn param(header: &str, key: &str) -> Option<String> {
 /// Walks a JSON document as it is parsed, pushing every string (and every key that is not a
 /// plain name) with its location; no tree is built. Duplicate keys are all inspected, not only
 /// the one a parser would keep.
-struct JsonWalk<'s, 'l> {
+struct JsonWalk<'s, 'l, 'r> {
     loc: &'s mut String,
     depth: usize,
-    sink: &'s mut Sink<'l>,
+    sink: &'s mut Sink<'l, 'r>,
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for JsonWalk<'_, '_> {
+impl<'r> serde::de::DeserializeSeed<'r> for JsonWalk<'_, '_, 'r> {
     type Value = ();
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+    fn deserialize<D: serde::Deserializer<'r>>(self, d: D) -> Result<(), D::Error> {
         if self.depth > self.sink.limits.max_depth {
             self.sink.truncated = true;
             <serde::de::IgnoredAny as serde::Deserialize>::deserialize(d)?;
@@ -314,21 +397,27 @@ impl<'de> serde::de::DeserializeSeed<'de> for JsonWalk<'_, '_> {
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for JsonWalk<'_, '_> {
+impl<'r> serde::de::Visitor<'r> for JsonWalk<'_, '_, 'r> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a JSON value")
     }
 
+    fn visit_borrowed_str<E>(self, v: &'r str) -> Result<(), E> {
+        self.sink
+            .push(&[self.loc], Cow::Borrowed(v), FieldKind::Value);
+        Ok(())
+    }
+
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
         self.sink
-            .push(self.loc.clone(), v.to_owned(), FieldKind::Value);
+            .push(&[self.loc], Cow::Owned(v.to_owned()), FieldKind::Value);
         Ok(())
     }
 
     fn visit_string<E>(self, v: String) -> Result<(), E> {
-        self.sink.push(self.loc.clone(), v, FieldKind::Value);
+        self.sink.push(&[self.loc], Cow::Owned(v), FieldKind::Value);
         Ok(())
     }
 
@@ -352,14 +441,13 @@ impl<'de> serde::de::Visitor<'de> for JsonWalk<'_, '_> {
         Ok(())
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+    fn visit_seq<A: serde::de::SeqAccess<'r>>(self, mut seq: A) -> Result<(), A::Error> {
         let base = self.loc.len();
         let mut i = 0usize;
         loop {
             self.loc.truncate(base);
-            self.loc.push('[');
-            self.loc.push_str(&i.to_string());
-            self.loc.push(']');
+            // Writing to a String cannot fail.
+            let _ = write!(self.loc, "[{i}]");
             let item = JsonWalk {
                 loc: &mut *self.loc,
                 depth: self.depth + 1,
@@ -374,7 +462,7 @@ impl<'de> serde::de::Visitor<'de> for JsonWalk<'_, '_> {
         Ok(())
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+    fn visit_map<A: serde::de::MapAccess<'r>>(self, mut map: A) -> Result<(), A::Error> {
         let base = self.loc.len();
         loop {
             self.loc.truncate(base);
@@ -385,7 +473,8 @@ impl<'de> serde::de::Visitor<'de> for JsonWalk<'_, '_> {
                 break;
             };
             if let Some(name) = odd_name {
-                self.sink.push(self.loc.clone(), name, FieldKind::Name);
+                self.sink
+                    .push(&[self.loc], Cow::Owned(name), FieldKind::Name);
             }
             map.next_value_seed(JsonWalk {
                 loc: &mut *self.loc,
@@ -438,11 +527,11 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
         .map(|p| p + from)
 }
 
-fn extract_multipart(body: &[u8], boundary: &str, prefix: &str, sink: &mut Sink<'_>) {
+fn extract_multipart<'r>(body: &'r [u8], boundary: &str, prefix: &str, sink: &mut Sink<'_, 'r>) {
     let delim = format!("--{boundary}");
     let delim = delim.as_bytes();
     let Some(mut pos) = find(body, delim, 0) else {
-        sink.push(prefix.into(), lenient_utf8(body), FieldKind::Text);
+        sink.push(&[prefix], lenient_utf8_cow(body), FieldKind::Text);
         return;
     };
     loop {
@@ -460,7 +549,7 @@ fn extract_multipart(body: &[u8], boundary: &str, prefix: &str, sink: &mut Sink<
     }
 }
 
-fn extract_part(part: &[u8], prefix: &str, sink: &mut Sink<'_>) {
+fn extract_part<'r>(part: &'r [u8], prefix: &str, sink: &mut Sink<'_, 'r>) {
     // Headers end at the first blank line; accept bare LF as well as CRLF.
     let (head, content) = match find(part, b"\r\n\r\n", 0) {
         Some(i) => (&part[..i], &part[i + 4..]),
@@ -473,7 +562,7 @@ fn extract_part(part: &[u8], prefix: &str, sink: &mut Sink<'_>) {
         .strip_suffix(b"\r\n")
         .or_else(|| content.strip_suffix(b"\n"))
         .unwrap_or(content);
-    let head = lenient_utf8(head);
+    let head = lenient_utf8_cow(head);
     let mut name = String::new();
     let mut filename = None;
     let mut ctype = None;
@@ -490,11 +579,11 @@ fn extract_part(part: &[u8], prefix: &str, sink: &mut Sink<'_>) {
     }
     let loc = format!("{prefix}.{name}");
     if !plain_name(&name) {
-        sink.push(loc.clone(), name.clone(), FieldKind::Name);
+        sink.push(&[&loc], Cow::Owned(name.clone()), FieldKind::Name);
     }
     match filename {
         Some(f) => {
-            sink.push(format!("{loc}.filename"), f, FieldKind::Filename);
+            sink.push(&[&loc, ".filename"], Cow::Owned(f), FieldKind::Filename);
             // Uploaded file contents: only text-like files are worth reading.
             let mt = ctype.as_deref().map(media_type).unwrap_or_default();
             if mt.starts_with("text/") || mt.contains("json") || mt.contains("xml") {
@@ -505,14 +594,14 @@ fn extract_part(part: &[u8], prefix: &str, sink: &mut Sink<'_>) {
             Some(ct) if !media_type(ct).starts_with("text/plain") => {
                 extract_body(Some(ct), content, &loc, sink);
             }
-            _ => sink.push(loc, lenient_utf8(content), FieldKind::Value),
+            _ => sink.push(&[&loc], lenient_utf8_cow(content), FieldKind::Value),
         },
     }
 }
 
 /// CSV import bodies: each cell is a value, located by its column header (`body.Company Name`).
 /// Inspecting the whole file as one string would read quotes around `O'Brien` as SQL.
-fn extract_csv(s: &str, prefix: &str, sink: &mut Sink<'_>) {
+fn extract_csv<'r>(s: &'r str, prefix: &str, sink: &mut Sink<'_, 'r>) {
     let mut header: Vec<String> = Vec::new();
     for (row_idx, line) in s.lines().enumerate() {
         let cells = split_csv_line(line);
@@ -521,7 +610,7 @@ fn extract_csv(s: &str, prefix: &str, sink: &mut Sink<'_>) {
         }
         for (i, cell) in cells.into_iter().enumerate() {
             let col = header.get(i).map_or_else(|| i.to_string(), Clone::clone);
-            sink.push(format!("{prefix}.{col}"), cell, FieldKind::Value);
+            sink.push(&[prefix, ".", &col], Cow::Owned(cell), FieldKind::Value);
         }
     }
 }
@@ -562,7 +651,7 @@ fn split_csv_line(line: &str) -> Vec<String> {
 
 /// XML bodies: attribute values and text nodes are the values (entities are decoded later by
 /// normalisation). Markup itself is the format, not attacker data.
-fn extract_xml(s: &str, prefix: &str, sink: &mut Sink<'_>) {
+fn extract_xml<'r>(s: &'r str, prefix: &str, sink: &mut Sink<'_, 'r>) {
     let b = s.as_bytes();
     let mut i = 0;
     let mut text_start = 0;
@@ -577,7 +666,7 @@ fn extract_xml(s: &str, prefix: &str, sink: &mut Sink<'_>) {
                     let end = b[j + 1..].iter().position(|&c| c == q).map(|p| p + j + 1);
                     let end = end.unwrap_or(b.len());
                     if let Some(v) = s.get(j + 1..end) {
-                        sink.push(format!("{prefix}.xml"), v.to_owned(), FieldKind::Value);
+                        sink.push(&[prefix, ".xml"], Cow::Borrowed(v), FieldKind::Value);
                     }
                     j = end + 1;
                 } else {
@@ -593,11 +682,11 @@ fn extract_xml(s: &str, prefix: &str, sink: &mut Sink<'_>) {
     push_xml_text(s, text_start, b.len(), prefix, sink);
 }
 
-fn push_xml_text(s: &str, from: usize, to: usize, prefix: &str, sink: &mut Sink<'_>) {
+fn push_xml_text<'r>(s: &'r str, from: usize, to: usize, prefix: &str, sink: &mut Sink<'_, 'r>) {
     if let Some(t) = s.get(from..to.min(s.len())) {
         let t = t.trim();
         if !t.is_empty() {
-            sink.push(format!("{prefix}.xml"), t.to_owned(), FieldKind::Value);
+            sink.push(&[prefix, ".xml"], Cow::Borrowed(t), FieldKind::Value);
         }
     }
 }
@@ -621,7 +710,10 @@ pub(crate) fn values_of(r: &crate::eval::OwnedRequest) -> Vec<String> {
     let limits = Limits::default();
     let mut sink = Sink::new(&limits);
     extract(&req, &mut sink);
-    sink.fields.into_iter().map(|f| f.value).collect()
+    sink.fields
+        .into_iter()
+        .map(|f| f.value.into_owned())
+        .collect()
 }
 
 #[cfg(test)]
@@ -633,8 +725,8 @@ mod tests {
         let mut sink = Sink::new(&limits);
         extract(req, &mut sink);
         sink.fields
-            .into_iter()
-            .map(|f| (f.location, f.value))
+            .iter()
+            .map(|f| (sink.location(f).to_owned(), f.value.clone().into_owned()))
             .collect()
     }
 

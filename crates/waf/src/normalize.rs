@@ -8,12 +8,14 @@
 //! Every step is bounded: decoding repeats at most `max_decode_passes` times and every pass is a
 //! single linear scan, so hostile input cannot make normalisation expensive.
 
+use std::borrow::Cow;
+
 /// A normalised value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Normalized<'a> {
     /// Decoded, case-folded (ASCII lower-case), Unicode-folded text without NUL bytes: the value
     /// itself when it is already in that form (most paths, emails, URLs, ids).
-    pub text: std::borrow::Cow<'a, str>,
+    pub text: Cow<'a, str>,
     /// The value contained a NUL byte (raw or encoded) — a classic string-truncation trick.
     pub had_null: bool,
 }
@@ -27,16 +29,16 @@ pub fn normalize(raw: &str, max_passes: u8) -> Normalized<'_> {
         .all(|b| b.is_ascii() && b != 0 && b != b'%' && b != b'&' && !b.is_ascii_uppercase())
     {
         return Normalized {
-            text: std::borrow::Cow::Borrowed(raw),
+            text: Cow::Borrowed(raw),
             had_null: false,
         };
     }
     // Fast path: nothing to decode, which is the overwhelmingly common case for business data.
     let needs_decoding = raw.bytes().any(|b| b == b'%' || b == b'&');
-    let decoded: std::borrow::Cow<'_, str> = if needs_decoding {
-        std::borrow::Cow::Owned(decode_repeatedly(raw, max_passes))
+    let decoded: Cow<'_, str> = if needs_decoding {
+        Cow::Owned(decode_repeatedly(raw, max_passes))
     } else {
-        std::borrow::Cow::Borrowed(raw)
+        Cow::Borrowed(raw)
     };
     let folded = fold(&decoded);
     // Full-width `％` / `＆` only become syntax after folding; give them one more decode round.
@@ -131,18 +133,18 @@ pub fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
 
 /// Form-style decoding for query strings and urlencoded bodies: `+` is a space, then `%XX`.
 #[must_use]
-pub fn form_decode(input: &str) -> String {
+pub fn form_decode(input: &str) -> Cow<'_, str> {
     if !input.bytes().any(|b| b == b'+' || b == b'%') {
-        return input.to_owned();
+        return Cow::Borrowed(input);
     }
     let spaced: Vec<u8> = input
         .bytes()
         .map(|b| if b == b'+' { b' ' } else { b })
         .collect();
-    match percent_decode(&spaced) {
+    Cow::Owned(match percent_decode(&spaced) {
         Some(bytes) => lenient_utf8(&bytes),
         None => lenient_utf8(&spaced),
-    }
+    })
 }
 
 /// UTF-8 decoding that maps overlong encodings to the character they (illegally) spell — `C0 AF`
@@ -150,8 +152,14 @@ pub fn form_decode(input: &str) -> String {
 /// U+FFFD instead of failing.
 #[must_use]
 pub fn lenient_utf8(bytes: &[u8]) -> String {
+    lenient_utf8_cow(bytes).into_owned()
+}
+
+/// [`lenient_utf8`], borrowing `bytes` when they are valid UTF-8 already.
+#[must_use]
+pub fn lenient_utf8_cow(bytes: &[u8]) -> Cow<'_, str> {
     if let Ok(s) = std::str::from_utf8(bytes) {
-        return s.to_owned();
+        return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(bytes.len());
     let mut i = 0;
@@ -201,7 +209,7 @@ pub fn lenient_utf8(bytes: &[u8]) -> String {
             }
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Named entities worth knowing: the ones that spell syntax. Unknown names are left as text, so

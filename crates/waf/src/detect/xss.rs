@@ -257,7 +257,7 @@ fn scan(s: &str, g: &Grams, hits: &mut Hits) {
     let has_eq = b.contains(&b'=');
     for attr in ["formaction", "srcdoc", "xlink:href"]
         .into_iter()
-        .filter(|_| has_eq)
+        .filter(|attr| has_eq && g.may_contain(attr))
     {
         if let Some(p) = super::find_from(s, attr, 0) {
             let before = s[..p].trim_end_matches([' ', '\t']);
@@ -619,7 +619,11 @@ fn js(s: &str, g: &Grams, hits: &mut Hits) {
             }
         }
     }
-    if let Some(p) = super::find_from(s, "function", 0) {
+    if let Some(p) = g
+        .may_contain("function")
+        .then(|| super::find_from(s, "function", 0))
+        .flatten()
+    {
         let before = s[..p].trim_end();
         if before.ends_with("new") && s[p + 8..].trim_start().starts_with('(') {
             hits.add(1, "xss.js_sink", CRITICAL);
@@ -627,18 +631,18 @@ fn js(s: &str, g: &Grams, hits: &mut Hits) {
     }
     // Property chains with whitespace and comments removed: document /*x*/ . cookie
     // Every pattern below has a `.`, `[` or `=` in it.
+    // Each pattern continues its object's name with punctuation, so only a name that ends
+    // there counts: "Windows NT" in a User-Agent names no `window`.
     let chained = s.bytes().any(|c| matches!(c, b'.' | b'[' | b'='));
+    let name = |w: &str| g.may_contain(w) && ends_a_name(s, w);
     if chained
-        && (g.has(s, "document")
-            || g.has(s, "window")
+        && (name("document")
+            || name("window")
             || (s.contains('[')
-                && (g.has(s, "self")
-                    || g.has(s, "top")
-                    || g.has(s, "parent")
-                    || g.has(s, "globalthis")))
-            || g.has(s, "location")
-            || g.has(s, "constructor")
-            || g.has(s, "innerhtml"))
+                && (name("self") || name("top") || name("parent") || name("globalthis")))
+            || name("location")
+            || name("constructor")
+            || name("innerhtml"))
     {
         let compact = strip_js_noise(s);
         for pat in [
@@ -694,6 +698,21 @@ fn count(s: &str, pat: &str) -> usize {
 }
 
 /// Removes whitespace and `/* … */` comments, which JavaScript ignores between tokens.
+/// Whether `word` occurs in `s` not followed by a name byte (`window.`, `window [`, `window`
+/// at the end), as opposed to only inside longer names (`windows`, `documents`).
+fn ends_a_name(s: &str, word: &str) -> bool {
+    let b = s.as_bytes();
+    let mut from = 0;
+    while let Some(p) = super::find_from(s, word, from) {
+        let end = p + word.len();
+        if b.get(end).is_none_or(|&c| !is_word_byte(c)) {
+            return true;
+        }
+        from = p + 1;
+    }
+    false
+}
+
 fn strip_js_noise(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
