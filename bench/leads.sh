@@ -114,6 +114,8 @@ CREATE UNIQUE INDEX ON public.copy_ceiling (org_id, email_bidx) WHERE email_bidx
 ALTER TABLE public.copy_ceiling ADD PRIMARY KEY (org_id, id) INCLUDE (sensitivity, read_groups);
 CREATE INDEX ON public.copy_ceiling (org_id, score DESC, id DESC);
 CREATE INDEX ON public.copy_ceiling USING gin (search);
+CREATE INDEX ON public.copy_ceiling (org_id, linkedin_url) WHERE linkedin_url IS NOT NULL;
+CREATE INDEX ON public.copy_ceiling (org_id, company_domain) WHERE company_domain IS NOT NULL;
 EOF
 t0=$(date +%s.%N)
 psql_su -c "\\copy public.copy_ceiling (first_name,last_name,title,seniority,department,email_ct,phone_ct,linkedin_url,company_name,company_domain,industry,employee_range,city,region,country,source,status,tags,do_not_contact) FROM '$data/a.csv' WITH (FORMAT csv, HEADER true)"

@@ -191,6 +191,41 @@ test('sign up, confirm by mail, sign in, enable TOTP, sign out, sign in with TOT
   }
   assert.equal(score.trim(), '20', 'the lead was rescored with the new model');
 
+  // Notes, activity and a field-by-field merge of a duplicate (same name at the same domain).
+  const graces = [];
+  for (const data of [
+    { first_name: 'Grace', last_name: 'Hopper', company_domain: 'navy.example', title: 'Rear Admiral' },
+    { first_name: 'grace', last_name: 'HOPPER', company_domain: 'navy.example', title: 'Commodore', email: 'grace@navy.example' },
+  ]) {
+    const r = await page.request.post(`${BASE}/api/v1/leads`, {
+      headers: { Authorization: `Bearer ${access}`, Origin: BASE }, data,
+    });
+    assert.equal(r.status(), 201, await r.text());
+    graces.push((await r.json()).id);
+  }
+  const [graceId, dupId] = graces;
+  await page.goto(`${BASE}/leads/${dupId}`);
+  await page.fill('form.note-form textarea[name=body]', 'Invented the first compiler');
+  await page.click('form.note-form button[type=submit]');
+  await page.waitForURL(/\?done=note$/);
+  await page.fill('form.activity-form input[name=summary]', 'Call about COBOL');
+  await page.selectOption('form.activity-form select[name=kind]', 'call');
+  await page.click('form.activity-form button[type=submit]');
+  await page.waitForURL(/\?done=activity$/);
+  await page.goto(`${BASE}/leads/${graceId}`);
+  assert.ok((await page.textContent('form.merge-form')).includes('Commodore'));
+  await page.check('form.merge-form input[name=take_title]');
+  await page.screenshot({ path: join(SHOTS, 'merge.png'), fullPage: true });
+  await page.click('form.merge-form button[type=submit]');
+  await page.waitForURL(/\?done=merge$/);
+  const merged = await page.textContent('table.lead-fields');
+  assert.ok(merged.includes('Commodore') && merged.includes('grace@navy.example'), merged);
+  assert.ok((await page.textContent('ul.notes')).includes('Invented the first compiler'));
+  const timeline = await page.textContent('ul.activities');
+  assert.ok(timeline.includes('Call about COBOL') && timeline.includes('Merged duplicate lead'), timeline);
+  assert.equal((await page.goto(`${BASE}/leads/${dupId}`)).status(), 404);
+  problems.splice(0).forEach((p) => assert.ok(p.includes('status of 404'), p));
+
   assert.deepEqual(problems, [], 'no console errors or warnings');
   await context.close();
 });

@@ -321,6 +321,32 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
         ],
     ),
     (
+        "lead_notes",
+        &[
+            ("id", I),
+            ("org_id", I),
+            ("lead_id", I),
+            ("author_id", I),
+            // What a salesperson wrote about a person: personal data.
+            ("body", C),
+            ("created_at", I),
+        ],
+    ),
+    (
+        "lead_activities",
+        &[
+            ("id", I),
+            ("org_id", I),
+            ("lead_id", I),
+            ("actor_id", I),
+            ("kind", I),
+            // What was said or done with a person: personal data.
+            ("summary", C),
+            ("occurred_at", I),
+            ("created_at", I),
+        ],
+    ),
+    (
         "segments",
         &[
             ("id", I),

@@ -66,6 +66,8 @@ pub fn app_router(state: AppState) -> Router {
         .merge(crate::leads::api::routes())
         .merge(crate::leads::pages::routes())
         .merge(crate::leads::segments::routes())
+        .merge(crate::leads::timeline::routes())
+        .merge(crate::leads::merge::routes())
         .merge(crate::leads::scoring::routes())
         .merge(crate::leads::scoring::page_routes())
         .merge(crate::leads::import::api::routes())

@@ -103,7 +103,7 @@ async fn read(
     Ok(axum::Json(row.view(&state.fields, &state.pool).await?).into_response())
 }
 
-fn acl_denied() -> AppError {
+pub(crate) fn acl_denied() -> AppError {
     AppError::Denied {
         code: "acl_denied",
         message: "this lead's ACL does not let you change it (you are in none of its write groups)"
@@ -136,6 +136,10 @@ async fn update(
     let score = model.score(&values).0;
     if !repo::update(&mut tx, &state.fields, id, &values, score, now).await? {
         return Err(acl_denied());
+    }
+    if values.status != row.status {
+        let summary = format!("Status changed from {} to {}", row.status, values.status);
+        super::timeline::record_activity(&mut tx, id, "status_change", &summary, now, now).await?;
     }
     audit::record(
         &mut tx,

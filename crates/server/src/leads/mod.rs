@@ -6,6 +6,7 @@ pub mod api;
 pub mod export;
 pub mod import;
 pub mod keys;
+pub mod merge;
 pub mod model;
 pub mod pages;
 pub mod repo;
@@ -14,5 +15,6 @@ pub mod scoring;
 pub mod search;
 pub mod segments;
 pub mod synthetic;
+pub mod timeline;
 
 pub use keys::FieldKeys;

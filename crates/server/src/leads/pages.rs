@@ -33,6 +33,10 @@ pub fn routes() -> Router<AppState> {
         .route("/leads/{id}", get(detail))
         .route("/leads/{id}/acl", post(set_acl))
         .route("/leads/{id}/acl/rollback", post(rollback))
+        .route("/leads/{id}/notes", post(add_note))
+        .route("/leads/{id}/notes/{note}/delete", post(delete_note))
+        .route("/leads/{id}/activities", post(add_activity))
+        .route("/leads/{id}/merge", post(merge))
 }
 
 fn require<P>(member: &Member, p: Permission) -> Result<Require<P>, AppError> {
@@ -219,8 +223,49 @@ struct DetailPage<'a> {
     sensitivities: &'static [&'static str],
     groups: Vec<Group>,
     revisions: Vec<Revision>,
+    notes: Vec<NoteLine>,
+    activities: Vec<ActivityLine>,
+    kinds: &'static [&'static str],
+    duplicates: Vec<DuplicateLine>,
     notice: Option<String>,
     error: Option<String>,
+}
+
+struct NoteLine {
+    id: String,
+    body: String,
+    at: String,
+    /// Its author or an admin may delete it.
+    deletable: bool,
+}
+
+struct ActivityLine {
+    kind: String,
+    summary: String,
+    at: String,
+}
+
+/// A duplicate candidate with the fields where it differs, for a field-by-field merge.
+struct DuplicateLine {
+    id: String,
+    name: String,
+    reasons: String,
+    fields: Vec<MergeField>,
+}
+
+struct MergeField {
+    name: &'static str,
+    mine: String,
+    theirs: String,
+}
+
+/// A lead's value of field `name` (one of [`super::merge::MERGEABLE`]) as text.
+fn field_text(values: &serde_json::Value, name: &str) -> String {
+    match &values[name] {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -241,7 +286,16 @@ async fn detail(
         &headers,
         &who,
         id,
-        q.done.map(|_| "ACL saved.".to_string()),
+        q.done.map(|d| {
+            match d.as_str() {
+                "note" => "Note added.",
+                "note_deleted" => "Note deleted.",
+                "activity" => "Activity logged.",
+                "merge" => "Duplicate merged into this lead.",
+                _ => "ACL saved.",
+            }
+            .to_string()
+        }),
         None,
     )
     .await
@@ -311,8 +365,49 @@ async fn render_detail(
             rollback_of: String::new(),
         });
     }
+    let notes = super::timeline::notes(&mut tx, id, None, 50)
+        .await?
+        .into_iter()
+        .map(|n| NoteLine {
+            id: n.id.to_string(),
+            deletable: admin || n.author_id == member.principal_id,
+            body: n.body,
+            at: crate::orgs::ts(n.created_at),
+        })
+        .collect();
+    let activities = super::timeline::activities(&mut tx, id, None, 50)
+        .await?
+        .into_iter()
+        .map(|a| ActivityLine {
+            kind: a.kind,
+            summary: a.summary,
+            at: crate::orgs::ts(a.occurred_at),
+        })
+        .collect();
+    let candidates = super::merge::candidates(&mut tx, state, &row).await?;
     tx.commit().await?;
     let view = row.view(&state.fields, &state.pool).await?;
+    let mine = serde_json::to_value(&view.values).unwrap_or_default();
+    let duplicates = candidates
+        .into_iter()
+        .map(|c| {
+            let theirs = serde_json::to_value(&c.view.values).unwrap_or_default();
+            DuplicateLine {
+                id: c.view.id.to_string(),
+                name: line(&c.view).name,
+                reasons: c.reasons.join(", ").replace('_', " "),
+                fields: super::merge::MERGEABLE
+                    .iter()
+                    .map(|&name| MergeField {
+                        name,
+                        mine: field_text(&mine, name),
+                        theirs: field_text(&theirs, name),
+                    })
+                    .filter(|f| !f.theirs.is_empty() && f.theirs != f.mine)
+                    .collect(),
+            }
+        })
+        .collect();
     let f = &view.values;
     let o = |v: &Option<String>| v.clone().unwrap_or_default();
     let fields = vec![
@@ -407,6 +502,10 @@ async fn render_detail(
         sensitivities: &SENSITIVITIES,
         groups,
         revisions,
+        notes,
+        activities,
+        kinds: &super::timeline::LOGGED_KINDS,
+        duplicates,
         notice,
         error,
     };
@@ -490,4 +589,156 @@ async fn rollback(
             Ok(res)
         }
     }
+}
+
+/// Runs a form's change for the signed-in member: on success back to the lead with `done`, on a
+/// refusal the lead page again with the reason.
+async fn lead_form<F>(
+    state: &AppState,
+    headers: &HeaderMap,
+    who: &crate::auth::AuthUser,
+    id: Uuid,
+    done: &str,
+    change: F,
+) -> Result<Response, AppError>
+where
+    F: AsyncFnOnce(&mut TenantTx) -> Result<(), AppError>,
+{
+    let result = async {
+        let member = Member::from_user(who)?;
+        require::<crate::orgs::perm::LeadSearchAndManagement>(
+            &member,
+            Permission::LeadSearchAndManagement,
+        )?;
+        let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+        change(&mut tx).await?;
+        tx.commit().await?;
+        Ok::<(), AppError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(Redirect::to(&format!("/leads/{id}?done={done}")).into_response()),
+        Err(e) => {
+            let status = e.status();
+            let mut res = render_detail(state, headers, who, id, None, Some(e.to_string())).await?;
+            *res.status_mut() = status;
+            Ok(res)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct NoteForm {
+    body: String,
+}
+
+async fn add_note(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: Meta,
+    BrowserUser(who): BrowserUser,
+    Path(id): Path<Uuid>,
+    CsrfForm(form): CsrfForm<NoteForm>,
+) -> Result<Response, AppError> {
+    let now = state.clock.now();
+    lead_form(
+        &state,
+        &headers,
+        &who,
+        id,
+        "note",
+        async |tx: &mut TenantTx| {
+            super::timeline::insert_note(tx, &meta, id, &form.body, now)
+                .await
+                .map(|_| ())
+        },
+    )
+    .await
+}
+
+async fn delete_note(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: Meta,
+    BrowserUser(who): BrowserUser,
+    Path((id, note)): Path<(Uuid, Uuid)>,
+    CsrfForm(_): CsrfForm<std::collections::HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let now = state.clock.now();
+    lead_form(
+        &state,
+        &headers,
+        &who,
+        id,
+        "note_deleted",
+        async |tx: &mut TenantTx| super::timeline::delete_note(tx, &meta, id, note, now).await,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct ActivityForm {
+    kind: String,
+    summary: String,
+}
+
+async fn add_activity(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    BrowserUser(who): BrowserUser,
+    Path(id): Path<Uuid>,
+    CsrfForm(form): CsrfForm<ActivityForm>,
+) -> Result<Response, AppError> {
+    let now = state.clock.now();
+    lead_form(
+        &state,
+        &headers,
+        &who,
+        id,
+        "activity",
+        async |tx: &mut TenantTx| {
+            super::timeline::log_activity(tx, id, &form.kind, &form.summary, now, now)
+                .await
+                .map(|_| ())
+        },
+    )
+    .await
+}
+
+/// The merge form: `duplicate` and a `take_<field>` checkbox per field taken from it.
+async fn merge(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: Meta,
+    BrowserUser(who): BrowserUser,
+    Path(id): Path<Uuid>,
+    CsrfForm(form): CsrfForm<std::collections::HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let input = form
+        .get("duplicate")
+        .and_then(|d| d.parse::<Uuid>().ok())
+        .map(|duplicate| super::merge::MergeInput {
+            duplicate,
+            take: form
+                .keys()
+                .filter_map(|k| k.strip_prefix("take_"))
+                .map(str::to_string)
+                .collect(),
+        });
+    let state2 = state.clone();
+    lead_form(
+        &state,
+        &headers,
+        &who,
+        id,
+        "merge",
+        async |tx: &mut TenantTx| {
+            let input =
+                input.ok_or_else(|| AppError::BadRequest("duplicate: not a lead id".into()))?;
+            super::merge::merge_into(tx, &state, &meta, id, &input)
+                .await
+                .map(|_| ())
+        },
+    )
+    .await
 }

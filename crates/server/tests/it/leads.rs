@@ -1198,3 +1198,270 @@ async fn segments_save_a_search_private_or_shared_and_run_it_under_the_runners_a
     assert_eq!(s, 204);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn notes_activities_and_merges_follow_the_lead_acl_keep_opt_outs_and_are_audited() {
+    let app = spawn().await;
+    let api = Api::new(&app);
+    let (_, t, ids_) = org_with_every_role(&app, &api, "merge").await;
+    let (admin, manager, user) = (&t[0], &t[1], &t[2]);
+    let keep = create(
+        &api,
+        user,
+        json!({ "first_name": "Ana", "last_name": "Silva", "company_domain": "acme.example",
+                "company_name": "Acme", "tags": ["webinar"] }),
+    )
+    .await;
+    let dup = create(
+        &api,
+        user,
+        json!({ "first_name": "ana", "last_name": "SILVA", "company_domain": "acme.example",
+                "email": "Ana.Silva@acme.example", "title": "CTO", "do_not_contact": true,
+                "tags": ["import"] }),
+    )
+    .await;
+    let other = create(
+        &api,
+        user,
+        json!({ "first_name": "Bo", "last_name": "Silva", "company_domain": "acme.example" }),
+    )
+    .await;
+    let hidden = create(
+        &api,
+        admin,
+        json!({ "first_name": "Ana", "last_name": "Silva", "company_domain": "acme.example" }),
+    )
+    .await;
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/leads/{hidden}/acl"),
+            admin,
+            Some(json!({ "read_groups": [], "write_groups": [], "sensitivity": "restricted" })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+
+    // Notes and activities: bad input named, then written on the duplicate.
+    let notes = |id: Uuid| format!("/api/v1/leads/{id}/notes");
+    let activities = |id: Uuid| format!("/api/v1/leads/{id}/activities");
+    for (body, status, field) in [
+        (json!({ "body": "   " }), 400, "body"),
+        (json!({ "body": "x", "pinned": true }), 422, "pinned"),
+    ] {
+        let (s, v) = api.call(Method::POST, &notes(dup), user, Some(body)).await;
+        assert_eq!(s, status, "{v}");
+        assert!(v.to_string().contains(field), "{v}");
+    }
+    let (s, note) = api
+        .call(
+            Method::POST,
+            &notes(dup),
+            user,
+            Some(json!({ "body": "Asked for a demo in Q3" })),
+        )
+        .await;
+    assert_eq!(s, 201, "{note}");
+    let note_id = note["id"].as_str().unwrap().to_string();
+    for (body, field) in [
+        (json!({ "kind": "merge", "summary": "x" }), "kind"),
+        (
+            json!({ "kind": "call", "summary": "x", "occurred_at": "2999-01-01T00:00:00Z" }),
+            "occurred_at",
+        ),
+    ] {
+        let (s, v) = api
+            .call(Method::POST, &activities(dup), user, Some(body))
+            .await;
+        assert_eq!(s, 400, "{v}");
+        assert!(v.to_string().contains(field), "{v}");
+    }
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &activities(dup),
+            user,
+            Some(json!({ "kind": "call", "summary": "Intro call, 20 minutes" })),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+
+    // A lead the user cannot read has no notes for it either, to read or to write.
+    let (s, _) = api
+        .call(
+            Method::POST,
+            &notes(hidden),
+            admin,
+            Some(json!({ "body": "Board member, handle with care" })),
+        )
+        .await;
+    assert_eq!(s, 201);
+    for method in [Method::GET, Method::POST] {
+        let body = (method == Method::POST).then(|| json!({ "body": "peek" }));
+        let (s, v) = api.call(method, &notes(hidden), user, body).await;
+        assert_eq!(s, 404, "{v}");
+    }
+    {
+        // Straight in the database as the user: the policies hide the note as well.
+        let pool = sqlx::PgPool::connect(&app.db().app_url()).await.unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        let (_, me) = api.call(Method::GET, "/api/v1/org", user, None).await;
+        sqlx::query(
+            "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true),
+                    set_config('app.role', 'user', true), set_config('app.aal', 'aal1', true)",
+        )
+        .bind(me["id"].as_str().unwrap())
+        .bind(ids_[2].to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM app.lead_notes")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(seen, 1, "only the note on the lead the user can read");
+    }
+
+    // Candidates: the same name at the same domain, whatever the case; not another Silva, and
+    // not a lead the user cannot read.
+    let (s, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/leads/{keep}/duplicates"),
+            user,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let found: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["lead"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, [dup.to_string()], "{v}");
+    assert_eq!(
+        v["items"][0]["reasons"],
+        json!(["same_name_and_company_domain"])
+    );
+    let _ = other;
+
+    // Merging refuses bad requests and different ACLs.
+    let merge = format!("/api/v1/leads/{keep}/merge");
+    for (body, status, needle) in [
+        (json!({ "duplicate": keep }), 400, "itself"),
+        (
+            json!({ "duplicate": dup, "take": ["title", "score"] }),
+            400,
+            "take[1]",
+        ),
+        (json!({ "duplicate": hidden }), 404, ""),
+    ] {
+        let (s, v) = api.call(Method::POST, &merge, user, Some(body)).await;
+        assert_eq!(s, status, "{v}");
+        assert!(v.to_string().contains(needle), "{v}");
+    }
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &merge,
+            admin,
+            Some(json!({ "duplicate": hidden })),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert!(v.to_string().contains("ACL"), "{v}");
+
+    // The merge: the survivor keeps its values, takes the first name, fills its blanks, unites
+    // tags, keeps the opt-out, and gets the duplicate's note and activity.
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &merge,
+            user,
+            Some(json!({ "duplicate": dup, "take": ["first_name"] })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let lead = &v["lead"];
+    assert_eq!(lead["first_name"], "ana");
+    assert_eq!(lead["last_name"], "Silva");
+    assert_eq!(lead["title"], "CTO");
+    assert_eq!(lead["email"], "ana.silva@acme.example");
+    assert_eq!(lead["do_not_contact"], true);
+    assert_eq!(lead["tags"], json!(["webinar", "import"]));
+    assert_eq!(
+        (v["notes_moved"].as_u64(), v["activities_moved"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let (s, _) = api
+        .call(Method::GET, &format!("/api/v1/leads/{dup}"), user, None)
+        .await;
+    assert_eq!(s, 404);
+    let (_, v) = api.call(Method::GET, &notes(keep), user, None).await;
+    assert_eq!(v["items"][0]["body"], "Asked for a demo in Q3");
+    // The email now belongs to the survivor: a new lead with it is a duplicate.
+    let (s, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/leads",
+            user,
+            Some(json!({ "email": "ANA.SILVA@acme.example" })),
+        )
+        .await;
+    assert_eq!(s, 409);
+
+    // A status change is an activity too; the timeline reads newest first.
+    let (s, v) = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/leads/{keep}"),
+            user,
+            Some(json!({ "status": "contacted" })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, v) = api.call(Method::GET, &activities(keep), user, None).await;
+    let kinds: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["status_change", "merge", "call"], "{v}");
+    assert!(
+        v["items"][0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("new to contacted")
+    );
+
+    // Only its author or an admin deletes a note.
+    let note_url = format!("/api/v1/leads/{keep}/notes/{note_id}");
+    let (s, v) = api.call(Method::DELETE, &note_url, manager, None).await;
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(v["error"]["code"], "not_author", "{v}");
+    let (s, _) = api.call(Method::DELETE, &note_url, user, None).await;
+    assert_eq!(s, 204);
+    let (s, _) = api.call(Method::DELETE, &note_url, user, None).await;
+    assert_eq!(s, 404);
+
+    let actions: Vec<String> = audit_actions(&api, admin)
+        .await
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for action in ["lead.note.add", "lead.merge", "lead.note.delete"] {
+        assert!(actions.iter().any(|a| a == action), "{action}: {actions:?}");
+    }
+    let entries = audit_actions(&api, admin).await;
+    let merge_entry = entries
+        .iter()
+        .find(|e| e["action"] == "lead.merge")
+        .unwrap();
+    assert_eq!(
+        merge_entry["after"]["fields_from_duplicate"],
+        json!(["first_name"]),
+        "{merge_entry}"
+    );
+}
