@@ -1,10 +1,9 @@
 //! `/auth/v1`: Supabase Auth's endpoints, request and response shapes.
 
+use axum::Json;
 use axum::extract::{ConnectInfo, FromRequest, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -13,15 +12,17 @@ use time::format_description::well_known::Rfc3339;
 use super::service::{self, LogoutScope, OneTimePurpose, Origin, Session, SignupOutcome, User};
 use super::{AuthError, AuthUser};
 use crate::startup::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/auth/v1/signup", post(signup))
-        .route("/auth/v1/token", post(token))
-        .route("/auth/v1/verify", get(verify_link).post(verify))
-        .route("/auth/v1/user", get(user).put(update_user))
-        .route("/auth/v1/recover", post(recover))
-        .route("/auth/v1/logout", post(logout))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(token))
+        .routes(routes!(verify_link, verify))
+        .routes(routes!(user, update_user))
+        .routes(routes!(recover))
+        .routes(routes!(logout))
         .merge(super::mfa::routes())
         .route_layer(axum::middleware::from_fn(super::error::api_version))
 }
@@ -105,7 +106,7 @@ pub fn session_json(s: &Session) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct SignupBody {
     email: String,
     password: String,
@@ -113,6 +114,8 @@ struct SignupBody {
     data: Option<Value>,
 }
 
+#[utoipa::path(post, path = "/auth/v1/signup", tag = "auth", request_body = SignupBody, security(()),
+    responses((status = 200, description = "The user (Supabase Auth shape); a confirmation link is mailed", body = Object), crate::http::openapi::AuthRefusals))]
 async fn signup(
     State(state): State<AppState>,
     origin: Origin,
@@ -126,7 +129,8 @@ async fn signup(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct GrantQuery {
     grant_type: String,
 }
@@ -142,6 +146,9 @@ struct RefreshBody {
     refresh_token: String,
 }
 
+#[utoipa::path(post, path = "/auth/v1/token", tag = "auth", params(GrantQuery), security(()),
+    request_body(content = Object, description = "`grant_type=password`: `email` and `password`; `grant_type=refresh_token`: `refresh_token` (single use, rotated)"),
+    responses((status = 200, description = "A session: `access_token` (JWT), `refresh_token`, `expires_in`, `user`", body = Object), crate::http::openapi::AuthRefusals))]
 async fn token(
     State(state): State<AppState>,
     Query(q): Query<GrantQuery>,
@@ -174,7 +181,8 @@ async fn token(
     Ok(Json(session_json(&session)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = EmailVerify)]
 struct VerifyBody {
     #[serde(rename = "type")]
     kind: String,
@@ -192,6 +200,8 @@ fn purpose(kind: &str) -> Result<OneTimePurpose, AuthError> {
     }
 }
 
+#[utoipa::path(post, path = "/auth/v1/verify", tag = "auth", request_body = VerifyBody, security(()),
+    responses((status = 200, description = "A session, after a confirmation or recovery token", body = Object), crate::http::openapi::AuthRefusals))]
 async fn verify(
     State(state): State<AppState>,
     origin: Origin,
@@ -209,7 +219,8 @@ async fn verify(
     Ok(Json(session_json(&s)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct VerifyLink {
     token: String,
     #[serde(rename = "type")]
@@ -219,6 +230,8 @@ struct VerifyLink {
 /// The mailed link, opened in a browser: signs the browser in with `__Host-` cookies and goes to
 /// the account page (after a reset link, to its new-password form). The session never appears in
 /// a URL. API clients redeem the same token with `POST /verify` instead.
+#[utoipa::path(get, path = "/auth/v1/verify", tag = "auth", params(VerifyLink), security(()),
+    responses((status = 303, description = "The mailed link: verified, then redirected to the site"), crate::http::openapi::AuthRefusals))]
 async fn verify_link(
     State(state): State<AppState>,
     origin: Origin,
@@ -244,12 +257,14 @@ async fn verify_link(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct RecoverBody {
     email: String,
 }
 
 /// Always `{}`: whether the address has an account is not disclosed.
+#[utoipa::path(post, path = "/auth/v1/recover", tag = "auth", request_body = RecoverBody, security(()),
+    responses((status = 200, description = "Always the same answer whether or not the address has an account", body = Object), crate::http::openapi::AuthRefusals))]
 async fn recover(
     State(state): State<AppState>,
     AuthJson(body): AuthJson<RecoverBody>,
@@ -258,7 +273,7 @@ async fn recover(
     Ok(Json(json!({})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateUserBody {
     password: Option<String>,
@@ -268,6 +283,8 @@ struct UpdateUserBody {
     nonce: Option<String>,
 }
 
+#[utoipa::path(put, path = "/auth/v1/user", tag = "auth", request_body = UpdateUserBody,
+    responses((status = 200, description = "The user after the change (a new password ends the other sessions)", body = Object), crate::http::openapi::AuthRefusals))]
 async fn update_user(
     State(state): State<AppState>,
     who: AuthUser,
@@ -296,16 +313,21 @@ async fn update_user(
     Ok(Json(user_json(&user)))
 }
 
+#[utoipa::path(get, path = "/auth/v1/user", tag = "auth",
+    responses((status = 200, description = "The signed-in user", body = Object), crate::http::openapi::AuthRefusals))]
 async fn user(State(state): State<AppState>, who: AuthUser) -> Result<Json<Value>, AuthError> {
     let u = service::current_user(&state.pool, who.user_id).await?;
     Ok(Json(user_json(&u)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LogoutQuery {
     scope: Option<String>,
 }
 
+#[utoipa::path(post, path = "/auth/v1/logout", tag = "auth", params(LogoutQuery),
+    responses((status = 204, description = "Signed out (`scope`: this session, others, or all); refresh tokens revoked"), crate::http::openapi::AuthRefusals))]
 async fn logout(
     State(state): State<AppState>,
     who: AuthUser,

@@ -5,9 +5,8 @@
 //! A wrong code locks the factor until its time step has passed, which caps guessing at one try
 //! per 30 seconds.
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::{delete, post};
-use axum::{Json, Router};
 use leadgen_crypto::{seal, totp};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -19,24 +18,26 @@ use super::tokens::Amr;
 use super::{AuthError, AuthUser};
 use crate::db::UserTx;
 use crate::startup::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Challenges expire after five minutes.
 const CHALLENGE_TTL_SECS: i64 = 300;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/auth/v1/factors", post(enroll))
-        .route("/auth/v1/factors/{id}", delete(unenroll))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(enroll))
+        .routes(routes!(unenroll))
         .merge(super::recovery::routes())
-        .route("/auth/v1/factors/{id}/challenge", post(challenge))
-        .route("/auth/v1/factors/{id}/verify", post(verify))
+        .routes(routes!(challenge))
+        .routes(routes!(verify))
 }
 
 fn aad(factor: Uuid, user: Uuid) -> Vec<u8> {
     format!("app.mfa_factors.secret_sealed:{factor}:{user}").into_bytes()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct EnrollBody {
     factor_type: String,
     friendly_name: Option<String>,
@@ -110,6 +111,8 @@ pub async fn enroll_factor(
     })
 }
 
+#[utoipa::path(post, path = "/auth/v1/factors", tag = "mfa", request_body = EnrollBody,
+    responses((status = 200, description = "A TOTP factor, unverified: its secret and QR code", body = Object), crate::http::openapi::AuthRefusals))]
 async fn enroll(
     State(state): State<AppState>,
     who: AuthUser,
@@ -159,6 +162,8 @@ pub async fn create_challenge(
     Ok((id, now.unix_timestamp() + CHALLENGE_TTL_SECS))
 }
 
+#[utoipa::path(post, path = "/auth/v1/factors/{id}/challenge", tag = "mfa", params(("id" = Uuid, Path, description = "The factor")),
+    responses((status = 200, description = "A challenge id and its expiry", body = Object), crate::http::openapi::AuthRefusals))]
 async fn challenge(
     State(state): State<AppState>,
     who: AuthUser,
@@ -170,7 +175,8 @@ async fn challenge(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = TotpVerify)]
 struct VerifyBody {
     challenge_id: Uuid,
     code: String,
@@ -270,6 +276,8 @@ pub async fn verify_code(
     Ok(session)
 }
 
+#[utoipa::path(post, path = "/auth/v1/factors/{id}/verify", tag = "mfa", params(("id" = Uuid, Path, description = "The factor")), request_body = VerifyBody,
+    responses((status = 200, description = "A session at aal2", body = Object), crate::http::openapi::AuthRefusals))]
 async fn verify(
     State(state): State<AppState>,
     who: AuthUser,
@@ -280,6 +288,8 @@ async fn verify(
     Ok(Json(super::api::session_json(&session)))
 }
 
+#[utoipa::path(delete, path = "/auth/v1/factors/{id}", tag = "mfa", params(("id" = Uuid, Path, description = "The factor")),
+    responses((status = 200, description = "The factor removed (needs aal2 when verified)", body = Object), crate::http::openapi::AuthRefusals))]
 async fn unenroll(
     State(state): State<AppState>,
     who: AuthUser,

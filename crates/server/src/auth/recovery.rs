@@ -4,9 +4,8 @@
 //! Codes have 80 random bits (16 characters of a 32-letter alphabet), are shown once, and are
 //! stored as SHA-256 hashes. Wrong codes are throttled per user (five free, then doubling waits).
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -18,6 +17,8 @@ use super::tokens::Amr;
 use super::{AuthError, AuthUser, service};
 use crate::db::UserTx;
 use crate::startup::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 const CODES: usize = 10;
 const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
@@ -26,17 +27,11 @@ const CODE_LEN: usize = 16;
 const FREE_FAILURES: i32 = 5;
 const MAX_WAIT_SECS: i32 = 900;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/auth/v1/factors/recovery-codes",
-            get(status).post(generate).delete(remove),
-        )
-        .route(
-            "/auth/v1/factors/recovery-codes/regenerate",
-            post(regenerate),
-        )
-        .route("/auth/v1/factors/recovery-codes/verify", post(verify))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(status, generate, remove))
+        .routes(routes!(regenerate))
+        .routes(routes!(verify))
 }
 
 /// Lower case, no spaces or dashes: how codes are stored and compared.
@@ -70,6 +65,8 @@ async fn factor_id(tx: &mut UserTx) -> Result<Option<Uuid>, AuthError> {
     )
 }
 
+#[utoipa::path(get, path = "/auth/v1/factors/recovery-codes", tag = "mfa",
+    responses((status = 200, description = "How many recovery codes are left", body = Object), crate::http::openapi::AuthRefusals))]
 async fn status(State(state): State<AppState>, who: AuthUser) -> Result<Json<Value>, AuthError> {
     let mut tx = UserTx::begin(&state.pool, who.user_id).await?;
     let id = factor_id(&mut tx).await?.ok_or(AuthError::FactorNotFound)?;
@@ -130,6 +127,8 @@ async fn require_totp(tx: &mut UserTx, who: &AuthUser) -> Result<(), AuthError> 
     }
 }
 
+#[utoipa::path(post, path = "/auth/v1/factors/recovery-codes", tag = "mfa",
+    responses((status = 200, description = "Ten single-use codes, shown this once (needs a verified TOTP factor and aal2)", body = Object), crate::http::openapi::AuthRefusals))]
 async fn generate(
     State(state): State<AppState>,
     who: AuthUser,
@@ -165,6 +164,8 @@ async fn generate(
     ))
 }
 
+#[utoipa::path(post, path = "/auth/v1/factors/recovery-codes/regenerate", tag = "mfa",
+    responses((status = 200, description = "New codes; the old ones stop working (aal2)", body = Object), crate::http::openapi::AuthRefusals))]
 async fn regenerate(
     State(state): State<AppState>,
     who: AuthUser,
@@ -179,6 +180,8 @@ async fn regenerate(
     ))
 }
 
+#[utoipa::path(delete, path = "/auth/v1/factors/recovery-codes", tag = "mfa",
+    responses((status = 200, description = "The codes removed (aal2)", body = Object), crate::http::openapi::AuthRefusals))]
 async fn remove(State(state): State<AppState>, who: AuthUser) -> Result<Json<Value>, AuthError> {
     if who.aal != "aal2" {
         return Err(AuthError::InsufficientAal);
@@ -192,7 +195,8 @@ async fn remove(State(state): State<AppState>, who: AuthUser) -> Result<Json<Val
     Ok(Json(json!({ "id": id })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = RecoveryCodeVerify)]
 struct VerifyBody {
     code: String,
 }
@@ -202,6 +206,8 @@ fn throttle_key(user: Uuid) -> Vec<u8> {
 }
 
 /// Uses one code: the session moves to `aal2` and the user's other `aal1` sessions end.
+#[utoipa::path(post, path = "/auth/v1/factors/recovery-codes/verify", tag = "mfa", request_body = VerifyBody,
+    responses((status = 200, description = "A session at aal2, the code used up", body = Object), crate::http::openapi::AuthRefusals))]
 async fn verify(
     State(state): State<AppState>,
     who: AuthUser,

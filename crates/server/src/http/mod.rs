@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod middleware;
+pub mod openapi;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,23 +55,15 @@ impl SecurityHeaders {
 
 /// The application router with the full middleware stack.
 pub fn app_router(state: AppState) -> Router {
+    let (api, doc) = openapi::api_routes();
     let routes = Router::new()
         .merge(crate::web::routes())
         .merge(crate::ops::routes())
-        .merge(crate::auth::api::routes())
+        .merge(api)
+        .merge(openapi::document_route(&doc))
         .merge(crate::auth::pages::router(&state))
-        .merge(crate::orgs::api::routes())
-        .merge(crate::orgs::api_keys::routes())
-        .merge(crate::orgs::invitations::routes())
-        .merge(crate::orgs::groups::routes())
-        .merge(crate::leads::api::routes())
         .merge(crate::leads::pages::routes())
-        .merge(crate::leads::segments::routes())
-        .merge(crate::leads::timeline::routes())
-        .merge(crate::leads::merge::routes())
-        .merge(crate::leads::scoring::routes())
         .merge(crate::leads::scoring::page_routes())
-        .merge(crate::leads::import::api::routes())
         .fallback(fallback);
     with_middleware(routes, state)
 }

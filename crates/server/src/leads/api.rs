@@ -3,32 +3,42 @@
 //! A lead the principal may not read does not exist for it: 404, as for an id of another
 //! organization. A lead it may read but not write gets 403 `acl_denied` on change.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::model::{LeadInput, LeadValues, SENSITIVITIES};
+use super::model::{LeadInput, LeadValues, LeadView, SENSITIVITIES};
 use super::repo;
 use super::search::{Cursor, SearchParams};
 use crate::db::TenantTx;
 use crate::http::error::{ApiJson, ApiQuery, AppError};
+use crate::http::openapi::{ErrorBody, Missing, Refusals};
 use crate::orgs::audit::{self, Entry, Meta};
 use crate::orgs::{Require, perm};
 use crate::startup::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/leads", get(list).post(create))
-        .route("/api/v1/leads/count", get(count))
-        .route("/api/v1/leads/export", get(super::export::export))
-        .route("/api/v1/leads/{id}", get(read).patch(update).delete(remove))
-        .route("/api/v1/leads/{id}/acl", get(read_acl).put(put_acl))
-        .route("/api/v1/leads/{id}/acl/rollback", post(rollback_acl))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(count))
+        .routes(routes!(super::export::export))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(read_acl, put_acl))
+        .routes(routes!(rollback_acl))
+}
+
+/// One page of a lead search.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // The shape of `page_of`'s answer, for the API document.
+struct LeadPage {
+    items: Vec<LeadView>,
+    /// The `cursor` of the next page; null on the last one.
+    next_cursor: Option<String>,
 }
 
 type Lead = Require<perm::LeadSearchAndManagement>;
@@ -42,6 +52,8 @@ fn changed_fields(v: &Value) -> Value {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/leads", tag = "leads", request_body = LeadInput,
+    responses((status = 201, description = "The lead, scored", body = LeadView), (status = 409, description = "A lead with this email exists", body = ErrorBody), Refusals))]
 async fn create(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -90,6 +102,8 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, AppEr
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/leads/{id}", tag = "leads", params(("id" = Uuid, Path, description = "The lead")),
+    responses((status = 200, description = "The lead", body = LeadView), Missing, Refusals))]
 async fn read(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -111,6 +125,8 @@ pub(crate) fn acl_denied() -> AppError {
     }
 }
 
+#[utoipa::path(patch, path = "/api/v1/leads/{id}", tag = "leads", params(("id" = Uuid, Path, description = "The lead")), request_body(content = LeadInput, description = "Only the fields present change; `null` clears one"),
+    responses((status = 200, description = "The lead after the change, rescored", body = LeadView), Missing, Refusals))]
 async fn update(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -160,6 +176,8 @@ async fn update(
     Ok(axum::Json(row.view(&state.fields, &state.pool).await?).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/v1/leads/{id}", tag = "leads", params(("id" = Uuid, Path, description = "The lead")),
+    responses((status = 204, description = "Deleted"), Missing, Refusals))]
 async fn remove(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -189,6 +207,8 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/api/v1/leads", tag = "leads", params(SearchParams),
+    responses((status = 200, description = "One keyset page: `items` and `next_cursor` (null on the last page)", body = LeadPage), Refusals))]
 async fn list(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -231,6 +251,8 @@ pub(crate) async fn page_of(
     Ok(json!({ "items": items, "next_cursor": next }))
 }
 
+#[utoipa::path(get, path = "/api/v1/leads/count", tag = "leads", params(SearchParams),
+    responses((status = 200, description = "`count`, and `exact` false when the count stopped at the cap (`exact=true` counts all)", body = Object), Refusals))]
 async fn count(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -250,7 +272,7 @@ async fn count(
     )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AclInput {
     read_groups: Vec<Uuid>,
@@ -263,6 +285,8 @@ fn acl_json(read: &[Uuid], write: &[Uuid], sensitivity: &str, revision: i32) -> 
 }
 
 /// The lead's ACL and its revisions (admin only: ACLs are admin business).
+#[utoipa::path(get, path = "/api/v1/leads/{id}/acl", tag = "leads", params(("id" = Uuid, Path, description = "The lead")),
+    responses((status = 200, description = "`current` ACL and every `revisions` entry (admins)", body = Object), Missing, Refusals))]
 async fn read_acl(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
@@ -394,6 +418,8 @@ async fn set_acl(
     Ok(after)
 }
 
+#[utoipa::path(put, path = "/api/v1/leads/{id}/acl", tag = "leads", params(("id" = Uuid, Path, description = "The lead")), request_body = AclInput,
+    responses((status = 200, description = "The new ACL and its revision (admins at aal2)", body = Object), Missing, Refusals))]
 async fn put_acl(
     State(state): State<AppState>,
     member: Require<perm::ManageOrganization>,
@@ -439,13 +465,15 @@ pub(crate) async fn put_acl_values(
         .map(|_| ())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Rollback {
     revision: i32,
 }
 
 /// Restores the ACL of an earlier revision exactly, as a new revision.
+#[utoipa::path(post, path = "/api/v1/leads/{id}/acl/rollback", tag = "leads", params(("id" = Uuid, Path, description = "The lead")), request_body = Rollback,
+    responses((status = 200, description = "The restored ACL, as a new revision", body = Object), Missing, Refusals))]
 async fn rollback_acl(
     State(state): State<AppState>,
     member: Require<perm::ManageOrganization>,

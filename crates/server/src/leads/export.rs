@@ -18,6 +18,7 @@ use super::repo;
 use super::search::{Cursor, Page, SearchParams};
 use crate::db::{TenantContext, TenantTx};
 use crate::http::error::{ApiQuery, AppError};
+use crate::http::openapi::Refusals;
 use crate::orgs::audit::{self, Entry, Meta};
 use crate::orgs::{Require, perm};
 use crate::startup::AppState;
@@ -113,6 +114,8 @@ fn csv_line(fields: &[String]) -> Result<Vec<u8>, csv::Error> {
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
 
+#[utoipa::path(get, path = "/api/v1/leads/export", tag = "leads", params(SearchParams),
+    responses((status = 200, description = "The matching leads streamed as CSV (`format=csv`, default) or a JSON array; do-not-contact leads only with `include_do_not_contact=true`, flagged; audited", content((String = "text/csv"), (Vec<super::model::LeadView> = "application/json"))), Refusals))]
 pub async fn export(
     State(state): State<AppState>,
     Require(member, _): Require<perm::DataExport>,

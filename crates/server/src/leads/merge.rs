@@ -13,10 +13,8 @@
 //! must be writable by the principal and carry the same ACL: a merge never moves data out of a
 //! lead to people its ACL kept it from.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -26,14 +24,17 @@ use super::repo::{self, LeadRow};
 use super::timeline::{record_activity, writable_lead};
 use crate::db::TenantTx;
 use crate::http::error::{ApiJson, AppError};
+use crate::http::openapi::{Missing, Refusals};
 use crate::orgs::audit::{self, Entry, Meta};
 use crate::orgs::{Require, perm};
 use crate::startup::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/leads/{id}/duplicates", get(duplicates))
-        .route("/api/v1/leads/{id}/merge", post(merge))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(duplicates))
+        .routes(routes!(merge))
 }
 
 type Lead = Require<perm::LeadSearchAndManagement>;
@@ -129,6 +130,8 @@ pub(crate) async fn candidates(
     Ok(out)
 }
 
+#[utoipa::path(get, path = "/api/v1/leads/{id}/duplicates", tag = "leads", params(("id" = Uuid, Path, description = "The lead")),
+    responses((status = 200, description = "Candidates among the leads you can read: `items` of `lead` and `reasons`", body = Object), Missing, Refusals))]
 async fn duplicates(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -149,7 +152,7 @@ async fn duplicates(
 
 /// A merge request: the duplicate to fold into the lead of the URL, and the fields whose value
 /// comes from the duplicate even where the survivor has one.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MergeInput {
     pub duplicate: Uuid,
@@ -338,6 +341,8 @@ pub(crate) async fn merge_into(
     })
 }
 
+#[utoipa::path(post, path = "/api/v1/leads/{id}/merge", tag = "leads", params(("id" = Uuid, Path, description = "The lead that stays")), request_body = MergeInput,
+    responses((status = 200, description = "The merged lead and how many notes and activities moved; audited", body = Object), (status = 409, description = "The two leads have different ACLs", body = crate::http::openapi::ErrorBody), Missing, Refusals))]
 async fn merge(
     State(state): State<AppState>,
     Require(member, _): Lead,

@@ -35,7 +35,7 @@ pub const SENSITIVITIES: [&str; 4] = ["public", "internal", "confidential", "res
 
 /// A lead as a client writes it (create: all optional but an email or a name; update: only the
 /// fields present change, `null` clears).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeadInput {
     #[serde(default, deserialize_with = "patch")]
@@ -74,6 +74,7 @@ pub struct LeadInput {
     #[serde(default, deserialize_with = "patch")]
     pub owner_id: Option<Option<Uuid>>,
     pub tags: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
     pub custom: Option<serde_json::Map<String, Value>>,
     pub do_not_contact: Option<bool>,
 }
@@ -89,7 +90,7 @@ where
 
 /// A lead's plaintext values after validation: what the repository stores and what a client
 /// reads back (inside [`LeadView`]).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LeadValues {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -110,6 +111,7 @@ pub struct LeadValues {
     pub status: String,
     pub owner_id: Option<Uuid>,
     pub tags: Vec<String>,
+    #[schema(value_type = Object)]
     pub custom: serde_json::Map<String, Value>,
     pub do_not_contact: bool,
 }
@@ -296,7 +298,7 @@ impl LeadValues {
 }
 
 /// A lead as a client reads it.
-#[derive(Debug, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Serialize)]
 pub struct LeadView {
     pub id: Uuid,
     #[serde(flatten)]

@@ -725,7 +725,6 @@ async fn merge(
                 .map(str::to_string)
                 .collect(),
         });
-    let state2 = state.clone();
     lead_form(
         &state,
         &headers,

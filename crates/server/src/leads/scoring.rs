@@ -13,12 +13,15 @@ use serde_json::Value;
 
 use super::model::{EMPLOYEE_RANGES, LeadValues, SENIORITIES};
 use crate::http::error::AppError;
+use crate::http::openapi::{Missing, Refusals};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// At most this many rules: a model people can still read.
 pub const MAX_RULES: usize = 50;
 
 /// What a rule looks at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Factor {
     Seniority,
@@ -43,7 +46,7 @@ impl Factor {
 
 /// One weighted rule: `points` when the lead's `field` is one of `values` (or, for the `has_*`
 /// factors, is present). Points may be negative (students, competitors' domains…).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     pub name: String,
@@ -54,7 +57,7 @@ pub struct Rule {
 }
 
 /// An organization's model.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Model {
     pub rules: Vec<Rule>,
@@ -237,10 +240,10 @@ use crate::orgs::audit::{self, Entry, Meta};
 use crate::orgs::{Require, perm};
 use crate::startup::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/scoring", get(read).put(save))
-        .route("/api/v1/leads/{id}/score", get(explain))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(read, save))
+        .routes(routes!(explain))
 }
 
 type Lead = Require<perm::LeadSearchAndManagement>;
@@ -293,6 +296,8 @@ async fn load_state(tx: &mut TenantTx) -> Result<ScoringState, AppError> {
 }
 
 /// `GET /api/v1/scoring`: the model, its version and how far rescoring has got.
+#[utoipa::path(get, path = "/api/v1/scoring", tag = "scoring",
+    responses((status = 200, description = "The organization's model, its version and the bulk rescoring progress", body = Object), Refusals))]
 async fn read(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -305,6 +310,8 @@ async fn read(
 
 /// `PUT /api/v1/scoring`: replaces the model (admins and managers). Every lead is then rescored
 /// in the background; new and changed leads are scored with the new model at once.
+#[utoipa::path(put, path = "/api/v1/scoring", tag = "scoring", request_body(content = Model, description = "Weighted rules; a mistake is answered with its JSON path"),
+    responses((status = 200, description = "The saved model's state; leads are rescored in the background (admins and managers)", body = Object), Refusals))]
 async fn save(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -371,6 +378,8 @@ async fn save_model(
 
 /// `GET /api/v1/leads/{id}/score`: the lead's score under the current model and the rules that
 /// made it.
+#[utoipa::path(get, path = "/api/v1/leads/{id}/score", tag = "scoring", params(("id" = Uuid, Path, description = "The lead")),
+    responses((status = 200, description = "The lead's score and the factors that make it up", body = Object), Missing, Refusals))]
 async fn explain(
     State(state): State<AppState>,
     Require(member, _): Lead,

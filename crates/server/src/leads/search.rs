@@ -15,9 +15,11 @@ use crate::http::error::AppError;
 const MAX_TERMS: usize = 16;
 
 /// The query string of list, count and export.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
+    /// Full text over name, title and company: words, "quoted phrases", OR, -exclusions.
     pub q: Option<String>,
     pub title: Option<String>,
     /// Comma-separated values for the enumerations and tags.

@@ -2,11 +2,9 @@
 //! string (checked when saved, exactly as a search would check it); running it is that search,
 //! under the runner's own ACL, with the page and cursor of the request.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -14,15 +12,18 @@ use uuid::Uuid;
 use super::search::SearchParams;
 use crate::db::TenantTx;
 use crate::http::error::{ApiJson, ApiQuery, AppError};
+use crate::http::openapi::{Missing, Refusals};
 use crate::orgs::audit::{self, Entry, Meta};
 use crate::orgs::{Require, perm, ts};
 use crate::startup::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/segments", get(list).post(create))
-        .route("/api/v1/segments/{id}", get(read).delete(remove))
-        .route("/api/v1/segments/{id}/leads", get(run))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, remove))
+        .routes(routes!(run))
 }
 
 type Lead = Require<perm::LeadSearchAndManagement>;
@@ -57,7 +58,7 @@ fn filters(query: &str) -> Result<SearchParams, AppError> {
     Ok(params)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewSegment {
     name: String,
@@ -80,6 +81,8 @@ struct Row {
     created_at: time::OffsetDateTime,
 }
 
+#[utoipa::path(post, path = "/api/v1/segments", tag = "segments", request_body = NewSegment,
+    responses((status = 201, description = "The saved search; its query is checked as a search would check it", body = Object), (status = 409, description = "You already have a segment with this name", body = crate::http::openapi::ErrorBody), Refusals))]
 async fn create(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -155,6 +158,8 @@ async fn fetch(tx: &mut TenantTx, id: Uuid) -> Result<Row, AppError> {
     .ok_or(AppError::NotFound)
 }
 
+#[utoipa::path(get, path = "/api/v1/segments", tag = "segments",
+    responses((status = 200, description = "Your segments and the organization's shared ones", body = Object), Refusals))]
 async fn list(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -172,6 +177,8 @@ async fn list(
     Ok(axum::Json(Value::Array(rows.iter().map(view).collect())).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = Uuid, Path, description = "The segment")),
+    responses((status = 200, description = "The segment", body = Object), Missing, Refusals))]
 async fn read(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -183,6 +190,8 @@ async fn read(
     Ok(axum::Json(view(&row)).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = Uuid, Path, description = "The segment")),
+    responses((status = 204, description = "Deleted (its owner; an admin for a shared one)"), Missing, Refusals))]
 async fn remove(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -220,13 +229,18 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct RunPage {
+    /// Leads per page.
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/segments/{id}/leads", tag = "segments", params(("id" = Uuid, Path, description = "The segment"), RunPage),
+    responses((status = 200, description = "One page of the segment's leads, under the runner's own ACL", body = Object), Missing, Refusals))]
 async fn run(
     State(state): State<AppState>,
     Require(member, _): Lead,

@@ -6,11 +6,9 @@
 //! Activities are a record and are never deleted, except with their lead; the server adds
 //! `status_change` and `merge` activities itself.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -19,18 +17,18 @@ use uuid::Uuid;
 use super::repo;
 use crate::db::TenantTx;
 use crate::http::error::{ApiJson, ApiQuery, AppError};
+use crate::http::openapi::{Missing, Refusals};
 use crate::orgs::audit::{self, Entry, Meta};
 use crate::orgs::{Require, perm, ts};
 use crate::startup::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/leads/{id}/notes", get(list_notes).post(add_note))
-        .route("/api/v1/leads/{id}/notes/{note}", delete(remove_note))
-        .route(
-            "/api/v1/leads/{id}/activities",
-            get(list_activities).post(add_activity),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_notes, add_note))
+        .routes(routes!(remove_note))
+        .routes(routes!(list_activities, add_activity))
 }
 
 type Lead = Require<perm::LeadSearchAndManagement>;
@@ -39,10 +37,13 @@ type Lead = Require<perm::LeadSearchAndManagement>;
 const MAX_PAGE: i64 = 200;
 
 /// Paging of a timeline: newest first, `before` the id of the last item of the previous page.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TimelineQuery {
+    /// From 1 to 200 (default 50).
     limit: Option<i64>,
+    /// The `next_before` of the previous page.
     before: Option<Uuid>,
 }
 
@@ -240,6 +241,8 @@ pub(crate) async fn insert_note(
     Ok(note)
 }
 
+#[utoipa::path(get, path = "/api/v1/leads/{id}/notes", tag = "leads", params(("id" = Uuid, Path, description = "The lead"), TimelineQuery),
+    responses((status = 200, description = "The lead's notes, newest first: `items` and `next_before`", body = Object), Missing, Refusals))]
 async fn list_notes(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -261,12 +264,14 @@ async fn list_notes(
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewNote {
     body: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/leads/{id}/notes", tag = "leads", params(("id" = Uuid, Path, description = "The lead")), request_body = NewNote,
+    responses((status = 201, description = "The note (needs the right to write the lead); audited", body = Object), Missing, Refusals))]
 async fn add_note(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -330,6 +335,8 @@ pub(crate) async fn delete_note(
     Ok(())
 }
 
+#[utoipa::path(delete, path = "/api/v1/leads/{id}/notes/{note}", tag = "leads", params(("id" = Uuid, Path, description = "The lead"), ("note" = Uuid, Path, description = "The note")),
+    responses((status = 204, description = "Deleted (its author or an admin); audited"), Missing, Refusals))]
 async fn remove_note(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -342,6 +349,8 @@ async fn remove_note(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/api/v1/leads/{id}/activities", tag = "leads", params(("id" = Uuid, Path, description = "The lead"), TimelineQuery),
+    responses((status = 200, description = "The lead's activities, newest first: `items` and `next_before`", body = Object), Missing, Refusals))]
 async fn list_activities(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -363,11 +372,13 @@ async fn list_activities(
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewActivity {
+    /// `call`, `email`, `meeting` or `task`.
     kind: String,
     summary: String,
+    /// When it happened (RFC 3339); now when absent.
     #[serde(default, with = "time::serde::rfc3339::option")]
     occurred_at: Option<OffsetDateTime>,
 }
@@ -404,6 +415,8 @@ pub(crate) async fn log_activity(
     })
 }
 
+#[utoipa::path(post, path = "/api/v1/leads/{id}/activities", tag = "leads", params(("id" = Uuid, Path, description = "The lead")), request_body = NewActivity,
+    responses((status = 201, description = "The activity (needs the right to write the lead)", body = Object), Missing, Refusals))]
 async fn add_activity(
     State(state): State<AppState>,
     Require(member, _): Lead,

@@ -2,11 +2,9 @@
 //! audit trail. Every route that needs a permission takes [`Require`]; every query runs in a
 //! [`TenantTx`] built from the member, never from an id in the request.
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -17,20 +15,20 @@ use super::ts;
 use crate::auth::AuthUser;
 use crate::db::{Aal, Role, TenantContext, TenantTx, UserTx};
 use crate::http::error::{ApiJson, AppError};
+use crate::http::openapi::{Missing, Refusals};
 use crate::startup::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/orgs", get(list_orgs).post(create_org))
-        .route("/api/v1/session/org", post(switch_org))
-        .route("/api/v1/org", get(current_org).patch(rename_org))
-        .route("/api/v1/org/settings", get(get_settings).put(put_settings))
-        .route("/api/v1/org/members", get(list_members))
-        .route(
-            "/api/v1/org/members/{user_id}",
-            patch(change_role).delete(remove_member),
-        )
-        .route("/api/v1/org/audit", get(audit_log))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_orgs, create_org))
+        .routes(routes!(switch_org))
+        .routes(routes!(current_org, rename_org))
+        .routes(routes!(get_settings, put_settings))
+        .routes(routes!(list_members))
+        .routes(routes!(change_role, remove_member))
+        .routes(routes!(audit_log))
 }
 
 fn org_name(raw: &str) -> Result<String, AppError> {
@@ -43,13 +41,15 @@ fn org_name(raw: &str) -> Result<String, AppError> {
     Ok(name.to_string())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewOrg {
     pub(crate) name: String,
 }
 
 /// Any signed-in user may create an organization; they become its first Admin.
+#[utoipa::path(post, path = "/api/v1/orgs", tag = "organizations", request_body = NewOrg,
+    responses((status = 201, description = "The organization; the caller is its first admin", body = Object), Refusals))]
 pub(crate) async fn create_org(
     State(state): State<AppState>,
     user: AuthUser,
@@ -91,6 +91,8 @@ pub(crate) async fn create_org(
         .into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "organizations",
+    responses((status = 200, description = "The organizations the user belongs to, with the role in each", body = Object), Refusals))]
 pub(crate) async fn list_orgs(
     State(state): State<AppState>,
     user: AuthUser,
@@ -112,7 +114,7 @@ pub(crate) async fn list_orgs(
     )))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Switch {
     pub(crate) org_id: Uuid,
@@ -120,6 +122,8 @@ pub(crate) struct Switch {
 
 /// Moves the session to another organization of the user's and returns a fresh access token
 /// carrying it. Not a member: 404, whether or not the organization exists.
+#[utoipa::path(post, path = "/api/v1/session/org", tag = "organizations", request_body = Switch,
+    responses((status = 200, description = "New tokens for the session, scoped to the chosen organization", body = Object), Missing, Refusals))]
 pub(crate) async fn switch_org(
     State(state): State<AppState>,
     user: AuthUser,
@@ -138,6 +142,8 @@ pub(crate) async fn switch_org(
     })))
 }
 
+#[utoipa::path(get, path = "/api/v1/org", tag = "organizations",
+    responses((status = 200, description = "The session's organization and the caller's role in it", body = Object), Refusals))]
 pub(crate) async fn current_org(
     State(state): State<AppState>,
     member: Member,
@@ -155,6 +161,8 @@ pub(crate) async fn current_org(
     })))
 }
 
+#[utoipa::path(patch, path = "/api/v1/org", tag = "organizations", request_body = NewOrg,
+    responses((status = 200, description = "Renamed (admins); audited", body = Object), Refusals))]
 pub(crate) async fn rename_org(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
@@ -193,7 +201,7 @@ pub(crate) async fn rename_org(
 }
 
 /// Organization-wide security settings.
-#[derive(Debug, Deserialize, serde::Serialize, Default)]
+#[derive(Debug, Deserialize, serde::Serialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Settings {
     /// Every member must sign in with a second factor to work in this organization.
@@ -201,6 +209,8 @@ pub(crate) struct Settings {
     pub(crate) require_mfa: bool,
 }
 
+#[utoipa::path(get, path = "/api/v1/org/settings", tag = "organizations",
+    responses((status = 200, description = "The organization's settings", body = Settings), Refusals))]
 pub(crate) async fn get_settings(
     State(state): State<AppState>,
     Require(member, _): Require<perm::SystemSettings>,
@@ -217,6 +227,8 @@ pub(crate) async fn get_settings(
     Ok(axum::Json(json!(parsed)))
 }
 
+#[utoipa::path(put, path = "/api/v1/org/settings", tag = "organizations", request_body = Settings,
+    responses((status = 200, description = "The settings after the change (admins at aal2); audited", body = Settings), Refusals))]
 pub(crate) async fn put_settings(
     State(state): State<AppState>,
     Require(member, _): Require<perm::SystemSettings>,
@@ -254,6 +266,8 @@ pub(crate) async fn put_settings(
     Ok(axum::Json(after))
 }
 
+#[utoipa::path(get, path = "/api/v1/org/members", tag = "organizations",
+    responses((status = 200, description = "Members and their roles", body = Object), Refusals))]
 pub(crate) async fn list_members(
     State(state): State<AppState>,
     member: Member,
@@ -274,7 +288,7 @@ pub(crate) async fn list_members(
     )))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RoleChange {
     pub(crate) role: String,
@@ -301,6 +315,8 @@ pub(crate) async fn ensure_not_last_admin(
     Ok(())
 }
 
+#[utoipa::path(patch, path = "/api/v1/org/members/{user_id}", tag = "organizations", params(("user_id" = Uuid, Path, description = "The member's user id")), request_body = RoleChange,
+    responses((status = 200, description = "The new role (admins at aal2; never the last admin); audited", body = Object), (status = 409, description = "It would leave the organization without an admin", body = crate::http::openapi::ErrorBody), Missing, Refusals))]
 pub(crate) async fn change_role(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
@@ -349,6 +365,8 @@ pub(crate) async fn change_role(
     ))
 }
 
+#[utoipa::path(delete, path = "/api/v1/org/members/{user_id}", tag = "organizations", params(("user_id" = Uuid, Path, description = "The member's user id")),
+    responses((status = 204, description = "Removed (admins at aal2; never the last admin); audited"), (status = 409, description = "It would leave the organization without an admin", body = crate::http::openapi::ErrorBody), Missing, Refusals))]
 pub(crate) async fn remove_member(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
@@ -390,7 +408,8 @@ pub(crate) async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuditQuery {
     pub(crate) action: Option<String>,
@@ -400,6 +419,8 @@ pub(crate) struct AuditQuery {
 }
 
 /// The trail, newest first, for admins (the database adds the same rule).
+#[utoipa::path(get, path = "/api/v1/org/audit", tag = "organizations", params(AuditQuery),
+    responses((status = 200, description = "The audit trail, newest first (admins)", body = Object), Refusals))]
 pub(crate) async fn audit_log(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,

@@ -9,11 +9,9 @@
 
 use std::net::IpAddr;
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use leadgen_crypto::apikey;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -25,15 +23,18 @@ use super::permissions::{ApiKeyPrincipal, Member, Permission, Require, perm};
 use super::ts;
 use crate::db::{Aal, Role, TenantTx};
 use crate::http::error::{ApiJson, AppError};
+use crate::http::openapi::{Missing, Refusals};
 use crate::mail::Mail;
 use crate::startup::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/api-keys", get(list).post(create))
-        .route("/api/v1/api-keys/{id}", delete(revoke))
-        .route("/api/v1/api-keys/{id}/rotate", post(rotate))
-        .route("/api/v1/notifications", get(notifications))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
+        .routes(routes!(rotate))
+        .routes(routes!(notifications))
 }
 
 fn invalid(message: &str) -> AppError {
@@ -108,7 +109,7 @@ fn api_scopes() -> Vec<Permission> {
         .collect()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewKey {
     pub(crate) name: String,
@@ -117,6 +118,8 @@ pub(crate) struct NewKey {
     pub(crate) expires_in_days: Option<i64>,
 }
 
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "api keys", request_body = NewKey,
+    responses((status = 201, description = "The key, whose secret is shown this once; it expires after 90 days unless rotated", body = Object), Refusals))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ApiKeyGeneration>,
@@ -233,6 +236,8 @@ pub(crate) async fn insert_key(
     Ok((id, key, expires_at))
 }
 
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api keys",
+    responses((status = 200, description = "The organization's keys (never their secrets)", body = Object), Refusals))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ApiKeyGeneration>,
@@ -270,6 +275,8 @@ pub(crate) async fn list(
     )))
 }
 
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api keys", params(("id" = Uuid, Path, description = "The API key")),
+    responses((status = 204, description = "Revoked at once; audited"), Missing, Refusals))]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ApiKeyGeneration>,
@@ -304,6 +311,8 @@ pub(crate) async fn revoke(
 
 /// Issues a successor with the same name and scopes; the old key keeps working for the overlap
 /// window (default 7 days), then stops everywhere.
+#[utoipa::path(post, path = "/api/v1/api-keys/{id}/rotate", tag = "api keys", params(("id" = Uuid, Path, description = "The API key")),
+    responses((status = 200, description = "A new secret for the key; the old one keeps working for the overlap window", body = Object), Missing, Refusals))]
 pub(crate) async fn rotate(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ApiKeyGeneration>,
@@ -375,6 +384,8 @@ pub(crate) async fn rotate(
 }
 
 /// In-app notifications for the member (admins also see admin notices).
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "api keys",
+    responses((status = 200, description = "The caller's notifications (key expiry notices)", body = Object), Refusals))]
 pub(crate) async fn notifications(
     State(state): State<AppState>,
     member: Member,

@@ -2,11 +2,9 @@
 //! their read and write groups. Members list them; only admins at `aal2` change them, which the
 //! database enforces as well (restrictive policies on `app.acl_groups` and its members).
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -15,18 +13,20 @@ use super::audit::{self, Entry, Meta};
 use super::permissions::{Member, Require, perm};
 use crate::db::TenantTx;
 use crate::http::error::{ApiJson, AppError};
+use crate::http::openapi::{Missing, Refusals};
 use crate::startup::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/org/groups", get(list).post(create))
-        .route("/api/v1/org/groups/{id}", delete(remove))
-        .route(
-            "/api/v1/org/groups/{id}/members/{user_id}",
-            put(add_member).delete(remove_member),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(remove))
+        .routes(routes!(add_member, remove_member))
 }
 
+#[utoipa::path(get, path = "/api/v1/org/groups", tag = "organizations",
+    responses((status = 200, description = "ACL groups and their members", body = Object), Refusals))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     member: Member,
@@ -50,12 +50,14 @@ pub(crate) async fn list(
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewGroup {
     pub(crate) name: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/org/groups", tag = "organizations", request_body = NewGroup,
+    responses((status = 201, description = "The group (admins at aal2); audited", body = Object), Refusals))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
@@ -105,6 +107,8 @@ pub(crate) async fn create(
 
 /// A group still named by an ACL cannot go: the leads it guards would fall back to admins only
 /// without anyone deciding it. Change those ACLs first.
+#[utoipa::path(delete, path = "/api/v1/org/groups/{id}", tag = "organizations", params(("id" = Uuid, Path, description = "The group")),
+    responses((status = 204, description = "Removed (admins at aal2); audited"), Missing, Refusals))]
 pub(crate) async fn remove(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
@@ -215,6 +219,8 @@ async fn member_change(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(put, path = "/api/v1/org/groups/{id}/members/{user_id}", tag = "organizations", params(("id" = Uuid, Path, description = "The group"), ("user_id" = Uuid, Path, description = "The member")),
+    responses((status = 204, description = "Added (admins at aal2); audited"), Missing, Refusals))]
 pub(crate) async fn add_member(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
@@ -224,6 +230,8 @@ pub(crate) async fn add_member(
     member_change(&state, &member, &meta, group, user, true).await
 }
 
+#[utoipa::path(delete, path = "/api/v1/org/groups/{id}/members/{user_id}", tag = "organizations", params(("id" = Uuid, Path, description = "The group"), ("user_id" = Uuid, Path, description = "The member")),
+    responses((status = 204, description = "Removed (admins at aal2); audited"), Missing, Refusals))]
 pub(crate) async fn remove_member(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,

@@ -1,11 +1,9 @@
 //! Invitations: admins invite an address with a role; the mailed token is single-use, expires
 //! after seven days, and only the account with that confirmed address can accept it.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -17,26 +15,31 @@ use crate::auth::tokens::{random_token, token_hash};
 use crate::auth::{AuthUser, EmailAddress};
 use crate::db::{Aal, Role, TenantContext, TenantTx, UserTx};
 use crate::http::error::{ApiJson, AppError};
+use crate::http::openapi::{Missing, Refusals};
 use crate::mail::Mail;
 use crate::startup::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// How long an invitation stays valid.
 const INVITATION_TTL_DAYS: i64 = 7;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/org/invitations", get(list).post(invite))
-        .route("/api/v1/org/invitations/{id}", delete(revoke))
-        .route("/api/v1/invitations/accept", post(accept))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, invite))
+        .routes(routes!(revoke))
+        .routes(routes!(accept))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Invite {
     pub(crate) email: String,
     pub(crate) role: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/org/invitations", tag = "organizations", request_body = Invite,
+    responses((status = 201, description = "The invitation, mailed with a single-use link (admins)", body = Object), Refusals))]
 pub(crate) async fn invite(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
@@ -112,6 +115,8 @@ pub(crate) async fn invite(
         .into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/org/invitations", tag = "organizations",
+    responses((status = 200, description = "Pending invitations", body = Object), Refusals))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
@@ -145,6 +150,8 @@ pub(crate) async fn list(
     )))
 }
 
+#[utoipa::path(delete, path = "/api/v1/org/invitations/{id}", tag = "organizations", params(("id" = Uuid, Path, description = "The invitation")),
+    responses((status = 204, description = "Revoked"), Missing, Refusals))]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     Require(member, _): Require<perm::ManageOrganization>,
@@ -178,7 +185,7 @@ pub(crate) async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Accept {
     pub(crate) token: String,
@@ -186,6 +193,8 @@ pub(crate) struct Accept {
 
 /// The signed-in user accepts an invitation addressed to them; they become a member with the
 /// invited role (their session stays where it is: switch to work in the new organization).
+#[utoipa::path(post, path = "/api/v1/invitations/accept", tag = "organizations", request_body = Accept,
+    responses((status = 200, description = "Membership with the invited role, for the signed-in user the invitation was sent to", body = Object), Refusals))]
 pub(crate) async fn accept(
     State(state): State<AppState>,
     user: AuthUser,

@@ -53,6 +53,14 @@ async fn supabase_auth_js_client() {
     app.stop().await;
 }
 
+/// The OpenAPI document, validated by swagger-parser and checked against the routes served.
+#[tokio::test]
+async fn openapi_document_is_valid_and_every_operation_is_served() {
+    let app = TestApp::spawn().await;
+    run_node(&app, "openapi.test.mjs", 1).await;
+    app.stop().await;
+}
+
 /// The account pages in Chromium, from sign-up to signing in with a second factor.
 #[tokio::test]
 async fn account_pages_in_chromium() {

@@ -3,12 +3,10 @@
 
 use std::io::Write as _;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use futures_util::StreamExt as _;
 use leadgen_import::{Field, Limits, Mapping, Reader};
 use serde::Deserialize;
@@ -20,23 +18,27 @@ use uuid::Uuid;
 use super::Mode;
 use crate::db::TenantTx;
 use crate::http::error::{ApiJson, ApiQuery, AppError};
+use crate::http::openapi::{Missing, Refusals};
 use crate::orgs::audit::{self, Entry, Meta};
 use crate::orgs::{Require, perm, ts};
 use crate::startup::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/imports", get(list).post(upload))
-        .route("/api/v1/imports/{id}", get(status))
-        .route("/api/v1/imports/{id}/start", post(start))
-        .route("/api/v1/imports/{id}/cancel", post(cancel))
-        .route("/api/v1/imports/{id}/issues", get(issues))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, upload))
+        .routes(routes!(status))
+        .routes(routes!(start))
+        .routes(routes!(cancel))
+        .routes(routes!(issues))
 }
 
 type Lead = Require<perm::LeadSearchAndManagement>;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct UploadQuery {
     /// The file's name, for people (shown in lists and the audit trail).
     name: Option<String>,
@@ -89,6 +91,9 @@ fn too_large(limit: Option<usize>) -> AppError {
     })
 }
 
+#[utoipa::path(post, path = "/api/v1/imports", tag = "imports", params(UploadQuery),
+    request_body(content = String, content_type = "text/csv", description = "A CSV export (HubSpot, Apollo, Salesforce or LeadGen's template), streamed; up to the configured maximum"),
+    responses((status = 201, description = "The job: detected dialect, the mapping per column and a preview; a structural fault refuses the upload naming its line", body = Object), (status = 413, description = "Larger than the configured maximum", body = crate::http::openapi::ErrorBody), Refusals))]
 async fn upload(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -257,9 +262,10 @@ fn columns(m: &Mapping) -> Value {
     )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StartInput {
+    /// `create_only`, `update_existing` or `fill_empty`.
     mode: String,
     /// One entry per column: a field key, or null to leave the column out. Absent: the automatic
     /// mapping shown at upload.
@@ -332,6 +338,8 @@ fn view(j: &JobRow, now: OffsetDateTime) -> Value {
     })
 }
 
+#[utoipa::path(post, path = "/api/v1/imports/{id}/start", tag = "imports", params(("id" = Uuid, Path, description = "The import job")), request_body = StartInput,
+    responses((status = 200, description = "The job, queued to run in the background", body = Object), Missing, Refusals))]
 async fn start(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -403,6 +411,8 @@ async fn start(
     Ok((StatusCode::ACCEPTED, axum::Json(view(&j, now))).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/imports/{id}", tag = "imports", params(("id" = Uuid, Path, description = "The import job")),
+    responses((status = 200, description = "The job's state and progress (percent, rows/s, ETA)", body = Object), Missing, Refusals))]
 async fn status(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -414,6 +424,8 @@ async fn status(
     Ok(axum::Json(view(&j, state.clock.now())).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/imports", tag = "imports",
+    responses((status = 200, description = "The organization's 100 latest import jobs", body = Object), Refusals))]
 async fn list(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -434,6 +446,8 @@ async fn list(
     Ok(axum::Json(Value::Array(out)).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/imports/{id}/cancel", tag = "imports", params(("id" = Uuid, Path, description = "The import job")),
+    responses((status = 200, description = "The job, cancelled (rows already written stay)", body = Object), Missing, Refusals))]
 async fn cancel(
     State(state): State<AppState>,
     Require(member, _): Lead,
@@ -477,6 +491,8 @@ async fn cancel(
 }
 
 /// The error report: line, column, severity and reason of every problem, as CSV.
+#[utoipa::path(get, path = "/api/v1/imports/{id}/issues", tag = "imports", params(("id" = Uuid, Path, description = "The import job")),
+    responses((status = 200, description = "The error report as CSV: line, column and reason of every rejected row", content_type = "text/csv", body = String), Missing, Refusals))]
 async fn issues(
     State(state): State<AppState>,
     Require(member, _): Lead,

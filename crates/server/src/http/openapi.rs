@@ -1,0 +1,161 @@
+//! The OpenAPI document of every JSON endpoint, served at `/api/openapi.json`.
+//!
+//! Each API module registers its handlers through [`OpenApiRouter`] with `routes!`, which takes
+//! the path and method from the handler's `#[utoipa::path]`: a handler cannot be routed without
+//! being documented, and the document cannot name a route that is not served.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::startup::AppState;
+
+/// An error as every `/api/v1` endpoint returns it.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // The shape of `AppError`'s body, for the document only.
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// The error itself.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorDetail {
+    /// The HTTP status again.
+    status: u16,
+    /// What was wrong, naming the field or parameter when there is one.
+    message: String,
+    /// A stable code for refusals a client may act on (`acl_denied`, `insufficient_aal`…).
+    code: Option<String>,
+    /// The request id, as in the `x-request-id` header and the server's log.
+    request_id: String,
+}
+
+/// The refusals every authenticated endpoint may answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // For the document only.
+pub enum Refusals {
+    /// A parameter or field is invalid; the message names it.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No credentials, or expired or revoked ones.
+    #[response(status = 401)]
+    Unauthenticated(ErrorBody),
+    /// The role, the API key's scopes, the session's assurance level or an ACL does not allow it
+    /// (`code` says which).
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+}
+
+/// No such resource, or one the principal may not see (the two are not told apart).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum Missing {
+    /// Not found, or not visible to this principal.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
+/// An error of the `/auth/v1` endpoints, in the shape Supabase Auth clients read.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct AuthErrorBody {
+    /// The HTTP status again.
+    code: u16,
+    /// A stable code (`invalid_credentials`, `weak_password`, `over_request_rate_limit`…).
+    error_code: String,
+    /// What was wrong.
+    msg: String,
+}
+
+/// The refusals of the `/auth/v1` endpoints.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum AuthRefusals {
+    /// Invalid input, or a grant that does not hold.
+    #[response(status = 400)]
+    BadRequest(AuthErrorBody),
+    /// Missing or invalid credentials.
+    #[response(status = 401)]
+    Unauthenticated(AuthErrorBody),
+    /// Too many attempts; `Retry-After` says when to try again.
+    #[response(status = 429)]
+    TooManyAttempts(AuthErrorBody),
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "LeadGen API",
+        description = "Leads, imports, search, scoring, segments, organizations and accounts. \
+            Authenticate with `Authorization: Bearer <access token>` (from `/auth/v1/token`) or \
+            with an API key (`Authorization: Bearer lg_…` or `X-API-Key`). Errors are JSON \
+            (`ErrorBody`) and name the field at fault."
+    ),
+    components(schemas(ErrorBody, ErrorDetail, AuthErrorBody)),
+    modifiers(&Security),
+    security(("bearer" = []), ("api_key" = []))
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT or API key")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+/// Every documented JSON route, and the document they make.
+pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(crate::auth::api::routes())
+        .merge(crate::orgs::api::routes())
+        .merge(crate::orgs::api_keys::routes())
+        .merge(crate::orgs::invitations::routes())
+        .merge(crate::orgs::groups::routes())
+        .merge(crate::leads::api::routes())
+        .merge(crate::leads::segments::routes())
+        .merge(crate::leads::timeline::routes())
+        .merge(crate::leads::merge::routes())
+        .merge(crate::leads::scoring::routes())
+        .merge(crate::leads::import::api::routes())
+        .split_for_parts()
+}
+
+/// `GET /api/openapi.json`: the document, rendered once.
+pub fn document_route(doc: &utoipa::openapi::OpenApi) -> Router<AppState> {
+    let json: Arc<str> = doc.to_json().unwrap_or_default().into();
+    Router::new().route(
+        "/api/openapi.json",
+        get(move || {
+            let json = json.clone();
+            async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    json.to_string(),
+                )
+                    .into_response()
+            }
+        }),
+    )
+}
