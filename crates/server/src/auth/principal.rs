@@ -41,16 +41,23 @@ impl FromRequestParts<AppState> for AuthUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
+        let token = match parts
             .headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or(AuthError::NoAuthorization)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or(AuthError::NoAuthorization)?
-            .trim();
+        {
+            Some(header) => header
+                .strip_prefix("Bearer ")
+                .or_else(|| header.strip_prefix("bearer "))
+                .ok_or(AuthError::NoAuthorization)?
+                .trim(),
+            // The browser session's cookie (HttpOnly, `__Host-`, SameSite=Strict), for the pages'
+            // own scripts: the edge refuses a cookie-authenticated change from another origin
+            // (`attack_protection.csrf`), as it does for the pages' forms.
+            None => crate::web::csrf::cookie_value(&parts.headers, super::pages::ACCESS_COOKIE)
+                .filter(|t| !t.is_empty())
+                .ok_or(AuthError::NoAuthorization)?,
+        };
         let user = AuthUser::from_token(state, token).await?;
         if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
             slot.set(user.user_id.to_string());

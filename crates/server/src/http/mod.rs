@@ -64,6 +64,7 @@ pub fn app_router(state: AppState) -> Router {
         .merge(crate::auth::pages::router(&state))
         .merge(crate::leads::pages::routes())
         .merge(crate::leads::scoring::page_routes())
+        .merge(crate::leads::import::page::routes())
         .fallback(fallback);
     with_middleware(routes, state)
 }

@@ -26,6 +26,12 @@ const SOURCES: &[(&str, &str, &str, &[u8])] = &[
         include_bytes!("../../static/app.css"),
     ),
     (
+        "import",
+        "js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/import.js"),
+    ),
+    (
         "icon",
         "svg",
         "image/svg+xml",
@@ -52,6 +58,8 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
 pub struct Assets {
     pub css: String,
     pub icon: String,
+    /// The import wizard's script.
+    pub import_js: String,
 }
 
 static URLS: LazyLock<Assets> = LazyLock::new(|| {
@@ -65,6 +73,7 @@ static URLS: LazyLock<Assets> = LazyLock::new(|| {
     Assets {
         css: url("app"),
         icon: url("icon"),
+        import_js: url("import"),
     }
 });
 

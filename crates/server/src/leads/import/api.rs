@@ -339,7 +339,7 @@ fn view(j: &JobRow, now: OffsetDateTime) -> Value {
 }
 
 #[utoipa::path(post, path = "/api/v1/imports/{id}/start", tag = "imports", params(("id" = Uuid, Path, description = "The import job")), request_body = StartInput,
-    responses((status = 200, description = "The job, queued to run in the background", body = Object), Missing, Refusals))]
+    responses((status = 202, description = "The job, queued to run in the background", body = Object), Missing, Refusals))]
 async fn start(
     State(state): State<AppState>,
     Require(member, _): Lead,

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod merge;
+pub mod page;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
