@@ -51,7 +51,7 @@ impl FromRequestParts<AppState> for AuthUser {
                 .or_else(|| header.strip_prefix("bearer "))
                 .ok_or(AuthError::NoAuthorization)?
                 .trim(),
-            // The browser session's cookie (HttpOnly, `__Host-`, SameSite=Strict), for the pages'
+            // The browser session's cookie (HttpOnly, `__Host-`, SameSite=Lax), for the pages'
             // own scripts: the edge refuses a cookie-authenticated change from another origin
             // (`attack_protection.csrf`), as it does for the pages' forms.
             None => crate::web::csrf::cookie_value(&parts.headers, super::pages::ACCESS_COOKIE)

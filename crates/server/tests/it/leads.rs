@@ -1465,3 +1465,49 @@ async fn notes_activities_and_merges_follow_the_lead_acl_keep_opt_outs_and_are_a
         "{merge_entry}"
     );
 }
+
+/// The pages' scripts call the API with the session cookie: reads work, a change from the page's
+/// own origin works, and a change from another origin (or hiding its origin) is refused at the edge.
+#[tokio::test]
+async fn the_api_takes_the_session_cookie_only_from_its_own_origin() {
+    let app = spawn().await;
+    let api = Api::new(&app);
+    let (_, t, _) = org_with_every_role(&app, &api, "cookie").await;
+    let cookie = format!("__Host-lg-access={}", t[2]);
+    let own = app.https_url("");
+    let own = own.trim_end_matches('/');
+    let post = |origin: Option<&str>| {
+        let mut r = app
+            .client()
+            .post(app.https_url("/api/v1/leads"))
+            .header("cookie", &cookie)
+            .header("content-type", "application/json")
+            .body(json!({ "first_name": "Cookie", "last_name": "Monster" }).to_string());
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.send()
+    };
+    let res = app
+        .client()
+        .get(app.https_url("/api/v1/leads"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(post(Some(own)).await.unwrap().status(), 201);
+    for origin in [Some("https://evil.example"), Some("null"), None] {
+        let res = post(origin).await.unwrap();
+        assert_eq!(res.status(), 403, "{origin:?}");
+    }
+    assert_eq!(ids(&api, &t[2], "q=monster").await.len(), 1);
+    // Without a cookie or a token there is no principal at all.
+    let res = app
+        .client()
+        .get(app.https_url("/api/v1/leads"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
