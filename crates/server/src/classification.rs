@@ -321,6 +321,25 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
         ],
     ),
     (
+        "export_jobs",
+        &[
+            ("id", I),
+            ("org_id", I),
+            ("created_by", I),
+            ("format", I),
+            // A filter may hold words of a search, never an exact email (recorded as "given").
+            ("filter", C),
+            ("status", I),
+            ("rows", I),
+            ("bytes", I),
+            // A hash of the link's secret token.
+            ("token_sha256", R),
+            ("expires_at", I),
+            ("created_at", I),
+            ("finished_at", I),
+        ],
+    ),
+    (
         "lead_notes",
         &[
             ("id", I),

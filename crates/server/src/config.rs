@@ -183,6 +183,9 @@ pub struct ImportsConfig {
     pub poll_ms: u64,
     /// Rows shown in an upload's preview.
     pub preview_rows: usize,
+    /// How long an export job's download link works, from the export's start; its file is
+    /// deleted after that.
+    pub export_link_secs: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -428,6 +431,12 @@ impl Config {
         }
         if !(1..=200).contains(&i.preview_rows) {
             return Err(rule("imports.preview_rows", "must be between 1 and 200"));
+        }
+        if !(60..=86_400).contains(&i.export_link_secs) {
+            return Err(rule(
+                "imports.export_link_secs",
+                "must be between 60 and 86400 (a day)",
+            ));
         }
         let k = &self.api_keys;
         if k.max_ttl_days < 1 || k.max_ttl_days > 366 {

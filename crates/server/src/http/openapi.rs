@@ -134,6 +134,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(crate::orgs::invitations::routes())
         .merge(crate::orgs::groups::routes())
         .merge(crate::leads::api::routes())
+        .merge(crate::leads::export_jobs::routes())
         .merge(crate::leads::segments::routes())
         .merge(crate::leads::timeline::routes())
         .merge(crate::leads::merge::routes())

@@ -53,9 +53,18 @@ pub const CSV_COLUMNS: [&str; 24] = [
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(crate) enum Format {
     Csv,
     Json,
+}
+
+impl Format {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Json => "json",
+        }
+    }
 }
 
 /// A spreadsheet would run a cell that begins with `=`, `+`, `-`, `@` (or a tab or carriage
@@ -122,38 +131,13 @@ pub async fn export(
     meta: Meta,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Response, AppError> {
-    let format = match params.format.as_deref().unwrap_or("csv") {
-        "csv" => Format::Csv,
-        "json" => Format::Json,
-        _ => return Err(AppError::BadRequest("format: csv or json".into())),
-    };
-    if params.cursor.is_some() || params.limit.is_some() {
-        return Err(AppError::BadRequest(
-            "cursor, limit: an export covers the whole result".into(),
-        ));
-    }
-    let org = member.org_id;
-    let (filter, page) = params.parse(|e| state.fields.email_index(org, e))?;
-    let context = member.context();
-    // The record that an export began commits before any row leaves.
-    let export_id = uuid::Uuid::now_v7();
-    let mut tx = TenantTx::begin(&state.pool, context).await?;
-    audit::record(
-        &mut tx,
-        state.clock.now(),
-        &meta,
-        Entry {
-            action: "leads.export",
-            target: Some(format!("export:{export_id}")),
-            before: None,
-            after: Some(json!({
-                "format": if format == Format::Csv { "csv" } else { "json" },
-                "filter": describe(&params),
-            })),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    let Started {
+        format,
+        filter,
+        page,
+        context,
+        export_id,
+    } = start(&state, &member, &meta, &params, "download").await?;
 
     let (tx_chunks, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let task_state = state.clone();
@@ -183,9 +167,68 @@ pub async fn export(
         .into_response())
 }
 
+/// An export whose start is recorded: what to read and how to write it.
+pub(crate) struct Started {
+    pub format: Format,
+    pub filter: super::search::Filter,
+    pub page: Page,
+    pub context: TenantContext,
+    pub export_id: uuid::Uuid,
+}
+
+/// Checks an export's parameters and records its start in the audit trail (committed before any
+/// row is read). `delivery` is `download` (streamed) or `link` (a job's file).
+pub(crate) async fn start(
+    state: &AppState,
+    member: &crate::orgs::Member,
+    meta: &Meta,
+    params: &SearchParams,
+    delivery: &str,
+) -> Result<Started, AppError> {
+    let format = match params.format.as_deref().unwrap_or("csv") {
+        "csv" => Format::Csv,
+        "json" => Format::Json,
+        _ => return Err(AppError::BadRequest("format: csv or json".into())),
+    };
+    if params.cursor.is_some() || params.limit.is_some() {
+        return Err(AppError::BadRequest(
+            "cursor, limit: an export covers the whole result".into(),
+        ));
+    }
+    let org = member.org_id;
+    let (filter, page) = params.parse(|e| state.fields.email_index(org, e))?;
+    let context = member.context();
+    let export_id = uuid::Uuid::now_v7();
+    let mut tx = TenantTx::begin(&state.pool, context).await?;
+    audit::record(
+        &mut tx,
+        state.clock.now(),
+        meta,
+        Entry {
+            action: "leads.export",
+            target: Some(format!("export:{export_id}")),
+            before: None,
+            after: Some(json!({
+                "format": format.name(),
+                "filter": describe(params),
+                "delivery": delivery,
+            })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Started {
+        format,
+        filter,
+        page,
+        context,
+        export_id,
+    })
+}
+
 /// The filter as the audit trail records it: parameter names and values, but an exact-email
 /// filter only as "given" (it is personal data).
-fn describe(p: &SearchParams) -> serde_json::Value {
+pub(crate) fn describe(p: &SearchParams) -> serde_json::Value {
     let mut v = json!({
         "q": p.q, "title": p.title, "seniority": p.seniority, "department": p.department,
         "industry": p.industry, "employee_range": p.employee_range, "country": p.country,
@@ -201,14 +244,14 @@ fn describe(p: &SearchParams) -> serde_json::Value {
 }
 
 /// Receives from the channel as a stream, without another dependency.
-fn tokio_stream_from(
+pub(crate) fn tokio_stream_from(
     mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 /// Sends every matching row; returns how many were sent and whether the export completed.
-async fn stream_rows(
+pub(crate) async fn stream_rows(
     state: &AppState,
     context: TenantContext,
     filter: &super::search::Filter,
@@ -307,7 +350,7 @@ async fn stream_rows(
     (sent, true)
 }
 
-async fn finish(
+pub(crate) async fn finish(
     state: &AppState,
     context: TenantContext,
     meta: &Meta,

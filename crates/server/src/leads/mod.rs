@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod export;
+pub mod export_jobs;
 pub mod import;
 pub mod keys;
 pub mod merge;

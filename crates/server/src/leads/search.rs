@@ -105,7 +105,7 @@ impl Cursor {
 }
 
 /// Checked filters.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Filter {
     pub tsquery: Option<String>,
     pub title: Option<String>,

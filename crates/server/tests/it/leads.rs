@@ -1511,3 +1511,111 @@ async fn the_api_takes_the_session_cookie_only_from_its_own_origin() {
         .unwrap();
     assert_eq!(res.status(), 401);
 }
+
+/// Large exports as jobs: a link with a token, for its creator only, audited, and dead after its
+/// lifetime (the clock moved past it).
+#[tokio::test]
+async fn export_jobs_give_their_creator_an_expiring_link_and_nobody_else_anything() {
+    let clock = std::sync::Arc::new(leadgen::clock::OffsetClock::default());
+    let app = TestApp::spawn_on(
+        crate::helpers::TestDb::new().await,
+        &[
+            ("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false"),
+            ("LEADGEN_IMPORTS__EXPORT_LINK_SECS", "600"),
+        ],
+        clock.clone(),
+    )
+    .await;
+    let api = Api::new(&app);
+    let (_, t, _) = org_with_every_role(&app, &api, "expjob").await;
+    let (admin, manager, user) = (&t[0], &t[1], &t[2]);
+    for i in 0..30 {
+        create(
+            &api,
+            user,
+            json!({ "first_name": format!("Row{i}"), "email": format!("row{i}@jobs.example"), "country": "PT" }),
+        )
+        .await;
+    }
+    let (s, v) = api
+        .call(Method::POST, "/api/v1/exports?country=PT", user, None)
+        .await;
+    assert_eq!(s, 403, "users do not export: {v}");
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/exports?country=PT&limit=5",
+            manager,
+            None,
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, job) = api
+        .call(Method::POST, "/api/v1/exports?country=PT", manager, None)
+        .await;
+    assert_eq!(s, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let link = job["download_url"].as_str().unwrap().to_string();
+    assert!(link.contains("token="), "{link}");
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        let (s, v) = api
+            .call(Method::GET, &format!("/api/v1/exports/{id}"), manager, None)
+            .await;
+        assert_eq!(s, 200, "{v}");
+        status = v;
+        if status["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status["status"], "done", "{status}");
+    assert_eq!(status["rows"], 30);
+
+    let get = |url: String, token: String| {
+        let app = &app;
+        async move {
+            let res = app
+                .client()
+                .get(app.https_url(&url))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    let (s, body) = get(link.clone(), manager.clone()).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body.lines().count(), 31, "a header and 30 leads");
+    assert!(body.contains("row7@jobs.example"));
+    // The job is its creator's: an admin of the same organization, or a wrong token, finds nothing.
+    let (s, _) = get(link.clone(), admin.clone()).await;
+    assert_eq!(s, 404);
+    let forged = format!("{}x", link);
+    let (s, _) = get(forged, manager.clone()).await;
+    assert_eq!(s, 404);
+    let (s, _) = api
+        .call(Method::GET, &format!("/api/v1/exports/{id}"), admin, None)
+        .await;
+    assert_eq!(s, 404);
+    let actions: Vec<String> = audit_actions(&api, admin)
+        .await
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for action in [
+        "leads.export",
+        "leads.export.finished",
+        "leads.export.download",
+    ] {
+        assert!(actions.iter().any(|a| a == action), "{action}: {actions:?}");
+    }
+
+    // Past its lifetime the link is gone, and so is the file.
+    clock.advance(601);
+    let (s, body) = get(link, manager.clone()).await;
+    assert_eq!(s, 410, "{body}");
+    let file = app.data_dir.path().join(format!("exports/{id}.csv"));
+    assert!(!file.exists(), "{}", file.display());
+}
