@@ -93,6 +93,14 @@ impl Activity {
     }
 }
 
+/// One page of a timeline: its items and the cursor of the next page (null on the last).
+fn page<T>(items: &[T], limit: i64, id: fn(&T) -> Uuid, json: fn(&T) -> Value) -> Value {
+    let next = (items.len() as i64 == limit)
+        .then(|| items.last().map(id))
+        .flatten();
+    json!({ "items": items.iter().map(json).collect::<Vec<_>>(), "next_before": next })
+}
+
 /// 404 unless the principal can read the lead; 403 `acl_denied` unless it can write it.
 pub(crate) async fn writable_lead(tx: &mut TenantTx, id: Uuid) -> Result<(), AppError> {
     if repo::get(tx, id, false).await?.is_none() {
@@ -256,12 +264,7 @@ async fn list_notes(
     }
     let items = notes(&mut tx, id, q.before, limit).await?;
     tx.commit().await?;
-    let next = (items.len() as i64 == limit).then(|| items.last().map(|n| n.id));
-    Ok(axum::Json(json!({
-        "items": items.iter().map(Note::json).collect::<Vec<_>>(),
-        "next_before": next.flatten(),
-    }))
-    .into_response())
+    Ok(axum::Json(page(&items, limit, |i| i.id, Note::json)).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -364,12 +367,7 @@ async fn list_activities(
     }
     let items = activities(&mut tx, id, q.before, limit).await?;
     tx.commit().await?;
-    let next = (items.len() as i64 == limit).then(|| items.last().map(|a| a.id));
-    Ok(axum::Json(json!({
-        "items": items.iter().map(Activity::json).collect::<Vec<_>>(),
-        "next_before": next.flatten(),
-    }))
-    .into_response())
+    Ok(axum::Json(page(&items, limit, |i| i.id, Activity::json)).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
