@@ -299,12 +299,12 @@ pub(crate) async fn merge_into(
     if !repo::update(tx, &state.fields, keep.id, &values, score, now).await? {
         return Err(super::api::acl_denied());
     }
-    let mut taken: Vec<&str> = MERGEABLE
+    // In MERGEABLE's order, each field once however often the request named it.
+    let taken: Vec<&str> = MERGEABLE
         .iter()
         .copied()
         .filter(|f| input.take.iter().any(|t| t == f))
         .collect();
-    taken.dedup();
     let summary = if taken.is_empty() {
         format!("Merged duplicate lead {} into this lead", dup.id)
     } else {

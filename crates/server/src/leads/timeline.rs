@@ -298,15 +298,17 @@ pub(crate) async fn delete_note(
     now: OffsetDateTime,
 ) -> Result<(), AppError> {
     let org = tx.context().org_id;
+    // Visible but not deletable is a 403, invisible a 404: the DELETE policy alone would make
+    // both "0 rows".
     let visible = sqlx::query_scalar!(
-        r#"SELECT author_id AS "author_id!" FROM app.lead_notes WHERE org_id = $1 AND lead_id = $2 AND id = $3"#,
+        r#"SELECT EXISTS (SELECT 1 FROM app.lead_notes WHERE org_id = $1 AND lead_id = $2 AND id = $3) AS "visible!""#,
         org,
         lead,
         note
     )
-    .fetch_optional(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    if visible.is_none() {
+    if !visible {
         return Err(AppError::NotFound);
     }
     let done = sqlx::query!(

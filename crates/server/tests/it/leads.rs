@@ -56,6 +56,33 @@ async fn export(app: &TestApp, token: &str, query: &str) -> (u16, String) {
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
+/// A transaction straight on the database as the application role, with the session settings the
+/// server would set for this member: what a connection that skips the server would see.
+async fn db_session(
+    app: &TestApp,
+    api: &Api,
+    token: &str,
+    user_id: Uuid,
+    role: &str,
+    aal: &str,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let pool = sqlx::PgPool::connect(&app.db().app_url()).await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let (_, org) = api.call(Method::GET, "/api/v1/org", token, None).await;
+    sqlx::query(
+        "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true),
+                set_config('app.role', $3, true), set_config('app.aal', $4, true)",
+    )
+    .bind(org["id"].as_str().unwrap())
+    .bind(user_id.to_string())
+    .bind(role)
+    .bind(aal)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx
+}
+
 async fn audit_actions(api: &Api, admin: &str) -> Vec<Value> {
     let (s, v) = api
         .call(Method::GET, "/api/v1/org/audit?limit=200", admin, None)
@@ -132,18 +159,7 @@ async fn a_lead_outside_your_groups_is_invisible_on_every_path_and_rollback_rest
         .await;
     assert_eq!(s, 403, "{v}");
     {
-        let pool = sqlx::PgPool::connect(&app.db().app_url()).await.unwrap();
-        let mut tx = pool.begin().await.unwrap();
-        let (_, me) = api.call(Method::GET, "/api/v1/org", manager, None).await;
-        sqlx::query(
-            "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true),
-                    set_config('app.role', 'manager', true), set_config('app.aal', 'aal2', true)",
-        )
-        .bind(me["id"].as_str().unwrap())
-        .bind(ids_[1].to_string())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+        let mut tx = db_session(&app, &api, manager, ids_[1], "manager", "aal2").await;
         let err = sqlx::query("UPDATE app.leads SET sensitivity = 'public' WHERE id = $1")
             .bind(secret)
             .execute(&mut *tx)
@@ -1303,18 +1319,7 @@ async fn notes_activities_and_merges_follow_the_lead_acl_keep_opt_outs_and_are_a
     }
     {
         // Straight in the database as the user: the policies hide the note as well.
-        let pool = sqlx::PgPool::connect(&app.db().app_url()).await.unwrap();
-        let mut tx = pool.begin().await.unwrap();
-        let (_, me) = api.call(Method::GET, "/api/v1/org", user, None).await;
-        sqlx::query(
-            "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true),
-                    set_config('app.role', 'user', true), set_config('app.aal', 'aal1', true)",
-        )
-        .bind(me["id"].as_str().unwrap())
-        .bind(ids_[2].to_string())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+        let mut tx = db_session(&app, &api, user, ids_[2], "user", "aal1").await;
         let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM app.lead_notes")
             .fetch_one(&mut *tx)
             .await
