@@ -226,6 +226,22 @@ test('sign up, confirm by mail, sign in, enable TOTP, sign out, sign in with TOT
   assert.equal((await page.goto(`${BASE}/leads/${dupId}`)).status(), 404);
   problems.splice(0).forEach((p) => assert.ok(p.includes('status of 404'), p));
 
+  // The lead's company record: a NAICS code names its industry, and the change reaches the lead.
+  await page.goto(`${BASE}/leads/${graceId}`);
+  await page.click('a.company-link');
+  await page.waitForURL(/\/companies\/[0-9a-f-]+$/);
+  assert.ok((await page.textContent('table.lead-table')).includes('Grace'));
+  await page.fill('form.company-form input[name=name]', 'US Navy');
+  await page.fill('form.company-form input[name=naics]', '928110');
+  await page.fill('form.company-form input[name=technologies]', 'COBOL, FLOW-MATIC');
+  await page.click('form.company-form button[type=submit]');
+  await page.waitForURL(/\?done=saved$/);
+  assert.equal(await page.inputValue('form.company-form input[name=industry]'), 'Public Administration');
+  await page.screenshot({ path: join(SHOTS, 'company.png'), fullPage: true });
+  await page.goto(`${BASE}/leads/${graceId}`);
+  const withCompany = await page.textContent('table.lead-fields');
+  assert.ok(withCompany.includes('US Navy') && withCompany.includes('Public Administration'), withCompany);
+
   // The import wizard: upload, the preview and the automatic mapping, one column left out by
   // hand, start, progress to the end, and the report of the row with a bad email.
   await page.goto(`${BASE}/leads`);

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod classification;
 pub mod cli;
 pub mod clock;
+pub mod companies;
 pub mod config;
 pub mod db;
 pub mod demo;

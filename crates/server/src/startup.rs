@@ -412,6 +412,8 @@ impl Application {
         let reputation = tokio::spawn(crate::perimeter::reputation_sync(self.state.clone()));
         // Leads rescored after their organization's scoring model changed.
         let rescoring = tokio::spawn(crate::leads::scoring::run(self.state.clone()));
+        // Company edits whose push to their leads a crash interrupted.
+        let company_push = tokio::spawn(crate::companies::run(self.state.clone()));
         let export_sweep = tokio::spawn(crate::leads::export_jobs::sweep(self.state.clone()));
         // Lead imports of this instance, resumed from their checkpoints after a restart.
         let importer = tokio::spawn(crate::leads::import::worker::run(
@@ -453,6 +455,7 @@ impl Application {
         alerting.abort();
         reputation.abort();
         rescoring.abort();
+        company_push.abort();
         export_sweep.abort();
         importer.abort();
         if let Some(w) = waf_watch {

@@ -65,6 +65,7 @@ pub fn app_router(state: AppState) -> Router {
         .merge(crate::leads::pages::routes())
         .merge(crate::leads::scoring::page_routes())
         .merge(crate::leads::import::page::routes())
+        .merge(crate::companies::pages::routes())
         .fallback(fallback);
     with_middleware(routes, state)
 }

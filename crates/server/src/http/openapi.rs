@@ -140,6 +140,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(crate::leads::merge::routes())
         .merge(crate::leads::scoring::routes())
         .merge(crate::leads::import::api::routes())
+        .merge(crate::companies::api::routes())
         .split_for_parts()
 }
 

@@ -303,6 +303,9 @@ pub struct LeadView {
     pub id: Uuid,
     #[serde(flatten)]
     pub values: LeadValues,
+    /// The company record its domain links it to (its name, domain, industry and size are
+    /// copied here, and follow the company's changes).
+    pub company_id: Option<Uuid>,
     pub score: i16,
     pub sensitivity: String,
     pub read_groups: Vec<Uuid>,

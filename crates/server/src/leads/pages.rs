@@ -227,6 +227,8 @@ struct DetailPage<'a> {
     activities: Vec<ActivityLine>,
     kinds: &'static [&'static str],
     duplicates: Vec<DuplicateLine>,
+    /// The company record's id, when its domain links one.
+    company: Option<String>,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -506,6 +508,7 @@ async fn render_detail(
         activities,
         kinds: &super::timeline::LOGGED_KINDS,
         duplicates,
+        company: view.company_id.map(|c| c.to_string()),
         notice,
         error,
     };

@@ -14,7 +14,7 @@ use crate::http::error::AppError;
 
 /// The columns every read selects.
 pub const COLUMNS: &str = "id, org_id, first_name, last_name, title, seniority, department, email_ct, \
-     email_bidx, phone_ct, linkedin_url, company_name, company_domain, industry, employee_range, city, region, \
+     email_bidx, phone_ct, linkedin_url, company_id, company_name, company_domain, industry, employee_range, city, region, \
      country, source, status, owner_id, tags, custom, score, do_not_contact, read_groups, \
      write_groups, sensitivity, acl_revision, created_at, updated_at";
 
@@ -31,6 +31,7 @@ pub struct LeadRow {
     pub email_bidx: Option<Vec<u8>>,
     pub phone_ct: Option<Vec<u8>>,
     pub linkedin_url: Option<String>,
+    pub company_id: Option<Uuid>,
     pub company_name: Option<String>,
     pub company_domain: Option<String>,
     pub industry: Option<String>,
@@ -118,6 +119,7 @@ impl LeadRow {
         Ok(LeadView {
             id: self.id,
             values: self.values(keys, pool).await?,
+            company_id: self.company_id,
             score: self.score,
             sensitivity: self.sensitivity.clone(),
             read_groups: self.read_groups.clone(),

@@ -550,6 +550,43 @@ async fn render_page(
 /// Leads rescored per transaction.
 const BATCH: i64 = 2000;
 
+/// What scoring reads of a stored lead: its plain fields, and whether it has the encrypted ones.
+pub(crate) struct Stored {
+    pub id: Uuid,
+    pub seniority: Option<String>,
+    pub department: Option<String>,
+    pub industry: Option<String>,
+    pub employee_range: Option<String>,
+    pub country: Option<String>,
+    pub region: Option<String>,
+    pub source: Option<String>,
+    pub tags: Vec<String>,
+    pub has_email: bool,
+    pub has_phone: bool,
+    pub has_linkedin: bool,
+    pub score: i16,
+}
+
+impl Stored {
+    pub(crate) fn values(&self) -> LeadValues {
+        LeadValues {
+            seniority: self.seniority.clone(),
+            department: self.department.clone(),
+            industry: self.industry.clone(),
+            employee_range: self.employee_range.clone(),
+            country: self.country.clone(),
+            region: self.region.clone(),
+            source: self.source.clone(),
+            tags: self.tags.clone(),
+            // Presence is all a rule asks of these; the values stay encrypted.
+            email: self.has_email.then(String::new),
+            phone: self.has_phone.then(String::new),
+            linkedin_url: self.has_linkedin.then(String::new),
+            ..LeadValues::default()
+        }
+    }
+}
+
 /// Rescores organizations whose model changed, one batch per transaction, until the task is
 /// dropped (at shutdown). Each batch also moves the checkpoint, so a crash resumes after the last
 /// committed batch; a model saved meanwhile restarts the walk with the new version.
@@ -606,7 +643,8 @@ async fn rescore(
             return Ok(());
         }
         let model: Model = serde_json::from_value(current.model).unwrap_or_default();
-        let rows = sqlx::query!(
+        let rows = sqlx::query_as!(
+            Stored,
             r#"SELECT id, seniority, department, industry, employee_range, country, region,
                       source, tags, email_bidx IS NOT NULL AS "has_email!",
                       phone_ct IS NOT NULL AS "has_phone!",
@@ -622,22 +660,7 @@ async fn rescore(
         let mut ids = Vec::new();
         let mut scores = Vec::new();
         for r in &rows {
-            let values = LeadValues {
-                seniority: r.seniority.clone(),
-                department: r.department.clone(),
-                industry: r.industry.clone(),
-                employee_range: r.employee_range.clone(),
-                country: r.country.clone(),
-                region: r.region.clone(),
-                source: r.source.clone(),
-                tags: r.tags.clone(),
-                // Presence is all a rule asks of these; the values stay encrypted.
-                email: r.has_email.then(String::new),
-                phone: r.has_phone.then(String::new),
-                linkedin_url: r.has_linkedin.then(String::new),
-                ..LeadValues::default()
-            };
-            let score = model.score(&values).0;
+            let score = model.score(&r.values()).0;
             if score != r.score {
                 ids.push(r.id);
                 scores.push(score);

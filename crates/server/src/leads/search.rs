@@ -32,6 +32,8 @@ pub struct SearchParams {
     pub tags: Option<String>,
     pub status: Option<String>,
     pub owner: Option<Uuid>,
+    /// The leads of one company.
+    pub company: Option<Uuid>,
     pub score_min: Option<i16>,
     pub score_max: Option<i16>,
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -118,6 +120,7 @@ pub struct Filter {
     pub tags: Vec<String>,
     pub status: Vec<String>,
     pub owner: Option<Uuid>,
+    pub company: Option<Uuid>,
     pub score_min: Option<i16>,
     pub score_max: Option<i16>,
     pub created_after: Option<OffsetDateTime>,
@@ -202,6 +205,7 @@ impl SearchParams {
             tags: list("tags", self.tags.as_deref(), None)?,
             status: list("status", self.status.as_deref(), Some(&STATUSES))?,
             owner: self.owner,
+            company: self.company,
             score_min: self.score_min,
             score_max: self.score_max,
             created_after: self.created_after,
@@ -272,6 +276,9 @@ pub fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, f: &Filter, for_export:
     }
     if let Some(o) = f.owner {
         qb.push(" AND owner_id = ").push_bind(o);
+    }
+    if let Some(c) = f.company {
+        qb.push(" AND company_id = ").push_bind(c);
     }
     if let Some(s) = f.score_min {
         qb.push(" AND score >= ").push_bind(s);

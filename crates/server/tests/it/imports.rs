@@ -63,7 +63,7 @@ async fn wait_done(api: &Api, token: &str, id: &str, within: Duration) -> Value 
     }
 }
 
-async fn import(
+pub(crate) async fn import(
     app: &TestApp,
     api: &Api,
     token: &str,

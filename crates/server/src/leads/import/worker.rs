@@ -328,6 +328,13 @@ async fn write_batch(
         .iter()
         .filter(|i| i.severity == Severity::Warn)
         .count() as i64;
+    // Before scoring: a row's blank company fields are filled from its company.
+    let companies = crate::companies::link_batch(&mut tx, &mut rows, now).await?;
+    let company_of = |v: &LeadValues| {
+        v.company_domain
+            .as_deref()
+            .and_then(|d| companies.get(d).copied())
+    };
 
     // Leads that already have these addresses (those the importer may see). In create-only mode
     // an existing lead changes only when the row opts out, so only those rows are looked up; the
@@ -380,16 +387,29 @@ async fn write_batch(
                         .0
                 };
                 match merge::merge(&current, &row, job.mode) {
-                    Some(m) => updates.push(lead.id, &m, phone_ct, score(&m)),
+                    Some(m) => {
+                        // The domain is the row's (linked above) or the lead's own (kept with
+                        // its company).
+                        let company = company_of(&m).or(lead
+                            .company_id
+                            .filter(|_| m.company_domain == lead.company_domain));
+                        updates.push(lead.id, &m, company, phone_ct, score(&m));
+                    }
                     None if phone_ct.is_some() => {
-                        updates.push(lead.id, &current, phone_ct, score(&current));
+                        updates.push(
+                            lead.id,
+                            &current,
+                            lead.company_id,
+                            phone_ct,
+                            score(&current),
+                        );
                     }
                     None => counts.duplicates += 1,
                 }
             }
             None => {
-                let id = Uuid::now_v7();
-                inserts.push(state, org, id, &v, index, model.score(&v).0);
+                let company = company_of(&v);
+                inserts.push(state, org, &v, company, index, model.score(&v).0);
             }
         }
     }
@@ -483,6 +503,7 @@ struct Inserts {
     email_bidx: Vec<Option<Vec<u8>>>,
     phone_ct: Vec<Option<Vec<u8>>>,
     linkedin_url: Vec<Option<String>>,
+    company_id: Vec<Option<Uuid>>,
     company_name: Vec<Option<String>>,
     company_domain: Vec<Option<String>>,
     industry: Vec<Option<String>>,
@@ -499,15 +520,17 @@ struct Inserts {
 }
 
 impl Inserts {
+    /// Adds a new lead (UUIDv7: its id orders it by creation).
     fn push(
         &mut self,
         state: &AppState,
         org: Uuid,
-        id: Uuid,
         v: &LeadValues,
+        company: Option<Uuid>,
         index: Option<[u8; 32]>,
         score: i16,
     ) {
+        let id = Uuid::now_v7();
         self.ids.push(id);
         self.score.push(score);
         self.first_name.push(v.first_name.clone());
@@ -527,6 +550,7 @@ impl Inserts {
                 .map(|p| state.fields.encrypt(p, &lead_place("phone", org, id))),
         );
         self.linkedin_url.push(v.linkedin_url.clone());
+        self.company_id.push(company);
         self.company_name.push(v.company_name.clone());
         self.company_domain.push(v.company_domain.clone());
         self.industry.push(v.industry.clone());
@@ -555,21 +579,22 @@ impl Inserts {
         let created = sqlx::query_scalar!(
             r#"WITH ins AS (
                  INSERT INTO app.leads (id, org_id, first_name, last_name, title, seniority, department,
-                    email_ct, email_bidx, phone_ct, linkedin_url, company_name, company_domain, industry,
-                    employee_range, city, region, country, source, status, tags, custom,
-                    do_not_contact, created_at, updated_at, score)
+                    email_ct, email_bidx, phone_ct, linkedin_url, company_id, company_name,
+                    company_domain, industry, employee_range, city, region, country, source, status,
+                    tags, custom, do_not_contact, created_at, updated_at, score)
                  SELECT u.id, $1, u.first_name, u.last_name, u.title, u.seniority, u.department,
-                    u.email_ct, u.email_bidx, u.phone_ct, u.linkedin_url, u.company_name,
-                    u.company_domain, u.industry, u.employee_range, u.city, u.region, u.country,
-                    u.source, u.status, ARRAY(SELECT jsonb_array_elements_text(u.tags)), u.custom,
+                    u.email_ct, u.email_bidx, u.phone_ct, u.linkedin_url, u.company_id,
+                    u.company_name, u.company_domain, u.industry, u.employee_range, u.city,
+                    u.region, u.country, u.source, u.status,
+                    ARRAY(SELECT jsonb_array_elements_text(u.tags)), u.custom,
                     u.do_not_contact, $2, $2, u.score
                  FROM UNNEST($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                             $9::bytea[], $10::bytea[], $11::bytea[], $12::text[], $13::text[],
+                             $9::bytea[], $10::bytea[], $11::bytea[], $12::text[], $13::uuid[],
                              $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
-                             $19::text[], $20::text[], $21::text[], $22::jsonb[], $23::jsonb[],
-                             $24::bool[], $25::smallint[])
+                             $19::text[], $20::text[], $21::text[], $22::text[], $23::jsonb[],
+                             $24::jsonb[], $25::bool[], $26::smallint[])
                    AS u(id, first_name, last_name, title, seniority, department, email_ct, email_bidx,
-                        phone_ct, linkedin_url, company_name, company_domain, industry,
+                        phone_ct, linkedin_url, company_id, company_name, company_domain, industry,
                         employee_range, city, region, country, source, status, tags, custom,
                         do_not_contact, score)
                  ON CONFLICT (org_id, email_bidx) WHERE email_bidx IS NOT NULL DO NOTHING
@@ -588,6 +613,7 @@ impl Inserts {
             &self.email_bidx as &[Option<Vec<u8>>],
             &self.phone_ct as &[Option<Vec<u8>>],
             &self.linkedin_url as &[Option<String>],
+            &self.company_id as &[Option<Uuid>],
             &self.company_name as &[Option<String>],
             &self.company_domain as &[Option<String>],
             &self.industry as &[Option<String>],
@@ -616,10 +642,17 @@ struct Updates {
 }
 
 impl Updates {
-    fn push(&mut self, id: Uuid, v: &LeadValues, phone_ct: Option<Vec<u8>>, score: i16) {
+    fn push(
+        &mut self,
+        id: Uuid,
+        v: &LeadValues,
+        company: Option<Uuid>,
+        phone_ct: Option<Vec<u8>>,
+        score: i16,
+    ) {
         self.ids.push(id);
         self.values.push(json!({
-            "score": score,
+            "score": score, "company_id": company,
             "first_name": v.first_name, "last_name": v.last_name, "title": v.title,
             "seniority": v.seniority, "department": v.department, "linkedin_url": v.linkedin_url,
             "company_name": v.company_name, "company_domain": v.company_domain,
@@ -640,6 +673,7 @@ impl Updates {
                 first_name = u.v->>'first_name', last_name = u.v->>'last_name',
                 title = u.v->>'title', seniority = u.v->>'seniority',
                 department = u.v->>'department', linkedin_url = u.v->>'linkedin_url',
+                company_id = (u.v->>'company_id')::uuid,
                 company_name = u.v->>'company_name', company_domain = u.v->>'company_domain',
                 industry = u.v->>'industry', employee_range = u.v->>'employee_range',
                 city = u.v->>'city', region = u.v->>'region', country = u.v->>'country',
