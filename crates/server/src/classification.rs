@@ -244,6 +244,7 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
             ("write_groups", I),
             ("sensitivity", I),
             ("acl_revision", I),
+            ("notes_text", C),
             ("search", C),
             ("created_at", I),
             ("updated_at", I),

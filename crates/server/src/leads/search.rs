@@ -19,7 +19,7 @@ const MAX_TERMS: usize = 16;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct SearchParams {
-    /// Full text over name, title and company: words, "quoted phrases", OR, -exclusions.
+    /// Full text over name, title, company and notes: words, "quoted phrases", OR, -exclusions.
     pub q: Option<String>,
     pub title: Option<String>,
     /// Comma-separated values for the enumerations and tags.
@@ -238,7 +238,7 @@ impl SearchParams {
 /// Appends ` AND …` for each filter.
 pub fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, f: &Filter, for_export: bool) {
     if let Some(q) = &f.tsquery {
-        qb.push(" AND search @@ to_tsquery('simple', ")
+        qb.push(" AND search OPERATOR(app.@@) to_tsquery('simple', ")
             .push_bind(q.clone())
             .push(")");
     }

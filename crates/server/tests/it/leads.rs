@@ -1317,6 +1317,18 @@ async fn notes_activities_and_merges_follow_the_lead_acl_keep_opt_outs_and_are_a
         let (s, v) = api.call(method, &notes(hidden), user, body).await;
         assert_eq!(s, 404, "{v}");
     }
+    // Full text covers notes, under the same rules: the user finds its lead by a word of its
+    // note, never the hidden lead by a word of the admin's note (nor its count).
+    assert_eq!(ids(&api, user, "q=demo").await, [dup.to_string()]);
+    assert_eq!(
+        ids(&api, user, "q=%22handle%20with%20care%22").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(count(&api, user, "q=board").await, 0);
+    assert_eq!(
+        ids(&api, admin, "q=board%20-demo").await,
+        [hidden.to_string()]
+    );
     {
         // Straight in the database as the user: the policies hide the note as well.
         let mut tx = db_session(&app, &api, user, ids_[2], "user", "aal1").await;
@@ -1405,6 +1417,11 @@ async fn notes_activities_and_merges_follow_the_lead_acl_keep_opt_outs_and_are_a
     assert_eq!(s, 404);
     let (_, v) = api.call(Method::GET, &notes(keep), user, None).await;
     assert_eq!(v["items"][0]["body"], "Asked for a demo in Q3");
+    assert_eq!(
+        ids(&api, user, "q=demo").await,
+        [keep.to_string()],
+        "moved with the note"
+    );
     // The email now belongs to the survivor: a new lead with it is a duplicate.
     let (s, _) = api
         .call(
@@ -1450,6 +1467,11 @@ async fn notes_activities_and_merges_follow_the_lead_acl_keep_opt_outs_and_are_a
     assert_eq!(s, 204);
     let (s, _) = api.call(Method::DELETE, &note_url, user, None).await;
     assert_eq!(s, 404);
+    assert_eq!(
+        ids(&api, user, "q=demo").await,
+        Vec::<String>::new(),
+        "gone with the note"
+    );
 
     let actions: Vec<String> = audit_actions(&api, admin)
         .await
