@@ -361,6 +361,8 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
             ("expires_at", I),
             ("created_at", I),
             ("finished_at", I),
+            ("lease_until", I),
+            ("error", I),
         ],
     ),
     (

@@ -10,7 +10,6 @@ use uuid::Uuid;
 
 use super::AuthError;
 use super::tokens::AccessClaims;
-use crate::db::UserTx;
 use crate::http::middleware::PrincipalSlot;
 use crate::startup::AppState;
 
@@ -84,20 +83,17 @@ impl AuthUser {
             other => other,
         }
         .map_err(|e| AuthError::BadJwt(e.to_string()))?;
-        let mut tx = UserTx::begin(&state.pool, claims.sub).await?;
+        // One call, no transaction: the definer function answers for this verified token's
+        // session and user only.
         let session = sqlx::query!(
-            r#"SELECT s.aal, m.org_id AS "org_id?", m.role AS "role?",
-                      (o.settings->>'require_mfa')::boolean AS require_mfa
-               FROM app.sessions s
-               LEFT JOIN app.memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id
-               LEFT JOIN app.organizations o ON o.id = m.org_id
-               WHERE s.id = $1 AND s.revoked_at IS NULL AND s.not_after > $2"#,
+            r#"SELECT aal AS "aal!", org_id, role, require_mfa
+               FROM app.auth_session($1, $2, $3)"#,
             claims.session_id,
+            claims.sub,
             state.clock.now()
         )
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&state.pool)
         .await?;
-        tx.commit().await?;
         let Some(session) = session else {
             return Err(AuthError::SessionNotFound);
         };

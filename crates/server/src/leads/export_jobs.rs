@@ -77,8 +77,8 @@ async fn create(
     let mut tx = TenantTx::begin(&state.pool, context).await?;
     sqlx::query!(
         "INSERT INTO app.export_jobs (id, org_id, created_by, format, filter, status, token_sha256,
-            expires_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, 'running', $6, $7, $8)",
+            expires_at, created_at, lease_until)
+         VALUES ($1, $2, $3, $4, $5, 'running', $6, $7, $8, $9)",
         export_id,
         context.org_id,
         context.user_id,
@@ -86,7 +86,8 @@ async fn create(
         super::export::describe(&params),
         token_hash(&token),
         expires_at,
-        now
+        now,
+        now + LEASE
     )
     .execute(&mut *tx)
     .await?;
@@ -94,18 +95,22 @@ async fn create(
 
     let task_state = state.clone();
     tokio::spawn(async move {
+        let renewing = tokio::spawn(renew(task_state.clone(), context, export_id));
         let (rows, bytes, complete) =
             write_file(&task_state, context, &filter, page, format, export_id).await;
+        renewing.abort();
         let done = async {
             let mut tx = TenantTx::begin(&task_state.pool, context).await?;
             sqlx::query!(
-                "UPDATE app.export_jobs SET status = $2, rows = $3, bytes = $4, finished_at = $5
+                "UPDATE app.export_jobs SET status = $2, rows = $3, bytes = $4, finished_at = $5,
+                    lease_until = NULL, error = $6
                  WHERE id = $1",
                 export_id,
                 if complete { "done" } else { "failed" },
                 i64::try_from(rows).unwrap_or(i64::MAX),
                 i64::try_from(bytes).unwrap_or(i64::MAX),
-                task_state.clock.now()
+                task_state.clock.now(),
+                (!complete).then_some("writing the file failed; start the export again")
             )
             .execute(&mut *tx)
             .await?;
@@ -129,6 +134,30 @@ async fn create(
         })),
     )
         .into_response())
+}
+
+/// How long a job stays `running` without its writer renewing it.
+const LEASE: time::Duration = time::Duration::seconds(60);
+
+/// Renews the job's lease while its file is written (aborted when the writing ends).
+async fn renew(state: AppState, context: crate::db::TenantContext, id: Uuid) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let renewed = async {
+            let mut tx = TenantTx::begin(&state.pool, context).await?;
+            sqlx::query!(
+                "UPDATE app.export_jobs SET lease_until = $2 WHERE id = $1 AND status = 'running'",
+                id,
+                state.clock.now() + LEASE
+            )
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await
+        };
+        if let Err(e) = renewed.await {
+            tracing::warn!(error = %e, export_id = %id, "renewing an export job's lease");
+        }
+    }
 }
 
 /// Writes the export to `<id>.<format>.part`, renamed when complete; returns rows, bytes and
@@ -189,6 +218,8 @@ struct JobRow {
     id: Uuid,
     format: String,
     status: String,
+    error: Option<String>,
+    lease_until: Option<time::OffsetDateTime>,
     rows: i64,
     bytes: i64,
     token_sha256: Vec<u8>,
@@ -197,31 +228,75 @@ struct JobRow {
     finished_at: Option<time::OffsetDateTime>,
 }
 
-async fn job(tx: &mut TenantTx, id: Uuid) -> Result<JobRow, AppError> {
-    sqlx::query_as!(
+/// The job `id` of the transaction's principal. One still `running` past its lease lost its
+/// writer to a stopped server: it is recorded as failed now (its partial file removed, the end of
+/// the export audited as incomplete), so nobody waits for it.
+async fn job(state: &AppState, tx: &mut TenantTx, id: Uuid) -> Result<JobRow, AppError> {
+    let mut j = sqlx::query_as!(
         JobRow,
-        "SELECT id, format, status, rows, bytes, token_sha256, expires_at, created_at, finished_at
+        "SELECT id, format, status, error, lease_until, rows, bytes, token_sha256, expires_at,
+                created_at, finished_at
          FROM app.export_jobs WHERE id = $1",
         id
     )
     .fetch_optional(&mut **tx)
     .await?
-    .ok_or(AppError::NotFound)
+    .ok_or(AppError::NotFound)?;
+    let now = state.clock.now();
+    if j.status == "running" && j.lease_until.is_none_or(|l| l < now) {
+        const INTERRUPTED: &str =
+            "interrupted: the server stopped while writing it; start the export again";
+        // In a transaction of its own: committed whatever the caller answers next.
+        let mut own = TenantTx::begin(&state.pool, tx.context()).await?;
+        let failed = sqlx::query!(
+            "UPDATE app.export_jobs SET status = 'failed', error = $2, finished_at = $3,
+                lease_until = NULL
+             WHERE id = $1 AND status = 'running' AND (lease_until IS NULL OR lease_until < $3)",
+            id,
+            INTERRUPTED,
+            now
+        )
+        .execute(&mut *own)
+        .await?;
+        if failed.rows_affected() == 1 {
+            let part = file_of(&state.config.data_dir, id, &j.format)
+                .with_extension(format!("{}.part", j.format));
+            let _ = tokio::fs::remove_file(&part).await;
+            audit::record(
+                &mut own,
+                now,
+                &Meta::default(),
+                Entry {
+                    action: "leads.export.finished",
+                    target: Some(format!("export:{id}")),
+                    before: None,
+                    after: Some(json!({ "rows": 0, "complete": false, "interrupted": true })),
+                },
+            )
+            .await?;
+        }
+        own.commit().await?;
+        j.status = "failed".into();
+        j.error = Some(INTERRUPTED.into());
+        j.finished_at = Some(now);
+    }
+    Ok(j)
 }
 
 #[utoipa::path(get, path = "/api/v1/exports/{id}", tag = "leads", params(("id" = Uuid, Path, description = "The export job")),
-    responses((status = 200, description = "The job's state (`running`, `done`, `failed`), rows and bytes, and when its link expires (the creator only)", body = Object), Missing, Refusals))]
+    responses((status = 200, description = "The job's state (`running`, `done`, `failed` with its `error`, also when the server stopped while writing it), rows and bytes, and when its link expires (the creator only)", body = Object), Missing, Refusals))]
 async fn status(
     State(state): State<AppState>,
     Require(member, _): Export,
     Path(id): Path<Uuid>,
 ) -> Result<Response, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
-    let j = job(&mut tx, id).await?;
+    let j = job(&state, &mut tx, id).await?;
     tx.commit().await?;
     let expired = j.expires_at <= state.clock.now();
     Ok(axum::Json(json!({
-        "id": j.id, "format": j.format, "status": j.status, "rows": j.rows, "bytes": j.bytes,
+        "id": j.id, "format": j.format, "status": j.status, "error": j.error, "rows": j.rows,
+        "bytes": j.bytes,
         "expires_at": ts(j.expires_at), "expired": expired, "created_at": ts(j.created_at),
         "finished_at": j.finished_at.map(ts),
     }))
@@ -249,7 +324,7 @@ async fn download(
 ) -> Result<Response, AppError> {
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
-    let j = job(&mut tx, id).await?;
+    let j = job(&state, &mut tx, id).await?;
     // A wrong token is the same answer as a job that is not yours: nothing to find here.
     if !bool::from(token_hash(&q.token).ct_eq(&j.token_sha256)) {
         return Err(AppError::NotFound);

@@ -1645,4 +1645,58 @@ async fn export_jobs_give_their_creator_an_expiring_link_and_nobody_else_anythin
     assert_eq!(s, 410, "{body}");
     let file = app.data_dir.path().join(format!("exports/{id}.csv"));
     assert!(!file.exists(), "{}", file.display());
+
+    // A job whose server stopped while writing it (running, its lease run out, a partial file)
+    // reads as failed with the reason, its partial file removed, and is audited as incomplete.
+    let (s, job) = api
+        .call(
+            Method::POST,
+            "/api/v1/exports?country=PT&format=json",
+            manager,
+            None,
+        )
+        .await;
+    assert_eq!(s, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    for _ in 0..100 {
+        let (_, v) = api
+            .call(Method::GET, &format!("/api/v1/exports/{id}"), manager, None)
+            .await;
+        if v["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let su = app.db().superuser_pool().await;
+    sqlx::query(
+        "UPDATE app.export_jobs SET status = 'running', finished_at = NULL,
+             lease_until = now() - interval '1 minute' WHERE id = $1::uuid",
+    )
+    .bind(&id)
+    .execute(&su)
+    .await
+    .unwrap();
+    let part = app.data_dir.path().join(format!("exports/{id}.json.part"));
+    std::fs::write(&part, "[{\"first_name\": \"Row1\"").unwrap();
+    let (s, v) = api
+        .call(Method::GET, &format!("/api/v1/exports/{id}"), manager, None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "failed", "{v}");
+    assert!(v["error"].as_str().unwrap().contains("interrupted"), "{v}");
+    assert!(!part.exists(), "the partial file is removed");
+    let (s, v) = api
+        .call(Method::GET, &format!("/api/v1/exports/{id}"), manager, None)
+        .await;
+    assert_eq!(
+        (s, &v["status"]),
+        (200, &json!("failed")),
+        "and stays so: {v}"
+    );
+    let interrupted = audit_actions(&api, admin)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "leads.export.finished" && e["after"]["interrupted"] == true)
+        .count();
+    assert_eq!(interrupted, 1);
 }
