@@ -131,10 +131,16 @@ deep_id=$(psql_su -At -c "SELECT id FROM app.leads WHERE org_id = '$org_a' ORDER
 cursor=$(printf '{"sort":"-created","score":0,"id":"%s"}' "$deep_id" | base64 -w0 | tr '+/' '-_' | tr -d '=')
 email=$(sed -n "$((rows_a / 3))p" "$data/a.csv" | cut -d, -f6)
 [ -n "$email" ] || email=$(sed -n "$((rows_a / 3 + 1))p" "$data/a.csv" | cut -d, -f6)
-# A rare phrase: one company's name (a few hundred of A's leads).
-rare=$(psql_su -At -c "SELECT company_name FROM app.leads WHERE org_id = '$org_a' AND company_name NOT LIKE '%,%' ORDER BY id LIMIT 1 OFFSET 1000")
-rare_q=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(chr(34) + sys.argv[1] + chr(34)))' "$rare")
-rare_ts=$(python3 -c 'import re, sys; print(" <-> ".join("\x27\x27" + w.lower() + "\x27\x27" for w in re.findall(r"\w+", sys.argv[1])))' "$rare")
+# A phrase: one company's name, and how many of A's leads carry it.
+phrase=$(psql_su -At -c "SELECT company_name FROM app.leads WHERE org_id = '$org_a' AND company_name NOT LIKE '%,%' ORDER BY id LIMIT 1 OFFSET 1000")
+phrase_q=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(chr(34) + sys.argv[1] + chr(34)))' "$phrase")
+phrase_ts=$(python3 -c 'import re, sys; print(" <-> ".join("\x27\x27" + w.lower() + "\x27\x27" for w in re.findall(r"\w+", sys.argv[1])))' "$phrase")
+phrase_n=$(psql_su -At -c "SELECT count(*) FROM app.leads WHERE org_id = '$org_a' AND company_name = \$q\$$phrase\$q\$")
+# A rare word: in the notes of 20 of A's leads, written through the API.
+for lead in $(psql_su -At -c "SELECT id FROM app.leads WHERE org_id = '$org_a' ORDER BY id LIMIT 20 OFFSET 5000"); do
+  curl -sSk --fail-with-body -o /dev/null -H "Authorization: Bearer $token_a" -H 'Content-Type: application/json' \
+    -d '{"body":"Met at the Zanzibar partner summit; wants a pilot"}' "$base/api/v1/leads/$lead/notes"
+done
 cat >"$data/report.lua" <<'EOF'
 done = function(summary, latency, requests)
   io.write(string.format("  -> %d requests, p50 %.2f ms, p95 %.2f ms, p99 %.2f ms, non-2xx %d\n",
@@ -154,7 +160,8 @@ search "first page" "/api/v1/leads?limit=50"
 search "deep keyset page (row $((rows_a / 2)))" "/api/v1/leads?limit=50&cursor=$cursor"
 search "multi-filter" "/api/v1/leads?limit=50&seniority=vp,director&country=US&employee_range=51-200,201-500&status=new"
 search "full text" "/api/v1/leads?limit=50&q=sales%20-intern"
-search "full text, rare phrase ($rare)" "/api/v1/leads?limit=50&q=$rare_q"
+search "full text, a phrase ($phrase: $phrase_n leads)" "/api/v1/leads?limit=50&q=$phrase_q"
+search "full text, a word in 20 leads' notes" "/api/v1/leads?limit=50&q=zanzibar"
 search "exact email" "/api/v1/leads?email=$email"
 search "count, all (capped at 10,000)" "/api/v1/leads/count"
 search "count, filtered (capped)" "/api/v1/leads/count?seniority=vp&country=US"
@@ -163,9 +170,9 @@ search "count, filtered, exact" "/api/v1/leads/count?seniority=vp&country=US&exa
 
 echo
 echo "== the same SQL in the database: under RLS (leadgen_app, A's admin) vs the owner without RLS"
-python3 - "$data" "$org_a" "$admin_a" "$deep_id" "$rare_ts" <<'EOF'
+python3 - "$data" "$org_a" "$admin_a" "$deep_id" "$phrase_ts" <<'EOF'
 import re, subprocess, sys, statistics
-data, org, admin, deep, rare = sys.argv[1:6]
+data, org, admin, deep, phrase = sys.argv[1:6]
 cols = "id, org_id, first_name, last_name, title, seniority, department, email_ct, email_bidx, phone_ct, linkedin_url, company_id, company_name, company_domain, industry, employee_range, city, region, country, source, status, owner_id, tags, custom, score, do_not_contact, read_groups, write_groups, sensitivity, acl_revision, created_at, updated_at"
 queries = {
   "first page": f"SELECT {cols} FROM app.leads WHERE org_id = '{org}' ORDER BY id DESC LIMIT 51",
@@ -173,7 +180,8 @@ queries = {
   "deep keyset page": f"SELECT {cols} FROM app.leads WHERE org_id = '{org}' AND id < '{deep}' ORDER BY id DESC LIMIT 51",
   "multi-filter": f"SELECT {cols} FROM app.leads WHERE org_id = '{org}' AND seniority = ANY('{{vp,director}}') AND country = ANY('{{US}}') AND employee_range = ANY('{{51-200,201-500}}') AND status = ANY('{{new}}') ORDER BY id DESC LIMIT 51",
   "full text": f"SELECT {cols} FROM app.leads WHERE org_id = '{org}' AND search OPERATOR(app.@@) to_tsquery('simple', '''sales'':* & !''intern'':*') ORDER BY id DESC LIMIT 51",
-  "full text, rare": f"SELECT {cols} FROM app.leads WHERE org_id = '{org}' AND search OPERATOR(app.@@) to_tsquery('simple', '{rare}') ORDER BY id DESC LIMIT 51",
+  "full text, phrase": f"SELECT {cols} FROM app.leads WHERE org_id = '{org}' AND search OPERATOR(app.@@) to_tsquery('simple', '{phrase}') ORDER BY id DESC LIMIT 51",
+  "full text, notes": f"SELECT {cols} FROM app.leads WHERE org_id = '{org}' AND search OPERATOR(app.@@) to_tsquery('simple', $$'zanzibar':*$$) ORDER BY id DESC LIMIT 51",
   "count, capped": f"SELECT count(*) FROM (SELECT 1 FROM app.leads WHERE org_id = '{org}' LIMIT 10001) matching",
   "count, all": f"SELECT count(*) FROM app.leads WHERE org_id = '{org}'",
   "count, filtered": f"SELECT count(*) FROM app.leads WHERE org_id = '{org}' AND seniority = ANY('{{vp}}') AND country = ANY('{{US}}')",

@@ -32,13 +32,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rollback_acl))
 }
 
-/// One page of a lead search.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // The shape of `page_of`'s answer, for the API document.
-struct LeadPage {
-    items: Vec<LeadView>,
+/// One page of a lead search. Serialized as it is: a page of 200 leads built as a
+/// `serde_json::Value` first cost a map and a string per field.
+#[derive(utoipa::ToSchema, serde::Serialize)]
+pub(crate) struct LeadPage {
+    pub items: Vec<LeadView>,
     /// The `cursor` of the next page; null on the last one.
-    next_cursor: Option<String>,
+    pub next_cursor: Option<String>,
 }
 
 type Lead = Require<perm::LeadSearchAndManagement>;
@@ -228,7 +228,7 @@ pub(crate) async fn page_of(
     state: &AppState,
     member: &crate::orgs::Member,
     params: &SearchParams,
-) -> Result<Value, AppError> {
+) -> Result<LeadPage, AppError> {
     let org = member.org_id;
     let (filter, page) = params.parse(|e| state.fields.email_index(org, e))?;
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
@@ -248,7 +248,10 @@ pub(crate) async fn page_of(
     for r in &rows {
         items.push(r.view(&state.fields, &state.pool).await?);
     }
-    Ok(json!({ "items": items, "next_cursor": next }))
+    Ok(LeadPage {
+        items,
+        next_cursor: next,
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/leads/count", tag = "leads", params(SearchParams),

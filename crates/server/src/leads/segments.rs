@@ -253,7 +253,8 @@ async fn run(
     let mut params = filters(&row.query)?;
     params.limit = page.limit;
     params.cursor = page.cursor;
-    let mut page = super::api::page_of(&state, &member, &params).await?;
+    let mut page = serde_json::to_value(super::api::page_of(&state, &member, &params).await?)
+        .map_err(|e| AppError::Internal(e.into()))?;
     page["segment"] = json!({ "id": row.id, "name": row.name });
     Ok(axum::Json(page).into_response())
 }
