@@ -412,6 +412,8 @@ impl Application {
         let reputation = tokio::spawn(crate::perimeter::reputation_sync(self.state.clone()));
         // Leads rescored after their organization's scoring model changed.
         let rescoring = tokio::spawn(crate::leads::scoring::run(self.state.clone()));
+        // Which full-text words are common, for the search's choice of plan.
+        let lexicon = tokio::spawn(crate::leads::search::lexicon_loop(self.state.pool.clone()));
         // Company edits whose push to their leads a crash interrupted.
         let company_push = tokio::spawn(crate::companies::run(self.state.clone()));
         let export_sweep = tokio::spawn(crate::leads::export_jobs::sweep(self.state.clone()));
@@ -456,6 +458,7 @@ impl Application {
         reputation.abort();
         rescoring.abort();
         company_push.abort();
+        lexicon.abort();
         export_sweep.abort();
         importer.abort();
         if let Some(w) = waf_watch {

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::keys::{FieldKeys, lead_place};
 use super::model::{LeadValues, LeadView};
-use super::search::{Filter, Page, push_filters, push_page};
+use super::search::{Filter, Page, push_filters, push_keyset, push_order};
 use crate::db::TenantTx;
 use crate::http::error::AppError;
 
@@ -324,9 +324,20 @@ pub async fn search(
     // sees it and picks the tenant's indexes.
     let mut qb =
         QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM app.leads WHERE org_id = "));
+    if filter.text_rare {
+        // `OFFSET 0` keeps the order and limit out of the subquery: the planner reads the few
+        // matches through the full-text index instead of walking the newest leads.
+        qb = QueryBuilder::new(format!(
+            "SELECT {COLUMNS} FROM (SELECT {COLUMNS} FROM app.leads WHERE org_id = "
+        ));
+    }
     qb.push_bind(org);
     push_filters(&mut qb, filter, for_export);
-    push_page(&mut qb, page, 1);
+    push_keyset(&mut qb, page);
+    if filter.text_rare {
+        qb.push(" OFFSET 0) matching");
+    }
+    push_order(&mut qb, page, 1);
     qb.build_query_as::<LeadRow>().fetch_all(&mut **tx).await
 }
 
@@ -342,11 +353,17 @@ pub async fn count(
     cap: Option<i64>,
 ) -> Result<i64, sqlx::Error> {
     let org = tx.context().org_id;
-    let mut qb = QueryBuilder::<Postgres>::new(
-        "SELECT count(*) FROM (SELECT 1 FROM app.leads WHERE org_id = ",
-    );
+    let mut qb = QueryBuilder::<Postgres>::new(if filter.text_rare {
+        // As in `search`: the index first, then the cap.
+        "SELECT count(*) FROM (SELECT 1 FROM (SELECT 1 FROM app.leads WHERE org_id = "
+    } else {
+        "SELECT count(*) FROM (SELECT 1 FROM app.leads WHERE org_id = "
+    });
     qb.push_bind(org);
     push_filters(&mut qb, filter, false);
+    if filter.text_rare {
+        qb.push(" OFFSET 0) text");
+    }
     if let Some(cap) = cap {
         qb.push(" LIMIT ").push_bind(cap + 1);
     }
