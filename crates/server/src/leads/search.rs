@@ -470,16 +470,19 @@ fn text_query(q: &str) -> Result<Option<(String, bool)>, AppError> {
         let lexicon = COMMON
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        groups.iter().any(|g| {
-            g.iter().all(|t| {
-                !t.negated
-                    && if t.phrase {
-                        t.words.iter().any(|w| lexicon.frequency(w, false) < RARE)
-                    } else {
-                        lexicon.frequency(&t.words[0], true) < RARE
-                    }
+        // Without statistics (a table never analyzed) nothing is known to be rare, and reading
+        // every match of a common word first would be far worse than the planner's guess.
+        !lexicon.words.is_empty()
+            && groups.iter().any(|g| {
+                g.iter().all(|t| {
+                    !t.negated
+                        && if t.phrase {
+                            t.words.iter().any(|w| lexicon.frequency(w, false) < RARE)
+                        } else {
+                            lexicon.frequency(&t.words[0], true) < RARE
+                        }
+                })
             })
-        })
     };
     // A query of exclusions alone would match almost everything; PostgreSQL handles `!a` fine,
     // so it is allowed.
@@ -549,7 +552,8 @@ impl Lexicon {
 /// This process's copy of the statistics (they only choose a plan: results are the same).
 static COMMON: std::sync::RwLock<Lexicon> = std::sync::RwLock::new(Lexicon { words: Vec::new() });
 
-/// Reads the statistics again (at start and every ten minutes; `ANALYZE` refreshes them).
+/// Reads the statistics again (at start and every 30 seconds; `ANALYZE`, which autovacuum runs
+/// after large changes, refreshes them).
 pub async fn refresh_lexicon(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
     #[derive(sqlx::FromRow, Default)]
     struct Stats {
@@ -581,7 +585,7 @@ pub async fn lexicon_loop(pool: sqlx::PgPool) {
         if let Err(e) = refresh_lexicon(&pool).await {
             tracing::warn!(error = %e, "reading the full-text statistics");
         }
-        tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
     }
 }
 
@@ -601,6 +605,11 @@ mod tests {
         assert!((lexicon.frequency("sales", true) - 0.31).abs() < 1e-6);
         assert!((lexicon.frequency("sales", false) - 0.3).abs() < 1e-6);
         assert_eq!(lexicon.frequency("zanzibar", true), 0.0);
+        *COMMON.write().unwrap() = Lexicon::default();
+        assert!(
+            !text_query("zanzibar").unwrap().unwrap().1,
+            "no statistics, nothing known rare"
+        );
         *COMMON.write().unwrap() = lexicon;
         let rare = |q: &str| text_query(q).unwrap().unwrap().1;
         assert!(!rare("sales"));

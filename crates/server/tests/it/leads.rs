@@ -739,8 +739,8 @@ async fn search_filters_syntax_and_keyset_pages_hold_under_concurrent_inserts() 
         }
     };
     // Full-text: words, prefixes, quoted phrases, OR, exclusions, apostrophes; answered the
-    // same whether the statistics call the words rare (no statistics yet: the index first) or
-    // common (after ANALYZE: the newest leads first).
+    // same without statistics (the planner's plan), with them (common words: the newest leads
+    // first), and for a word written after them (rare: the full-text index first, then sorted).
     let su = app.db().superuser_pool().await;
     for analyzed in [false, true] {
         if analyzed {
@@ -752,6 +752,20 @@ async fn search_filters_syntax_and_keyset_pages_hold_under_concurrent_inserts() 
         assert_eq!(found("q=glob".into()).await, set(&["Silva"]), "prefix");
         assert_eq!(count(&api, user, "q=acme").await, 2);
     }
+    let rare = create(
+        &api,
+        user,
+        json!({ "first_name": "Zed", "title": "Zanzibar liaison", "company_name": "Acme" }),
+    )
+    .await
+    .to_string();
+    assert_eq!(ids(&api, user, "q=zanzibar").await, [rare.clone()]);
+    assert_eq!(ids(&api, user, "q=acme%20zanz").await, [rare.clone()]);
+    assert_eq!(count(&api, user, "q=zanzibar").await, 1);
+    let (s, _) = api
+        .call(Method::DELETE, &format!("/api/v1/leads/{rare}"), user, None)
+        .await;
+    assert_eq!(s, 204);
     assert_eq!(found("q=acme".into()).await, set(&["O'Brien", "Chen"]));
     assert_eq!(found("q=acme%20-chen".into()).await, set(&["O'Brien"]));
     assert_eq!(
