@@ -555,28 +555,26 @@ static COMMON: std::sync::RwLock<Lexicon> = std::sync::RwLock::new(Lexicon { wor
 /// Reads the statistics again (at start and every 30 seconds; `ANALYZE`, which autovacuum runs
 /// after large changes, refreshes them).
 pub async fn refresh_lexicon(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
-    #[derive(sqlx::FromRow, Default)]
-    struct Stats {
-        words: Option<Vec<String>>,
-        freqs: Option<Vec<f32>>,
-    }
-    let Stats { words, freqs } = sqlx::query_as::<_, Stats>(
-        "SELECT most_common_elems::text::text[] AS words, most_common_elem_freqs AS freqs
-         FROM pg_stats WHERE schemaname = 'app' AND tablename = 'leads' AND attname = 'search'",
-    )
-    .fetch_optional(pool)
-    .await?
-    .unwrap_or_default();
-    let mut words: Vec<(String, f32)> = words
-        .unwrap_or_default()
-        .into_iter()
-        .zip(freqs.unwrap_or_default())
-        .collect();
+    // Through a definer function: `pg_stats` hides the statistics of a table under RLS.
+    let mut words: Vec<(String, f32)> =
+        sqlx::query_as("SELECT word, freq FROM app.lead_search_common_words()")
+            .fetch_all(pool)
+            .await?;
     words.sort_by(|a, b| a.0.cmp(&b.0));
     *COMMON
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Lexicon { words };
     Ok(())
+}
+
+/// How many common words the statistics gave this process.
+#[must_use]
+pub fn common_words() -> usize {
+    COMMON
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .words
+        .len()
 }
 
 /// Keeps [`COMMON`] current until the task is dropped.
