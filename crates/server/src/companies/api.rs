@@ -17,7 +17,7 @@ use super::model::{CompanyInput, CompanyValues, CompanyView};
 use crate::db::TenantTx;
 use crate::http::error::{ApiJson, ApiQuery, AppError};
 use crate::http::openapi::{ErrorBody, Missing, Refusals};
-use crate::leads::api::parse;
+use crate::leads::api::{changed_fields, parse};
 use crate::orgs::audit::{self, Entry, Meta};
 use crate::orgs::{Require, perm};
 use crate::startup::AppState;
@@ -60,14 +60,6 @@ impl CompanyQuery {
     }
 }
 
-/// The names of the fields an input sets, for the audit trail.
-fn field_names(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Array(m.keys().map(|k| Value::String(k.clone())).collect()),
-        _ => Value::Null,
-    }
-}
-
 /// A taken domain is a 409 naming it; anything else stays what it is.
 fn taken(e: sqlx::Error) -> AppError {
     match e {
@@ -104,7 +96,7 @@ async fn create(
     meta: Meta,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, AppError> {
-    let fields = field_names(&body);
+    let fields = changed_fields(&body);
     let v = CompanyValues::default().apply(parse::<CompanyInput>(body)?)?;
     let id = Uuid::now_v7();
     let now = state.clock.now();
@@ -176,7 +168,7 @@ pub(crate) async fn change(
     id: Uuid,
     body: Value,
 ) -> Result<CompanyView, AppError> {
-    let fields = field_names(&body);
+    let fields = changed_fields(&body);
     let input: CompanyInput = parse(body)?;
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::http::error::AppError;
-use crate::leads::model::{EMPLOYEE_RANGES, domain};
+use crate::leads::model::{EMPLOYEE_RANGES, bad, domain, patch, text};
 
 /// The sectors of the North American Industry Classification System (2022): the first two
 /// digits of every NAICS code. A code names its company's industry when none is given.
@@ -82,14 +82,6 @@ pub struct CompanyInput {
     pub country: Option<Option<String>>,
 }
 
-fn patch<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
 /// A company's checked values.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CompanyValues {
@@ -103,25 +95,6 @@ pub struct CompanyValues {
     pub city: Option<String>,
     pub region: Option<String>,
     pub country: Option<String>,
-}
-
-fn bad(field: &str, reason: &str) -> AppError {
-    AppError::BadRequest(format!("{field}: {reason}"))
-}
-
-fn text(field: &str, v: Option<String>, max: usize) -> Result<Option<String>, AppError> {
-    let Some(v) = v else { return Ok(None) };
-    let v = v.trim();
-    if v.is_empty() {
-        return Ok(None);
-    }
-    if v.chars().count() > max {
-        return Err(bad(field, &format!("at most {max} characters")));
-    }
-    if v.chars().any(char::is_control) {
-        return Err(bad(field, "control characters are not allowed"));
-    }
-    Ok(Some(v.to_string()))
 }
 
 impl CompanyValues {

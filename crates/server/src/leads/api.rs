@@ -45,7 +45,7 @@ type Lead = Require<perm::LeadSearchAndManagement>;
 
 /// Names of the fields an input sets: what the audit trail records of a change (never values,
 /// which hold personal data).
-fn changed_fields(v: &Value) -> Value {
+pub(crate) fn changed_fields(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Array(m.keys().map(|k| Value::String(k.clone())).collect()),
         _ => Value::Null,

@@ -80,7 +80,7 @@ pub struct LeadInput {
 }
 
 /// Tells "absent" (outer `None`) from "null" (`Some(None)`).
-fn patch<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn patch<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
@@ -116,11 +116,12 @@ pub struct LeadValues {
     pub do_not_contact: bool,
 }
 
-fn bad(field: &str, reason: &str) -> AppError {
+pub(crate) fn bad(field: &str, reason: &str) -> AppError {
     AppError::BadRequest(format!("{field}: {reason}"))
 }
 
-fn text(field: &str, v: Option<String>, max: usize) -> Result<Option<String>, AppError> {
+/// Trimmed text of at most `max` characters without control characters; blank is `None`.
+pub(crate) fn text(field: &str, v: Option<String>, max: usize) -> Result<Option<String>, AppError> {
     let Some(v) = v else { return Ok(None) };
     let v = v.trim();
     if v.is_empty() {
