@@ -366,6 +366,27 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
         ],
     ),
     (
+        "lead_list_entries",
+        &[
+            ("org_id", I),
+            ("list_id", I),
+            ("lead_id", I),
+            ("added_by", I),
+            ("added_at", I),
+        ],
+    ),
+    (
+        "lead_lists",
+        &[
+            ("id", I),
+            ("org_id", I),
+            ("owner_id", I),
+            ("name", C),
+            ("shared", I),
+            ("created_at", I),
+        ],
+    ),
+    (
         "lead_notes",
         &[
             ("id", I),

@@ -136,6 +136,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(crate::leads::api::routes())
         .merge(crate::leads::export_jobs::routes())
         .merge(crate::leads::segments::routes())
+        .merge(crate::leads::lists::routes())
         .merge(crate::leads::timeline::routes())
         .merge(crate::leads::merge::routes())
         .merge(crate::leads::scoring::routes())

@@ -7,6 +7,7 @@ pub mod export;
 pub mod export_jobs;
 pub mod import;
 pub mod keys;
+pub mod lists;
 pub mod merge;
 pub mod model;
 pub mod pages;

@@ -34,6 +34,8 @@ pub struct SearchParams {
     pub owner: Option<Uuid>,
     /// The leads of one company.
     pub company: Option<Uuid>,
+    /// The leads of one list (one the caller sees; another list matches nothing).
+    pub list: Option<Uuid>,
     pub score_min: Option<i16>,
     pub score_max: Option<i16>,
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -124,6 +126,7 @@ pub struct Filter {
     pub status: Vec<String>,
     pub owner: Option<Uuid>,
     pub company: Option<Uuid>,
+    pub list: Option<Uuid>,
     pub score_min: Option<i16>,
     pub score_max: Option<i16>,
     pub created_after: Option<OffsetDateTime>,
@@ -211,6 +214,7 @@ impl SearchParams {
             status: list("status", self.status.as_deref(), Some(&STATUSES))?,
             owner: self.owner,
             company: self.company,
+            list: self.list,
             score_min: self.score_min,
             score_max: self.score_max,
             created_after: self.created_after,
@@ -284,6 +288,12 @@ pub fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, f: &Filter, for_export:
     }
     if let Some(c) = f.company {
         qb.push(" AND company_id = ").push_bind(c);
+    }
+    if let Some(l) = f.list {
+        // The entries' policy applies: a list the caller does not see has no entries for it.
+        qb.push(" AND id IN (SELECT e.lead_id FROM app.lead_list_entries e WHERE e.org_id = leads.org_id AND e.list_id = ")
+            .push_bind(l)
+            .push(")");
     }
     if let Some(s) = f.score_min {
         qb.push(" AND score >= ").push_bind(s);

@@ -1741,3 +1741,182 @@ async fn export_jobs_give_their_creator_an_expiring_link_and_nobody_else_anythin
         .count();
     assert_eq!(interrupted, 1);
 }
+
+/// Lists gather leads by hand, private or shared; an entry follows its lead's ACL, adding a lead
+/// one cannot read reads as skipped, and only the owner (or an admin, for a shared list) deletes.
+#[tokio::test]
+async fn lists_keep_leads_by_hand_private_or_shared_and_entries_follow_the_lead_acl() {
+    let app = spawn().await;
+    let api = Api::new(&app);
+    let (_, t, _) = org_with_every_role(&app, &api, "lists").await;
+    let (admin, manager, user) = (&t[0], &t[1], &t[2]);
+    let a = create(&api, user, json!({ "first_name": "Ann", "title": "CTO" })).await;
+    let b = create(
+        &api,
+        user,
+        json!({ "first_name": "Ben", "title": "VP Sales" }),
+    )
+    .await;
+    let hidden = create(&api, admin, json!({ "first_name": "Hal" })).await;
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/leads/{hidden}/acl"),
+            admin,
+            Some(json!({ "read_groups": [], "write_groups": [], "sensitivity": "restricted" })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+
+    for (body, status, field) in [
+        (json!({ "name": "  " }), 400, "name"),
+        (json!({ "name": "x", "color": "red" }), 422, "color"),
+    ] {
+        let (s, v) = api
+            .call(Method::POST, "/api/v1/lists", user, Some(body))
+            .await;
+        assert_eq!(s, status, "{v}");
+        assert!(v.to_string().contains(field), "{v}");
+    }
+    let (s, mine) = api
+        .call(
+            Method::POST,
+            "/api/v1/lists",
+            user,
+            Some(json!({ "name": "Q3 targets" })),
+        )
+        .await;
+    assert_eq!(s, 201, "{mine}");
+    let mine = mine["id"].as_str().unwrap().to_string();
+    let (s, _) = api
+        .call(
+            Method::POST,
+            "/api/v1/lists",
+            user,
+            Some(json!({ "name": "Q3 targets" })),
+        )
+        .await;
+    assert_eq!(s, 409);
+    let entries = |list: &str| format!("/api/v1/lists/{list}/leads");
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &entries(&mine),
+            user,
+            Some(json!({ "leads": [] })),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &entries(&mine),
+            user,
+            Some(json!({ "leads": [a, b, hidden, Uuid::now_v7()] })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["added"].as_i64(), v["skipped"].as_i64()),
+        (Some(2), Some(2))
+    );
+    let mut found = ids(&api, user, &format!("list={mine}")).await;
+    found.sort();
+    let mut want = vec![a.to_string(), b.to_string()];
+    want.sort();
+    assert_eq!(found, want);
+    assert_eq!(
+        ids(&api, user, &format!("list={mine}&q=sales")).await,
+        [b.to_string()]
+    );
+    // A private list is its owner's: another member neither sees it nor searches it.
+    let (_, v) = api.call(Method::GET, "/api/v1/lists", manager, None).await;
+    assert_eq!(v["items"], json!([]), "{v}");
+    assert!(ids(&api, manager, &format!("list={mine}")).await.is_empty());
+    let (s, _) = api
+        .call(
+            Method::POST,
+            &entries(&mine),
+            manager,
+            Some(json!({ "leads": [a] })),
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    // A shared list shows each member only the leads they can read.
+    let (s, shared) = api
+        .call(
+            Method::POST,
+            "/api/v1/lists",
+            admin,
+            Some(json!({ "name": "Board", "shared": true })),
+        )
+        .await;
+    assert_eq!(s, 201, "{shared}");
+    let shared = shared["id"].as_str().unwrap().to_string();
+    let (_, v) = api
+        .call(
+            Method::POST,
+            &entries(&shared),
+            admin,
+            Some(json!({ "leads": [a, hidden] })),
+        )
+        .await;
+    assert_eq!(v["added"], 2, "{v}");
+    assert_eq!(
+        ids(&api, user, &format!("list={shared}")).await,
+        [a.to_string()]
+    );
+    assert_eq!(ids(&api, admin, &format!("list={shared}")).await.len(), 2);
+    let (_, v) = api.call(Method::GET, "/api/v1/lists", user, None).await;
+    let board = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "Board")
+        .unwrap()
+        .clone();
+    assert_eq!(board["leads"], 1, "the restricted lead is not counted: {v}");
+
+    // Removing, deleting: the owner; an admin for a shared list; the leads stay.
+    let (s, v) = api
+        .call(
+            Method::DELETE,
+            &entries(&mine),
+            user,
+            Some(json!({ "leads": [a] })),
+        )
+        .await;
+    assert_eq!((s, v["removed"].as_u64()), (200, Some(1)), "{v}");
+    let (s, v) = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/lists/{shared}"),
+            user,
+            None,
+        )
+        .await;
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(v["error"]["code"], "not_owner");
+    let (s, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/lists/{shared}"),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = api
+        .call(Method::GET, &format!("/api/v1/leads/{a}"), user, None)
+        .await;
+    assert_eq!(s, 200);
+    let actions: Vec<String> = audit_actions(&api, admin)
+        .await
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for action in ["list.create", "list.add", "list.remove", "list.delete"] {
+        assert!(actions.iter().any(|x| x == action), "{action}: {actions:?}");
+    }
+}
