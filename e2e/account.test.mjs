@@ -242,6 +242,22 @@ test('sign up, confirm by mail, sign in, enable TOTP, sign out, sign in with TOT
   const withCompany = await page.textContent('table.lead-fields');
   assert.ok(withCompany.includes('US Navy') && withCompany.includes('Public Administration'), withCompany);
 
+  // Saved searches: the current filters under a name, shared; followed; deleted.
+  await page.goto(`${BASE}/leads?q=commodore`);
+  await page.click('details.saved-searches summary');
+  await page.fill('form.segment-form input[name=name]', 'Commodores');
+  await page.check('form.segment-form input[name=shared]');
+  await page.click('form.segment-form button[type=submit]');
+  await page.waitForURL(`${BASE}/leads?q=commodore`);
+  await page.click('ul.segments a:text("Commodores")');
+  await page.waitForURL(`${BASE}/leads?q=commodore`);
+  assert.ok((await page.textContent('table.lead-table')).includes('Grace'));
+  assert.ok((await page.textContent('ul.segments')).includes('shared'));
+  await page.screenshot({ path: join(SHOTS, 'saved-searches.png'), fullPage: true });
+  await page.click('ul.segments form button[type=submit]');
+  await page.waitForURL(`${BASE}/leads`);
+  assert.ok(!(await page.textContent('details.saved-searches')).includes('Commodores'));
+
   // The import wizard: upload, the preview and the automatic mapping, one column left out by
   // hand, start, progress to the end, and the report of the row with a bad email.
   await page.goto(`${BASE}/leads`);

@@ -30,6 +30,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/leads", get(table))
         .route("/leads/export", get(export))
+        .route("/leads/segments", post(save_segment))
+        .route("/leads/segments/{id}/delete", post(delete_segment))
         .route("/leads/{id}", get(detail))
         .route("/leads/{id}/acl", post(set_acl))
         .route("/leads/{id}/acl/rollback", post(rollback))
@@ -74,7 +76,19 @@ struct TablePage<'a> {
     /// The query string of the current filters (for the export and next links).
     filters: String,
     can_export: bool,
+    csrf: String,
+    /// Saved searches the member sees.
+    segments: Vec<SegmentLine>,
     error: Option<String>,
+}
+
+struct SegmentLine {
+    id: String,
+    name: String,
+    query: String,
+    shared: bool,
+    /// Its owner, or an admin for a shared one, may delete it.
+    deletable: bool,
 }
 
 fn line(v: &LeadView) -> LeadLine {
@@ -103,10 +117,21 @@ fn encode(s: &str) -> String {
 
 async fn table(
     State(state): State<AppState>,
+    headers: HeaderMap,
     BrowserUser(who): BrowserUser,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Response, AppError> {
-    let member = Member::from_user(&who)?;
+    render_table(&state, &headers, &who, &params, None).await
+}
+
+async fn render_table(
+    state: &AppState,
+    headers: &HeaderMap,
+    who: &crate::auth::AuthUser,
+    params: &SearchParams,
+    error: Option<String>,
+) -> Result<Response, AppError> {
+    let member = Member::from_user(who)?;
     require::<crate::orgs::perm::LeadSearchAndManagement>(
         &member,
         Permission::LeadSearchAndManagement,
@@ -139,8 +164,26 @@ async fn table(
         next: None,
         filters: filters.clone(),
         can_export: check(&member, Permission::DataExport).is_ok(),
-        error: None,
+        csrf: String::new(),
+        segments: Vec::new(),
+        error,
     };
+    let admin = check(&member, Permission::ManageOrganization).is_ok();
+    {
+        let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+        page.segments = super::segments::visible(&mut tx)
+            .await?
+            .into_iter()
+            .map(|r| SegmentLine {
+                id: r.id.to_string(),
+                deletable: r.owner_id == member.principal_id || (admin && r.shared),
+                name: r.name,
+                query: r.query,
+                shared: r.shared,
+            })
+            .collect();
+        tx.commit().await?;
+    }
     match params.parse(|e| state.fields.email_index(org, e)) {
         Err(e) => page.error = Some(e.to_string()),
         Ok((filter, p)) => {
@@ -174,8 +217,90 @@ async fn table(
             }
         }
     }
-    let token = csrf(&state, &HeaderMap::new());
+    let token = csrf(state, headers);
+    page.csrf = token.token.clone();
     Ok(render(&page, StatusCode::OK, &token))
+}
+
+#[derive(Deserialize)]
+struct SegmentForm {
+    name: String,
+    /// The search's query string, as the page shows it.
+    query: String,
+    shared: Option<String>,
+}
+
+/// "Save this search": the current filters under a name.
+async fn save_segment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: Meta,
+    BrowserUser(who): BrowserUser,
+    CsrfForm(form): CsrfForm<SegmentForm>,
+) -> Result<Response, AppError> {
+    let result = async {
+        let member = Member::from_user(&who)?;
+        check(&member, Permission::LeadSearchAndManagement)?;
+        super::segments::save(
+            &state,
+            &member,
+            &meta,
+            &form.name,
+            &form.query,
+            form.shared.is_some(),
+        )
+        .await
+    }
+    .await;
+    match result {
+        Ok(_) => Ok(Redirect::to(&format!("/leads?{}", form.query)).into_response()),
+        Err(e) => {
+            let status = e.status();
+            let params = axum::extract::Query::<SearchParams>::try_from_uri(
+                &format!("/?{}", form.query)
+                    .parse()
+                    .unwrap_or_else(|_| axum::http::Uri::from_static("/")),
+            )
+            .map(|q| q.0)
+            .unwrap_or_default();
+            let mut res =
+                render_table(&state, &headers, &who, &params, Some(e.to_string())).await?;
+            *res.status_mut() = status;
+            Ok(res)
+        }
+    }
+}
+
+async fn delete_segment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    meta: Meta,
+    BrowserUser(who): BrowserUser,
+    Path(id): Path<Uuid>,
+    CsrfForm(_): CsrfForm<std::collections::HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let result = async {
+        let member = Member::from_user(&who)?;
+        check(&member, Permission::LeadSearchAndManagement)?;
+        super::segments::delete(&state, &member, &meta, id).await
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(Redirect::to("/leads").into_response()),
+        Err(e) => {
+            let status = e.status();
+            let mut res = render_table(
+                &state,
+                &headers,
+                &who,
+                &SearchParams::default(),
+                Some(e.to_string()),
+            )
+            .await?;
+            *res.status_mut() = status;
+            Ok(res)
+        }
+    }
 }
 
 async fn export(

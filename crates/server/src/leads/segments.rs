@@ -72,13 +72,13 @@ fn view(r: &Row) -> Value {
             "owner_id": r.owner_id, "created_at": ts(r.created_at) })
 }
 
-struct Row {
-    id: Uuid,
-    owner_id: Uuid,
-    name: String,
-    query: String,
-    shared: bool,
-    created_at: time::OffsetDateTime,
+pub(crate) struct Row {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub name: String,
+    pub query: String,
+    pub shared: bool,
+    pub created_at: time::OffsetDateTime,
 }
 
 #[utoipa::path(post, path = "/api/v1/segments", tag = "segments", request_body = NewSegment,
@@ -89,6 +89,24 @@ async fn create(
     meta: Meta,
     ApiJson(body): ApiJson<NewSegment>,
 ) -> Result<Response, AppError> {
+    let row = save(&state, &member, &meta, &body.name, &body.query, body.shared).await?;
+    Ok((StatusCode::CREATED, axum::Json(view(&row))).into_response())
+}
+
+/// Saves a search under `name` (checked as a search checks it); audited.
+pub(crate) async fn save(
+    state: &AppState,
+    member: &crate::orgs::Member,
+    meta: &Meta,
+    name: &str,
+    query: &str,
+    shared: bool,
+) -> Result<Row, AppError> {
+    let body = NewSegment {
+        name: name.to_string(),
+        query: query.to_string(),
+        shared,
+    };
     let name = body.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(AppError::BadRequest(
@@ -124,7 +142,7 @@ async fn create(
     audit::record(
         &mut tx,
         now,
-        &meta,
+        meta,
         Entry {
             action: "segment.create",
             target: Some(format!("segment:{id}")),
@@ -134,15 +152,27 @@ async fn create(
     )
     .await?;
     tx.commit().await?;
-    let row = Row {
+    Ok(Row {
         id,
         owner_id: member.principal_id,
         name,
         query,
         shared: body.shared,
         created_at: now,
-    };
-    Ok((StatusCode::CREATED, axum::Json(view(&row))).into_response())
+    })
+}
+
+/// The caller's segments and the organization's shared ones, by name.
+pub(crate) async fn visible(tx: &mut TenantTx) -> Result<Vec<Row>, AppError> {
+    let org = tx.context().org_id;
+    Ok(sqlx::query_as!(
+        Row,
+        "SELECT id, owner_id, name, query, shared, created_at FROM app.segments
+         WHERE org_id = $1 ORDER BY name, id",
+        org
+    )
+    .fetch_all(&mut **tx)
+    .await?)
 }
 
 async fn fetch(tx: &mut TenantTx, id: Uuid) -> Result<Row, AppError> {
@@ -165,14 +195,7 @@ async fn list(
     Require(member, _): Lead,
 ) -> Result<Response, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
-    let rows = sqlx::query_as!(
-        Row,
-        "SELECT id, owner_id, name, query, shared, created_at FROM app.segments
-         WHERE org_id = $1 ORDER BY name, id",
-        member.org_id
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows = visible(&mut tx).await?;
     tx.commit().await?;
     Ok(axum::Json(Value::Array(rows.iter().map(view).collect())).into_response())
 }
@@ -198,6 +221,17 @@ async fn remove(
     Path(id): Path<Uuid>,
     meta: Meta,
 ) -> Result<StatusCode, AppError> {
+    delete(&state, &member, &meta, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a segment (its owner; an admin for a shared one); audited.
+pub(crate) async fn delete(
+    state: &AppState,
+    member: &crate::orgs::Member,
+    meta: &Meta,
+    id: Uuid,
+) -> Result<(), AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let row = fetch(&mut tx, id).await?;
     let gone = sqlx::query!(
@@ -216,7 +250,7 @@ async fn remove(
     audit::record(
         &mut tx,
         state.clock.now(),
-        &meta,
+        meta,
         Entry {
             action: "segment.delete",
             target: Some(format!("segment:{id}")),
@@ -226,7 +260,7 @@ async fn remove(
     )
     .await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
