@@ -241,16 +241,8 @@ pub(crate) async fn delete(
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let row = super::get(&mut tx, id).await?.ok_or(AppError::NotFound)?;
-    if !matches!(
-        member.role,
-        crate::db::Role::Admin | crate::db::Role::Manager
-    ) {
-        return Err(AppError::Denied {
-            code: "role_denied",
-            message: "deleting a company is for admins and managers".into(),
-        });
-    }
-    // Every lead of the company, whoever may read it (the policy checks the role again below).
+    // Every lead of the company, whoever may read it. The delete policy decides below whether
+    // the caller may delete; if not, the error drops the transaction and the unlink with it.
     sqlx::query!("SELECT app.company_unlink($1)", id)
         .execute(&mut *tx)
         .await?;

@@ -395,13 +395,9 @@ fn lexemes(s: &str) -> Vec<String> {
 /// Turns the user's query into `to_tsquery` text. Terms are ANDed; `OR` between two terms joins
 /// them; `-term` excludes; `"a b"` is a phrase. Lexemes contain only letters and digits, so the
 /// output cannot carry tsquery operators the user did not mean. `None` when nothing searchable
-/// remains (e.g. only punctuation).
-pub fn tsquery(q: &str) -> Result<Option<String>, AppError> {
-    Ok(text_query(q)?.map(|t| t.0))
-}
-
-/// The `to_tsquery` text of `q`, and whether it matches few leads: some group of alternatives
-/// that every match must meet has only rare words in it (an exclusion restricts nothing).
+/// remains (e.g. only punctuation). With it, whether the query matches few leads: some group of
+/// alternatives that every match must meet has only rare words in it (an exclusion restricts
+/// nothing).
 fn text_query(q: &str) -> Result<Option<(String, bool)>, AppError> {
     // Tokens: (text, quoted, negated) or the OR operator.
     enum Tok {
@@ -634,7 +630,7 @@ mod tests {
 
     #[test]
     fn the_query_syntax_users_expect() {
-        let t = |q: &str| tsquery(q).unwrap();
+        let t = |q: &str| text_query(q).unwrap().map(|t| t.0);
         assert_eq!(t("acme").as_deref(), Some("'acme':*"));
         assert_eq!(t("Acme VP").as_deref(), Some("'acme':* & 'vp':*"));
         assert_eq!(
@@ -661,7 +657,7 @@ mod tests {
             .map(|i| format!("w{i}"))
             .collect::<Vec<_>>()
             .join(" ");
-        assert!(tsquery(&many).is_err());
+        assert!(text_query(&many).is_err());
     }
 
     #[test]
