@@ -4,6 +4,11 @@
 //! defaults are the documentation. Each later layer may only set keys that exist there; an unknown
 //! key, a value of the wrong type or a missing production secret is a [`ConfigError`] that names the
 //! key path and where the bad value came from.
+//!
+//! This module checks the configuration's own shape and the rules between its keys. What a
+//! slice makes of a value (the WAF and rate-limit files the `perimeter` paths name, the SSO
+//! issuers) is checked by that slice; `startup::check` runs those checks for a start and for
+//! `leadgen configtest`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -416,8 +421,6 @@ impl Config {
                     ),
                 ));
             }
-            check_issuer(&p.issuer, self.profile)
-                .map_err(|reason| rule(&format!("sso.{name}.issuer"), &reason))?;
         }
         let i = &self.imports;
         if !(1..=50_000).contains(&i.batch_rows) {
@@ -456,37 +459,6 @@ impl Config {
         }
         if k.notice_check_secs == 0 {
             return Err(rule("api_keys.notice_check_secs", "must be greater than 0"));
-        }
-        // The rules files are checked with the rest, so `configtest` and a start fail fast on them.
-        let waf = &self.perimeter.waf_rules_path;
-        if !waf.as_os_str().is_empty() {
-            let text = std::fs::read_to_string(waf).map_err(|e| {
-                rule(
-                    "perimeter.waf_rules_path",
-                    &format!("cannot read {}: {e}", waf.display()),
-                )
-            })?;
-            crate::perimeter::waf::Waf::parse(&text).map_err(|e| {
-                rule(
-                    "perimeter.waf_rules_path",
-                    &format!("{}: {e}", waf.display()),
-                )
-            })?;
-        }
-        let rules = &self.perimeter.rate_limits_path;
-        if !rules.as_os_str().is_empty() {
-            let text = std::fs::read_to_string(rules).map_err(|e| {
-                rule(
-                    "perimeter.rate_limits_path",
-                    &format!("cannot read {}: {e}", rules.display()),
-                )
-            })?;
-            crate::perimeter::rate_limit::RulesFile::parse(&text).map_err(|e| {
-                rule(
-                    "perimeter.rate_limits_path",
-                    &format!("{}: {e}", rules.display()),
-                )
-            })?;
         }
         let key = self.secrets.app_key.expose_secret();
         if !key.is_empty() && key.len() < 32 {
@@ -558,22 +530,8 @@ impl Config {
     }
 }
 
-/// An OpenID issuer must be an https URL without query or fragment. Plain http is allowed for a
-/// loopback provider outside production only (a provider running on the operator's own machine).
-fn check_issuer(issuer: &str, profile: Profile) -> Result<(), String> {
-    let url = url::Url::parse(issuer).map_err(|e| format!("not a URL: {e}"))?;
-    if url.query().is_some() || url.fragment().is_some() || url.host_str().is_none() {
-        return Err("must be a URL without query or fragment".into());
-    }
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if profile != Profile::Production && crate::auth::sso::is_loopback(&url) => Ok(()),
-        _ => Err("must use https (http only for a loopback provider outside production)".into()),
-    }
-}
-
 /// A CSP that allows inline or eval'd script, or framing, is refused.
-pub(crate) fn check_csp(csp: &str) -> Result<(), String> {
+pub fn check_csp(csp: &str) -> Result<(), String> {
     let directives: BTreeMap<String, String> = csp
         .split(';')
         .filter_map(|d| {

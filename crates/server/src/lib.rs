@@ -3,6 +3,7 @@
 //! `main.rs` only parses the command line and calls [`run`]; everything else lives here so that
 //! integration tests start the real application on port 0.
 
+pub mod audit;
 pub mod auth;
 pub mod classification;
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod perimeter;
 pub mod secrets;
 pub mod server;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 pub mod tls;
 pub mod web;
@@ -237,7 +239,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             };
             let org = args.org;
             let result = with_pool(&config, Conn::Migrate, |pool| async move {
-                Ok(orgs::audit::verify(&pool, org).await?)
+                Ok(audit::verify(&pool, org).await?)
             })
             .await;
             match result {
@@ -268,7 +270,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Configtest(args) => {
-            match Config::load(&sources(&cli, args.data_dir.as_deref())).and_then(check_tls_files) {
+            let checked = Config::load(&sources(&cli, args.data_dir.as_deref()))
+                .and_then(|c| startup::check(&c).map(|()| c))
+                .and_then(check_tls_files);
+            match checked {
                 Ok(c) => ok(
                     args.json,
                     &format!("configuration OK (profile {})", c.profile),

@@ -11,11 +11,11 @@ use time::format_description::well_known::Rfc3339;
 
 use super::service::{self, LogoutScope, OneTimePurpose, Origin, Session, SignupOutcome, User};
 use super::{AuthError, AuthUser};
-use crate::startup::AppState;
+use crate::auth::AuthState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn routes() -> OpenApiRouter<AuthState> {
     OpenApiRouter::new()
         .routes(routes!(signup))
         .routes(routes!(token))
@@ -117,7 +117,7 @@ struct SignupBody {
 #[utoipa::path(post, path = "/auth/v1/signup", tag = "auth", request_body = SignupBody, security(()),
     responses((status = 200, description = "The user (Supabase Auth shape); a confirmation link is mailed", body = Object), crate::http::openapi::AuthRefusals))]
 async fn signup(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     origin: Origin,
     AuthJson(body): AuthJson<SignupBody>,
 ) -> Result<Json<Value>, AuthError> {
@@ -150,7 +150,7 @@ struct RefreshBody {
     request_body(content = Object, description = "`grant_type=password`: `email` and `password`; `grant_type=refresh_token`: `refresh_token` (single use, rotated)"),
     responses((status = 200, description = "A session: `access_token` (JWT), `refresh_token`, `expires_in`, `user`", body = Object), crate::http::openapi::AuthRefusals))]
 async fn token(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     Query(q): Query<GrantQuery>,
     origin: Origin,
     body: axum::body::Bytes,
@@ -203,7 +203,7 @@ fn purpose(kind: &str) -> Result<OneTimePurpose, AuthError> {
 #[utoipa::path(post, path = "/auth/v1/verify", tag = "auth", request_body = VerifyBody, security(()),
     responses((status = 200, description = "A session, after a confirmation or recovery token", body = Object), crate::http::openapi::AuthRefusals))]
 async fn verify(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     origin: Origin,
     AuthJson(body): AuthJson<VerifyBody>,
 ) -> Result<Json<Value>, AuthError> {
@@ -233,7 +233,7 @@ struct VerifyLink {
 #[utoipa::path(get, path = "/auth/v1/verify", tag = "auth", params(VerifyLink), security(()),
     responses((status = 303, description = "The mailed link: verified, then redirected to the site"), crate::http::openapi::AuthRefusals))]
 async fn verify_link(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     origin: Origin,
     Query(q): Query<VerifyLink>,
 ) -> Response {
@@ -248,7 +248,7 @@ async fn verify_link(
             } else {
                 "/account"
             };
-            super::pages::with_cookies(
+            crate::web::cookies::with_cookies(
                 Redirect::to(to).into_response(),
                 super::pages::session_cookies(&state, &s),
             )
@@ -266,7 +266,7 @@ struct RecoverBody {
 #[utoipa::path(post, path = "/auth/v1/recover", tag = "auth", request_body = RecoverBody, security(()),
     responses((status = 200, description = "Always the same answer whether or not the address has an account", body = Object), crate::http::openapi::AuthRefusals))]
 async fn recover(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     AuthJson(body): AuthJson<RecoverBody>,
 ) -> Result<Json<Value>, AuthError> {
     service::request_recovery(&state, &body.email).await?;
@@ -286,7 +286,7 @@ struct UpdateUserBody {
 #[utoipa::path(put, path = "/auth/v1/user", tag = "auth", request_body = UpdateUserBody,
     responses((status = 200, description = "The user after the change (a new password ends the other sessions)", body = Object), crate::http::openapi::AuthRefusals))]
 async fn update_user(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     who: AuthUser,
     origin: Origin,
     AuthJson(body): AuthJson<UpdateUserBody>,
@@ -315,7 +315,7 @@ async fn update_user(
 
 #[utoipa::path(get, path = "/auth/v1/user", tag = "auth",
     responses((status = 200, description = "The signed-in user", body = Object), crate::http::openapi::AuthRefusals))]
-async fn user(State(state): State<AppState>, who: AuthUser) -> Result<Json<Value>, AuthError> {
+async fn user(State(state): State<AuthState>, who: AuthUser) -> Result<Json<Value>, AuthError> {
     let u = service::current_user(&state.pool, who.user_id).await?;
     Ok(Json(user_json(&u)))
 }
@@ -329,7 +329,7 @@ struct LogoutQuery {
 #[utoipa::path(post, path = "/auth/v1/logout", tag = "auth", params(LogoutQuery),
     responses((status = 204, description = "Signed out (`scope`: this session, others, or all); refresh tokens revoked"), crate::http::openapi::AuthRefusals))]
 async fn logout(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     who: AuthUser,
     Query(q): Query<LogoutQuery>,
 ) -> Result<StatusCode, AuthError> {

@@ -16,15 +16,15 @@ use super::api::AuthJson;
 use super::service::{self, Session};
 use super::tokens::Amr;
 use super::{AuthError, AuthUser};
+use crate::auth::AuthState;
 use crate::db::UserTx;
-use crate::startup::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// Challenges expire after five minutes.
 const CHALLENGE_TTL_SECS: i64 = 300;
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn routes() -> OpenApiRouter<AuthState> {
     OpenApiRouter::new()
         .routes(routes!(enroll))
         .routes(routes!(unenroll))
@@ -55,7 +55,7 @@ pub struct Enrolled {
 
 /// Creates an unverified TOTP factor.
 pub async fn enroll_factor(
-    state: &AppState,
+    state: &AuthState,
     who: &AuthUser,
     friendly_name: Option<String>,
     issuer: Option<String>,
@@ -114,7 +114,7 @@ pub async fn enroll_factor(
 #[utoipa::path(post, path = "/auth/v1/factors", tag = "mfa", request_body = EnrollBody,
     responses((status = 200, description = "A TOTP factor, unverified: its secret and QR code", body = Object), crate::http::openapi::AuthRefusals))]
 async fn enroll(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     who: AuthUser,
     AuthJson(body): AuthJson<EnrollBody>,
 ) -> Result<Json<Value>, AuthError> {
@@ -133,7 +133,7 @@ async fn enroll(
 
 /// Opens a challenge for one of the user's factors; returns its id and expiry (Unix seconds).
 pub async fn create_challenge(
-    state: &AppState,
+    state: &AuthState,
     who: &AuthUser,
     factor: Uuid,
 ) -> Result<(Uuid, i64), AuthError> {
@@ -165,7 +165,7 @@ pub async fn create_challenge(
 #[utoipa::path(post, path = "/auth/v1/factors/{id}/challenge", tag = "mfa", params(("id" = Uuid, Path, description = "The factor")),
     responses((status = 200, description = "A challenge id and its expiry", body = Object), crate::http::openapi::AuthRefusals))]
 async fn challenge(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     who: AuthUser,
     Path(factor): Path<Uuid>,
 ) -> Result<Json<Value>, AuthError> {
@@ -184,7 +184,7 @@ struct VerifyBody {
 
 /// Checks a code against a challenge; on success the session moves to `aal2`.
 pub async fn verify_code(
-    state: &AppState,
+    state: &AuthState,
     who: &AuthUser,
     factor: Uuid,
     challenge_id: Uuid,
@@ -279,7 +279,7 @@ pub async fn verify_code(
 #[utoipa::path(post, path = "/auth/v1/factors/{id}/verify", tag = "mfa", params(("id" = Uuid, Path, description = "The factor")), request_body = VerifyBody,
     responses((status = 200, description = "A session at aal2", body = Object), crate::http::openapi::AuthRefusals))]
 async fn verify(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     who: AuthUser,
     Path(factor): Path<Uuid>,
     AuthJson(body): AuthJson<VerifyBody>,
@@ -291,7 +291,7 @@ async fn verify(
 #[utoipa::path(delete, path = "/auth/v1/factors/{id}", tag = "mfa", params(("id" = Uuid, Path, description = "The factor")),
     responses((status = 200, description = "The factor removed (needs aal2 when verified)", body = Object), crate::http::openapi::AuthRefusals))]
 async fn unenroll(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     who: AuthUser,
     Path(factor): Path<Uuid>,
 ) -> Result<Json<Value>, AuthError> {

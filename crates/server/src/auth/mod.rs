@@ -19,42 +19,31 @@ pub mod sso;
 pub mod throttle;
 pub mod tokens;
 
+use std::sync::Arc;
+
+use crate::perimeter::Perimeter;
+use crate::state::Core;
+
 pub use error::AuthError;
-pub use principal::AuthUser;
+pub use principal::{AuthUser, Verified, authenticate};
 pub use tokens::AuthKeys;
 
-/// The credential a request presents, read from its headers without checking it: an API key
-/// (`Authorization: Bearer lg_…` or `X-API-Key`), else an access token (`Authorization: Bearer`,
-/// else the browser's access cookie).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Presented<'a> {
-    ApiKey(&'a str),
-    Token(&'a str),
-    None,
+/// What the identity slice's routes, layers and workers use.
+#[derive(Clone)]
+pub struct AuthState {
+    pub core: Core,
+    /// The access-token key ring and the keys derived from the application key.
+    pub auth: Arc<AuthKeys>,
+    /// The single sign-on providers configured (none by default).
+    pub sso: Arc<sso::Sso>,
+    /// Failed sign-ins lower the client address's reputation.
+    pub perimeter: Perimeter,
 }
 
-impl<'a> Presented<'a> {
-    #[must_use]
-    pub fn from_headers(headers: &'a http::HeaderMap) -> Self {
-        let bearer = headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        if let Some(k) = bearer.filter(|t| t.starts_with("lg_")).or_else(|| {
-            headers
-                .get("x-api-key")
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-        }) {
-            return Self::ApiKey(k);
-        }
-        match bearer.or_else(|| crate::web::csrf::cookie_value(headers, pages::ACCESS_COOKIE)) {
-            Some(t) if !t.is_empty() => Self::Token(t),
-            _ => Self::None,
-        }
-    }
-}
+crate::slice_state!(AuthState);
+
+/// A signed-in browser (pages), or the sign-in page.
+pub type BrowserUser = crate::web::SignedIn<AuthUser>;
 
 /// An email address, trimmed and lower-cased, with a plausible shape. Deliverability is proven by
 /// the confirmation mail, not by parsing.

@@ -3,33 +3,33 @@
 //!
 //! Browsers hold the session in two `__Host-` cookies (Secure, HttpOnly, SameSite=Lax): the access
 //! token and the refresh token. [`refresh_cookies`] renews an expired access token from the
-//! refresh token before the page handler runs, so pages never see an expired session. Every form
-//! carries a CSRF token ([`CsrfForm`]) and state changes must come from our own origin.
+//! refresh token before a page handler runs (the assembler puts it in front of every page), so
+//! pages never see an expired session. Every form carries a CSRF token ([`CsrfForm`]) and state
+//! changes must come from our own origin.
 
 use std::collections::HashMap;
 
 use askama::Template;
 use axum::Router;
 use axum::extract::{Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use base64::Engine;
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::service::{self, LogoutScope, Origin, Session};
-use super::{AuthError, AuthUser, mfa};
-use crate::startup::AppState;
+use super::{AuthError, AuthState, AuthUser, BrowserUser, Verified, mfa};
+use crate::http::credentials::Credential;
 use crate::web::assets::{self, Assets};
-use crate::web::csrf::{CsrfForm, CsrfToken, cookie_value as cookie};
+use crate::web::cookies::{
+    ACCESS_COOKIE, REFRESH_COOKIE, clear_session, cookie_value as cookie, set_cookie, with_cookies,
+};
+use crate::web::{CsrfForm, SignedIn, csrf, render};
 
-pub const ACCESS_COOKIE: &str = "__Host-lg-access";
-pub const REFRESH_COOKIE: &str = "__Host-lg-refresh";
-
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<AuthState> {
     Router::new()
         .route("/login", get(login_page).post(login))
         .route("/login/mfa", get(mfa_page).post(mfa_login))
@@ -40,26 +40,10 @@ pub fn routes() -> Router<AppState> {
         .route("/account/password", post(change_password))
         .route("/logout", post(logout))
         .merge(super::sso::pages::routes())
-        .merge(crate::orgs::pages::routes())
-}
-
-/// The page routes with cookie renewal in front of them.
-pub fn router(state: &AppState) -> Router<AppState> {
-    routes().route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        refresh_cookies_layer,
-    ))
-}
-
-pub(crate) fn set_cookie(name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}"
-    ))
-    .ok()
 }
 
 /// `Set-Cookie` headers that carry a session to the browser.
-pub(crate) fn session_cookies(state: &AppState, s: &Session) -> Vec<HeaderValue> {
+pub(crate) fn session_cookies(state: &AuthState, s: &Session) -> Vec<HeaderValue> {
     [
         set_cookie(ACCESS_COOKIE, &s.access_token, s.expires_in),
         set_cookie(
@@ -73,19 +57,9 @@ pub(crate) fn session_cookies(state: &AppState, s: &Session) -> Vec<HeaderValue>
     .collect()
 }
 
-fn clear_cookies() -> Vec<HeaderValue> {
-    [
-        set_cookie(ACCESS_COOKIE, "", 0),
-        set_cookie(REFRESH_COOKIE, "", 0),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
-}
-
 /// Where a browser goes once signed in: the second-factor step when the account has one.
 /// An admin without a second factor is sent to set one up: admin actions need `aal2`.
-pub(crate) fn signed_in(state: &AppState, session: &Session) -> Response {
+pub(crate) fn signed_in(state: &AuthState, session: &Session) -> Response {
     let has_factor = session
         .user
         .factors
@@ -108,104 +82,39 @@ pub(crate) fn signed_in(state: &AppState, session: &Session) -> Response {
     )
 }
 
-pub(crate) fn with_cookies(mut res: Response, cookies: Vec<HeaderValue>) -> Response {
-    for c in cookies {
-        res.headers_mut().append(header::SET_COOKIE, c);
-    }
-    res
-}
-
-/// Renews an expired or missing access cookie from the refresh cookie, before the handler runs.
-async fn refresh_cookies_layer(
-    State(state): State<AppState>,
+/// Renews an expired or missing access cookie from the refresh cookie before a page handler
+/// runs, so pages never see an expired session. The renewed token is handed to this request as
+/// the identity layer would have (its claims are the ones just signed, not verified again), and
+/// both tokens to the browser.
+pub async fn refresh_cookies(
+    State(state): State<AuthState>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    let headers = req.headers();
-    let Some(refresh) = cookie(headers, REFRESH_COOKIE).map(str::to_string) else {
-        return next.run(req).await;
-    };
-    let now = state.clock.now().unix_timestamp();
-    let access_ok = cookie(headers, ACCESS_COOKIE)
-        .is_some_and(|t| !t.is_empty() && state.auth.verify_access(t, now).is_ok());
-    if access_ok {
+    if matches!(
+        req.extensions().get::<Credential>(),
+        Some(Credential::Token { .. } | Credential::ApiKey { .. })
+    ) {
         return next.run(req).await;
     }
+    let Some(refresh) = cookie(req.headers(), REFRESH_COOKIE).map(str::to_string) else {
+        return next.run(req).await;
+    };
     match service::refresh_grant(&state, &refresh).await {
         Ok(session) => {
-            // Hand the fresh access token to this request, and both tokens to the browser.
-            let others: Vec<String> = cookie_pairs(req.headers())
-                .into_iter()
-                .filter(|(k, _)| k != ACCESS_COOKIE && k != REFRESH_COOKIE)
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            let mut all = others;
-            all.push(format!("{ACCESS_COOKIE}={}", session.access_token));
-            if let Ok(v) = HeaderValue::from_str(&all.join("; ")) {
-                req.headers_mut().insert(header::COOKIE, v);
-            }
+            let claims = session.claims.clone();
+            let ext = req.extensions_mut();
+            ext.insert(Credential::Token {
+                user_id: claims.sub,
+                session_id: claims.session_id,
+                lifetime_secs: claims.exp - claims.iat,
+            });
+            ext.insert(Verified(claims));
             let res = next.run(req).await;
             with_cookies(res, session_cookies(&state, &session))
         }
-        Err(_) => with_cookies(next.run(req).await, clear_cookies()),
+        Err(_) => with_cookies(next.run(req).await, clear_session()),
     }
-}
-
-fn cookie_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|p| {
-            p.trim()
-                .split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
-        .collect()
-}
-
-/// The signed-in browser user; pages without one send the browser to the sign-in page.
-pub struct BrowserUser(pub AuthUser);
-
-impl axum::extract::FromRequestParts<AppState> for BrowserUser {
-    type Rejection = Redirect;
-
-    async fn from_request_parts(
-        parts: &mut http::request::Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = cookie(&parts.headers, ACCESS_COOKIE)
-            .filter(|t| !t.is_empty())
-            .ok_or(Redirect::to("/login"))?;
-        let user = AuthUser::from_token(state, token)
-            .await
-            .map_err(|_| Redirect::to("/login"))?;
-        if let Some(slot) = parts
-            .extensions
-            .get::<crate::http::middleware::PrincipalSlot>()
-        {
-            slot.set(user.user_id.to_string());
-        }
-        Ok(Self(user))
-    }
-}
-
-pub(crate) fn render(t: &impl Template, status: StatusCode, csrf: &CsrfToken) -> Response {
-    match t.render() {
-        Ok(html) => {
-            let mut res = (status, Html(html)).into_response();
-            if let Some(c) = &csrf.set_cookie {
-                res.headers_mut().append(header::SET_COOKIE, c.clone());
-            }
-            res
-        }
-        Err(e) => AuthError::Internal(anyhow::anyhow!("template: {e}")).into_response(),
-    }
-}
-
-pub(crate) fn csrf(state: &AppState, headers: &HeaderMap) -> CsrfToken {
-    CsrfToken::issue(state.app_key.expose_secret(), headers)
 }
 
 pub(crate) fn error_status(e: &AuthError) -> StatusCode {
@@ -235,7 +144,7 @@ struct LoginQuery {
 }
 
 async fn login_page(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
     Query(q): Query<LoginQuery>,
 ) -> Response {
@@ -263,7 +172,7 @@ struct LoginForm {
 }
 
 async fn login(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
     origin: Origin,
     CsrfForm(form): CsrfForm<LoginForm>,
@@ -305,7 +214,7 @@ struct NoticePage<'a> {
     message: &'a str,
 }
 
-async fn signup_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn signup_page(State(state): State<AuthState>, headers: HeaderMap) -> Response {
     let token = csrf(&state, &headers);
     let page = SignupPage {
         assets: assets::get(),
@@ -318,7 +227,7 @@ async fn signup_page(State(state): State<AppState>, headers: HeaderMap) -> Respo
 }
 
 async fn signup(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
     origin: Origin,
     CsrfForm(form): CsrfForm<LoginForm>,
@@ -389,9 +298,9 @@ struct AccountQuery {
 }
 
 async fn account(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Query(q): Query<AccountQuery>,
 ) -> Response {
     let notice = q
@@ -411,7 +320,7 @@ async fn account(
 }
 
 async fn account_page(
-    state: &AppState,
+    state: &AuthState,
     headers: &HeaderMap,
     who: &AuthUser,
     resetting: bool,
@@ -465,10 +374,10 @@ struct PasswordForm {
 }
 
 async fn change_password(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
     origin: Origin,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> Response {
     let current = (!form.current_password.is_empty()).then_some(form.current_password);
@@ -510,9 +419,9 @@ struct EnrollQuery {
 }
 
 async fn enroll_page(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Query(q): Query<EnrollQuery>,
 ) -> Response {
     let enrolled = match mfa::enroll_factor(&state, &who, None, None).await {
@@ -546,8 +455,8 @@ struct EnrollForm {
 }
 
 async fn enroll(
-    State(state): State<AppState>,
-    BrowserUser(who): BrowserUser,
+    State(state): State<AuthState>,
+    SignedIn(who): BrowserUser,
     CsrfForm(form): CsrfForm<EnrollForm>,
 ) -> Response {
     let result = async {
@@ -569,7 +478,7 @@ async fn enroll(
     }
 }
 
-fn notice(state: &AppState, status: StatusCode, heading: &str, message: &str) -> Response {
+fn notice(state: &AuthState, status: StatusCode, heading: &str, message: &str) -> Response {
     let page = NoticePage {
         assets: assets::get(),
         version: state.version,
@@ -592,9 +501,9 @@ struct ChallengePage<'a> {
 }
 
 async fn mfa_page(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
-    BrowserUser(_who): BrowserUser,
+    SignedIn(_who): BrowserUser,
 ) -> Response {
     let token = csrf(&state, &headers);
     let page = ChallengePage {
@@ -612,9 +521,9 @@ struct CodeForm {
 }
 
 async fn mfa_login(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     CsrfForm(form): CsrfForm<CodeForm>,
 ) -> Response {
     let result = async {
@@ -647,20 +556,20 @@ async fn mfa_login(
 }
 
 async fn logout(
-    State(state): State<AppState>,
-    BrowserUser(who): BrowserUser,
+    State(state): State<AuthState>,
+    SignedIn(who): BrowserUser,
     CsrfForm(_): CsrfForm<HashMap<String, String>>,
 ) -> Response {
     let _ = service::logout(&state, who.user_id, who.session_id, LogoutScope::Local).await;
     with_cookies(
         Redirect::to("/login?notice=signed-out").into_response(),
-        clear_cookies(),
+        clear_session(),
     )
 }
 
 async fn sign_out_others(
-    State(state): State<AppState>,
-    BrowserUser(who): BrowserUser,
+    State(state): State<AuthState>,
+    SignedIn(who): BrowserUser,
     CsrfForm(_): CsrfForm<HashMap<String, String>>,
 ) -> Response {
     match service::logout(&state, who.user_id, who.session_id, LogoutScope::Others).await {

@@ -15,8 +15,8 @@ use uuid::Uuid;
 use super::api::AuthJson;
 use super::tokens::Amr;
 use super::{AuthError, AuthUser, service};
+use crate::auth::AuthState;
 use crate::db::UserTx;
-use crate::startup::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -27,7 +27,7 @@ const CODE_LEN: usize = 16;
 const FREE_FAILURES: i32 = 5;
 const MAX_WAIT_SECS: i32 = 900;
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn routes() -> OpenApiRouter<AuthState> {
     OpenApiRouter::new()
         .routes(routes!(status, generate, remove))
         .routes(routes!(regenerate))
@@ -67,7 +67,7 @@ async fn factor_id(tx: &mut UserTx) -> Result<Option<Uuid>, AuthError> {
 
 #[utoipa::path(get, path = "/auth/v1/factors/recovery-codes", tag = "mfa",
     responses((status = 200, description = "How many recovery codes are left", body = Object), crate::http::openapi::AuthRefusals))]
-async fn status(State(state): State<AppState>, who: AuthUser) -> Result<Json<Value>, AuthError> {
+async fn status(State(state): State<AuthState>, who: AuthUser) -> Result<Json<Value>, AuthError> {
     let mut tx = UserTx::begin(&state.pool, who.user_id).await?;
     let id = factor_id(&mut tx).await?.ok_or(AuthError::FactorNotFound)?;
     let counts = sqlx::query!(
@@ -130,7 +130,7 @@ async fn require_totp(tx: &mut UserTx, who: &AuthUser) -> Result<(), AuthError> 
 #[utoipa::path(post, path = "/auth/v1/factors/recovery-codes", tag = "mfa",
     responses((status = 200, description = "Ten single-use codes, shown this once (needs a verified TOTP factor and aal2)", body = Object), crate::http::openapi::AuthRefusals))]
 async fn generate(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     who: AuthUser,
     raw: axum::body::Bytes,
 ) -> Result<Json<Value>, AuthError> {
@@ -167,7 +167,7 @@ async fn generate(
 #[utoipa::path(post, path = "/auth/v1/factors/recovery-codes/regenerate", tag = "mfa",
     responses((status = 200, description = "New codes; the old ones stop working (aal2)", body = Object), crate::http::openapi::AuthRefusals))]
 async fn regenerate(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     who: AuthUser,
 ) -> Result<Json<Value>, AuthError> {
     let mut tx = UserTx::begin(&state.pool, who.user_id).await?;
@@ -182,7 +182,7 @@ async fn regenerate(
 
 #[utoipa::path(delete, path = "/auth/v1/factors/recovery-codes", tag = "mfa",
     responses((status = 200, description = "The codes removed (aal2)", body = Object), crate::http::openapi::AuthRefusals))]
-async fn remove(State(state): State<AppState>, who: AuthUser) -> Result<Json<Value>, AuthError> {
+async fn remove(State(state): State<AuthState>, who: AuthUser) -> Result<Json<Value>, AuthError> {
     if who.aal != "aal2" {
         return Err(AuthError::InsufficientAal);
     }
@@ -209,7 +209,7 @@ fn throttle_key(user: Uuid) -> Vec<u8> {
 #[utoipa::path(post, path = "/auth/v1/factors/recovery-codes/verify", tag = "mfa", request_body = VerifyBody,
     responses((status = 200, description = "A session at aal2, the code used up", body = Object), crate::http::openapi::AuthRefusals))]
 async fn verify(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     who: AuthUser,
     AuthJson(body): AuthJson<VerifyBody>,
 ) -> Result<Json<Value>, AuthError> {

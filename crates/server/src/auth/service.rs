@@ -7,11 +7,11 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::AuthState;
 use super::tokens::{Amr, random_token, token_hash};
 use super::{AuthError, EmailAddress, throttle};
 use crate::db::UserTx;
 use crate::mail::Mail;
-use crate::startup::AppState;
 
 /// Where a request came from, stored with the session it creates.
 #[derive(Debug, Clone, Default)]
@@ -54,6 +54,8 @@ pub struct Session {
     pub user: User,
     /// The organization the session works in and the user's role there.
     pub org: Option<(Uuid, String)>,
+    /// The claims of `access_token`.
+    pub claims: std::sync::Arc<super::tokens::AccessClaims>,
 }
 
 pub enum SignupOutcome {
@@ -62,7 +64,7 @@ pub enum SignupOutcome {
     Session(Box<Session>),
 }
 
-async fn hash_password(state: &AppState, password: String) -> Result<String, AuthError> {
+async fn hash_password(state: &AuthState, password: String) -> Result<String, AuthError> {
     let cost = state.config.auth.bcrypt_cost;
     tokio::task::spawn_blocking(move || password::hash(&password, cost))
         .await
@@ -107,7 +109,7 @@ async fn load_user(tx: &mut UserTx, id: Uuid) -> Result<User, AuthError> {
 /// Creates an account. With confirmation required, an address that is already registered gets
 /// the same answer as a new one (and nothing is changed), so sign-up cannot tell who has an account.
 pub async fn signup(
-    state: &AppState,
+    state: &AuthState,
     email: &str,
     password: String,
     metadata: serde_json::Value,
@@ -207,7 +209,7 @@ pub async fn signup(
 
 /// Opens a session inside `tx` (the user's transaction) and issues its tokens.
 pub(crate) async fn start_session(
-    state: &AppState,
+    state: &AuthState,
     tx: &mut UserTx,
     user_id: Uuid,
     method: &str,
@@ -277,7 +279,7 @@ async fn insert_refresh_token(
 /// Moves a session to `aal2` after a verified second factor: new access token, and a new
 /// refresh token replacing the session's earlier ones.
 pub async fn raise_to_aal2(
-    state: &AppState,
+    state: &AuthState,
     tx: &mut UserTx,
     user_id: Uuid,
     session_id: Uuid,
@@ -325,7 +327,7 @@ async fn session_org(
 /// Moves a session to another organization its user belongs to and issues an access token that
 /// carries it (the refresh token stays). `None`: the user is not a member there.
 pub async fn switch_org(
-    state: &AppState,
+    state: &AuthState,
     who: &super::AuthUser,
     org_id: Uuid,
 ) -> Result<Option<Session>, AuthError> {
@@ -359,7 +361,7 @@ pub async fn switch_org(
 }
 
 fn issue(
-    state: &AppState,
+    state: &AuthState,
     user: User,
     session_id: Uuid,
     refresh: String,
@@ -368,7 +370,7 @@ fn issue(
     org: Option<(Uuid, String)>,
 ) -> Result<Session, AuthError> {
     let now = state.clock.now().unix_timestamp();
-    let (access, exp) = state
+    let (access, claims) = state
         .auth
         .access_token(
             super::tokens::TokenRequest {
@@ -384,18 +386,19 @@ fn issue(
         .map_err(|e| AuthError::Internal(e.into()))?;
     Ok(Session {
         access_token: access,
-        expires_in: exp - now,
-        expires_at: exp,
+        expires_in: claims.exp - now,
+        expires_at: claims.exp,
         refresh_token: refresh,
         user,
         org,
+        claims: std::sync::Arc::new(claims),
     })
 }
 
 /// Password sign-in. An unknown email and a wrong password get the same error after the same
 /// amount of bcrypt work; repeated failures are throttled (see [`throttle`]).
 pub async fn password_grant(
-    state: &AppState,
+    state: &AuthState,
     email: &str,
     password: String,
     origin: &Origin,
@@ -433,7 +436,7 @@ pub async fn password_grant(
             throttle::record_failure(&state.pool, &keys, now).await?;
             if let Some(ip) = origin.ip {
                 crate::perimeter::penalize_ip(
-                    state,
+                    &state.perimeter,
                     ip,
                     crate::perimeter::reputation::Offence::AuthFailure,
                 );
@@ -454,7 +457,7 @@ struct Verified {
 /// Checks email and password. An unknown or malformed email costs the same bcrypt work as a
 /// wrong password and gives the same error.
 async fn check_password(
-    state: &AppState,
+    state: &AuthState,
     email: &str,
     password: String,
 ) -> Result<Verified, AuthError> {
@@ -496,7 +499,7 @@ async fn check_password(
 /// A token already rotated less than `refresh_reuse_grace_secs` ago yields the session's current
 /// token (two tabs refreshing at once); a later reuse means the token was stolen or replayed, so
 /// the whole session is revoked.
-pub async fn refresh_grant(state: &AppState, token: &str) -> Result<Session, AuthError> {
+pub async fn refresh_grant(state: &AuthState, token: &str) -> Result<Session, AuthError> {
     let hash = token_hash(token);
     let found = sqlx::query!(
         "SELECT user_id AS \"user_id!\", session_id AS \"session_id!\" FROM app.auth_find_refresh($1)",
@@ -629,7 +632,7 @@ impl OneTimePurpose {
 /// Redeems a mailed token (the token itself or its hex SHA-256) once and signs the user in.
 /// Either purpose proves the user reads the address, so it also confirms it.
 pub async fn redeem_one_time(
-    state: &AppState,
+    state: &AuthState,
     purpose: OneTimePurpose,
     token: Option<&str>,
     token_hash_hex: Option<&str>,
@@ -682,7 +685,7 @@ pub async fn redeem_one_time(
 
 /// Starts a password reset. The answer and its timing are the same whether or not the address
 /// has an account: the lookup runs either way, and the token and mail are made in the background.
-pub async fn request_recovery(state: &AppState, email: &str) -> Result<(), AuthError> {
+pub async fn request_recovery(state: &AuthState, email: &str) -> Result<(), AuthError> {
     let Ok(email) = EmailAddress::parse(email) else {
         return Ok(());
     };
@@ -705,7 +708,7 @@ pub async fn request_recovery(state: &AppState, email: &str) -> Result<(), AuthE
     Ok(())
 }
 
-async fn send_recovery(state: &AppState, user_id: Uuid, email: &str) -> Result<(), AuthError> {
+async fn send_recovery(state: &AuthState, user_id: Uuid, email: &str) -> Result<(), AuthError> {
     let now = state.clock.now();
     let token = random_token();
     let ttl = state.config.auth.recovery_ttl_secs;
@@ -759,7 +762,7 @@ pub fn is_recovering(who: &super::AuthUser, now: OffsetDateTime) -> bool {
 /// Changes the password: needs the current password, unless the session was opened by a reset
 /// link in the last 15 minutes. Every other session of the user ends.
 pub async fn change_password(
-    state: &AppState,
+    state: &AuthState,
     who: &super::AuthUser,
     new_password: String,
     current_password: Option<String>,
@@ -820,7 +823,7 @@ fn weak(e: password::WeakPassword) -> AuthError {
 
 /// Replaces the user's metadata (`data` in Supabase's API).
 pub async fn update_metadata(
-    state: &AppState,
+    state: &AuthState,
     user_id: Uuid,
     data: &serde_json::Value,
 ) -> Result<(), AuthError> {
@@ -862,7 +865,10 @@ pub struct SessionInfo {
 }
 
 /// The user's live sessions, newest first.
-pub async fn list_sessions(state: &AppState, user_id: Uuid) -> Result<Vec<SessionInfo>, AuthError> {
+pub async fn list_sessions(
+    state: &AuthState,
+    user_id: Uuid,
+) -> Result<Vec<SessionInfo>, AuthError> {
     let mut tx = UserTx::begin(&state.pool, user_id).await?;
     let rows = sqlx::query_as!(
         SessionInfo,
@@ -889,7 +895,7 @@ pub enum LogoutScope {
 }
 
 pub async fn logout(
-    state: &AppState,
+    state: &AuthState,
     user_id: Uuid,
     session_id: Uuid,
     scope: LogoutScope,

@@ -14,15 +14,16 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::model::{CompanyInput, CompanyValues, CompanyView};
+use crate::audit::{self, Entry, Meta};
 use crate::db::TenantTx;
 use crate::http::error::{ApiJson, ApiQuery, AppError};
 use crate::http::openapi::{ErrorBody, Missing, Refusals};
-use crate::leads::api::{changed_fields, parse};
-use crate::orgs::audit::{self, Entry, Meta};
+use crate::http::wire::from_value;
+use crate::leads::LeadsState;
+use crate::leads::api::changed_fields;
 use crate::orgs::{Require, perm};
-use crate::startup::AppState;
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn routes() -> OpenApiRouter<LeadsState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(read, update, remove))
@@ -73,7 +74,7 @@ fn taken(e: sqlx::Error) -> AppError {
 #[utoipa::path(get, path = "/api/v1/companies", tag = "companies", params(CompanyQuery),
     responses((status = 200, description = "`items` in name order and `next_after` (null on the last page)", body = Object), Refusals))]
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     ApiQuery(q): ApiQuery<CompanyQuery>,
 ) -> Result<Response, AppError> {
@@ -91,13 +92,13 @@ async fn list(
 #[utoipa::path(post, path = "/api/v1/companies", tag = "companies", request_body = CompanyInput,
     responses((status = 201, description = "The company", body = CompanyView), (status = 409, description = "The organization has a company with this domain", body = ErrorBody), Refusals))]
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     meta: Meta,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, AppError> {
     let fields = changed_fields(&body);
-    let v = CompanyValues::default().apply(parse::<CompanyInput>(body)?)?;
+    let v = CompanyValues::default().apply(from_value::<CompanyInput>(body)?)?;
     let id = Uuid::now_v7();
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
@@ -145,7 +146,7 @@ async fn create(
 #[utoipa::path(get, path = "/api/v1/companies/{id}", tag = "companies", params(("id" = Uuid, Path, description = "The company")),
     responses((status = 200, description = "The company, and `leads`: how many of its leads the caller can read (`leads_exact` false past 10,000)", body = Object), Missing, Refusals))]
 async fn read(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
 ) -> Result<Response, AppError> {
@@ -162,14 +163,14 @@ async fn read(
 /// Applies a change to a company and pushes it to its leads; audited with the names of the
 /// fields it sets.
 pub(crate) async fn change(
-    state: &AppState,
+    state: &LeadsState,
     member: &crate::orgs::Member,
     meta: &Meta,
     id: Uuid,
     body: Value,
 ) -> Result<CompanyView, AppError> {
     let fields = changed_fields(&body);
-    let input: CompanyInput = parse(body)?;
+    let input: CompanyInput = from_value(body)?;
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let row = super::get(&mut tx, id).await?.ok_or(AppError::NotFound)?;
@@ -221,7 +222,7 @@ pub(crate) async fn change(
 #[utoipa::path(patch, path = "/api/v1/companies/{id}", tag = "companies", params(("id" = Uuid, Path, description = "The company")), request_body(content = CompanyInput, description = "Only the fields present change; `null` clears one"),
     responses((status = 200, description = "The company after the change; its name, domain, industry and size are now its leads' too, and they are rescored", body = CompanyView), (status = 409, description = "The organization has a company with this domain", body = ErrorBody), Missing, Refusals))]
 async fn update(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
     meta: Meta,
@@ -233,7 +234,7 @@ async fn update(
 
 /// Deletes a company (admins and managers); its leads stay, unlinked. Audited.
 pub(crate) async fn delete(
-    state: &AppState,
+    state: &LeadsState,
     member: &crate::orgs::Member,
     meta: &Meta,
     id: Uuid,
@@ -278,7 +279,7 @@ pub(crate) async fn delete(
 #[utoipa::path(delete, path = "/api/v1/companies/{id}", tag = "companies", params(("id" = Uuid, Path, description = "The company")),
     responses((status = 204, description = "Deleted (admins and managers); its leads stay, unlinked"), Missing, Refusals))]
 async fn remove(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
     meta: Meta,

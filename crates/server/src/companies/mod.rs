@@ -20,9 +20,9 @@ use uuid::Uuid;
 
 use crate::db::{Aal, Role, TenantContext, TenantTx};
 use crate::http::error::AppError;
+use crate::leads::LeadsState;
 use crate::leads::model::LeadValues;
 use crate::leads::scoring::{self, Stored};
-use crate::startup::AppState;
 use model::{CompanyValues, CompanyView};
 
 /// A stored company.
@@ -256,7 +256,7 @@ pub async fn link_batch(
 /// Pushes company `id`'s name, domain, industry and size to all of its leads and rescores them,
 /// as an admin of `org` (see the module's note); a field the company leaves blank keeps the
 /// lead's own value. Records the version pushed.
-pub async fn push(state: &AppState, org: Uuid, actor: Uuid, id: Uuid) -> Result<(), AppError> {
+pub async fn push(state: &LeadsState, org: Uuid, actor: Uuid, id: Uuid) -> Result<(), AppError> {
     let context = TenantContext {
         org_id: org,
         user_id: actor,
@@ -334,7 +334,7 @@ pub async fn push(state: &AppState, org: Uuid, actor: Uuid, id: Uuid) -> Result<
 }
 
 /// Finishes pushes that a crash (or a failed request) left undone, until the task is dropped.
-pub async fn run(state: AppState) {
+pub async fn run(state: LeadsState) {
     loop {
         tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         // Older than half a minute: a push its own request is doing is left to it.

@@ -14,18 +14,19 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::api::{CompanyQuery, LEADS_CAP};
-use crate::auth::pages::{BrowserUser, csrf, render};
+use crate::audit::Meta;
+use crate::auth::BrowserUser;
 use crate::db::TenantTx;
 use crate::http::error::{ApiQuery, AppError};
+use crate::leads::LeadsState;
 use crate::leads::model::EMPLOYEE_RANGES;
 use crate::leads::search::{Filter, Page, Sort};
-use crate::orgs::audit::Meta;
 use crate::orgs::permissions::{Member, Permission, check};
-use crate::startup::AppState;
+use crate::web::CsrfForm;
 use crate::web::assets::{self, Assets};
-use crate::web::csrf::CsrfForm;
+use crate::web::{SignedIn, csrf, render};
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<LeadsState> {
     Router::new()
         .route("/companies", get(table))
         .route("/companies/{id}", get(detail).post(save))
@@ -58,8 +59,8 @@ struct TablePage<'a> {
 }
 
 async fn table(
-    State(state): State<AppState>,
-    BrowserUser(who): BrowserUser,
+    State(state): State<LeadsState>,
+    SignedIn(who): BrowserUser,
     ApiQuery(q): ApiQuery<CompanyQuery>,
 ) -> Result<Response, AppError> {
     let member = member(&who)?;
@@ -137,9 +138,9 @@ struct DetailQuery {
 }
 
 async fn detail(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     headers: HeaderMap,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Path(id): Path<Uuid>,
     ApiQuery(q): ApiQuery<DetailQuery>,
 ) -> Result<Response, AppError> {
@@ -150,7 +151,7 @@ async fn detail(
 }
 
 async fn render_detail(
-    state: &AppState,
+    state: &LeadsState,
     headers: &HeaderMap,
     who: &crate::auth::AuthUser,
     id: Uuid,
@@ -264,10 +265,10 @@ fn form_input(form: &std::collections::HashMap<String, String>) -> Result<Value,
 }
 
 async fn save(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Path(id): Path<Uuid>,
     CsrfForm(form): CsrfForm<std::collections::HashMap<String, String>>,
 ) -> Result<Response, AppError> {
@@ -289,10 +290,10 @@ async fn save(
 }
 
 async fn delete(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Path(id): Path<Uuid>,
     CsrfForm(_): CsrfForm<std::collections::HashMap<String, String>>,
 ) -> Result<Response, AppError> {

@@ -10,8 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::{ErrorBody, json_error, wants_json};
-use super::{RequestId, SecurityHeaders};
-use crate::startup::AppState;
+use super::{HeaderPolicy, RequestId, SecurityHeaders};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -89,12 +88,12 @@ pub async fn access_log(mut req: Request, next: Next) -> Response {
 /// The rules file (`content_security_policy`, `security_headers` of `waf-rules.json`) wins over
 /// leadgen.toml's `http_headers`, and a valid change to it applies without a restart.
 pub async fn security_headers(
-    State((h, rules)): State<(Arc<SecurityHeaders>, Arc<crate::perimeter::waf::Rules>)>,
+    State((h, rules)): State<(Arc<SecurityHeaders>, Arc<dyn HeaderPolicy>)>,
     req: Request,
     next: Next,
 ) -> Response {
     let mut res = next.run(req).await;
-    let from_rules = rules.get().map(|w| w.headers.clone()).unwrap_or_default();
+    let from_rules = rules.overrides();
     let headers = res.headers_mut();
     headers.insert(header::STRICT_TRANSPORT_SECURITY, h.hsts.clone());
     headers.insert(
@@ -130,9 +129,16 @@ pub async fn security_headers(
     res
 }
 
+/// Renders the HTML page of an error (status, message, request id); the web shell provides it.
+pub type ErrorPageRenderer = Arc<dyn Fn(StatusCode, &str, &RequestId) -> Response + Send + Sync>;
+
 /// Turns bodiless error responses (from handlers, timeouts, body limits) into a styled page or a
 /// JSON error that shows the request id.
-pub async fn error_pages(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn error_pages(
+    State(render): State<ErrorPageRenderer>,
+    req: Request,
+    next: Next,
+) -> Response {
     let json = wants_json(req.headers());
     let id = req
         .extensions()
@@ -171,7 +177,7 @@ pub async fn error_pages(State(state): State<AppState>, req: Request, next: Next
     let mut out = if json {
         json_error(status, code, &message, &id)
     } else {
-        crate::web::error_page(&state, status, &message, &id)
+        render(status, &message, &id)
     };
     for (n, v) in keep {
         out.headers_mut().insert(n, v);
@@ -184,10 +190,14 @@ pub async fn error_pages(State(state): State<AppState>, req: Request, next: Next
 
 /// While the server drains for shutdown, asks HTTP/1 clients to close the connection after this
 /// response (HTTP/2 has GOAWAY for that, sent by the connection itself).
-pub async fn drain_close(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn drain_close(
+    State(draining): State<Arc<std::sync::atomic::AtomicBool>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let http1 = req.version() <= http::Version::HTTP_11;
     let mut res = next.run(req).await;
-    if http1 && state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+    if http1 && draining.load(std::sync::atomic::Ordering::Relaxed) {
         res.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }

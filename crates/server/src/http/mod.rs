@@ -1,25 +1,25 @@
-//! The HTTP edge shared by every capability: the middleware stack, error mapping and the
-//! plain-HTTP redirect service.
+//! The HTTP plumbing shared by every capability: the error type and its mapping, request ids,
+//! the generic middleware (access log, security headers, error bodies, method rule), the
+//! extractors for JSON and query strings, the reading of credentials, the shared parts of the
+//! OpenAPI document, and the plain-HTTP redirect service.
+//!
+//! It knows no slice: the assembler (`startup::routes`) stacks these layers with the slices'
+//! own (identity, perimeter) around the slices' routes.
 
+pub mod credentials;
 pub mod error;
 pub mod middleware;
 pub mod openapi;
-
-use std::sync::Arc;
-use std::time::Duration;
+pub mod wire;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Config;
-use crate::startup::AppState;
 
 pub use error::AppError;
+pub use wire::ts;
 
 /// The id of one request, set before anything else runs and echoed in `x-request-id`.
 #[derive(Debug, Clone)]
@@ -32,6 +32,20 @@ pub struct SecurityHeaders {
     pub csp: HeaderValue,
     pub referrer: HeaderValue,
     pub permissions: HeaderValue,
+}
+
+/// Header values a rules file may set over the configured ones (the perimeter's
+/// `waf-rules.json`), read for every response so a reloaded file applies at once.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderOverrides {
+    pub csp: Option<HeaderValue>,
+    pub referrer: Option<HeaderValue>,
+    pub permissions: Option<HeaderValue>,
+}
+
+/// Where [`middleware::security_headers`] reads the current [`HeaderOverrides`].
+pub trait HeaderPolicy: Send + Sync {
+    fn overrides(&self) -> HeaderOverrides;
 }
 
 impl SecurityHeaders {
@@ -53,74 +67,8 @@ impl SecurityHeaders {
     }
 }
 
-/// The application router with the full middleware stack.
-pub fn app_router(state: AppState) -> Router {
-    let (api, doc) = openapi::api_routes();
-    let routes = Router::new()
-        .merge(crate::web::routes())
-        .merge(crate::ops::routes())
-        .merge(api)
-        .merge(openapi::document_route(&doc))
-        .merge(crate::auth::pages::router(&state))
-        .merge(crate::leads::pages::routes())
-        .merge(crate::leads::scoring::page_routes())
-        .merge(crate::leads::import::page::routes())
-        .merge(crate::companies::pages::routes())
-        .fallback(fallback);
-    with_middleware(routes, state)
-}
-
-/// Wraps `routes` in the middleware every request passes through.
-pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
-    let config = state.config.clone();
-    let headers = (Arc::new(state.headers.clone()), state.waf.clone());
-    let routes = routes.with_state(state.clone());
-    // Outermost first: request id, then logging, then headers and error pages, then the
-    // request rules and limits closest to the handlers.
-    routes.layer(
-        ServiceBuilder::new()
-            .layer(axum::middleware::from_fn(middleware::request_id))
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                middleware::drain_close,
-            ))
-            .layer(axum::middleware::from_fn(middleware::access_log))
-            .layer(axum::middleware::from_fn_with_state(
-                headers,
-                middleware::security_headers,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                middleware::error_pages,
-            ))
-            .layer(CatchPanicLayer::custom(middleware::panic_response))
-            .layer(axum::middleware::from_fn(middleware::method_filter))
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                crate::perimeter::waf::edge,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                crate::perimeter::rate_limit,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                crate::perimeter::anomaly_guard,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                crate::perimeter::waf::inspect,
-            ))
-            .layer(axum::middleware::from_fn(crate::web::csrf::same_origin))
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::REQUEST_TIMEOUT,
-                Duration::from_secs(config.server.request_timeout_secs),
-            ))
-            .layer(DefaultBodyLimit::max(config.server.max_body_bytes)),
-    )
-}
-
-async fn fallback() -> AppError {
+/// The 404 of every path no route matches.
+pub async fn fallback() -> AppError {
     AppError::NotFound
 }
 
@@ -174,46 +122,6 @@ fn host_name(host: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::host_name;
-
-    /// A handler that panics yields the styled 500 page with the request id, not a dropped
-    /// connection, and the server keeps serving.
-    #[tokio::test]
-    async fn a_panicking_handler_gets_a_500_page() {
-        use axum::body::Body;
-        use axum::routing::get;
-        use tower::ServiceExt;
-
-        let state = crate::startup::AppState::for_tests(&"k".repeat(32));
-        async fn boom() -> &'static str {
-            panic!("handler bug with jane@acme.io")
-        }
-        let routes = axum::Router::new()
-            .route("/boom", get(boom))
-            .route("/fine", get(|| async { "ok" }));
-        let app = super::with_middleware(routes, state);
-        let req = |p: &str| {
-            http::Request::builder()
-                .uri(p)
-                .header("accept", "text/html")
-                .body(Body::empty())
-                .unwrap()
-        };
-        let res = app.clone().oneshot(req("/boom")).await.unwrap();
-        assert_eq!(res.status(), 500);
-        let id = res.headers()["x-request-id"].to_str().unwrap().to_string();
-        assert!(res.headers().contains_key("content-security-policy"));
-        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        let html = String::from_utf8_lossy(&body);
-        assert!(html.contains("500") && html.contains(&id), "{html}");
-        assert!(
-            !html.contains("jane@acme.io") && !html.contains("handler bug"),
-            "panic text must not reach the client"
-        );
-        let res = app.oneshot(req("/fine")).await.unwrap();
-        assert_eq!(res.status(), 200);
-    }
 
     #[test]
     fn host_names_are_parsed_and_junk_refused() {

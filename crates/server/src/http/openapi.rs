@@ -1,8 +1,9 @@
 //! The OpenAPI document of every JSON endpoint, served at `/api/openapi.json`.
 //!
-//! Each API module registers its handlers through [`OpenApiRouter`] with `routes!`, which takes
-//! the path and method from the handler's `#[utoipa::path]`: a handler cannot be routed without
-//! being documented, and the document cannot name a route that is not served.
+//! Each API module registers its handlers through `utoipa_axum`'s `OpenApiRouter` with
+//! `routes!`, which takes the path and method from the handler's `#[utoipa::path]`: a handler
+//! cannot be routed without being documented, and the document cannot name a route that is not
+//! served. This module holds what the slices share: the error bodies, the refusals, the frame.
 
 use std::sync::Arc;
 
@@ -12,9 +13,6 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-
-use crate::startup::AppState;
 
 /// An error as every `/api/v1` endpoint returns it.
 #[derive(Debug, ToSchema)]
@@ -125,28 +123,17 @@ impl Modify for Security {
     }
 }
 
-/// Every documented JSON route, and the document they make.
-pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(crate::auth::api::routes())
-        .merge(crate::orgs::api::routes())
-        .merge(crate::orgs::api_keys::routes())
-        .merge(crate::orgs::invitations::routes())
-        .merge(crate::orgs::groups::routes())
-        .merge(crate::leads::api::routes())
-        .merge(crate::leads::export_jobs::routes())
-        .merge(crate::leads::segments::routes())
-        .merge(crate::leads::lists::routes())
-        .merge(crate::leads::timeline::routes())
-        .merge(crate::leads::merge::routes())
-        .merge(crate::leads::scoring::routes())
-        .merge(crate::leads::import::api::routes())
-        .merge(crate::companies::api::routes())
-        .split_for_parts()
+/// The document's frame (title, description, shared schemas, security schemes); the assembler
+/// merges every slice's documented routes into it.
+#[must_use]
+pub fn base() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
 }
 
 /// `GET /api/openapi.json`: the document, rendered once.
-pub fn document_route(doc: &utoipa::openapi::OpenApi) -> Router<AppState> {
+pub fn document_route<S: Clone + Send + Sync + 'static>(
+    doc: &utoipa::openapi::OpenApi,
+) -> Router<S> {
     let json: Arc<str> = doc.to_json().unwrap_or_default().into();
     Router::new().route(
         "/api/openapi.json",

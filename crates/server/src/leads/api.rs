@@ -15,14 +15,15 @@ use uuid::Uuid;
 use super::model::{LeadInput, LeadValues, LeadView, SENSITIVITIES};
 use super::repo;
 use super::search::{Cursor, SearchParams};
+use crate::audit::{self, Entry, Meta};
 use crate::db::TenantTx;
 use crate::http::error::{ApiJson, ApiQuery, AppError};
 use crate::http::openapi::{ErrorBody, Missing, Refusals};
-use crate::orgs::audit::{self, Entry, Meta};
+use crate::http::wire::from_value;
+use crate::leads::LeadsState;
 use crate::orgs::{Require, perm};
-use crate::startup::AppState;
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn routes() -> OpenApiRouter<LeadsState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(count))
@@ -55,13 +56,13 @@ pub(crate) fn changed_fields(v: &Value) -> Value {
 #[utoipa::path(post, path = "/api/v1/leads", tag = "leads", request_body = LeadInput,
     responses((status = 201, description = "The lead, scored", body = LeadView), (status = 409, description = "A lead with this email exists", body = ErrorBody), Refusals))]
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     meta: Meta,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, AppError> {
     let fields = changed_fields(&body);
-    let input: LeadInput = parse(body)?;
+    let input: LeadInput = from_value(body)?;
     let values = LeadValues::new_lead().apply(input)?;
     let id = Uuid::now_v7();
     let now = state.clock.now();
@@ -89,23 +90,10 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }
 
-/// A typed input from JSON that was kept as a value (to name the fields in the audit trail);
-/// errors name the field, as `ApiJson` does.
-pub(crate) fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, AppError> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        AppError::BadRequest(if path == "." {
-            e.inner().to_string()
-        } else {
-            format!("{path}: {}", e.inner())
-        })
-    })
-}
-
 #[utoipa::path(get, path = "/api/v1/leads/{id}", tag = "leads", params(("id" = Uuid, Path, description = "The lead")),
     responses((status = 200, description = "The lead", body = LeadView), Missing, Refusals))]
 async fn read(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
 ) -> Result<Response, AppError> {
@@ -128,14 +116,14 @@ pub(crate) fn acl_denied() -> AppError {
 #[utoipa::path(patch, path = "/api/v1/leads/{id}", tag = "leads", params(("id" = Uuid, Path, description = "The lead")), request_body(content = LeadInput, description = "Only the fields present change; `null` clears one"),
     responses((status = 200, description = "The lead after the change, rescored", body = LeadView), Missing, Refusals))]
 async fn update(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
     meta: Meta,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, AppError> {
     let fields = changed_fields(&body);
-    let input: LeadInput = parse(body)?;
+    let input: LeadInput = from_value(body)?;
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     // Readable but not writable is a 403; `FOR UPDATE` would apply the write rule and make it
@@ -179,7 +167,7 @@ async fn update(
 #[utoipa::path(delete, path = "/api/v1/leads/{id}", tag = "leads", params(("id" = Uuid, Path, description = "The lead")),
     responses((status = 204, description = "Deleted"), Missing, Refusals))]
 async fn remove(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
     meta: Meta,
@@ -210,7 +198,7 @@ async fn remove(
 #[utoipa::path(get, path = "/api/v1/leads", tag = "leads", params(SearchParams),
     responses((status = 200, description = "One keyset page: `items` and `next_cursor` (null on the last page)", body = LeadPage), Refusals))]
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Response, AppError> {
@@ -225,7 +213,7 @@ async fn list(
 
 /// One page of a search, as the list answers it (segments run through here too).
 pub(crate) async fn page_of(
-    state: &AppState,
+    state: &LeadsState,
     member: &crate::orgs::Member,
     params: &SearchParams,
 ) -> Result<LeadPage, AppError> {
@@ -257,7 +245,7 @@ pub(crate) async fn page_of(
 #[utoipa::path(get, path = "/api/v1/leads/count", tag = "leads", params(SearchParams),
     responses((status = 200, description = "`count`, and `exact` false when the count stopped at the cap (`exact=true` counts all)", body = Object), Refusals))]
 async fn count(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Response, AppError> {
@@ -291,7 +279,7 @@ fn acl_json(read: &[Uuid], write: &[Uuid], sensitivity: &str, revision: i32) -> 
 #[utoipa::path(get, path = "/api/v1/leads/{id}/acl", tag = "leads", params(("id" = Uuid, Path, description = "The lead")),
     responses((status = 200, description = "`current` ACL and every `revisions` entry (admins)", body = Object), Missing, Refusals))]
 async fn read_acl(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Require<perm::ManageOrganization>,
     Path(id): Path<Uuid>,
 ) -> Result<Response, AppError> {
@@ -316,7 +304,7 @@ async fn read_acl(
         json!({
             "revision": r.revision, "read_groups": r.read_groups, "write_groups": r.write_groups,
             "sensitivity": r.sensitivity, "changed_by": r.changed_by,
-            "changed_at": crate::orgs::ts(r.changed_at), "rollback_of": r.rollback_of,
+            "changed_at": crate::http::ts(r.changed_at), "rollback_of": r.rollback_of,
         })
     }));
     Ok(axum::Json(json!({
@@ -363,7 +351,7 @@ fn dedup(v: &[Uuid]) -> Vec<Uuid> {
 
 /// Sets the ACL (as a new revision) and records it in the audit trail, before and after.
 async fn set_acl(
-    state: &AppState,
+    state: &LeadsState,
     tx: &mut TenantTx,
     meta: &Meta,
     id: Uuid,
@@ -424,7 +412,7 @@ async fn set_acl(
 #[utoipa::path(put, path = "/api/v1/leads/{id}/acl", tag = "leads", params(("id" = Uuid, Path, description = "The lead")), request_body = AclInput,
     responses((status = 200, description = "The new ACL and its revision (admins at aal2)", body = Object), Missing, Refusals))]
 async fn put_acl(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     member: Require<perm::ManageOrganization>,
     Path(id): Path<Uuid>,
     meta: Meta,
@@ -435,7 +423,7 @@ async fn put_acl(
 }
 
 async fn put_acl_inner(
-    state: &AppState,
+    state: &LeadsState,
     Require(member, _): Require<perm::ManageOrganization>,
     id: Uuid,
     meta: Meta,
@@ -450,7 +438,7 @@ async fn put_acl_inner(
 
 /// [`put_acl`] for the lead page's form.
 pub(crate) async fn put_acl_values(
-    state: &AppState,
+    state: &LeadsState,
     member: Require<perm::ManageOrganization>,
     id: Uuid,
     meta: Meta,
@@ -478,7 +466,7 @@ struct Rollback {
 #[utoipa::path(post, path = "/api/v1/leads/{id}/acl/rollback", tag = "leads", params(("id" = Uuid, Path, description = "The lead")), request_body = Rollback,
     responses((status = 200, description = "The restored ACL, as a new revision", body = Object), Missing, Refusals))]
 async fn rollback_acl(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     member: Require<perm::ManageOrganization>,
     Path(id): Path<Uuid>,
     meta: Meta,
@@ -490,7 +478,7 @@ async fn rollback_acl(
 
 /// [`rollback_acl`] for the lead page's form.
 pub(crate) async fn rollback_to(
-    state: &AppState,
+    state: &LeadsState,
     member: Require<perm::ManageOrganization>,
     id: Uuid,
     meta: Meta,
@@ -502,7 +490,7 @@ pub(crate) async fn rollback_to(
 }
 
 async fn rollback_inner(
-    state: &AppState,
+    state: &LeadsState,
     Require(member, _): Require<perm::ManageOrganization>,
     id: Uuid,
     meta: Meta,

@@ -16,12 +16,12 @@ use serde_json::json;
 use super::model::LeadValues;
 use super::repo;
 use super::search::{Cursor, Page, SearchParams};
+use crate::audit::{self, Entry, Meta};
 use crate::db::{TenantContext, TenantTx};
 use crate::http::error::{ApiQuery, AppError};
 use crate::http::openapi::Refusals;
-use crate::orgs::audit::{self, Entry, Meta};
+use crate::leads::LeadsState;
 use crate::orgs::{Require, perm};
-use crate::startup::AppState;
 
 const BATCH: u32 = 1000;
 
@@ -126,7 +126,7 @@ fn csv_line(fields: &[String]) -> Result<Vec<u8>, csv::Error> {
 #[utoipa::path(get, path = "/api/v1/leads/export", tag = "leads", params(SearchParams),
     responses((status = 200, description = "The matching leads streamed as CSV (`format=csv`, default) or a JSON array; do-not-contact leads only with `include_do_not_contact=true`, flagged; audited", content((String = "text/csv"), (Vec<super::model::LeadView> = "application/json"))), Refusals))]
 pub async fn export(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Require<perm::DataExport>,
     meta: Meta,
     ApiQuery(params): ApiQuery<SearchParams>,
@@ -179,7 +179,7 @@ pub(crate) struct Started {
 /// Checks an export's parameters and records its start in the audit trail (committed before any
 /// row is read). `delivery` is `download` (streamed) or `link` (a job's file).
 pub(crate) async fn start(
-    state: &AppState,
+    state: &LeadsState,
     member: &crate::orgs::Member,
     meta: &Meta,
     params: &SearchParams,
@@ -252,7 +252,7 @@ pub(crate) fn tokio_stream_from(
 
 /// Sends every matching row; returns how many were sent and whether the export completed.
 pub(crate) async fn stream_rows(
-    state: &AppState,
+    state: &LeadsState,
     context: TenantContext,
     filter: &super::search::Filter,
     mut page: Page,
@@ -299,8 +299,8 @@ pub(crate) async fn stream_rows(
                     return (sent, false);
                 }
             };
-            let created = crate::orgs::ts(r.created_at);
-            let updated = crate::orgs::ts(r.updated_at);
+            let created = crate::http::ts(r.created_at);
+            let updated = crate::http::ts(r.updated_at);
             match format {
                 Format::Csv => {
                     match csv_line(&csv_record(r.id, r.score, &values, &created, &updated)) {
@@ -351,7 +351,7 @@ pub(crate) async fn stream_rows(
 }
 
 pub(crate) async fn finish(
-    state: &AppState,
+    state: &LeadsState,
     context: TenantContext,
     meta: &Meta,
     export_id: uuid::Uuid,

@@ -26,14 +26,15 @@ use uuid::Uuid;
 
 use super::export::{Format, Started, finish, start, stream_rows};
 use super::search::SearchParams;
+use crate::audit::{self, Entry, Meta};
 use crate::db::TenantTx;
 use crate::http::error::{ApiQuery, AppError};
 use crate::http::openapi::{Missing, Refusals};
-use crate::orgs::audit::{self, Entry, Meta};
-use crate::orgs::{Require, perm, ts};
-use crate::startup::AppState;
+use crate::http::ts;
+use crate::leads::LeadsState;
+use crate::orgs::{Require, perm};
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn routes() -> OpenApiRouter<LeadsState> {
     OpenApiRouter::new()
         .routes(routes!(create))
         .routes(routes!(status))
@@ -57,7 +58,7 @@ fn token_hash(token: &str) -> Vec<u8> {
 #[utoipa::path(post, path = "/api/v1/exports", tag = "leads", params(SearchParams),
     responses((status = 202, description = "The job, running: its `id`, `status` and the `download_url` (with its token, shown only here) that works for you until `expires_at`; audited", body = Object), Refusals))]
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Export,
     meta: Meta,
     ApiQuery(params): ApiQuery<SearchParams>,
@@ -140,7 +141,7 @@ async fn create(
 const LEASE: time::Duration = time::Duration::seconds(60);
 
 /// Renews the job's lease while its file is written (aborted when the writing ends).
-async fn renew(state: AppState, context: crate::db::TenantContext, id: Uuid) {
+async fn renew(state: LeadsState, context: crate::db::TenantContext, id: Uuid) {
     loop {
         tokio::time::sleep(Duration::from_secs(20)).await;
         let renewed = async {
@@ -163,7 +164,7 @@ async fn renew(state: AppState, context: crate::db::TenantContext, id: Uuid) {
 /// Writes the export to `<id>.<format>.part`, renamed when complete; returns rows, bytes and
 /// whether it completed (a failed export leaves no file).
 async fn write_file(
-    state: &AppState,
+    state: &LeadsState,
     context: crate::db::TenantContext,
     filter: &super::search::Filter,
     page: super::search::Page,
@@ -231,7 +232,7 @@ struct JobRow {
 /// The job `id` of the transaction's principal. One still `running` past its lease lost its
 /// writer to a stopped server: it is recorded as failed now (its partial file removed, the end of
 /// the export audited as incomplete), so nobody waits for it.
-async fn job(state: &AppState, tx: &mut TenantTx, id: Uuid) -> Result<JobRow, AppError> {
+async fn job(state: &LeadsState, tx: &mut TenantTx, id: Uuid) -> Result<JobRow, AppError> {
     let mut j = sqlx::query_as!(
         JobRow,
         "SELECT id, format, status, error, lease_until, rows, bytes, token_sha256, expires_at,
@@ -286,7 +287,7 @@ async fn job(state: &AppState, tx: &mut TenantTx, id: Uuid) -> Result<JobRow, Ap
 #[utoipa::path(get, path = "/api/v1/exports/{id}", tag = "leads", params(("id" = Uuid, Path, description = "The export job")),
     responses((status = 200, description = "The job's state (`running`, `done`, `failed` with its `error`, also when the server stopped while writing it), rows and bytes, and when its link expires (the creator only)", body = Object), Missing, Refusals))]
 async fn status(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Export,
     Path(id): Path<Uuid>,
 ) -> Result<Response, AppError> {
@@ -316,7 +317,7 @@ struct DownloadQuery {
         (status = 409, description = "Still running, or failed", body = crate::http::openapi::ErrorBody),
         (status = 410, description = "The link expired; the file is gone", body = crate::http::openapi::ErrorBody), Missing, Refusals))]
 async fn download(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Export,
     Path(id): Path<Uuid>,
     meta: Meta,
@@ -391,7 +392,7 @@ async fn download(
 
 /// Deletes export files older than the link lifetime, every few minutes: an expired link's file
 /// does not stay on disk whether or not anyone asks for it again.
-pub async fn sweep(state: AppState) {
+pub async fn sweep(state: LeadsState) {
     let dir = folder(&state.config.data_dir);
     let lifetime = Duration::from_secs(state.config.imports.export_link_secs.unsigned_abs());
     loop {

@@ -14,14 +14,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::audit::{self, Entry, Meta};
 use crate::db::TenantTx;
 use crate::http::error::{ApiJson, AppError};
 use crate::http::openapi::{ErrorBody, Missing, Refusals};
-use crate::orgs::audit::{self, Entry, Meta};
-use crate::orgs::{Require, perm, ts};
-use crate::startup::AppState;
+use crate::http::ts;
+use crate::leads::LeadsState;
+use crate::orgs::{Require, perm};
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn routes() -> OpenApiRouter<LeadsState> {
     OpenApiRouter::new()
         .routes(routes!(index, create))
         .routes(routes!(remove))
@@ -88,7 +89,7 @@ async fn audit_list(
 #[utoipa::path(post, path = "/api/v1/lists", tag = "lists", request_body = NewList,
     responses((status = 201, description = "The list", body = Object), (status = 409, description = "You have a list with this name", body = ErrorBody), Refusals))]
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     meta: Meta,
     ApiJson(body): ApiJson<NewList>,
@@ -138,7 +139,7 @@ async fn create(
 #[utoipa::path(get, path = "/api/v1/lists", tag = "lists",
     responses((status = 200, description = "Your lists and the shared ones, by name, each with `leads`: how many of its leads you can read", body = Object), Refusals))]
 async fn index(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
 ) -> Result<Response, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
@@ -182,7 +183,7 @@ async fn visible(tx: &mut TenantTx, id: Uuid) -> Result<(), AppError> {
 #[utoipa::path(delete, path = "/api/v1/lists/{id}", tag = "lists", params(("id" = Uuid, Path, description = "The list")),
     responses((status = 204, description = "Deleted (its owner; an admin for a shared list); the leads stay"), Missing, Refusals))]
 async fn remove(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
     meta: Meta,
@@ -211,7 +212,7 @@ async fn remove(
 #[utoipa::path(post, path = "/api/v1/lists/{id}/leads", tag = "lists", params(("id" = Uuid, Path, description = "The list")), request_body = Leads,
     responses((status = 200, description = "`added`, and `skipped`: already there, or no lead you can read", body = Object), Missing, Refusals))]
 async fn add(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
     meta: Meta,
@@ -259,7 +260,7 @@ async fn add(
 #[utoipa::path(delete, path = "/api/v1/lists/{id}/leads", tag = "lists", params(("id" = Uuid, Path, description = "The list")), request_body = Leads,
     responses((status = 200, description = "`removed`: how many of these leads were in the list (those you can read)", body = Object), Missing, Refusals))]
 async fn take_out(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
     meta: Meta,

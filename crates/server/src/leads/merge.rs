@@ -22,16 +22,16 @@ use uuid::Uuid;
 use super::model::{LeadValues, LeadView};
 use super::repo::{self, LeadRow};
 use super::timeline::{record_activity, writable_lead};
+use crate::audit::{self, Entry, Meta};
 use crate::db::TenantTx;
 use crate::http::error::{ApiJson, AppError};
 use crate::http::openapi::{Missing, Refusals};
-use crate::orgs::audit::{self, Entry, Meta};
+use crate::leads::LeadsState;
 use crate::orgs::{Require, perm};
-use crate::startup::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn routes() -> OpenApiRouter<LeadsState> {
     OpenApiRouter::new()
         .routes(routes!(duplicates))
         .routes(routes!(merge))
@@ -82,7 +82,7 @@ fn same_name(a: &LeadRow, b: &LeadRow) -> bool {
 /// Candidates for `lead` among the leads the transaction's principal can read.
 pub(crate) async fn candidates(
     tx: &mut TenantTx,
-    state: &AppState,
+    state: &LeadsState,
     lead: &LeadRow,
 ) -> Result<Vec<Candidate>, AppError> {
     if lead.linkedin_url.is_none() && lead.company_domain.is_none() {
@@ -133,7 +133,7 @@ pub(crate) async fn candidates(
 #[utoipa::path(get, path = "/api/v1/leads/{id}/duplicates", tag = "leads", params(("id" = Uuid, Path, description = "The lead")),
     responses((status = 200, description = "Candidates among the leads you can read: `items` of `lead` and `reasons`", body = Object), Missing, Refusals))]
 async fn duplicates(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
 ) -> Result<Response, AppError> {
@@ -224,7 +224,7 @@ pub struct Merged {
 /// Merges `input.duplicate` into `id` in the caller's transaction; audited.
 pub(crate) async fn merge_into(
     tx: &mut TenantTx,
-    state: &AppState,
+    state: &LeadsState,
     meta: &Meta,
     id: Uuid,
     input: &MergeInput,
@@ -344,7 +344,7 @@ pub(crate) async fn merge_into(
 #[utoipa::path(post, path = "/api/v1/leads/{id}/merge", tag = "leads", params(("id" = Uuid, Path, description = "The lead that stays")), request_body = MergeInput,
     responses((status = 200, description = "The merged lead and how many notes and activities moved; audited", body = Object), (status = 409, description = "The two leads have different ACLs", body = crate::http::openapi::ErrorBody), Missing, Refusals))]
 async fn merge(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
     meta: Meta,

@@ -19,4 +19,20 @@ pub mod segments;
 pub mod synthetic;
 pub mod timeline;
 
+use std::sync::Arc;
+
+use crate::state::Core;
+
 pub use keys::FieldKeys;
+
+/// What the leads slice's routes and workers use (companies too: a company's leads are leads).
+#[derive(Clone)]
+pub struct LeadsState {
+    pub core: Core,
+    /// The keys that encrypt lead fields and compute their blind indexes.
+    pub fields: FieldKeys,
+    /// This instance's name for the import jobs whose files its data folder holds.
+    pub node: Arc<String>,
+}
+
+crate::slice_state!(LeadsState);

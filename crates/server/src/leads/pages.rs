@@ -17,16 +17,17 @@ use uuid::Uuid;
 use super::model::{LeadView, SENIORITIES, SENSITIVITIES, STATUSES};
 use super::repo;
 use super::search::{Cursor, SearchParams};
-use crate::auth::pages::{BrowserUser, csrf, render};
+use crate::audit::Meta;
+use crate::auth::BrowserUser;
 use crate::db::TenantTx;
 use crate::http::error::{ApiQuery, AppError};
-use crate::orgs::audit::Meta;
+use crate::leads::LeadsState;
 use crate::orgs::permissions::{Member, Permission, Require, check};
-use crate::startup::AppState;
+use crate::web::CsrfForm;
 use crate::web::assets::{self, Assets};
-use crate::web::csrf::CsrfForm;
+use crate::web::{SignedIn, csrf, render};
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<LeadsState> {
     Router::new()
         .route("/leads", get(table))
         .route("/leads/export", get(export))
@@ -116,16 +117,16 @@ fn encode(s: &str) -> String {
 }
 
 async fn table(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     headers: HeaderMap,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Response, AppError> {
     render_table(&state, &headers, &who, &params, None).await
 }
 
 async fn render_table(
-    state: &AppState,
+    state: &LeadsState,
     headers: &HeaderMap,
     who: &crate::auth::AuthUser,
     params: &SearchParams,
@@ -232,10 +233,10 @@ struct SegmentForm {
 
 /// "Save this search": the current filters under a name.
 async fn save_segment(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     CsrfForm(form): CsrfForm<SegmentForm>,
 ) -> Result<Response, AppError> {
     let result = async {
@@ -272,10 +273,10 @@ async fn save_segment(
 }
 
 async fn delete_segment(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Path(id): Path<Uuid>,
     CsrfForm(_): CsrfForm<std::collections::HashMap<String, String>>,
 ) -> Result<Response, AppError> {
@@ -304,8 +305,8 @@ async fn delete_segment(
 }
 
 async fn export(
-    State(state): State<AppState>,
-    BrowserUser(who): BrowserUser,
+    State(state): State<LeadsState>,
+    SignedIn(who): BrowserUser,
     meta: Meta,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Response, AppError> {
@@ -402,9 +403,9 @@ struct DetailQuery {
 }
 
 async fn detail(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     headers: HeaderMap,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Path(id): Path<Uuid>,
     ApiQuery(q): ApiQuery<DetailQuery>,
 ) -> Result<Response, AppError> {
@@ -429,7 +430,7 @@ async fn detail(
 }
 
 async fn render_detail(
-    state: &AppState,
+    state: &LeadsState,
     headers: &HeaderMap,
     who: &crate::auth::AuthUser,
     id: Uuid,
@@ -480,7 +481,7 @@ async fn render_detail(
                 r.read_groups.len(),
                 r.write_groups.len()
             ),
-            changed_at: crate::orgs::ts(r.changed_at),
+            changed_at: crate::http::ts(r.changed_at),
             rollback_of: r.rollback_of.map(|r| r.to_string()).unwrap_or_default(),
         })
         .collect();
@@ -488,7 +489,7 @@ async fn render_detail(
             current: row.acl_revision == 0,
             revision: "0".into(),
             summary: "confidential; no groups (the default)".into(),
-            changed_at: crate::orgs::ts(row.created_at),
+            changed_at: crate::http::ts(row.created_at),
             rollback_of: String::new(),
         });
     }
@@ -499,7 +500,7 @@ async fn render_detail(
             id: n.id.to_string(),
             deletable: admin || n.author_id == member.principal_id,
             body: n.body,
-            at: crate::orgs::ts(n.created_at),
+            at: crate::http::ts(n.created_at),
         })
         .collect();
     let activities = super::timeline::activities(&mut tx, id, None, 50)
@@ -508,7 +509,7 @@ async fn render_detail(
         .map(|a| ActivityLine {
             kind: a.kind,
             summary: a.summary,
-            at: crate::orgs::ts(a.occurred_at),
+            at: crate::http::ts(a.occurred_at),
         })
         .collect();
     let candidates = super::merge::candidates(&mut tx, state, &row).await?;
@@ -642,10 +643,10 @@ async fn render_detail(
 
 /// The ACL form: a checkbox per group and direction (`read_<id>`, `write_<id>`) and the class.
 async fn set_acl(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Path(id): Path<Uuid>,
     CsrfForm(form): CsrfForm<std::collections::HashMap<String, String>>,
 ) -> Result<Response, AppError> {
@@ -690,10 +691,10 @@ struct RollbackForm {
 }
 
 async fn rollback(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Path(id): Path<Uuid>,
     CsrfForm(form): CsrfForm<RollbackForm>,
 ) -> Result<Response, AppError> {
@@ -722,7 +723,7 @@ async fn rollback(
 /// Runs a form's change for the signed-in member: on success back to the lead with `done`, on a
 /// refusal the lead page again with the reason.
 async fn lead_form<F>(
-    state: &AppState,
+    state: &LeadsState,
     headers: &HeaderMap,
     who: &crate::auth::AuthUser,
     id: Uuid,
@@ -761,10 +762,10 @@ struct NoteForm {
 }
 
 async fn add_note(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Path(id): Path<Uuid>,
     CsrfForm(form): CsrfForm<NoteForm>,
 ) -> Result<Response, AppError> {
@@ -785,10 +786,10 @@ async fn add_note(
 }
 
 async fn delete_note(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Path((id, note)): Path<(Uuid, Uuid)>,
     CsrfForm(_): CsrfForm<std::collections::HashMap<String, String>>,
 ) -> Result<Response, AppError> {
@@ -811,9 +812,9 @@ struct ActivityForm {
 }
 
 async fn add_activity(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     headers: HeaderMap,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Path(id): Path<Uuid>,
     CsrfForm(form): CsrfForm<ActivityForm>,
 ) -> Result<Response, AppError> {
@@ -835,10 +836,10 @@ async fn add_activity(
 
 /// The merge form: `duplicate` and a `take_<field>` checkbox per field taken from it.
 async fn merge(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Path(id): Path<Uuid>,
     CsrfForm(form): CsrfForm<std::collections::HashMap<String, String>>,
 ) -> Result<Response, AppError> {

@@ -81,7 +81,7 @@ impl Model {
     /// # Errors
     /// A 400 naming the first problem (`rules[2].values[0]: not a seniority …`).
     pub fn parse(v: Value) -> Result<Model, AppError> {
-        let model: Model = super::api::parse(v)?;
+        let model: Model = crate::http::wire::from_value(v)?;
         model.check()?;
         Ok(model)
     }
@@ -234,13 +234,13 @@ use axum::routing::get;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::audit::{self, Entry, Meta};
 use crate::db::{Aal, Role, TenantContext, TenantTx};
 use crate::http::error::ApiJson;
-use crate::orgs::audit::{self, Entry, Meta};
+use crate::leads::LeadsState;
 use crate::orgs::{Require, perm};
-use crate::startup::AppState;
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn routes() -> OpenApiRouter<LeadsState> {
     OpenApiRouter::new()
         .routes(routes!(read, save))
         .routes(routes!(explain))
@@ -281,7 +281,7 @@ async fn load_state(tx: &mut TenantTx) -> Result<ScoringState, AppError> {
                 done: r.rescored_version == r.version,
                 rescored_rows: r.rescored_rows,
             },
-            updated_at: Some(crate::orgs::ts(r.updated_at)),
+            updated_at: Some(crate::http::ts(r.updated_at)),
         },
         None => ScoringState {
             model: Model::default(),
@@ -299,7 +299,7 @@ async fn load_state(tx: &mut TenantTx) -> Result<ScoringState, AppError> {
 #[utoipa::path(get, path = "/api/v1/scoring", tag = "scoring",
     responses((status = 200, description = "The organization's model, its version and the bulk rescoring progress", body = Object), Refusals))]
 async fn read(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
 ) -> Result<Response, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
@@ -313,7 +313,7 @@ async fn read(
 #[utoipa::path(put, path = "/api/v1/scoring", tag = "scoring", request_body(content = Model, description = "Weighted rules; a mistake is answered with its JSON path"),
     responses((status = 200, description = "The saved model's state; leads are rescored in the background (admins and managers)", body = Object), Refusals))]
 async fn save(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     meta: Meta,
     ApiJson(body): ApiJson<Value>,
@@ -329,7 +329,7 @@ async fn save(
 /// # Errors
 /// 403 for other roles; database errors.
 async fn save_model(
-    state: &AppState,
+    state: &LeadsState,
     member: &crate::orgs::Member,
     meta: &Meta,
     model: &Model,
@@ -381,7 +381,7 @@ async fn save_model(
 #[utoipa::path(get, path = "/api/v1/leads/{id}/score", tag = "scoring", params(("id" = Uuid, Path, description = "The lead")),
     responses((status = 200, description = "The lead's score and the factors that make it up", body = Object), Missing, Refusals))]
 async fn explain(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
 ) -> Result<Response, AppError> {
@@ -408,12 +408,13 @@ use askama::Template;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Redirect;
 
-use crate::auth::pages::{BrowserUser, csrf, render};
+use crate::auth::BrowserUser;
 use crate::http::error::ApiQuery;
+use crate::web::CsrfForm;
 use crate::web::assets::{self, Assets};
-use crate::web::csrf::CsrfForm;
+use crate::web::{SignedIn, csrf, render};
 
-pub fn page_routes() -> Router<AppState> {
+pub fn page_routes() -> Router<LeadsState> {
     Router::new().route("/leads/scoring", get(page).post(page_save))
 }
 
@@ -452,9 +453,9 @@ struct PageForm {
 }
 
 async fn page(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     headers: HeaderMap,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Response, AppError> {
     let notice = q
@@ -464,10 +465,10 @@ async fn page(
 }
 
 async fn page_save(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     CsrfForm(form): CsrfForm<PageForm>,
 ) -> Result<Response, AppError> {
     let result = async {
@@ -499,7 +500,7 @@ async fn page_save(
 }
 
 async fn render_page(
-    state: &AppState,
+    state: &LeadsState,
     headers: &HeaderMap,
     who: &crate::auth::AuthUser,
     draft: Option<String>,
@@ -590,7 +591,7 @@ impl Stored {
 /// Rescores organizations whose model changed, one batch per transaction, until the task is
 /// dropped (at shutdown). Each batch also moves the checkpoint, so a crash resumes after the last
 /// committed batch; a model saved meanwhile restarts the walk with the new version.
-pub async fn run(state: AppState) {
+pub async fn run(state: LeadsState) {
     loop {
         let claimed = sqlx::query!(
             r#"SELECT org_id AS "org_id!", version AS "version!", rescore_after, actor AS "actor!"
@@ -624,7 +625,7 @@ pub async fn run(state: AppState) {
 }
 
 async fn rescore(
-    state: &AppState,
+    state: &LeadsState,
     context: &TenantContext,
     version: i32,
     mut after: Option<Uuid>,

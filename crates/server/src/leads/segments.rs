@@ -10,16 +10,17 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::search::SearchParams;
+use crate::audit::{self, Entry, Meta};
 use crate::db::TenantTx;
 use crate::http::error::{ApiJson, ApiQuery, AppError};
 use crate::http::openapi::{Missing, Refusals};
-use crate::orgs::audit::{self, Entry, Meta};
-use crate::orgs::{Require, perm, ts};
-use crate::startup::AppState;
+use crate::http::ts;
+use crate::leads::LeadsState;
+use crate::orgs::{Require, perm};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn routes() -> OpenApiRouter<LeadsState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(read, remove))
@@ -84,7 +85,7 @@ pub(crate) struct Row {
 #[utoipa::path(post, path = "/api/v1/segments", tag = "segments", request_body = NewSegment,
     responses((status = 201, description = "The saved search; its query is checked as a search would check it", body = Object), (status = 409, description = "You already have a segment with this name", body = crate::http::openapi::ErrorBody), Refusals))]
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     meta: Meta,
     ApiJson(body): ApiJson<NewSegment>,
@@ -95,7 +96,7 @@ async fn create(
 
 /// Saves a search under `name` (checked as a search checks it); audited.
 pub(crate) async fn save(
-    state: &AppState,
+    state: &LeadsState,
     member: &crate::orgs::Member,
     meta: &Meta,
     name: &str,
@@ -191,7 +192,7 @@ async fn fetch(tx: &mut TenantTx, id: Uuid) -> Result<Row, AppError> {
 #[utoipa::path(get, path = "/api/v1/segments", tag = "segments",
     responses((status = 200, description = "Your segments and the organization's shared ones", body = Object), Refusals))]
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
 ) -> Result<Response, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
@@ -203,7 +204,7 @@ async fn list(
 #[utoipa::path(get, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = Uuid, Path, description = "The segment")),
     responses((status = 200, description = "The segment", body = Object), Missing, Refusals))]
 async fn read(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
 ) -> Result<Response, AppError> {
@@ -216,7 +217,7 @@ async fn read(
 #[utoipa::path(delete, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = Uuid, Path, description = "The segment")),
     responses((status = 204, description = "Deleted (its owner; an admin for a shared one)"), Missing, Refusals))]
 async fn remove(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
     meta: Meta,
@@ -227,7 +228,7 @@ async fn remove(
 
 /// Deletes a segment (its owner; an admin for a shared one); audited.
 pub(crate) async fn delete(
-    state: &AppState,
+    state: &LeadsState,
     member: &crate::orgs::Member,
     meta: &Meta,
     id: Uuid,
@@ -276,7 +277,7 @@ struct RunPage {
 #[utoipa::path(get, path = "/api/v1/segments/{id}/leads", tag = "segments", params(("id" = Uuid, Path, description = "The segment"), RunPage),
     responses((status = 200, description = "One page of the segment's leads, under the runner's own ACL", body = Object), Missing, Refusals))]
 async fn run(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
     ApiQuery(page): ApiQuery<RunPage>,

@@ -15,16 +15,17 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::repo;
+use crate::audit::{self, Entry, Meta};
 use crate::db::TenantTx;
 use crate::http::error::{ApiJson, ApiQuery, AppError};
 use crate::http::openapi::{Missing, Refusals};
-use crate::orgs::audit::{self, Entry, Meta};
-use crate::orgs::{Require, perm, ts};
-use crate::startup::AppState;
+use crate::http::ts;
+use crate::leads::LeadsState;
+use crate::orgs::{Require, perm};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn routes() -> OpenApiRouter<LeadsState> {
     OpenApiRouter::new()
         .routes(routes!(list_notes, add_note))
         .routes(routes!(remove_note))
@@ -252,7 +253,7 @@ pub(crate) async fn insert_note(
 #[utoipa::path(get, path = "/api/v1/leads/{id}/notes", tag = "leads", params(("id" = Uuid, Path, description = "The lead"), TimelineQuery),
     responses((status = 200, description = "The lead's notes, newest first: `items` and `next_before`", body = Object), Missing, Refusals))]
 async fn list_notes(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
     ApiQuery(q): ApiQuery<TimelineQuery>,
@@ -276,7 +277,7 @@ struct NewNote {
 #[utoipa::path(post, path = "/api/v1/leads/{id}/notes", tag = "leads", params(("id" = Uuid, Path, description = "The lead")), request_body = NewNote,
     responses((status = 201, description = "The note (needs the right to write the lead); audited", body = Object), Missing, Refusals))]
 async fn add_note(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
     meta: Meta,
@@ -343,7 +344,7 @@ pub(crate) async fn delete_note(
 #[utoipa::path(delete, path = "/api/v1/leads/{id}/notes/{note}", tag = "leads", params(("id" = Uuid, Path, description = "The lead"), ("note" = Uuid, Path, description = "The note")),
     responses((status = 204, description = "Deleted (its author or an admin); audited"), Missing, Refusals))]
 async fn remove_note(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path((id, note)): Path<(Uuid, Uuid)>,
     meta: Meta,
@@ -357,7 +358,7 @@ async fn remove_note(
 #[utoipa::path(get, path = "/api/v1/leads/{id}/activities", tag = "leads", params(("id" = Uuid, Path, description = "The lead"), TimelineQuery),
     responses((status = 200, description = "The lead's activities, newest first: `items` and `next_before`", body = Object), Missing, Refusals))]
 async fn list_activities(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
     ApiQuery(q): ApiQuery<TimelineQuery>,
@@ -418,7 +419,7 @@ pub(crate) async fn log_activity(
 #[utoipa::path(post, path = "/api/v1/leads/{id}/activities", tag = "leads", params(("id" = Uuid, Path, description = "The lead")), request_body = NewActivity,
     responses((status = 201, description = "The activity (needs the right to write the lead)", body = Object), Missing, Refusals))]
 async fn add_activity(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
     ApiJson(body): ApiJson<NewActivity>,

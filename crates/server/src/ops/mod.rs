@@ -9,12 +9,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use crate::startup::AppState;
+use crate::state::Core;
 
 /// Largest CSP report accepted; reports are small and the endpoint is unauthenticated.
 const MAX_CSP_REPORT: usize = 16 * 1024;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<Core> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -28,7 +28,7 @@ async fn healthz() -> impl IntoResponse {
 }
 
 /// Readiness: the database answers and every migration this binary knows has been applied.
-async fn readyz(State(state): State<AppState>) -> Response {
+async fn readyz(State(state): State<Core>) -> Response {
     let (database, migrations) = match crate::db::migrations_current(&state.pool).await {
         Ok(current) => (true, current),
         Err(e) => {

@@ -9,18 +9,18 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::audit::{self, Entry, Meta};
 use super::permissions::{Member, Require, perm};
-use super::ts;
+use crate::audit::{self, Entry, Meta};
+use crate::auth::AuthState;
 use crate::auth::AuthUser;
 use crate::db::{Aal, Role, TenantContext, TenantTx, UserTx};
 use crate::http::error::{ApiJson, AppError};
 use crate::http::openapi::{Missing, Refusals};
-use crate::startup::AppState;
+use crate::http::ts;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn routes() -> OpenApiRouter<AuthState> {
     OpenApiRouter::new()
         .routes(routes!(list_orgs, create_org))
         .routes(routes!(switch_org))
@@ -51,7 +51,7 @@ pub(crate) struct NewOrg {
 #[utoipa::path(post, path = "/api/v1/orgs", tag = "organizations", request_body = NewOrg,
     responses((status = 201, description = "The organization; the caller is its first admin", body = Object), Refusals))]
 pub(crate) async fn create_org(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     user: AuthUser,
     meta: Meta,
     ApiJson(body): ApiJson<NewOrg>,
@@ -94,7 +94,7 @@ pub(crate) async fn create_org(
 #[utoipa::path(get, path = "/api/v1/orgs", tag = "organizations",
     responses((status = 200, description = "The organizations the user belongs to, with the role in each", body = Object), Refusals))]
 pub(crate) async fn list_orgs(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     user: AuthUser,
 ) -> Result<axum::Json<Value>, AppError> {
     let mut tx = UserTx::begin(&state.pool, user.user_id).await?;
@@ -125,7 +125,7 @@ pub(crate) struct Switch {
 #[utoipa::path(post, path = "/api/v1/session/org", tag = "organizations", request_body = Switch,
     responses((status = 200, description = "New tokens for the session, scoped to the chosen organization", body = Object), Missing, Refusals))]
 pub(crate) async fn switch_org(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     user: AuthUser,
     ApiJson(body): ApiJson<Switch>,
 ) -> Result<axum::Json<Value>, AppError> {
@@ -145,7 +145,7 @@ pub(crate) async fn switch_org(
 #[utoipa::path(get, path = "/api/v1/org", tag = "organizations",
     responses((status = 200, description = "The session's organization and the caller's role in it", body = Object), Refusals))]
 pub(crate) async fn current_org(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     member: Member,
 ) -> Result<axum::Json<Value>, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
@@ -164,7 +164,7 @@ pub(crate) async fn current_org(
 #[utoipa::path(patch, path = "/api/v1/org", tag = "organizations", request_body = NewOrg,
     responses((status = 200, description = "Renamed (admins); audited", body = Object), Refusals))]
 pub(crate) async fn rename_org(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     Require(member, _): Require<perm::ManageOrganization>,
     meta: Meta,
     ApiJson(body): ApiJson<NewOrg>,
@@ -212,7 +212,7 @@ pub(crate) struct Settings {
 #[utoipa::path(get, path = "/api/v1/org/settings", tag = "organizations",
     responses((status = 200, description = "The organization's settings", body = Settings), Refusals))]
 pub(crate) async fn get_settings(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     Require(member, _): Require<perm::SystemSettings>,
 ) -> Result<axum::Json<Value>, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
@@ -230,7 +230,7 @@ pub(crate) async fn get_settings(
 #[utoipa::path(put, path = "/api/v1/org/settings", tag = "organizations", request_body = Settings,
     responses((status = 200, description = "The settings after the change (admins at aal2); audited", body = Settings), Refusals))]
 pub(crate) async fn put_settings(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     Require(member, _): Require<perm::SystemSettings>,
     meta: Meta,
     ApiJson(body): ApiJson<Settings>,
@@ -269,7 +269,7 @@ pub(crate) async fn put_settings(
 #[utoipa::path(get, path = "/api/v1/org/members", tag = "organizations",
     responses((status = 200, description = "Members and their roles", body = Object), Refusals))]
 pub(crate) async fn list_members(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     member: Member,
 ) -> Result<axum::Json<Value>, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
@@ -318,7 +318,7 @@ pub(crate) async fn ensure_not_last_admin(
 #[utoipa::path(patch, path = "/api/v1/org/members/{user_id}", tag = "organizations", params(("user_id" = Uuid, Path, description = "The member's user id")), request_body = RoleChange,
     responses((status = 200, description = "The new role (admins at aal2; never the last admin); audited", body = Object), (status = 409, description = "It would leave the organization without an admin", body = crate::http::openapi::ErrorBody), Missing, Refusals))]
 pub(crate) async fn change_role(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     Require(member, _): Require<perm::ManageOrganization>,
     meta: Meta,
     Path(user_id): Path<Uuid>,
@@ -368,7 +368,7 @@ pub(crate) async fn change_role(
 #[utoipa::path(delete, path = "/api/v1/org/members/{user_id}", tag = "organizations", params(("user_id" = Uuid, Path, description = "The member's user id")),
     responses((status = 204, description = "Removed (admins at aal2; never the last admin); audited"), (status = 409, description = "It would leave the organization without an admin", body = crate::http::openapi::ErrorBody), Missing, Refusals))]
 pub(crate) async fn remove_member(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     Require(member, _): Require<perm::ManageOrganization>,
     meta: Meta,
     Path(user_id): Path<Uuid>,
@@ -422,7 +422,7 @@ pub(crate) struct AuditQuery {
 #[utoipa::path(get, path = "/api/v1/org/audit", tag = "organizations", params(AuditQuery),
     responses((status = 200, description = "The audit trail, newest first (admins)", body = Object), Refusals))]
 pub(crate) async fn audit_log(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     Require(member, _): Require<perm::ManageOrganization>,
     Query(q): Query<AuditQuery>,
 ) -> Result<axum::Json<Value>, AppError> {

@@ -18,18 +18,19 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::audit::{self, Entry, Meta};
 use super::permissions::{ApiKeyPrincipal, Member, Permission, Require, perm};
-use super::ts;
+use crate::audit::{self, Entry, Meta};
+use crate::auth::AuthState;
 use crate::db::{Aal, Role, TenantTx};
 use crate::http::error::{ApiJson, AppError};
 use crate::http::openapi::{Missing, Refusals};
+use crate::http::ts;
 use crate::mail::Mail;
-use crate::startup::AppState;
+use crate::state::Core;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn routes() -> OpenApiRouter<AuthState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(revoke))
@@ -45,11 +46,7 @@ fn invalid(message: &str) -> AppError {
 }
 
 /// Turns a presented key into the organization's API principal, or a 401 with a code.
-pub async fn authenticate(
-    state: &AppState,
-    key: &str,
-    ip: Option<IpAddr>,
-) -> Result<Member, AppError> {
+pub async fn authenticate(state: &Core, key: &str, ip: Option<IpAddr>) -> Result<Member, AppError> {
     if let Err(e) = apikey::check(key) {
         metrics::counter!("api_key_rejected_total", "reason" => "format").increment(1);
         return Err(invalid(&e.to_string()));
@@ -121,7 +118,7 @@ pub(crate) struct NewKey {
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "api keys", request_body = NewKey,
     responses((status = 201, description = "The key, whose secret is shown this once; it expires after 90 days unless rotated", body = Object), Refusals))]
 pub(crate) async fn create(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     Require(member, _): Require<perm::ApiKeyGeneration>,
     meta: Meta,
     ApiJson(body): ApiJson<NewKey>,
@@ -239,7 +236,7 @@ pub(crate) async fn insert_key(
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "api keys",
     responses((status = 200, description = "The organization's keys (never their secrets)", body = Object), Refusals))]
 pub(crate) async fn list(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     Require(member, _): Require<perm::ApiKeyGeneration>,
 ) -> Result<axum::Json<Value>, AppError> {
     let now = state.clock.now();
@@ -278,7 +275,7 @@ pub(crate) async fn list(
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api keys", params(("id" = Uuid, Path, description = "The API key")),
     responses((status = 204, description = "Revoked at once; audited"), Missing, Refusals))]
 pub(crate) async fn revoke(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     Require(member, _): Require<perm::ApiKeyGeneration>,
     meta: Meta,
     Path(id): Path<Uuid>,
@@ -314,7 +311,7 @@ pub(crate) async fn revoke(
 #[utoipa::path(post, path = "/api/v1/api-keys/{id}/rotate", tag = "api keys", params(("id" = Uuid, Path, description = "The API key")),
     responses((status = 200, description = "A new secret for the key; the old one keeps working for the overlap window", body = Object), Missing, Refusals))]
 pub(crate) async fn rotate(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     Require(member, _): Require<perm::ApiKeyGeneration>,
     meta: Meta,
     Path(id): Path<Uuid>,
@@ -387,7 +384,7 @@ pub(crate) async fn rotate(
 #[utoipa::path(get, path = "/api/v1/notifications", tag = "api keys",
     responses((status = 200, description = "The caller's notifications (key expiry notices)", body = Object), Refusals))]
 pub(crate) async fn notifications(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     member: Member,
 ) -> Result<axum::Json<Value>, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
@@ -408,7 +405,7 @@ pub(crate) async fn notifications(
 
 /// Sends the expiry notices that are due: a mail to each admin and an in-app notice, once per
 /// key and threshold. Returns how many keys were notified.
-pub async fn send_expiry_notices(state: &AppState) -> anyhow::Result<usize> {
+pub async fn send_expiry_notices(state: &Core) -> anyhow::Result<usize> {
     let now = state.clock.now();
     let due = sqlx::query!(
         r#"SELECT id AS "id!", org_id AS "org_id!", name AS "name!", display AS "display!",

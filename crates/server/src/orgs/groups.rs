@@ -9,16 +9,16 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::audit::{self, Entry, Meta};
 use super::permissions::{Member, Require, perm};
+use crate::audit::{self, Entry, Meta};
+use crate::auth::AuthState;
 use crate::db::TenantTx;
 use crate::http::error::{ApiJson, AppError};
 use crate::http::openapi::{Missing, Refusals};
-use crate::startup::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn routes() -> OpenApiRouter<AuthState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(remove))
@@ -28,7 +28,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/api/v1/org/groups", tag = "organizations",
     responses((status = 200, description = "ACL groups and their members", body = Object), Refusals))]
 pub(crate) async fn list(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     member: Member,
 ) -> Result<Response, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
@@ -59,7 +59,7 @@ pub(crate) struct NewGroup {
 #[utoipa::path(post, path = "/api/v1/org/groups", tag = "organizations", request_body = NewGroup,
     responses((status = 201, description = "The group (admins at aal2); audited", body = Object), Refusals))]
 pub(crate) async fn create(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     Require(member, _): Require<perm::ManageOrganization>,
     meta: Meta,
     ApiJson(body): ApiJson<NewGroup>,
@@ -110,7 +110,7 @@ pub(crate) async fn create(
 #[utoipa::path(delete, path = "/api/v1/org/groups/{id}", tag = "organizations", params(("id" = Uuid, Path, description = "The group")),
     responses((status = 204, description = "Removed (admins at aal2); audited"), Missing, Refusals))]
 pub(crate) async fn remove(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     Require(member, _): Require<perm::ManageOrganization>,
     Path(id): Path<Uuid>,
     meta: Meta,
@@ -157,7 +157,7 @@ pub(crate) async fn remove(
 }
 
 async fn member_change(
-    state: &AppState,
+    state: &AuthState,
     member: &Member,
     meta: &Meta,
     group: Uuid,
@@ -222,7 +222,7 @@ async fn member_change(
 #[utoipa::path(put, path = "/api/v1/org/groups/{id}/members/{user_id}", tag = "organizations", params(("id" = Uuid, Path, description = "The group"), ("user_id" = Uuid, Path, description = "The member")),
     responses((status = 204, description = "Added (admins at aal2); audited"), Missing, Refusals))]
 pub(crate) async fn add_member(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     Require(member, _): Require<perm::ManageOrganization>,
     Path((group, user)): Path<(Uuid, Uuid)>,
     meta: Meta,
@@ -233,7 +233,7 @@ pub(crate) async fn add_member(
 #[utoipa::path(delete, path = "/api/v1/org/groups/{id}/members/{user_id}", tag = "organizations", params(("id" = Uuid, Path, description = "The group"), ("user_id" = Uuid, Path, description = "The member")),
     responses((status = 204, description = "Removed (admins at aal2); audited"), Missing, Refusals))]
 pub(crate) async fn remove_member(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     Require(member, _): Require<perm::ManageOrganization>,
     Path((group, user)): Path<(Uuid, Uuid)>,
     meta: Meta,

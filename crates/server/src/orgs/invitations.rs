@@ -8,23 +8,23 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::audit::{self, Entry, Meta};
 use super::permissions::{Require, perm};
-use super::ts;
+use crate::audit::{self, Entry, Meta};
+use crate::auth::AuthState;
 use crate::auth::tokens::{random_token, token_hash};
 use crate::auth::{AuthUser, EmailAddress};
 use crate::db::{Aal, Role, TenantContext, TenantTx, UserTx};
 use crate::http::error::{ApiJson, AppError};
 use crate::http::openapi::{Missing, Refusals};
+use crate::http::ts;
 use crate::mail::Mail;
-use crate::startup::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// How long an invitation stays valid.
 const INVITATION_TTL_DAYS: i64 = 7;
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn routes() -> OpenApiRouter<AuthState> {
     OpenApiRouter::new()
         .routes(routes!(list, invite))
         .routes(routes!(revoke))
@@ -41,7 +41,7 @@ pub(crate) struct Invite {
 #[utoipa::path(post, path = "/api/v1/org/invitations", tag = "organizations", request_body = Invite,
     responses((status = 201, description = "The invitation, mailed with a single-use link (admins)", body = Object), Refusals))]
 pub(crate) async fn invite(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     Require(member, _): Require<perm::ManageOrganization>,
     meta: Meta,
     ApiJson(body): ApiJson<Invite>,
@@ -118,7 +118,7 @@ pub(crate) async fn invite(
 #[utoipa::path(get, path = "/api/v1/org/invitations", tag = "organizations",
     responses((status = 200, description = "Pending invitations", body = Object), Refusals))]
 pub(crate) async fn list(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     Require(member, _): Require<perm::ManageOrganization>,
 ) -> Result<axum::Json<Value>, AppError> {
     let now = state.clock.now();
@@ -153,7 +153,7 @@ pub(crate) async fn list(
 #[utoipa::path(delete, path = "/api/v1/org/invitations/{id}", tag = "organizations", params(("id" = Uuid, Path, description = "The invitation")),
     responses((status = 204, description = "Revoked"), Missing, Refusals))]
 pub(crate) async fn revoke(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     Require(member, _): Require<perm::ManageOrganization>,
     meta: Meta,
     Path(id): Path<Uuid>,
@@ -196,7 +196,7 @@ pub(crate) struct Accept {
 #[utoipa::path(post, path = "/api/v1/invitations/accept", tag = "organizations", request_body = Accept,
     responses((status = 200, description = "Membership with the invited role, for the signed-in user the invitation was sent to", body = Object), Refusals))]
 pub(crate) async fn accept(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     user: AuthUser,
     meta: Meta,
     ApiJson(body): ApiJson<Accept>,

@@ -14,17 +14,16 @@ use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::audit::Meta;
 use super::permissions::{Member, Permission, Require, check};
 use super::{api, api_keys, invitations};
-use crate::auth::AuthUser;
-use crate::auth::pages::{ACCESS_COOKIE, BrowserUser, csrf, render, set_cookie, with_cookies};
+use crate::audit::Meta;
+use crate::auth::{AuthState, AuthUser, BrowserUser};
 use crate::http::error::{ApiJson, AppError};
-use crate::startup::AppState;
 use crate::web::assets::{self, Assets};
-use crate::web::csrf::CsrfForm;
+use crate::web::cookies::{ACCESS_COOKIE, set_cookie, with_cookies};
+use crate::web::{CsrfForm, SignedIn, csrf, render};
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<AuthState> {
     Router::new()
         .route("/org", get(page).post(create))
         .route("/org/switch", post(switch))
@@ -115,7 +114,7 @@ fn require<P>(member: &Member, p: Permission) -> Option<Require<P>> {
 }
 
 async fn render_page(
-    state: &AppState,
+    state: &AuthState,
     headers: &HeaderMap,
     who: &AuthUser,
     notice: Option<String>,
@@ -240,9 +239,9 @@ struct PageQuery {
 }
 
 async fn page(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Query(q): Query<PageQuery>,
 ) -> Response {
     let notice = q.done.map(|d| {
@@ -264,7 +263,7 @@ async fn page(
 
 /// The outcome of a form: back to the page with a notice, or the page with the error.
 async fn outcome(
-    state: &AppState,
+    state: &AuthState,
     headers: &HeaderMap,
     who: &AuthUser,
     result: Result<(), AppError>,
@@ -305,10 +304,10 @@ struct NameForm {
 }
 
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     CsrfForm(form): CsrfForm<NameForm>,
 ) -> Response {
     let created = api::create_org(
@@ -335,7 +334,7 @@ async fn create(
 }
 
 /// Moves the browser's session to `org` and hands it the new access cookie.
-async fn switch_to(state: &AppState, who: &AuthUser, org: Uuid, done: &str) -> Response {
+async fn switch_to(state: &AuthState, who: &AuthUser, org: Uuid, done: &str) -> Response {
     match crate::auth::service::switch_org(state, who, org).await {
         Ok(Some(s)) => with_cookies(
             Redirect::to(&format!("/org?done={done}")).into_response(),
@@ -354,18 +353,18 @@ struct SwitchForm {
 }
 
 async fn switch(
-    State(state): State<AppState>,
-    BrowserUser(who): BrowserUser,
+    State(state): State<AuthState>,
+    SignedIn(who): BrowserUser,
     CsrfForm(form): CsrfForm<SwitchForm>,
 ) -> Response {
     switch_to(&state, &who, form.org_id, "switched").await
 }
 
 async fn rename(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     CsrfForm(form): CsrfForm<NameForm>,
 ) -> Response {
     let result = async {
@@ -388,10 +387,10 @@ struct RoleForm {
 }
 
 async fn change_role(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Path(user_id): Path<Uuid>,
     CsrfForm(form): CsrfForm<RoleForm>,
 ) -> Response {
@@ -414,10 +413,10 @@ async fn change_role(
 struct Empty {}
 
 async fn remove_member(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Path(user_id): Path<Uuid>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Response {
@@ -437,10 +436,10 @@ struct InviteForm {
 }
 
 async fn invite(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     CsrfForm(form): CsrfForm<InviteForm>,
 ) -> Response {
     let result = async {
@@ -461,10 +460,10 @@ async fn invite(
 }
 
 async fn revoke_invitation(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Path(id): Path<Uuid>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Response {
@@ -484,7 +483,7 @@ struct KeyForm {
 
 /// Shows a new or rotated key once, in this response; it is never in a URL or shown again.
 async fn show_key(
-    state: &AppState,
+    state: &AuthState,
     headers: &HeaderMap,
     who: &AuthUser,
     made: Result<Response, AppError>,
@@ -518,10 +517,10 @@ async fn show_key(
 }
 
 async fn create_key(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     CsrfForm(form): CsrfForm<KeyForm>,
 ) -> Response {
     let made = async {
@@ -542,10 +541,10 @@ async fn create_key(
 }
 
 async fn rotate_key(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Path(id): Path<Uuid>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Response {
@@ -556,10 +555,10 @@ async fn rotate_key(
 }
 
 async fn revoke_key(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Path(id): Path<Uuid>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Response {
@@ -573,10 +572,10 @@ async fn revoke_key(
 }
 
 async fn create_group(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     CsrfForm(form): CsrfForm<NameForm>,
 ) -> Response {
     let result = async {
@@ -594,10 +593,10 @@ async fn create_group(
 }
 
 async fn delete_group(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Path(id): Path<Uuid>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Response {
@@ -616,10 +615,10 @@ struct UserForm {
 }
 
 async fn add_group_member(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Path(id): Path<Uuid>,
     CsrfForm(form): CsrfForm<UserForm>,
 ) -> Response {
@@ -638,10 +637,10 @@ async fn add_group_member(
 }
 
 async fn remove_group_member(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
     meta: Meta,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
     Path((id, user_id)): Path<(Uuid, Uuid)>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Response {

@@ -8,15 +8,17 @@
 
 use std::marker::PhantomData;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
+use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::db::{Aal, Role, TenantContext};
+use crate::http::credentials::Credential;
 use crate::http::error::AppError;
 use crate::http::middleware::PrincipalSlot;
-use crate::startup::AppState;
+use crate::state::Core;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Permission {
@@ -154,25 +156,27 @@ fn needs_mfa() -> AppError {
     }
 }
 
-impl FromRequestParts<AppState> for Member {
+/// A signed-in member, or an API key of the organization: the credential is the one the
+/// identity layer read at the edge.
+impl<S> FromRequestParts<S> for Member
+where
+    S: Send + Sync,
+    Core: FromRef<S>,
+{
     type Rejection = axum::response::Response;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         use axum::response::IntoResponse;
-        if let crate::auth::Presented::ApiKey(key) =
-            crate::auth::Presented::from_headers(&parts.headers)
-        {
-            let key = key.to_string();
+        if let Some(Credential::ApiKey { key, .. }) = parts.extensions.get::<Credential>() {
+            let key = key.clone();
             let ip = parts
                 .extensions
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
                 .map(|c| c.0.ip());
-            let member = super::api_keys::authenticate(state, &key, ip)
-                .await
-                .map_err(IntoResponse::into_response)?;
+            let member =
+                super::api_keys::authenticate(&Core::from_ref(state), key.expose_secret(), ip)
+                    .await
+                    .map_err(IntoResponse::into_response)?;
             if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
                 slot.set(format!("key:{}", member.principal_id));
             }
@@ -242,13 +246,15 @@ markers!(
 /// Anything else is a 403 with a code: `forbidden` or `insufficient_aal`.
 pub struct Require<P>(pub Member, pub PhantomData<P>);
 
-impl<P: PermissionMarker + Send + Sync> FromRequestParts<AppState> for Require<P> {
+impl<S, P> FromRequestParts<S> for Require<P>
+where
+    S: Send + Sync,
+    P: PermissionMarker + Send + Sync,
+    Core: FromRef<S>,
+{
     type Rejection = axum::response::Response;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         use axum::response::IntoResponse;
         let member = Member::from_request_parts(parts, state).await?;
         check(&member, P::PERMISSION).map_err(IntoResponse::into_response)?;

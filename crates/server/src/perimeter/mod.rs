@@ -14,82 +14,138 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
 
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
+use crate::config::{Config, ConfigError};
+use crate::http::credentials::Credential;
 use crate::http::error::ErrorBody;
-use crate::startup::AppState;
 use rate_limit::{Decision, Subject};
 
-/// The credential a request carries, checked once at the edge (an access token's signature and
-/// claims; an API key's format) and kept in the request for the layers behind it. The route's
-/// extractor still checks the session or looks the key up.
-#[derive(Debug, Clone)]
-pub enum Credential {
-    /// An API key; `digest` names it without the secret, `well_formed` is its checksum verdict.
-    ApiKey {
-        digest: String,
-        well_formed: bool,
-    },
-    /// A valid access token.
-    User {
-        sub: uuid::Uuid,
-        lifetime_secs: i64,
-    },
-    None,
+/// What the perimeter's layers and workers share: the rules (replaced when their files change),
+/// the limiter, the reputation of client addresses, the alert and anomaly counters.
+#[derive(Clone)]
+pub struct Perimeter {
+    pub config: Arc<Config>,
+    pub clock: SharedClock,
+    /// Per-endpoint rate limits.
+    pub limits: Arc<rate_limit::Limiter>,
+    /// The web application firewall's rules (replaced when their file changes).
+    pub waf: Arc<waf::Rules>,
+    /// Client addresses' reputation (kept across rule reloads).
+    pub reputation: Arc<reputation::Reputation>,
+    /// Recent security events, for the alert rules.
+    pub alerts: Arc<alerts::Alerts>,
+    /// Lead searches and exports per address and principal, for anomaly detection.
+    pub anomalies: Arc<anomaly::Anomalies>,
+    pub flood: Arc<flood::Flood>,
+    /// Requests past the perimeter's rate limits and not yet answered (`rate_limiting.queue`).
+    pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl Credential {
-    #[must_use]
-    pub fn of(state: &AppState, headers: &axum::http::HeaderMap) -> Self {
-        match crate::auth::Presented::from_headers(headers) {
-            crate::auth::Presented::ApiKey(k) => Self::ApiKey {
-                digest: hex::encode(&Sha256::digest(k.as_bytes())[..12]),
-                well_formed: leadgen_crypto::apikey::check(k).is_ok(),
-            },
-            crate::auth::Presented::Token(t) => state
-                .auth
-                .verify_access(t, state.clock.now().unix_timestamp())
-                .map_or(Self::None, |c| Self::User {
-                    sub: c.sub,
-                    lifetime_secs: c.exp - c.iat,
-                }),
-            crate::auth::Presented::None => Self::None,
-        }
+impl Perimeter {
+    /// The perimeter of a configuration: its rules files loaded and checked, the limiter shared
+    /// through Redis when `perimeter.redis_url` is set.
+    pub fn new(config: Arc<Config>, clock: SharedClock) -> anyhow::Result<Self> {
+        let waf = Arc::new(waf::Rules::new(load_waf(&config)?));
+        let limits = rate_limit::Limiter::new(load_rate_limits(&config)?);
+        let url = secrecy::ExposeSecret::expose_secret(&config.perimeter.redis_url);
+        let limits = Arc::new(if url.is_empty() {
+            limits
+        } else {
+            limits.with_shared(shared::Shared::new(url, &config.perimeter.redis_prefix)?)
+        });
+        Ok(Self {
+            config,
+            clock,
+            limits,
+            waf,
+            reputation: Arc::default(),
+            alerts: Arc::default(),
+            anomalies: Arc::default(),
+            flood: Arc::default(),
+            in_flight: Arc::default(),
+        })
     }
+}
+
+/// The response headers the rules file sets over leadgen.toml's (`content_security_policy`,
+/// `security_headers`), as the current rules have them.
+impl crate::http::HeaderPolicy for waf::Rules {
+    fn overrides(&self) -> crate::http::HeaderOverrides {
+        self.get().map(|w| w.headers.clone()).unwrap_or_default()
+    }
+}
+
+/// Checks the files the configuration names (`perimeter.waf_rules_path`,
+/// `perimeter.rate_limits_path`), for `leadgen configtest` and a start.
+pub fn check(config: &Config) -> Result<(), ConfigError> {
+    load_waf(config)?;
+    load_rate_limits(config)?;
+    Ok(())
+}
+
+/// The operator's rules file at `path`, or `shipped` when no path is set.
+fn read_rules<T, E: std::fmt::Display>(
+    key: &str,
+    path: &std::path::Path,
+    shipped: &str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<T, ConfigError> {
+    let rule = |reason: String| ConfigError::Rule {
+        path: key.into(),
+        reason,
+    };
+    if path.as_os_str().is_empty() {
+        return parse(shipped).map_err(|e| rule(format!("the shipped rules: {e}")));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| rule(format!("cannot read {}: {e}", path.display())))?;
+    parse(&text).map_err(|e| rule(format!("{}: {e}", path.display())))
+}
+
+/// The WAF rules: the operator's file, or the shipped one.
+pub fn load_waf(config: &Config) -> Result<waf::Waf, ConfigError> {
+    read_rules(
+        "perimeter.waf_rules_path",
+        &config.perimeter.waf_rules_path,
+        waf::DEFAULT_RULES,
+        waf::Waf::parse,
+    )
+}
+
+/// The rate-limit rules: the operator's file, or the shipped one.
+pub fn load_rate_limits(config: &Config) -> Result<rate_limit::RulesFile, ConfigError> {
+    read_rules(
+        "perimeter.rate_limits_path",
+        &config.perimeter.rate_limits_path,
+        rate_limit::DEFAULT_RULES,
+        rate_limit::RulesFile::parse,
+    )
 }
 
 /// Who the request counts against: a well-formed API key (with the API role's multiplier), else
 /// the user of a valid access token, else nobody but its address.
-fn subject(state: &AppState, req: &Request) -> Subject {
+/// The credential is the identity layer's verdict, left in the request's extensions.
+fn subject(state: &Perimeter, req: &Request) -> Subject {
     let ip = req
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip().to_string())
         .unwrap_or_default();
-    let credential = req
-        .extensions()
-        .get::<Credential>()
-        .cloned()
-        .unwrap_or_else(|| Credential::of(state, req.headers()));
-    match credential {
-        Credential::ApiKey {
-            digest,
-            well_formed: true,
-        } => Subject {
-            ip,
-            principal: Some(format!("key:{digest}")),
-            multiplier: state.limits.file.multiplier("api"),
-        },
-        Credential::User { sub, .. } => Subject {
-            ip,
-            principal: Some(format!("user:{sub}")),
-            multiplier: 1,
-        },
-        _ => Subject {
-            ip,
-            principal: None,
-            multiplier: 1,
-        },
+    let credential = req.extensions().get::<Credential>();
+    let principal = credential.and_then(Credential::principal);
+    let multiplier = match credential {
+        Some(Credential::ApiKey {
+            well_formed: true, ..
+        }) => state.limits.file.multiplier("api"),
+        _ => 1,
+    };
+    Subject {
+        ip,
+        principal,
+        multiplier,
     }
 }
 
@@ -125,7 +181,7 @@ fn headers_for(d: &Decision, res: &mut Response) {
 }
 
 /// Counts the request against the rate limits; over a limit it gets 429 with `Retry-After`.
-pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn rate_limit(State(state): State<Perimeter>, req: Request, next: Next) -> Response {
     let who = subject(&state, &req);
     if let Some(res) = flood_guard(&state, &req, &who) {
         return res;
@@ -171,7 +227,7 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
 
 /// Lead searches and exports past their baseline (`monitoring.anomalies`): the address or
 /// principal is throttled for a while, and an alert event is raised.
-pub async fn anomaly_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn anomaly_guard(State(state): State<Perimeter>, req: Request, next: Next) -> Response {
     if req.method() != http::Method::GET {
         return next.run(req).await;
     }
@@ -228,7 +284,7 @@ fn refusal(status: StatusCode, message: String, code: &'static str, retry_after:
     res
 }
 
-/// One request being handled, counted in [`AppState::in_flight`] until dropped.
+/// One request being handled, counted in [`Perimeter::in_flight`] until dropped.
 pub struct Slot(std::sync::Arc<std::sync::atomic::AtomicUsize>);
 
 impl Drop for Slot {
@@ -240,7 +296,7 @@ impl Drop for Slot {
 /// `rate_limiting.queue` of `waf-rules.json`: past `max_in_flight` requests at once, the next is
 /// refused (503 `overloaded`). Health probes always get through, so an orchestrator does not
 /// restart an instance for being busy.
-fn take_slot(state: &AppState, path: &str) -> Result<Option<Slot>, u64> {
+fn take_slot(state: &Perimeter, path: &str) -> Result<Option<Slot>, u64> {
     use std::sync::atomic::Ordering;
     let Some(queue) = state.waf.get().and_then(|w| w.rate_limiting.queue.clone()) else {
         return Ok(None);
@@ -269,7 +325,7 @@ fn overloaded(retry_after: u64) -> Response {
 /// `rate_limiting.ddos` of `waf-rules.json`: an address past the flood threshold is refused for
 /// a while, whatever it asks for. Allow-listed addresses are exempt (monitoring probes, the
 /// operator's own load tests).
-fn flood_guard(state: &AppState, req: &Request, who: &Subject) -> Option<Response> {
+fn flood_guard(state: &Perimeter, req: &Request, who: &Subject) -> Option<Response> {
     let waf = state.waf.get()?;
     let rule = waf.rate_limiting.ddos.as_ref()?;
     let ip = who.ip.parse::<std::net::IpAddr>().ok()?;
@@ -302,7 +358,7 @@ fn flood_guard(state: &AppState, req: &Request, who: &Subject) -> Option<Respons
 }
 
 /// Lowers the reputation of the request's client address (not of allow-listed ones).
-pub fn penalize(state: &AppState, req: &Request, offence: reputation::Offence) {
+pub fn penalize(state: &Perimeter, req: &Request, offence: reputation::Offence) {
     let ip = req
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
@@ -318,7 +374,7 @@ pub fn penalize(state: &AppState, req: &Request, offence: reputation::Offence) {
 /// misbehaves across several instances is judged on all of it, and its block reaches every
 /// instance within a second ([`reputation_sync`]). When Redis fails, this instance scores the
 /// address itself.
-pub fn penalize_ip(state: &AppState, ip: std::net::IpAddr, offence: reputation::Offence) {
+pub fn penalize_ip(state: &Perimeter, ip: std::net::IpAddr, offence: reputation::Offence) {
     let Some(waf) = state.waf.get() else { return };
     if !waf.reputation.enabled || waf.ip.allow.iter().any(|n| n.contains(ip)) {
         return;
@@ -360,7 +416,7 @@ pub fn penalize_ip(state: &AppState, ip: std::net::IpAddr, offence: reputation::
 }
 
 /// Reads the blocks of every instance from the shared backend each second.
-pub async fn reputation_sync(state: AppState) {
+pub async fn reputation_sync(state: Perimeter) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tick.tick().await;
@@ -377,7 +433,7 @@ pub async fn reputation_sync(state: AppState) {
 }
 
 /// Checks the alert rules every second and delivers what fires to the configured webhooks.
-pub async fn alert_loop(state: AppState) {
+pub async fn alert_loop(state: Perimeter) {
     let http = match reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())

@@ -22,9 +22,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sqlx::types::ipnetwork::IpNetwork;
 
+use super::Perimeter;
 use crate::http::RequestId;
+use crate::http::credentials::Credential;
 use crate::http::error::ErrorBody;
-use crate::startup::AppState;
 
 /// The file shipped with LeadGen; an operator may point `perimeter.waf_rules_path` elsewhere.
 pub const DEFAULT_RULES: &str = include_str!("../../../../config/waf-rules.json");
@@ -131,12 +132,7 @@ pub struct HeaderRules {
 }
 
 /// Header values from the rules file, ready to send; `None` keeps the configured one.
-#[derive(Debug, Clone, Default)]
-pub struct RuleHeaders {
-    pub csp: Option<axum::http::HeaderValue>,
-    pub referrer: Option<axum::http::HeaderValue>,
-    pub permissions: Option<axum::http::HeaderValue>,
-}
+pub type RuleHeaders = crate::http::HeaderOverrides;
 
 /// Every directive of CSP Level 3 (and the reporting ones): anything else is a typo that a
 /// browser would silently ignore, leaving the page less protected than the file says.
@@ -495,7 +491,7 @@ fn refuse(status: StatusCode, code: &'static str, message: String) -> Response {
     res
 }
 
-fn blocked(state: &AppState, rule: &str, class: &'static str, action: &'static str) {
+fn blocked(state: &Perimeter, rule: &str, class: &'static str, action: &'static str) {
     state.alerts.record(super::alerts::Event::BlockedRequest);
     metrics::counter!("blocked_requests_count", "rule" => rule.to_string(), "class" => class, "action" => action)
         .increment(1);
@@ -503,7 +499,7 @@ fn blocked(state: &AppState, rule: &str, class: &'static str, action: &'static s
 
 /// Edge rules that need no body: who the client is, IP lists, URI and header limits. Rewrites
 /// the connection info to the real client, so rate limits and logs see it.
-pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn edge(State(state): State<Perimeter>, mut req: Request, next: Next) -> Response {
     let Some(waf) = state.waf.get() else {
         return next.run(req).await;
     };
@@ -541,17 +537,16 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
             );
         }
     }
-    let credential = super::Credential::of(&state, req.headers());
-    // A presented API key goes on to the extractor, which refuses a malformed one from its
+    // The identity layer in front has verified the credential once; its verdict is here. A
+    // presented API key goes on to the extractor, which refuses a malformed one from its
     // checksum alone (no lookup) with a precise code.
-    let has_credential = match &credential {
-        super::Credential::ApiKey { .. } => true,
-        super::Credential::User { lifetime_secs, .. } => {
+    let has_credential = match req.extensions().get::<Credential>() {
+        Some(Credential::ApiKey { .. }) => true,
+        Some(Credential::Token { lifetime_secs, .. }) => {
             *lifetime_secs <= waf.api_security.jwt_verification.max_lifetime_secs
         }
-        super::Credential::None => false,
+        Some(Credential::Rejected { .. } | Credential::None) | None => false,
     };
-    req.extensions_mut().insert(credential);
     let path = req.uri().path();
     if !has_credential
         && waf
@@ -610,7 +605,7 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
 
 /// Body rules and attack inspection. An allow-listed client skips the inspection (it still needs
 /// to authenticate like anyone else).
-pub async fn inspect(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn inspect(State(state): State<Perimeter>, req: Request, next: Next) -> Response {
     let Some(waf) = state.waf.get() else {
         return next.run(req).await;
     };

@@ -8,7 +8,7 @@
 //!    neither read that cookie nor set a `__Host-` cookie for our host, so it cannot forge the
 //!    pair. Pages get their token from [`CsrfToken::issue`].
 
-use axum::extract::{Form, FromRequest, Request};
+use axum::extract::{Form, FromRef, FromRequest, Request};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -20,7 +20,8 @@ use serde::de::DeserializeOwned;
 use sha2::Sha256;
 
 use crate::http::AppError;
-use crate::startup::AppState;
+use crate::http::credentials::cookie_value;
+use crate::state::Core;
 
 pub const COOKIE: &str = "__Host-csrf";
 pub const FIELD: &str = "csrf_token";
@@ -49,19 +50,6 @@ pub fn verify(app_key: &str, cookie: &str, token: &str) -> bool {
         return false;
     };
     cookie.len() == 64 && mac(app_key, cookie).is_some_and(|m| m.verify_slice(&raw).is_ok())
-}
-
-/// The value of cookie `name` in a request's `Cookie` headers.
-pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then_some(v)
-        })
 }
 
 /// A token for a page that renders a form, with the cookie to set when the browser has none.
@@ -102,15 +90,21 @@ struct Envelope<T> {
 /// A urlencoded form whose CSRF token has been checked.
 pub struct CsrfForm<T>(pub T);
 
-impl<T: DeserializeOwned + Send> FromRequest<AppState> for CsrfForm<T> {
+impl<S, T> FromRequest<S> for CsrfForm<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+    Core: FromRef<S>,
+{
     type Rejection = AppError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let cookie = cookie_value(req.headers(), COOKIE).map(str::to_string);
         let Form(envelope) = Form::<Envelope<T>>::from_request(req, state)
             .await
             .map_err(|e| AppError::BadRequest(format!("form: {}", e.body_text())))?;
-        let key = state.app_key.expose_secret();
+        let core = Core::from_ref(state);
+        let key = core.app_key.expose_secret();
         match cookie {
             Some(c) if verify(key, &c, &envelope.csrf_token) => Ok(Self(envelope.fields)),
             _ => Err(AppError::Forbidden(
@@ -215,7 +209,7 @@ mod tests {
         struct Note {
             text: String,
         }
-        let state = crate::startup::AppState::for_tests(KEY);
+        let state = crate::state::Core::for_tests(KEY);
         let app = axum::Router::new()
             .route(
                 "/notes",

@@ -1,9 +1,15 @@
-//! The web shell: server-rendered pages, content-hashed static assets and styled error pages.
+//! The web shell every page is built with: rendering, CSRF protection, the session cookies, the
+//! signed-in browser, content-hashed static assets, the landing page and styled error pages.
 //!
-//! Pages carry no inline script or style, so the Content-Security-Policy can forbid both.
+//! Pages carry no inline script or style, so the Content-Security-Policy can forbid both. This
+//! module knows no slice; slices' pages use it.
 
 pub mod assets;
+pub mod cookies;
 pub mod csrf;
+pub mod page;
+
+use std::sync::Arc;
 
 use askama::Template;
 use axum::Router;
@@ -12,12 +18,15 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
+use crate::http::middleware::ErrorPageRenderer;
 use crate::http::{AppError, RequestId};
-use crate::startup::AppState;
+use crate::state::Core;
 
 pub use assets::Assets;
+pub use csrf::CsrfForm;
+pub use page::{SignedIn, csrf, render};
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<Core> {
     Router::new()
         .route("/", get(landing))
         .route("/static/{file}", get(assets::serve))
@@ -40,26 +49,37 @@ struct ErrorPage<'a> {
     request_id: &'a str,
 }
 
-async fn landing(State(state): State<AppState>) -> Result<Response, AppError> {
+async fn landing(State(state): State<Core>) -> Result<Response, AppError> {
     let page = Landing {
         assets: assets::get(),
         version: state.version,
     };
-    render(&page)
+    render_plain(&page)
 }
 
-fn render(t: &impl Template) -> Result<Response, AppError> {
+fn render_plain(t: &impl Template) -> Result<Response, AppError> {
     let html = t
         .render()
         .map_err(|e| AppError::Internal(anyhow::anyhow!("template: {e}")))?;
     Ok(Html(html).into_response())
 }
 
+/// The renderer of the error-page middleware: styled pages that show the request id.
+#[must_use]
+pub fn error_pages(version: &'static str) -> ErrorPageRenderer {
+    Arc::new(move |status, message, id| error_page(version, status, message, id))
+}
+
 /// A styled error page that shows the request id.
-pub fn error_page(state: &AppState, status: StatusCode, message: &str, id: &RequestId) -> Response {
+pub fn error_page(
+    version: &'static str,
+    status: StatusCode,
+    message: &str,
+    id: &RequestId,
+) -> Response {
     let page = ErrorPage {
         assets: assets::get(),
-        version: state.version,
+        version,
         status: status.as_u16(),
         message,
         request_id: &id.0,

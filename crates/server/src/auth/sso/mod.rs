@@ -24,7 +24,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
-use crate::config::{Config, SsoProviderConfig};
+use crate::config::{Config, ConfigError, Profile, SsoProviderConfig};
 
 /// Metadata older than this is fetched again before the next sign-in.
 const METADATA_TTL: Duration = Duration::from_secs(3600);
@@ -379,7 +379,25 @@ pub struct Sso {
 }
 
 impl Sso {
+    /// Checks each enabled provider's issuer: an https URL without query or fragment; plain
+    /// http only for a provider on the operator's own machine (loopback) outside production.
+    pub fn check(config: &Config) -> Result<(), ConfigError> {
+        for (kind, c) in [
+            (ProviderKind::Google, &config.sso.google),
+            (ProviderKind::Linkedin, &config.sso.linkedin),
+        ] {
+            if c.enabled() {
+                check_issuer(&c.issuer, config.profile).map_err(|reason| ConfigError::Rule {
+                    path: format!("sso.{}.issuer", kind.slug()),
+                    reason,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        Self::check(config)?;
         let site = config.site_url();
         let mut providers = Vec::new();
         for (kind, c) in [
@@ -406,5 +424,17 @@ impl Sso {
             .iter()
             .map(|p| (p.kind.slug(), p.kind.label()))
             .collect()
+    }
+}
+
+fn check_issuer(issuer: &str, profile: Profile) -> Result<(), String> {
+    let url = url::Url::parse(issuer).map_err(|e| format!("not a URL: {e}"))?;
+    if url.query().is_some() || url.fragment().is_some() || url.host_str().is_none() {
+        return Err("must be a URL without query or fragment".into());
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if profile != Profile::Production && is_loopback(&url) => Ok(()),
+        _ => Err("must use https (http only for a loopback provider outside production)".into()),
     }
 }

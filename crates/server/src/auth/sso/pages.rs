@@ -20,11 +20,12 @@ use subtle::ConstantTimeEq;
 
 use super::service::{self, Outcome, PendingLink};
 use super::{ProviderKind, SsoError};
-use crate::auth::pages::{csrf, render, set_cookie, signed_in, with_cookies};
+use crate::auth::AuthState;
+use crate::auth::pages::signed_in;
 use crate::auth::service::Origin;
-use crate::startup::AppState;
 use crate::web::assets::{self, Assets};
-use crate::web::csrf::{CsrfForm, cookie_value as cookie};
+use crate::web::cookies::{cookie_value as cookie, set_cookie, with_cookies};
+use crate::web::{CsrfForm, csrf, render};
 
 pub const FLOW_COOKIE: &str = "__Host-lg-sso";
 pub const LINK_COOKIE: &str = "__Host-lg-sso-link";
@@ -33,7 +34,7 @@ const FLOW_TTL_SECS: i64 = 600;
 const FLOW_AAD: &[u8] = b"leadgen sso flow v1";
 const LINK_AAD: &[u8] = b"leadgen sso link v1";
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<AuthState> {
     Router::new()
         .route("/login/sso/{provider}", get(start))
         .route("/login/sso/{provider}/callback", get(callback))
@@ -49,14 +50,14 @@ struct Flow {
     at: i64,
 }
 
-fn seal_cookie<T: Serialize>(state: &AppState, value: &T, aad: &[u8]) -> Option<String> {
+fn seal_cookie<T: Serialize>(state: &AuthState, value: &T, aad: &[u8]) -> Option<String> {
     let json = serde_json::to_vec(value).ok()?;
     let sealed = leadgen_crypto::seal::seal(state.auth.seal_key(), &json, aad).ok()?;
     Some(B64.encode(sealed))
 }
 
 fn open_cookie<T: serde::de::DeserializeOwned>(
-    state: &AppState,
+    state: &AuthState,
     headers: &HeaderMap,
     name: &str,
     aad: &[u8],
@@ -80,7 +81,7 @@ struct NoticePage<'a> {
 }
 
 /// The failure page: what went wrong in plain words, counted and audited by reason.
-fn failed(state: &AppState, headers: &HeaderMap, kind: ProviderKind, e: &SsoError) -> Response {
+fn failed(state: &AuthState, headers: &HeaderMap, kind: ProviderKind, e: &SsoError) -> Response {
     let reason = e.reason();
     metrics::counter!("auth_sso_failures_total", "provider" => kind.slug(), "reason" => reason)
         .increment(1);
@@ -105,7 +106,7 @@ fn failed(state: &AppState, headers: &HeaderMap, kind: ProviderKind, e: &SsoErro
 }
 
 async fn start(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
     Path(slug): Path<String>,
 ) -> Response {
@@ -142,7 +143,7 @@ struct CallbackQuery {
 }
 
 async fn callback(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
     origin: Origin,
     Path(slug): Path<String>,
@@ -210,14 +211,14 @@ struct LinkPage<'a> {
     error: Option<String>,
 }
 
-fn pending(state: &AppState, headers: &HeaderMap) -> Option<(PendingLink, ProviderKind)> {
+fn pending(state: &AuthState, headers: &HeaderMap) -> Option<(PendingLink, ProviderKind)> {
     let p: PendingLink = open_cookie(state, headers, LINK_COOKIE, LINK_AAD)?;
     let kind = ProviderKind::from_slug(&p.provider)?;
     (state.clock.now().unix_timestamp() - p.at <= FLOW_TTL_SECS).then_some((p, kind))
 }
 
 fn link_form(
-    state: &AppState,
+    state: &AuthState,
     headers: &HeaderMap,
     p: &PendingLink,
     kind: ProviderKind,
@@ -236,7 +237,7 @@ fn link_form(
     render(&page, status, &token)
 }
 
-async fn link_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn link_page(State(state): State<AuthState>, headers: HeaderMap) -> Response {
     match pending(&state, &headers) {
         Some((p, kind)) => link_form(&state, &headers, &p, kind, None, StatusCode::OK),
         None => Redirect::to("/login").into_response(),
@@ -249,7 +250,7 @@ struct LinkForm {
 }
 
 async fn link(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     headers: HeaderMap,
     origin: Origin,
     CsrfForm(form): CsrfForm<LinkForm>,

@@ -11,10 +11,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{ProviderKind, SsoError};
+use crate::auth::AuthState;
 use crate::auth::service::{self, Origin, Session};
 use crate::auth::{AuthError, EmailAddress};
 use crate::db::UserTx;
-use crate::startup::AppState;
 use leadgen_crypto::oidc::IdClaims;
 
 /// An identity waiting for its account owner's confirmation.
@@ -35,7 +35,7 @@ pub enum Outcome {
 
 /// Signs in, or creates an account, or asks for a link confirmation.
 pub async fn sign_in(
-    state: &AppState,
+    state: &AuthState,
     kind: ProviderKind,
     claims: IdClaims,
     origin: &Origin,
@@ -168,7 +168,7 @@ async fn insert_identity(
 /// The account owner confirms a pending link with the account's password (throttled like any
 /// sign-in). On success the identity is linked and a session starts.
 pub async fn link(
-    state: &AppState,
+    state: &AuthState,
     pending: &PendingLink,
     password: String,
     origin: &Origin,

@@ -16,16 +16,17 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::Mode;
+use crate::audit::{self, Entry, Meta};
 use crate::db::TenantTx;
 use crate::http::error::{ApiJson, ApiQuery, AppError};
 use crate::http::openapi::{Missing, Refusals};
-use crate::orgs::audit::{self, Entry, Meta};
-use crate::orgs::{Require, perm, ts};
-use crate::startup::AppState;
+use crate::http::ts;
+use crate::leads::LeadsState;
+use crate::orgs::{Require, perm};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn routes() -> OpenApiRouter<LeadsState> {
     OpenApiRouter::new()
         .routes(routes!(list, upload))
         .routes(routes!(status))
@@ -95,7 +96,7 @@ fn too_large(limit: Option<usize>) -> AppError {
     request_body(content = String, content_type = "text/csv", description = "A CSV export (HubSpot, Apollo, Salesforce or LeadGen's template), streamed; up to the configured maximum"),
     responses((status = 201, description = "The job: detected dialect, the mapping per column and a preview; a structural fault refuses the upload naming its line", body = Object), (status = 413, description = "Larger than the configured maximum", body = crate::http::openapi::ErrorBody), Refusals))]
 async fn upload(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     meta: Meta,
     headers: HeaderMap,
@@ -341,7 +342,7 @@ fn view(j: &JobRow, now: OffsetDateTime) -> Value {
 #[utoipa::path(post, path = "/api/v1/imports/{id}/start", tag = "imports", params(("id" = Uuid, Path, description = "The import job")), request_body = StartInput,
     responses((status = 202, description = "The job, queued to run in the background", body = Object), Missing, Refusals))]
 async fn start(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
     meta: Meta,
@@ -414,7 +415,7 @@ async fn start(
 #[utoipa::path(get, path = "/api/v1/imports/{id}", tag = "imports", params(("id" = Uuid, Path, description = "The import job")),
     responses((status = 200, description = "The job's state and progress (percent, rows/s, ETA)", body = Object), Missing, Refusals))]
 async fn status(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
 ) -> Result<Response, AppError> {
@@ -427,7 +428,7 @@ async fn status(
 #[utoipa::path(get, path = "/api/v1/imports", tag = "imports",
     responses((status = 200, description = "The organization's 100 latest import jobs", body = Object), Refusals))]
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
 ) -> Result<Response, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
@@ -449,7 +450,7 @@ async fn list(
 #[utoipa::path(post, path = "/api/v1/imports/{id}/cancel", tag = "imports", params(("id" = Uuid, Path, description = "The import job")),
     responses((status = 200, description = "The job, cancelled (rows already written stay)", body = Object), Missing, Refusals))]
 async fn cancel(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
     meta: Meta,
@@ -494,7 +495,7 @@ async fn cancel(
 #[utoipa::path(get, path = "/api/v1/imports/{id}/issues", tag = "imports", params(("id" = Uuid, Path, description = "The import job")),
     responses((status = 200, description = "The error report as CSV: line, column and reason of every rejected row", content_type = "text/csv", body = String), Missing, Refusals))]
 async fn issues(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
 ) -> Result<Response, AppError> {

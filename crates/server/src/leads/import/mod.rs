@@ -116,11 +116,11 @@ pub async fn enqueue(
     )
     .execute(&mut *tx)
     .await?;
-    crate::orgs::audit::record(
+    crate::audit::record(
         &mut tx,
         now,
-        &crate::orgs::audit::Meta::default(),
-        crate::orgs::audit::Entry {
+        &crate::audit::Meta::default(),
+        crate::audit::Entry {
             action: "import.start",
             target: Some(format!("import:{job}")),
             before: None,

@@ -12,14 +12,15 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 
-use crate::auth::pages::{BrowserUser, csrf, render};
+use crate::auth::BrowserUser;
 use crate::db::TenantTx;
 use crate::http::error::AppError;
+use crate::leads::LeadsState;
 use crate::orgs::permissions::{Member, Permission, check};
-use crate::startup::AppState;
 use crate::web::assets::{self, Assets};
+use crate::web::{SignedIn, csrf, render};
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<LeadsState> {
     Router::new().route("/leads/import", get(page))
 }
 
@@ -43,9 +44,9 @@ struct ImportPage<'a> {
 }
 
 async fn page(
-    State(state): State<AppState>,
+    State(state): State<LeadsState>,
     headers: axum::http::HeaderMap,
-    BrowserUser(who): BrowserUser,
+    SignedIn(who): BrowserUser,
 ) -> Result<Response, AppError> {
     let member = Member::from_user(&who)?;
     check(&member, Permission::LeadSearchAndManagement)?;
@@ -66,7 +67,7 @@ async fn page(
         created: j.created,
         updated: j.updated,
         rejected: j.rejected,
-        at: crate::orgs::ts(j.created_at),
+        at: crate::http::ts(j.created_at),
     })
     .collect();
     tx.commit().await?;

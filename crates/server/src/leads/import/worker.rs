@@ -13,12 +13,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Mode, merge};
+use crate::audit::{self, Entry, Meta};
 use crate::db::{Aal, Role, TenantContext, TenantTx};
+use crate::leads::LeadsState;
 use crate::leads::keys::lead_place;
 use crate::leads::model::LeadValues;
 use crate::leads::repo::{COLUMNS, LeadRow};
-use crate::orgs::audit::{self, Entry, Meta};
-use crate::startup::AppState;
 
 struct Claimed {
     id: Uuid,
@@ -27,7 +27,7 @@ struct Claimed {
 
 /// Runs jobs until the task is dropped (at shutdown). An interrupted batch rolls back with its
 /// transaction; the lease lapses and the job resumes from its checkpoint.
-pub async fn run(state: AppState, node: String) {
+pub async fn run(state: LeadsState, node: String) {
     let owner = format!("{node}:{}", Uuid::new_v4().simple());
     let poll = Duration::from_millis(state.config.imports.poll_ms);
     loop {
@@ -50,7 +50,11 @@ pub async fn run(state: AppState, node: String) {
     }
 }
 
-async fn claim(state: &AppState, node: &str, owner: &str) -> Result<Option<Claimed>, sqlx::Error> {
+async fn claim(
+    state: &LeadsState,
+    node: &str,
+    owner: &str,
+) -> Result<Option<Claimed>, sqlx::Error> {
     let row = sqlx::query!(
         r#"SELECT id AS "id!", org_id AS "org_id!", created_by AS "created_by!", role AS "role!"
            FROM app.import_claim($1, $2, $3, $4)"#,
@@ -90,7 +94,7 @@ struct Job {
     committed: std::collections::HashSet<i64>,
 }
 
-async fn load(state: &AppState, c: &Claimed) -> anyhow::Result<Job> {
+async fn load(state: &LeadsState, c: &Claimed) -> anyhow::Result<Job> {
     let mut tx = TenantTx::begin(&state.pool, c.context).await?;
     let r = sqlx::query!(
         r#"UPDATE app.import_jobs SET batch_rows = coalesce(batch_rows, $2) WHERE id = $1
@@ -126,7 +130,7 @@ async fn load(state: &AppState, c: &Claimed) -> anyhow::Result<Job> {
 /// because a later row must merge into what an earlier one wrote.
 const WRITERS: usize = 2;
 
-async fn process(state: &AppState, c: &Claimed, owner: &str) -> anyhow::Result<()> {
+async fn process(state: &LeadsState, c: &Claimed, owner: &str) -> anyhow::Result<()> {
     let job = load(state, c).await?;
     let path = super::file_of(&state.config.data_dir, c.id);
     let batch_rows = job.batch_rows;
@@ -220,7 +224,7 @@ async fn process(state: &AppState, c: &Claimed, owner: &str) -> anyhow::Result<(
 /// Two writers inserting the same addresses in opposite orders can deadlock; PostgreSQL then
 /// aborts one transaction, which rolled back whole and is simply written again.
 async fn write_retrying(
-    state: &AppState,
+    state: &LeadsState,
     c: &Claimed,
     owner: &str,
     job: &Job,
@@ -262,7 +266,7 @@ struct Counts {
 
 /// Writes one batch and moves the checkpoint, atomically. `false`: the job is no longer ours.
 async fn write_batch(
-    state: &AppState,
+    state: &LeadsState,
     c: &Claimed,
     owner: &str,
     job: &Job,
@@ -523,7 +527,7 @@ impl Inserts {
     /// Adds a new lead (UUIDv7: its id orders it by creation).
     fn push(
         &mut self,
-        state: &AppState,
+        state: &LeadsState,
         org: Uuid,
         v: &LeadValues,
         company: Option<Uuid>,
@@ -696,7 +700,7 @@ impl Updates {
     }
 }
 
-async fn finish(state: &AppState, c: &Claimed, owner: &str, job: &Job) -> anyhow::Result<()> {
+async fn finish(state: &LeadsState, c: &Claimed, owner: &str, job: &Job) -> anyhow::Result<()> {
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, c.context).await?;
     let done = sqlx::query!(
@@ -732,7 +736,7 @@ async fn finish(state: &AppState, c: &Claimed, owner: &str, job: &Job) -> anyhow
     Ok(())
 }
 
-async fn fail(state: &AppState, c: &Claimed, owner: &str, error: &str) -> anyhow::Result<()> {
+async fn fail(state: &LeadsState, c: &Claimed, owner: &str, error: &str) -> anyhow::Result<()> {
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, c.context).await?;
     let error: String = error.chars().take(1000).collect();

@@ -1,5 +1,12 @@
-//! Building and running the application: data folder lock, secrets, database, TLS and listeners.
-//! Tests call [`Application::build`] with ports set to 0 and read the bound addresses back.
+//! The assembler: the only code that knows every slice. It builds the application (data folder
+//! lock, secrets, database, each slice's state), stacks the middleware and routes
+//! ([`routes`]), starts the background workers ([`workers`]) and serves the listeners. Tests
+//! call [`Application::build`] with ports set to 0 and read the bound addresses back.
+//!
+//! Slices never import this module: each receives its own state, built here.
+
+pub mod routes;
+mod workers;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -9,88 +16,67 @@ use std::time::Duration;
 use anyhow::Context;
 use hyper_util::server::graceful::GracefulShutdown;
 use secrecy::SecretString;
-use sqlx::PgPool;
 use tokio::sync::watch;
 
-use crate::config::{Config, PlainHttp};
+use crate::auth::AuthState;
+use crate::config::{Config, ConfigError, PlainHttp};
 use crate::db::{self, embedded::EmbeddedPostgres};
 use crate::http::SecurityHeaders;
+use crate::leads::LeadsState;
+use crate::perimeter::Perimeter;
 use crate::server::{self, ConnLimits};
-
-/// How often the access-token key ring is re-read.
-const KEY_RELOAD: Duration = Duration::from_secs(60);
+use crate::state::Core;
 
 /// How long shutdown lets keep-alive clients close their own connections before closing the rest.
 const DRAIN_PHASE: Duration = Duration::from_secs(2);
 
-/// What handlers share.
+/// Every slice's state, built once; the router and the workers hand each slice its own part.
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
-    pub pool: PgPool,
+    pub core: Core,
+    pub auth: AuthState,
+    pub leads: LeadsState,
+    pub perimeter: Perimeter,
     pub headers: SecurityHeaders,
-    pub app_key: Arc<SecretString>,
-    pub version: &'static str,
     /// Set once shutdown begins; responses then ask HTTP/1 clients to close the connection.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
-    pub clock: crate::clock::SharedClock,
-    pub mailer: crate::mail::Mailer,
-    pub auth: Arc<crate::auth::AuthKeys>,
-    /// The single sign-on providers configured (none by default).
-    pub sso: Arc<crate::auth::sso::Sso>,
-    /// Per-endpoint rate limits.
-    pub limits: Arc<crate::perimeter::rate_limit::Limiter>,
-    /// The web application firewall's rules (replaced when their file changes).
-    pub waf: Arc<crate::perimeter::waf::Rules>,
-    /// Client addresses' reputation (kept across rule reloads).
-    pub reputation: Arc<crate::perimeter::reputation::Reputation>,
-    /// Recent security events, for the alert rules.
-    pub alerts: Arc<crate::perimeter::alerts::Alerts>,
-    /// Lead searches and exports per address and principal, for anomaly detection.
-    pub anomalies: Arc<crate::perimeter::anomaly::Anomalies>,
-    pub flood: Arc<crate::perimeter::flood::Flood>,
-    /// Requests past the perimeter's rate limits and not yet answered (`rate_limiting.queue`).
-    pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
-    /// The keys that encrypt lead fields and compute their blind indexes.
-    pub fields: crate::leads::FieldKeys,
-    /// This instance's name for the import jobs whose files its data folder holds.
-    pub node: Arc<String>,
 }
 
 impl AppState {
-    /// A state for unit tests of routers and extractors: default configuration, a pool that
-    /// never connects unless used, a fixed key.
+    /// A state for unit tests of the router: default configuration, a pool that never connects
+    /// unless used, a fixed key.
     #[cfg(test)]
     #[must_use]
     pub fn for_tests(app_key: &str) -> Self {
-        let config = Config::load(&crate::config::Sources::default()).unwrap();
-        let app_key = SecretString::from(app_key.to_string());
+        let core = Core::for_tests(app_key);
+        let perimeter = Perimeter::new(core.config.clone(), core.clock.clone()).unwrap();
         Self {
-            headers: SecurityHeaders::from_config(&config).unwrap(),
-            auth: Arc::new(crate::auth::AuthKeys::new(&app_key, &config).unwrap()),
-            pool: sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap(),
-            app_key: Arc::new(app_key),
-            version: "test",
+            headers: SecurityHeaders::from_config(&core.config).unwrap(),
+            auth: AuthState {
+                auth: Arc::new(crate::auth::AuthKeys::new(&core.app_key, &core.config).unwrap()),
+                sso: Arc::default(),
+                perimeter: perimeter.clone(),
+                core: core.clone(),
+            },
+            leads: LeadsState {
+                core: core.clone(),
+                fields: crate::leads::FieldKeys::ephemeral(),
+                node: Arc::new("test-node".into()),
+            },
+            perimeter,
             draining: Arc::default(),
-            clock: Arc::new(crate::clock::SystemClock),
-            mailer: crate::mail::Mailer::dev_mailbox(Path::new("/nonexistent")),
-            sso: Arc::default(),
-            limits: Arc::new(crate::perimeter::rate_limit::Limiter::new(
-                load_rate_limits(&config).unwrap(),
-            )),
-            waf: Arc::new(crate::perimeter::waf::Rules::new(
-                load_waf(&config).unwrap(),
-            )),
-            reputation: Arc::default(),
-            alerts: Arc::default(),
-            anomalies: Arc::default(),
-            flood: Arc::default(),
-            in_flight: Arc::default(),
-            fields: crate::leads::FieldKeys::ephemeral(),
-            node: Arc::new("test-node".into()),
-            config: Arc::new(config),
+            core,
         }
     }
+}
+
+/// Checks what the slices make of the configuration (the perimeter's rules files, the SSO
+/// issuers), beyond the shape [`Config::load`] checks: a start and `leadgen configtest` fail
+/// fast on them, naming the key.
+pub fn check(config: &Config) -> Result<(), ConfigError> {
+    crate::perimeter::check(config)?;
+    crate::auth::sso::Sso::check(config)?;
+    Ok(())
 }
 
 /// Keeps a second server off the same data folder for as long as it lives.
@@ -168,6 +154,7 @@ impl Application {
         config: Config,
         clock: crate::clock::SharedClock,
     ) -> anyhow::Result<Self> {
+        check(&config)?;
         let config = Arc::new(config);
         let lock = DataDirLock::acquire(&config.data_dir)?;
         let app_key = crate::secrets::app_key(&config.secrets.app_key, &config.data_dir)
@@ -245,19 +232,7 @@ impl Application {
         };
         let auth = Arc::new(crate::auth::AuthKeys::new(&app_key, &config)?);
         let sso = Arc::new(crate::auth::sso::Sso::from_config(&config)?);
-        let waf = Arc::new(crate::perimeter::waf::Rules::new(load_waf(&config)?));
-        let limits = {
-            let l = crate::perimeter::rate_limit::Limiter::new(load_rate_limits(&config)?);
-            let url = secrecy::ExposeSecret::expose_secret(&config.perimeter.redis_url);
-            Arc::new(if url.is_empty() {
-                l
-            } else {
-                l.with_shared(crate::perimeter::shared::Shared::new(
-                    url,
-                    &config.perimeter.redis_prefix,
-                )?)
-            })
-        };
+        let perimeter = Perimeter::new(config.clone(), clock.clone())?;
         auth.reload(&pool, clock.now())
             .await
             .context("loading the access-token keys")?;
@@ -265,29 +240,33 @@ impl Application {
         let fields = crate::leads::FieldKeys::load(&pool, master)
             .await
             .context("loading the data-encryption keys")?;
-        let state = AppState {
-            headers: SecurityHeaders::from_config(&config).context("security headers")?,
+        let core = Core {
             config: config.clone(),
             pool,
-            auth,
-            app_key: Arc::new(app_key),
-            version: env!("CARGO_PKG_VERSION"),
-            draining: Arc::default(),
             clock,
             mailer: crate::mail::Mailer::dev_mailbox(&config.data_dir),
-            sso,
-            limits,
-            waf,
-            reputation: Arc::default(),
-            alerts: Arc::default(),
-            anomalies: Arc::default(),
-            flood: Arc::default(),
-            in_flight: Arc::default(),
-            fields,
-            node: Arc::new(
-                crate::leads::import::node_id(&config.data_dir)
-                    .context("naming this server instance")?,
-            ),
+            app_key: Arc::new(app_key),
+            version: env!("CARGO_PKG_VERSION"),
+        };
+        let state = AppState {
+            headers: SecurityHeaders::from_config(&config).context("security headers")?,
+            auth: AuthState {
+                core: core.clone(),
+                auth,
+                sso,
+                perimeter: perimeter.clone(),
+            },
+            leads: LeadsState {
+                core: core.clone(),
+                fields,
+                node: Arc::new(
+                    crate::leads::import::node_id(&config.data_dir)
+                        .context("naming this server instance")?,
+                ),
+            },
+            perimeter,
+            core,
+            draining: Arc::default(),
         };
         Ok(Self {
             config,
@@ -332,7 +311,7 @@ impl Application {
             handshake: Duration::from_secs(self.config.server.tls_handshake_timeout_secs),
             header_read: Duration::from_secs(self.config.server.header_read_timeout_secs),
         };
-        let app = crate::http::app_router(self.state.clone());
+        let app = routes::app(&self.state);
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(server::serve(
             self.https,
@@ -372,71 +351,7 @@ impl Application {
                 Duration::from_secs(self.config.tls.reload_interval_secs),
             ))
         });
-        // Other instances may rotate the signing key; pick that up for signing within a minute
-        // (verification reloads at once when it meets an unknown `kid`).
-        let reloader = {
-            let (auth, pool, clock, limits, fields) = (
-                self.state.auth.clone(),
-                self.state.pool.clone(),
-                self.state.clock.clone(),
-                self.state.limits.clone(),
-                self.state.fields.clone(),
-            );
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(KEY_RELOAD);
-                tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    if let Err(e) = auth.reload(&pool, clock.now()).await {
-                        tracing::warn!(error = %e, "reloading access-token keys failed; keeping the current ones");
-                    }
-                    // `leadgen keys rotate-data` adds data keys: encrypt with the newest.
-                    if let Err(e) = fields.reload(&pool).await {
-                        tracing::warn!(error = %e, "reloading data keys failed; keeping the current ones");
-                    }
-                    limits.forget_idle();
-                }
-            })
-        };
-        // An operator's WAF rules file is re-read when it changes.
-        let waf_watch = {
-            let path = self.config.perimeter.waf_rules_path.clone();
-            (!path.as_os_str().is_empty()).then(|| {
-                tokio::spawn(self.state.waf.clone().watch(
-                    path,
-                    Duration::from_secs(self.config.tls.reload_interval_secs),
-                ))
-            })
-        };
-        let alerting = tokio::spawn(crate::perimeter::alert_loop(self.state.clone()));
-        let reputation = tokio::spawn(crate::perimeter::reputation_sync(self.state.clone()));
-        // Leads rescored after their organization's scoring model changed.
-        let rescoring = tokio::spawn(crate::leads::scoring::run(self.state.clone()));
-        // Which full-text words are common, for the search's choice of plan.
-        let lexicon = tokio::spawn(crate::leads::search::lexicon_loop(self.state.pool.clone()));
-        // Company edits whose push to their leads a crash interrupted.
-        let company_push = tokio::spawn(crate::companies::run(self.state.clone()));
-        let export_sweep = tokio::spawn(crate::leads::export_jobs::sweep(self.state.clone()));
-        // Lead imports of this instance, resumed from their checkpoints after a restart.
-        let importer = tokio::spawn(crate::leads::import::worker::run(
-            self.state.clone(),
-            self.state.node.to_string(),
-        ));
-        // API keys near expiry: notices to their organization's admins at 14, 7 and 1 days.
-        let notices = {
-            let state = self.state.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(
-                    state.config.api_keys.notice_check_secs,
-                ));
-                loop {
-                    tick.tick().await;
-                    if let Err(e) = crate::orgs::api_keys::send_expiry_notices(&state).await {
-                        tracing::warn!(error = %e, "sending API key expiry notices failed; retrying at the next check");
-                    }
-                }
-            })
-        };
+        let workers = workers::start(&self.state);
         tracing::info!(
             https = %bound.https,
             http = ?bound.http,
@@ -452,18 +367,7 @@ impl Application {
         if let Some(w) = watcher {
             w.abort();
         }
-        reloader.abort();
-        notices.abort();
-        alerting.abort();
-        reputation.abort();
-        rescoring.abort();
-        company_push.abort();
-        lexicon.abort();
-        export_sweep.abort();
-        importer.abort();
-        if let Some(w) = waf_watch {
-            w.abort();
-        }
+        workers.abort();
         let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
         let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
         // Drain first: keep-alive clients get `Connection: close` on their current response and
@@ -485,7 +389,7 @@ impl Application {
                 "grace period over; closing the remaining connections"
             );
         }
-        self.state.pool.close().await;
+        self.state.core.pool.close().await;
         if let Some(pg) = &self.embedded {
             pg.stop().await?;
             tracing::info!("embedded PostgreSQL stopped");
@@ -519,28 +423,4 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             () = recv(int) => {},
         }
     }
-}
-
-/// The rate-limit rules: the operator's file, or the shipped one.
-fn load_rate_limits(config: &Config) -> anyhow::Result<crate::perimeter::rate_limit::RulesFile> {
-    use crate::perimeter::rate_limit::{DEFAULT_RULES, RulesFile};
-    let path = &config.perimeter.rate_limits_path;
-    if path.as_os_str().is_empty() {
-        return Ok(RulesFile::parse(DEFAULT_RULES)?);
-    }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading perimeter.rate_limits_path {}", path.display()))?;
-    RulesFile::parse(&text).with_context(|| format!("in {}", path.display()))
-}
-
-/// The WAF rules: the operator's file, or the shipped one.
-fn load_waf(config: &Config) -> anyhow::Result<crate::perimeter::waf::Waf> {
-    use crate::perimeter::waf::{DEFAULT_RULES, Waf};
-    let path = &config.perimeter.waf_rules_path;
-    if path.as_os_str().is_empty() {
-        return Ok(Waf::parse(DEFAULT_RULES)?);
-    }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading perimeter.waf_rules_path {}", path.display()))?;
-    Waf::parse(&text).with_context(|| format!("in {}", path.display()))
 }
