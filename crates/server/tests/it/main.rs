@@ -9,6 +9,7 @@
 mod auth;
 mod companies;
 mod config;
+mod credentials;
 mod e2e;
 mod helpers;
 mod http;
