@@ -64,7 +64,7 @@ test('sign up, confirm by mail, sign in, enable TOTP, sign out, sign in with TOT
   const secret = (await page.textContent('.totp-secret')).trim();
   const enrolledAt = Math.floor(Date.now() / 1000);
   await page.fill('input[name=code]', totp(secret, enrolledAt));
-  await page.click('button[type=submit]');
+  await page.click('form.enroll-form button[type=submit]');
   await page.waitForURL(`${BASE}/account`);
   assert.match(await page.textContent('.mfa-status'), /authenticator app protects/);
   assert.equal(await page.textContent('.aal'), 'aal2');
@@ -91,7 +91,7 @@ test('sign up, confirm by mail, sign in, enable TOTP, sign out, sign in with TOT
 
   // The organization page: create one, make an API key (shown once), invite a teammate, and
   // find all three in the audit log.
-  await page.click('a.org-link');
+  await page.click('nav.appnav a:text("Organization")');
   await page.waitForURL(`${BASE}/org`);
   await page.fill('form.create-org input[name=name]', 'Browser Co');
   await page.click('form.create-org button[type=submit]');
@@ -140,7 +140,7 @@ test('sign up, confirm by mail, sign in, enable TOTP, sign out, sign in with TOT
   await page.fill('form.lead-filters input[name=q]', 'lovelace -babbage');
   await page.click('form.lead-filters button[type=submit]');
   await page.waitForURL(/\/leads\?q=/);
-  await page.click('table.lead-table a');
+  await page.click('table.lead-table tbody a');
   await page.waitForURL(/\/leads\/[0-9a-f-]{36}$/);
   assert.ok((await page.textContent('table.lead-fields')).includes('ada@engines.example'));
   await page.check('table.acl-groups input[name^=read_]');

@@ -15,6 +15,7 @@ pub mod pages;
 pub mod principal;
 pub mod recovery;
 pub mod service;
+pub mod shell;
 pub mod sso;
 pub mod throttle;
 pub mod tokens;
@@ -26,6 +27,7 @@ use crate::state::Core;
 
 pub use error::AuthError;
 pub use principal::{AuthUser, Verified, authenticate};
+pub use shell::shell;
 pub use tokens::AuthKeys;
 
 /// What the identity slice's routes, layers and workers use.

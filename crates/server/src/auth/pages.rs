@@ -27,7 +27,8 @@ use crate::web::assets::{self, Assets};
 use crate::web::cookies::{
     ACCESS_COOKIE, REFRESH_COOKIE, clear_session, cookie_value as cookie, set_cookie, with_cookies,
 };
-use crate::web::{CsrfForm, SignedIn, csrf, render};
+use crate::web::shell::{Section, Shell};
+use crate::web::{CsrfForm, SignedIn, When, csrf, render};
 
 pub fn routes() -> Router<AuthState> {
     Router::new()
@@ -270,7 +271,7 @@ async fn signup(
 }
 
 struct SessionRow {
-    started: String,
+    started: When,
     ip: String,
     user_agent: String,
     current: bool,
@@ -281,6 +282,7 @@ struct SessionRow {
 struct AccountPage<'a> {
     assets: &'a Assets,
     version: &'static str,
+    shell: Shell,
     csrf: String,
     email: String,
     aal: String,
@@ -341,8 +343,11 @@ async fn account_page(
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    let fmt = time::format_description::well_known::Rfc3339;
     let token = csrf(state, headers);
+    let shell = match super::shell(state, who, Section::Account, &token.token).await {
+        Ok(s) => s,
+        Err(e) => return AuthError::from(e).into_response(),
+    };
     let page = AccountPage {
         assets: assets::get(),
         version: state.version,
@@ -353,7 +358,7 @@ async fn account_page(
         sessions: sessions
             .into_iter()
             .map(|s| SessionRow {
-                started: s.created_at.format(&fmt).unwrap_or_default(),
+                started: shell.when(s.created_at),
                 ip: s.ip.unwrap_or_default(),
                 user_agent: s.user_agent.unwrap_or_default().chars().take(80).collect(),
                 current: s.id == who.session_id,
@@ -362,6 +367,7 @@ async fn account_page(
         notice,
         resetting,
         error,
+        shell,
     };
     render(&page, status, &token)
 }
@@ -405,6 +411,7 @@ async fn change_password(
 struct EnrollPage<'a> {
     assets: &'a Assets,
     version: &'static str,
+    shell: Shell,
     csrf: String,
     factor_id: Uuid,
     secret: String,
@@ -429,9 +436,14 @@ async fn enroll_page(
         Err(e) => return e.into_response(),
     };
     let token = csrf(&state, &headers);
+    let shell = match super::shell(&state, &who, Section::Account, &token.token).await {
+        Ok(s) => s,
+        Err(e) => return AuthError::from(e).into_response(),
+    };
     let page = EnrollPage {
         assets: assets::get(),
         version: state.version,
+        shell,
         csrf: token.token.clone(),
         factor_id: enrolled.id,
         secret: enrolled.secret_base32,

@@ -19,10 +19,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db::{Aal, Role, TenantContext, TenantTx};
-use crate::http::error::AppError;
-use crate::leads::LeadsState;
 use crate::leads::model::LeadValues;
 use crate::leads::scoring::{self, Stored};
+use crate::leads::{LeadsError, LeadsState};
 use model::{CompanyValues, CompanyView};
 
 /// A stored company.
@@ -256,7 +255,7 @@ pub async fn link_batch(
 /// Pushes company `id`'s name, domain, industry and size to all of its leads and rescores them,
 /// as an admin of `org` (see the module's note); a field the company leaves blank keeps the
 /// lead's own value. Records the version pushed.
-pub async fn push(state: &LeadsState, org: Uuid, actor: Uuid, id: Uuid) -> Result<(), AppError> {
+pub async fn push(state: &LeadsState, org: Uuid, actor: Uuid, id: Uuid) -> Result<(), LeadsError> {
     let context = TenantContext {
         org_id: org,
         user_id: actor,

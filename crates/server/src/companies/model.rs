@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::http::error::AppError;
+use crate::leads::LeadsError;
 use crate::leads::model::{EMPLOYEE_RANGES, bad, domain, patch, text};
 
 /// The sectors of the North American Industry Classification System (2022): the first two
@@ -99,7 +99,7 @@ pub struct CompanyValues {
 
 impl CompanyValues {
     /// Applies `input` over `self` and checks the result.
-    pub fn apply(mut self, input: CompanyInput) -> Result<Self, AppError> {
+    pub fn apply(mut self, input: CompanyInput) -> Result<Self, LeadsError> {
         if let Some(v) = input.name {
             self.name = text("name", v, 300)?;
         }
@@ -198,7 +198,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn apply(v: serde_json::Value) -> Result<CompanyValues, AppError> {
+    fn apply(v: serde_json::Value) -> Result<CompanyValues, LeadsError> {
         CompanyValues::default().apply(serde_json::from_value(v).unwrap())
     }
 

@@ -24,6 +24,7 @@ use crate::leads::search::{Filter, Page, Sort};
 use crate::orgs::permissions::{Member, Permission, check};
 use crate::web::CsrfForm;
 use crate::web::assets::{self, Assets};
+use crate::web::shell::{Section, Shell};
 use crate::web::{SignedIn, csrf, render};
 
 pub fn routes() -> Router<LeadsState> {
@@ -53,16 +54,22 @@ struct CompanyLine {
 struct TablePage<'a> {
     assets: &'a Assets,
     version: &'static str,
+    shell: Shell,
     q: String,
     companies: Vec<CompanyLine>,
+    /// The first page, when showing a later one.
+    first: Option<String>,
     next: Option<String>,
 }
 
 async fn table(
     State(state): State<LeadsState>,
+    headers: HeaderMap,
     SignedIn(who): BrowserUser,
     ApiQuery(q): ApiQuery<CompanyQuery>,
 ) -> Result<Response, AppError> {
+    let token = csrf(&state, &headers);
+    let shell = crate::auth::shell(&state, &who, Section::Companies, &token.token).await?;
     let member = member(&who)?;
     let (prefix, limit) = q.checked()?;
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
@@ -80,9 +87,18 @@ async fn table(
             }
             s
         });
+    let first = q.after.is_some().then(|| match &prefix {
+        Some(p) => format!(
+            "q={}",
+            url::form_urlencoded::byte_serialize(p.as_bytes()).collect::<String>()
+        ),
+        None => String::new(),
+    });
     let page = TablePage {
         assets: assets::get(),
         version: state.version,
+        shell,
+        first,
         q: prefix.clone().unwrap_or_default(),
         companies: rows
             .iter()
@@ -97,11 +113,7 @@ async fn table(
             .collect(),
         next,
     };
-    Ok(render(
-        &page,
-        StatusCode::OK,
-        &csrf(&state, &HeaderMap::new()),
-    ))
+    Ok(render(&page, StatusCode::OK, &token))
 }
 
 struct LeadLine {
@@ -116,6 +128,7 @@ struct LeadLine {
 struct DetailPage<'a> {
     assets: &'a Assets,
     version: &'static str,
+    shell: Shell,
     csrf: String,
     id: String,
     name: String,
@@ -158,6 +171,8 @@ async fn render_detail(
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<Response, AppError> {
+    let token = csrf(state, headers);
+    let shell = crate::auth::shell(state, who, Section::Companies, &token.token).await?;
     let member = member(who)?;
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let row = super::get(&mut tx, id).await?.ok_or(AppError::NotFound)?;
@@ -174,10 +189,10 @@ async fn render_detail(
     let leads = crate::leads::repo::search(&mut tx, &filter, &page, false).await?;
     tx.commit().await?;
     let values = row.values();
-    let token = csrf(state, headers);
     let page = DetailPage {
         assets: assets::get(),
         version: state.version,
+        shell,
         csrf: token.token.clone(),
         id: id.to_string(),
         name: row.label(),
@@ -282,7 +297,7 @@ async fn save(
         Err(e) => {
             let status = e.status();
             let mut res =
-                render_detail(&state, &headers, &who, id, None, Some(e.to_string())).await?;
+                render_detail(&state, &headers, &who, id, None, Some(e.public_message())).await?;
             *res.status_mut() = status;
             Ok(res)
         }
@@ -307,7 +322,7 @@ async fn delete(
         Err(e) => {
             let status = e.status();
             let mut res =
-                render_detail(&state, &headers, &who, id, None, Some(e.to_string())).await?;
+                render_detail(&state, &headers, &who, id, None, Some(e.public_message())).await?;
             *res.status_mut() = status;
             Ok(res)
         }

@@ -55,8 +55,10 @@ impl AppError {
         }
     }
 
-    /// What the client may read.
-    fn public_message(&self) -> String {
+    /// What the client may read: the message, or "internal error" for a 500 (whose cause is
+    /// logged, never shown).
+    #[must_use]
+    pub fn public_message(&self) -> String {
         match self {
             Self::Database(_) | Self::Internal(_) => "internal error".into(),
             other => other.to_string(),

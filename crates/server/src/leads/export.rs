@@ -127,9 +127,20 @@ fn csv_line(fields: &[String]) -> Result<Vec<u8>, csv::Error> {
     responses((status = 200, description = "The matching leads streamed as CSV (`format=csv`, default) or a JSON array; do-not-contact leads only with `include_do_not_contact=true`, flagged; audited", content((String = "text/csv"), (Vec<super::model::LeadView> = "application/json"))), Refusals))]
 pub async fn export(
     State(state): State<LeadsState>,
-    Require(member, _): Require<perm::DataExport>,
+    who: Require<perm::DataExport>,
     meta: Meta,
     ApiQuery(params): ApiQuery<SearchParams>,
+) -> Result<Response, AppError> {
+    download(&state, &who, meta, &params).await
+}
+
+/// The export of the leads `params` select, streamed as a download (the API's and the leads
+/// page's): audited when it starts and when it ends.
+pub async fn download(
+    state: &LeadsState,
+    Require(member, _): &Require<perm::DataExport>,
+    meta: Meta,
+    params: &SearchParams,
 ) -> Result<Response, AppError> {
     let Started {
         format,
@@ -137,7 +148,7 @@ pub async fn export(
         page,
         context,
         export_id,
-    } = start(&state, &member, &meta, &params, "download").await?;
+    } = start(state, member, &meta, params, "download").await?;
 
     let (tx_chunks, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let task_state = state.clone();

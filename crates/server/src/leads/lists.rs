@@ -8,7 +8,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -18,9 +18,8 @@ use crate::audit::{self, Entry, Meta};
 use crate::db::TenantTx;
 use crate::http::error::{ApiJson, AppError};
 use crate::http::openapi::{ErrorBody, Missing, Refusals};
-use crate::http::ts;
 use crate::leads::LeadsState;
-use crate::orgs::{Require, perm};
+use crate::orgs::{Member, Require, perm};
 
 pub fn routes() -> OpenApiRouter<LeadsState> {
     OpenApiRouter::new()
@@ -36,11 +35,25 @@ const MAX_LEADS: usize = 1000;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewList {
-    name: String,
+pub struct NewList {
+    pub name: String,
     /// Visible to the whole organization (default: only to you).
     #[serde(default)]
-    shared: bool,
+    pub shared: bool,
+}
+
+/// A list as its readers see it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct List {
+    pub id: Uuid,
+    pub name: String,
+    pub shared: bool,
+    pub owner_id: Uuid,
+    #[serde(serialize_with = "time::serde::rfc3339::serialize")]
+    pub created_at: time::OffsetDateTime,
+    /// How many of its leads the reader can read (in listings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leads: Option<i64>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -87,13 +100,24 @@ async fn audit_list(
 }
 
 #[utoipa::path(post, path = "/api/v1/lists", tag = "lists", request_body = NewList,
-    responses((status = 201, description = "The list", body = Object), (status = 409, description = "You have a list with this name", body = ErrorBody), Refusals))]
+    responses((status = 201, description = "The list", body = List), (status = 409, description = "You have a list with this name", body = ErrorBody), Refusals))]
 async fn create(
     State(state): State<LeadsState>,
     Require(member, _): Lead,
     meta: Meta,
     ApiJson(body): ApiJson<NewList>,
 ) -> Result<Response, AppError> {
+    let list = new_list(&state, &member, &meta, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(list)).into_response())
+}
+
+/// Creates a list owned by `member`; audited.
+pub async fn new_list(
+    state: &LeadsState,
+    member: &Member,
+    meta: &Meta,
+    body: NewList,
+) -> Result<List, AppError> {
     let name = crate::leads::model::text("name", Some(body.name), 200)?
         .ok_or_else(|| AppError::BadRequest("name: from 1 to 200 characters".into()))?;
     let id = Uuid::now_v7();
@@ -120,7 +144,7 @@ async fn create(
     })?;
     audit_list(
         &mut tx,
-        &meta,
+        meta,
         "list.create",
         id,
         json!({ "shared": body.shared }),
@@ -128,12 +152,14 @@ async fn create(
     )
     .await?;
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({ "id": id, "name": name, "shared": body.shared,
-                           "owner_id": owner, "created_at": ts(now) })),
-    )
-        .into_response())
+    Ok(List {
+        id,
+        name,
+        shared: body.shared,
+        owner_id: owner,
+        created_at: now,
+        leads: None,
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/lists", tag = "lists",
@@ -142,6 +168,12 @@ async fn index(
     State(state): State<LeadsState>,
     Require(member, _): Lead,
 ) -> Result<Response, AppError> {
+    let items = all(&state, &member).await?;
+    Ok(axum::Json(json!({ "items": items })).into_response())
+}
+
+/// `member`'s lists and the shared ones, by name (at most 500).
+pub async fn all(state: &LeadsState, member: &Member) -> Result<Vec<List>, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let rows = sqlx::query!(
         r#"SELECT l.id, l.name, l.shared, l.owner_id, l.created_at,
@@ -153,14 +185,17 @@ async fn index(
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    let items: Vec<_> = rows
+    Ok(rows
         .into_iter()
-        .map(|r| {
-            json!({ "id": r.id, "name": r.name, "shared": r.shared, "owner_id": r.owner_id,
-                    "created_at": ts(r.created_at), "leads": r.leads })
+        .map(|r| List {
+            id: r.id,
+            name: r.name,
+            shared: r.shared,
+            owner_id: r.owner_id,
+            created_at: r.created_at,
+            leads: Some(r.leads),
         })
-        .collect();
-    Ok(axum::Json(json!({ "items": items })).into_response())
+        .collect())
 }
 
 /// 404 unless the caller sees list `id`.
@@ -188,6 +223,17 @@ async fn remove(
     Path(id): Path<Uuid>,
     meta: Meta,
 ) -> Result<StatusCode, AppError> {
+    delete(&state, &member, &meta, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes list `id` (its owner; an admin for a shared list); the leads stay. Audited.
+pub async fn delete(
+    state: &LeadsState,
+    member: &Member,
+    meta: &Meta,
+    id: Uuid,
+) -> Result<(), AppError> {
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     visible(&mut tx, id).await?;
@@ -204,9 +250,9 @@ async fn remove(
             message: "only a list's owner (or an admin, for a shared list) deletes it".into(),
         });
     }
-    audit_list(&mut tx, &meta, "list.delete", id, json!({}), now).await?;
+    audit_list(&mut tx, meta, "list.delete", id, json!({}), now).await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 #[utoipa::path(post, path = "/api/v1/lists/{id}/leads", tag = "lists", params(("id" = Uuid, Path, description = "The list")), request_body = Leads,
@@ -219,6 +265,22 @@ async fn add(
     ApiJson(body): ApiJson<Leads>,
 ) -> Result<Response, AppError> {
     let leads = body.checked()?;
+    let added = add_leads(&state, &member, &meta, id, &leads).await?;
+    Ok(
+        axum::Json(json!({ "added": added, "skipped": leads.len() as i64 - added }))
+            .into_response(),
+    )
+}
+
+/// Adds `leads` (sorted, without repeats) to list `id`; returns how many were added: a lead
+/// already there or one the member cannot read is skipped. Audited.
+pub async fn add_leads(
+    state: &LeadsState,
+    member: &Member,
+    meta: &Meta,
+    id: Uuid,
+    leads: &[Uuid],
+) -> Result<i64, AppError> {
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     visible(&mut tx, id).await?;
@@ -237,13 +299,13 @@ async fn add(
         id,
         by,
         now,
-        &leads
+        leads
     )
     .fetch_one(&mut *tx)
     .await?;
     audit_list(
         &mut tx,
-        &meta,
+        meta,
         "list.add",
         id,
         json!({ "added": added }),
@@ -251,10 +313,7 @@ async fn add(
     )
     .await?;
     tx.commit().await?;
-    Ok(
-        axum::Json(json!({ "added": added, "skipped": leads.len() as i64 - added }))
-            .into_response(),
-    )
+    Ok(added)
 }
 
 #[utoipa::path(delete, path = "/api/v1/lists/{id}/leads", tag = "lists", params(("id" = Uuid, Path, description = "The list")), request_body = Leads,

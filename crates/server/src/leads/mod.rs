@@ -3,11 +3,13 @@
 //! and each lead's ACL to every read, search, count and export.
 
 pub mod api;
+pub mod error;
 pub mod export;
 pub mod export_jobs;
 pub mod import;
 pub mod keys;
 pub mod lists;
+pub mod lists_page;
 pub mod merge;
 pub mod model;
 pub mod pages;
@@ -23,6 +25,7 @@ use std::sync::Arc;
 
 use crate::state::Core;
 
+pub use error::LeadsError;
 pub use keys::FieldKeys;
 
 /// What the leads slice's routes and workers use (companies too: a company's leads are leads).

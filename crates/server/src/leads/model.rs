@@ -7,7 +7,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::http::error::AppError;
+use crate::leads::LeadsError;
 
 pub const SENIORITIES: [&str; 11] = [
     "owner", "founder", "c_level", "partner", "vp", "head", "director", "manager", "senior",
@@ -116,12 +116,16 @@ pub struct LeadValues {
     pub do_not_contact: bool,
 }
 
-pub(crate) fn bad(field: &str, reason: &str) -> AppError {
-    AppError::BadRequest(format!("{field}: {reason}"))
+pub(crate) fn bad(field: &str, reason: &str) -> LeadsError {
+    LeadsError::Invalid(format!("{field}: {reason}"))
 }
 
 /// Trimmed text of at most `max` characters without control characters; blank is `None`.
-pub(crate) fn text(field: &str, v: Option<String>, max: usize) -> Result<Option<String>, AppError> {
+pub(crate) fn text(
+    field: &str,
+    v: Option<String>,
+    max: usize,
+) -> Result<Option<String>, LeadsError> {
     let Some(v) = v else { return Ok(None) };
     let v = v.trim();
     if v.is_empty() {
@@ -136,7 +140,7 @@ pub(crate) fn text(field: &str, v: Option<String>, max: usize) -> Result<Option<
     Ok(Some(v.to_string()))
 }
 
-fn one_of(field: &str, v: Option<String>, set: &[&str]) -> Result<Option<String>, AppError> {
+fn one_of(field: &str, v: Option<String>, set: &[&str]) -> Result<Option<String>, LeadsError> {
     match text(field, v, 50)? {
         None => Ok(None),
         Some(v) if set.contains(&v.as_str()) => Ok(Some(v)),
@@ -188,7 +192,7 @@ fn linkedin(raw: &str) -> Option<String> {
 
 impl LeadValues {
     /// Applies `input` over `self` (a new lead starts from the defaults) and checks the result.
-    pub fn apply(mut self, input: LeadInput) -> Result<Self, AppError> {
+    pub fn apply(mut self, input: LeadInput) -> Result<Self, LeadsError> {
         macro_rules! set {
             ($f:ident, $max:expr) => {
                 if let Some(v) = input.$f {

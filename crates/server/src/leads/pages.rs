@@ -25,7 +25,8 @@ use crate::leads::LeadsState;
 use crate::orgs::permissions::{Member, Permission, Require, check};
 use crate::web::CsrfForm;
 use crate::web::assets::{self, Assets};
-use crate::web::{SignedIn, csrf, render};
+use crate::web::shell::{Section, Shell};
+use crate::web::{SignedIn, When, csrf, render};
 
 pub fn routes() -> Router<LeadsState> {
     Router::new()
@@ -40,6 +41,7 @@ pub fn routes() -> Router<LeadsState> {
         .route("/leads/{id}/notes/{note}/delete", post(delete_note))
         .route("/leads/{id}/activities", post(add_activity))
         .route("/leads/{id}/merge", post(merge))
+        .route("/leads/{id}/lists", post(add_to_list))
 }
 
 fn require<P>(member: &Member, p: Permission) -> Result<Require<P>, AppError> {
@@ -57,6 +59,14 @@ struct LeadLine {
     status: String,
     score: i16,
     dnc: bool,
+    added: When,
+}
+
+/// A sortable column header of the leads table: a link to the same search sorted by it.
+struct SortLink {
+    href: String,
+    /// `asc` or `desc` when the table is sorted by this column.
+    dir: &'static str,
 }
 
 #[derive(Template)]
@@ -64,6 +74,17 @@ struct LeadLine {
 struct TablePage<'a> {
     assets: &'a Assets,
     version: &'static str,
+    shell: Shell,
+    /// The list the search is limited to, when there is one.
+    list: Option<(Uuid, String)>,
+    /// Parameters the filter form keeps (list, company, sort, page size).
+    keep: Vec<(&'static str, String)>,
+    by_score: SortLink,
+    by_added: SortLink,
+    limit: u32,
+    limits: [u32; 4],
+    /// The first page of this search, when showing a later one.
+    first: Option<String>,
     q: String,
     seniority: String,
     country: String,
@@ -92,16 +113,21 @@ struct SegmentLine {
     deletable: bool,
 }
 
-fn line(v: &LeadView) -> LeadLine {
+/// A lead's name as pages show it ("" when it has none).
+fn display_name(v: &LeadView) -> String {
     let f = &v.values;
-    let name = [f.first_name.as_deref(), f.last_name.as_deref()]
+    [f.first_name.as_deref(), f.last_name.as_deref()]
         .into_iter()
         .flatten()
         .collect::<Vec<_>>()
-        .join(" ");
+        .join(" ")
+}
+
+fn line(v: &LeadView, shell: &Shell) -> LeadLine {
+    let f = &v.values;
     LeadLine {
         id: v.id.to_string(),
-        name,
+        name: display_name(v),
         title: f.title.clone().unwrap_or_default(),
         company: f.company_name.clone().unwrap_or_default(),
         email: f.email.clone().unwrap_or_default(),
@@ -109,7 +135,18 @@ fn line(v: &LeadView) -> LeadLine {
         status: f.status.clone(),
         score: v.score,
         dnc: f.do_not_contact,
+        added: shell.when(v.created_at),
     }
+}
+
+/// A query string from its non-empty pairs.
+fn query(pairs: &[(&str, String)]) -> String {
+    pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 fn encode(s: &str) -> String {
@@ -132,28 +169,85 @@ async fn render_table(
     params: &SearchParams,
     error: Option<String>,
 ) -> Result<Response, AppError> {
+    let token = csrf(state, headers);
+    let shell = crate::auth::shell(state, who, Section::Leads, &token.token).await?;
     let member = Member::from_user(who)?;
     require::<crate::orgs::perm::LeadSearchAndManagement>(
         &member,
         Permission::LeadSearchAndManagement,
     )?;
-    let filters: String = [
-        ("q", params.q.as_deref()),
-        ("seniority", params.seniority.as_deref()),
-        ("country", params.country.as_deref()),
-        ("status", params.status.as_deref()),
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let id = |v: Option<Uuid>| v.map(|u| u.to_string()).unwrap_or_default();
+    // The search's filters: what a saved search keeps and an export selects.
+    let filters = query(&[
+        ("q", text(&params.q)),
+        ("seniority", text(&params.seniority)),
+        ("country", text(&params.country)),
+        ("status", text(&params.status)),
+        ("list", id(params.list)),
+        ("company", id(params.company)),
+    ]);
+    let sort = params.sort.clone().unwrap_or_default();
+    let limit = params.limit.unwrap_or(50);
+    let with = |extra: &[(&str, String)]| {
+        let tail = query(extra);
+        match (filters.is_empty(), tail.is_empty()) {
+            (_, true) => filters.clone(),
+            (true, false) => tail,
+            (false, false) => format!("{filters}&{tail}"),
+        }
+    };
+    let page_size = if limit == 50 {
+        String::new()
+    } else {
+        limit.to_string()
+    };
+    let sort_link = |asc: &str, desc: &str| {
+        let (next, dir) = if sort == desc {
+            (asc, "desc")
+        } else if sort == asc {
+            (desc, "asc")
+        } else {
+            (desc, "")
+        };
+        SortLink {
+            href: with(&[("sort", next.to_string()), ("limit", page_size.clone())]),
+            dir,
+        }
+    };
+    // The default order is newest first.
+    let by_added = if sort.is_empty() {
+        SortLink {
+            href: with(&[("sort", "created".into()), ("limit", page_size.clone())]),
+            dir: "desc",
+        }
+    } else {
+        sort_link("created", "-created")
+    };
+    let by_score = sort_link("score", "-score");
+    let keep = [
+        ("list", id(params.list)),
+        ("company", id(params.company)),
+        ("sort", sort.clone()),
+        ("limit", page_size.clone()),
     ]
-    .iter()
-    .filter_map(|(k, v)| {
-        v.filter(|v| !v.is_empty())
-            .map(|v| format!("{k}={}", encode(v)))
-    })
-    .collect::<Vec<_>>()
-    .join("&");
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .collect();
     let org = member.org_id;
     let mut page = TablePage {
         assets: assets::get(),
         version: state.version,
+        list: None,
+        keep,
+        by_score,
+        by_added,
+        limit,
+        limits: [25, 50, 100, 200],
+        first: params
+            .cursor
+            .is_some()
+            .then(|| with(&[("sort", sort.clone()), ("limit", page_size.clone())])),
         q: params.q.clone().unwrap_or_default(),
         seniority: params.seniority.clone().unwrap_or_default(),
         country: params.country.clone().unwrap_or_default(),
@@ -165,10 +259,18 @@ async fn render_table(
         next: None,
         filters: filters.clone(),
         can_export: check(&member, Permission::DataExport).is_ok(),
-        csrf: String::new(),
+        csrf: token.token.clone(),
         segments: Vec::new(),
         error,
+        shell,
     };
+    if let Some(list) = params.list {
+        page.list = super::lists::all(state, &member)
+            .await?
+            .into_iter()
+            .find(|l| l.id == list)
+            .map(|l| (l.id, l.name));
+    }
     let admin = check(&member, Permission::ManageOrganization).is_ok();
     {
         let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
@@ -186,7 +288,7 @@ async fn render_table(
         tx.commit().await?;
     }
     match params.parse(|e| state.fields.email_index(org, e)) {
-        Err(e) => page.error = Some(e.to_string()),
+        Err(e) => page.error = Some(AppError::from(e).public_message()),
         Ok((filter, p)) => {
             let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
             let mut rows = repo::search(&mut tx, &filter, &p, false).await?;
@@ -206,20 +308,18 @@ async fn render_table(
                     id: last.id,
                 }
                 .encode();
-                page.next = Some(if filters.is_empty() {
-                    format!("cursor={cursor}")
-                } else {
-                    format!("{filters}&cursor={cursor}")
-                });
+                page.next = Some(with(&[
+                    ("sort", sort.clone()),
+                    ("limit", page_size.clone()),
+                    ("cursor", cursor),
+                ]));
             }
             for r in &rows {
-                page.leads
-                    .push(line(&r.view(&state.fields, &state.pool).await?));
+                let view = r.view(&state.fields, &state.pool).await?;
+                page.leads.push(line(&view, &page.shell));
             }
         }
     }
-    let token = csrf(state, headers);
-    page.csrf = token.token.clone();
     Ok(render(&page, StatusCode::OK, &token))
 }
 
@@ -265,7 +365,7 @@ async fn save_segment(
             .map(|q| q.0)
             .unwrap_or_default();
             let mut res =
-                render_table(&state, &headers, &who, &params, Some(e.to_string())).await?;
+                render_table(&state, &headers, &who, &params, Some(e.public_message())).await?;
             *res.status_mut() = status;
             Ok(res)
         }
@@ -295,7 +395,7 @@ async fn delete_segment(
                 &headers,
                 &who,
                 &SearchParams::default(),
-                Some(e.to_string()),
+                Some(e.public_message()),
             )
             .await?;
             *res.status_mut() = status;
@@ -312,7 +412,7 @@ async fn export(
 ) -> Result<Response, AppError> {
     let member = Member::from_user(&who)?;
     let r = require(&member, Permission::DataExport)?;
-    super::export::export(State(state), r, meta, ApiQuery(params)).await
+    super::export::download(&state, &r, meta, &params).await
 }
 
 struct Field {
@@ -330,7 +430,7 @@ struct Group {
 struct Revision {
     revision: String,
     summary: String,
-    changed_at: String,
+    changed_at: When,
     rollback_of: String,
     current: bool,
 }
@@ -340,9 +440,14 @@ struct Revision {
 struct DetailPage<'a> {
     assets: &'a Assets,
     version: &'static str,
+    shell: Shell,
     csrf: String,
     id: String,
     name: String,
+    added: When,
+    updated: When,
+    /// The lists the member may add this lead to: (id, name).
+    lists: Vec<(Uuid, String)>,
     fields: Vec<Field>,
     admin: bool,
     sensitivity: String,
@@ -362,7 +467,7 @@ struct DetailPage<'a> {
 struct NoteLine {
     id: String,
     body: String,
-    at: String,
+    at: When,
     /// Its author or an admin may delete it.
     deletable: bool,
 }
@@ -370,7 +475,7 @@ struct NoteLine {
 struct ActivityLine {
     kind: String,
     summary: String,
-    at: String,
+    at: When,
 }
 
 /// A duplicate candidate with the fields where it differs, for a field-by-field merge.
@@ -420,6 +525,7 @@ async fn detail(
                 "note_deleted" => "Note deleted.",
                 "activity" => "Activity logged.",
                 "merge" => "Duplicate merged into this lead.",
+                "listed" => "Added to the list.",
                 _ => "ACL saved.",
             }
             .to_string()
@@ -437,11 +543,18 @@ async fn render_detail(
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<Response, AppError> {
+    let token = csrf(state, headers);
+    let shell = crate::auth::shell(state, who, Section::Leads, &token.token).await?;
     let member = Member::from_user(who)?;
     require::<crate::orgs::perm::LeadSearchAndManagement>(
         &member,
         Permission::LeadSearchAndManagement,
     )?;
+    let lists = super::lists::all(state, &member)
+        .await?
+        .into_iter()
+        .map(|l| (l.id, l.name))
+        .collect();
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let row = repo::get(&mut tx, id, false)
         .await?
@@ -481,7 +594,7 @@ async fn render_detail(
                 r.read_groups.len(),
                 r.write_groups.len()
             ),
-            changed_at: crate::http::ts(r.changed_at),
+            changed_at: shell.when(r.changed_at),
             rollback_of: r.rollback_of.map(|r| r.to_string()).unwrap_or_default(),
         })
         .collect();
@@ -489,7 +602,7 @@ async fn render_detail(
             current: row.acl_revision == 0,
             revision: "0".into(),
             summary: "confidential; no groups (the default)".into(),
-            changed_at: crate::http::ts(row.created_at),
+            changed_at: shell.when(row.created_at),
             rollback_of: String::new(),
         });
     }
@@ -500,7 +613,7 @@ async fn render_detail(
             id: n.id.to_string(),
             deletable: admin || n.author_id == member.principal_id,
             body: n.body,
-            at: crate::http::ts(n.created_at),
+            at: shell.when(n.created_at),
         })
         .collect();
     let activities = super::timeline::activities(&mut tx, id, None, 50)
@@ -509,7 +622,7 @@ async fn render_detail(
         .map(|a| ActivityLine {
             kind: a.kind,
             summary: a.summary,
-            at: crate::http::ts(a.occurred_at),
+            at: shell.when(a.occurred_at),
         })
         .collect();
     let candidates = super::merge::candidates(&mut tx, state, &row).await?;
@@ -522,7 +635,7 @@ async fn render_detail(
             let theirs = serde_json::to_value(&c.view.values).unwrap_or_default();
             DuplicateLine {
                 id: c.view.id.to_string(),
-                name: line(&c.view).name,
+                name: display_name(&c.view),
                 reasons: c.reasons.join(", ").replace('_', " "),
                 fields: super::merge::MERGEABLE
                     .iter()
@@ -616,14 +729,17 @@ async fn render_detail(
             value: view.sensitivity.clone(),
         },
     ];
-    let name = line(&view).name;
-    let token = csrf(state, headers);
+    let name = display_name(&view);
     let page = DetailPage {
         assets: assets::get(),
         version: state.version,
         csrf: token.token.clone(),
         id: id.to_string(),
         name: if name.is_empty() { o(&f.email) } else { name },
+        added: shell.when(view.created_at),
+        updated: shell.when(view.updated_at),
+        lists,
+        shell,
         fields,
         admin,
         sensitivity: view.sensitivity.clone(),
@@ -677,7 +793,7 @@ async fn set_acl(
         Err(e) => {
             let status = e.status();
             let mut res =
-                render_detail(&state, &headers, &who, id, None, Some(e.to_string())).await?;
+                render_detail(&state, &headers, &who, id, None, Some(e.public_message())).await?;
             *res.status_mut() = status;
             Ok(res)
         }
@@ -713,7 +829,7 @@ async fn rollback(
         Err(e) => {
             let status = e.status();
             let mut res =
-                render_detail(&state, &headers, &who, id, None, Some(e.to_string())).await?;
+                render_detail(&state, &headers, &who, id, None, Some(e.public_message())).await?;
             *res.status_mut() = status;
             Ok(res)
         }
@@ -749,7 +865,8 @@ where
         Ok(()) => Ok(Redirect::to(&format!("/leads/{id}?done={done}")).into_response()),
         Err(e) => {
             let status = e.status();
-            let mut res = render_detail(state, headers, who, id, None, Some(e.to_string())).await?;
+            let mut res =
+                render_detail(state, headers, who, id, None, Some(e.public_message())).await?;
             *res.status_mut() = status;
             Ok(res)
         }
@@ -869,4 +986,37 @@ async fn merge(
         },
     )
     .await
+}
+
+#[derive(Deserialize)]
+struct ListForm {
+    list_id: Uuid,
+}
+
+/// "Add to list", from the lead's page.
+async fn add_to_list(
+    State(state): State<LeadsState>,
+    headers: HeaderMap,
+    meta: Meta,
+    SignedIn(who): BrowserUser,
+    Path(id): Path<Uuid>,
+    CsrfForm(form): CsrfForm<ListForm>,
+) -> Result<Response, AppError> {
+    let result = async {
+        let member = Member::from_user(&who)?;
+        check(&member, Permission::LeadSearchAndManagement)?;
+        super::lists::add_leads(&state, &member, &meta, form.list_id, &[id]).await
+    }
+    .await;
+    match result {
+        Ok(_) => Ok(Redirect::to(&format!("/leads/{id}?done=listed")).into_response()),
+        Err(e) if e.status().is_server_error() => Err(e),
+        Err(e) => {
+            let status = e.status();
+            let mut res =
+                render_detail(&state, &headers, &who, id, None, Some(e.public_message())).await?;
+            *res.status_mut() = status;
+            Ok(res)
+        }
+    }
 }

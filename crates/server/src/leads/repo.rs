@@ -10,7 +10,7 @@ use super::keys::{FieldKeys, lead_place};
 use super::model::{LeadValues, LeadView};
 use super::search::{Filter, Page, push_filters, push_keyset, push_order};
 use crate::db::TenantTx;
-use crate::http::error::AppError;
+use crate::leads::LeadsError;
 
 /// The columns every read selects.
 pub const COLUMNS: &str = "id, org_id, first_name, last_name, title, seniority, department, email_ct, \
@@ -54,10 +54,10 @@ pub struct LeadRow {
     pub updated_at: OffsetDateTime,
 }
 
-fn crypto_error(e: leadgen_crypto::field::FieldError, lead: Uuid) -> AppError {
+fn crypto_error(e: leadgen_crypto::field::FieldError, lead: Uuid) -> LeadsError {
     // A ciphertext that does not open is tampering or a lost key: loud in the log, a 500 outside.
     tracing::error!(%lead, error = %e, "a lead field did not decrypt");
-    AppError::Internal(anyhow::anyhow!("lead {lead}: field did not decrypt: {e}"))
+    LeadsError::Internal(anyhow::anyhow!("lead {lead}: field did not decrypt: {e}"))
 }
 
 impl LeadRow {
@@ -94,7 +94,7 @@ impl LeadRow {
     }
 
     /// Decrypts the contact fields.
-    pub async fn values(&self, keys: &FieldKeys, pool: &PgPool) -> Result<LeadValues, AppError> {
+    pub async fn values(&self, keys: &FieldKeys, pool: &PgPool) -> Result<LeadValues, LeadsError> {
         let open = |col: &'static str, ct: &Option<Vec<u8>>| {
             let ct = ct.clone();
             async move {
@@ -115,7 +115,7 @@ impl LeadRow {
         })
     }
 
-    pub async fn view(&self, keys: &FieldKeys, pool: &PgPool) -> Result<LeadView, AppError> {
+    pub async fn view(&self, keys: &FieldKeys, pool: &PgPool) -> Result<LeadView, LeadsError> {
         Ok(LeadView {
             id: self.id,
             values: self.values(keys, pool).await?,
@@ -156,9 +156,9 @@ fn seal(keys: &FieldKeys, org: Uuid, id: Uuid, v: &LeadValues) -> Sealed {
     }
 }
 
-fn duplicate(e: sqlx::Error) -> AppError {
+fn duplicate(e: sqlx::Error) -> LeadsError {
     match &e {
-        sqlx::Error::Database(d) if d.constraint() == Some("leads_email") => AppError::Conflict(
+        sqlx::Error::Database(d) if d.constraint() == Some("leads_email") => LeadsError::Conflict(
             "email: a lead with this email address already exists in this organization".into(),
         ),
         _ => e.into(),
@@ -172,7 +172,7 @@ pub async fn insert(
     v: &LeadValues,
     score: i16,
     now: OffsetDateTime,
-) -> Result<(), AppError> {
+) -> Result<(), LeadsError> {
     let org = tx.context().org_id;
     let s = seal(keys, org, id, v);
     sqlx::query!(
@@ -223,7 +223,7 @@ pub async fn update(
     v: &LeadValues,
     score: i16,
     now: OffsetDateTime,
-) -> Result<bool, AppError> {
+) -> Result<bool, LeadsError> {
     let org = tx.context().org_id;
     let s = seal(keys, org, id, v);
     let done = sqlx::query!(

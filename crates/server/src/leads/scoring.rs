@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::model::{EMPLOYEE_RANGES, LeadValues, SENIORITIES};
 use crate::http::error::AppError;
 use crate::http::openapi::{Missing, Refusals};
+use crate::leads::LeadsError;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -71,22 +72,22 @@ pub struct Contribution {
     pub points: i16,
 }
 
-fn bad(path: &str, reason: &str) -> AppError {
-    AppError::BadRequest(format!("{path}: {reason}"))
+fn bad(path: &str, reason: &str) -> LeadsError {
+    LeadsError::Invalid(format!("{path}: {reason}"))
 }
 
 impl Model {
     /// Parses and checks a model sent by a client; errors name the JSON path.
     ///
     /// # Errors
-    /// A 400 naming the first problem (`rules[2].values[0]: not a seniority …`).
-    pub fn parse(v: Value) -> Result<Model, AppError> {
+    /// The first problem, naming its JSON path (`rules[2].values[0]: not a seniority …`).
+    pub fn parse(v: Value) -> Result<Model, LeadsError> {
         let model: Model = crate::http::wire::from_value(v)?;
         model.check()?;
         Ok(model)
     }
 
-    fn check(&self) -> Result<(), AppError> {
+    fn check(&self) -> Result<(), LeadsError> {
         if self.rules.len() > MAX_RULES {
             return Err(bad("rules", &format!("at most {MAX_RULES} rules")));
         }
@@ -206,7 +207,7 @@ fn matches(r: &Rule, lead: &LeadValues) -> bool {
 ///
 /// # Errors
 /// A database error.
-pub async fn current(tx: &mut crate::db::TenantTx) -> Result<(Model, i32), AppError> {
+pub async fn current(tx: &mut crate::db::TenantTx) -> Result<(Model, i32), LeadsError> {
     let org = tx.context().org_id;
     let row = sqlx::query!(
         "SELECT model, version FROM app.scoring_models WHERE org_id = $1",
@@ -264,7 +265,7 @@ struct Rescoring {
     rescored_rows: i64,
 }
 
-async fn load_state(tx: &mut TenantTx) -> Result<ScoringState, AppError> {
+async fn load_state(tx: &mut TenantTx) -> Result<ScoringState, LeadsError> {
     let org = tx.context().org_id;
     let row = sqlx::query!(
         "SELECT model, version, rescored_version, rescored_rows, updated_at
@@ -327,15 +328,15 @@ async fn save(
 /// `GET /api/v1/scoring` shows.
 ///
 /// # Errors
-/// 403 for other roles; database errors.
+/// Denied for other roles; database errors.
 async fn save_model(
     state: &LeadsState,
     member: &crate::orgs::Member,
     meta: &Meta,
     model: &Model,
-) -> Result<ScoringState, AppError> {
+) -> Result<ScoringState, LeadsError> {
     if !matches!(member.role, Role::Admin | Role::Manager) {
-        return Err(AppError::Denied {
+        return Err(LeadsError::Denied {
             code: "forbidden",
             message: "only admins and managers change the scoring model".into(),
         });
@@ -343,7 +344,7 @@ async fn save_model(
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let org = tx.context().org_id;
-    let stored = serde_json::to_value(model).map_err(|e| AppError::Internal(e.into()))?;
+    let stored = serde_json::to_value(model).map_err(|e| LeadsError::Internal(e.into()))?;
     let version = sqlx::query_scalar!(
         "INSERT INTO app.scoring_models (org_id, model, version, updated_by, updated_at)
          VALUES ($1, $2, 1, $3, $4)
@@ -412,6 +413,7 @@ use crate::auth::BrowserUser;
 use crate::http::error::ApiQuery;
 use crate::web::CsrfForm;
 use crate::web::assets::{self, Assets};
+use crate::web::shell::{Section, Shell};
 use crate::web::{SignedIn, csrf, render};
 
 pub fn page_routes() -> Router<LeadsState> {
@@ -430,6 +432,7 @@ struct RuleLine {
 struct ScoringPage<'a> {
     assets: &'a Assets,
     version: &'static str,
+    shell: Shell,
     csrf: String,
     rules: Vec<RuleLine>,
     model_version: i64,
@@ -477,7 +480,7 @@ async fn page_save(
         let value: Value = serde_json::from_str(&form.model)
             .map_err(|e| AppError::BadRequest(format!("not JSON: {e}")))?;
         let model = Model::parse(value)?;
-        save_model(&state, &member, &meta, &model).await
+        Ok::<_, AppError>(save_model(&state, &member, &meta, &model).await?)
     }
     .await;
     match result {
@@ -490,7 +493,7 @@ async fn page_save(
                 &who,
                 Some(form.model),
                 None,
-                Some(e.to_string()),
+                Some(e.public_message()),
             )
             .await?;
             *res.status_mut() = status;
@@ -507,6 +510,8 @@ async fn render_page(
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<Response, AppError> {
+    let token = csrf(state, headers);
+    let shell = crate::auth::shell(state, who, Section::Scoring, &token.token).await?;
     let member = crate::orgs::Member::from_user(who)?;
     crate::orgs::permissions::check(&member, crate::orgs::Permission::LeadSearchAndManagement)?;
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
@@ -526,10 +531,10 @@ async fn render_page(
             points: r.points,
         })
         .collect();
-    let token = csrf(state, headers);
     let page = ScoringPage {
         assets: assets::get(),
         version: state.version,
+        shell,
         csrf: token.token.clone(),
         rules,
         model_version: i64::from(current.version),
@@ -629,7 +634,7 @@ async fn rescore(
     context: &TenantContext,
     version: i32,
     mut after: Option<Uuid>,
-) -> Result<(), AppError> {
+) -> Result<(), LeadsError> {
     let org = context.org_id;
     loop {
         let mut tx = TenantTx::begin(&state.pool, *context).await?;

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::model::{EMPLOYEE_RANGES, SENIORITIES, STATUSES};
-use crate::http::error::AppError;
+use crate::leads::LeadsError;
 
 const MAX_TERMS: usize = 16;
 
@@ -69,14 +69,14 @@ pub enum Sort {
 }
 
 impl Sort {
-    fn parse(s: Option<&str>) -> Result<Self, AppError> {
+    fn parse(s: Option<&str>) -> Result<Self, LeadsError> {
         Ok(match s.unwrap_or("-created") {
             "-created" => Self::NewestFirst,
             "created" => Self::OldestFirst,
             "-score" => Self::ScoreDesc,
             "score" => Self::ScoreAsc,
             _ => {
-                return Err(AppError::BadRequest(
+                return Err(LeadsError::Invalid(
                     "sort: one of -created, created, -score, score".into(),
                 ));
             }
@@ -99,12 +99,12 @@ impl Cursor {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
     }
 
-    fn decode(s: &str) -> Result<Self, AppError> {
+    fn decode(s: &str) -> Result<Self, LeadsError> {
         base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(s)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| AppError::BadRequest("cursor: not a cursor this server issued".into()))
+            .ok_or_else(|| LeadsError::Invalid("cursor: not a cursor this server issued".into()))
     }
 }
 
@@ -145,7 +145,7 @@ pub struct Page {
     pub after: Option<Cursor>,
 }
 
-fn list(field: &str, v: Option<&str>, allowed: Option<&[&str]>) -> Result<Vec<String>, AppError> {
+fn list(field: &str, v: Option<&str>, allowed: Option<&[&str]>) -> Result<Vec<String>, LeadsError> {
     let Some(v) = v else { return Ok(Vec::new()) };
     let items: Vec<String> = v
         .split(',')
@@ -154,12 +154,12 @@ fn list(field: &str, v: Option<&str>, allowed: Option<&[&str]>) -> Result<Vec<St
         .map(str::to_string)
         .collect();
     if items.len() > 50 {
-        return Err(AppError::BadRequest(format!("{field}: at most 50 values")));
+        return Err(LeadsError::Invalid(format!("{field}: at most 50 values")));
     }
     if let Some(allowed) = allowed
         && let Some(bad) = items.iter().find(|i| !allowed.contains(&i.as_str()))
     {
-        return Err(AppError::BadRequest(format!(
+        return Err(LeadsError::Invalid(format!(
             "{field}: {bad:?} is not one of {}",
             allowed.join(", ")
         )));
@@ -167,9 +167,9 @@ fn list(field: &str, v: Option<&str>, allowed: Option<&[&str]>) -> Result<Vec<St
     Ok(items)
 }
 
-fn short(field: &str, v: Option<&str>) -> Result<Option<String>, AppError> {
+fn short(field: &str, v: Option<&str>) -> Result<Option<String>, LeadsError> {
     match v.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s) if s.chars().count() > 200 => Err(AppError::BadRequest(format!(
+        Some(s) if s.chars().count() > 200 => Err(LeadsError::Invalid(format!(
             "{field}: at most 200 characters"
         ))),
         other => Ok(other.map(str::to_string)),
@@ -181,17 +181,17 @@ impl SearchParams {
     pub fn parse(
         &self,
         email_index: impl Fn(&str) -> Option<[u8; 32]>,
-    ) -> Result<(Filter, Page), AppError> {
+    ) -> Result<(Filter, Page), LeadsError> {
         if let (Some(a), Some(b)) = (self.score_min, self.score_max)
             && a > b
         {
-            return Err(AppError::BadRequest(
+            return Err(LeadsError::Invalid(
                 "score_min: must not exceed score_max".into(),
             ));
         }
         for (f, v) in [("score_min", self.score_min), ("score_max", self.score_max)] {
             if v.is_some_and(|v| !(0..=100).contains(&v)) {
-                return Err(AppError::BadRequest(format!("{f}: 0 to 100")));
+                return Err(LeadsError::Invalid(format!("{f}: 0 to 100")));
             }
         }
         let q = short("q", self.q.as_deref())?;
@@ -232,13 +232,13 @@ impl SearchParams {
             && self.sort.is_some()
             && Sort::parse(self.sort.as_deref())? != c.sort
         {
-            return Err(AppError::BadRequest(
+            return Err(LeadsError::Invalid(
                 "cursor: it belongs to another sort order".into(),
             ));
         }
         let limit = self.limit.unwrap_or(50);
         if !(1..=200).contains(&limit) {
-            return Err(AppError::BadRequest("limit: 1 to 200".into()));
+            return Err(LeadsError::Invalid("limit: 1 to 200".into()));
         }
         Ok((filter, Page { sort, limit, after }))
     }
@@ -398,7 +398,7 @@ fn lexemes(s: &str) -> Vec<String> {
 /// remains (e.g. only punctuation). With it, whether the query matches few leads: some group of
 /// alternatives that every match must meet has only rare words in it (an exclusion restricts
 /// nothing).
-fn text_query(q: &str) -> Result<Option<(String, bool)>, AppError> {
+fn text_query(q: &str) -> Result<Option<(String, bool)>, LeadsError> {
     // Tokens: (text, quoted, negated) or the OR operator.
     enum Tok {
         Term(Term),
@@ -465,9 +465,7 @@ fn text_query(q: &str) -> Result<Option<(String, bool)>, AppError> {
         }
     }
     if count > MAX_TERMS {
-        return Err(AppError::BadRequest(format!(
-            "q: at most {MAX_TERMS} terms"
-        )));
+        return Err(LeadsError::Invalid(format!("q: at most {MAX_TERMS} terms")));
     }
     if groups.is_empty() {
         return Ok(None);

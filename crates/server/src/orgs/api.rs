@@ -5,7 +5,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -13,10 +13,11 @@ use super::permissions::{Member, Require, perm};
 use crate::audit::{self, Entry, Meta};
 use crate::auth::AuthState;
 use crate::auth::AuthUser;
+use crate::auth::shell::{Membership, memberships};
 use crate::db::{Aal, Role, TenantContext, TenantTx, UserTx};
 use crate::http::error::{ApiJson, AppError};
 use crate::http::openapi::{Missing, Refusals};
-use crate::http::ts;
+use crate::state::Core;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -49,14 +50,33 @@ pub(crate) struct NewOrg {
 
 /// Any signed-in user may create an organization; they become its first Admin.
 #[utoipa::path(post, path = "/api/v1/orgs", tag = "organizations", request_body = NewOrg,
-    responses((status = 201, description = "The organization; the caller is its first admin", body = Object), Refusals))]
+    responses((status = 201, description = "The organization; the caller is its first admin", body = OrgCreated), Refusals))]
 pub(crate) async fn create_org(
     State(state): State<AuthState>,
     user: AuthUser,
     meta: Meta,
     ApiJson(body): ApiJson<NewOrg>,
 ) -> Result<Response, AppError> {
-    let name = org_name(&body.name)?;
+    let org = new_org(&state, &user, &meta, &body.name).await?;
+    Ok((StatusCode::CREATED, axum::Json(org)).into_response())
+}
+
+/// A new organization, and the role its creator has in it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OrgCreated {
+    pub id: Uuid,
+    pub name: String,
+    pub role: &'static str,
+}
+
+/// Creates an organization whose first admin is `user`; audited as its chain's first entry.
+pub async fn new_org(
+    state: &AuthState,
+    user: &AuthUser,
+    meta: &Meta,
+    name: &str,
+) -> Result<OrgCreated, AppError> {
+    let name = org_name(name)?;
     let id = Uuid::now_v7();
     let mut tx = UserTx::begin(&state.pool, user.user_id).await?;
     sqlx::query!("SELECT app.org_create($1, $2)", id, name)
@@ -74,7 +94,7 @@ pub(crate) async fn create_org(
     audit::record(
         &mut tx,
         state.clock.now(),
-        &meta,
+        meta,
         Entry {
             action: "org.create",
             target: Some(format!("org:{id}")),
@@ -84,34 +104,20 @@ pub(crate) async fn create_org(
     )
     .await?;
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({ "id": id, "name": name, "role": "admin" })),
-    )
-        .into_response())
+    Ok(OrgCreated {
+        id,
+        name,
+        role: "admin",
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs", tag = "organizations",
-    responses((status = 200, description = "The organizations the user belongs to, with the role in each", body = Object), Refusals))]
+    responses((status = 200, description = "The organizations the user belongs to, with the role in each", body = Vec<Membership>), Refusals))]
 pub(crate) async fn list_orgs(
     State(state): State<AuthState>,
     user: AuthUser,
-) -> Result<axum::Json<Value>, AppError> {
-    let mut tx = UserTx::begin(&state.pool, user.user_id).await?;
-    let rows = sqlx::query!(
-        "SELECT o.id, o.name, m.role FROM app.memberships m JOIN app.organizations o ON o.id = m.org_id
-         WHERE m.user_id = $1 ORDER BY m.created_at, o.id",
-        user.user_id
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let current = user.org.map(|o| o.org_id);
-    Ok(axum::Json(Value::Array(
-        rows.into_iter()
-            .map(|r| json!({ "id": r.id, "name": r.name, "role": r.role, "current": Some(r.id) == current }))
-            .collect(),
-    )))
+) -> Result<axum::Json<Vec<Membership>>, AppError> {
+    Ok(axum::Json(memberships(&state, &user).await?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -143,11 +149,25 @@ pub(crate) async fn switch_org(
 }
 
 #[utoipa::path(get, path = "/api/v1/org", tag = "organizations",
-    responses((status = 200, description = "The session's organization and the caller's role in it", body = Object), Refusals))]
+    responses((status = 200, description = "The session's organization and the caller's role in it", body = CurrentOrg), Refusals))]
 pub(crate) async fn current_org(
     State(state): State<AuthState>,
     member: Member,
-) -> Result<axum::Json<Value>, AppError> {
+) -> Result<axum::Json<CurrentOrg>, AppError> {
+    Ok(axum::Json(current(&state, &member).await?))
+}
+
+/// The organization a member works in, and their role there.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CurrentOrg {
+    pub id: Uuid,
+    pub name: String,
+    #[serde(serialize_with = "time::serde::rfc3339::serialize")]
+    pub created_at: time::OffsetDateTime,
+    pub role: &'static str,
+}
+
+pub async fn current(state: &Core, member: &Member) -> Result<CurrentOrg, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let org = sqlx::query!(
         "SELECT id, name, created_at FROM app.organizations WHERE id = $1",
@@ -156,20 +176,34 @@ pub(crate) async fn current_org(
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(axum::Json(json!({
-        "id": org.id, "name": org.name, "created_at": ts(org.created_at), "role": member.role.as_str(),
-    })))
+    Ok(CurrentOrg {
+        id: org.id,
+        name: org.name,
+        created_at: org.created_at,
+        role: member.role.as_str(),
+    })
 }
 
 #[utoipa::path(patch, path = "/api/v1/org", tag = "organizations", request_body = NewOrg,
     responses((status = 200, description = "Renamed (admins); audited", body = Object), Refusals))]
 pub(crate) async fn rename_org(
     State(state): State<AuthState>,
-    Require(member, _): Require<perm::ManageOrganization>,
+    admin: Require<perm::ManageOrganization>,
     meta: Meta,
     ApiJson(body): ApiJson<NewOrg>,
 ) -> Result<axum::Json<Value>, AppError> {
-    let name = org_name(&body.name)?;
+    let name = rename(&state, &admin, &meta, &body.name).await?;
+    Ok(axum::Json(json!({ "id": admin.0.org_id, "name": name })))
+}
+
+/// Renames the organization (admins); audited. Returns the new name.
+pub async fn rename(
+    state: &Core,
+    Require(member, _): &Require<perm::ManageOrganization>,
+    meta: &Meta,
+    name: &str,
+) -> Result<String, AppError> {
+    let name = org_name(name)?;
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let before = sqlx::query_scalar!(
         "SELECT name FROM app.organizations WHERE id = $1 FOR UPDATE",
@@ -187,7 +221,7 @@ pub(crate) async fn rename_org(
     audit::record(
         &mut tx,
         state.clock.now(),
-        &meta,
+        meta,
         Entry {
             action: "org.rename",
             target: Some(format!("org:{}", member.org_id)),
@@ -197,7 +231,7 @@ pub(crate) async fn rename_org(
     )
     .await?;
     tx.commit().await?;
-    Ok(axum::Json(json!({ "id": member.org_id, "name": name })))
+    Ok(name)
 }
 
 /// Organization-wide security settings.
@@ -267,11 +301,26 @@ pub(crate) async fn put_settings(
 }
 
 #[utoipa::path(get, path = "/api/v1/org/members", tag = "organizations",
-    responses((status = 200, description = "Members and their roles", body = Object), Refusals))]
+    responses((status = 200, description = "Members and their roles", body = Vec<MemberRow>), Refusals))]
 pub(crate) async fn list_members(
     State(state): State<AuthState>,
     member: Member,
-) -> Result<axum::Json<Value>, AppError> {
+) -> Result<axum::Json<Vec<MemberRow>>, AppError> {
+    Ok(axum::Json(members(&state, &member).await?))
+}
+
+/// A member of the organization.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MemberRow {
+    pub user_id: Uuid,
+    pub email: String,
+    pub role: String,
+    #[serde(serialize_with = "time::serde::rfc3339::serialize")]
+    pub since: time::OffsetDateTime,
+}
+
+/// The organization's members, oldest first.
+pub async fn members(state: &Core, member: &Member) -> Result<Vec<MemberRow>, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let rows = sqlx::query!(
         "SELECT m.user_id, u.email, m.role, m.created_at FROM app.memberships m
@@ -281,11 +330,15 @@ pub(crate) async fn list_members(
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(axum::Json(Value::Array(
-        rows.into_iter()
-            .map(|r| json!({ "user_id": r.user_id, "email": r.email, "role": r.role, "since": ts(r.created_at) }))
-            .collect(),
-    )))
+    Ok(rows
+        .into_iter()
+        .map(|r| MemberRow {
+            user_id: r.user_id,
+            email: r.email,
+            role: r.role,
+            since: r.created_at,
+        })
+        .collect())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -319,12 +372,26 @@ pub(crate) async fn ensure_not_last_admin(
     responses((status = 200, description = "The new role (admins at aal2; never the last admin); audited", body = Object), (status = 409, description = "It would leave the organization without an admin", body = crate::http::openapi::ErrorBody), Missing, Refusals))]
 pub(crate) async fn change_role(
     State(state): State<AuthState>,
-    Require(member, _): Require<perm::ManageOrganization>,
+    admin: Require<perm::ManageOrganization>,
     meta: Meta,
     Path(user_id): Path<Uuid>,
     ApiJson(body): ApiJson<RoleChange>,
 ) -> Result<axum::Json<Value>, AppError> {
-    let role = Role::parse(&body.role).ok_or_else(|| {
+    let role = set_role(&state, &admin, &meta, user_id, &body.role).await?;
+    Ok(axum::Json(
+        json!({ "user_id": user_id, "role": role.as_str() }),
+    ))
+}
+
+/// Gives member `user_id` a new role (admins; never the last admin); audited.
+pub async fn set_role(
+    state: &Core,
+    Require(member, _): &Require<perm::ManageOrganization>,
+    meta: &Meta,
+    user_id: Uuid,
+    role: &str,
+) -> Result<Role, AppError> {
+    let role = Role::parse(role).ok_or_else(|| {
         AppError::BadRequest("role: one of \"admin\", \"manager\", \"user\", \"api\"".into())
     })?;
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
@@ -350,7 +417,7 @@ pub(crate) async fn change_role(
     audit::record(
         &mut tx,
         state.clock.now(),
-        &meta,
+        meta,
         Entry {
             action: "member.role",
             target: Some(format!("user:{user_id}")),
@@ -360,19 +427,28 @@ pub(crate) async fn change_role(
     )
     .await?;
     tx.commit().await?;
-    Ok(axum::Json(
-        json!({ "user_id": user_id, "role": role.as_str() }),
-    ))
+    Ok(role)
 }
 
 #[utoipa::path(delete, path = "/api/v1/org/members/{user_id}", tag = "organizations", params(("user_id" = Uuid, Path, description = "The member's user id")),
     responses((status = 204, description = "Removed (admins at aal2; never the last admin); audited"), (status = 409, description = "It would leave the organization without an admin", body = crate::http::openapi::ErrorBody), Missing, Refusals))]
 pub(crate) async fn remove_member(
     State(state): State<AuthState>,
-    Require(member, _): Require<perm::ManageOrganization>,
+    admin: Require<perm::ManageOrganization>,
     meta: Meta,
     Path(user_id): Path<Uuid>,
 ) -> Result<StatusCode, AppError> {
+    remove(&state, &admin, &meta, user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes member `user_id` (admins; never the last admin); audited.
+pub async fn remove(
+    state: &Core,
+    Require(member, _): &Require<perm::ManageOrganization>,
+    meta: &Meta,
+    user_id: Uuid,
+) -> Result<(), AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let before = sqlx::query_scalar!(
         "SELECT role FROM app.memberships WHERE org_id = $1 AND user_id = $2 FOR UPDATE",
@@ -395,7 +471,7 @@ pub(crate) async fn remove_member(
     audit::record(
         &mut tx,
         state.clock.now(),
-        &meta,
+        meta,
         Entry {
             action: "member.remove",
             target: Some(format!("user:{user_id}")),
@@ -405,27 +481,51 @@ pub(crate) async fn remove_member(
     )
     .await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct AuditQuery {
-    pub(crate) action: Option<String>,
+pub struct AuditQuery {
+    pub action: Option<String>,
     /// Only entries before this sequence number (paging backwards).
-    pub(crate) before_seq: Option<i64>,
-    pub(crate) limit: Option<i64>,
+    pub before_seq: Option<i64>,
+    pub limit: Option<i64>,
 }
 
 /// The trail, newest first, for admins (the database adds the same rule).
 #[utoipa::path(get, path = "/api/v1/org/audit", tag = "organizations", params(AuditQuery),
-    responses((status = 200, description = "The audit trail, newest first (admins)", body = Object), Refusals))]
+    responses((status = 200, description = "The audit trail, newest first (admins)", body = Vec<AuditRow>), Refusals))]
 pub(crate) async fn audit_log(
     State(state): State<AuthState>,
-    Require(member, _): Require<perm::ManageOrganization>,
+    admin: Require<perm::ManageOrganization>,
     Query(q): Query<AuditQuery>,
-) -> Result<axum::Json<Value>, AppError> {
+) -> Result<axum::Json<Vec<AuditRow>>, AppError> {
+    Ok(axum::Json(audit_entries(&state, &admin, &q).await?))
+}
+
+/// One entry of the audit trail.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AuditRow {
+    pub seq: i64,
+    #[serde(serialize_with = "time::serde::rfc3339::serialize")]
+    pub at: time::OffsetDateTime,
+    pub actor_id: Option<Uuid>,
+    pub action: String,
+    pub target: Option<String>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// The trail, newest first (admins; the database adds the same rule).
+pub async fn audit_entries(
+    state: &Core,
+    Require(member, _): &Require<perm::ManageOrganization>,
+    q: &AuditQuery,
+) -> Result<Vec<AuditRow>, AppError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let rows = sqlx::query!(
@@ -434,22 +534,25 @@ pub(crate) async fn audit_log(
            WHERE org_id = $1 AND ($2::text IS NULL OR action = $2) AND ($3::bigint IS NULL OR seq < $3)
            ORDER BY seq DESC LIMIT $4"#,
         member.org_id,
-        q.action,
+        q.action.as_deref(),
         q.before_seq,
         limit
     )
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(axum::Json(Value::Array(
-        rows.into_iter()
-            .map(|r| {
-                json!({
-                    "seq": r.seq, "at": ts(r.at), "actor_id": r.actor_id, "action": r.action,
-                    "target": r.target, "before": r.before, "after": r.after, "ip": r.ip,
-                    "request_id": r.request_id,
-                })
-            })
-            .collect(),
-    )))
+    Ok(rows
+        .into_iter()
+        .map(|r| AuditRow {
+            seq: r.seq,
+            at: r.at,
+            actor_id: r.actor_id,
+            action: r.action,
+            target: r.target,
+            before: r.before,
+            after: r.after,
+            ip: r.ip,
+            request_id: r.request_id,
+        })
+        .collect())
 }

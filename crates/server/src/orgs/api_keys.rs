@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use leadgen_crypto::apikey;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -108,21 +108,52 @@ fn api_scopes() -> Vec<Permission> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct NewKey {
-    pub(crate) name: String,
+pub struct NewKey {
+    pub name: String,
     /// Default: every permission of the API role.
-    pub(crate) scopes: Option<Vec<String>>,
-    pub(crate) expires_in_days: Option<i64>,
+    pub scopes: Option<Vec<String>>,
+    pub expires_in_days: Option<i64>,
 }
 
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "api keys", request_body = NewKey,
-    responses((status = 201, description = "The key, whose secret is shown this once; it expires after 90 days unless rotated", body = Object), Refusals))]
+    responses((status = 201, description = "The key, whose secret is shown this once; it expires after 90 days unless rotated", body = IssuedKey), Refusals))]
 pub(crate) async fn create(
     State(state): State<AuthState>,
-    Require(member, _): Require<perm::ApiKeyGeneration>,
+    admin: Require<perm::ApiKeyGeneration>,
     meta: Meta,
     ApiJson(body): ApiJson<NewKey>,
 ) -> Result<Response, AppError> {
+    let issued = issue(&state, &admin, &meta, &body).await?;
+    Ok((StatusCode::CREATED, axum::Json(issued)).into_response())
+}
+
+/// A key's secret, in the one answer that carries it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IssuedKey {
+    pub id: Uuid,
+    pub name: String,
+    /// The secret: shown this once, stored only as a hash.
+    pub key: String,
+    pub scopes: Vec<&'static str>,
+    pub expires_at: String,
+    /// The key this one replaces (a rotation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<Uuid>,
+    /// When the replaced key stops working (a rotation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_key_expires_at: Option<String>,
+    pub notice: &'static str,
+}
+
+const SHOWN_ONCE: &str = "This is the only time the key is shown. Store it in your secret manager.";
+
+/// Creates a key (admins at aal2); audited. The answer is the only place its secret appears.
+pub async fn issue(
+    state: &Core,
+    Require(member, _): &Require<perm::ApiKeyGeneration>,
+    meta: &Meta,
+    body: &NewKey,
+) -> Result<IssuedKey, AppError> {
     let name = body.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(AppError::BadRequest(
@@ -169,7 +200,7 @@ pub(crate) async fn create(
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let (id, key, expires_at) = insert_key(
         &mut tx,
-        &member,
+        member,
         &name,
         &scopes,
         now,
@@ -179,7 +210,7 @@ pub(crate) async fn create(
     audit::record(
         &mut tx,
         now,
-        &meta,
+        meta,
         Entry {
             action: "api_key.create",
             target: Some(format!("api_key:{id}")),
@@ -189,15 +220,16 @@ pub(crate) async fn create(
     )
     .await?;
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({
-            "id": id, "name": name, "key": key, "scopes": scope_names(&scopes),
-            "expires_at": ts(expires_at),
-            "notice": "This is the only time the key is shown. Store it in your secret manager.",
-        })),
-    )
-        .into_response())
+    Ok(IssuedKey {
+        id,
+        name,
+        key,
+        scopes: scope_names(&scopes),
+        expires_at: ts(expires_at),
+        replaces: None,
+        old_key_expires_at: None,
+        notice: SHOWN_ONCE,
+    })
 }
 
 fn scope_names(scopes: &[Permission]) -> Vec<&'static str> {
@@ -234,11 +266,42 @@ pub(crate) async fn insert_key(
 }
 
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "api keys",
-    responses((status = 200, description = "The organization's keys (never their secrets)", body = Object), Refusals))]
+    responses((status = 200, description = "The organization's keys (never their secrets)", body = Vec<KeyRow>), Refusals))]
 pub(crate) async fn list(
     State(state): State<AuthState>,
-    Require(member, _): Require<perm::ApiKeyGeneration>,
-) -> Result<axum::Json<Value>, AppError> {
+    admin: Require<perm::ApiKeyGeneration>,
+) -> Result<axum::Json<Vec<KeyRow>>, AppError> {
+    Ok(axum::Json(all(&state, &admin).await?))
+}
+
+/// An API key as its organization's admins see it (never its secret).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct KeyRow {
+    pub id: Uuid,
+    pub name: String,
+    /// The key's first characters, to recognise it.
+    pub prefix: String,
+    pub scopes: Vec<String>,
+    pub created_by: Option<Uuid>,
+    #[serde(serialize_with = "time::serde::rfc3339::serialize")]
+    pub created_at: time::OffsetDateTime,
+    #[serde(serialize_with = "time::serde::rfc3339::serialize")]
+    pub expires_at: time::OffsetDateTime,
+    #[serde(serialize_with = "time::serde::rfc3339::option::serialize")]
+    pub revoked_at: Option<time::OffsetDateTime>,
+    #[serde(serialize_with = "time::serde::rfc3339::option::serialize")]
+    pub last_used_at: Option<time::OffsetDateTime>,
+    pub last_used_ip: Option<String>,
+    pub replaced_by: Option<Uuid>,
+    /// `active`, `expired` or `revoked`.
+    pub status: &'static str,
+}
+
+/// The organization's keys, oldest first (admins).
+pub async fn all(
+    state: &Core,
+    Require(member, _): &Require<perm::ApiKeyGeneration>,
+) -> Result<Vec<KeyRow>, AppError> {
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let rows = sqlx::query!(
@@ -250,36 +313,53 @@ pub(crate) async fn list(
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(axum::Json(Value::Array(
-        rows.into_iter()
-            .map(|r| {
-                let status = if r.revoked_at.is_some() {
-                    "revoked"
-                } else if r.expires_at <= now {
-                    "expired"
-                } else {
-                    "active"
-                };
-                json!({
-                    "id": r.id, "name": r.name, "prefix": r.display, "scopes": r.scopes,
-                    "created_by": r.created_by, "created_at": ts(r.created_at),
-                    "expires_at": ts(r.expires_at), "revoked_at": r.revoked_at.map(ts),
-                    "last_used_at": r.last_used_at.map(ts), "last_used_ip": r.last_used_ip,
-                    "replaced_by": r.replaced_by, "status": status,
-                })
-            })
-            .collect(),
-    )))
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let status = if r.revoked_at.is_some() {
+                "revoked"
+            } else if r.expires_at <= now {
+                "expired"
+            } else {
+                "active"
+            };
+            KeyRow {
+                id: r.id,
+                name: r.name,
+                prefix: r.display,
+                scopes: r.scopes,
+                created_by: r.created_by,
+                created_at: r.created_at,
+                expires_at: r.expires_at,
+                revoked_at: r.revoked_at,
+                last_used_at: r.last_used_at,
+                last_used_ip: r.last_used_ip,
+                replaced_by: r.replaced_by,
+                status,
+            }
+        })
+        .collect())
 }
 
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api keys", params(("id" = Uuid, Path, description = "The API key")),
     responses((status = 204, description = "Revoked at once; audited"), Missing, Refusals))]
 pub(crate) async fn revoke(
     State(state): State<AuthState>,
-    Require(member, _): Require<perm::ApiKeyGeneration>,
+    admin: Require<perm::ApiKeyGeneration>,
     meta: Meta,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, AppError> {
+    withdraw(&state, &admin, &meta, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes key `id` at once (admins at aal2); audited.
+pub async fn withdraw(
+    state: &Core,
+    Require(member, _): &Require<perm::ApiKeyGeneration>,
+    meta: &Meta,
+    id: Uuid,
+) -> Result<(), AppError> {
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let name = sqlx::query_scalar!(
@@ -293,7 +373,7 @@ pub(crate) async fn revoke(
     audit::record(
         &mut tx,
         now,
-        &meta,
+        meta,
         Entry {
             action: "api_key.revoke",
             target: Some(format!("api_key:{id}")),
@@ -303,19 +383,30 @@ pub(crate) async fn revoke(
     )
     .await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Issues a successor with the same name and scopes; the old key keeps working for the overlap
 /// window (default 7 days), then stops everywhere.
 #[utoipa::path(post, path = "/api/v1/api-keys/{id}/rotate", tag = "api keys", params(("id" = Uuid, Path, description = "The API key")),
-    responses((status = 200, description = "A new secret for the key; the old one keeps working for the overlap window", body = Object), Missing, Refusals))]
+    responses((status = 201, description = "A new secret for the key; the old one keeps working for the overlap window", body = IssuedKey), Missing, Refusals))]
 pub(crate) async fn rotate(
     State(state): State<AuthState>,
-    Require(member, _): Require<perm::ApiKeyGeneration>,
+    admin: Require<perm::ApiKeyGeneration>,
     meta: Meta,
     Path(id): Path<Uuid>,
 ) -> Result<Response, AppError> {
+    let issued = succeed(&state, &admin, &meta, id).await?;
+    Ok((StatusCode::CREATED, axum::Json(issued)).into_response())
+}
+
+/// Issues a successor to key `id` (admins at aal2); the old key works for the overlap window.
+pub async fn succeed(
+    state: &Core,
+    Require(member, _): &Require<perm::ApiKeyGeneration>,
+    meta: &Meta,
+    id: Uuid,
+) -> Result<IssuedKey, AppError> {
     let now = state.clock.now();
     let cfg = &state.config.api_keys;
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
@@ -338,7 +429,7 @@ pub(crate) async fn rotate(
         .collect();
     let (new_id, key, expires_at) = insert_key(
         &mut tx,
-        &member,
+        member,
         &old.name,
         &scopes,
         now,
@@ -359,7 +450,7 @@ pub(crate) async fn rotate(
     audit::record(
         &mut tx,
         now,
-        &meta,
+        meta,
         Entry {
             action: "api_key.rotate",
             target: Some(format!("api_key:{id}")),
@@ -369,15 +460,16 @@ pub(crate) async fn rotate(
     )
     .await?;
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({
-            "id": new_id, "name": old.name, "key": key, "scopes": scope_names(&scopes),
-            "expires_at": ts(expires_at), "replaces": id, "old_key_expires_at": ts(old_until),
-            "notice": "This is the only time the key is shown. Store it in your secret manager.",
-        })),
-    )
-        .into_response())
+    Ok(IssuedKey {
+        id: new_id,
+        name: old.name,
+        key,
+        scopes: scope_names(&scopes),
+        expires_at: ts(expires_at),
+        replaces: Some(id),
+        old_key_expires_at: Some(ts(old_until)),
+        notice: SHOWN_ONCE,
+    })
 }
 
 /// In-app notifications for the member (admins also see admin notices).

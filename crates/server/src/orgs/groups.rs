@@ -5,8 +5,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use uuid::Uuid;
 
 use super::permissions::{Member, Require, perm};
@@ -15,6 +15,7 @@ use crate::auth::AuthState;
 use crate::db::TenantTx;
 use crate::http::error::{ApiJson, AppError};
 use crate::http::openapi::{Missing, Refusals};
+use crate::state::Core;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -26,11 +27,24 @@ pub fn routes() -> OpenApiRouter<AuthState> {
 }
 
 #[utoipa::path(get, path = "/api/v1/org/groups", tag = "organizations",
-    responses((status = 200, description = "ACL groups and their members", body = Object), Refusals))]
+    responses((status = 200, description = "ACL groups and their members", body = Vec<Group>), Refusals))]
 pub(crate) async fn list(
     State(state): State<AuthState>,
     member: Member,
-) -> Result<Response, AppError> {
+) -> Result<axum::Json<Vec<Group>>, AppError> {
+    Ok(axum::Json(all(&state, &member).await?))
+}
+
+/// An ACL group and its members' user ids.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Group {
+    pub id: Uuid,
+    pub name: String,
+    pub members: Vec<Uuid>,
+}
+
+/// The organization's groups, by name.
+pub async fn all(state: &Core, member: &Member) -> Result<Vec<Group>, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let rows = sqlx::query!(
         r#"SELECT g.id, g.name,
@@ -42,12 +56,14 @@ pub(crate) async fn list(
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(axum::Json(Value::Array(
-        rows.into_iter()
-            .map(|r| json!({ "id": r.id, "name": r.name, "members": r.members }))
-            .collect(),
-    ))
-    .into_response())
+    Ok(rows
+        .into_iter()
+        .map(|r| Group {
+            id: r.id,
+            name: r.name,
+            members: r.members,
+        })
+        .collect())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -60,11 +76,22 @@ pub(crate) struct NewGroup {
     responses((status = 201, description = "The group (admins at aal2); audited", body = Object), Refusals))]
 pub(crate) async fn create(
     State(state): State<AuthState>,
-    Require(member, _): Require<perm::ManageOrganization>,
+    admin: Require<perm::ManageOrganization>,
     meta: Meta,
     ApiJson(body): ApiJson<NewGroup>,
 ) -> Result<Response, AppError> {
-    let name = body.name.trim();
+    let group = new_group(&state, &admin, &meta, &body.name).await?;
+    Ok((StatusCode::CREATED, axum::Json(group)).into_response())
+}
+
+/// Creates group `name` (admins at aal2); audited.
+pub async fn new_group(
+    state: &Core,
+    Require(member, _): &Require<perm::ManageOrganization>,
+    meta: &Meta,
+    name: &str,
+) -> Result<Group, AppError> {
+    let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(AppError::BadRequest(
             "name: 1 to 100 characters, no control characters".into(),
@@ -88,7 +115,7 @@ pub(crate) async fn create(
     audit::record(
         &mut tx,
         state.clock.now(),
-        &meta,
+        meta,
         Entry {
             action: "group.create",
             target: Some(format!("group:{id}")),
@@ -98,11 +125,11 @@ pub(crate) async fn create(
     )
     .await?;
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({ "id": id, "name": name, "members": [] })),
-    )
-        .into_response())
+    Ok(Group {
+        id,
+        name: name.to_string(),
+        members: Vec::new(),
+    })
 }
 
 /// A group still named by an ACL cannot go: the leads it guards would fall back to admins only
@@ -111,10 +138,21 @@ pub(crate) async fn create(
     responses((status = 204, description = "Removed (admins at aal2); audited"), Missing, Refusals))]
 pub(crate) async fn remove(
     State(state): State<AuthState>,
-    Require(member, _): Require<perm::ManageOrganization>,
+    admin: Require<perm::ManageOrganization>,
     Path(id): Path<Uuid>,
     meta: Meta,
 ) -> Result<StatusCode, AppError> {
+    delete(&state, &admin, &meta, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes group `id` (admins at aal2) unless an ACL still names it; audited.
+pub async fn delete(
+    state: &Core,
+    Require(member, _): &Require<perm::ManageOrganization>,
+    meta: &Meta,
+    id: Uuid,
+) -> Result<(), AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let name = sqlx::query_scalar!(
         "SELECT name FROM app.acl_groups WHERE id = $1 AND org_id = $2 FOR UPDATE",
@@ -143,7 +181,7 @@ pub(crate) async fn remove(
     audit::record(
         &mut tx,
         state.clock.now(),
-        &meta,
+        meta,
         Entry {
             action: "group.delete",
             target: Some(format!("group:{id}")),
@@ -153,17 +191,18 @@ pub(crate) async fn remove(
     )
     .await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
-async fn member_change(
-    state: &AuthState,
-    member: &Member,
+/// Adds member `user` to `group`, or removes them (admins at aal2); audited when it changes.
+pub async fn member_change(
+    state: &Core,
+    Require(member, _): &Require<perm::ManageOrganization>,
     meta: &Meta,
     group: Uuid,
     user: Uuid,
     add: bool,
-) -> Result<StatusCode, AppError> {
+) -> Result<(), AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let exists = sqlx::query_scalar!(
         r#"SELECT (EXISTS (SELECT 1 FROM app.acl_groups WHERE id = $1 AND org_id = $3)
@@ -216,27 +255,29 @@ async fn member_change(
         .await?;
     }
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 #[utoipa::path(put, path = "/api/v1/org/groups/{id}/members/{user_id}", tag = "organizations", params(("id" = Uuid, Path, description = "The group"), ("user_id" = Uuid, Path, description = "The member")),
     responses((status = 204, description = "Added (admins at aal2); audited"), Missing, Refusals))]
 pub(crate) async fn add_member(
     State(state): State<AuthState>,
-    Require(member, _): Require<perm::ManageOrganization>,
+    admin: Require<perm::ManageOrganization>,
     Path((group, user)): Path<(Uuid, Uuid)>,
     meta: Meta,
 ) -> Result<StatusCode, AppError> {
-    member_change(&state, &member, &meta, group, user, true).await
+    member_change(&state, &admin, &meta, group, user, true).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(delete, path = "/api/v1/org/groups/{id}/members/{user_id}", tag = "organizations", params(("id" = Uuid, Path, description = "The group"), ("user_id" = Uuid, Path, description = "The member")),
     responses((status = 204, description = "Removed (admins at aal2); audited"), Missing, Refusals))]
 pub(crate) async fn remove_member(
     State(state): State<AuthState>,
-    Require(member, _): Require<perm::ManageOrganization>,
+    admin: Require<perm::ManageOrganization>,
     Path((group, user)): Path<(Uuid, Uuid)>,
     meta: Meta,
 ) -> Result<StatusCode, AppError> {
-    member_change(&state, &member, &meta, group, user, false).await
+    member_change(&state, &admin, &meta, group, user, false).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

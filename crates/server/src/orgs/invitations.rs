@@ -4,7 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -16,8 +16,8 @@ use crate::auth::{AuthUser, EmailAddress};
 use crate::db::{Aal, Role, TenantContext, TenantTx, UserTx};
 use crate::http::error::{ApiJson, AppError};
 use crate::http::openapi::{Missing, Refusals};
-use crate::http::ts;
 use crate::mail::Mail;
+use crate::state::Core;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -33,19 +33,49 @@ pub fn routes() -> OpenApiRouter<AuthState> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Invite {
-    pub(crate) email: String,
-    pub(crate) role: String,
+pub struct Invite {
+    pub email: String,
+    pub role: String,
 }
 
 #[utoipa::path(post, path = "/api/v1/org/invitations", tag = "organizations", request_body = Invite,
-    responses((status = 201, description = "The invitation, mailed with a single-use link (admins)", body = Object), Refusals))]
+    responses((status = 201, description = "The invitation, mailed with a single-use link (admins)", body = Invitation), Refusals))]
 pub(crate) async fn invite(
     State(state): State<AuthState>,
-    Require(member, _): Require<perm::ManageOrganization>,
+    admin: Require<perm::ManageOrganization>,
     meta: Meta,
     ApiJson(body): ApiJson<Invite>,
 ) -> Result<Response, AppError> {
+    let sent = send(&state, &admin, &meta, &body).await?;
+    Ok((StatusCode::CREATED, axum::Json(sent)).into_response())
+}
+
+/// An invitation as the organization's admins see it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Invitation {
+    pub id: Uuid,
+    pub email: String,
+    pub role: String,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "time::serde::rfc3339::option::serialize"
+    )]
+    pub created_at: Option<time::OffsetDateTime>,
+    #[serde(serialize_with = "time::serde::rfc3339::serialize")]
+    pub expires_at: time::OffsetDateTime,
+    /// `pending`, `accepted`, `revoked` or `expired`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
+}
+
+/// Invites `body.email` with `body.role` (admins): stored, audited and mailed with a single-use
+/// token.
+pub async fn send(
+    state: &Core,
+    Require(member, _): &Require<perm::ManageOrganization>,
+    meta: &Meta,
+    body: &Invite,
+) -> Result<Invitation, AppError> {
     let email = EmailAddress::parse(&body.email)
         .map_err(|_| AppError::BadRequest("email: not a valid email address".into()))?;
     let role = Role::parse(&body.role).ok_or_else(|| {
@@ -79,7 +109,7 @@ pub(crate) async fn invite(
     audit::record(
         &mut tx,
         now,
-        &meta,
+        meta,
         Entry {
             action: "invitation.create",
             target: Some(format!("invitation:{id}")),
@@ -108,19 +138,30 @@ pub(crate) async fn invite(
         .await
         .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({ "id": id, "email": email.as_str(), "role": role.as_str(), "expires_at": ts(expires_at) })),
-    )
-        .into_response())
+    Ok(Invitation {
+        id,
+        email: email.as_str().into(),
+        role: role.as_str().into(),
+        created_at: None,
+        expires_at,
+        status: None,
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/org/invitations", tag = "organizations",
-    responses((status = 200, description = "Pending invitations", body = Object), Refusals))]
+    responses((status = 200, description = "The organization's invitations, newest first", body = Vec<Invitation>), Refusals))]
 pub(crate) async fn list(
     State(state): State<AuthState>,
-    Require(member, _): Require<perm::ManageOrganization>,
-) -> Result<axum::Json<Value>, AppError> {
+    admin: Require<perm::ManageOrganization>,
+) -> Result<axum::Json<Vec<Invitation>>, AppError> {
+    Ok(axum::Json(all(&state, &admin).await?))
+}
+
+/// The organization's invitations, newest first (admins).
+pub async fn all(
+    state: &Core,
+    Require(member, _): &Require<perm::ManageOrganization>,
+) -> Result<Vec<Invitation>, AppError> {
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let rows = sqlx::query!(
@@ -131,33 +172,49 @@ pub(crate) async fn list(
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(axum::Json(Value::Array(
-        rows.into_iter()
-            .map(|r| {
-                let status = if r.accepted_at.is_some() {
-                    "accepted"
-                } else if r.revoked_at.is_some() {
-                    "revoked"
-                } else if r.expires_at <= now {
-                    "expired"
-                } else {
-                    "pending"
-                };
-                json!({ "id": r.id, "email": r.email, "role": r.role, "created_at": ts(r.created_at),
-                        "expires_at": ts(r.expires_at), "status": status })
-            })
-            .collect(),
-    )))
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let status = if r.accepted_at.is_some() {
+                "accepted"
+            } else if r.revoked_at.is_some() {
+                "revoked"
+            } else if r.expires_at <= now {
+                "expired"
+            } else {
+                "pending"
+            };
+            Invitation {
+                id: r.id,
+                email: r.email,
+                role: r.role,
+                created_at: Some(r.created_at),
+                expires_at: r.expires_at,
+                status: Some(status),
+            }
+        })
+        .collect())
 }
 
 #[utoipa::path(delete, path = "/api/v1/org/invitations/{id}", tag = "organizations", params(("id" = Uuid, Path, description = "The invitation")),
     responses((status = 204, description = "Revoked"), Missing, Refusals))]
 pub(crate) async fn revoke(
     State(state): State<AuthState>,
-    Require(member, _): Require<perm::ManageOrganization>,
+    admin: Require<perm::ManageOrganization>,
     meta: Meta,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, AppError> {
+    withdraw(&state, &admin, &meta, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes pending invitation `id` (admins); audited.
+pub async fn withdraw(
+    state: &Core,
+    Require(member, _): &Require<perm::ManageOrganization>,
+    meta: &Meta,
+    id: Uuid,
+) -> Result<(), AppError> {
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let email = sqlx::query_scalar!(
@@ -172,7 +229,7 @@ pub(crate) async fn revoke(
     audit::record(
         &mut tx,
         now,
-        &meta,
+        meta,
         Entry {
             action: "invitation.revoke",
             target: Some(format!("invitation:{id}")),
@@ -182,7 +239,7 @@ pub(crate) async fn revoke(
     )
     .await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -1,6 +1,7 @@
-//! The organization page (`/org`): name, members and roles, invitations, API keys (a new key is
-//! shown once, in the response to the form that made it) and the audit log. Forms post with a
-//! CSRF token and go through the same handlers, extractor rules and audit as `/api/v1`.
+//! The organization page (`/org`): name, members and roles, invitations, ACL groups, API keys (a
+//! new key is shown once, in the response to the form that made it) and the audit log; and the
+//! organization switcher every page's shell posts to. Forms post with a CSRF token and call the
+//! same service functions, permission rules and audit as `/api/v1`.
 
 use std::marker::PhantomData;
 
@@ -11,17 +12,17 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::Value;
 use uuid::Uuid;
 
-use super::permissions::{Member, Permission, Require, check};
-use super::{api, api_keys, invitations};
+use super::permissions::{Member, Permission, PermissionMarker, Require, check, perm};
+use super::{api, api_keys, groups, invitations};
 use crate::audit::Meta;
 use crate::auth::{AuthState, AuthUser, BrowserUser};
-use crate::http::error::{ApiJson, AppError};
+use crate::http::error::AppError;
 use crate::web::assets::{self, Assets};
 use crate::web::cookies::{ACCESS_COOKIE, set_cookie, with_cookies};
-use crate::web::{CsrfForm, SignedIn, csrf, render};
+use crate::web::shell::{Section, Shell};
+use crate::web::{CsrfForm, SignedIn, When, csrf, render};
 
 pub fn routes() -> Router<AuthState> {
     Router::new()
@@ -44,23 +45,44 @@ pub fn routes() -> Router<AuthState> {
         .route("/org/api-keys/{id}/revoke", post(revoke_key))
 }
 
-struct Row {
-    cells: Vec<String>,
-    id: String,
+struct MemberLine {
+    user_id: Uuid,
+    email: String,
+    role: String,
+    since: When,
 }
 
-struct GroupRow {
-    id: String,
+struct InvitationLine {
+    id: Uuid,
+    email: String,
+    role: String,
+    status: &'static str,
+    expires: When,
+}
+
+struct GroupLine {
+    id: Uuid,
     name: String,
     /// (user id, email)
-    members: Vec<(String, String)>,
+    members: Vec<(Uuid, String)>,
 }
 
-struct OrgChoice {
-    id: String,
+struct KeyLine {
+    id: Uuid,
     name: String,
-    role: String,
-    current: bool,
+    prefix: String,
+    status: &'static str,
+    expires: When,
+    last_used: Option<When>,
+}
+
+struct AuditLine {
+    seq: i64,
+    at: When,
+    action: String,
+    target: String,
+    actor: String,
+    ip: String,
 }
 
 #[derive(Template)]
@@ -68,47 +90,28 @@ struct OrgChoice {
 struct OrgPage<'a> {
     assets: &'a Assets,
     version: &'static str,
+    shell: Shell,
     csrf: String,
     notice: Option<String>,
     error: Option<String>,
-    orgs: Vec<OrgChoice>,
     has_org: bool,
     org_name: String,
     role: String,
     admin: bool,
     /// An admin whose session lacks a second factor sees why admin sections are closed.
     admin_needs_mfa: bool,
-    members: Vec<Row>,
-    invitations: Vec<Row>,
-    keys: Vec<Row>,
-    audit: Vec<Row>,
-    groups: Vec<GroupRow>,
+    members: Vec<MemberLine>,
+    invitations: Vec<InvitationLine>,
+    keys: Vec<KeyLine>,
+    audit: Vec<AuditLine>,
+    groups: Vec<GroupLine>,
     new_key: Option<String>,
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn rows(list: &Value, id: &str, fields: &[&str]) -> Vec<Row> {
-    list.as_array()
-        .map(|a| {
-            a.iter()
-                .map(|r| Row {
-                    id: text(&r[id]),
-                    cells: fields.iter().map(|f| text(&r[*f])).collect(),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn require<P>(member: &Member, p: Permission) -> Option<Require<P>> {
-    check(member, p)
+/// `member`'s permission `P` as a proof for the service functions, when the role (and the
+/// session's assurance level) hold it.
+fn allowed<P: PermissionMarker>(member: &Member) -> Option<Require<P>> {
+    check(member, P::PERMISSION)
         .ok()
         .map(|()| Require(member.clone(), PhantomData))
 }
@@ -120,32 +123,15 @@ async fn render_page(
     notice: Option<String>,
     error: Option<String>,
     new_key: Option<String>,
-) -> Response {
+) -> Result<Response, AppError> {
     let token = csrf(state, headers);
-    let orgs = match api::list_orgs(State(state.clone()), who.clone()).await {
-        Ok(axum::Json(v)) => v,
-        Err(e) => return e.into_response(),
-    };
-    let orgs: Vec<OrgChoice> = orgs
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|o| OrgChoice {
-                    id: text(&o["id"]),
-                    name: text(&o["name"]),
-                    role: text(&o["role"]),
-                    current: o["current"] == true,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let shell = crate::auth::shell(state, who, Section::Organization, &token.token).await?;
     let mut page = OrgPage {
         assets: assets::get(),
         version: state.version,
         csrf: token.token.clone(),
         notice,
         error,
-        orgs,
         has_org: false,
         org_name: String::new(),
         role: String::new(),
@@ -157,80 +143,87 @@ async fn render_page(
         audit: Vec::new(),
         groups: Vec::new(),
         new_key,
+        shell,
     };
-    if let Ok(member) = Member::from_user(who) {
-        page.has_org = true;
-        page.role = member.role.as_str().into();
-        if let Ok(axum::Json(org)) = api::current_org(State(state.clone()), member.clone()).await {
-            page.org_name = text(&org["name"]);
-        }
-        if let Ok(axum::Json(m)) = api::list_members(State(state.clone()), member.clone()).await {
-            page.members = rows(&m, "user_id", &["email", "role", "since"]);
-        }
-        if let Ok(v) = super::groups::list(State(state.clone()), member.clone()).await
-            && let Ok(v) = axum::body::to_bytes(v.into_body(), 1 << 20).await
-            && let Ok(Value::Array(list)) = serde_json::from_slice::<Value>(&v)
-        {
-            let email_of = |id: &str| {
-                page.members
-                    .iter()
-                    .find(|m| m.id == id)
-                    .map_or_else(|| id.to_string(), |m| m.cells[0].clone())
-            };
-            page.groups = list
-                .iter()
-                .map(|g| GroupRow {
-                    id: text(&g["id"]),
-                    name: text(&g["name"]),
-                    members: g["members"]
-                        .as_array()
-                        .map(|m| {
-                            m.iter()
-                                .map(|u| {
-                                    let id = text(u);
-                                    let email = email_of(&id);
-                                    (id, email)
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                })
-                .collect();
-        }
-        page.admin_needs_mfa = member.role == crate::db::Role::Admin
-            && check(&member, Permission::ManageOrganization).is_err();
-        if let Some(r) = require(&member, Permission::ManageOrganization) {
-            page.admin = true;
-            if let Ok(axum::Json(v)) = invitations::list(State(state.clone()), r).await {
-                page.invitations = rows(&v, "id", &["email", "role", "status", "expires_at"]);
-            }
-            let r = require(&member, Permission::ManageOrganization);
-            if let Some(r) = r
-                && let Ok(axum::Json(v)) = api::audit_log(
-                    State(state.clone()),
-                    r,
-                    Query(api::AuditQuery {
-                        action: None,
-                        before_seq: None,
-                        limit: Some(50),
-                    }),
-                )
-                .await
-            {
-                page.audit = rows(&v, "seq", &["at", "action", "target", "actor_id", "ip"]);
-            }
-        }
-        if let Some(r) = require(&member, Permission::ApiKeyGeneration)
-            && let Ok(axum::Json(v)) = api_keys::list(State(state.clone()), r).await
-        {
-            page.keys = rows(
-                &v,
-                "id",
-                &["name", "prefix", "status", "expires_at", "last_used_at"],
-            );
-        }
+    let Ok(member) = Member::from_user(who) else {
+        return Ok(render(&page, StatusCode::OK, &token));
+    };
+    page.has_org = true;
+    page.role = member.role.as_str().into();
+    page.org_name = api::current(state, &member).await?.name;
+    page.members = api::members(state, &member)
+        .await?
+        .into_iter()
+        .map(|m| MemberLine {
+            since: page.shell.when(m.since),
+            user_id: m.user_id,
+            email: m.email,
+            role: m.role,
+        })
+        .collect();
+    let email_of = |id: Uuid| {
+        page.members
+            .iter()
+            .find(|m| m.user_id == id)
+            .map_or_else(|| id.to_string(), |m| m.email.clone())
+    };
+    page.groups = groups::all(state, &member)
+        .await?
+        .into_iter()
+        .map(|g| GroupLine {
+            members: g.members.iter().map(|u| (*u, email_of(*u))).collect(),
+            id: g.id,
+            name: g.name,
+        })
+        .collect();
+    page.admin_needs_mfa = member.role == crate::db::Role::Admin
+        && check(&member, Permission::ManageOrganization).is_err();
+    if let Some(admin) = allowed::<perm::ManageOrganization>(&member) {
+        page.admin = true;
+        page.invitations = invitations::all(state, &admin)
+            .await?
+            .into_iter()
+            .map(|i| InvitationLine {
+                expires: page.shell.when(i.expires_at),
+                status: i.status.unwrap_or("pending"),
+                id: i.id,
+                email: i.email,
+                role: i.role,
+            })
+            .collect();
+        let recent = api::AuditQuery {
+            action: None,
+            before_seq: None,
+            limit: Some(50),
+        };
+        page.audit = api::audit_entries(state, &admin, &recent)
+            .await?
+            .into_iter()
+            .map(|a| AuditLine {
+                at: page.shell.when(a.at),
+                seq: a.seq,
+                action: a.action,
+                target: a.target.unwrap_or_default(),
+                actor: a.actor_id.map(email_of).unwrap_or_default(),
+                ip: a.ip.unwrap_or_default(),
+            })
+            .collect();
     }
-    render(&page, StatusCode::OK, &token)
+    if let Some(keys) = allowed::<perm::ApiKeyGeneration>(&member) {
+        page.keys = api_keys::all(state, &keys)
+            .await?
+            .into_iter()
+            .map(|k| KeyLine {
+                expires: page.shell.when(k.expires_at),
+                last_used: k.last_used_at.map(|t| page.shell.when(t)),
+                id: k.id,
+                name: k.name,
+                prefix: k.prefix,
+                status: k.status,
+            })
+            .collect();
+    }
+    Ok(render(&page, StatusCode::OK, &token))
 }
 
 #[derive(Deserialize)]
@@ -243,7 +236,7 @@ async fn page(
     headers: HeaderMap,
     SignedIn(who): BrowserUser,
     Query(q): Query<PageQuery>,
-) -> Response {
+) -> Result<Response, AppError> {
     let notice = q.done.map(|d| {
         match d.as_str() {
             "created" => "Organization created; you are its admin.",
@@ -268,32 +261,25 @@ async fn outcome(
     who: &AuthUser,
     result: Result<(), AppError>,
     done: &str,
-) -> Response {
+) -> Result<Response, AppError> {
     match result {
-        Ok(()) => Redirect::to(&format!("/org?done={done}")).into_response(),
+        Ok(()) => Ok(Redirect::to(&format!("/org?done={done}")).into_response()),
         Err(e) => {
-            let message = match &e {
-                AppError::Database(_) | AppError::Internal(_) => {
-                    tracing::error!(error = ?e, "organization page action failed");
-                    "internal error".to_string()
-                }
-                other => other.to_string(),
-            };
-            let mut res = render_page(state, headers, who, None, Some(message), None).await;
-            *res.status_mut() = e.status();
-            res
+            let status = e.status();
+            if status.is_server_error() {
+                return Err(e);
+            }
+            let mut res =
+                render_page(state, headers, who, None, Some(e.public_message()), None).await?;
+            *res.status_mut() = status;
+            Ok(res)
         }
     }
 }
 
-fn member_of(who: &AuthUser) -> Result<Member, AppError> {
-    Member::from_user(who)
-}
-
-fn required<P: super::permissions::PermissionMarker>(
-    who: &AuthUser,
-) -> Result<Require<P>, AppError> {
-    let m = member_of(who)?;
+/// The member `who` is, holding permission `P` (403 with its code otherwise).
+fn required<P: PermissionMarker>(who: &AuthUser) -> Result<Require<P>, AppError> {
+    let m = Member::from_user(who)?;
     check(&m, P::PERMISSION)?;
     Ok(Require(m, PhantomData))
 }
@@ -309,35 +295,18 @@ async fn create(
     meta: Meta,
     SignedIn(who): BrowserUser,
     CsrfForm(form): CsrfForm<NameForm>,
-) -> Response {
-    let created = api::create_org(
-        State(state.clone()),
-        who.clone(),
-        meta,
-        ApiJson(api::NewOrg { name: form.name }),
-    )
-    .await;
-    let id = match created {
-        Ok(res) => {
-            let body = axum::body::to_bytes(res.into_body(), 64 * 1024)
-                .await
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
-            body.and_then(|v| v["id"].as_str().and_then(|s| s.parse::<Uuid>().ok()))
-        }
-        Err(e) => return outcome(&state, &headers, &who, Err(e), "").await,
-    };
-    match id {
-        Some(id) => switch_to(&state, &who, id, "created").await,
-        None => Redirect::to("/org").into_response(),
+) -> Result<Response, AppError> {
+    match api::new_org(&state, &who, &meta, &form.name).await {
+        Ok(org) => Ok(switch_to(&state, &who, org.id, "/org?done=created").await),
+        Err(e) => outcome(&state, &headers, &who, Err(e), "").await,
     }
 }
 
-/// Moves the browser's session to `org` and hands it the new access cookie.
-async fn switch_to(state: &AuthState, who: &AuthUser, org: Uuid, done: &str) -> Response {
+/// Moves the browser's session to `org`, hands it the new access cookie and goes to `to`.
+async fn switch_to(state: &AuthState, who: &AuthUser, org: Uuid, to: &str) -> Response {
     match crate::auth::service::switch_org(state, who, org).await {
         Ok(Some(s)) => with_cookies(
-            Redirect::to(&format!("/org?done={done}")).into_response(),
+            Redirect::to(to).into_response(),
             set_cookie(ACCESS_COOKIE, &s.access_token, s.expires_in)
                 .into_iter()
                 .collect(),
@@ -350,6 +319,9 @@ async fn switch_to(state: &AuthState, who: &AuthUser, org: Uuid, done: &str) -> 
 #[derive(Deserialize)]
 struct SwitchForm {
     org_id: Uuid,
+    /// The section the switcher was used on, to return to it (only a section of the shell).
+    #[serde(default)]
+    back: Option<String>,
 }
 
 async fn switch(
@@ -357,7 +329,12 @@ async fn switch(
     SignedIn(who): BrowserUser,
     CsrfForm(form): CsrfForm<SwitchForm>,
 ) -> Response {
-    switch_to(&state, &who, form.org_id, "switched").await
+    let to = form
+        .back
+        .as_deref()
+        .and_then(|b| Section::ALL.into_iter().find(|s| s.href() == b))
+        .map_or("/org?done=switched", Section::href);
+    switch_to(&state, &who, form.org_id, to).await
 }
 
 async fn rename(
@@ -366,16 +343,10 @@ async fn rename(
     meta: Meta,
     SignedIn(who): BrowserUser,
     CsrfForm(form): CsrfForm<NameForm>,
-) -> Response {
+) -> Result<Response, AppError> {
     let result = async {
-        api::rename_org(
-            State(state.clone()),
-            required(&who)?,
-            meta,
-            ApiJson(api::NewOrg { name: form.name }),
-        )
-        .await
-        .map(|_| ())
+        api::rename(&state, &required(&who)?, &meta, &form.name).await?;
+        Ok(())
     }
     .await;
     outcome(&state, &headers, &who, result, "renamed").await
@@ -393,17 +364,10 @@ async fn change_role(
     SignedIn(who): BrowserUser,
     Path(user_id): Path<Uuid>,
     CsrfForm(form): CsrfForm<RoleForm>,
-) -> Response {
+) -> Result<Response, AppError> {
     let result = async {
-        api::change_role(
-            State(state.clone()),
-            required(&who)?,
-            meta,
-            Path(user_id),
-            ApiJson(api::RoleChange { role: form.role }),
-        )
-        .await
-        .map(|_| ())
+        api::set_role(&state, &required(&who)?, &meta, user_id, &form.role).await?;
+        Ok(())
     }
     .await;
     outcome(&state, &headers, &who, result, "role").await
@@ -419,13 +383,8 @@ async fn remove_member(
     SignedIn(who): BrowserUser,
     Path(user_id): Path<Uuid>,
     CsrfForm(_): CsrfForm<Empty>,
-) -> Response {
-    let result = async {
-        api::remove_member(State(state.clone()), required(&who)?, meta, Path(user_id))
-            .await
-            .map(|_| ())
-    }
-    .await;
+) -> Result<Response, AppError> {
+    let result = async { api::remove(&state, &required(&who)?, &meta, user_id).await }.await;
     outcome(&state, &headers, &who, result, "removed").await
 }
 
@@ -441,19 +400,14 @@ async fn invite(
     meta: Meta,
     SignedIn(who): BrowserUser,
     CsrfForm(form): CsrfForm<InviteForm>,
-) -> Response {
+) -> Result<Response, AppError> {
     let result = async {
-        invitations::invite(
-            State(state.clone()),
-            required(&who)?,
-            meta,
-            ApiJson(invitations::Invite {
-                email: form.email,
-                role: form.role,
-            }),
-        )
-        .await
-        .map(|_| ())
+        let body = invitations::Invite {
+            email: form.email,
+            role: form.role,
+        };
+        invitations::send(&state, &required(&who)?, &meta, &body).await?;
+        Ok(())
     }
     .await;
     outcome(&state, &headers, &who, result, "invited").await
@@ -466,13 +420,8 @@ async fn revoke_invitation(
     SignedIn(who): BrowserUser,
     Path(id): Path<Uuid>,
     CsrfForm(_): CsrfForm<Empty>,
-) -> Response {
-    let result = async {
-        invitations::revoke(State(state.clone()), required(&who)?, meta, Path(id))
-            .await
-            .map(|_| ())
-    }
-    .await;
+) -> Result<Response, AppError> {
+    let result = async { invitations::withdraw(&state, &required(&who)?, &meta, id).await }.await;
     outcome(&state, &headers, &who, result, "revoked").await
 }
 
@@ -486,31 +435,25 @@ async fn show_key(
     state: &AuthState,
     headers: &HeaderMap,
     who: &AuthUser,
-    made: Result<Response, AppError>,
-) -> Response {
+    made: Result<api_keys::IssuedKey, AppError>,
+) -> Result<Response, AppError> {
     match made {
-        Ok(res) => {
-            let body = axum::body::to_bytes(res.into_body(), 64 * 1024)
-                .await
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-                .unwrap_or(Value::Null);
-            let key = body["key"].as_str().map(str::to_string);
+        Ok(issued) => {
             let mut res = render_page(
                 state,
                 headers,
                 who,
                 Some("Copy the new key now: it is shown only this once.".into()),
                 None,
-                key,
+                Some(issued.key),
             )
-            .await;
+            .await?;
             // Nobody should cache a page that carries a secret.
             res.headers_mut().insert(
                 axum::http::header::CACHE_CONTROL,
                 axum::http::HeaderValue::from_static("no-store"),
             );
-            res
+            Ok(res)
         }
         Err(e) => outcome(state, headers, who, Err(e), "").await,
     }
@@ -522,19 +465,14 @@ async fn create_key(
     meta: Meta,
     SignedIn(who): BrowserUser,
     CsrfForm(form): CsrfForm<KeyForm>,
-) -> Response {
+) -> Result<Response, AppError> {
     let made = async {
-        api_keys::create(
-            State(state.clone()),
-            required(&who)?,
-            meta,
-            ApiJson(api_keys::NewKey {
-                name: form.name,
-                scopes: None,
-                expires_in_days: None,
-            }),
-        )
-        .await
+        let body = api_keys::NewKey {
+            name: form.name,
+            scopes: None,
+            expires_in_days: None,
+        };
+        api_keys::issue(&state, &required(&who)?, &meta, &body).await
     }
     .await;
     show_key(&state, &headers, &who, made).await
@@ -547,10 +485,8 @@ async fn rotate_key(
     SignedIn(who): BrowserUser,
     Path(id): Path<Uuid>,
     CsrfForm(_): CsrfForm<Empty>,
-) -> Response {
-    let made =
-        async { api_keys::rotate(State(state.clone()), required(&who)?, meta, Path(id)).await }
-            .await;
+) -> Result<Response, AppError> {
+    let made = async { api_keys::succeed(&state, &required(&who)?, &meta, id).await }.await;
     show_key(&state, &headers, &who, made).await
 }
 
@@ -561,13 +497,8 @@ async fn revoke_key(
     SignedIn(who): BrowserUser,
     Path(id): Path<Uuid>,
     CsrfForm(_): CsrfForm<Empty>,
-) -> Response {
-    let result = async {
-        api_keys::revoke(State(state.clone()), required(&who)?, meta, Path(id))
-            .await
-            .map(|_| ())
-    }
-    .await;
+) -> Result<Response, AppError> {
+    let result = async { api_keys::withdraw(&state, &required(&who)?, &meta, id).await }.await;
     outcome(&state, &headers, &who, result, "revoked").await
 }
 
@@ -577,16 +508,10 @@ async fn create_group(
     meta: Meta,
     SignedIn(who): BrowserUser,
     CsrfForm(form): CsrfForm<NameForm>,
-) -> Response {
+) -> Result<Response, AppError> {
     let result = async {
-        super::groups::create(
-            State(state.clone()),
-            required(&who)?,
-            meta,
-            ApiJson(super::groups::NewGroup { name: form.name }),
-        )
-        .await
-        .map(|_| ())
+        groups::new_group(&state, &required(&who)?, &meta, &form.name).await?;
+        Ok(())
     }
     .await;
     outcome(&state, &headers, &who, result, "group").await
@@ -599,13 +524,8 @@ async fn delete_group(
     SignedIn(who): BrowserUser,
     Path(id): Path<Uuid>,
     CsrfForm(_): CsrfForm<Empty>,
-) -> Response {
-    let result = async {
-        super::groups::remove(State(state.clone()), required(&who)?, Path(id), meta)
-            .await
-            .map(|_| ())
-    }
-    .await;
+) -> Result<Response, AppError> {
+    let result = async { groups::delete(&state, &required(&who)?, &meta, id).await }.await;
     outcome(&state, &headers, &who, result, "group").await
 }
 
@@ -621,16 +541,9 @@ async fn add_group_member(
     SignedIn(who): BrowserUser,
     Path(id): Path<Uuid>,
     CsrfForm(form): CsrfForm<UserForm>,
-) -> Response {
+) -> Result<Response, AppError> {
     let result = async {
-        super::groups::add_member(
-            State(state.clone()),
-            required(&who)?,
-            Path((id, form.user_id)),
-            meta,
-        )
-        .await
-        .map(|_| ())
+        groups::member_change(&state, &required(&who)?, &meta, id, form.user_id, true).await
     }
     .await;
     outcome(&state, &headers, &who, result, "group").await
@@ -643,17 +556,9 @@ async fn remove_group_member(
     SignedIn(who): BrowserUser,
     Path((id, user_id)): Path<(Uuid, Uuid)>,
     CsrfForm(_): CsrfForm<Empty>,
-) -> Response {
-    let result = async {
-        super::groups::remove_member(
-            State(state.clone()),
-            required(&who)?,
-            Path((id, user_id)),
-            meta,
-        )
-        .await
-        .map(|_| ())
-    }
-    .await;
+) -> Result<Response, AppError> {
+    let result =
+        async { groups::member_change(&state, &required(&who)?, &meta, id, user_id, false).await }
+            .await;
     outcome(&state, &headers, &who, result, "group").await
 }

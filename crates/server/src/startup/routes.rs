@@ -59,6 +59,7 @@ fn pages(state: &AppState) -> Router {
         .merge(auth::pages::routes().with_state(a.clone()))
         .merge(orgs::pages::routes().with_state(a.clone()))
         .merge(leads::pages::routes().with_state(l.clone()))
+        .merge(leads::lists_page::routes().with_state(l.clone()))
         .merge(leads::scoring::page_routes().with_state(l.clone()))
         .merge(leads::import::page::routes().with_state(l.clone()))
         .merge(companies::pages::routes().with_state(l.clone()))

@@ -26,6 +26,12 @@ const SOURCES: &[(&str, &str, &str, &[u8])] = &[
         include_bytes!("../../static/app.css"),
     ),
     (
+        "app",
+        "js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/app.js"),
+    ),
+    (
         "import",
         "js",
         "text/javascript; charset=utf-8",
@@ -58,22 +64,25 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
 pub struct Assets {
     pub css: String,
     pub icon: String,
+    /// The app shell's script (sortable tables, the organization switcher).
+    pub app_js: String,
     /// The import wizard's script.
     pub import_js: String,
 }
 
 static URLS: LazyLock<Assets> = LazyLock::new(|| {
-    let url = |stem: &str| {
+    let url = |stem: &str, ext: &str| {
         ASSETS
             .iter()
-            .find(|a| a.name.starts_with(&format!("{stem}.")))
+            .find(|a| a.name.starts_with(&format!("{stem}.")) && a.name.ends_with(ext))
             .map(|a| format!("/static/{}", a.name))
             .unwrap_or_default()
     };
     Assets {
-        css: url("app"),
-        icon: url("icon"),
-        import_js: url("import"),
+        css: url("app", ".css"),
+        icon: url("icon", ".svg"),
+        app_js: url("app", ".js"),
+        import_js: url("import", ".js"),
     }
 });
 

@@ -8,6 +8,8 @@ pub mod assets;
 pub mod cookies;
 pub mod csrf;
 pub mod page;
+pub mod shell;
+pub mod time;
 
 use std::sync::Arc;
 
@@ -25,6 +27,8 @@ use crate::state::Core;
 pub use assets::Assets;
 pub use csrf::CsrfForm;
 pub use page::{SignedIn, csrf, render};
+pub use shell::{Section, Shell};
+pub use time::When;
 
 pub fn routes() -> Router<Core> {
     Router::new()

@@ -18,7 +18,8 @@ use crate::http::error::AppError;
 use crate::leads::LeadsState;
 use crate::orgs::permissions::{Member, Permission, check};
 use crate::web::assets::{self, Assets};
-use crate::web::{SignedIn, csrf, render};
+use crate::web::shell::{Section, Shell};
+use crate::web::{SignedIn, When, csrf, render};
 
 pub fn routes() -> Router<LeadsState> {
     Router::new().route("/leads/import", get(page))
@@ -32,7 +33,7 @@ struct JobLine {
     created: i64,
     updated: i64,
     rejected: i64,
-    at: String,
+    at: When,
 }
 
 #[derive(Template)]
@@ -40,6 +41,7 @@ struct JobLine {
 struct ImportPage<'a> {
     assets: &'a Assets,
     version: &'static str,
+    shell: Shell,
     jobs: Vec<JobLine>,
 }
 
@@ -48,6 +50,8 @@ async fn page(
     headers: axum::http::HeaderMap,
     SignedIn(who): BrowserUser,
 ) -> Result<Response, AppError> {
+    let token = csrf(&state, &headers);
+    let shell = crate::auth::shell(&state, &who, Section::Import, &token.token).await?;
     let member = Member::from_user(&who)?;
     check(&member, Permission::LeadSearchAndManagement)?;
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
@@ -67,14 +71,15 @@ async fn page(
         created: j.created,
         updated: j.updated,
         rejected: j.rejected,
-        at: crate::http::ts(j.created_at),
+        at: shell.when(j.created_at),
     })
     .collect();
     tx.commit().await?;
     let page = ImportPage {
         assets: assets::get(),
         version: state.version,
+        shell,
         jobs,
     };
-    Ok(render(&page, StatusCode::OK, &csrf(&state, &headers)))
+    Ok(render(&page, StatusCode::OK, &token))
 }
