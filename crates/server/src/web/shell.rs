@@ -97,6 +97,8 @@ pub struct Viewer {
 #[derive(Debug, Clone)]
 pub struct Shell {
     pub nav: Vec<NavItem>,
+    /// Where the page is, for the switcher to come back to.
+    pub back: &'static str,
     pub viewer: Viewer,
     /// The CSRF token of the shell's forms (switcher, sign-out).
     pub csrf: String,
@@ -108,6 +110,7 @@ impl Shell {
     #[must_use]
     pub fn new(section: Section, viewer: Viewer, csrf: &str, now: OffsetDateTime) -> Self {
         Self {
+            back: section.href(),
             nav: Section::ALL
                 .iter()
                 .map(|s| NavItem {

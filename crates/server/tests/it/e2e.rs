@@ -68,3 +68,31 @@ async fn account_pages_in_chromium() {
     run_node(&app, "account.test.mjs", 1).await;
     app.stop().await;
 }
+
+/// The app shell in Chromium: every signed-in page reached through the navigation, the current
+/// one marked, no raw timestamps, nothing from another origin, a 1280x800 screenshot of each.
+#[tokio::test]
+async fn app_shell_in_chromium() {
+    let app = TestApp::spawn().await;
+    run_node(&app, "shell.test.mjs", 1).await;
+    for page in [
+        "account",
+        "organization",
+        "lists",
+        "leads",
+        "lead",
+        "company",
+        "companies",
+        "import",
+        "scoring",
+        "account-mfa",
+    ] {
+        let shot = workspace_root().join(format!("target/e2e-screenshots/shell-{page}.png"));
+        let png = std::fs::read(&shot).unwrap_or_default();
+        // The PNG header's width and height: the viewport the test set.
+        assert!(png.len() > 24, "{} saved", shot.display());
+        let size = |at: usize| u32::from_be_bytes([png[at], png[at + 1], png[at + 2], png[at + 3]]);
+        assert_eq!((size(16), size(20)), (1280, 800), "{page}");
+    }
+    app.stop().await;
+}
