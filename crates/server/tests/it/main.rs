@@ -20,5 +20,6 @@ mod orgs;
 mod perimeter;
 mod rls;
 mod sso;
+mod structure;
 mod telemetry;
 mod tls;

@@ -8,6 +8,7 @@
 //! within the file and against the organization's existing leads, in one of three modes.
 
 pub mod api;
+pub mod link;
 pub mod merge;
 pub mod page;
 pub mod worker;

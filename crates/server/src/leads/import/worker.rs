@@ -333,7 +333,7 @@ async fn write_batch(
         .filter(|i| i.severity == Severity::Warn)
         .count() as i64;
     // Before scoring: a row's blank company fields are filled from its company.
-    let companies = crate::companies::link_batch(&mut tx, &mut rows, now).await?;
+    let companies = super::link::link_batch(&mut tx, &mut rows, now).await?;
     let company_of = |v: &LeadValues| {
         v.company_domain
             .as_deref()
