@@ -81,6 +81,11 @@ test('every signed-in page is reached through the navigation, marked, readable a
   await page.waitForURL(`${BASE}/account`);
   await check('account-new', 'Account');
   assert.match(await page.textContent('.viewer'), /No organization yet/);
+  // Without an organization, its pages send the user to create one, and say why.
+  await nav('Leads');
+  assert.equal(new URL(page.url()).pathname, '/org');
+  assert.match(await page.textContent('.notice'), /belong to an organization/);
+  await check('organization-needed', 'Organization');
 
   // An organization, created from its page: the shell then shows it and the role.
   await nav('Organization');
@@ -167,6 +172,6 @@ test('every signed-in page is reached through the navigation, marked, readable a
 
   assert.deepEqual(foreign, [], 'nothing is loaded from another origin');
   assert.deepEqual(problems, [], 'no console errors');
-  assert.deepEqual(seen, ['account-new', 'organization', 'lists', 'leads', 'lead', 'company',
+  assert.deepEqual(seen, ['account-new', 'organization-needed', 'organization', 'lists', 'leads', 'lead', 'company',
     'list-leads', 'companies', 'import', 'scoring', 'account', 'account-mfa', 'switched']);
 });

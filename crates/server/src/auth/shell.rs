@@ -42,6 +42,16 @@ pub async fn memberships(core: &Core, user: &AuthUser) -> Result<Vec<Membership>
         .collect())
 }
 
+/// A page of an organization's data asked for by a user whose session works in none: the
+/// organization page, which says why, is where to go.
+#[must_use]
+pub fn without_organization(who: &AuthUser) -> Option<axum::response::Response> {
+    use axum::response::IntoResponse;
+    who.org
+        .is_none()
+        .then(|| axum::response::Redirect::to("/org?need=organization").into_response())
+}
+
 /// The shell of a signed-in page in `section`; `csrf` protects its forms.
 pub async fn shell(
     core: &Core,

@@ -68,6 +68,9 @@ async fn table(
     SignedIn(who): BrowserUser,
     ApiQuery(q): ApiQuery<CompanyQuery>,
 ) -> Result<Response, AppError> {
+    if let Some(away) = crate::auth::shell::without_organization(&who) {
+        return Ok(away);
+    }
     let token = csrf(&state, &headers);
     let shell = crate::auth::shell(&state, &who, Section::Companies, &token.token).await?;
     let member = member(&who)?;
@@ -171,6 +174,9 @@ async fn render_detail(
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<Response, AppError> {
+    if let Some(away) = crate::auth::shell::without_organization(who) {
+        return Ok(away);
+    }
     let token = csrf(state, headers);
     let shell = crate::auth::shell(state, who, Section::Companies, &token.token).await?;
     let member = member(who)?;

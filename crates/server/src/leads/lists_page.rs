@@ -63,6 +63,9 @@ async fn render_page(
     notice: Option<&'static str>,
     error: Option<String>,
 ) -> Result<Response, AppError> {
+    if let Some(away) = crate::auth::shell::without_organization(who) {
+        return Ok(away);
+    }
     let token = csrf(state, headers);
     let shell = crate::auth::shell(state, who, Section::Lists, &token.token).await?;
     let member = member(who)?;

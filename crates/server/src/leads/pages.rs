@@ -169,6 +169,9 @@ async fn render_table(
     params: &SearchParams,
     error: Option<String>,
 ) -> Result<Response, AppError> {
+    if let Some(away) = crate::auth::shell::without_organization(who) {
+        return Ok(away);
+    }
     let token = csrf(state, headers);
     let shell = crate::auth::shell(state, who, Section::Leads, &token.token).await?;
     let member = Member::from_user(who)?;
@@ -543,6 +546,9 @@ async fn render_detail(
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<Response, AppError> {
+    if let Some(away) = crate::auth::shell::without_organization(who) {
+        return Ok(away);
+    }
     let token = csrf(state, headers);
     let shell = crate::auth::shell(state, who, Section::Leads, &token.token).await?;
     let member = Member::from_user(who)?;

@@ -510,6 +510,9 @@ async fn render_page(
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<Response, AppError> {
+    if let Some(away) = crate::auth::shell::without_organization(who) {
+        return Ok(away);
+    }
     let token = csrf(state, headers);
     let shell = crate::auth::shell(state, who, Section::Scoring, &token.token).await?;
     let member = crate::orgs::Member::from_user(who)?;

@@ -229,6 +229,8 @@ async fn render_page(
 #[derive(Deserialize)]
 struct PageQuery {
     done: Option<String>,
+    /// Sent here from a page that needs an organization.
+    need: Option<String>,
 }
 
 async fn page(
@@ -237,6 +239,11 @@ async fn page(
     SignedIn(who): BrowserUser,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, AppError> {
+    let needed = q.need.map(|_| {
+        "Leads, companies and lists belong to an organization: create one below, or accept an \
+         invitation from one."
+            .to_string()
+    });
     let notice = q.done.map(|d| {
         match d.as_str() {
             "created" => "Organization created; you are its admin.",
@@ -251,7 +258,7 @@ async fn page(
         }
         .to_string()
     });
-    render_page(&state, &headers, &who, notice, None, None).await
+    render_page(&state, &headers, &who, notice.or(needed), None, None).await
 }
 
 /// The outcome of a form: back to the page with a notice, or the page with the error.

@@ -50,6 +50,9 @@ async fn page(
     headers: axum::http::HeaderMap,
     SignedIn(who): BrowserUser,
 ) -> Result<Response, AppError> {
+    if let Some(away) = crate::auth::shell::without_organization(&who) {
+        return Ok(away);
+    }
     let token = csrf(&state, &headers);
     let shell = crate::auth::shell(&state, &who, Section::Import, &token.token).await?;
     let member = Member::from_user(&who)?;
