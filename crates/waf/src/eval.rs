@@ -155,6 +155,9 @@ fn read(dir: &Path, name: &str) -> Result<(PathBuf, String), EvalError> {
     let path = dir.join(name);
     match std::fs::read_to_string(&path) {
         Ok(s) => Ok((path, s)),
+        // A directory may hold only some of the files (a validation set of attacks only): an
+        // absent file is an empty one. Anything else (a permission problem) is an error.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((path, String::new())),
         Err(source) => Err(EvalError::Read { path, source }),
     }
 }
@@ -271,8 +274,18 @@ fn b2b_case(v: &serde_json::Value) -> B2bCase {
 }
 
 impl Corpus {
-    /// Loads every corpus file of `dir`; a missing file is an error naming it.
+    /// Loads the corpus files of `dir`. A file may be absent or empty (its rows are then left
+    /// out of the report), but a directory with none of them is an error naming the first.
     pub fn load(dir: &Path) -> Result<Corpus, EvalError> {
+        if !CORPUS_FILES.iter().any(|f| dir.join(f).is_file()) {
+            return Err(EvalError::Read {
+                path: dir.join(CORPUS_FILES[0]),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no corpus file in this directory",
+                ),
+            });
+        }
         Ok(Corpus {
             crs: json_lines(dir, "crs-attacks.jsonl")?
                 .iter()
@@ -385,6 +398,82 @@ pub struct Timing {
     pub p99: f64,
 }
 
+/// One request the engine got wrong: an attack it allowed, or a benign request it did not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mistake {
+    /// `crs sqli`, `libinjection xss`, `benign-b2b`…
+    pub set: String,
+    /// The line's id (or the line itself for the line files).
+    pub id: String,
+    /// What was sent: the URI and a prefix of the body.
+    pub request: String,
+    /// The rules that fired, with their location (empty for a miss).
+    pub rules: Vec<String>,
+}
+
+impl Corpus {
+    /// Every request the engine gets wrong, for tuning on a development set (never on a
+    /// validation set): attacks allowed and benign requests flagged.
+    #[must_use]
+    pub fn mistakes(&self, engine: &Engine) -> Vec<Mistake> {
+        let describe = |r: &OwnedRequest| {
+            let body: String = String::from_utf8_lossy(&r.body).chars().take(300).collect();
+            match &r.query {
+                Some(q) => format!("{} {}?{q} {body}", r.method, r.path),
+                None => format!("{} {} {body}", r.method, r.path),
+            }
+        };
+        let rules = |v: &Verdict| {
+            v.matches
+                .iter()
+                .filter(|m| !m.excluded)
+                .map(|m| format!("{}@{}", m.rule, m.location))
+                .collect::<Vec<_>>()
+        };
+        let mut out = Vec::new();
+        for c in &self.crs {
+            let v = c.request.inspect(engine);
+            if v.action == Action::Allow {
+                out.push(Mistake {
+                    set: format!("crs {}", c.class),
+                    id: c.id.clone(),
+                    request: describe(&c.request),
+                    rules: rules(&v),
+                });
+            }
+        }
+        for (set, cases, attack) in [
+            ("libinjection sqli", &self.li_sqli, true),
+            ("libinjection xss", &self.li_xss, true),
+            ("libinjection benign", &self.li_benign, false),
+        ] {
+            for c in cases {
+                let v = c.request.inspect(engine);
+                if (v.action == Action::Allow) == attack {
+                    out.push(Mistake {
+                        set: set.to_owned(),
+                        id: c.line.clone(),
+                        request: describe(&c.request),
+                        rules: rules(&v),
+                    });
+                }
+            }
+        }
+        for c in &self.b2b {
+            let v = c.request.inspect(engine);
+            if v.action != Action::Allow {
+                out.push(Mistake {
+                    set: "benign-b2b".to_owned(),
+                    id: c.id.clone(),
+                    request: describe(&c.request),
+                    rules: rules(&v),
+                });
+            }
+        }
+        out
+    }
+}
+
 /// What [`Corpus::evaluate`] measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
@@ -411,7 +500,7 @@ impl Report {
     /// `p99`).
     #[must_use]
     pub fn to_json(&self) -> serde_json::Value {
-        let det = |t: &Tally| serde_json::json!({ "detected": t.hits, "total": t.total });
+        let det = |t: &Tally| serde_json::json!({ "detected": t.hits, "total": t.total, "pct": (t.pct() * 10.0).round() / 10.0 });
         let fp = |t: &Tally| serde_json::json!({ "flagged": t.hits, "total": t.total });
         let mut detection = serde_json::Map::new();
         for (class, t) in &self.crs {
@@ -441,6 +530,10 @@ impl Report {
         use std::fmt::Write as _;
         let mut s = String::new();
         let row = |s: &mut String, name: &str, t: &Tally| {
+            // A file the directory does not have (or an empty one) has no row.
+            if t.total == 0 {
+                return;
+            }
             let _ = writeln!(
                 s,
                 "  {name:<28} {:>6} / {:<6} {:>6.1}%",

@@ -15,14 +15,17 @@ use leadgen_waf::{AttackProtection, Engine};
 const SHIPPED_RULES: &str = include_str!("../../../../config/waf-rules.json");
 
 const USAGE: &str = "\
-usage: waf-eval --corpus DIR [--json] [--rules FILE]
+usage: waf-eval --corpus DIR [--json] [--mistakes] [--rules FILE]
 
 Runs the WAF engine over an evaluation corpus and reports detection per attack class, false
 positives per benign file (hard and normal apart) and inspection time per request.
 
-  --corpus DIR   directory holding crs-attacks.jsonl, libinjection-sqli.txt,
-                 libinjection-xss.txt, libinjection-benign.txt and benign-b2b.jsonl
+  --corpus DIR   directory holding some of crs-attacks.jsonl, libinjection-sqli.txt,
+                 libinjection-xss.txt, libinjection-benign.txt and benign-b2b.jsonl (absent or
+                 empty files are left out of the report)
   --json         print exactly one JSON object instead of the table
+  --mistakes     also list every attack allowed and every benign request flagged, with the
+                 rules that fired (for a development set; never tune on a validation set)
   --rules FILE   a full waf-rules.json whose attack_protection object configures the engine
                  (default: the workspace's config/waf-rules.json, built in)
   --help         print this help
@@ -31,6 +34,7 @@ positives per benign file (hard and normal apart) and inspection time per reques
 struct Args {
     corpus: PathBuf,
     json: bool,
+    mistakes: bool,
     rules: Option<PathBuf>,
 }
 
@@ -40,11 +44,12 @@ enum Parsed {
 }
 
 fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
-    let (mut corpus, mut json, mut rules) = (None, false, None);
+    let (mut corpus, mut json, mut mistakes, mut rules) = (None, false, false, None);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--help" | "-h" => return Ok(Parsed::Help),
             "--json" => json = true,
+            "--mistakes" => mistakes = true,
             "--corpus" | "--rules" => {
                 let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
                 if a == "--corpus" {
@@ -68,6 +73,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
     Ok(Parsed::Run(Args {
         corpus,
         json,
+        mistakes,
         rules,
     }))
 }
@@ -85,9 +91,24 @@ fn run(args: &Args) -> Result<(), String> {
     let corpus = Corpus::load(&args.corpus).map_err(|e| e.to_string())?;
     let report = corpus.evaluate(&engine);
     if args.json {
-        println!("{}", report.to_json());
+        let mut out = report.to_json();
+        if args.mistakes {
+            out["mistakes"] = corpus
+                .mistakes(&engine)
+                .into_iter()
+                .map(|m| {
+                    serde_json::json!({ "set": m.set, "id": m.id, "request": m.request, "rules": m.rules })
+                })
+                .collect();
+        }
+        println!("{out}");
     } else {
         print!("{}", report.table());
+        if args.mistakes {
+            for m in corpus.mistakes(&engine) {
+                println!("{}\t{}\t{}\t{}", m.set, m.id, m.rules.join(" "), m.request);
+            }
+        }
     }
     Ok(())
 }
