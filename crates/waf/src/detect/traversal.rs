@@ -112,6 +112,88 @@ fn mentions_sensitive_file(b: &[u8]) -> bool {
     })
 }
 
+/// The value as a file API would read a path in it: Windows and Unix separators alike, and the
+/// spellings of `.`, `/` and `\\` that decoders along the way have turned into the real thing —
+/// look-alike Unicode (`∕` U+2215, `∖` U+2216, `⁄`, `⧵`, `﹨`, `‥`, `․`), the `0x2e`/`0x2f`/`0x5c`
+/// notation of traversal fuzzers, and the invalid two-byte sequences (`%c0%2f`, `%c1%1c`) that
+/// old decoders read without checking the continuation byte, which reach us as `À`/`Á` and an
+/// ASCII byte.
+fn path_view(raw: &str) -> std::borrow::Cow<'_, str> {
+    let special = |c: char| {
+        matches!(
+            c,
+            '\\' | '\u{2215}'
+                | '\u{2216}'
+                | '\u{2044}'
+                | '\u{29f5}'
+                | '\u{29f8}'
+                | '\u{fe68}'
+                | '\u{2024}'
+                | '\u{2025}'
+                | '\u{fe52}'
+                | '\u{c0}'
+                | '\u{c1}'
+        )
+    };
+    let hex_notation = raw.contains("0x");
+    if !hex_notation && !raw.chars().any(special) {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    let rest = |i: usize| raw.get(i..).unwrap_or("");
+    let mut at = 0usize;
+    while let Some(c) = chars.next() {
+        let here = at;
+        at += c.len_utf8();
+        match c {
+            '\\' | '\u{2215}' | '\u{2216}' | '\u{2044}' | '\u{29f5}' | '\u{29f8}' | '\u{fe68}' => {
+                out.push('/');
+            }
+            '\u{2024}' | '\u{fe52}' => out.push('.'),
+            '\u{2025}' => out.push_str(".."),
+            // A stray overlong lead byte: the ASCII byte after it is what the old decoder read,
+            // directly (`%c0%2f`) or through the lead's low bits (`%c1%1c` is `\\`).
+            '\u{c0}' | '\u{c1}' if chars.peek().is_some_and(char::is_ascii) => {
+                let next = chars.next().map_or(0, |n| n as u8);
+                at += 1;
+                let lead_bits = if c == '\u{c1}' { 0x40 } else { 0 };
+                let decoded = char::from(lead_bits | (next & 0x3f));
+                let direct = char::from(next);
+                out.push(match (decoded, direct) {
+                    ('/' | '\\' | '.', _) => {
+                        if decoded == '\\' {
+                            '/'
+                        } else {
+                            decoded
+                        }
+                    }
+                    (_, '\\') => '/',
+                    (_, d) => d,
+                });
+            }
+            '0' if hex_notation
+                && matches!(
+                    rest(here).get(..4).map(str::to_ascii_lowercase).as_deref(),
+                    Some("0x2e" | "0x2f" | "0x5c")
+                ) =>
+            {
+                let code = rest(here).as_bytes()[3].to_ascii_lowercase();
+                out.push(match code {
+                    b'e' => '.',
+                    _ => '/',
+                });
+                for _ in 0..3 {
+                    chars.next();
+                }
+                at += 3;
+            }
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Runs the path traversal rules on one value.
 pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
     let raw = input.text;
@@ -119,15 +201,13 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
         // NUL truncation (`../../etc/passwd%00.png`) is weak alone, decisive with a path.
         hits.add(1, "path.null_byte", NOTICE);
     }
-    if !input.profile.any_byte(b"./\\:") {
+    // Separators and dots, or their look-alikes (multi-byte, led by 0xE2, 0xEF or, for the
+    // stray overlong leads, 0xC3) and the `0x2f` notation.
+    let p = input.profile;
+    if !p.any_byte(b"./\\:\xe2\xef\xc3") && !p.grams.has(raw, "0x") {
         return;
     }
-    // Windows and Unix separators are equivalent to the file APIs attackers target.
-    let s: std::borrow::Cow<'_, str> = if raw.contains('\\') {
-        std::borrow::Cow::Owned(raw.replace('\\', "/"))
-    } else {
-        std::borrow::Cow::Borrowed(raw)
-    };
+    let s = path_view(raw);
     let b = s.as_bytes();
 
     // Count `..` segments: `..` between separators (or at the ends), including `...` and
@@ -153,9 +233,8 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
         let end_ok = end >= b.len() || b[end] == b'/';
         if start_ok && end_ok {
             dotdot += 1;
-            if raw.as_bytes().get(end) == Some(&b'\\') {
-                backslash_dotdot = true;
-            }
+            // `..\\` is Windows' own traversal, never prose.
+            backslash_dotdot |= raw.contains("..\\");
         }
         i = end.max(at + 2);
     }
@@ -235,6 +314,14 @@ mod tests {
             "c:\\windows\\system32\\cmd.exe",
             "../../config.php%00.png",
             ".../.../WINDOWS/win.ini",
+            // Look-alike separators and dots, fuzzers' hex notation, unchecked overlong bytes.
+            "..%u2215..%u2215etc%u2215passwd",
+            "%uff0e%uff0e%u2216%uff0e%uff0e%u2216boot.ini",
+            "..0x2f..0x2f..0x2fetc0x2fpasswd",
+            "0x2e0x2e0x5c0x2e0x2e0x5cwindows0x5cwin.ini",
+            "..%c0%2f..%c0%2fetc%c0%2fshadow",
+            "..%c1%1c..%c1%1cwinnt%c1%1cwin.ini",
+            "\u{2025}/\u{2025}/etc/hosts",
         ] {
             assert!(score(a, FieldKind::Value, 1) >= 5, "missed {a:?}");
         }
@@ -255,6 +342,8 @@ mod tests {
             "Wait... what?",
             "v2.0..v2.1 changelog",
             "Head of Growth/Demand Gen",
+            "Colour code 0x2f2f2f on the deck",
+            "Àlex ../notes",
         ] {
             assert!(score(b, FieldKind::Value, 1) < 5, "false positive {b:?}");
         }
