@@ -91,9 +91,17 @@ impl Default for DetectorConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Exclusion {
+    /// Why the exemption exists, for people reading the file.
+    #[serde(default)]
+    pub description: Option<String>,
     /// Request path glob; `*` matches any run of characters (including `/`), e.g.
     /// `/api/v1/campaigns*`.
+    #[serde(default)]
     pub route: String,
+    /// More path globs for the same exemption (a policy shared by several routes); a request
+    /// matches when its path matches `route` or any of these.
+    #[serde(default)]
+    pub routes: Vec<String>,
     /// Field location glob as reported in `Match::location`, e.g. `body.html`, `query.q`,
     /// `body.blocks[*].html`. Absent: every field on the route.
     #[serde(default)]
@@ -101,6 +109,33 @@ pub struct Exclusion {
     /// Classes exempted. Empty: all classes.
     #[serde(default)]
     pub classes: Vec<Class>,
+    /// Rules exempted, by id or glob (`path.sensitive_file`, `sqli.select_*`); every entry must
+    /// name at least one rule of `docs/waf.md`. Empty: every rule of the classes. This is CRS's
+    /// "remove rule for target": a field that is data on one route stops being judged by the
+    /// rules that read its prose as an attack, and keeps every other rule.
+    #[serde(default)]
+    pub rules: Vec<String>,
+}
+
+impl Exclusion {
+    /// Whether the exemption applies on `path`.
+    #[must_use]
+    pub fn on_route(&self, path: &str) -> bool {
+        (!self.route.is_empty() && glob_match(&self.route, path))
+            || self.routes.iter().any(|r| glob_match(r, path))
+    }
+
+    /// Whether this exclusion covers rule `rule` of `class` at `location` (its route already
+    /// matched).
+    #[must_use]
+    pub fn covers(&self, class: Class, rule: &str, location: &str) -> bool {
+        (self.classes.is_empty() || self.classes.contains(&class))
+            && (self.rules.is_empty() || self.rules.iter().any(|r| glob_match(r, rule)))
+            && self
+                .field
+                .as_deref()
+                .is_none_or(|f| glob_match(f, location))
+    }
 }
 
 /// Bounds on the work one request can cause. Exceeding them never panics or errors: inspection
@@ -164,6 +199,12 @@ pub struct AttackProtection {
     /// OS command injection detector.
     #[serde(default)]
     pub command_injection: DetectorConfig,
+    /// Paranoia level for every detector, 1 to 3, as CRS's `blocking_paranoia_level`: 1 (the
+    /// default) runs the rules precise enough for free business text; 2 adds rules that catch
+    /// more obfuscation and flag unusual text; 3 adds broad keyword rules for high-risk
+    /// deployments that can afford exclusions. A detector's own `paranoia` raises it further.
+    #[serde(default = "default_paranoia")]
+    pub paranoia: u8,
     /// A request is blocked when the summed score of its non-excluded matches from block-mode
     /// detectors reaches this. One critical match scores 5.
     #[serde(default = "default_threshold")]
@@ -186,11 +227,15 @@ impl Default for AttackProtection {
     /// LeadGen's campaign API uses) and `body.html_template`.
     fn default() -> Self {
         let campaign_html = |field: &str| Exclusion {
+            description: None,
             route: "/api/v1/campaigns*".to_owned(),
             field: Some(field.to_owned()),
+            routes: Vec::new(),
             classes: vec![Class::Xss],
+            rules: Vec::new(),
         };
         AttackProtection {
+            paranoia: default_paranoia(),
             sqli: DetectorConfig::default(),
             xss: DetectorConfig::default(),
             path_traversal: DetectorConfig::default(),
@@ -250,6 +295,9 @@ impl AttackProtection {
                 ));
             }
         }
+        if !(1..=3).contains(&self.paranoia) {
+            return Err(err(".paranoia".into(), "paranoia must be 1, 2 or 3"));
+        }
         if self.anomaly_threshold == 0 {
             return Err(err(
                 ".anomaly_threshold".into(),
@@ -257,11 +305,35 @@ impl AttackProtection {
             ));
         }
         for (i, x) in self.exclusions.iter().enumerate() {
-            if !x.route.starts_with('/') {
+            if x.route.is_empty() && x.routes.is_empty() {
+                return Err(err(
+                    format!(".exclusions[{i}].route"),
+                    "an exclusion needs route (or routes)",
+                ));
+            }
+            if !x.route.is_empty() && !x.route.starts_with('/') {
                 return Err(err(
                     format!(".exclusions[{i}].route"),
                     "must be a path glob starting with '/'",
                 ));
+            }
+            if let Some(k) = x.routes.iter().position(|r| !r.starts_with('/')) {
+                return Err(err(
+                    format!(".exclusions[{i}].routes[{k}]"),
+                    "must be a path glob starting with '/'",
+                ));
+            }
+            for (k, r) in x.rules.iter().enumerate() {
+                let known = crate::detect::rules::RULES.iter().any(|rule| {
+                    glob_match(r, rule.id)
+                        && (x.classes.is_empty() || x.classes.contains(&rule.class))
+                });
+                if !known {
+                    return Err(err(
+                        format!(".exclusions[{i}].rules[{k}]"),
+                        "names no rule of these classes (the rules are listed in docs/waf.md)",
+                    ));
+                }
             }
             if let Some(f) = &x.field {
                 let known = ["query", "body", "header", "cookie", "path"];
@@ -287,12 +359,17 @@ impl AttackProtection {
         Ok(())
     }
 
+    /// The detector of `class`, at the paranoia in force: its own, raised to the global level.
     pub(crate) fn detector(&self, class: Class) -> DetectorConfig {
-        match class {
+        let d = match class {
             Class::Sqli => self.sqli,
             Class::Xss => self.xss,
             Class::PathTraversal => self.path_traversal,
             Class::CommandInjection => self.command_injection,
+        };
+        DetectorConfig {
+            paranoia: d.paranoia.max(self.paranoia),
+            ..d
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The inspection engine: extraction → normalisation → detectors → exclusions → anomaly score.
 
-use crate::config::{AttackProtection, Class, ConfigError, Mode, glob_match};
+use crate::config::{AttackProtection, Class, ConfigError, Mode};
 use crate::detect::{self, Hits, Input};
 use crate::extract::{FieldKind, Sink, extract};
 use crate::normalize::normalize;
@@ -92,7 +92,7 @@ impl Engine {
         let exclusions: Vec<_> = cfg
             .exclusions
             .iter()
-            .filter(|x| glob_match(&x.route, req.path))
+            .filter(|x| x.on_route(req.path))
             .collect();
         let enabled = Class::ALL.map(|c| {
             let d = cfg.detector(c);
@@ -137,11 +137,8 @@ impl Engine {
                     continue;
                 }
                 let location = sink.location(field);
-                let excluded = exclusions.iter().any(|x| {
-                    (x.classes.is_empty() || x.classes.contains(&class))
-                        && x.field.as_deref().is_none_or(|f| glob_match(f, location))
-                });
                 for h in hits.list {
+                    let excluded = exclusions.iter().any(|x| x.covers(class, h.rule, location));
                     // The same rule on the same location counts once (a parameter name and its
                     // value share a location).
                     if matches
@@ -309,9 +306,12 @@ mod tests {
                 paranoia: 1,
             },
             exclusions: vec![Exclusion {
+                description: None,
                 route: "/x*".into(),
+                routes: vec![],
                 field: None,
                 classes: vec![],
+                rules: vec![],
             }],
             ..AttackProtection::default()
         };

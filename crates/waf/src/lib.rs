@@ -76,6 +76,7 @@ mod extract;
 pub mod normalize;
 
 pub use config::{AttackProtection, Class, ConfigError, DetectorConfig, Exclusion, Limits, Mode};
+pub use detect::rules::{RULES, RuleInfo, rule};
 pub use engine::{Action, Engine, Match, Request, Verdict};
 
 /// Methods LeadGen serves. Anything else (TRACE, CONNECT, WebDAV verbs…) is refused at the edge.

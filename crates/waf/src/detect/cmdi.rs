@@ -91,6 +91,29 @@ fn command_exact(w: &str) -> Option<Strength> {
     })
 }
 
+/// Whether the words after a command name (up to six) include a flag (`-m`, `--version`) or a
+/// file name with an extension that starts with a letter (`site.yml`, not `7.2`).
+fn has_invocation_args(after: &[u8]) -> bool {
+    after
+        .split(|c| matches!(c, b' ' | b'\t'))
+        .filter(|w| !w.is_empty())
+        .take(6)
+        .any(|w| {
+            (w[0] == b'-'
+                && w.len() > 1
+                && w[1..]
+                    .iter()
+                    .all(|c| c.is_ascii_alphanumeric() || *c == b'-'))
+                || w.iter().rposition(|c| *c == b'.').is_some_and(|d| {
+                    let ext = &w[d + 1..];
+                    d > 0
+                        && (1..=4).contains(&ext.len())
+                        && ext[0].is_ascii_alphabetic()
+                        && ext.iter().all(u8::is_ascii_alphanumeric)
+                })
+        })
+}
+
 /// Whether the text after a command word looks like shell arguments.
 /// With `strict` (a value that merely starts with a command name, like "Python; SQL"), list
 /// punctuation after the word does not count.
@@ -484,11 +507,28 @@ fn check_command(b: &[u8], mut i: usize, sep_strong: bool, at_start: bool, hits:
         // At the start of a value, `curl/8.5` (a user agent) is not a command line; `whoami;`
         // and `curl -s x` are.
         let first = after.iter().position(|c| !matches!(c, b' ' | b'\t'));
-        let chained = first.is_some_and(|p| matches!(after[p], b';' | b'|' | b'&' | b'`'));
-        // `ansible all -m ping`, `cscli alerts list`; but "Curl Inc" / "Wget Ltd" are names.
-        let continues = first.is_some_and(|p| p > 0) && !matches!(word, "curl" | "wget");
-        if !at_start || shell_args(after, false) || path || chained || continues {
+        let chained = first.is_some_and(|p| match after[p] {
+            b';' | b'|' | b'`' => true,
+            // `x & y` is "Curl & Co" too: the `&` chains only when a command follows.
+            _ => {
+                let rest = &after[p..];
+                let k = rest
+                    .iter()
+                    .position(|c| !matches!(c, b'&' | b' ' | b'\t'))
+                    .unwrap_or(rest.len());
+                rest[0] == b'&' && (k == rest.len() || command(leading_word(&rest[k..])).is_some())
+            }
+        });
+        // Words after the name: an invocation when the tool's name is hyphenated
+        // (`ansible-playbook site`) or an argument is a flag or a file (`ansible all -m ping`,
+        // `chef-run all recipe.rb`); "Netcat AB" and "PowerShell Developer" are names, and a
+        // plain word (`cscli alerts list`) counts only at higher paranoia.
+        let continues = first.is_some_and(|p| p > 0);
+        let invocation = continues && (word.contains('-') || has_invocation_args(after));
+        if !at_start || shell_args(after, false) || path || chained || invocation {
             hits.add(1, "cmd.chained_command", CRITICAL);
+        } else if continues {
+            hits.add(2, "cmd.chained_command", CRITICAL);
         } else if ends {
             hits.add(2, "cmd.command_line", CRITICAL);
         }

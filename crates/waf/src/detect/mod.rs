@@ -6,6 +6,7 @@
 //! a minimum paranoia level; level 1 rules are the ones precise enough for free-text business data.
 
 pub(crate) mod cmdi;
+pub mod rules;
 pub(crate) mod sqli;
 pub(crate) mod traversal;
 pub(crate) mod xss;

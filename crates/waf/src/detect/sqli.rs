@@ -887,12 +887,19 @@ fn statement_at(t: &[Tok<'_>], i: usize) -> bool {
                     && ident(1)
                     && matches!(t.get(i + 2), Some(Tok::Comment)))
         }
+        // `exec xp_cmdshell 'dir'`, `exec(@q)`, `exec master..`, `execute immediate`: a
+        // procedure with its arguments. `exec p` alone is a company ("Exec Systems") unless the
+        // name reads as a procedure's (`usp_report`, `dbo.p`) or arguments follow.
         Some("exec" | "execute") => match t.get(i + 1) {
             Some(Tok::Word(x)) => {
                 x.starts_with("xp_")
                     || x.starts_with("sp_")
                     || matches!(*x, "master" | "immediate" | "dbo")
-                    || (ident(1) && (end_at(2) || t.get(i + 2) == Some(&Tok::LParen)))
+                    || (ident(1)
+                        && (matches!(
+                            t.get(i + 2),
+                            Some(Tok::LParen | Tok::Dot | Tok::Var { .. } | Tok::Str { .. })
+                        ) || (end_at(2) && x.contains('_'))))
             }
             Some(Tok::Var { .. } | Tok::LParen) => true,
             _ => false,
@@ -1427,7 +1434,13 @@ fn anywhere_rules(t: &[Tok<'_>], hits: &mut Hits) {
                     j += 1;
                 }
                 if t.get(j) == Some(&Tok::Word("select")) {
-                    hits.add(1, "sqli.union_select", CRITICAL);
+                    // `union select null,2`, `union select @@version--`, `union select * from`:
+                    // a select list. "Union Select Committee" is one plain word that ends the
+                    // value, which a union-based probe never is.
+                    let lone_word = i == 0
+                        && matches!(t.get(j + 1), Some(Tok::Word(w)) if !is_reserved(w))
+                        && t.len() == j + 2;
+                    hits.add(if lone_word { 2 } else { 1 }, "sqli.union_select", CRITICAL);
                 } else if matches!(t.get(j), Some(Tok::Word("values"))) {
                     hits.add(2, "sqli.union_select", CRITICAL);
                 }
@@ -1493,6 +1506,15 @@ fn anywhere_rules(t: &[Tok<'_>], hits: &mut Hits) {
                 } else {
                     hits.add(2, "sqli.statement", CRITICAL);
                 }
+            }
+            // `execute php`, `exec views`: a procedure call with nothing else, also the shape
+            // of "Exec Systems"; only at higher paranoia.
+            Tok::Word("exec" | "execute")
+                if i == 0
+                    && t.len() == 2
+                    && matches!(next, Some(Tok::Word(w)) if !is_reserved(w)) =>
+            {
+                hits.add(2, "sqli.statement", CRITICAL);
             }
             Tok::Word("waitfor") if matches!(next, Some(Tok::Word("delay" | "time"))) => {
                 hits.add(1, "sqli.time_delay", CRITICAL);
@@ -2415,6 +2437,11 @@ fn detect_all(input: &Input<'_>, hits: &mut Hits) {
         {
             if escaped && toks.get(1).is_some_and(|t| is_logic(*t)) {
                 hits.add(1, "sqli.escaped_quote", CRITICAL);
+            }
+            // A backtick quotes an identifier, and identifiers are one word: prose before a
+            // backtick ("we support `select * from t`") is a code span, not a breakout.
+            if q == b'`' && !(empty || one_word) {
+                continue;
             }
             breakout_rules(
                 &toks,

@@ -28,26 +28,48 @@ const SENSITIVE: &[&str] = &[
     ".ssh/id_ed25519",
     ".ssh/id_rsa",
     ".ssh/known_hosts",
+    "apache/conf/",
+    "apache/logs/",
+    "apache2.conf",
+    "apache2/logs/",
     "boot.ini",
     "config.php",
+    "etc/apache/",
     "etc/apache2/",
     "etc/crontab",
+    "etc/environment",
+    "etc/fstab",
     "etc/group",
     "etc/hosts",
     "etc/httpd/",
+    "etc/inittab",
     "etc/issue",
+    "etc/lsb-release",
     "etc/master.passwd",
+    "etc/motd",
+    "etc/mtab",
     "etc/mysql/",
     "etc/nginx/",
+    "etc/os-release",
     "etc/pam.d",
     "etc/passwd",
+    "etc/php",
+    "etc/profile",
+    "etc/redhat-release",
+    "etc/resolv.conf",
     "etc/security/",
     "etc/shadow",
     "etc/ssh/",
     "etc/sudoers",
+    "httpd.conf",
     "inetpub/wwwroot",
     "localsettings.php",
     "meta-inf/manifest",
+    "my.cnf",
+    "my.ini",
+    "nginx.conf",
+    "opt/lampp/",
+    "php.ini",
     "proc/cpuinfo",
     "proc/meminfo",
     "proc/mounts",
@@ -58,17 +80,24 @@ const SENSITIVE: &[&str] = &[
     "root/.",
     "system.ini",
     "system32/config/sam",
+    "system32/drivers/etc/",
+    "usr/local/apache",
     "usr/local/etc",
     "var/lib/mysql",
     "var/log/",
     "var/run/secrets",
+    "var/www/",
     "web-inf/web.xml",
     "web.config",
     "win.ini",
+    "windows/panther/",
+    "windows/repair/",
+    "windows/system.ini",
     "windows/system32",
     "windows/win.ini",
     "winnt/system32",
     "wp-config.php",
+    "xampp/",
 ];
 
 /// For each first byte, the range of [`SENSITIVE`] entries starting with it (empty for most).
@@ -279,6 +308,16 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
     if super::has(&s, "file:/") {
         hits.add(1, "path.file_url", CRITICAL);
     }
+    // A Windows administrative share (`\\\\host\\c$\\`): a whole disk by UNC path.
+    if let Some(p) = super::find_from(&s, "//", 0)
+        && let Some(share) = s[p + 2..].find('/').map(|q| &s[p + 2 + q + 1..])
+        && share.len() >= 2
+        && share.as_bytes()[0].is_ascii_alphabetic()
+        && share.as_bytes()[1] == b'$'
+        && share.as_bytes().get(2).is_none_or(|c| *c == b'/')
+    {
+        hits.add(1, "path.admin_share", CRITICAL);
+    }
 }
 
 #[cfg(test)]
@@ -322,6 +361,8 @@ mod tests {
             "..%c0%2f..%c0%2fetc%c0%2fshadow",
             "..%c1%1c..%c1%1cwinnt%c1%1cwin.ini",
             "\u{2025}/\u{2025}/etc/hosts",
+            "\\\\localhost\\c$\\inetpub\\logs",
+            "/usr/local/apache/conf/httpd.conf",
         ] {
             assert!(score(a, FieldKind::Value, 1) >= 5, "missed {a:?}");
         }

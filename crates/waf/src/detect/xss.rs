@@ -207,6 +207,18 @@ fn known_event(name: &str) -> bool {
     )
 }
 
+/// Whether the call spanning `at..end` sits where script runs: at either end of the value, or
+/// next to script punctuation rather than between words.
+fn script_position(b: &[u8], at: usize, end: usize) -> bool {
+    let before = b[..at].iter().rev().find(|c| !c.is_ascii_whitespace());
+    let after = b[end.min(b.len())..]
+        .iter()
+        .find(|c| !c.is_ascii_whitespace());
+    let script_byte =
+        |c: &u8| !c.is_ascii_alphanumeric() && !matches!(c, b',' | b'.' | b'!' | b'?');
+    before.is_none_or(script_byte) || after.is_none_or(script_byte)
+}
+
 /// Runs the XSS rules on one value.
 pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
     let s = input.text;
@@ -604,6 +616,12 @@ fn js(s: &str, g: &Grams, hits: &mut Hits) {
                 {
                     hits.add(1, "xss.js_sink", CRITICAL);
                 }
+                continue;
+            }
+            // `alert()` with nothing to call it with, between words ("the alert() popups"), is
+            // a mention; an attack's empty call still sits in script (`;alert()//`, `=alert()`).
+            let empty_call = b.get(end) == Some(&b'(') && b.get(end + 1) == Some(&b')');
+            if empty_call && !script_position(b, at, end + 2) {
                 continue;
             }
             if tight {
