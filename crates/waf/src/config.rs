@@ -106,6 +106,10 @@ pub struct Exclusion {
     /// `body.blocks[*].html`. Absent: every field on the route.
     #[serde(default)]
     pub field: Option<String>,
+    /// More field globs for the same exemption; a match is covered when its location matches
+    /// `field` or any of these (with neither, every field on the route).
+    #[serde(default)]
+    pub fields: Vec<String>,
     /// Classes exempted. Empty: all classes.
     #[serde(default)]
     pub classes: Vec<Class>,
@@ -131,10 +135,12 @@ impl Exclusion {
     pub fn covers(&self, class: Class, rule: &str, location: &str) -> bool {
         (self.classes.is_empty() || self.classes.contains(&class))
             && (self.rules.is_empty() || self.rules.iter().any(|r| glob_match(r, rule)))
-            && self
-                .field
-                .as_deref()
-                .is_none_or(|f| glob_match(f, location))
+            && ((self.field.is_none() && self.fields.is_empty())
+                || self
+                    .field
+                    .as_deref()
+                    .is_some_and(|f| glob_match(f, location))
+                || self.fields.iter().any(|f| glob_match(f, location)))
     }
 }
 
@@ -231,6 +237,7 @@ impl Default for AttackProtection {
             route: "/api/v1/campaigns*".to_owned(),
             field: Some(field.to_owned()),
             routes: Vec::new(),
+            fields: Vec::new(),
             classes: vec![Class::Xss],
             rules: Vec::new(),
         };
@@ -335,12 +342,22 @@ impl AttackProtection {
                     ));
                 }
             }
-            if let Some(f) = &x.field {
-                let known = ["query", "body", "header", "cookie", "path"];
+            let known = ["query", "body", "header", "cookie", "path"];
+            let fields = x
+                .field
+                .iter()
+                .map(|f| (format!(".exclusions[{i}].field"), f))
+                .chain(
+                    x.fields
+                        .iter()
+                        .enumerate()
+                        .map(|(k, f)| (format!(".exclusions[{i}].fields[{k}]"), f)),
+                );
+            for (path, f) in fields {
                 let root = f.split(['.', '[']).next().unwrap_or("");
                 if !known.contains(&root) && f != "*" {
                     return Err(err(
-                        format!(".exclusions[{i}].field"),
+                        path,
                         "must start with query., body., header., cookie. or be path",
                     ));
                 }

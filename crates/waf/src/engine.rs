@@ -310,6 +310,7 @@ mod tests {
                 route: "/x*".into(),
                 routes: vec![],
                 field: None,
+                fields: vec![],
                 classes: vec![],
                 rules: vec![],
             }],

@@ -189,6 +189,22 @@ pub fn lenient_utf8_cow(bytes: &[u8]) -> Cow<'_, str> {
             i += 3;
             continue;
         }
+        // Overlong four-, five- and six-byte forms (F0 80 80 xx, F8 80 80 80 xx,
+        // FC 80 80 80 80 xx) that spell an ASCII character: what traversal fuzzers send for `/`.
+        let long = match b {
+            0xF0 => 4,
+            0xF8 => 5,
+            0xFC => 6,
+            _ => 0,
+        };
+        if long > 0
+            && (1..long - 1).all(|k| cont(k) == Some(0x80))
+            && let Some(last) = cont(long - 1)
+        {
+            out.push(char::from(last & 0x3F));
+            i += long;
+            continue;
+        }
         // Otherwise decode the longest valid sequence starting here, or replace one byte.
         let len = match b {
             0xC2..=0xDF => 2,

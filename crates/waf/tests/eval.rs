@@ -144,13 +144,24 @@ fn tiny_corpus_report_has_the_documented_shape_and_counts() {
 }
 
 #[test]
-fn a_missing_corpus_file_is_named() {
+fn a_partial_corpus_reports_what_it_has_and_an_empty_one_is_refused() {
     let dir = TempDir::new("missing");
     write_corpus(&dir);
     std::fs::remove_file(dir.0.join("libinjection-xss.txt")).unwrap();
-    let err = Corpus::load(&dir.0).unwrap_err();
+    std::fs::write(dir.0.join("libinjection-benign.txt"), "").unwrap();
+    // A validation directory of some files only (as waf-payloads is): their rows and no others.
+    let corpus = Corpus::load(&dir.0).unwrap();
+    assert!(corpus.li_xss.is_empty() && corpus.li_benign.is_empty());
+    let engine = Engine::new(leadgen_waf::AttackProtection::default()).unwrap();
+    let table = corpus.evaluate(&engine).table();
+    assert!(!table.contains("libinjection xss"), "{table}");
+    assert!(!table.contains("libinjection benign"), "{table}");
+    assert!(table.contains("libinjection sqli"), "{table}");
+
+    let empty = TempDir::new("empty");
+    let err = Corpus::load(&empty.0).unwrap_err();
     assert!(matches!(err, EvalError::Read { .. }));
-    assert!(err.to_string().contains("libinjection-xss.txt"), "{err}");
+    assert!(err.to_string().contains("crs-attacks.jsonl"), "{err}");
 }
 
 #[test]

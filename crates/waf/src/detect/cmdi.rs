@@ -114,6 +114,58 @@ fn has_invocation_args(after: &[u8]) -> bool {
         })
 }
 
+/// Arguments whose shape is the command's own: a duration for `sleep` and `timeout`, an address
+/// or count for `ping`, a subcommand for `net` — each ending the command (the end of the value or
+/// a separator), so "sleep 5 hours" and "ping me" stay prose.
+fn typed_args(word: &str, after: &[u8]) -> bool {
+    let mut k = 0;
+    while k < after.len() && matches!(after[k], b' ' | b'\t') {
+        k += 1;
+    }
+    if k == 0 {
+        return false;
+    }
+    let rest = &after[k..];
+    let end = rest
+        .iter()
+        .position(|c| {
+            matches!(
+                c,
+                b' ' | b'\t' | b';' | b'|' | b'&' | b'\n' | b'\r' | b'`' | b')'
+            )
+        })
+        .unwrap_or(rest.len());
+    let token = &rest[..end];
+    let tail = &rest[end..];
+    let ends = tail
+        .iter()
+        .find(|c| !matches!(c, b' ' | b'\t'))
+        .is_none_or(|c| matches!(c, b';' | b'|' | b'&' | b'\n' | b'\r' | b'`' | b')' | b'#'));
+    let number = !token.is_empty() && token.iter().all(|c| c.is_ascii_digit() || *c == b'.')
+        || (token.len() > 1
+            && token[..token.len() - 1].iter().all(u8::is_ascii_digit)
+            && matches!(token[token.len() - 1], b's' | b'm'));
+    match word {
+        "sleep" | "timeout" => number && ends,
+        "ping" => number && (ends || token.iter().filter(|c| **c == b'.').count() == 3),
+        "net" => matches!(
+            std::str::from_utf8(token).unwrap_or(""),
+            "user"
+                | "localgroup"
+                | "group"
+                | "view"
+                | "share"
+                | "use"
+                | "session"
+                | "accounts"
+                | "start"
+                | "stop"
+                | "config"
+        ),
+        _ => false,
+    }
+}
+
 /// Whether the text after a command word looks like shell arguments.
 /// With `strict` (a value that merely starts with a command name, like "Python; SQL"), list
 /// punctuation after the word does not count.
@@ -123,12 +175,20 @@ fn shell_args(after: &[u8], strict: bool) -> bool {
         k += 1;
     }
     let spaced = k > 0;
+    let rest = &after[k..];
+    // A Windows drive path (`dir c:\\`, `type c:/windows/win.ini`).
+    let drive = spaced
+        && rest.len() >= 3
+        && rest[0].is_ascii_alphabetic()
+        && rest[1] == b':'
+        && matches!(rest[2], b'\\' | b'/');
     match after.get(k) {
         None => false,
         Some(c) => {
-            matches!(c, b'$' | b'<' | b'>' | b'`' | b'{' | b'\\' | b'%')
+            drive
+                || matches!(c, b'$' | b'<' | b'>' | b'`' | b'{' | b'\\' | b'%')
                 || (!strict && matches!(c, b'|'))
-                || (spaced && matches!(c, b'-' | b'/' | b'~' | b'.' | b'*' | b'\'' | b'"'))
+                || (spaced && matches!(c, b'-' | b'/' | b'~' | b'.' | b'*' | b'\'' | b'"' | b'+'))
         }
     }
 }
@@ -213,6 +273,18 @@ fn deobfuscate(s: &str) -> String {
     out
 }
 
+/// Whether the text before `i`, back to the previous line break, separator or the start, is
+/// one token (no spaces): an argument the application passed on, not a line of prose.
+fn single_token_before(b: &[u8], i: usize) -> bool {
+    let line = &b[..i];
+    let from = line
+        .iter()
+        .rposition(|c| matches!(c, b'\n' | b'\r' | b';' | b'|' | b'&'))
+        .map_or(0, |p| p + 1);
+    let token = &line[from..];
+    !token.is_empty() && token.len() <= 64 && !token.iter().any(|c| matches!(c, b' ' | b'\t'))
+}
+
 /// Separators that start a new command, with how strongly they imply a shell.
 fn separator_at(b: &[u8], i: usize) -> Option<(usize, bool)> {
     // Returns (length, strong). `&` alone is weak: "AT&T".
@@ -243,6 +315,11 @@ fn scan(s: &str, p: &super::Profile, hits: &mut Hits) {
             match (i < b.len()).then(|| separator_at(b, i)).flatten() {
                 Some((len, strong)) => {
                     let start = i + len;
+                    // A line break after a single token (`127.0.0.1\nid`, `a.txt\r\nsleep 5`) ends
+                    // the application's argument as surely as `;`; after a sentence it is a new
+                    // line of prose.
+                    let strong =
+                        strong || (matches!(b[i], b'\n' | b'\r') && single_token_before(b, i));
                     i = start;
                     (start, strong, false)
                 }
@@ -485,7 +562,7 @@ fn check_command(b: &[u8], mut i: usize, sep_strong: bool, at_start: bool, hits:
             return;
         }
     }
-    let args = shell_args(after, at_start);
+    let args = shell_args(after, at_start) || typed_args(word, after);
     let ends = ends_command(after);
     // `cd /;cd etc;column passwd`: a command whose argument is a credentials file.
     let arg_word = {

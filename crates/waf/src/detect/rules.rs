@@ -130,6 +130,11 @@ pub const RULES: &[RuleInfo] = &[
         "an SQL expression ended by a comment",
     ),
     r(
+        "sqli.file_write",
+        S,
+        "writing a file from the database server (`into outfile`, `into dumpfile`)",
+    ),
+    r(
         "sqli.function_call",
         S,
         "a call to a common SQL function (higher paranoia)",
@@ -218,6 +223,11 @@ pub const RULES: &[RuleInfo] = &[
         "sqli.statement",
         S,
         "a complete statement at the start of a value (`drop table t`, `exec xp_cmdshell`)",
+    ),
+    r(
+        "sqli.statement_value",
+        S,
+        "a value that opens with a complete statement: a query sent as the value, not prose about one",
     ),
     r(
         "sqli.system_variable",
@@ -343,6 +353,11 @@ pub const RULES: &[RuleInfo] = &[
         "path.sensitive_file",
         P,
         "naming an operating system or application secret (`/etc/passwd`, `win.ini`, `.ssh/id_rsa`)",
+    ),
+    r(
+        "path.sensitive_path",
+        P,
+        "a value that is nothing but a path to a system secret (`/etc/passwd`, `file:///c:/boot.ini`)",
     ),
     r(
         "path.servlet_traversal",

@@ -898,8 +898,11 @@ fn statement_at(t: &[Tok<'_>], i: usize) -> bool {
                     || (ident(1)
                         && (matches!(
                             t.get(i + 2),
-                            Some(Tok::LParen | Tok::Dot | Tok::Var { .. } | Tok::Str { .. })
-                        ) || (end_at(2) && x.contains('_'))))
+                            Some(Tok::LParen | Tok::Var { .. } | Tok::Str { .. })
+                        ) || (end_at(2) && x.contains('_'))
+                            // `exec dbo.report`, not "Exec K.K.".
+                            || (t.get(i + 2) == Some(&Tok::Dot)
+                                && matches!(t.get(i + 3), Some(Tok::Word(w)) if w.len() > 1))))
             }
             Some(Tok::Var { .. } | Tok::LParen) => true,
             _ => false,
@@ -1489,6 +1492,10 @@ fn anywhere_rules(t: &[Tok<'_>], hits: &mut Hits) {
             Tok::Word("select") => {
                 if select_at(t, i) {
                     hits.add(1, "sqli.select_statement", CRITICAL);
+                    // The value opens with the statement: it is a query, not a note about one.
+                    if i == 0 {
+                        hits.add(1, "sqli.statement_value", CRITICAL);
+                    }
                 } else if matches!(next, Some(Tok::Word(w)) if !is_reserved(w)) {
                     // `select pg_sleep`, `select x group by …`: lone select + name.
                     hits.add(4, "sqli.select_keyword", WARNING);
@@ -1503,9 +1510,20 @@ fn anywhere_rules(t: &[Tok<'_>], hits: &mut Hits) {
                     i == 0 || matches!(t[i - 1], Tok::LParen | Tok::Prefix { .. } | Tok::Semi);
                 if at_start {
                     hits.add(1, "sqli.statement", CRITICAL);
+                    if i == 0 {
+                        hits.add(1, "sqli.statement_value", CRITICAL);
+                    }
                 } else {
                     hits.add(2, "sqli.statement", CRITICAL);
                 }
+            }
+            // `into outfile '/var/www/x.php'`: writing a file from the database server.
+            Tok::Word("into") if matches!(next, Some(Tok::Word("outfile" | "dumpfile"))) => {
+                hits.add(1, "sqli.file_write", CRITICAL);
+            }
+            // `procedure analyse()`: MySQL's column-type report, a probe of the query's shape.
+            Tok::Word("procedure") if matches!(next, Some(Tok::Word("analyse" | "analyze"))) => {
+                hits.add(1, "sqli.schema_probe", CRITICAL);
             }
             // `execute php`, `exec views`: a procedure call with nothing else, also the shape
             // of "Exec Systems"; only at higher paranoia.
@@ -2316,10 +2334,67 @@ fn cannot_match(input: &Input<'_>) -> bool {
 /// Runs the SQL injection rules on one value.
 pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
     // Higher paranoia levels also weigh punctuation density, which the fast path does not.
-    if hits.paranoia <= 1 && cannot_match(input) {
-        return;
+    if !(hits.paranoia <= 1 && cannot_match(input)) {
+        detect_all(input, hits);
     }
-    detect_all(input, hits);
+    // `+` standing for a space: a form-encoded payload that reaches the query decoded once less
+    // than the attacker meant (`1'+or+1=1--`, `'+union+select+…`). When SQL keywords sit between
+    // pluses, the value is read again with spaces; "C++ Developer" and "+1 555" have none.
+    if input.profile.has_byte(b'+') && plus_spaced(input.text) {
+        let spaced = input.text.replace('+', " ");
+        let profile = super::Profile::new(&spaced);
+        let view = Input {
+            text: &spaced,
+            had_null: input.had_null,
+            kind: input.kind,
+            profile: &profile,
+        };
+        if !(hits.paranoia <= 1 && cannot_match(&view)) {
+            detect_all(&view, hits);
+        }
+    }
+}
+
+/// Whether `s` has an SQL keyword glued between `+` signs (`+or+`, `+union+select(`).
+fn plus_spaced(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| {
+        if c != b'+' {
+            return false;
+        }
+        let word: String = b[i + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphabetic() || **c == b'_')
+            .map(|&c| char::from(c))
+            .collect();
+        let after = b.get(i + 1 + word.len());
+        !word.is_empty()
+            && matches!(after, None | Some(b'+' | b'(' | b'\'' | b'"'))
+            && matches!(
+                word.as_str(),
+                "or" | "and"
+                    | "union"
+                    | "select"
+                    | "order"
+                    | "group"
+                    | "having"
+                    | "waitfor"
+                    | "into"
+                    | "procedure"
+                    | "exists"
+                    | "rlike"
+                    | "like"
+                    | "from"
+                    | "where"
+                    | "sleep"
+                    | "benchmark"
+                    | "delay"
+                    | "xor"
+                    | "div"
+                    | "not"
+                    | "limit"
+            )
+    })
 }
 
 /// Every rule, without the fast path.
@@ -2439,8 +2514,11 @@ fn detect_all(input: &Input<'_>, hits: &mut Hits) {
                 hits.add(1, "sqli.escaped_quote", CRITICAL);
             }
             // A backtick quotes an identifier, and identifiers are one word: prose before a
-            // backtick ("we support `select * from t`") is a code span, not a breakout.
-            if q == b'`' && !(empty || one_word) {
+            // backtick ("we support `select * from t`") is a code span, not a breakout; so are
+            // backticks in pairs ("Says `DROP TABLE` scares them"), where a breakout leaves one
+            // unmatched.
+            let backticks = s.bytes().filter(|&c| c == b'`').count();
+            if q == b'`' && (!(empty || one_word) || backticks % 2 == 0) {
                 continue;
             }
             breakout_rules(

@@ -157,6 +157,8 @@ fn path_view(raw: &str) -> std::borrow::Cow<'_, str> {
                 | '\u{29f5}'
                 | '\u{29f8}'
                 | '\u{fe68}'
+                | '\u{efc8}'
+                | '\u{f025}'
                 | '\u{2024}'
                 | '\u{2025}'
                 | '\u{fe52}'
@@ -176,7 +178,9 @@ fn path_view(raw: &str) -> std::borrow::Cow<'_, str> {
         let here = at;
         at += c.len_utf8();
         match c {
-            '\\' | '\u{2215}' | '\u{2216}' | '\u{2044}' | '\u{29f5}' | '\u{29f8}' | '\u{fe68}' => {
+            '\\' | '\u{2215}' | '\u{2216}' | '\u{2044}' | '\u{29f5}' | '\u{29f8}' | '\u{fe68}'
+            // Private-use code points that IIS-era decoders mapped to a separator.
+            | '\u{efc8}' | '\u{f025}' => {
                 out.push('/');
             }
             '\u{2024}' | '\u{fe52}' => out.push('.'),
@@ -233,7 +237,7 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
     // Separators and dots, or their look-alikes (multi-byte, led by 0xE2, 0xEF or, for the
     // stray overlong leads, 0xC3) and the `0x2f` notation.
     let p = input.profile;
-    if !p.any_byte(b"./\\:\xe2\xef\xc3") && !p.grams.has(raw, "0x") {
+    if !p.any_byte(b"./\\:\xe2\xee\xef\xc3") && !p.grams.has(raw, "0x") {
         return;
     }
     let s = path_view(raw);
@@ -286,6 +290,11 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
     }
     if sensitive {
         hits.add(1, "path.sensitive_file", CRITICAL);
+        // The whole value is the path (`/etc/passwd`, `c:\\boot.ini%00`), not a sentence that
+        // mentions one: nobody's name, title or note is only a path to a system secret.
+        if !s.trim().contains(char::is_whitespace) {
+            hits.add(1, "path.sensitive_path", CRITICAL);
+        }
     }
     // Absolute Windows paths (`c:\windows`, `c:/boot.ini`) in a parameter.
     if b.len() > 3
