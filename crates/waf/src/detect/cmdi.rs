@@ -282,7 +282,9 @@ fn single_token_before(b: &[u8], i: usize) -> bool {
         .rposition(|c| matches!(c, b'\n' | b'\r' | b';' | b'|' | b'&'))
         .map_or(0, |p| p + 1);
     let token = &line[from..];
-    !token.is_empty() && token.len() <= 64 && !token.iter().any(|c| matches!(c, b' ' | b'\t'))
+    // Nothing before it at all (`\nid\n`): the value itself starts a new command line.
+    token.iter().all(u8::is_ascii_whitespace)
+        || (token.len() <= 64 && !token.iter().any(|c| matches!(c, b' ' | b'\t')))
 }
 
 /// Separators that start a new command, with how strongly they imply a shell.
@@ -385,6 +387,51 @@ fn scan(s: &str, p: &super::Profile, hits: &mut Hits) {
     }
     if has(b'\n') {
         mail_protocol(s, hits);
+    }
+    if has(b'(') {
+        exec_functions(s, b, hits);
+    }
+    // Server-side includes: `<!--#exec cmd="id"-->`, `<!--#include virtual="/etc/passwd"-->`.
+    if g.has(s, "<!--#")
+        && ["exec", "include", "echo", "config", "fsize", "printenv"]
+            .iter()
+            .any(|d| s.contains(&format!("<!--#{d}")))
+    {
+        hits.add(1, "cmd.server_side_include", CRITICAL);
+    }
+}
+
+/// Calls that hand a string to a shell from the language around it: PHP's `system('id')`,
+/// `shell_exec(`, `passthru(`, Python's `os.system(`/`os.popen(`, Ruby's `%x(` and Java's
+/// `Runtime.getRuntime().exec(` — with a string or a variable as the argument.
+fn exec_functions(s: &str, b: &[u8], hits: &mut Hits) {
+    for f in [
+        "system(",
+        "shell_exec(",
+        "passthru(",
+        "popen(",
+        "proc_open(",
+        "pcntl_exec(",
+        "exec(",
+        "os.system(",
+        "subprocess.",
+        "getruntime().exec(",
+        "child_process",
+    ] {
+        let mut from = 0;
+        while let Some(p) = super::find_from(s, f, from) {
+            from = p + f.len();
+            // A whole word (`ecosystem(` is not `system(`), then a quoted or variable argument.
+            let word_start = p == 0 || !(b[p - 1].is_ascii_alphanumeric() || b[p - 1] == b'_');
+            let arg = b[p + f.len()..]
+                .iter()
+                .find(|c| !c.is_ascii_whitespace())
+                .is_some_and(|c| matches!(c, b'\'' | b'"' | b'`' | b'$'));
+            if word_start && (arg || f.ends_with('.') || f == "child_process") {
+                hits.add(1, "cmd.exec_function", CRITICAL);
+                return;
+            }
+        }
     }
 }
 

@@ -407,6 +407,11 @@ pub const RULES: &[RuleInfo] = &[
         "Windows command interpreters and their switches (`cmd /c`, `powershell -enc`)",
     ),
     r(
+        "cmd.exec_function",
+        C,
+        "a language's shell call with a string argument (`system('id')`, `shell_exec(`, `os.system(`, `Runtime.getRuntime().exec(`)",
+    ),
+    r(
         "cmd.expression_injection",
         C,
         "template and expression-language evaluation (`${…}` with calls, `#{…}`)",
@@ -425,6 +430,11 @@ pub const RULES: &[RuleInfo] = &[
         "cmd.mail_injection",
         C,
         "IMAP/SMTP command injection through CR-LF",
+    ),
+    r(
+        "cmd.server_side_include",
+        C,
+        "server-side include directives (`<!--#exec cmd=`, `<!--#include virtual=`)",
     ),
     r(
         "cmd.shellshock",

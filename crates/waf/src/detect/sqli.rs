@@ -733,7 +733,15 @@ fn parse_expr_depth(t: &[Tok<'_>], mut i: usize, depth: u8) -> Option<(usize, Ex
                 is_const = false;
                 i += 1;
             }
-            Tok::Word(w) if !is_reserved(w) => {
+            // `isnull(1/0)`, `match(a) against`, `like(…)`: words that are also operators,
+            // called as functions.
+            Tok::Word(w)
+                if !is_reserved(w)
+                    || (matches!(
+                        w,
+                        "isnull" | "notnull" | "match" | "like" | "glob" | "regexp"
+                    ) && t.get(i + 1) == Some(&Tok::LParen)) =>
+            {
                 i += 1;
                 // Qualified names: a.b.c
                 while i + 1 < t.len()
@@ -1167,6 +1175,16 @@ fn breakout_rules(
                     hits.add(1, "sqli.breakout_boolean", CRITICAL);
                 }
                 PrefixKind::Word | PrefixKind::Empty if e.const_cmp || e.select || e.sql_func => {
+                    hits.add(1, "sqli.breakout_boolean", CRITICAL);
+                }
+                // A value that opens with `or`/`and` and is one short comparison or constant to
+                // its end or a comment (` OR x=y#`, ` or true--`): the rest of a WHERE clause,
+                // appended to the application's own condition.
+                PrefixKind::Empty
+                    if (e.cmp || const_only)
+                        && e.operands <= 4
+                        && matches!(t.get(end), None | Some(Tok::Comment)) =>
+                {
                     hits.add(1, "sqli.breakout_boolean", CRITICAL);
                 }
                 PrefixKind::Word | PrefixKind::Empty if e.cmp && e.consts > 0 => {
@@ -1706,6 +1724,25 @@ fn clause_fragment(t: &[Tok<'_>], hits: &mut Hits) {
         {
             hits.add(1, "sqli.clause_fragment", CRITICAL);
         }
+        // `order by 3--`, `group by 2#`: column-count probing, the query cut off after it.
+        Some(Tok::Word("order" | "group"))
+            if t.get(1) == Some(&Tok::Word("by"))
+                && matches!(t.get(2), Some(Tok::Num { .. }))
+                && t.iter()
+                    .skip(3)
+                    .all(|x| matches!(x, Tok::Comma | Tok::Num { .. } | Tok::Comment))
+                && t.last() == Some(&Tok::Comment) =>
+        {
+            hits.add(1, "sqli.clause_fragment", CRITICAL);
+        }
+        // `as injectx where 1=1 and 1=1`: an alias, then the injected condition.
+        Some(Tok::Word("as"))
+            if matches!(t.get(1), Some(Tok::Word(w)) if !is_reserved(w))
+                && t.get(2) == Some(&Tok::Word("where"))
+                && parse_expr(t, 3).is_some_and(|(end, e)| e.cmp && end == t.len()) =>
+        {
+            hits.add(1, "sqli.clause_fragment", CRITICAL);
+        }
         Some(Tok::Word("from")) => {
             let mut k = 1;
             let mut quoted_ident = false;
@@ -1826,6 +1863,25 @@ fn probe_rules(s: &str, t: &[Tok<'_>], hits: &mut Hits) {
         hits.add(1, "sqli.probe_call", CRITICAL);
     }
     if operator_only(t) {
+        hits.add(1, "sqli.probe_operator", CRITICAL);
+    }
+    // `'-'`, `"^"`, `' '`: an operator (or nothing) between the application's quotes, so the
+    // comparison becomes string arithmetic (`name = ''-''` is 0 in MySQL, matching every row).
+    let v = s.trim();
+    let vb = v.as_bytes();
+    if (3..=5).contains(&vb.len())
+        && matches!(vb[0], b'\'' | b'"')
+        && vb[vb.len() - 1] == vb[0]
+        && {
+            let mid = v[1..v.len() - 1].trim();
+            mid.len() <= 1
+                && mid
+                    .bytes()
+                    .all(|c| matches!(c, b'-' | b'+' | b'*' | b'/' | b'&' | b'|' | b'^' | b'%' | b'<' | b'>' | b'=' | b'!' | b'~'))
+        }
+        // `"*"` is how people search for an asterisk.
+        && v != "\"*\""
+    {
         hits.add(1, "sqli.probe_operator", CRITICAL);
     }
     let literal = |x: Option<&Tok<'_>>| matches!(x, Some(Tok::Num { .. } | Tok::Str { .. }));
@@ -2337,6 +2393,21 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
     if !(hits.paranoia <= 1 && cannot_match(input)) {
         detect_all(input, hits);
     }
+    // `UNI/**/ON SEL/**/ECT`: comments inside keywords, for filters that delete comments and
+    // then see the keyword the attacker meant. Read again with such comments removed.
+    if input.profile.grams.has(input.text, "/*") {
+        let joined = join_split_keywords(input.text);
+        if joined != input.text {
+            let profile = super::Profile::new(&joined);
+            let view = Input {
+                text: &joined,
+                had_null: input.had_null,
+                kind: input.kind,
+                profile: &profile,
+            };
+            detect_all(&view, hits);
+        }
+    }
     // `+` standing for a space: a form-encoded payload that reaches the query decoded once less
     // than the attacker meant (`1'+or+1=1--`, `'+union+select+…`). When SQL keywords sit between
     // pluses, the value is read again with spaces; "C++ Developer" and "+1 555" have none.
@@ -2353,6 +2424,31 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
             detect_all(&view, hits);
         }
     }
+}
+
+/// `s` with every comment that sits inside a word (`uni/**/on`) removed.
+fn join_split_keywords(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'/'
+            && b.get(i + 1) == Some(&b'*')
+            && i > 0
+            && b[i - 1].is_ascii_alphabetic()
+            && let Some(close) = s[i + 2..].find("*/")
+        {
+            let after = i + 2 + close + 2;
+            if b.get(after).is_some_and(u8::is_ascii_alphabetic) {
+                i = after;
+                continue;
+            }
+        }
+        let ch = s[i..].chars().next().unwrap_or(' ');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
 }
 
 /// Whether `s` has an SQL keyword glued between `+` signs (`+or+`, `+union+select(`).
@@ -2473,6 +2569,14 @@ fn detect_all(input: &Input<'_>, hits: &mut Hits) {
             && toks.contains(&Tok::Word("then"))
         {
             hits.add(1, "sqli.case_when", CRITICAL);
+        }
+        // A leading string literal, then a boolean: `'hi' or 'x'='x';` (the value sent where the
+        // application expects an unquoted operand).
+        if let Some(Tok::Str { closed: true, .. }) = toks.first()
+            && toks.get(1).is_some_and(|t| is_logic(*t))
+            && parse_expr(&toks, 2).is_some_and(|(_, e)| e.const_cmp || e.sql_func || e.select)
+        {
+            hits.add(1, "sqli.breakout_boolean", CRITICAL);
         }
         // A leading string literal compared with something: `'x'!='y`.
         if let Some(Tok::Str { closed: true, .. }) = toks.first()

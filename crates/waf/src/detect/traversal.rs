@@ -167,7 +167,10 @@ fn path_view(raw: &str) -> std::borrow::Cow<'_, str> {
         )
     };
     let hex_notation = raw.contains("0x");
-    if !hex_notation && !raw.chars().any(special) {
+    let odd = raw
+        .bytes()
+        .any(|c| (c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r')) || c == b'?');
+    if !hex_notation && !odd && !raw.chars().any(special) {
         return std::borrow::Cow::Borrowed(raw);
     }
     let mut out = String::with_capacity(raw.len());
@@ -184,6 +187,15 @@ fn path_view(raw: &str) -> std::borrow::Cow<'_, str> {
                 out.push('/');
             }
             '\u{2024}' | '\u{fe52}' => out.push('.'),
+            // Control characters inside a path (`..%01/`, `.%00.`): what a file API skips or a
+            // filter leaves out, never part of a name.
+            '\u{1}'..='\u{1f}' if !matches!(c, '\t' | '\n' | '\r') => {}
+            // `?` where a dot belongs (`.?/`, `??/`): a wildcard that matches the dot.
+            '?' if matches!(out.as_bytes().last(), Some(b'.' | b'?'))
+                || (chars.peek() == Some(&'.') || chars.peek() == Some(&'?')) =>
+            {
+                out.push('.');
+            }
             '\u{2025}' => out.push_str(".."),
             // A stray overlong lead byte: the ASCII byte after it is what the old decoder read,
             // directly (`%c0%2f`) or through the lead's low bits (`%c1%1c` is `\\`).
@@ -273,6 +285,18 @@ pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
     }
 
     let sensitive = mentions_sensitive_file(b);
+    // The whole value is parent references and separators (`../`, `..\\`, `%c0%ae%c0%ae%c0%af`):
+    // a traversal probe, which nothing but a path walker sends.
+    let lone = {
+        let v = s.trim();
+        v.len() >= 3
+            && v.contains("..")
+            && v.contains('/')
+            && v.bytes().all(|c| matches!(c, b'.' | b'/' | b';'))
+    };
+    if lone {
+        hits.add(1, "path.traversal", CRITICAL);
+    }
 
     if dotdot >= 2 {
         hits.add(1, "path.traversal", CRITICAL);
@@ -372,6 +396,9 @@ mod tests {
             "\u{2025}/\u{2025}/etc/hosts",
             "\\\\localhost\\c$\\inetpub\\logs",
             "/usr/local/apache/conf/httpd.conf",
+            "../",
+            "..%5c",
+            "%c0%ae%c0%ae%c0%af",
         ] {
             assert!(score(a, FieldKind::Value, 1) >= 5, "missed {a:?}");
         }
@@ -394,6 +421,8 @@ mod tests {
             "Head of Growth/Demand Gen",
             "Colour code 0x2f2f2f on the deck",
             "Àlex ../notes",
+            "...",
+            "Wait.../what?",
         ] {
             assert!(score(b, FieldKind::Value, 1) < 5, "false positive {b:?}");
         }
