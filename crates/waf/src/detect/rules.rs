@@ -40,9 +40,19 @@ pub const RULES: &[RuleInfo] = &[
         "a quote or number breakout followed by a boolean operator and an operand (`' or 1=1`, `1 and 2>1`)",
     ),
     r(
+        "sqli.bare_exponent",
+        S,
+        "an exponent marker with no exponent glued to a bracket (`1.e(`), which MySQL reads as a number and filters miss",
+    ),
+    r(
         "sqli.boolean_expression",
         S,
         "a boolean SQL expression over literals with no breakout (higher paranoia)",
+    ),
+    r(
+        "sqli.boundary_number",
+        S,
+        "a whole value at a 32/64-bit integer boundary or a double's exponent limit (`2147483648`, `1e309`): overflow probes",
     ),
     r(
         "sqli.bracket_breakout",
@@ -158,6 +168,11 @@ pub const RULES: &[RuleInfo] = &[
         "sqli.number_comment",
         S,
         "a number followed by a comment (`1--`, `1#`): numeric-context truncation",
+    ),
+    r(
+        "sqli.nosql_operator",
+        S,
+        "a MongoDB query operator as a key, in brackets or before a colon (`{\"$ne\": null}`, `user[$ne]=`)",
     ),
     r(
         "sqli.operator",

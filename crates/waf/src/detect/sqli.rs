@@ -62,6 +62,10 @@ enum Tok<'a> {
 struct Lex {
     /// A MySQL executable comment `/*!…*/` was seen.
     versioned_comment: bool,
+    /// A number with an exponent marker and no exponent was glued to a bracket or comma
+    /// (`1.e(`, `1.e,`): MySQL reads `1.e` as the number 1, so the marker hides the bracket from
+    /// filters that look for a keyword or a bracket after a space.
+    bare_exponent: bool,
     /// Closed inline comments `/**/` were seen (whitespace evasion).
     inline_comments: u32,
     /// Words (runs of letters) after the comment that ended the last tokenization, if any.
@@ -224,6 +228,11 @@ fn tokenize<'a>(s: &'a str, quote: Option<u8>, toks: &mut Vec<Tok<'a>>, lex: &mu
                 in_versioned = false;
                 i += 2;
             }
+            // PostgreSQL's JSON containment `@>`.
+            b'@' if b.get(i + 1) == Some(&b'>') => {
+                toks.push(Tok::Op("@>"));
+                i += 2;
+            }
             b'@' => {
                 let system = b.get(i + 1) == Some(&b'@');
                 let mut j = i + if system { 2 } else { 1 };
@@ -281,6 +290,19 @@ fn tokenize<'a>(s: &'a str, quote: Option<u8>, toks: &mut Vec<Tok<'a>>, lex: &mu
                         j += 1;
                     }
                 }
+                if b.get(j) == Some(&b'e')
+                    && j > start
+                    && b[j - 1] == b'.'
+                    && matches!(b.get(j + 1), Some(b'(' | b')' | b','))
+                {
+                    lex.bare_exponent = true;
+                    toks.push(Tok::Num {
+                        hex,
+                        len: j - start,
+                    });
+                    i = j + 1;
+                    continue;
+                }
                 if j < b.len() && super::is_word_byte(b[j]) {
                     // "5pm", "70s", "2nd": a word, not a number.
                     while j < b.len() && (super::is_word_byte(b[j]) || b[j] == b'$') {
@@ -306,9 +328,9 @@ fn tokenize<'a>(s: &'a str, quote: Option<u8>, toks: &mut Vec<Tok<'a>>, lex: &mu
             }
             b'=' | b'<' | b'>' | b'!' | b'|' | b'&' | b'^' | b'~' | b'+' | b'-' | b'*' | b'/'
             | b'%' | b':' => {
-                const MULTI: [&str; 14] = [
+                const MULTI: [&str; 15] = [
                     "<=>", "<=", ">=", "<>", "!=", "||", "&&", "::", ":=", "<<", ">>", "==", "->>",
-                    "->",
+                    "->", "<@",
                 ];
                 let rest = s.get(i..).unwrap_or("");
                 let op = MULTI
@@ -338,7 +360,7 @@ fn is_logic(t: Tok<'_>) -> bool {
 fn is_cmp_op(op: &str) -> bool {
     matches!(
         op,
-        "=" | "<" | ">" | "<=" | ">=" | "<>" | "!=" | "<=>" | "=="
+        "=" | "<" | ">" | "<=" | ">=" | "<>" | "!=" | "<=>" | "==" | "@>" | "<@"
     )
 }
 
@@ -759,6 +781,14 @@ fn parse_expr_depth(t: &[Tok<'_>], mut i: usize, depth: u8) -> Option<(usize, Ex
                     }
                     e.sql_func |= is_sql_only_function(w);
                     i = end;
+                    // MySQL's full-text search `match(a) against('b')` is a comparison.
+                    if w == "match"
+                        && t.get(i) == Some(&Tok::Word("against"))
+                        && t.get(i + 1) == Some(&Tok::LParen)
+                    {
+                        e.cmp = true;
+                        i = skip_group(t, i + 1).0;
+                    }
                 } else {
                     e.idents += 1;
                 }
@@ -776,6 +806,13 @@ fn parse_expr_depth(t: &[Tok<'_>], mut i: usize, depth: u8) -> Option<(usize, Ex
             && is_const
         {
             e.const_cmp = true;
+        }
+        // `'{}'::jsonb`, `x::varchar(10)`: a PostgreSQL cast leaves the operand what it was.
+        while t.get(i) == Some(&Tok::Op("::")) && matches!(t.get(i + 1), Some(Tok::Word(_))) {
+            i += 2;
+            if t.get(i) == Some(&Tok::LParen) {
+                i = skip_group(t, i).0;
+            }
         }
         // `not similar to`, `not like`, `not regexp`: a negated comparison word.
         if t.get(i) == Some(&Tok::Word("not"))
@@ -871,6 +908,12 @@ fn statement_at(t: &[Tok<'_>], i: usize) -> bool {
                     || t.get(3 + k + i) == Some(&Tok::Dot))
         }
         Some("update") => ident(1) && w(2) == Some("set"),
+        // `merge into t using s on (…) when matched then update …`.
+        Some("merge") => {
+            w(1) == Some("into")
+                && ident(2)
+                && t.iter().skip(i + 3).any(|x| *x == Tok::Word("using"))
+        }
         Some("drop" | "create" | "alter" | "truncate") => {
             matches!(
                 w(1),
@@ -1521,7 +1564,7 @@ fn anywhere_rules(t: &[Tok<'_>], hits: &mut Hits) {
             }
             Tok::Word(
                 "insert" | "delete" | "update" | "drop" | "create" | "alter" | "truncate" | "exec"
-                | "execute" | "declare" | "shutdown" | "replace" | "grant" | "load",
+                | "execute" | "declare" | "shutdown" | "replace" | "grant" | "load" | "merge",
             ) if statement_at(t, i) => {
                 // Bare statements are only plausible at the start of the value or after `(`.
                 let at_start =
@@ -1999,6 +2042,7 @@ const TRIGGER_WORDS: &[&str] = &[
     "abs",
     "aes_decrypt",
     "aes_encrypt",
+    "against",
     "all",
     "all_tab_columns",
     "all_tables",
@@ -2148,6 +2192,7 @@ const TRIGGER_WORDS: &[&str] = &[
     "match",
     "max",
     "md5",
+    "merge",
     "mid",
     "min",
     "minute",
@@ -2387,8 +2432,119 @@ fn cannot_match(input: &Input<'_>) -> bool {
         })
 }
 
+/// MongoDB query operators: sent as a JSON key (`{"$ne": null}`) or a bracketed parameter name
+/// (`user[$ne]=`), they turn the application's equality test into a comparison the attacker
+/// chooses, so `{"password": {"$gt": ""}}` matches every password.
+const NOSQL_OPERATORS: &[&str] = &[
+    "$all",
+    "$and",
+    "$elemmatch",
+    "$eq",
+    "$exists",
+    "$expr",
+    "$function",
+    "$gt",
+    "$gte",
+    "$in",
+    "$jsonschema",
+    "$lt",
+    "$lte",
+    "$mod",
+    "$ne",
+    "$nin",
+    "$nor",
+    "$not",
+    "$or",
+    "$regex",
+    "$size",
+    "$type",
+    "$where",
+];
+
+/// Whether `s` uses a NoSQL operator the way a query document does: as a whole key, in
+/// brackets (`[$ne]`), or quoted or braced before a colon (`"$gt":`, `{$where:`). A price
+/// ("$in cash", "$100") is none of these.
+fn nosql_operator(s: &str, kind: super::FieldKind) -> bool {
+    if kind == super::FieldKind::Name && NOSQL_OPERATORS.contains(&s.trim()) {
+        return true;
+    }
+    let b = s.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| {
+        if c != b'$' {
+            return false;
+        }
+        let end = i
+            + b[i..]
+                .iter()
+                .skip(1)
+                .take_while(|c| c.is_ascii_alphabetic())
+                .count()
+            + 1;
+        if !NOSQL_OPERATORS.contains(&&s[i..end]) {
+            return false;
+        }
+        let before = i.checked_sub(1).map(|k| b[k]);
+        let after = b[end..].iter().find(|c| !c.is_ascii_whitespace()).copied();
+        match before {
+            Some(b'[') => b.get(end) == Some(&b']'),
+            Some(b'"' | b'\'') => {
+                b.get(end) == Some(&b[i - 1]) && {
+                    let rest = b[end + 1..].iter().find(|c| !c.is_ascii_whitespace());
+                    rest == Some(&b':')
+                }
+            }
+            Some(b'{') => after == Some(b':'),
+            _ => false,
+        }
+    })
+}
+
+/// Whether the whole value is an integer at a boundary of 32- or 64-bit types (±1), or a float
+/// whose exponent overflows or underflows a double: probes for overflow and wrap-around in the
+/// code that parses the parameter, and for the float-parsing hang of some runtimes
+/// (`2.2250738585072011e-308`). Ordinary numbers, phone numbers included, are not at a boundary.
+fn boundary_number(s: &str) -> bool {
+    let t = s.trim();
+    let digits = t
+        .strip_prefix('-')
+        .or_else(|| t.strip_prefix('+'))
+        .unwrap_or(t);
+    if !digits.is_empty() && digits.len() <= 21 && digits.bytes().all(|c| c.is_ascii_digit()) {
+        let Ok(n) = digits.parse::<u128>() else {
+            return false;
+        };
+        return [31u32, 32, 63, 64]
+            .iter()
+            .any(|&k| (1u128 << k).abs_diff(n) <= 1);
+    }
+    let Some((mantissa, exp)) = digits.split_once(['e', 'E']) else {
+        return false;
+    };
+    !mantissa.is_empty()
+        && mantissa.bytes().all(|c| c.is_ascii_digit() || c == b'.')
+        && mantissa.bytes().any(|c| c.is_ascii_digit())
+        && exp
+            .strip_prefix(['-', '+'])
+            .unwrap_or(exp)
+            .parse::<u32>()
+            .is_ok_and(|e| e >= 308)
+}
+
 /// Runs the SQL injection rules on one value.
 pub(crate) fn detect(input: &Input<'_>, hits: &mut Hits) {
+    if input.profile.has_byte(b'$') && nosql_operator(input.text, input.kind) {
+        hits.add(1, "sqli.nosql_operator", CRITICAL);
+    }
+    if input.text.len() <= 40
+        && input
+            .text
+            .as_bytes()
+            .first()
+            .is_some_and(|c| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b' '))
+        && boundary_number(input.text)
+    {
+        hits.add(1, "sqli.boundary_number", CRITICAL);
+    }
     // Higher paranoia levels also weigh punctuation density, which the fast path does not.
     if !(hits.paranoia <= 1 && cannot_match(input)) {
         detect_all(input, hits);
@@ -2648,6 +2804,9 @@ fn detect_all(input: &Input<'_>, hits: &mut Hits) {
     if lex.versioned_comment {
         hits.add(1, "sqli.versioned_comment", CRITICAL);
     }
+    if lex.bare_exponent {
+        hits.add(1, "sqli.bare_exponent", CRITICAL);
+    }
     if lex.inline_comments > 0 && hits.list.iter().any(|h| h.score >= WARNING) {
         hits.add(2, "sqli.comment_obfuscation", NOTICE);
     }
@@ -2859,6 +3018,18 @@ mod tests {
             "17,23 order by 16",
             "1/1/**/union",
             "';if 1=1 drop table users-- -a",
+            // NoSQL operators, integer boundaries, JSON operators, bare exponents, merge.
+            "{\"password\": {\"$gt\": \"\"}}",
+            "user[$ne]=x",
+            "{$where: 'sleep(100)'}",
+            "2147483648",
+            "-9223372036854775809",
+            "18446744073709551615",
+            "1e309",
+            "1' and '{}'::jsonb @> '{\"role\":\"admin\"}'::jsonb--",
+            "1.e(select 1)",
+            "' or match(a) against('b')--",
+            "merge into users using dual on (1=1) when matched then delete",
         ] {
             assert!(score(a, 1) >= 5, "missed {a:?}: {}", score(a, 1));
         }
@@ -2887,6 +3058,14 @@ mod tests {
             "Met at SaaStr; follow up re: pricing -- wants 10% off?",
             "Said: 'call me after 5pm ET'",
             "Budget >= $50k; timeline < 3 months",
+            "Paid $in cash; $gt 10k deal",
+            "Pricing: {$ne plan} TBD",
+            "2147483",
+            "4155550123",
+            "1e3 units",
+            "v1.e2 release (beta)",
+            "merge into one account",
+            "std::vector @> 1",
             "director OR head of marketing",
             "industry:software AND size:50-200",
             "Database Administrator (SQL Server)",
