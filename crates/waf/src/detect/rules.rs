@@ -447,6 +447,11 @@ pub const RULES: &[RuleInfo] = &[
         "IMAP/SMTP command injection through CR-LF",
     ),
     r(
+        "cmd.powershell",
+        C,
+        "a PowerShell cmdlet that runs code, fetches a payload or reads files (`IEX(New-Object Net.WebClient)`, `Start-Process`)",
+    ),
+    r(
         "cmd.server_side_include",
         C,
         "server-side include directives (`<!--#exec cmd=`, `<!--#include virtual=`)",
@@ -455,6 +460,11 @@ pub const RULES: &[RuleInfo] = &[
         "cmd.shellshock",
         C,
         "Shellshock function definitions (`() { :; };`)",
+    ),
+    r(
+        "cmd.sqlite_shell",
+        C,
+        "SQLite shell dot commands that run a program (`.shell id`, `.system ls`)",
     ),
     r(
         "cmd.substitution",
