@@ -66,13 +66,53 @@ pub struct Verdict {
 #[derive(Debug, Clone)]
 pub struct Engine {
     cfg: AttackProtection,
+    clean_headers: std::sync::Arc<CleanHeaders>,
+}
+
+/// Header values that every detector of this engine found clean. A browser sends the same
+/// `User-Agent` (long, full of `;` and `(`, so it takes the SQL and shell analyses) with every
+/// request; once one copy is known clean, the next is looked up instead of analysed again. The
+/// whole value is the key, not a hash of it, so no crafted value can borrow another's verdict;
+/// only clean verdicts are kept (a match is always analysed, so its report is complete); the set
+/// is bounded and emptied when full, so filling it costs an attacker's requests the normal
+/// analysis and nothing more. A new engine (a reloaded rules file) starts empty.
+#[derive(Debug, Default)]
+struct CleanHeaders {
+    values: std::sync::Mutex<std::collections::HashSet<Box<str>>>,
+}
+
+impl CleanHeaders {
+    /// At most this many values are remembered, each at most this long.
+    const ENTRIES: usize = 1024;
+    const MAX_LEN: usize = 512;
+
+    fn contains(&self, v: &str) -> bool {
+        self.values
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(v)
+    }
+
+    fn insert(&self, v: &str) {
+        let mut set = self
+            .values
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if set.len() >= Self::ENTRIES {
+            set.clear();
+        }
+        set.insert(v.into());
+    }
 }
 
 impl Engine {
     /// Validates `cfg` and builds the engine.
     pub fn new(cfg: AttackProtection) -> Result<Engine, ConfigError> {
         cfg.validate()?;
-        Ok(Engine { cfg })
+        Ok(Engine {
+            cfg,
+            clean_headers: std::sync::Arc::default(),
+        })
     }
 
     /// The configuration in force.
@@ -81,7 +121,8 @@ impl Engine {
         &self.cfg
     }
 
-    /// Inspects one request. Pure: no I/O, no clock, no randomness.
+    /// Inspects one request. No I/O, no clock, no randomness: the verdict depends on the request
+    /// and the configuration only (the clean-header memory changes how fast, never what).
     #[must_use]
     pub fn inspect(&self, req: &Request<'_>) -> Verdict {
         let cfg = &self.cfg;
@@ -103,6 +144,12 @@ impl Engine {
         let mut block_score = 0u32;
         let mut score = 0u32;
         for field in &sink.fields {
+            let cacheable =
+                field.kind == FieldKind::Header && field.value.len() <= CleanHeaders::MAX_LEN;
+            if cacheable && self.clean_headers.contains(&field.value) {
+                continue;
+            }
+            let mut field_hit = false;
             let norm = normalize(&field.value, cfg.limits.max_decode_passes);
             if norm.text.is_empty() && !norm.had_null {
                 continue;
@@ -136,6 +183,7 @@ impl Engine {
                 if hits.list.is_empty() {
                     continue;
                 }
+                field_hit = true;
                 let location = sink.location(field);
                 for h in hits.list {
                     let excluded = exclusions.iter().any(|x| x.covers(class, h.rule, location));
@@ -161,6 +209,9 @@ impl Engine {
                         excluded,
                     });
                 }
+            }
+            if cacheable && !field_hit {
+                self.clean_headers.insert(&field.value);
             }
         }
         let action = if block_score >= cfg.anomaly_threshold {
@@ -211,6 +262,37 @@ mod tests {
             content_type: None,
             body: b"",
         })
+    }
+
+    /// A header value remembered as clean changes no verdict: the same engine still blocks an
+    /// attack in the same header, however often, and a value that differs by one byte.
+    #[test]
+    fn remembered_clean_headers_change_no_verdict() {
+        let e = engine();
+        let with_ua = |ua: &str| {
+            let headers = [("User-Agent", ua)];
+            e.inspect(&Request {
+                method: "GET",
+                path: "/api/v1/leads",
+                query: None,
+                headers: &headers,
+                content_type: None,
+                body: b"",
+            })
+            .action
+        };
+        let browser = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+        let attack = "Mozilla/5.0 (X11) () { :; }; /bin/bash -c 'cat /etc/passwd'";
+        for _ in 0..3 {
+            assert_eq!(with_ua(browser), Action::Allow);
+            assert_eq!(with_ua(attack), Action::Block);
+            assert_eq!(with_ua(&format!("{browser}' or 1=1--")), Action::Block);
+        }
+        // More distinct clean values than the memory holds, then the attack again.
+        for i in 0..(CleanHeaders::ENTRIES + 10) {
+            assert_eq!(with_ua(&format!("{browser} Build/{i}")), Action::Allow);
+        }
+        assert_eq!(with_ua(attack), Action::Block);
     }
 
     #[test]
