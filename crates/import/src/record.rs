@@ -201,6 +201,11 @@ impl<'a> Row<'a> {
             );
             return None;
         }
+        if let Some(rule) = leadgen_waf::markup(value) {
+            let column = self.single[field.index()];
+            self.warn(column, script_warning(field.key(), rule));
+            return None;
+        }
         Some(value)
     }
 
@@ -373,12 +378,18 @@ pub(crate) fn build(
                 Some(column),
                 "tags: contains control characters; left empty".to_owned(),
             ),
+            Field::Tags if let Some(rule) = leadgen_waf::markup(value) => {
+                row.warn(Some(column), script_warning("tags", rule));
+            }
             Field::Tags => normalise::tags(value, &mut tags),
             Field::Notes if value.is_empty() => {}
             Field::Notes if normalise::has_control(value, true) => row.warn(
                 Some(column),
                 "notes: contains control characters; left empty".to_owned(),
             ),
+            Field::Notes if let Some(rule) = leadgen_waf::markup(value) => {
+                row.warn(Some(column), script_warning("notes", rule));
+            }
             Field::Notes => match &mut notes {
                 Some(existing) => {
                     existing.push('\n');
@@ -425,6 +436,14 @@ impl Row<'_> {
             issues: self.issues,
         }
     }
+}
+
+/// The warning for a cell whose markup a browser would run. Formatting markup (`<p>`, `<b>`, a link
+/// to an `https:` page) is kept: CRM exports write rich-text notes that way. Script is never a
+/// lead's data, and a value left out is better than one that runs in a mail client or a
+/// spreadsheet's HTML preview that does not escape it.
+fn script_warning(field: &str, rule: &str) -> String {
+    format!("{field}: contains markup that runs script ({rule}); left empty")
 }
 
 #[cfg(test)]

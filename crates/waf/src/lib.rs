@@ -80,6 +80,25 @@ pub use detect::rules::{RULES, RuleInfo, rule};
 pub use engine::{Action, Engine, Match, Request, Verdict};
 
 /// Methods LeadGen serves. Anything else (TRACE, CONNECT, WebDAV verbs…) is refused at the edge.
+/// The XSS rule (at paranoia 1) that a single value of user data trips, if any: markup or script
+/// that could reach a browser. For data that reaches LeadGen without passing the request
+/// inspection (a streamed CSV import, cell by cell), where the rest of the attack classes do not
+/// apply because every value is stored with bound parameters.
+#[must_use]
+pub fn markup(value: &str) -> Option<&'static str> {
+    let norm = normalize::normalize(value, Limits::default().max_decode_passes);
+    let profile = detect::Profile::new(&norm.text);
+    let input = detect::Input {
+        text: &norm.text,
+        had_null: norm.had_null,
+        kind: extract::FieldKind::Value,
+        profile: &profile,
+    };
+    let mut hits = detect::Hits::new(1);
+    detect::xss::detect(&input, &mut hits);
+    hits.list.iter().max_by_key(|h| h.score).map(|h| h.rule)
+}
+
 pub const ALLOWED_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /// Whether `method` (as sent on the wire, case-sensitive per RFC 9110) is one LeadGen serves.
@@ -91,6 +110,21 @@ pub fn method_allowed(method: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markup_names_the_rule_and_passes_business_text() {
+        assert!(markup("<script>alert(1)</script>").is_some_and(|r| r.starts_with("xss.")));
+        assert!(markup("Acme\"><img src=x onerror=alert(1)>").is_some());
+        assert!(markup("%3Csvg%20onload%3Dalert(1)%3E").is_some());
+        for b in [
+            "Tom & Jerry's",
+            "Head of R&D <EMEA>",
+            "a < b > c",
+            "Q3: 2 calls (follow-up)",
+        ] {
+            assert_eq!(markup(b), None, "{b}");
+        }
+    }
 
     #[test]
     fn trace_and_connect_are_refused_and_common_methods_pass() {

@@ -279,13 +279,34 @@ fn grown_corpora_hold() {
     }
     let attacks = grown("attacks-grown.jsonl").evaluate(&e);
     for (class, min) in [
-        ("sqli", 91.0),
-        ("xss", 97.0),
-        ("path_traversal", 90.0),
-        ("rce", 93.0),
+        ("sqli", 97.0),
+        ("xss", 98.0),
+        ("path_traversal", 99.5),
+        ("rce", 97.0),
     ] {
         let pct = attacks.crs[class].pct();
         println!("grown {class}: {pct:.1}%");
         assert!(pct >= min, "grown {class}: {pct:.1}% < {min}%");
+    }
+}
+
+/// The validation set (`../shared/data/waf-payloads`, PayloadsAllTheThings) keeps the figures
+/// `docs/waf.md` reports. Asserting them tunes nothing: a change that loses detection there
+/// fails here instead of going unnoticed.
+#[test]
+fn validation_set_holds() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/waf-payloads");
+    let report = Corpus::load(&dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .evaluate(&engine(1));
+    for (class, min) in [
+        ("sqli", 90.0),
+        ("xss", 80.5),
+        ("path_traversal", 91.0),
+        ("rce", 88.0),
+    ] {
+        let pct = report.crs[class].pct();
+        println!("validation {class}: {pct:.1}%");
+        assert!(pct >= min, "validation {class}: {pct:.1}% < {min}%");
     }
 }

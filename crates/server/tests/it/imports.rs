@@ -748,3 +748,85 @@ async fn leads_are_scored_by_the_org_model_and_rescored_in_bulk_when_it_changes(
     let n = trail.to_string().matches("\"scoring.update\"").count();
     assert_eq!(n, 2, "{trail}");
 }
+
+/// A streamed import never passes the request inspection, so its cells are checked one by one for
+/// what can still hurt in a stored value: script a browser would run. The cell is left out with a
+/// warning naming its line, column and rule; rich-text formatting from a CRM's notes is kept.
+#[tokio::test]
+async fn script_in_a_cell_is_left_out_with_a_warning_and_formatting_kept() {
+    let app = TestApp::spawn_with(&[("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false")]).await;
+    let api = Api::new(&app);
+    let (_, t, _) = org_with_every_role(&app, &api, "markup").await;
+    let user = &t[2];
+    let csv = "first_name,last_name,email,title,notes\n\
+        Ann,Lee,ann@markup.example,\"<img src=x onerror=alert(document.cookie)>\",\"<p>Met at <b>booth 4</b></p>\"\n\
+        Bo,Chen,bo@markup.example,CTO,\"Tom & Jerry's <EMEA> team; budget >= $50k\"\n\
+        Cy,Diaz,cy@markup.example,VP Sales,\"<a href=\"\"javascript:alert(1)\"\">site</a>\"\n";
+    let done = import(
+        &app,
+        &api,
+        user,
+        "markup.csv",
+        csv.as_bytes().to_vec(),
+        "create_only",
+    )
+    .await;
+    assert_eq!(
+        done["created"], 3,
+        "rows are imported, only the cells are left out: {done}"
+    );
+
+    let lead = |email: &'static str| {
+        let api = &api;
+        async move {
+            let (_, v) = api
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/leads?email={email}"),
+                    user,
+                    None,
+                )
+                .await;
+            v["items"][0].clone()
+        }
+    };
+    let ann = lead("ann@markup.example").await;
+    assert_eq!(ann["title"], Value::Null, "{ann}");
+    assert_eq!(
+        ann["custom"]["notes"], "<p>Met at <b>booth 4</b></p>",
+        "{ann}"
+    );
+    let bo = lead("bo@markup.example").await;
+    assert_eq!(
+        bo["custom"]["notes"], "Tom & Jerry's <EMEA> team; budget >= $50k",
+        "{bo}"
+    );
+    let cy = lead("cy@markup.example").await;
+    assert_eq!(cy["custom"]["notes"], Value::Null, "{cy}");
+    assert_eq!(cy["title"], "VP Sales");
+
+    let id = done["id"].as_str().unwrap();
+    let report = app
+        .client()
+        .get(app.https_url(&format!("/api/v1/imports/{id}/issues")))
+        .bearer_auth(user)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut rdr = csv::Reader::from_reader(report.as_bytes());
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2, "{report}");
+    for (line, column) in [("2", "title"), ("4", "notes")] {
+        let r = rows
+            .iter()
+            .find(|r| &r[0] == line)
+            .unwrap_or_else(|| panic!("line {line} not warned: {report}"));
+        assert_eq!(&r[2], "warn", "{report}");
+        assert!(r[1].contains(column), "{report}");
+        assert!(r[3].contains("markup that runs script (xss."), "{report}");
+    }
+    app.stop().await;
+}
