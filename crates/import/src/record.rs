@@ -201,16 +201,24 @@ impl<'a> Row<'a> {
             );
             return None;
         }
+        Some(value)
+    }
+
+    /// A free-text field's value. Typed fields (email, website, phone, counts) are parsed into
+    /// their own form instead, which no script survives.
+    fn text(&mut self, field: Field) -> Option<String> {
+        self.free(field).map(str::to_owned)
+    }
+
+    /// [`Self::clean`] for free text, which also drops script a browser would run.
+    fn free(&mut self, field: Field) -> Option<&'a str> {
+        let value = self.clean(field)?;
         if let Some(rule) = leadgen_waf::markup(value) {
             let column = self.single[field.index()];
             self.warn(column, script_warning(field.key(), rule));
             return None;
         }
         Some(value)
-    }
-
-    fn text(&mut self, field: Field) -> Option<String> {
-        self.clean(field).map(str::to_owned)
     }
 
     /// Runs `parse` on the field's value; on failure warns with `problem` and drops the value.
@@ -311,7 +319,7 @@ pub(crate) fn build(
     let mut last_name = row.text(Field::LastName);
     if first_name.is_none()
         && last_name.is_none()
-        && let Some(full) = row.clean(Field::FullName)
+        && let Some(full) = row.free(Field::FullName)
     {
         let (first, last) = normalise::split_full_name(full);
         first_name = first.map(str::to_owned);
@@ -321,7 +329,7 @@ pub(crate) fn build(
         row.reject(None, "neither an email address nor a name".to_owned());
     }
 
-    let title = row.clean(Field::Title);
+    let title = row.free(Field::Title);
     let seniority = row
         .parsed(
             Field::Seniority,
@@ -330,7 +338,7 @@ pub(crate) fn build(
         )
         .or_else(|| title.and_then(Seniority::from_title));
 
-    let country = row.clean(Field::Country).map(normalise::country);
+    let country = row.free(Field::Country).map(normalise::country);
     let phone = row.parsed(
         Field::Phone,
         |raw| normalise::phone(raw, country.as_deref()),
