@@ -537,6 +537,18 @@ mod tests {
             );
             assert!(!r.technique.is_empty());
         }
+        let docs = include_str!("../../../../docs/waf.md");
+        for r in RULES {
+            assert!(
+                docs.contains(&format!(
+                    "| `{}` | {} |",
+                    r.id,
+                    r.technique.replace('|', "\\|")
+                )),
+                "docs/waf.md does not list {} with its technique as in RULES",
+                r.id
+            );
+        }
         let mut ids: Vec<_> = RULES.iter().map(|r| r.id).collect();
         ids.sort_unstable();
         ids.dedup();
