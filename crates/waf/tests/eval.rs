@@ -95,7 +95,12 @@ fn tiny_corpus_report_has_the_documented_shape_and_counts() {
     let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
     assert_eq!(
         keys,
-        ["benign_timing_us", "detection", "false_positives", "timing_us"]
+        [
+            "benign_timing_us",
+            "detection",
+            "false_positives",
+            "timing_us"
+        ]
     );
 
     let det = j["detection"].as_object().unwrap();

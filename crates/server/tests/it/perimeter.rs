@@ -906,3 +906,76 @@ async fn instances_sharing_redis_share_ip_reputation() {
     a.stop().await;
     b.stop().await;
 }
+
+/// The shipped rules treat a lead's fields as data and every query string as untrusted: B2B words
+/// that read like SQL, shell or paths are stored, the same text in a query string is refused, and
+/// in a lead's fields the attacks that need their grammar (a quote breakout, markup) still are.
+#[tokio::test]
+async fn lead_fields_are_data_and_query_strings_keep_the_full_inspection() {
+    let app = TestApp::spawn_with(&[("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false")]).await;
+    let api = crate::orgs::Api::new(&app);
+    let (_, t, _) = crate::orgs::org_with_every_role(&app, &api, "datafields").await;
+    let user = &t[2];
+    let create = |lead: Value| {
+        let api = &api;
+        async move {
+            api.call(reqwest::Method::POST, "/api/v1/leads", user, Some(lead))
+                .await
+        }
+    };
+    for (i, (company, title, notes)) in [
+        (
+            "Exec Systems",
+            "Union Organizer",
+            "Budget >= $50k; timeline < 3 months",
+        ),
+        (
+            "Script Ventures",
+            "Scripting Lead",
+            "Asked: where 1=1 in their BI tool?",
+        ),
+        (
+            "Select Medical",
+            "Database Administrator (SQL Server)",
+            "Uses PowerShell: Get-ChildItem -Recurse | Remove-Item for cleanups",
+        ),
+        (
+            "Drop Zone Inc",
+            "Head of Data: SQL Server & /var/log pipelines",
+            "Keeps configs in /etc/passwd-style files; cat /etc/hosts",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (s, v) = create(json!({
+            "email": format!("p{i}@datafields.example"),
+            "first_name": "Ann", "last_name": "O'Brien",
+            "company_name": company, "title": title, "custom": { "notes": notes },
+        }))
+        .await;
+        assert_eq!(s, 201, "{company} / {title} / {notes}: {v}");
+    }
+    // The same kind of text where a query is built from it keeps every rule.
+    let (s, v) = api
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/leads?q=select%20*%20from%20users",
+            user,
+            None,
+        )
+        .await;
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(v["error"]["code"], "waf_blocked");
+    // Attack grammar in a lead's field is still an attack.
+    for title in [
+        "x' union select password from users--",
+        "<img src=x onerror=alert(document.cookie)>",
+        "'; drop table leads;--",
+    ] {
+        let (s, v) = create(json!({ "email": "z@datafields.example", "title": title })).await;
+        assert_eq!(s, 403, "{title}: {v}");
+        assert_eq!(v["error"]["code"], "waf_blocked", "{title}");
+    }
+    app.stop().await;
+}
