@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command 1: installs what is missing (PostgreSQL's server programs from Debian's packages),
 # builds LeadGen, and serves it with a demo organization on the embedded database:
-# https://localhost:8443, with http://localhost:8080 redirecting to it. Ctrl-C stops it cleanly.
+# https://localhost:8443 unless flags say otherwise (`--https-port 9443`), with plain HTTP
+# redirecting to it; the server prints the address it actually serves. Ctrl-C stops it cleanly.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -28,5 +29,5 @@ if [ ! -e "$data_dir/postgres" ]; then
   target/release/leadgen demo seed --leads 2000 --data-dir "$data_dir"
 fi
 
-say "serving https://localhost:8443 (data in $data_dir)"
+say "starting LeadGen (data in $data_dir); it prints the address it serves"
 exec target/release/leadgen serve --demo --data-dir "$data_dir" "$@"

@@ -104,14 +104,19 @@ pub async fn ensure(pool: &PgPool, bcrypt_cost: u32) -> anyhow::Result<Demo> {
 
 /// Tells the operator on the terminal what exists (not through the log: this is for the person
 /// who just ran the command).
-pub fn announce(demo: &Demo, https_port: u16) {
+pub fn announce(demo: &Demo, https_port: Option<u16>) {
     let verb = if demo.created { "created" } else { "present" };
     let password = match &demo.admin_password {
         Some(p) => format!("{p}  (shown only now; sign-in asks you to set up an authenticator)"),
         None => "as shown when the demo was created".into(),
     };
+    // Without a server (`leadgen demo seed`) there is no address yet: the server prints it.
+    let open = https_port.map_or_else(
+        || "/login on the address the server prints when it serves".to_owned(),
+        |port| format!("https://localhost:{port}/login"),
+    );
     println!(
-        "\nLeadGen demo organization {verb}: \"{}\" ({})\n  admin: {} ({})\n  password: {password}\n  open:  https://localhost:{https_port}/login\n",
+        "\nLeadGen demo organization {verb}: \"{}\" ({})\n  admin: {} ({})\n  password: {password}\n  open:  {open}\n",
         demo.org_name, demo.org_id, demo.admin_email, demo.admin_id
     );
 }

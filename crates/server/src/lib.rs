@@ -190,10 +190,9 @@ pub async fn run(cli: Cli) -> ExitCode {
             let (n, seed) = (args.leads, args.seed);
             let data_dir = config.data_dir.clone();
             let cost = config.auth.bcrypt_cost;
-            let port = config.server.https_port;
             let result = with_pool(&config, Conn::App, |pool| async move {
                 let demo = demo::ensure(&pool, cost).await?;
-                demo::announce(&demo, port);
+                demo::announce(&demo, None);
                 let job = uuid::Uuid::now_v7();
                 let dir = leads::import::folder(&data_dir);
                 std::fs::create_dir_all(&dir)?;

@@ -195,12 +195,15 @@ impl Application {
             }
         }
         let pool = db::connect_app(&urls.app, config.database.max_connections).await?;
-        if config.demo.create_on_start {
-            let demo = crate::demo::ensure(&pool, config.auth.bcrypt_cost)
-                .await
-                .context("creating the demo organization")?;
-            crate::demo::announce(&demo, config.server.https_port);
-        }
+        let demo = if config.demo.create_on_start {
+            Some(
+                crate::demo::ensure(&pool, config.auth.bcrypt_cost)
+                    .await
+                    .context("creating the demo organization")?,
+            )
+        } else {
+            None
+        };
 
         let source = crate::tls::cert_source(&config)?;
         let (tls, resolver) = crate::tls::server_config(&config, &source)?;
@@ -220,6 +223,11 @@ impl Application {
             s.admin_port,
         ))
         .await?;
+
+        // The demo's sign-in link names the port actually bound, whatever was asked for.
+        if let Some(demo) = &demo {
+            crate::demo::announce(demo, Some(https.local_addr()?.port()));
+        }
 
         // With port 0 (tests, or an operator letting the OS choose) links and redirect URIs must
         // name the port actually bound.
@@ -359,6 +367,13 @@ impl Application {
             profile = %self.config.profile,
             "LeadGen is serving"
         );
+        if self.config.demo.create_on_start {
+            // README command 1 tells its user where to go from this line.
+            println!(
+                "LeadGen is serving https://localhost:{}/ (Ctrl-C stops it)",
+                bound.https.port()
+            );
+        }
 
         shutdown.await;
         tracing::info!("shutting down: no new connections, waiting for in-flight requests");

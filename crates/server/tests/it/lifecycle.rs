@@ -137,7 +137,12 @@ async fn embedded_postgres_stops_cleanly_and_restarts() {
             !log.contains("listening on IPv4") && !log.contains("listening on IPv6"),
             "{log}"
         );
+        // The terminal names the port actually served (here one the OS chose).
+        let serving = format!("LeadGen is serving https://localhost:{}/", https.port());
+        assert!(proc.stdout().contains(&serving), "{}", proc.stdout());
         if round == 0 {
+            let open = format!("open:  https://localhost:{}/login", https.port());
+            assert!(proc.stdout().contains(&open), "{}", proc.stdout());
             assert!(
                 proc.stdout().contains("demo organization created"),
                 "{}",
