@@ -258,20 +258,28 @@ test('sign up, confirm by mail, sign in, enable TOTP, sign out, sign in with TOT
   await page.waitForURL(`${BASE}/leads`);
   assert.ok(!(await page.textContent('details.saved-searches')).includes('Commodores'));
 
-  // The import wizard: upload, the preview and the automatic mapping, one column left out by
-  // hand, start, progress to the end, and the report of the row with a bad email.
+  // The import wizard: upload (a file saved in Windows-1252, as Excel's plain CSV is), the
+  // detected encoding, a wrong one picked and put right, the preview and the automatic mapping,
+  // one column left out by hand, start, progress to the end, and the report of the bad email.
   await page.goto(`${BASE}/leads`);
   await page.click('a[href="/leads/import"]');
   await page.waitForURL(`${BASE}/leads/import`);
   const csv = 'First Name,Last Name,Email,Job Title,Company Name,Lead Source\n' +
     "Siobhan,O'Brien,siobhan@wizard.example,VP Sales,AT&T,webinar\n" +
     'Renée,Ng,not-an-email,CTO,Table.io,webinar\n' +
-    'Wei,van der Berg,wei@wizard.example,Head of Growth,Ben & Jerry\'s,webinar\n';
-  await page.setInputFiles('#import-file', { name: 'wizard.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+    'Zoë,van der Berg,wei@wizard.example,Head of Growth,Ben & Jerry\'s,webinar\n';
+  await page.setInputFiles('#import-file', { name: 'wizard.csv', mimeType: 'text/csv', buffer: Buffer.from(csv, 'latin1') });
   await page.click('#import-upload button[type=submit]');
   await page.waitForSelector('#import-review:not([hidden]), #import-error:not([hidden])');
   assert.equal(await page.isHidden('#import-error'), true, await page.textContent('#import-error'));
   assert.ok((await page.textContent('#import-summary')).includes('3 rows'));
+  assert.equal(await page.inputValue('#import-encoding'), 'windows-1252');
+  assert.ok((await page.textContent('#import-preview tbody')).includes('Zoë'));
+  await page.selectOption('#import-encoding', 'UTF-8');
+  await page.waitForFunction(() => document.querySelector('#import-preview tbody').textContent.includes('not valid UTF-8'));
+  assert.ok((await page.textContent('#import-encoding')).includes('UTF-8 (in use)'));
+  await page.selectOption('#import-encoding', 'windows-1252');
+  await page.waitForFunction(() => document.querySelector('#import-preview tbody').textContent.includes('Zoë'));
   assert.equal(await page.inputValue('#import-mapping select[name=column_2]'), 'email');
   assert.ok((await page.textContent('#import-preview tbody')).includes("O'Brien"));
   await page.selectOption('#import-mapping select[name=column_5]', '');

@@ -20,15 +20,20 @@
 //! that is not UTF-8); [`Severity::Warn`] rows are imported without the offending value. Only what
 //! makes the rest of the file untrustworthy stops the import with an [`ImportError`].
 //!
+//! Files in other encodings (UTF-16, Windows-1252…) are read through [`Decoded`], after
+//! [`detect_encoding`] has said which.
+//!
 //! The crate does no I/O beyond reading the given [`std::io::Read`], and its memory is bounded by
 //! [`Limits`]. Its throughput is a benchmark: `cargo bench -p leadgen-bench --bench import`
 //! (figures in `docs/performance.md`).
 
+mod encoding;
 mod mapping;
 pub mod normalise;
 mod reader;
 mod record;
 
+pub use encoding::{Decoded, TextEncoding, detect as detect_encoding};
 pub use mapping::{Dialect, Field, Mapping, MappingError};
 pub use normalise::{EmployeeRange, Seniority};
 pub use reader::{ImportError, Limits, Preview, Reader, preview};

@@ -41,7 +41,7 @@ pub enum ImportError {
     #[error("line {line}: the header line has no column names")]
     EmptyHeader { line: u64 },
     #[error(
-        "line {line}: the header is not valid UTF-8 text (column {column}); save the file as \"CSV UTF-8\" and import it again"
+        "line {line}: the header is not valid UTF-8 text (column {column}); choose the file's encoding (the wizard offers them, the API takes `encoding`) or save it as \"CSV UTF-8\""
     )]
     HeaderEncoding { line: u64, column: usize },
     #[error("line {line}: a record is longer than {limit} bytes; is a quote (\") left unclosed?")]
@@ -232,6 +232,12 @@ impl<R: Read> Reader<R> {
     }
 
     /// Bytes of input consumed so far, for progress against the file's size.
+    /// The input, for what it can say about itself (a [`crate::Decoded`] input's position in
+    /// the file it decodes).
+    pub fn get_ref(&self) -> &R {
+        &self.input
+    }
+
     pub fn bytes_read(&self) -> u64 {
         self.consumed
     }

@@ -283,7 +283,7 @@ pub(crate) fn build(
                 row.reject(
                     Some(column),
                     format!(
-                        "not valid UTF-8 text (byte 0x{byte:02X} at position {}); save the file as \"CSV UTF-8\" and import it again",
+                        "not valid UTF-8 text (byte 0x{byte:02X} at position {}); choose the file's encoding (the wizard offers them, the API takes `encoding`) or save it as \"CSV UTF-8\"",
                         at + 1
                     ),
                 );

@@ -53,7 +53,27 @@
     }
   });
 
+  // The file read again in another encoding: the mapping and the preview follow.
+  $('import-encoding').addEventListener('change', async (ev) => {
+    error('');
+    const res = await fetch(`/api/v1/imports/${job.id}/encoding`, {
+      method: 'PUT',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ encoding: ev.target.value }),
+    });
+    if (!res.ok) {
+      error(await failure(res));
+      ev.target.value = job.encoding;
+      return;
+    }
+    job = await res.json();
+    review(job);
+  });
+
   function review(j) {
+    const enc = $('import-encoding');
+    enc.replaceChildren(...(j.encodings || [j.encoding]).map(
+      (e) => new Option(e === j.encoding ? `${e} (in use)` : e, e, false, e === j.encoding)));
     $('import-summary').textContent =
       `${j.rows} rows in ${j.dialect} format` +
       (j.rejected_rows ? `; ${j.rejected_rows} will be reported and left out` : '');

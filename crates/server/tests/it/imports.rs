@@ -830,3 +830,214 @@ async fn script_in_a_cell_is_left_out_with_a_warning_and_formatting_kept() {
     }
     app.stop().await;
 }
+
+/// The fixture as Excel's plain "CSV" saves it on a Western Windows: Windows-1252, `;` between
+/// fields, CRLF line ends, no byte-order mark.
+fn as_excel_csv(utf8: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(utf8)
+        .unwrap()
+        .trim_start_matches('\u{feff}');
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut out = csv::WriterBuilder::new()
+        .delimiter(b';')
+        .terminator(csv::Terminator::CRLF)
+        .flexible(true)
+        .from_writer(Vec::new());
+    for r in rdr.records() {
+        out.write_record(&r.unwrap()).unwrap();
+    }
+    let semi = String::from_utf8(out.into_inner().unwrap()).unwrap();
+    let (bytes, _, lossy) = encoding_rs::WINDOWS_1252.encode(&semi);
+    assert!(
+        !lossy,
+        "the fixture has characters Windows-1252 cannot hold"
+    );
+    bytes.into_owned()
+}
+
+/// The fixture as "Unicode text" (UTF-16 with a byte-order mark).
+fn as_utf16(utf8: &[u8], big_endian: bool) -> Vec<u8> {
+    let text = std::str::from_utf8(utf8)
+        .unwrap()
+        .trim_start_matches('\u{feff}');
+    let mut out = if big_endian {
+        vec![0xFE, 0xFF]
+    } else {
+        vec![0xFF, 0xFE]
+    };
+    for u in text.encode_utf16() {
+        out.extend(if big_endian {
+            u.to_be_bytes()
+        } else {
+            u.to_le_bytes()
+        });
+    }
+    out
+}
+
+/// Every lead of the caller's organization, without what differs between two imports of the
+/// same file (ids, times).
+async fn leads_as_data(api: &Api, token: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("/api/v1/leads?limit=100&cursor={c}"),
+            None => "/api/v1/leads?limit=100".to_owned(),
+        };
+        let (s, v) = api.call(Method::GET, &q, token, None).await;
+        assert_eq!(s, 200, "{v}");
+        for mut lead in v["items"].as_array().unwrap().clone() {
+            let obj = lead.as_object_mut().unwrap();
+            obj.retain(|k, _| !(k == "id" || k.ends_with("_id") || k.ends_with("_at")));
+            all.push(lead);
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    all.sort_by_key(|l| l["email"].to_string());
+    all
+}
+
+async fn report_of(app: &TestApp, token: &str, id: &str) -> String {
+    app.client()
+        .get(app.https_url(&format!("/api/v1/imports/{id}/issues")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Excel's Windows-1252 `;` CSV and UTF-16 "Unicode text" of the three CRM exports give the same
+/// leads and the same error report as the UTF-8 files; the detected encoding is shown, and a wrong
+/// one can be corrected before the start.
+#[tokio::test]
+async fn exports_in_windows_1252_and_utf16_import_exactly_as_utf8() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = crate::helpers::generous_rate_limits(dir.path());
+    let app = TestApp::spawn_with(&[
+        ("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false"),
+        (
+            "LEADGEN_PERIMETER__RATE_LIMITS_PATH",
+            rules.to_str().unwrap(),
+        ),
+    ])
+    .await;
+    let api = Api::new(&app);
+    for (n, file) in [
+        "hubspot-contacts.csv",
+        "apollo-contacts.csv",
+        "salesforce-contacts.csv",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let utf8 = fixture(file);
+        let variants: [(&str, Vec<u8>, &str); 4] = [
+            ("utf8", utf8.clone(), "UTF-8"),
+            ("excel", as_excel_csv(&utf8), "windows-1252"),
+            ("utf16le", as_utf16(&utf8, false), "UTF-16LE"),
+            ("utf16be", as_utf16(&utf8, true), "UTF-16BE"),
+        ];
+        let mut reference: Option<(Vec<Value>, String, Value)> = None;
+        for (variant, bytes, encoding) in variants {
+            // Each variant in its own organization, so the leads compare whole.
+            let (_, t, _) = org_with_every_role(&app, &api, &format!("enc{n}{variant}")).await;
+            let user = &t[2];
+            let (s, up) = upload(&app.client(), &app.https_url(""), user, file, bytes).await;
+            assert_eq!(s, 201, "{file} {variant}: {up}");
+            assert_eq!(up["encoding"], encoding, "{file} {variant}");
+            let id = up["id"].as_str().unwrap().to_owned();
+            let (s, v) = api
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/imports/{id}/start"),
+                    user,
+                    Some(json!({ "mode": "create_only" })),
+                )
+                .await;
+            assert_eq!(s, 202, "{v}");
+            let done = wait_done(&api, user, &id, Duration::from_secs(60)).await;
+            assert_eq!(done["status"], "done", "{done}");
+            assert_eq!(done["percent"], 100.0, "{file} {variant}: {done}");
+            let leads = leads_as_data(&api, user).await;
+            let report = report_of(&app, user, &id).await;
+            let counts = json!([
+                done["created"],
+                done["duplicates"],
+                done["rejected"],
+                done["warnings"]
+            ]);
+            match &reference {
+                None => reference = Some((leads, report, counts)),
+                Some((l, r, c)) => {
+                    assert_eq!(&counts, c, "{file} {variant}: {done}");
+                    assert_eq!(&report, r, "{file} {variant}: the error report differs");
+                    assert_eq!(leads.len(), l.len(), "{file} {variant}");
+                    for (a, b) in leads.iter().zip(l) {
+                        assert_eq!(a, b, "{file} {variant}: a lead differs");
+                    }
+                }
+            }
+        }
+    }
+
+    // A short Western file the detector cannot be sure of is corrected by the user; the preview
+    // follows, and a label LeadGen does not read is refused with the list it does.
+    let (_, t, _) = org_with_every_role(&app, &api, "encfix").await;
+    let user = &t[2];
+    let (latin, _, _) = encoding_rs::WINDOWS_1252
+        .encode("first_name,last_name,email\nRenée,Müller,renee@fix.example\n");
+    let (s, up) = upload(
+        &app.client(),
+        &app.https_url(""),
+        user,
+        "short.csv",
+        latin.to_vec(),
+    )
+    .await;
+    assert_eq!(s, 201, "{up}");
+    let id = up["id"].as_str().unwrap().to_owned();
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/imports/{id}/encoding"),
+            user,
+            Some(json!({ "encoding": "ISO-8859-15" })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["encoding"], "ISO-8859-15");
+    assert_eq!(v["preview"][0]["record"]["first_name"], "Renée", "{v}");
+    assert_eq!(v["preview"][0]["record"]["last_name"], "Müller", "{v}");
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/imports/{id}/encoding"),
+            user,
+            Some(json!({ "encoding": "ebcdic" })),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("windows-1252"),
+        "{v}"
+    );
+    let (s, v) = api
+        .call(Method::GET, &format!("/api/v1/imports/{id}"), user, None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["encoding"], "ISO-8859-15", "{v}");
+    app.stop().await;
+}

@@ -2433,11 +2433,7 @@ fn cannot_match(input: &Input<'_>) -> bool {
     // Words as the tokenizer cuts them.
     b.split(|&c| !(super::is_word_byte(c) || c == b'$'))
         .filter(|w| !w.is_empty())
-        .all(|w| {
-            !w.starts_with(b"0x")
-                && !w.starts_with(b"0b")
-                && !is_trigger_bytes(w)
-        })
+        .all(|w| !w.starts_with(b"0x") && !w.starts_with(b"0b") && !is_trigger_bytes(w))
 }
 
 /// MongoDB query operators: sent as a JSON key (`{"$ne": null}`) or a bracketed parameter name

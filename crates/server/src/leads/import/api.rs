@@ -1,14 +1,14 @@
 //! `/api/v1/imports`: upload (streamed to disk and checked whole), preview and mapping, start,
 //! progress, cancel, and the error report as CSV.
 
-use std::io::Write as _;
+use std::io::{Seek as _, Write as _};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
-use leadgen_import::{Field, Limits, Mapping, Reader};
+use leadgen_import::{Decoded, Field, Limits, Mapping, Reader, TextEncoding};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -31,6 +31,7 @@ pub fn routes() -> OpenApiRouter<LeadsState> {
         .routes(routes!(list, upload))
         .routes(routes!(status))
         .routes(routes!(start))
+        .routes(routes!(set_encoding))
         .routes(routes!(cancel))
         .routes(routes!(issues))
 }
@@ -43,6 +44,19 @@ type Lead = Require<perm::LeadSearchAndManagement>;
 struct UploadQuery {
     /// The file's name, for people (shown in lists and the audit trail).
     name: Option<String>,
+    /// The file's text encoding (`UTF-8`, `UTF-16LE`, `windows-1252`, …; WHATWG labels such as
+    /// `latin1` too). Absent: detected from a byte-order mark, UTF-8 validity, or the bytes.
+    encoding: Option<String>,
+}
+
+/// An encoding label from a user, or a 400 that lists the ones LeadGen reads.
+fn encoding_of(label: &str) -> Result<TextEncoding, AppError> {
+    TextEncoding::from_label(label).ok_or_else(|| {
+        AppError::BadRequest(format!(
+            "encoding: {label:?} is not one of {}",
+            TextEncoding::CHOICES.join(", ")
+        ))
+    })
 }
 
 /// What checking the whole file found.
@@ -50,15 +64,30 @@ pub(super) struct Checked {
     pub(super) preview: leadgen_import::Preview,
     pub(super) rows: u64,
     pub(super) rejected: u64,
+    /// The encoding the file was read in.
+    pub(super) encoding: TextEncoding,
 }
 
 /// Reads the whole file once: a structural fault anywhere (an unclosed quote, a record over the
 /// limit) refuses the upload now, before a single lead is written, naming its line. The first
 /// `preview_rows` outcomes are kept for the wizard.
-pub(super) fn check_file(path: &std::path::Path, preview_rows: usize) -> Result<Checked, AppError> {
-    let file = std::fs::File::open(path)
+pub(super) fn check_file(
+    path: &std::path::Path,
+    encoding: Option<TextEncoding>,
+    preview_rows: usize,
+) -> Result<Checked, AppError> {
+    let reopen =
+        |e: std::io::Error| AppError::Internal(anyhow::anyhow!("reopening the upload: {e}"));
+    let mut file = std::fs::File::open(path)
         .map(|f| std::io::BufReader::with_capacity(1 << 16, f))
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("reopening the upload: {e}")))?;
+        .map_err(reopen)?;
+    // Detected unless the user said; either way the reader sees UTF-8.
+    let encoding = match encoding {
+        Some(e) => e,
+        None => leadgen_import::detect_encoding(&mut file).map_err(reopen)?,
+    };
+    file.seek(std::io::SeekFrom::Start(0)).map_err(reopen)?;
+    let file = Decoded::new(file, encoding);
     let bad = |e: leadgen_import::ImportError| AppError::BadRequest(format!("file: {e}"));
     let (mut reader, mapping) = Reader::new(file, Limits::default()).map_err(bad)?;
     let mut preview = leadgen_import::Preview {
@@ -82,6 +111,7 @@ pub(super) fn check_file(path: &std::path::Path, preview_rows: usize) -> Result<
         preview,
         rows,
         rejected,
+        encoding,
     })
 }
 
@@ -127,6 +157,7 @@ async fn upload(
                 .collect::<String>()
         })
         .filter(|n| !n.trim().is_empty());
+    let chosen = q.encoding.as_deref().map(encoding_of).transpose()?;
     let id = Uuid::now_v7();
     let dir = super::folder(&state.config.data_dir);
     tokio::fs::create_dir_all(&dir)
@@ -186,7 +217,7 @@ async fn upload(
         .map_err(|e| AppError::Internal(anyhow::anyhow!("keeping the upload: {e}")))?;
     let preview_rows = state.config.imports.preview_rows;
     let path = final_path.clone();
-    let checked = tokio::task::spawn_blocking(move || check_file(&path, preview_rows))
+    let checked = tokio::task::spawn_blocking(move || check_file(&path, chosen, preview_rows))
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("checking the upload: {e}")))?;
     let checked = match checked {
@@ -202,8 +233,8 @@ async fn upload(
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     sqlx::query!(
         "INSERT INTO app.import_jobs (id, org_id, created_by, node, file_name, file_bytes, file_sha256,
-            status, mapping, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'uploaded', $8, $9, $9)",
+            status, mapping, encoding, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'uploaded', $8, $10, $9, $9)",
         id,
         member.org_id,
         member.principal_id,
@@ -212,7 +243,8 @@ async fn upload(
         i64::try_from(bytes).unwrap_or(i64::MAX),
         sha,
         mapping,
-        now
+        now,
+        checked.encoding.name()
     )
     .execute(&mut *tx)
     .await?;
@@ -226,30 +258,100 @@ async fn upload(
             before: None,
             after: Some(
                 json!({ "file_name": name, "bytes": bytes, "sha256": hex::encode(&sha),
-                                "rows": checked.rows }),
+                                "rows": checked.rows, "encoding": checked.encoding.name() }),
             ),
         },
     )
     .await?;
     tx.commit().await?;
-    let p = &checked.preview;
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({
-            "id": id,
-            "status": "uploaded",
-            "file_name": name,
-            "file_bytes": bytes,
-            "rows": checked.rows,
-            "rejected_rows": checked.rejected,
-            "dialect": p.mapping.dialect,
-            "columns": columns(&p.mapping),
-            "header_issues": p.header_issues,
-            "preview": p.rows,
-            "fields": Field::ALL.iter().map(Field::key).collect::<Vec<_>>(),
-        })),
+        axum::Json(review(id, name.as_deref(), bytes, &checked)),
     )
         .into_response())
+}
+
+/// What the wizard shows of an uploaded file: its dialect, encoding, mapping and first rows.
+fn review(id: Uuid, name: Option<&str>, bytes: u64, checked: &Checked) -> Value {
+    let p = &checked.preview;
+    json!({
+        "id": id,
+        "status": "uploaded",
+        "file_name": name,
+        "file_bytes": bytes,
+        "rows": checked.rows,
+        "rejected_rows": checked.rejected,
+        "dialect": p.mapping.dialect,
+        "encoding": checked.encoding.name(),
+        "encodings": TextEncoding::CHOICES,
+        "columns": columns(&p.mapping),
+        "header_issues": p.header_issues,
+        "preview": p.rows,
+        "fields": Field::ALL.iter().map(Field::key).collect::<Vec<_>>(),
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct EncodingInput {
+    /// The file's text encoding: one of `encodings` in the upload's answer, or a WHATWG label.
+    encoding: String,
+}
+
+/// Reads an uploaded file again in the encoding the user names (the detector's guess can be
+/// wrong for short files in a legacy code page): the header is mapped anew and the preview
+/// redone, as at upload.
+#[utoipa::path(put, path = "/api/v1/imports/{id}/encoding", tag = "imports", params(("id" = Uuid, Path, description = "The import job")), request_body = EncodingInput,
+    responses((status = 200, description = "The file read in that encoding: dialect, mapping and preview, as at upload", body = Object), (status = 409, description = "The import has started", body = crate::http::openapi::ErrorBody), Missing, Refusals))]
+async fn set_encoding(
+    State(state): State<LeadsState>,
+    Require(member, _): Lead,
+    Path(id): Path<Uuid>,
+    meta: Meta,
+    ApiJson(input): ApiJson<EncodingInput>,
+) -> Result<Response, AppError> {
+    let encoding = encoding_of(&input.encoding)?;
+    let now = state.clock.now();
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let j = job(&mut tx, id).await?;
+    if j.status != "uploaded" {
+        return Err(AppError::Conflict(format!(
+            "this import is {}; the encoding can change only before it starts",
+            j.status
+        )));
+    }
+    let path = super::file_of(&state.config.data_dir, id);
+    let preview_rows = state.config.imports.preview_rows;
+    let checked =
+        tokio::task::spawn_blocking(move || check_file(&path, Some(encoding), preview_rows))
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("checking the upload: {e}")))??;
+    let mapping =
+        serde_json::to_value(&checked.preview.mapping).map_err(|e| AppError::Internal(e.into()))?;
+    sqlx::query!(
+        "UPDATE app.import_jobs SET encoding = $2, mapping = $3, updated_at = $4 WHERE id = $1",
+        id,
+        encoding.name(),
+        mapping,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        now,
+        &meta,
+        Entry {
+            action: "import.encoding",
+            target: Some(format!("import:{id}")),
+            before: Some(json!({ "encoding": j.encoding })),
+            after: Some(json!({ "encoding": encoding.name(), "rows": checked.rows })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let bytes = u64::try_from(j.file_bytes).unwrap_or(0);
+    Ok(axum::Json(review(id, j.file_name.as_deref(), bytes, &checked)).into_response())
 }
 
 /// The mapping as the wizard shows it: one entry per column.
@@ -280,6 +382,7 @@ struct JobRow {
     mapping: Value,
     file_name: Option<String>,
     file_bytes: i64,
+    encoding: String,
     bytes_done: i64,
     rows_done: i64,
     created: i64,
@@ -296,7 +399,7 @@ struct JobRow {
 async fn job(tx: &mut TenantTx, id: Uuid) -> Result<JobRow, AppError> {
     sqlx::query_as!(
         JobRow,
-        "SELECT id, status, mode, mapping, file_name, file_bytes, bytes_done, rows_done, created,
+        "SELECT id, status, mode, mapping, file_name, file_bytes, encoding, bytes_done, rows_done, created,
                 updated, duplicates, rejected, warnings, error, created_at, started_at, finished_at
          FROM app.import_jobs WHERE id = $1",
         id
@@ -328,7 +431,7 @@ fn view(j: &JobRow, now: OffsetDateTime) -> Value {
     let mapping: Option<Mapping> = serde_json::from_value(j.mapping.clone()).ok();
     json!({
         "id": j.id, "status": j.status, "mode": j.mode, "file_name": j.file_name,
-        "file_bytes": j.file_bytes, "bytes_done": j.bytes_done,
+        "file_bytes": j.file_bytes, "encoding": j.encoding, "bytes_done": j.bytes_done,
         "percent": (percent * 10.0).round() / 10.0,
         "rows_done": j.rows_done, "created": j.created, "updated": j.updated,
         "duplicates": j.duplicates, "rejected": j.rejected, "warnings": j.warnings,

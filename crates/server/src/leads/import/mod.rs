@@ -89,7 +89,9 @@ pub async fn enqueue(
     use sha2::Digest as _;
     let path = file_of(data_dir, job);
     // The same whole-file check as an upload, streaming; then its digest, streaming too.
-    let checked = api::check_file(&path, 0).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // LeadGen wrote the file itself, in UTF-8.
+    let checked = api::check_file(&path, Some(leadgen_import::TextEncoding::UTF_8), 0)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mapping = checked.preview.mapping;
     mapping.validate()?;
     let rows = checked.rows;

@@ -87,6 +87,8 @@ type Batch = (i64, Vec<RowOutcome>, u64);
 struct Job {
     mode: Mode,
     mapping: Mapping,
+    /// The file's text encoding, as detected at upload or chosen by the user.
+    encoding: leadgen_import::TextEncoding,
     file_name: Option<String>,
     /// Rows per batch, fixed for the job's life so batch numbers mean the same rows on resume.
     batch_rows: usize,
@@ -98,7 +100,7 @@ async fn load(state: &LeadsState, c: &Claimed) -> anyhow::Result<Job> {
     let mut tx = TenantTx::begin(&state.pool, c.context).await?;
     let r = sqlx::query!(
         r#"UPDATE app.import_jobs SET batch_rows = coalesce(batch_rows, $2) WHERE id = $1
-           RETURNING mode, mapping, file_name, batch_rows AS "batch_rows!""#,
+           RETURNING mode, mapping, file_name, encoding, batch_rows AS "batch_rows!""#,
         c.id,
         i32::try_from(state.config.imports.batch_rows).unwrap_or(2000)
     )
@@ -122,6 +124,8 @@ async fn load(state: &LeadsState, c: &Claimed) -> anyhow::Result<Job> {
             .and_then(Mode::parse)
             .context("the job has no import mode")?,
         mapping: serde_json::from_value(r.mapping).context("the job's mapping")?,
+        encoding: leadgen_import::TextEncoding::from_label(&r.encoding)
+            .with_context(|| format!("the job's encoding {:?}", r.encoding))?,
         file_name: r.file_name,
     })
 }
@@ -136,12 +140,16 @@ async fn process(state: &LeadsState, c: &Claimed, owner: &str) -> anyhow::Result
     let batch_rows = job.batch_rows;
     let committed = job.committed.clone();
     let mapping = job.mapping.clone();
+    let encoding = job.encoding;
     let (tx_batches, rx) = tokio::sync::mpsc::channel::<anyhow::Result<Batch>>(2);
     // Parsing is CPU work on a plain thread, beside the writes.
     let parser = tokio::task::spawn_blocking(move || {
         let send = |b: anyhow::Result<Batch>| tx_batches.blocking_send(b).is_ok();
         let file = match std::fs::File::open(&path) {
-            Ok(f) => std::io::BufReader::with_capacity(1 << 16, f),
+            Ok(f) => leadgen_import::Decoded::new(
+                std::io::BufReader::with_capacity(1 << 16, f),
+                encoding,
+            ),
             Err(e) => {
                 send(Err(anyhow::anyhow!(
                     "the uploaded file is gone ({}): {e}",
@@ -179,7 +187,8 @@ async fn process(state: &LeadsState, c: &Claimed, owner: &str) -> anyhow::Result
             if committed.contains(&number) {
                 continue;
             }
-            if !send(Ok((number, batch, reader.bytes_read()))) {
+            // Progress is measured in the file's own bytes, whatever its encoding.
+            if !send(Ok((number, batch, reader.get_ref().source_bytes()))) {
                 return;
             }
         }
