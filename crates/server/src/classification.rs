@@ -166,6 +166,7 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
             ("file_name", C),
             ("file_bytes", I),
             ("file_sha256", I),
+            ("encoding", I),
             ("status", I),
             ("mode", I),
             ("mapping", I),

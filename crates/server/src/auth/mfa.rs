@@ -3,7 +3,10 @@
 //!
 //! Each code works once: the accepted time step is stored and older or equal steps are refused.
 //! A wrong code locks the factor until its time step has passed, which caps guessing at one try
-//! per 30 seconds.
+//! per 30 seconds. Repeated failures escalate: past [`FREE_FAILURES`] wrong codes within an hour,
+//! the factor and the user are each locked for 2, 4, 8… seconds up to [`MAX_LOCK_SECS`] (the
+//! throttle table sign-in uses), each failure is counted (`auth_mfa_failures_total{factor}`),
+//! written to the audit log and feeds the `mfa_failure` alert event.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -23,6 +26,29 @@ use utoipa_axum::routes;
 
 /// Challenges expire after five minutes.
 const CHALLENGE_TTL_SECS: i64 = 300;
+/// Wrong codes within an hour before the escalating locks start.
+pub(crate) const FREE_FAILURES: i32 = 3;
+/// The longest lock after repeated wrong codes.
+pub(crate) const MAX_LOCK_SECS: i32 = 3600;
+
+/// Throttle keys of a factor and of its user, in the sign-in throttle table's `account` scope.
+fn throttle_keys(factor: Uuid, user: Uuid) -> [Vec<u8>; 2] {
+    use sha2::Digest as _;
+    [
+        sha2::Sha256::digest(format!("totp-factor\0{factor}").as_bytes()).to_vec(),
+        sha2::Sha256::digest(format!("totp-user\0{user}").as_bytes()).to_vec(),
+    ]
+}
+
+/// What every wrong second-factor code does besides its own lock (the caller writes the audit
+/// line): counted, and the alert event raised.
+pub(crate) fn failure_seen(state: &AuthState, factor: &'static str) {
+    metrics::counter!("auth_mfa_failures_total", "factor" => factor).increment(1);
+    crate::perimeter::record_event(
+        &state.perimeter,
+        crate::perimeter::alerts::Event::MfaFailure,
+    );
+}
 
 pub fn routes() -> OpenApiRouter<AuthState> {
     OpenApiRouter::new()
@@ -213,6 +239,18 @@ pub async fn verify_code(
     if c.verified_at.is_some() || (now - c.created_at).whole_seconds() > CHALLENGE_TTL_SECS {
         return Err(AuthError::ChallengeExpired);
     }
+    let [factor_key, user_key] = throttle_keys(factor, who.user_id);
+    let locked = sqlx::query_scalar!(
+        "SELECT app.auth_throttle_wait(ARRAY['account', 'account'], ARRAY[$1::bytea, $2::bytea], $3) AS \"secs!\"",
+        factor_key,
+        user_key,
+        now
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if locked > 0.0 {
+        return Err(AuthError::TooManyAttempts(locked.ceil() as u64));
+    }
     if f.failed_step.is_some_and(|s| s >= step) {
         let wait = (step + 1) * totp::STEP_SECS - unix;
         return Err(AuthError::TooManyAttempts(
@@ -235,9 +273,20 @@ pub async fn verify_code(
         )
         .execute(&mut *tx)
         .await?;
+        for key in [&factor_key, &user_key] {
+            sqlx::query!(
+                "SELECT app.auth_throttle_fail('account', $1, $2, $3, $4)",
+                key,
+                now,
+                FREE_FAILURES,
+                MAX_LOCK_SECS
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         tracing::info!(target: "leadgen::audit", action = "mfa_verify_failed", user_id = %who.user_id, factor_id = %factor, "wrong or reused TOTP code");
-        metrics::counter!("auth_mfa_failures_total").increment(1);
+        failure_seen(state, "totp");
         return Err(AuthError::MfaVerificationFailed);
     };
     sqlx::query!(
@@ -255,6 +304,12 @@ pub async fn verify_code(
     )
     .execute(&mut *tx)
     .await?;
+    // A right code ends the escalation for the factor and the user.
+    for key in [&factor_key, &user_key] {
+        sqlx::query!("SELECT app.auth_throttle_clear(''::bytea, $1)", key)
+            .fetch_one(&mut *tx)
+            .await?;
+    }
     // Keep how the session began (password, reset link…) after the second factor.
     let mut amr = vec![Amr {
         method: "totp".into(),

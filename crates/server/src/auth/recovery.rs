@@ -246,7 +246,7 @@ async fn verify(
         .fetch_one(&state.pool)
         .await?;
         tracing::info!(target: "leadgen::audit", action = "mfa_recovery_code_failed", user_id = %who.user_id, "wrong or used recovery code");
-        metrics::counter!("auth_mfa_failures_total").increment(1);
+        super::mfa::failure_seen(&state, "recovery_code");
         return Err(AuthError::MfaVerificationFailed);
     }
     sqlx::query!(

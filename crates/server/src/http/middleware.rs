@@ -129,8 +129,10 @@ pub async fn security_headers(
     res
 }
 
-/// Renders the HTML page of an error (status, message, request id); the web shell provides it.
-pub type ErrorPageRenderer = Arc<dyn Fn(StatusCode, &str, &RequestId) -> Response + Send + Sync>;
+/// Renders the HTML page of an error (status, its stable code if any, message, request id); the
+/// web shell provides it.
+pub type ErrorPageRenderer =
+    Arc<dyn Fn(StatusCode, Option<&str>, &str, &RequestId) -> Response + Send + Sync>;
 
 /// Turns bodiless error responses (from handlers, timeouts, body limits) into a styled page or a
 /// JSON error that shows the request id.
@@ -177,7 +179,7 @@ pub async fn error_pages(
     let mut out = if json {
         json_error(status, code, &message, &id)
     } else {
-        render(status, &message, &id)
+        render(status, code, &message, &id)
     };
     for (n, v) in keep {
         out.headers_mut().insert(n, v);

@@ -341,6 +341,15 @@ async fn save_model(
             message: "only admins and managers change the scoring model".into(),
         });
     }
+    // Security Policy: MFA is mandatory for lead scoring changes, whatever the role.
+    if member.aal != Aal::Aal2 {
+        return Err(LeadsError::Denied {
+            code: "insufficient_aal",
+            message: "changing the scoring model needs a session verified with a second factor \
+                      (aal2): set up an authenticator app and sign in with it"
+                .into(),
+        });
+    }
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let org = tx.context().org_id;
@@ -439,6 +448,8 @@ struct ScoringPage<'a> {
     done: bool,
     rescored_rows: i64,
     can_edit: bool,
+    /// The session is at `aal2`, which saving needs.
+    verified: bool,
     draft: String,
     notice: Option<String>,
     error: Option<String>,
@@ -544,6 +555,7 @@ async fn render_page(
         done: current.rescoring.done,
         rescored_rows: current.rescoring.rescored_rows,
         can_edit: matches!(member.role, Role::Admin | Role::Manager),
+        verified: member.aal == Aal::Aal2,
         draft: draft.unwrap_or_else(|| {
             serde_json::to_string_pretty(&current.model)
                 .unwrap_or_else(|_| "{\"rules\": []}".into())

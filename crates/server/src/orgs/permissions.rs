@@ -5,6 +5,12 @@
 //! assurance level `aal2` (a verified second factor). The database enforces the same rule on the
 //! admin-only tables with restrictive row-level security policies (`app.is_admin_aal2()`), so a
 //! route that forgot its extractor still cannot change them.
+//!
+//! The Security Policy also makes a second factor mandatory for "lead scoring, data exports, or
+//! any critical system modifications", whatever the role: [`Permission::DataExport`] needs
+//! `aal2` for everyone who holds it, scoring-model changes check [`critical`], and ACL changes are
+//! admin actions already. The database guards exports and model changes too (a restrictive
+//! policy on `app.export_jobs`, a trigger on `app.scoring_models`).
 
 use std::marker::PhantomData;
 
@@ -103,6 +109,13 @@ impl Permission {
         self.row() == [true, false, false, false]
     }
 
+    /// Needs a session verified with a second factor (`aal2`), whatever the role: admin actions,
+    /// and data exports (Security Policy: MFA for "data exports").
+    #[must_use]
+    pub fn needs_aal2(self) -> bool {
+        self.admin_only() || self == Self::DataExport
+    }
+
     #[must_use]
     pub fn label(self) -> &'static str {
         match self {
@@ -153,6 +166,20 @@ fn needs_mfa() -> AppError {
         message: "this action needs a session verified with a second factor (aal2): \
                   set up an authenticator app and sign in with it"
             .into(),
+    }
+}
+
+/// A critical operation (Security Policy: "MFA is mandatory for … lead scoring, data exports, or
+/// any critical system modifications"): the member's session must be at `aal2`. API keys have no
+/// second factor, so they never pass.
+///
+/// # Errors
+/// 403 `insufficient_aal`.
+pub fn critical(member: &Member) -> Result<(), AppError> {
+    if member.aal == Aal::Aal2 {
+        Ok(())
+    } else {
+        Err(needs_mfa())
     }
 }
 
@@ -282,8 +309,8 @@ pub fn check(member: &Member, p: Permission) -> Result<(), AppError> {
             message: format!("this API key's scopes do not include \"{}\"", p.label()),
         });
     }
-    if p.admin_only() && member.aal != Aal::Aal2 {
-        return Err(needs_mfa());
+    if p.needs_aal2() {
+        critical(member)?;
     }
     Ok(())
 }

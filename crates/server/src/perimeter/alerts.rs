@@ -31,6 +31,8 @@ pub enum Event {
     LeadExportAnomaly,
     /// One address sent more requests than `rate_limiting.ddos` allows.
     DdosAttempt,
+    /// A wrong second-factor code (TOTP or recovery code).
+    MfaFailure,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -196,6 +198,7 @@ impl Fired {
             Event::LeadSearchAnomaly => "lead_search_anomaly",
             Event::LeadExportAnomaly => "lead_export_anomaly",
             Event::DdosAttempt => "ddos_attempt",
+            Event::MfaFailure => "mfa_failure",
         }
     }
 }

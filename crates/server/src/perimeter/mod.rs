@@ -374,6 +374,12 @@ pub fn penalize(state: &Perimeter, req: &Request, offence: reputation::Offence) 
 /// misbehaves across several instances is judged on all of it, and its block reaches every
 /// instance within a second ([`reputation_sync`]). When Redis fails, this instance scores the
 /// address itself.
+/// Counts a security event raised outside the perimeter (a wrong second-factor code) for the
+/// alert rules of `waf-rules.json`.
+pub fn record_event(state: &Perimeter, event: alerts::Event) {
+    state.alerts.record(event);
+}
+
 pub fn penalize_ip(state: &Perimeter, ip: std::net::IpAddr, offence: reputation::Offence) {
     let Some(waf) = state.waf.get() else { return };
     if !waf.reputation.enabled || waf.ip.allow.iter().any(|n| n.contains(ip)) {

@@ -71,7 +71,44 @@ fn render_plain(t: &impl Template) -> Result<Response, AppError> {
 /// The renderer of the error-page middleware: styled pages that show the request id.
 #[must_use]
 pub fn error_pages(version: &'static str) -> ErrorPageRenderer {
-    Arc::new(move |status, message, id| error_page(version, status, message, id))
+    Arc::new(move |status, code, message, id| {
+        let mut res = error_page(version, status, message, id);
+        // A member without a second factor is led to set one up, with the reason.
+        if code == Some("insufficient_aal") {
+            res = mfa_needed_page(version, status, message, id);
+        }
+        res
+    })
+}
+
+#[derive(Template)]
+#[template(path = "mfa_needed.html")]
+struct MfaNeededPage<'a> {
+    assets: &'a Assets,
+    version: &'static str,
+    status: u16,
+    message: &'a str,
+    request_id: &'a str,
+}
+
+/// The 403 of an action that needs a second factor: why, and the way to the enrolment page.
+fn mfa_needed_page(
+    version: &'static str,
+    status: StatusCode,
+    message: &str,
+    id: &RequestId,
+) -> Response {
+    let page = MfaNeededPage {
+        assets: assets::get(),
+        version,
+        status: status.as_u16(),
+        message,
+        request_id: &id.0,
+    };
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(_) => error_page(version, status, message, id),
+    }
 }
 
 /// A styled error page that shows the request id.

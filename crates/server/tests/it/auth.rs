@@ -1391,3 +1391,133 @@ async fn recovery_codes_stand_in_for_the_authenticator_once_each() {
     assert!(locked, "wrong recovery codes must be throttled");
     app.stop().await;
 }
+
+/// The value of `auth_mfa_failures_total{factor="…"}` on the admin listener (0 before the first).
+async fn mfa_failures(app: &TestApp, factor: &str) -> f64 {
+    let text = reqwest::get(format!("http://{}/metrics", app.bound.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("auth_mfa_failures_total{") && l.contains(&format!("factor=\"{factor}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Wrong TOTP codes beyond the first few lock the factor for longer each time (past the 30-second
+/// step lock), each is counted in a metric, and a burst of them raises the shipped kind of alert.
+#[tokio::test]
+async fn repeated_wrong_totp_codes_lock_longer_each_time_and_raise_an_alert() {
+    use leadgen::clock::Clock;
+    use leadgen_crypto::totp;
+    use reqwest::Method;
+    let (hook, got) = crate::perimeter::receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("waf-rules.json");
+    std::fs::write(
+        &rules,
+        format!(
+            r#"{{"ip_reputation": {{"enabled": false}},
+                "monitoring": {{
+                  "alerts": [{{"name": "second-factor-failures", "event": "mfa_failure", "threshold": 5,
+                               "window_secs": 600, "cooldown_secs": 900}}],
+                  "webhooks": [{{"url": "{hook}/slack", "format": "slack"}}]
+                }},
+                "request_rules": {{"max_uri_length": 4096, "max_header_count": 50, "max_header_bytes": 16384,
+                                  "allowed_content_types": ["application/json"]}},
+                "attack_protection": {{}}}}"#
+        ),
+    )
+    .unwrap();
+    let (app, clock) =
+        spawn_clocked(&[("LEADGEN_PERIMETER__WAF_RULES_PATH", rules.to_str().unwrap())]).await;
+    let c = Client::new(&app);
+    let s = confirmed_account(&app, &c, "guess@acme.io").await;
+    let access = s["access_token"].as_str().unwrap().to_string();
+    let (status, f) = c
+        .call(
+            Method::POST,
+            "/factors",
+            &access,
+            json!({ "factor_type": "totp" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{f}");
+    let factor = f["id"].as_str().unwrap().to_string();
+    let secret = totp::parse_base32(f["totp"]["secret"].as_str().unwrap()).unwrap();
+    let code_now = || totp::code_at_step(&secret, totp::step_at(clock.now().unix_timestamp()));
+    let verify = |code: String| {
+        let (c, access, factor) = (&c, access.clone(), factor.clone());
+        async move {
+            let (_, ch) = c
+                .call(
+                    Method::POST,
+                    &format!("/factors/{factor}/challenge"),
+                    &access,
+                    json!({}),
+                )
+                .await;
+            let ch = ch["id"].as_str().unwrap().to_string();
+            c.call(
+                Method::POST,
+                &format!("/factors/{factor}/verify"),
+                &access,
+                json!({ "challenge_id": ch, "code": code }),
+            )
+            .await
+        }
+    };
+    let before = mfa_failures(&app, "totp").await;
+
+    // Start each try at the beginning of a fresh time step, so the step lock is never the reason.
+    let next_step = || clock.advance(30 - clock.now().unix_timestamp().rem_euclid(30));
+    next_step();
+    for i in 0..8 {
+        let wrong = if code_now() == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        let (status, err) = verify(wrong.to_owned()).await;
+        assert_eq!(
+            (status, err["error_code"].as_str()),
+            (422, Some("mfa_verification_failed")),
+            "try {i}: {err}"
+        );
+        next_step();
+    }
+    // After eight wrong codes the lock (2^5 = 32 s) outlasts the 30-second step: even the right
+    // code is refused until it ends.
+    let (status, err) = verify(code_now()).await;
+    assert_eq!(
+        (status, err["error_code"].as_str()),
+        (429, Some("over_request_rate_limit")),
+        "{err}"
+    );
+    clock.advance(3);
+    let (status, ok) = verify(code_now()).await;
+    assert_eq!(status, 200, "the lock ended: {ok}");
+    assert_eq!(aal_of(ok["access_token"].as_str().unwrap()), "aal2");
+
+    assert_eq!(mfa_failures(&app, "totp").await - before, 8.0);
+    for _ in 0..50 {
+        if !got.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "one alert for the burst: {got:?}");
+    assert!(
+        got[0].1["text"]
+            .as_str()
+            .unwrap()
+            .contains("second-factor-failures"),
+        "{got:?}"
+    );
+    app.stop().await;
+}

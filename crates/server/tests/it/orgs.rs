@@ -1418,3 +1418,84 @@ async fn a_broken_rate_limit_file_stops_the_server_with_its_json_path() {
         "{err}"
     );
 }
+
+/// Security Policy: MFA is mandatory for data exports and scoring changes, whatever the role. A
+/// Manager at aal1 is refused (`insufficient_aal`) on every export and on a model change, in the
+/// extractor and in the database; the same Manager at aal2 goes through.
+#[tokio::test]
+async fn exports_and_scoring_changes_need_aal2_for_every_role() {
+    let app = spawn().await;
+    let api = Api::new(&app);
+    let (t, _) = api.sign_up("admin@critical.test").await;
+    let org = api.create_org(&t, "Critical Inc").await;
+    let admin = api.switch(&api.raise_to_aal2(&t).await, org).await;
+    let (m, manager) = api.sign_up("manager@critical.test").await;
+    invite_and_accept(&app, &api, &admin, "manager@critical.test", "manager", &m).await;
+    let m1 = api.switch(&m, org).await;
+    let model = json!({ "rules": [{ "name": "VPs", "field": "seniority", "values": ["vp"], "points": 20 }] });
+    let calls: [(Method, &str, Option<Value>); 4] = [
+        (Method::GET, "/api/v1/leads/export", None),
+        (Method::GET, "/api/v1/leads/export?format=json", None),
+        (Method::POST, "/api/v1/exports?format=csv", None),
+        (Method::PUT, "/api/v1/scoring", Some(model.clone())),
+    ];
+    for (method, path, body) in calls.clone() {
+        let (s, v) = api.call(method, path, &m1, body).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (403, Some("insufficient_aal")),
+            "{path}: {v}"
+        );
+    }
+
+    // The database refuses the same at aal1 to a connection that skips the extractors.
+    let pool = sqlx::PgPool::connect(&app.db().app_url()).await.unwrap();
+    let as_manager = |aal: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query("SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true), set_config('app.role', 'manager', true), set_config('app.aal', $3, true)")
+                .bind(org.to_string())
+                .bind(manager.to_string())
+                .bind(aal)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx
+        }
+    };
+    let mut tx = as_manager("aal1").await;
+    let job = sqlx::query("INSERT INTO app.export_jobs (id, org_id, created_by, format, filter, status, token_sha256, expires_at, created_at, lease_until) VALUES ($1, $2, $3, 'csv', '{}', 'running', $4, now() + interval '1 hour', now(), now())")
+        .bind(Uuid::now_v7())
+        .bind(org)
+        .bind(manager)
+        .bind(vec![0u8; 32])
+        .execute(&mut *tx)
+        .await;
+    assert!(
+        job.unwrap_err().to_string().contains("row-level security"),
+        "an aal1 export job"
+    );
+    drop(tx);
+    let mut tx = as_manager("aal1").await;
+    let scoring = sqlx::query("INSERT INTO app.scoring_models (org_id, model, version, updated_by, updated_at) VALUES ($1, $2, 1, $3, now())")
+        .bind(org)
+        .bind(&model)
+        .bind(manager)
+        .execute(&mut *tx)
+        .await;
+    assert!(
+        scoring.unwrap_err().to_string().contains("aal2"),
+        "an aal1 model change"
+    );
+    drop(tx);
+    pool.close().await;
+
+    // With a second factor every call goes through.
+    let m2 = api.switch(&api.raise_to_aal2(&m).await, org).await;
+    for (method, path, body) in calls {
+        let (s, v) = api.call(method, path, &m2, body).await;
+        assert!(matches!(s, 200 | 202), "{path}: {s} {v}");
+    }
+    app.stop().await;
+}

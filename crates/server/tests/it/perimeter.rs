@@ -503,7 +503,7 @@ async fn an_address_that_keeps_attacking_is_blocked_for_a_while_and_others_are_n
 }
 
 /// A webhook receiver on localhost: records what it gets; the JSON endpoint fails its first call.
-async fn receiver() -> (
+pub(crate) async fn receiver() -> (
     String,
     std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
 ) {
