@@ -34,7 +34,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AuthJson<T> {
     type Rejection = AuthError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
+        if !crate::http::error::is_json_media(req.headers()) {
+            return Err(AuthError::BadRequest(
+                "send the body as JSON (Content-Type: application/json)".into(),
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| AuthError::BadRequest(e.body_text()))?;
+        // NUL is valid JSON and invalid in PostgreSQL text: name the field.
+        if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
+            && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            && let Some(path) = crate::http::error::nul_path(&v, "")
+        {
+            return Err(AuthError::BadRequest(format!(
+                "{path}: contains a NUL character, which LeadGen cannot store"
+            )));
+        }
+        match Json::<T>::from_bytes(&bytes) {
             Ok(Json(v)) => Ok(Self(v)),
             Err(e) => Err(AuthError::BadRequest(e.body_text())),
         }

@@ -117,18 +117,11 @@ impl IntoResponse for AuthError {
     }
 }
 
-/// The API version Supabase clients announce in `X-Supabase-Api-Version`. From this version on,
-/// error bodies are `{"code": "<error code>", "message": "..."}`; older clients get
-/// `{"code": <status>, "error_code": "...", "msg": "..."}`.
-const API_VERSION_2024: &str = "2024-01-01";
+use crate::http::error::API_VERSION_2024;
 
 /// Speaks the error shape of the API version the client asked for, and says which it used.
 pub async fn api_version(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let modern = req
-        .headers()
-        .get("x-supabase-api-version")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim() >= API_VERSION_2024 && v.trim().len() == API_VERSION_2024.len());
+    let modern = crate::http::error::modern_api_version(req.headers());
     let res = next.run(req).await;
     if !modern {
         return res;

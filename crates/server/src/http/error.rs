@@ -51,6 +51,7 @@ impl AppError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(e) if unstorable_text(e) => StatusCode::BAD_REQUEST,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -60,6 +61,9 @@ impl AppError {
     #[must_use]
     pub fn public_message(&self) -> String {
         match self {
+            Self::Database(e) if unstorable_text(e) => {
+                "the request holds text the database cannot store (a NUL character)".into()
+            }
             Self::Database(_) | Self::Internal(_) => "internal error".into(),
             other => other.to_string(),
         }
@@ -82,6 +86,111 @@ impl IntoResponse for AppError {
             .insert(ErrorBody(self.public_message(), code));
         res
     }
+}
+
+/// The API version Supabase clients announce in `X-Supabase-Api-Version`. From this version on,
+/// error bodies are `{"code": "<error code>", "message": "..."}`; older clients get
+/// `{"code": <status>, "error_code": "...", "msg": "..."}`.
+pub const API_VERSION_2024: &str = "2024-01-01";
+
+/// Whether the client asked for the 2024 error shape.
+pub fn modern_api_version(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("x-supabase-api-version")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() >= API_VERSION_2024 && v.trim().len() == API_VERSION_2024.len())
+}
+
+/// An error under `/auth/v1/` that no handler shaped (a route or method miss, a body limit, a
+/// rate limit, a timeout), in GoTrue's shape (with the request id beside it): `{"code": 404, "error_code": "not_found", "msg": …}`,
+/// or `{"code": "not_found", "message": …}` for clients of the 2024 API version.
+pub fn gotrue_error(
+    status: StatusCode,
+    code: Option<&str>,
+    message: &str,
+    modern: bool,
+    id: &RequestId,
+) -> Response {
+    let error_code = code.unwrap_or(match status.as_u16() {
+        400 | 422 => "validation_failed",
+        401 => "no_authorization",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        413 => "request_too_large",
+        415 => "bad_content_type",
+        429 => "over_request_rate_limit",
+        _ => "unexpected_failure",
+    });
+    let body = if modern {
+        serde_json::json!({ "code": error_code, "message": message, "request_id": id.0 })
+    } else {
+        serde_json::json!({ "code": status.as_u16(), "error_code": error_code, "msg": message,
+                            "request_id": id.0 })
+    };
+    let mut res = (status, axum::Json(body)).into_response();
+    if modern {
+        res.headers_mut().insert(
+            "x-supabase-api-version",
+            http::HeaderValue::from_static(API_VERSION_2024),
+        );
+    }
+    res
+}
+
+/// PostgreSQL refused a value's characters (`invalid byte sequence`, `untranslatable character`):
+/// the client sent text no column can hold. The extractors refuse NUL with the parameter's name
+/// first; this keeps any path they miss a 400 rather than a 500.
+fn unstorable_text(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(sqlx::error::DatabaseError::code)
+        .is_some_and(|c| c == "22021" || c == "22P05")
+}
+
+/// The message for a value holding NUL, which PostgreSQL's text cannot store.
+fn nul_refusal(name: &str) -> Response {
+    let mut res = StatusCode::BAD_REQUEST.into_response();
+    res.extensions_mut().insert(ErrorBody(
+        format!("{name}: contains a NUL character, which LeadGen cannot store"),
+        None,
+    ));
+    res
+}
+
+/// The JSON path (`title`, `custom.notes`, `tags[2]`) of the first string or key holding NUL.
+pub(crate) fn nul_path(v: &serde_json::Value, path: &str) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0').then(|| path.to_owned()),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_path(x, &format!("{path}[{i}]"))),
+        serde_json::Value::Object(m) => m.iter().find_map(|(k, x)| {
+            let here = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if k.contains('\0') {
+                Some(here)
+            } else {
+                nul_path(x, &here)
+            }
+        }),
+        _ => None,
+    }
+}
+
+pub(crate) fn is_json_media(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .is_some_and(|m| {
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
 }
 
 /// The client-facing message of an error response, rendered by the error-page middleware.
@@ -124,14 +233,30 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
     type Rejection = Response;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        let reject = |status: StatusCode, text: String| {
+            let mut res = status.into_response();
+            res.extensions_mut().insert(ErrorBody(text, None));
+            res
+        };
+        if !is_json_media(req.headers()) {
+            return Err(reject(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the body as JSON (Content-Type: application/json)".into(),
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| reject(e.status(), e.body_text()))?;
+        // NUL is valid JSON (`\u0000`) and invalid in PostgreSQL text: name the field.
+        if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
+            && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            && let Some(path) = nul_path(&v, "")
+        {
+            return Err(nul_refusal(if path.is_empty() { "body" } else { &path }));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(e) => {
-                let status = e.status();
-                let mut res = status.into_response();
-                res.extensions_mut().insert(ErrorBody(e.body_text(), None));
-                Err(res)
-            }
+            Err(e) => Err(reject(e.status(), e.body_text())),
         }
     }
 }
@@ -149,6 +274,13 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestP
         parts: &mut axum::http::request::Parts,
         _: &S,
     ) -> Result<Self, Self::Rejection> {
+        if let Some(q) = parts.uri.query()
+            && q.contains("%00")
+            && let Some((name, _)) = url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(nul_refusal(&name.replace('\0', "\\0")));
+        }
         match axum::extract::Query::<T>::try_from_uri(&parts.uri) {
             Ok(axum::extract::Query(v)) => Ok(Self(v)),
             Err(e) => {

@@ -134,13 +134,41 @@ pub async fn security_headers(
 pub type ErrorPageRenderer =
     Arc<dyn Fn(StatusCode, Option<&str>, &str, &RequestId) -> Response + Send + Sync>;
 
-/// Turns bodiless error responses (from handlers, timeouts, body limits) into a styled page or a
-/// JSON error that shows the request id.
+/// Which error contract a path speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Surface {
+    /// `/api/…`: LeadGen's JSON error, whatever the `Accept` header.
+    Api,
+    /// `/auth/v1/…`: GoTrue's error shape (the modern one when the client asks for it).
+    Auth { modern: bool },
+    /// Pages: a styled page, or LeadGen's JSON error for a client that asks for JSON.
+    Page,
+}
+
+impl Surface {
+    fn of(path: &str, headers: &http::HeaderMap) -> Surface {
+        if path == "/api" || path.starts_with("/api/") {
+            Surface::Api
+        } else if path == "/auth/v1" || path.starts_with("/auth/v1/") {
+            Surface::Auth {
+                modern: crate::http::error::modern_api_version(headers),
+            }
+        } else {
+            Surface::Page
+        }
+    }
+}
+
+/// Turns error responses into the contract of their path: every error under `/api/` and
+/// `/auth/v1/` is JSON in the documented shape whatever the `Accept` header, including the bodiless
+/// ones (timeouts, body limits, method and route misses) and extractor rejections that came with a
+/// plain-text body; pages get a styled page that shows the request id.
 pub async fn error_pages(
     State(render): State<ErrorPageRenderer>,
     req: Request,
     next: Next,
 ) -> Response {
+    let surface = Surface::of(req.uri().path(), req.headers());
     let json = wants_json(req.headers());
     let id = req
         .extensions()
@@ -154,11 +182,29 @@ pub async fn error_pages(
     }
     let has_body = res.headers().contains_key(header::CONTENT_TYPE);
     let explicit = res.extensions().get::<ErrorBody>().cloned();
-    if has_body && explicit.is_none() {
-        return res;
-    }
+    let mut message = None;
+    let res = if has_body && explicit.is_none() {
+        // A handler's own error body: kept when it already speaks its path's contract.
+        let json_body = crate::http::error::is_json_media(res.headers());
+        if surface == Surface::Page || json_body {
+            return res;
+        }
+        // An extractor's rejection (a malformed path parameter) or a layer's text: its words
+        // become the message.
+        let (parts, body) = res.into_parts();
+        let text = axum::body::to_bytes(body, 8 * 1024)
+            .await
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&text).trim().to_owned();
+        if !text.is_empty() {
+            message = Some(text);
+        }
+        Response::from_parts(parts, axum::body::Body::empty())
+    } else {
+        res
+    };
     let code = explicit.as_ref().and_then(|b| b.1);
-    let message = explicit.map(|b| b.0).unwrap_or_else(|| {
+    let message = explicit.map(|b| b.0).or(message).unwrap_or_else(|| {
         status
             .canonical_reason()
             .unwrap_or("error")
@@ -176,10 +222,13 @@ pub async fn error_pages(
     .into_iter()
     .filter_map(|n| res.headers().get(&n).cloned().map(|v| (n, v)))
     .collect();
-    let mut out = if json {
-        json_error(status, code, &message, &id)
-    } else {
-        render(status, code, &message, &id)
+    let mut out = match surface {
+        Surface::Api => json_error(status, code, &message, &id),
+        Surface::Auth { modern } => {
+            crate::http::error::gotrue_error(status, code, &message, modern, &id)
+        }
+        Surface::Page if json => json_error(status, code, &message, &id),
+        Surface::Page => render(status, code, &message, &id),
     };
     for (n, v) in keep {
         out.headers_mut().insert(n, v);

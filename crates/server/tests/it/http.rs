@@ -316,3 +316,198 @@ async fn cross_site_form_posts_are_refused() {
     assert_eq!(res.status(), 204);
     app.stop().await;
 }
+
+/// Every error under `/api/` is LeadGen's JSON error and every error under `/auth/v1/` GoTrue's,
+/// whatever the `Accept` header: credentials, permissions, route and method misses, path, query and
+/// body parse errors, content types, body limits; text PostgreSQL cannot store (NUL) is a 400
+/// that names the parameter.
+#[tokio::test]
+async fn api_errors_are_json_in_their_shape_whatever_the_accept_header() {
+    use serde_json::{Value, json};
+    let app = crate::orgs::spawn().await;
+    let api = crate::orgs::Api::new(&app);
+    let (_, t, _) = crate::orgs::org_with_every_role(&app, &api, "contract").await;
+    let (admin, user) = (&t[0], &t[2]);
+    let c = app.client();
+    for accept in [
+        "*/*",
+        "text/html",
+        "text/html,application/xhtml+xml,*/*;q=0.8",
+    ] {
+        let send =
+            |method: Method, path: &str, token: Option<&str>, ct: Option<&str>, body: Vec<u8>| {
+                let mut r = c
+                    .request(method, app.https_url(path))
+                    .header("accept", accept);
+                if let Some(t) = token {
+                    r = r.bearer_auth(t);
+                }
+                if let Some(ct) = ct {
+                    r = r.header("content-type", ct);
+                }
+                async move {
+                    let res = r.body(body).send().await.unwrap();
+                    let status = res.status().as_u16();
+                    let ct = res
+                        .headers()
+                        .get("content-type")
+                        .map(|v| v.to_str().unwrap().to_owned())
+                        .unwrap_or_default();
+                    let allow = res.headers().get("allow").is_some();
+                    let body = res.text().await.unwrap();
+                    (status, ct, allow, body)
+                }
+            };
+        let huge = vec![b'x'; 2 << 20];
+        let cases: Vec<(u16, Method, &str, Option<&str>, Option<&str>, Vec<u8>, &str)> = vec![
+            (401, Method::GET, "/api/v1/leads", None, None, vec![], ""),
+            (
+                403,
+                Method::PATCH,
+                "/api/v1/org",
+                Some(user),
+                Some("application/json"),
+                br#"{"name":"x"}"#.to_vec(),
+                "",
+            ),
+            (
+                404,
+                Method::GET,
+                "/api/v1/no-such-thing",
+                Some(admin),
+                None,
+                vec![],
+                "",
+            ),
+            (
+                405,
+                Method::DELETE,
+                "/api/v1/leads",
+                Some(admin),
+                None,
+                vec![],
+                "",
+            ),
+            (
+                400,
+                Method::GET,
+                "/api/v1/leads/not-a-uuid",
+                Some(admin),
+                None,
+                vec![],
+                "",
+            ),
+            (
+                400,
+                Method::GET,
+                "/api/v1/leads?limit=many",
+                Some(admin),
+                None,
+                vec![],
+                "limit",
+            ),
+            (
+                400,
+                Method::POST,
+                "/api/v1/leads",
+                Some(admin),
+                Some("application/json"),
+                b"{\"title\": ".to_vec(),
+                "",
+            ),
+            (
+                415,
+                Method::POST,
+                "/api/v1/leads",
+                Some(admin),
+                Some("application/xml"),
+                br#"{"title":"x"}"#.to_vec(),
+                "",
+            ),
+            (
+                413,
+                Method::POST,
+                "/api/v1/leads",
+                Some(admin),
+                Some("application/json"),
+                huge.clone(),
+                "",
+            ),
+            (
+                400,
+                Method::GET,
+                "/api/v1/leads?q=a%00b",
+                Some(admin),
+                None,
+                vec![],
+                "q: contains a NUL",
+            ),
+            (
+                400,
+                Method::POST,
+                "/api/v1/leads",
+                Some(admin),
+                Some("application/json"),
+                br#"{"email":"n@contract.test","custom":{"notes":"a\u0000b"}}"#.to_vec(),
+                "custom.notes: contains a NUL",
+            ),
+        ];
+        for (want, method, path, token, ct, body, says) in cases {
+            let (status, ctype, allow, text) = send(method.clone(), path, token, ct, body).await;
+            assert_eq!(status, want, "{accept} {method} {path}: {text}");
+            assert!(
+                ctype.starts_with("application/json"),
+                "{accept} {method} {path}: {ctype} {text}"
+            );
+            let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: {text}"));
+            assert_eq!(v["error"]["status"], json!(want), "{path}: {v}");
+            assert!(
+                v["error"]["request_id"]
+                    .as_str()
+                    .is_some_and(|s| !s.is_empty()),
+                "{path}: {v}"
+            );
+            assert!(
+                v["error"]["message"].as_str().unwrap().contains(says),
+                "{path}: {v}"
+            );
+            if want == 405 {
+                assert!(allow, "405 names the allowed methods");
+            }
+        }
+        // GoTrue's shape under /auth/v1, for misses no handler shaped too.
+        for (want, method, path, token) in [
+            (404, Method::GET, "/auth/v1/no-such-thing", None),
+            (401, Method::GET, "/auth/v1/user", None),
+            (405, Method::DELETE, "/auth/v1/token", None),
+        ] {
+            let (status, ctype, _, text) = send(method.clone(), path, token, None, vec![]).await;
+            assert_eq!(status, want, "{accept} {method} {path}: {text}");
+            assert!(
+                ctype.starts_with("application/json"),
+                "{path}: {ctype} {text}"
+            );
+            let v: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["code"], json!(want), "{path}: {v}");
+            assert!(
+                v["error_code"].as_str().is_some() && v["msg"].as_str().is_some(),
+                "{path}: {v}"
+            );
+        }
+    }
+    // A signed-in browser still gets pages for pages.
+    let res = c
+        .get(app.https_url("/no-such-page"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    app.stop().await;
+}

@@ -85,7 +85,7 @@ async fn without_redis_sign_in_fails_closed_and_the_rest_counts_locally() {
     assert_eq!(res.status(), 503, "sign-in is not left unlimited");
     assert_eq!(res.headers()["retry-after"], "5");
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "rate_limit_unavailable");
+    assert_eq!(body["error_code"], "rate_limit_unavailable", "GoTrue's shape: {body}");
 
     assert_eq!(status(&c, app.https_url("/healthz")).await, 200);
     assert_eq!(status(&c, app.https_url("/healthz")).await, 200);
@@ -136,16 +136,19 @@ fn waf_file(dir: &std::path::Path) -> String {
     path.display().to_string()
 }
 
+/// A WAF refusal in its path's error contract: LeadGen's (`{"error": {"code", "request_id"}}`)
+/// or, under `/auth/v1/`, GoTrue's (`{"error_code", "request_id"}`).
 async fn blocked(res: reqwest::Response, what: &str) {
     assert_eq!(res.status(), 403, "{what}");
+    let gotrue = res.url().path().starts_with("/auth/v1/");
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "waf_blocked", "{what}: {body}");
-    assert!(
-        body["error"]["request_id"]
-            .as_str()
-            .is_some_and(|r| !r.is_empty()),
-        "{what}"
-    );
+    let (code, id) = if gotrue {
+        (&body["error_code"], &body["request_id"])
+    } else {
+        (&body["error"]["code"], &body["error"]["request_id"])
+    };
+    assert_eq!(code, "waf_blocked", "{what}: {body}");
+    assert!(id.as_str().is_some_and(|r| !r.is_empty()), "{what}: {body}");
 }
 
 #[tokio::test]
