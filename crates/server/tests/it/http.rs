@@ -359,7 +359,17 @@ async fn api_errors_are_json_in_their_shape_whatever_the_accept_header() {
                 }
             };
         let huge = vec![b'x'; 2 << 20];
-        let cases: Vec<(u16, Method, &str, Option<&str>, Option<&str>, Vec<u8>, &str)> = vec![
+        // (expected status, method, path, bearer, content type, body, text the message names)
+        type Case<'a> = (
+            u16,
+            Method,
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            Vec<u8>,
+            &'a str,
+        );
+        let cases: Vec<Case> = vec![
             (401, Method::GET, "/api/v1/leads", None, None, vec![], ""),
             (
                 403,

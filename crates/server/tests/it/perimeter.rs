@@ -85,7 +85,10 @@ async fn without_redis_sign_in_fails_closed_and_the_rest_counts_locally() {
     assert_eq!(res.status(), 503, "sign-in is not left unlimited");
     assert_eq!(res.headers()["retry-after"], "5");
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["error_code"], "rate_limit_unavailable", "GoTrue's shape: {body}");
+    assert_eq!(
+        body["error_code"], "rate_limit_unavailable",
+        "GoTrue's shape: {body}"
+    );
 
     assert_eq!(status(&c, app.https_url("/healthz")).await, 200);
     assert_eq!(status(&c, app.https_url("/healthz")).await, 200);
