@@ -128,7 +128,7 @@ async fn require_totp(tx: &mut UserTx, who: &AuthUser) -> Result<(), AuthError> 
 }
 
 #[utoipa::path(post, path = "/auth/v1/factors/recovery-codes", tag = "mfa",
-    responses((status = 200, description = "Ten single-use codes, shown this once (needs a verified TOTP factor and aal2)", body = Object), crate::http::openapi::AuthRefusals))]
+    responses((status = 200, description = "Ten single-use codes, shown this once (needs a verified TOTP factor and aal2)", body = Object), (status = 422, description = "No verified TOTP factor, or codes exist already (`mfa_verified_factor_exists`: regenerate them instead)", body = crate::http::openapi::AuthErrorBody), crate::http::openapi::AuthRefusals))]
 async fn generate(
     State(state): State<AuthState>,
     who: AuthUser,
@@ -181,7 +181,7 @@ async fn regenerate(
 }
 
 #[utoipa::path(delete, path = "/auth/v1/factors/recovery-codes", tag = "mfa",
-    responses((status = 200, description = "The codes removed (aal2)", body = Object), crate::http::openapi::AuthRefusals))]
+    responses((status = 200, description = "The codes removed (aal2)", body = Object), (status = 404, description = "There are no recovery codes (`mfa_factor_not_found`)", body = crate::http::openapi::AuthErrorBody), crate::http::openapi::AuthRefusals))]
 async fn remove(State(state): State<AuthState>, who: AuthUser) -> Result<Json<Value>, AuthError> {
     if who.aal != "aal2" {
         return Err(AuthError::InsufficientAal);

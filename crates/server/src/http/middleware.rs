@@ -183,27 +183,48 @@ pub async fn error_pages(
     let has_body = res.headers().contains_key(header::CONTENT_TYPE);
     let explicit = res.extensions().get::<ErrorBody>().cloned();
     let mut message = None;
+    let mut gotrue_code: Option<String> = None;
     let res = if has_body && explicit.is_none() {
         // A handler's own error body: kept when it already speaks its path's contract.
         let json_body = crate::http::error::is_json_media(res.headers());
-        if surface == Surface::Page || json_body {
+        if surface == Surface::Page || (json_body && surface != Surface::Api) {
             return res;
         }
-        // An extractor's rejection (a malformed path parameter) or a layer's text: its words
-        // become the message.
         let (parts, body) = res.into_parts();
-        let text = axum::body::to_bytes(body, 8 * 1024)
+        let bytes = axum::body::to_bytes(body, 64 * 1024)
             .await
             .unwrap_or_default();
-        let text = String::from_utf8_lossy(&text).trim().to_owned();
-        if !text.is_empty() {
-            message = Some(text);
+        if json_body {
+            // Under /api/, an identity error raised in GoTrue's shape (an endpoint that needs a
+            // signed-in user) is said again in LeadGen's.
+            let v: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+            let gotrue = v.as_ref().and_then(|v| {
+                Some((
+                    v.get("error_code")?.as_str()?.to_owned(),
+                    v.get("msg")?.as_str()?.to_owned(),
+                ))
+            });
+            match gotrue {
+                Some((c, m)) => {
+                    gotrue_code = Some(c);
+                    message = Some(m);
+                }
+                None => return Response::from_parts(parts, axum::body::Body::from(bytes)),
+            }
+        } else {
+            let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+            if !text.is_empty() {
+                message = Some(text);
+            }
         }
         Response::from_parts(parts, axum::body::Body::empty())
     } else {
         res
     };
-    let code = explicit.as_ref().and_then(|b| b.1);
+    let code = explicit
+        .as_ref()
+        .and_then(|b| b.1)
+        .or(gotrue_code.as_deref());
     let message = explicit.map(|b| b.0).or(message).unwrap_or_else(|| {
         status
             .canonical_reason()

@@ -123,6 +123,95 @@ impl Modify for Security {
     }
 }
 
+/// Adds to every operation the answers the layers in front of its handler can give, so the
+/// document lists every status a client can receive: the WAF's refusal (403), rate limits (429)
+/// and overload (503) with `Retry-After`, a timeout (408), an over-long URI (414) or headers
+/// (431), an unreadable parameter (400); with a body, its size (413), type (415) and shape (422);
+/// with a path parameter, a miss (404); under `/api/v1`, missing credentials (401). Each in its
+/// path's error shape. A handler's own description of a status is kept.
+pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, header::HeaderBuilder};
+    for (path, item) in &mut doc.paths.paths {
+        let auth = path.starts_with("/auth/v1");
+        let schema = if auth { "AuthErrorBody" } else { "ErrorBody" };
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            let mut add: Vec<(&str, &str)> = vec![
+                (
+                    "400",
+                    "A parameter could not be read; the message names it.",
+                ),
+                (
+                    "403",
+                    "Refused: by the web application firewall, or by a permission the message names.",
+                ),
+                ("408", "The request took longer than the server allows."),
+                ("414", "The URI is longer than the server accepts."),
+                (
+                    "429",
+                    "Too many requests; `Retry-After` says when to try again.",
+                ),
+                ("431", "The headers are larger than the server accepts."),
+                (
+                    "503",
+                    "The server is at its limit of requests in flight; `Retry-After` says when to try again.",
+                ),
+            ];
+            if op.request_body.is_some() {
+                add.push(("413", "The body is larger than the route accepts."));
+                add.push(("415", "The body is not in the documented media type."));
+                add.push(("422", "The body is well-formed but not of the documented shape; the message names the field."));
+            }
+            let has_path_param = op
+                .parameters
+                .as_ref()
+                .is_some_and(|ps| ps.iter().any(|p| p.parameter_in == ParameterIn::Path))
+                || path.contains('{');
+            if has_path_param {
+                add.push((
+                    "404",
+                    "No such resource, or one this principal may not see.",
+                ));
+            }
+            if !auth {
+                add.push(("401", "No credentials, or expired or revoked ones."));
+            }
+            for (status, description) in add {
+                op.responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| {
+                        let mut r = ResponseBuilder::new().description(description).content(
+                            "application/json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name(schema)))
+                                .build(),
+                        );
+                        if matches!(status, "429" | "503") {
+                            r = r.header(
+                                "Retry-After",
+                                HeaderBuilder::new()
+                                    .schema(utoipa::openapi::schema::Object::with_type(
+                                        utoipa::openapi::schema::Type::Integer,
+                                    ))
+                                    .description(Some("Seconds to wait before trying again."))
+                                    .build(),
+                            );
+                        }
+                        RefOr::T(r.build())
+                    });
+            }
+        }
+    }
+}
+
 /// The document's frame (title, description, shared schemas, security schemes); the assembler
 /// merges every slice's documented routes into it.
 #[must_use]

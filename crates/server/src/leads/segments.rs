@@ -190,7 +190,7 @@ async fn fetch(tx: &mut TenantTx, id: Uuid) -> Result<Row, AppError> {
 }
 
 #[utoipa::path(get, path = "/api/v1/segments", tag = "segments",
-    responses((status = 200, description = "Your segments and the organization's shared ones", body = Object), Refusals))]
+    responses((status = 200, description = "Your segments and the organization's shared ones", body = Vec<Object>), Refusals))]
 async fn list(
     State(state): State<LeadsState>,
     Require(member, _): Lead,

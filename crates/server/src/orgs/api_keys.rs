@@ -474,7 +474,7 @@ pub async fn succeed(
 
 /// In-app notifications for the member (admins also see admin notices).
 #[utoipa::path(get, path = "/api/v1/notifications", tag = "api keys",
-    responses((status = 200, description = "The caller's notifications (key expiry notices)", body = Object), Refusals))]
+    responses((status = 200, description = "The caller's notifications (key expiry notices)", body = Vec<Object>), Refusals))]
 pub(crate) async fn notifications(
     State(state): State<AuthState>,
     member: Member,

@@ -73,7 +73,7 @@ pub(crate) struct NewGroup {
 }
 
 #[utoipa::path(post, path = "/api/v1/org/groups", tag = "organizations", request_body = NewGroup,
-    responses((status = 201, description = "The group (admins at aal2); audited", body = Object), Refusals))]
+    responses((status = 201, description = "The group (admins at aal2); audited", body = Object), (status = 409, description = "A group of that name exists", body = crate::http::openapi::ErrorBody), Refusals))]
 pub(crate) async fn create(
     State(state): State<AuthState>,
     admin: Require<perm::ManageOrganization>,

@@ -34,7 +34,7 @@ pub fn app(state: &AppState) -> Router {
 /// Every documented JSON route, and the document they make.
 pub fn api(state: &AppState) -> (Router, utoipa::openapi::OpenApi) {
     let (a, l) = (&state.auth, &state.leads);
-    OpenApiRouter::with_openapi(openapi::base())
+    let routes = OpenApiRouter::with_openapi(openapi::base())
         .merge(auth::api::routes().with_state(a.clone()))
         .merge(orgs::api::routes().with_state(a.clone()))
         .merge(orgs::api_keys::routes().with_state(a.clone()))
@@ -48,8 +48,10 @@ pub fn api(state: &AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(leads::merge::routes().with_state(l.clone()))
         .merge(leads::scoring::routes().with_state(l.clone()))
         .merge(leads::import::api::routes().with_state(l.clone()))
-        .merge(companies::api::routes().with_state(l.clone()))
-        .split_for_parts()
+        .merge(companies::api::routes().with_state(l.clone()));
+    let (router, mut doc) = routes.split_for_parts();
+    openapi::complete(&mut doc);
+    (router, doc)
 }
 
 /// The pages, with an expired access cookie renewed from the refresh cookie in front of them.

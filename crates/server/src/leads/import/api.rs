@@ -529,7 +529,7 @@ async fn status(
 }
 
 #[utoipa::path(get, path = "/api/v1/imports", tag = "imports",
-    responses((status = 200, description = "The organization's 100 latest import jobs", body = Object), Refusals))]
+    responses((status = 200, description = "The organization's 100 latest import jobs", body = Vec<Object>), Refusals))]
 async fn list(
     State(state): State<LeadsState>,
     Require(member, _): Lead,
@@ -551,7 +551,7 @@ async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/imports/{id}/cancel", tag = "imports", params(("id" = Uuid, Path, description = "The import job")),
-    responses((status = 200, description = "The job, cancelled (rows already written stay)", body = Object), Missing, Refusals))]
+    responses((status = 200, description = "The job, cancelled (rows already written stay)", body = Object), (status = 409, description = "The import has ended already", body = crate::http::openapi::ErrorBody), Missing, Refusals))]
 async fn cancel(
     State(state): State<LeadsState>,
     Require(member, _): Lead,
