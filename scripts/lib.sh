@@ -87,6 +87,22 @@ ensure_browser_tools() {
   [ -x /usr/bin/chromium ] || apt_install chromium
 }
 
+# The API fuzzer the integration tests run (tests/it/fuzz.rs), pinned, in a virtual environment
+# under target/ so a clean clone gets its own.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+  local venv=$root/target/tools/schemathesis
+  if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null \
+      || apt_install python3-venv
+    say "installing schemathesis $SCHEMATHESIS_VERSION"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
+  export LEADGEN_SCHEMATHESIS=$venv/bin/schemathesis
+}
+
 # A cargo subcommand, installed from source when missing.
 ensure_cargo_tool() {
   local sub=$1 crate=$2

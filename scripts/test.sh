@@ -10,6 +10,7 @@ cd "$root"
 ensure_test_postgres
 ensure_redis
 ensure_browser_tools
+ensure_schemathesis
 ensure_cargo_tool nextest cargo-nextest
 ensure_cargo_tool audit cargo-audit
 

@@ -11,6 +11,7 @@ mod companies;
 mod config;
 mod credentials;
 mod e2e;
+mod fuzz;
 mod helpers;
 mod http;
 mod imports;

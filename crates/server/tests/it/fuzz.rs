@@ -1,0 +1,159 @@
+//! The JSON API against a fuzzer nobody here wrote: schemathesis reads `/api/openapi.json`,
+//! generates requests for every operation (valid and invalid ones) and checks that the server
+//! never answers 5xx, answers only documented statuses and content types, and that every body
+//! matches its documented schema. It runs three times, as an admin at `aal2`, as a User and as an
+//! API key, against a server with the shipped WAF and IP reputation on; the fuzzer's address is
+//! allow-listed in the rules file, as an operator would list a scanner.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{TestApp, workspace_root};
+use crate::orgs::{Api, org_with_every_role};
+
+/// Pinned with `scripts/test.sh`, which installs it.
+const SCHEMATHESIS: &str = "4.32.5";
+
+/// The fuzzer `scripts/test.sh` installed. A missing fuzzer is a failure, never a skip.
+fn schemathesis() -> PathBuf {
+    let bin = std::env::var_os("LEADGEN_SCHEMATHESIS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/tools/schemathesis/bin/schemathesis"));
+    let out = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "schemathesis is not installed at {} ({e}); run scripts/test.sh",
+                bin.display()
+            )
+        });
+    let version = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        version.contains(SCHEMATHESIS),
+        "schemathesis {SCHEMATHESIS} expected, found {version}"
+    );
+    bin
+}
+
+/// The shipped rules with the fuzzer's address (loopback) allow-listed.
+fn rules_with_scanner_allowed(dir: &std::path::Path) -> PathBuf {
+    let mut rules: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("config/waf-rules.json")).unwrap(),
+    )
+    .unwrap();
+    let allow = rules["ip_rules"]["allow"].as_array_mut().unwrap();
+    allow.push(json!("127.0.0.1/32"));
+    allow.push(json!("::1/128"));
+    let path = dir.join("waf-rules.json");
+    std::fs::write(&path, rules.to_string()).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn schemathesis_finds_no_failure_as_an_admin_a_user_and_an_api_key() {
+    let bin = schemathesis();
+    let dir = tempfile::tempdir().unwrap();
+    let waf = rules_with_scanner_allowed(dir.path());
+    // The rate limits stay on with room for a fuzzer's thousands of requests a minute, so the
+    // logic behind each operation is what gets tested (429 is documented and checked anyway).
+    let mut limits: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("config/rate-limits.json")).unwrap(),
+    )
+    .unwrap();
+    for rule in limits["rules"].as_array_mut().unwrap() {
+        for field in ["limit", "burst"] {
+            if let Some(n) = rule[field].as_u64() {
+                rule[field] = json!(n * 1000);
+            }
+        }
+    }
+    let limits_path = dir.path().join("rate-limits.json");
+    std::fs::write(&limits_path, limits.to_string()).unwrap();
+    let limits = limits_path;
+    let app = TestApp::spawn_with(&[
+        ("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false"),
+        ("LEADGEN_PERIMETER__WAF_RULES_PATH", waf.to_str().unwrap()),
+        (
+            "LEADGEN_PERIMETER__RATE_LIMITS_PATH",
+            limits.to_str().unwrap(),
+        ),
+    ])
+    .await;
+    let api = Api::new(&app);
+    let (_, t, _) = org_with_every_role(&app, &api, "fuzz").await;
+    // Something to find: leads, a list, a saved search.
+    for i in 0..5 {
+        let (s, v) = api
+            .call(
+                Method::POST,
+                "/api/v1/leads",
+                &t[0],
+                Some(json!({ "email": format!("lead{i}@fuzz.example"), "first_name": "Ann", "title": "CTO" })),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let (s, key) = api
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            &t[0],
+            Some(json!({ "name": "fuzzer" })),
+        )
+        .await;
+    assert_eq!(s, 201, "{key}");
+    let key = key["key"].as_str().unwrap().to_owned();
+
+    // Deterministic and bounded in the test command; `LEADGEN_FUZZ_SEED` and
+    // `LEADGEN_FUZZ_EXAMPLES` run a deeper, random search by hand.
+    let examples = std::env::var("LEADGEN_FUZZ_EXAMPLES").unwrap_or_else(|_| "12".into());
+    let generation: Vec<String> = match std::env::var("LEADGEN_FUZZ_SEED") {
+        Ok(seed) => vec!["--seed".into(), seed],
+        Err(_) => vec!["--generation-deterministic".into()],
+    };
+    let base = app.https_url("");
+    let cert = app.cert_path();
+    let mut failed = Vec::new();
+    for (who, token) in [
+        ("admin", t[0].as_str()),
+        ("user", t[2].as_str()),
+        ("api key", key.as_str()),
+    ] {
+        let out = tokio::process::Command::new(&bin)
+            .args(["run", &format!("{base}/api/openapi.json"), "--url", &base])
+            .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
+            .args(["--max-examples", &examples, "--workers", "2", "--no-color"])
+            .args(["--phases", "examples,coverage,fuzzing", "--suppress-health-check", "all"])
+            .args(&generation)
+            // Ending its own session or credential would leave the rest of the run unauthenticated.
+            .args(["--exclude-path", "/auth/v1/logout"])
+            .args(["--exclude-path-regex", "^/api/v1/api-keys/\\{[^}]+\\}(/rotate)?$"])
+            .args(["--exclude-path", "/api/v1/org/members/{user_id}"])
+            .arg("--tls-verify")
+            .arg(&cert)
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            // Its example cache stays with this run, out of the work tree.
+            .current_dir(dir.path())
+            // The server runs on this test's runtime: wait without blocking it.
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        println!(
+            "==== {who}\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !out.status.success() {
+            failed.push(who);
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "schemathesis failed for {failed:?} (output above)"
+    );
+    app.stop().await;
+}
