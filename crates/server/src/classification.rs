@@ -83,6 +83,19 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
         ],
     ),
     (
+        "auth_codes",
+        &[
+            ("code_hash", R),
+            ("user_id", I),
+            ("session_id", I),
+            ("code_challenge", C),
+            ("sealed_session", R),
+            ("created_at", I),
+            ("expires_at", I),
+            ("used_at", I),
+        ],
+    ),
+    (
         "auth_throttle",
         &[
             ("scope", I),
@@ -305,6 +318,8 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
             ("created_at", I),
             ("expires_at", I),
             ("used_at", I),
+            ("code_challenge", C),
+            ("redirect_to", I),
         ],
     ),
     (

@@ -166,6 +166,9 @@ pub struct AuthConfig {
     pub require_email_confirmation: bool,
     pub confirmation_ttl_secs: i64,
     pub recovery_ttl_secs: i64,
+    /// URLs (by prefix) besides the site itself that sign-in flows may return to.
+    #[serde(default)]
+    pub redirect_urls: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
+use super::passwordless::{self, Pkce};
 use super::service::{self, LogoutScope, OneTimePurpose, Origin, Session, SignupOutcome, User};
 use super::{AuthError, AuthUser};
 use crate::auth::AuthState;
@@ -22,6 +23,10 @@ pub fn routes() -> OpenApiRouter<AuthState> {
         .routes(routes!(verify_link, verify))
         .routes(routes!(user, update_user))
         .routes(routes!(recover))
+        .routes(routes!(otp))
+        .routes(routes!(reauthenticate))
+        .routes(routes!(settings))
+        .routes(routes!(health))
         .routes(routes!(logout))
         .merge(super::mfa::routes())
         .route_layer(axum::middleware::from_fn(super::error::api_version))
@@ -163,8 +168,14 @@ struct RefreshBody {
     refresh_token: String,
 }
 
+#[derive(Deserialize)]
+struct PkceBody {
+    auth_code: String,
+    code_verifier: String,
+}
+
 #[utoipa::path(post, path = "/auth/v1/token", tag = "auth", params(GrantQuery), security(()),
-    request_body(content = Object, description = "`grant_type=password`: `email` and `password`; `grant_type=refresh_token`: `refresh_token` (single use, rotated)"),
+    request_body(content = Object, description = "`grant_type=password`: `email` and `password`; `grant_type=refresh_token`: `refresh_token` (single use, rotated); `grant_type=pkce`: `auth_code` and `code_verifier` (the code works once, for five minutes)"),
     responses((status = 200, description = "A session: `access_token` (JWT), `refresh_token`, `expires_in`, `user`", body = Object), crate::http::openapi::AuthRefusals))]
 async fn token(
     State(state): State<AuthState>,
@@ -189,6 +200,13 @@ async fn token(
                 .map_err(|e| AuthError::BadRequest(e.to_string()))?;
             service::refresh_grant(&state, &b.refresh_token).await?
         }
+        "pkce" => {
+            let b: PkceBody = serde_json::from_value(parse("body")?)
+                .map_err(|e| AuthError::BadRequest(e.to_string()))?;
+            return Ok(Json(
+                passwordless::exchange(&state, &b.auth_code, &b.code_verifier).await?,
+            ));
+        }
         other => {
             return Err(AuthError::BadRequest(format!(
                 "unsupported grant_type {other:?}"
@@ -205,35 +223,57 @@ struct VerifyBody {
     kind: String,
     token: Option<String>,
     token_hash: Option<String>,
+    /// With `token`: the address a six-digit code was mailed to.
+    email: Option<String>,
 }
 
-fn purpose(kind: &str) -> Result<OneTimePurpose, AuthError> {
+/// The purposes a mailed token of this `type` may have, in the order they are tried.
+fn purposes(kind: &str) -> Result<&'static [OneTimePurpose], AuthError> {
+    use OneTimePurpose as P;
     match kind {
-        "signup" | "email" => Ok(OneTimePurpose::Confirmation),
-        "recovery" => Ok(OneTimePurpose::Recovery),
+        "signup" => Ok(&[P::Confirmation]),
+        "email" => Ok(&[P::MagicLink, P::Confirmation]),
+        "magiclink" => Ok(&[P::MagicLink]),
+        "recovery" => Ok(&[P::Recovery]),
         other => Err(AuthError::BadRequest(format!(
             "unsupported verification type {other:?}"
         ))),
     }
 }
 
+/// A mailed link's token, its hex hash, or (with `email`) the six-digit code from the same mail.
 #[utoipa::path(post, path = "/auth/v1/verify", tag = "auth", request_body = VerifyBody, security(()),
-    responses((status = 200, description = "A session, after a confirmation or recovery token", body = Object), crate::http::openapi::AuthRefusals))]
+    responses((status = 200, description = "A session, after a confirmation, sign-in or recovery token or a mailed code", body = Object), crate::http::openapi::AuthRefusals))]
 async fn verify(
     State(state): State<AuthState>,
     origin: Origin,
     AuthJson(body): AuthJson<VerifyBody>,
 ) -> Result<Json<Value>, AuthError> {
-    let purpose = purpose(&body.kind)?;
-    let s = service::redeem_one_time(
-        &state,
-        purpose,
-        body.token.as_deref(),
-        body.token_hash.as_deref(),
-        &origin,
-    )
-    .await?;
-    Ok(Json(session_json(&s)))
+    let purposes = purposes(&body.kind)?;
+    if let (Some(email), Some(code)) = (body.email.as_deref(), body.token.as_deref())
+        && matches!(body.kind.as_str(), "email" | "magiclink")
+    {
+        if !passwordless::is_code(code) {
+            return Err(AuthError::OtpExpired);
+        }
+        let (hash, keys) = passwordless::code_lookup(&state, email, code, &origin).await?;
+        return match service::redeem_one_time(&state, &[OneTimePurpose::EmailCode], hash, &origin)
+            .await
+        {
+            Ok(r) => {
+                super::throttle::clear(&state.pool, &keys).await?;
+                Ok(Json(session_json(&r.session)))
+            }
+            Err(AuthError::OtpExpired) => {
+                super::throttle::record_failure(&state.pool, &keys, state.clock.now()).await?;
+                Err(AuthError::OtpExpired)
+            }
+            Err(e) => Err(e),
+        };
+    }
+    let hash = service::mailed_token_hash(body.token.as_deref(), body.token_hash.as_deref())?;
+    let r = service::redeem_one_time(&state, purposes, hash, &origin).await?;
+    Ok(Json(session_json(&r.session)))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -244,50 +284,178 @@ struct VerifyLink {
     kind: String,
 }
 
-/// The mailed link, opened in a browser: signs the browser in with `__Host-` cookies and goes to
-/// the account page (after a reset link, to its new-password form). The session never appears in
-/// a URL. API clients redeem the same token with `POST /verify` instead.
+/// The mailed link, opened in a browser. A link from a flow a PKCE client started goes back to
+/// that client's `redirect_to` with an authorization code. Otherwise the browser is signed in with
+/// `__Host-` cookies and goes to the account page (after a reset link, to its new-password form).
+/// The session never appears in a URL.
 #[utoipa::path(get, path = "/auth/v1/verify", tag = "auth", params(VerifyLink), security(()),
-    responses((status = 303, description = "The mailed link: verified, then redirected to the site"), crate::http::openapi::AuthRefusals))]
+    responses((status = 303, description = "The mailed link: verified, then redirected to the site or, for a PKCE client, to its redirect URL with `?code=`"), crate::http::openapi::AuthRefusals))]
 async fn verify_link(
     State(state): State<AuthState>,
     origin: Origin,
     Query(q): Query<VerifyLink>,
 ) -> Response {
-    let purpose = match purpose(&q.kind) {
-        Ok(p) => p,
+    let result = async {
+        let purposes = purposes(&q.kind)?;
+        service::redeem_one_time(&state, purposes, token_hash_of(&q.token), &origin).await
+    }
+    .await;
+    let r = match result {
+        Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    match service::redeem_one_time(&state, purpose, Some(&q.token), None, &origin).await {
-        Ok(s) => {
-            let to = if purpose == OneTimePurpose::Recovery {
-                "/account?reset=1"
-            } else {
-                "/account"
-            };
-            crate::web::cookies::with_cookies(
-                Redirect::to(to).into_response(),
-                super::pages::session_cookies(&state, &s),
-            )
+    if let Some((challenge, redirect_to)) = &r.pkce {
+        let code = match passwordless::issue_auth_code(
+            &state,
+            r.session.user.id,
+            r.session.claims.session_id,
+            challenge,
+            &session_json(&r.session),
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => return e.into_response(),
+        };
+        let target = passwordless::redirect_target(&state, redirect_to.as_deref());
+        return Redirect::to(&passwordless::with_query(&target, &[("code", &code)]))
+            .into_response();
+    }
+    let to = if r.purpose == OneTimePurpose::Recovery {
+        "/account?reset=1"
+    } else {
+        "/account"
+    };
+    crate::web::cookies::with_cookies(
+        Redirect::to(to).into_response(),
+        super::pages::session_cookies(&state, &r.session),
+    )
+}
+
+fn token_hash_of(token: &str) -> Vec<u8> {
+    super::tokens::token_hash(token)
+}
+
+/// `redirect_to` as Supabase clients send it, in the query string.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct RedirectQuery {
+    redirect_to: Option<String>,
+}
+
+impl RedirectQuery {
+    /// Checked when the flow starts; where it may lead is decided when the link is used.
+    fn checked(self) -> Result<Option<String>, AuthError> {
+        match self.redirect_to {
+            Some(r) if r.len() > 2048 => Err(AuthError::BadRequest(
+                "redirect_to: longer than 2048 characters".into(),
+            )),
+            r => Ok(r.filter(|r| !r.is_empty())),
         }
-        Err(e) => e.into_response(),
     }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct RecoverBody {
     email: String,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
 }
 
 /// Always `{}`: whether the address has an account is not disclosed.
-#[utoipa::path(post, path = "/auth/v1/recover", tag = "auth", request_body = RecoverBody, security(()),
+#[utoipa::path(post, path = "/auth/v1/recover", tag = "auth", request_body = RecoverBody, params(RedirectQuery), security(()),
     responses((status = 200, description = "Always the same answer whether or not the address has an account", body = Object), crate::http::openapi::AuthRefusals))]
 async fn recover(
     State(state): State<AuthState>,
+    Query(q): Query<RedirectQuery>,
     AuthJson(body): AuthJson<RecoverBody>,
 ) -> Result<Json<Value>, AuthError> {
-    service::request_recovery(&state, &body.email).await?;
+    let pkce = Pkce::parse(
+        body.code_challenge.as_deref(),
+        body.code_challenge_method.as_deref(),
+    )?;
+    service::request_recovery(&state, &body.email, pkce, q.checked()?).await?;
     Ok(Json(json!({})))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct OtpBody {
+    email: Option<String>,
+    phone: Option<String>,
+    /// Accepted for the client's sake: accounts are created by sign-up, with a password.
+    #[allow(dead_code)]
+    create_user: Option<bool>,
+    #[allow(dead_code)]
+    data: Option<Value>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+}
+
+/// Mails a sign-in link and a six-digit code to an existing account. Always `{}`: whether the
+/// address has an account is not disclosed, and one address gets at most one mail a minute.
+#[utoipa::path(post, path = "/auth/v1/otp", tag = "auth", request_body = OtpBody, params(RedirectQuery), security(()),
+    responses((status = 200, description = "Always the same answer whether or not the address has an account", body = Object), crate::http::openapi::AuthRefusals))]
+async fn otp(
+    State(state): State<AuthState>,
+    Query(q): Query<RedirectQuery>,
+    AuthJson(body): AuthJson<OtpBody>,
+) -> Result<Json<Value>, AuthError> {
+    if body.phone.is_some() {
+        return Err(AuthError::PhoneUnsupported);
+    }
+    let email = body
+        .email
+        .ok_or_else(|| AuthError::BadRequest("email is required".into()))?;
+    let pkce = Pkce::parse(
+        body.code_challenge.as_deref(),
+        body.code_challenge_method.as_deref(),
+    )?;
+    passwordless::request_otp(&state, &email, pkce, q.checked()?).await?;
+    Ok(Json(json!({})))
+}
+
+/// Mails the signed-in user a six-digit nonce that `PUT /user` accepts instead of the current
+/// password. One a minute.
+#[utoipa::path(get, path = "/auth/v1/reauthenticate", tag = "auth",
+    responses((status = 200, description = "The nonce was mailed", body = Object), crate::http::openapi::AuthRefusals))]
+async fn reauthenticate(
+    State(state): State<AuthState>,
+    who: AuthUser,
+) -> Result<Json<Value>, AuthError> {
+    passwordless::reauthenticate(&state, &who).await?;
+    Ok(Json(json!({})))
+}
+
+/// What this server offers, in the shape Supabase clients read.
+#[utoipa::path(get, path = "/auth/v1/settings", tag = "auth", security(()),
+    responses((status = 200, description = "Enabled sign-in methods", body = Object), crate::http::openapi::AuthRefusals))]
+async fn settings(State(state): State<AuthState>) -> Json<Value> {
+    let google = state.sso.get("google").is_some();
+    let linkedin = state.sso.get("linkedin").is_some();
+    Json(json!({
+        "external": {
+            "email": true,
+            "phone": false,
+            "anonymous_users": false,
+            "google": google,
+            "linkedin_oidc": linkedin,
+        },
+        "disable_signup": false,
+        "mailer_autoconfirm": !state.config.auth.require_email_confirmation,
+        "phone_autoconfirm": false,
+        "sms_provider": "",
+        "saml_enabled": false,
+    }))
+}
+
+#[utoipa::path(get, path = "/auth/v1/health", tag = "auth", security(()),
+    responses((status = 200, description = "The authentication API answers", body = Object), crate::http::openapi::AuthRefusals))]
+async fn health(State(state): State<AuthState>) -> Json<Value> {
+    Json(json!({
+        "version": state.version,
+        "name": "LeadGen",
+        "description": "LeadGen's authentication API, compatible with Supabase Auth clients",
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -298,6 +466,11 @@ struct UpdateUserBody {
     data: Option<Value>,
     email: Option<String>,
     nonce: Option<String>,
+    /// Sent by Supabase clients with every update; used only by email changes.
+    #[allow(dead_code)]
+    code_challenge: Option<String>,
+    #[allow(dead_code)]
+    code_challenge_method: Option<String>,
 }
 
 #[utoipa::path(put, path = "/auth/v1/user", tag = "auth", request_body = UpdateUserBody,
@@ -313,9 +486,9 @@ async fn update_user(
             "changing the email address is not available yet".into(),
         ));
     }
-    if body.nonce.is_some() {
+    if body.nonce.is_some() && body.password.is_none() {
         return Err(AuthError::BadRequest(
-            "reauthentication nonces are not supported; send current_password".into(),
+            "nonce: only a password change needs a reauthentication nonce".into(),
         ));
     }
     if let Some(data) = &body.data {
@@ -323,7 +496,22 @@ async fn update_user(
     }
     let user = match body.password {
         Some(p) => {
-            service::change_password(&state, &who, p, body.current_password, &origin).await?
+            let reauthenticated = match body.nonce.as_deref() {
+                Some(n) => {
+                    passwordless::check_nonce(&state, &who, n, &origin).await?;
+                    true
+                }
+                None => false,
+            };
+            service::change_password(
+                &state,
+                &who,
+                p,
+                body.current_password,
+                reauthenticated,
+                &origin,
+            )
+            .await?
         }
         None => service::current_user(&state.pool, who.user_id).await?,
     };

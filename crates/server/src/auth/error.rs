@@ -34,6 +34,14 @@ pub enum AuthError {
     SessionNotFound,
     #[error("Password update requires the current password or a fresh reset link")]
     ReauthenticationNeeded,
+    #[error("Sign-in by phone is not available; use an email address")]
+    PhoneUnsupported,
+    #[error("Reauthentication nonce is invalid, used or expired")]
+    ReauthenticationNotValid,
+    #[error("invalid flow state, no valid flow state found")]
+    FlowStateNotFound,
+    #[error("code challenge does not match previously saved code verifier")]
+    BadCodeVerifier,
     #[error("Factor not found")]
     FactorNotFound,
     #[error("MFA challenge is unknown, used or expired")]
@@ -78,6 +86,10 @@ impl AuthError {
             Self::BadJwt(_) => (S::UNAUTHORIZED, "bad_jwt"),
             Self::SessionNotFound => (S::UNAUTHORIZED, "session_not_found"),
             Self::ReauthenticationNeeded => (S::UNAUTHORIZED, "reauthentication_needed"),
+            Self::PhoneUnsupported => (S::BAD_REQUEST, "phone_provider_disabled"),
+            Self::ReauthenticationNotValid => (S::BAD_REQUEST, "reauthentication_not_valid"),
+            Self::FlowStateNotFound => (S::NOT_FOUND, "flow_state_not_found"),
+            Self::BadCodeVerifier => (S::BAD_REQUEST, "bad_code_verifier"),
             Self::FactorNotFound => (S::NOT_FOUND, "mfa_factor_not_found"),
             Self::ChallengeExpired => (S::UNPROCESSABLE_ENTITY, "mfa_challenge_expired"),
             Self::MfaVerificationFailed => (S::UNPROCESSABLE_ENTITY, "mfa_verification_failed"),

@@ -5,13 +5,15 @@
 //! answer for an unknown email and a wrong password, progressive throttling), HS256 access tokens checked against a live
 //! session on every request, rotating refresh tokens with a reuse grace window and reuse
 //! detection, the user endpoint, scoped logout, and TOTP factors that raise a session to `aal2`.
-//! Recovery codes, account pages with cookie sessions, and single sign-on with Google and LinkedIn
-//! ([`sso`]).
+//! Recovery codes, account pages with cookie sessions, single sign-on with Google and LinkedIn
+//! ([`sso`]), and mailed sign-in links and codes, reauthentication nonces and the PKCE flow
+//! ([`passwordless`]).
 
 pub mod api;
 pub mod error;
 pub mod mfa;
 pub mod pages;
+pub mod passwordless;
 pub mod principal;
 pub mod recovery;
 pub mod service;

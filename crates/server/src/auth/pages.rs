@@ -387,7 +387,7 @@ async fn change_password(
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> Response {
     let current = (!form.current_password.is_empty()).then_some(form.current_password);
-    match service::change_password(&state, &who, form.new_password, current, &origin).await {
+    match service::change_password(&state, &who, form.new_password, current, false, &origin).await {
         Ok(_) => Redirect::to("/account?changed=1").into_response(),
         Err(e) => {
             let status = error_status(&e);

@@ -610,6 +610,8 @@ pub async fn refresh_grant(state: &AuthState, token: &str) -> Result<Session, Au
 pub enum OneTimePurpose {
     Confirmation,
     Recovery,
+    MagicLink,
+    EmailCode,
 }
 
 impl OneTimePurpose {
@@ -617,58 +619,88 @@ impl OneTimePurpose {
         match self {
             Self::Confirmation => "confirmation",
             Self::Recovery => "recovery",
+            Self::MagicLink => "magiclink",
+            Self::EmailCode => "email_otp",
         }
     }
 
     /// The `amr` method the resulting session records.
     fn method(self) -> &'static str {
         match self {
-            Self::Confirmation => "otp",
+            Self::Confirmation | Self::MagicLink | Self::EmailCode => "otp",
             Self::Recovery => "recovery",
         }
     }
 }
 
-/// Redeems a mailed token (the token itself or its hex SHA-256) once and signs the user in.
-/// Either purpose proves the user reads the address, so it also confirms it.
-pub async fn redeem_one_time(
-    state: &AuthState,
-    purpose: OneTimePurpose,
+/// A redeemed mailed token: the new session and, when a PKCE client started the flow, its
+/// challenge and where to send the browser with the authorization code.
+pub struct Redeemed {
+    pub session: Session,
+    pub purpose: OneTimePurpose,
+    pub pkce: Option<(String, Option<String>)>,
+}
+
+/// The stored hash of a mailed token, given as the token itself or its hex SHA-256.
+pub fn mailed_token_hash(
     token: Option<&str>,
     token_hash_hex: Option<&str>,
+) -> Result<Vec<u8>, AuthError> {
+    match (token, token_hash_hex) {
+        (Some(t), _) => Ok(token_hash(t)),
+        (None, Some(h)) => hex::decode(h).map_err(|_| AuthError::OtpExpired),
+        (None, None) => Err(AuthError::BadRequest(
+            "token or token_hash is required".into(),
+        )),
+    }
+}
+
+/// Redeems a mailed token of one of `purposes` once and signs the user in. Any purpose proves
+/// the user reads the address, so it also confirms it. Redeeming a sign-in link or code spends
+/// its twin as well.
+pub async fn redeem_one_time(
+    state: &AuthState,
+    purposes: &[OneTimePurpose],
+    hash: Vec<u8>,
     origin: &Origin,
-) -> Result<Session, AuthError> {
-    let hash = match (token, token_hash_hex) {
-        (Some(t), _) => token_hash(t),
-        (None, Some(h)) => hex::decode(h).map_err(|_| AuthError::OtpExpired)?,
-        (None, None) => {
-            return Err(AuthError::BadRequest(
-                "token or token_hash is required".into(),
-            ));
+) -> Result<Redeemed, AuthError> {
+    let mut found = None;
+    for p in purposes {
+        if let Some(user_id) =
+            sqlx::query_scalar!("SELECT app.auth_find_one_time($1, $2)", hash, p.as_str())
+                .fetch_one(&state.pool)
+                .await?
+        {
+            found = Some((user_id, *p));
+            break;
         }
-    };
-    let user_id = sqlx::query_scalar!(
-        "SELECT app.auth_find_one_time($1, $2)",
-        hash,
-        purpose.as_str()
-    )
-    .fetch_one(&state.pool)
-    .await?
-    .ok_or(AuthError::OtpExpired)?;
+    }
+    let (user_id, purpose) = found.ok_or(AuthError::OtpExpired)?;
     let now = state.clock.now();
     let mut tx = UserTx::begin(&state.pool, user_id).await?;
     let used = sqlx::query!(
         "UPDATE app.one_time_tokens SET used_at = $2
-         WHERE token_hash = $1 AND purpose = $3 AND used_at IS NULL AND expires_at > $2",
+         WHERE token_hash = $1 AND purpose = $3 AND used_at IS NULL AND expires_at > $2
+         RETURNING code_challenge, redirect_to",
         hash,
         now,
         purpose.as_str()
     )
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?
-    .rows_affected();
-    if used != 1 {
-        return Err(AuthError::OtpExpired);
+    .ok_or(AuthError::OtpExpired)?;
+    if matches!(
+        purpose,
+        OneTimePurpose::MagicLink | OneTimePurpose::EmailCode
+    ) {
+        sqlx::query!(
+            "UPDATE app.one_time_tokens SET used_at = $2
+             WHERE user_id = $1 AND purpose IN ('magiclink', 'email_otp') AND used_at IS NULL",
+            user_id,
+            now
+        )
+        .execute(&mut *tx)
+        .await?;
     }
     sqlx::query!(
         "UPDATE app.users SET email_confirmed_at = coalesce(email_confirmed_at, $2), updated_at = $2 WHERE id = $1",
@@ -680,12 +712,21 @@ pub async fn redeem_one_time(
     let session = start_session(state, &mut tx, user_id, purpose.method(), origin).await?;
     tx.commit().await?;
     tracing::info!(target: "leadgen::audit", action = "one_time_token_redeemed", purpose = purpose.as_str(), user_id = %user_id, "mailed token redeemed");
-    Ok(session)
+    Ok(Redeemed {
+        session,
+        purpose,
+        pkce: used.code_challenge.map(|c| (c, used.redirect_to)),
+    })
 }
 
 /// Starts a password reset. The answer and its timing are the same whether or not the address
 /// has an account: the lookup runs either way, and the token and mail are made in the background.
-pub async fn request_recovery(state: &AuthState, email: &str) -> Result<(), AuthError> {
+pub async fn request_recovery(
+    state: &AuthState,
+    email: &str,
+    pkce: Option<super::passwordless::Pkce>,
+    redirect_to: Option<String>,
+) -> Result<(), AuthError> {
     let Ok(email) = EmailAddress::parse(email) else {
         return Ok(());
     };
@@ -701,25 +742,34 @@ pub async fn request_recovery(state: &AuthState, email: &str) -> Result<(), Auth
     };
     let state = state.clone();
     tokio::spawn(async move {
-        if let Err(e) = send_recovery(&state, user_id, email.as_str()).await {
+        if let Err(e) = send_recovery(&state, user_id, email.as_str(), pkce, redirect_to).await {
             tracing::error!(error = %e, user_id = %user_id, "password reset mail failed");
         }
     });
     Ok(())
 }
 
-async fn send_recovery(state: &AuthState, user_id: Uuid, email: &str) -> Result<(), AuthError> {
+async fn send_recovery(
+    state: &AuthState,
+    user_id: Uuid,
+    email: &str,
+    pkce: Option<super::passwordless::Pkce>,
+    redirect_to: Option<String>,
+) -> Result<(), AuthError> {
     let now = state.clock.now();
     let token = random_token();
     let ttl = state.config.auth.recovery_ttl_secs;
     let mut tx = UserTx::begin(&state.pool, user_id).await?;
     sqlx::query!(
-        "INSERT INTO app.one_time_tokens (token_hash, user_id, purpose, created_at, expires_at)
-         VALUES ($1, $2, 'recovery', $3, $4)",
+        "INSERT INTO app.one_time_tokens
+             (token_hash, user_id, purpose, created_at, expires_at, code_challenge, redirect_to)
+         VALUES ($1, $2, 'recovery', $3, $4, $5, $6)",
         token_hash(&token),
         user_id,
         now,
-        now + time::Duration::seconds(ttl)
+        now + time::Duration::seconds(ttl),
+        pkce.as_ref().map(super::passwordless::Pkce::as_str),
+        redirect_to
     )
     .execute(&mut *tx)
     .await?;
@@ -760,16 +810,18 @@ pub fn is_recovering(who: &super::AuthUser, now: OffsetDateTime) -> bool {
 }
 
 /// Changes the password: needs the current password, unless the session was opened by a reset
-/// link in the last 15 minutes. Every other session of the user ends.
+/// link in the last 15 minutes or the user just spent a mailed reauthentication nonce
+/// (`reauthenticated`). Every other session of the user ends.
 pub async fn change_password(
     state: &AuthState,
     who: &super::AuthUser,
     new_password: String,
     current_password: Option<String>,
+    reauthenticated: bool,
     origin: &Origin,
 ) -> Result<User, AuthError> {
     let now = state.clock.now();
-    let recovering = is_recovering(who, now);
+    let recovering = reauthenticated || is_recovering(who, now);
     let email = who.claims.email.clone();
     if !recovering {
         let current = current_password.ok_or(AuthError::ReauthenticationNeeded)?;

@@ -17,14 +17,14 @@ const GOOGLE_SECRET: &str = "sso-google-client-secret-3b9f1c0e7a";
 const LINKEDIN_SECRET: &str = "sso-linkedin-client-secret-77d2e4a1";
 
 /// A provider process on 127.0.0.1; it exits when dropped.
-struct OidcProvider {
+pub(crate) struct OidcProvider {
     _child: Child,
-    issuer: String,
+    pub(crate) issuer: String,
     http: reqwest::Client,
 }
 
 impl OidcProvider {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let mut child = Command::new("node")
             .arg("e2e/oidc-provider.mjs")
             .current_dir(workspace_root())
@@ -54,7 +54,7 @@ impl OidcProvider {
 
     /// Registers LeadGen's clients: (client id, secret, redirect URI). `post_only` plays
     /// LinkedIn, which takes client credentials in the form body only.
-    async fn register(&self, clients: &[(&str, &str, String)], post_only: bool) {
+    pub(crate) async fn register(&self, clients: &[(&str, &str, String)], post_only: bool) {
         let method = if post_only {
             "client_secret_post"
         } else {
@@ -84,7 +84,7 @@ impl OidcProvider {
     }
 
     /// The account the provider's login page signs in as next.
-    async fn login_as(&self, sub: &str, email: &str, verified: bool, name: &str) {
+    pub(crate) async fn login_as(&self, sub: &str, email: &str, verified: bool, name: &str) {
         let res = self
             .http
             .post(format!("{}/test/next-login", self.issuer))
@@ -96,11 +96,11 @@ impl OidcProvider {
     }
 }
 
-fn redirect_uri(https_port: u16, slug: &str) -> String {
+pub(crate) fn redirect_uri(https_port: u16, slug: &str) -> String {
     format!("https://localhost:{https_port}/login/sso/{slug}/callback")
 }
 
-fn sso_env(slug: &str, issuer: &str, secret: &str) -> Vec<(String, String)> {
+pub(crate) fn sso_env(slug: &str, issuer: &str, secret: &str) -> Vec<(String, String)> {
     let up = slug.to_ascii_uppercase();
     vec![
         (format!("LEADGEN_SSO__{up}__ISSUER"), issuer.to_string()),

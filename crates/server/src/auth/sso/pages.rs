@@ -4,6 +4,9 @@
 //!   nonce and PKCE verifier for ten minutes, and the browser goes to the provider;
 //! - `GET /login/sso/{provider}/callback` checks the state against that cookie, exchanges the code,
 //!   verifies the ID token and signs in (or creates the account);
+//! - `GET /auth/v1/authorize?provider=…` starts the same sign-in for a Supabase client in the
+//!   PKCE flow: the callback then sends the browser back to the client's `redirect_to` with an
+//!   authorization code instead of signing the browser in;
 //! - `GET|POST /login/link` asks the owner of an existing account to confirm a link with the
 //!   account's password; the pending identity waits in a sealed `__Host-lg-sso-link` cookie.
 
@@ -39,6 +42,7 @@ pub fn routes() -> Router<AuthState> {
         .route("/login/sso/{provider}", get(start))
         .route("/login/sso/{provider}/callback", get(callback))
         .route("/login/link", get(link_page).post(link))
+        .route("/auth/v1/authorize", get(authorize))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -48,6 +52,15 @@ struct Flow {
     nonce: String,
     verifier: String,
     at: i64,
+    /// Set when a Supabase client started the flow with PKCE: where its code goes.
+    #[serde(default)]
+    client: Option<ClientFlow>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ClientFlow {
+    challenge: String,
+    redirect_to: String,
 }
 
 fn seal_cookie<T: Serialize>(state: &AuthState, value: &T, aad: &[u8]) -> Option<String> {
@@ -123,14 +136,128 @@ async fn start(
         nonce: auth.nonce,
         verifier: auth.verifier,
         at: state.clock.now().unix_timestamp(),
+        client: None,
     };
-    let cookie = seal_cookie(&state, &flow, FLOW_AAD)
-        .and_then(|v| set_cookie(FLOW_COOKIE, &v, FLOW_TTL_SECS));
-    let mut res = Redirect::to(&auth.url).into_response();
+    to_provider(&state, &flow, &auth.url)
+}
+
+fn to_provider(state: &AuthState, flow: &Flow, url: &str) -> Response {
+    let cookie =
+        seal_cookie(state, flow, FLOW_AAD).and_then(|v| set_cookie(FLOW_COOKIE, &v, FLOW_TTL_SECS));
+    let mut res = Redirect::to(url).into_response();
     if let Some(c) = cookie {
         res.headers_mut().append(header::SET_COOKIE, c);
     }
     res
+}
+
+#[derive(Deserialize)]
+struct AuthorizeQuery {
+    provider: Option<String>,
+    redirect_to: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+}
+
+/// `signInWithOAuth` of a Supabase client. Only the PKCE flow: the implicit flow would put the
+/// session in a URL.
+async fn authorize(
+    State(state): State<AuthState>,
+    headers: HeaderMap,
+    Query(q): Query<AuthorizeQuery>,
+) -> Response {
+    use crate::auth::AuthError;
+    use crate::auth::passwordless::{Pkce, redirect_target};
+    let slug = match q.provider.as_deref() {
+        Some("linkedin_oidc") => "linkedin",
+        Some(p) => p,
+        None => return AuthError::BadRequest("provider is required".into()).into_response(),
+    };
+    let Some(provider) = state.sso.get(slug) else {
+        return AuthError::BadRequest(format!(
+            "Unsupported provider: {slug:?} is not enabled on this server"
+        ))
+        .into_response();
+    };
+    let challenge = match Pkce::parse(
+        q.code_challenge.as_deref(),
+        q.code_challenge_method.as_deref(),
+    ) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return AuthError::BadRequest(
+                "code_challenge is required: LeadGen supports the PKCE flow only (flowType: 'pkce')"
+                    .into(),
+            )
+            .into_response();
+        }
+        Err(e) => return e.into_response(),
+    };
+    let auth = match provider.authorize().await {
+        Ok(a) => a,
+        Err(e) => return failed(&state, &headers, provider.kind, &e),
+    };
+    let flow = Flow {
+        provider: provider.kind.slug().to_string(),
+        state: auth.state,
+        nonce: auth.nonce,
+        verifier: auth.verifier,
+        at: state.clock.now().unix_timestamp(),
+        client: Some(ClientFlow {
+            challenge: challenge.as_str().to_string(),
+            redirect_to: redirect_target(&state, q.redirect_to.as_deref()),
+        }),
+    };
+    to_provider(&state, &flow, &auth.url)
+}
+
+/// The end of a client's PKCE flow: back to its redirect URL with a code (or the reason not).
+async fn to_client(
+    state: &AuthState,
+    kind: ProviderKind,
+    client: &ClientFlow,
+    outcome: Result<Outcome, SsoError>,
+) -> Response {
+    use crate::auth::passwordless::{issue_auth_code, with_query};
+    let params: Vec<(&str, String)> = match outcome {
+        Ok(Outcome::SignedIn(session)) => {
+            match issue_auth_code(
+                state,
+                session.user.id,
+                session.claims.session_id,
+                &client.challenge,
+                &crate::auth::api::session_json(&session),
+            )
+            .await
+            {
+                Ok(code) => vec![("code", code)],
+                Err(e) => return e.into_response(),
+            }
+        }
+        // Linking to an existing password account needs that password, on LeadGen's own page.
+        Ok(Outcome::NeedsLink(_)) => vec![
+            ("error", "access_denied".into()),
+            ("error_code", "identity_not_linked".into()),
+            (
+                "error_description",
+                "An account with this email exists: sign in with its password, then link the provider on the account page".into(),
+            ),
+        ],
+        Err(e) => {
+            metrics::counter!("auth_sso_failures_total", "provider" => kind.slug(), "reason" => e.reason())
+                .increment(1);
+            vec![
+            ("error", "access_denied".into()),
+            ("error_code", e.reason().into()),
+            ("error_description", e.to_string()),
+        ]
+        }
+    };
+    let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    with_cookies(
+        Redirect::to(&with_query(&client.redirect_to, &pairs)).into_response(),
+        clear(FLOW_COOKIE),
+    )
 }
 
 #[derive(Deserialize)]
@@ -184,6 +311,10 @@ async fn callback(
         Ok(c) => c,
         Err(e) => return failed(&state, &headers, kind, &e),
     };
+    if let Some(client) = &flow.client {
+        let outcome = service::sign_in(&state, kind, claims, &origin).await;
+        return to_client(&state, kind, client, outcome).await;
+    }
     match service::sign_in(&state, kind, claims, &origin).await {
         Ok(Outcome::SignedIn(session)) => {
             with_cookies(signed_in(&state, &session), clear(FLOW_COOKIE))
