@@ -64,6 +64,54 @@ fn parse(c: &mut Criterion) {
     g.finish();
 }
 
+/// The same rows as a spreadsheet saves them on Windows: Windows-1252 (every character of the
+/// rows is below U+0100, where Windows-1252 and Latin-1 agree with Unicode, except 0x80–0x9F).
+fn windows_1252(utf8: &[u8]) -> Vec<u8> {
+    std::str::from_utf8(utf8)
+        .unwrap()
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap())
+        .collect()
+}
+
+fn encodings(c: &mut Criterion) {
+    use leadgen_import::{Decoded, detect_encoding};
+    use std::io::Cursor;
+    let utf8 = apollo_rows();
+    let legacy = windows_1252(&utf8);
+    let mut g = c.benchmark_group("import_encoding");
+    g.throughput(Throughput::Elements(ROWS as u64));
+    g.bench_function("detect_utf8_apollo_rows", |b| {
+        b.iter(|| {
+            let e = detect_encoding(&mut Cursor::new(utf8.as_slice())).unwrap();
+            assert_eq!(e.name(), "UTF-8");
+            black_box(e)
+        });
+    });
+    g.bench_function("detect_windows_1252_rows", |b| {
+        b.iter(|| {
+            let e = detect_encoding(&mut Cursor::new(legacy.as_slice())).unwrap();
+            assert_eq!(e.name(), "windows-1252");
+            black_box(e)
+        });
+    });
+    g.bench_function("detect_decode_and_parse_windows_1252_rows", |b| {
+        b.iter(|| {
+            let e = detect_encoding(&mut Cursor::new(legacy.as_slice())).unwrap();
+            assert_eq!(e.name(), "windows-1252");
+            let decoded = Decoded::new(legacy.as_slice(), e);
+            let (reader, _) = Reader::new(decoded, Limits::default()).unwrap();
+            let mut n = 0usize;
+            for o in reader {
+                n += usize::from(o.unwrap().record.is_some());
+            }
+            assert_eq!(n, ROWS);
+            black_box(n)
+        });
+    });
+    g.finish();
+}
+
 fn seal(c: &mut Criterion) {
     let ring = KeyRing::new(DataKey::generate(1), Vec::new());
     let blind = BlindIndexKey::generate();
@@ -91,5 +139,5 @@ fn seal(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse, seal);
+criterion_group!(benches, parse, encodings, seal);
 criterion_main!(benches);
