@@ -784,7 +784,7 @@ async fn an_organization_can_require_a_second_factor_from_every_member() {
 }
 
 /// A server whose clock the test moves, checking for due API-key notices every second.
-async fn spawn_clocked() -> (TestApp, std::sync::Arc<leadgen::clock::OffsetClock>) {
+pub(crate) async fn spawn_clocked() -> (TestApp, std::sync::Arc<leadgen::clock::OffsetClock>) {
     let clock = std::sync::Arc::new(leadgen::clock::OffsetClock::default());
     let app = TestApp::spawn_on(
         crate::helpers::TestDb::new().await,
@@ -801,7 +801,7 @@ async fn spawn_clocked() -> (TestApp, std::sync::Arc<leadgen::clock::OffsetClock
 }
 
 /// An admin at aal2 working in a new organization; returns (token, org, admin email, refresh).
-async fn admin_of_new_org(api: &Api, tag: &str) -> (String, Uuid, String, String) {
+pub(crate) async fn admin_of_new_org(api: &Api, tag: &str) -> (String, Uuid, String, String) {
     let email = format!("admin@{tag}.test");
     let (t, _) = api.sign_up(&email).await;
     let org = api.create_org(&t, &format!("Org {tag}")).await;
