@@ -197,6 +197,11 @@ pub(crate) fn is_json_media(headers: &HeaderMap) -> bool {
 #[derive(Debug, Clone)]
 pub struct ErrorBody(pub String, pub Option<&'static str>);
 
+/// The error code an error response told its client, left for the access log line so operators
+/// can triage by code (`authentication_required`, `waf_blocked`, `api_key_expired`, …).
+#[derive(Debug, Clone)]
+pub struct ErrorCode(pub String);
+
 /// Whether the client prefers JSON to HTML.
 #[must_use]
 pub fn wants_json(headers: &HeaderMap) -> bool {

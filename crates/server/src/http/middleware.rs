@@ -9,7 +9,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::error::{ErrorBody, json_error, wants_json};
+use super::error::{ErrorBody, ErrorCode, json_error, wants_json};
 use super::{HeaderPolicy, RequestId, SecurityHeaders};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -63,6 +63,7 @@ pub async fn access_log(mut req: Request, next: Next) -> Response {
     let latency = start.elapsed();
     let status = res.status().as_u16();
     let principal = slot.get();
+    let error_code = res.extensions().get::<ErrorCode>().map(|c| c.0.as_str());
     tracing::info!(
         target: "leadgen::access",
         method = %method,
@@ -71,6 +72,7 @@ pub async fn access_log(mut req: Request, next: Next) -> Response {
         latency_ms = latency.as_secs_f64() * 1000.0,
         request_id = %id,
         principal = %principal,
+        error_code,
         "request"
     );
     let labels = [
@@ -209,7 +211,18 @@ pub async fn error_pages(
                     gotrue_code = Some(c);
                     message = Some(m);
                 }
-                None => return Response::from_parts(parts, axum::body::Body::from(bytes)),
+                None => {
+                    // A handler's own LeadGen-shaped body: its code still goes to the log line.
+                    let code = v
+                        .as_ref()
+                        .and_then(|v| v["error"]["code"].as_str())
+                        .map(|c| ErrorCode(c.to_owned()));
+                    let mut res = Response::from_parts(parts, axum::body::Body::from(bytes));
+                    if let Some(c) = code {
+                        res.extensions_mut().insert(c);
+                    }
+                    return res;
+                }
             }
         } else {
             let text = String::from_utf8_lossy(&bytes).trim().to_owned();
@@ -256,6 +269,9 @@ pub async fn error_pages(
     }
     if let Some(m) = matched {
         out.extensions_mut().insert(m);
+    }
+    if let Some(c) = code {
+        out.extensions_mut().insert(ErrorCode(c.to_owned()));
     }
     out
 }

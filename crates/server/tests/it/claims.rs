@@ -7,7 +7,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, generous_rate_limits, workspace_root};
+use crate::helpers::{
+    Proc, TestApp, TestDb, client_for, generous_rate_limits, server_env, workspace_root,
+};
 use crate::orgs::{
     Api, admin_of_new_org, invite_and_accept, org_with_every_role, spawn, spawn_clocked,
 };
@@ -744,4 +746,67 @@ async fn an_ip_reputation_block_raises_one_alert() {
 
 async fn status_of(client: &reqwest::Client, url: String) -> u16 {
     client.get(url).send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn every_refusal_is_logged_with_the_error_code_its_client_got() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut proc = Proc::spawn(&["serve"], &server_env(Some(&db), dir.path()));
+    let (https, _) = proc.wait_serving(std::time::Duration::from_secs(30));
+    let client = client_for(&dir.path().join("tls/dev-cert.pem"), https);
+    let url = |p: &str| format!("https://localhost:{}{p}", https.port());
+    let malformed_key = "lg_live_00000000000000000000000000000000_00000000";
+    let mut seen = Vec::new();
+    for (path, key) in [
+        ("/api/v1/org", None),
+        ("/api/v1/org", Some(malformed_key)),
+        (ATTACK, None),
+        ("/api/v1/no-such-route", None),
+        ("/healthz", None),
+    ] {
+        let mut req = client.get(url(path)).header("accept", "application/json");
+        if let Some(k) = key {
+            req = req.header("x-api-key", k);
+        }
+        let res = req.send().await.unwrap();
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        seen.push((path, status, id, body["error"]["code"].clone()));
+    }
+    let codes: Vec<&Value> = seen.iter().map(|s| &s.3).collect();
+    assert_eq!(
+        codes[..3],
+        [
+            &json!("authentication_required"),
+            &json!("api_key_invalid"),
+            &json!("waf_blocked")
+        ],
+        "{seen:?}"
+    );
+    proc.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(proc.wait_exit(std::time::Duration::from_secs(15)).success());
+    let lines: Vec<Value> = proc
+        .stdout()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &Value| v["target"] == "leadgen::access")
+        .collect();
+    for (path, status, id, code) in &seen {
+        let line = lines
+            .iter()
+            .find(|l| l["request_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("no access line for {path} ({id})"));
+        assert_eq!(line["status"], *status, "{line}");
+        if *status < 400 {
+            assert!(
+                line["error_code"].is_null(),
+                "a success has no code: {line}"
+            );
+        } else {
+            assert!(code.is_string(), "{path}: the client got a code");
+            assert_eq!(line["error_code"], *code, "{path}: {line}");
+        }
+    }
 }
