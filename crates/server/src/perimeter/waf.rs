@@ -737,7 +737,7 @@ pub async fn inspect(State(state): State<Perimeter>, req: Request, next: Next) -
                     format!("the request was blocked by the web application firewall ({rule})"),
                 );
             }
-            tracing::info!(target: "leadgen::waf", client = ?client, request_id = ?request_id, score = verdict.score, rules = ?rules, "request would be blocked (warn mode)");
+            tracing::warn!(target: "leadgen::waf", client = ?client, request_id = ?request_id, score = verdict.score, rules = ?rules, "request would be blocked (warn mode)");
         }
     }
     let body = streaming.unwrap_or_else(|| Body::from(bytes));

@@ -810,3 +810,64 @@ async fn every_refusal_is_logged_with_the_error_code_its_client_got() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_detector_in_warn_mode_logs_a_warning_and_one_in_block_mode_refuses_at_once() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The shipped rules with SQL injection in warn mode; XSS stays in block mode.
+    let mut waf: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("config/waf-rules.json")).unwrap(),
+    )
+    .unwrap();
+    waf["attack_protection"]["sqli"]["mode"] = json!("warn");
+    let path = dir.path().join("waf-rules.json");
+    std::fs::write(&path, waf.to_string()).unwrap();
+    let mut env = server_env(Some(&db), dir.path());
+    env.push((
+        "LEADGEN_PERIMETER__WAF_RULES_PATH".into(),
+        path.display().to_string(),
+    ));
+    let mut proc = Proc::spawn(&["serve"], &env);
+    let (https, _) = proc.wait_serving(std::time::Duration::from_secs(30));
+    let client = client_for(&dir.path().join("tls/dev-cert.pem"), https);
+    let url = |p: &str| format!("https://localhost:{}{p}", https.port());
+
+    let res = client.get(url(ATTACK)).send().await.unwrap();
+    assert_eq!(res.status(), 200, "warn mode lets the request through");
+    let suspicious = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let res = client
+        .get(url(
+            "/healthz?q=%3Cscript%3Ealert(document.cookie)%3C%2Fscript%3E",
+        ))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "block mode refuses the first attack");
+    let attack = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "waf_blocked", "{body}");
+
+    proc.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(proc.wait_exit(std::time::Duration::from_secs(15)).success());
+    let lines: Vec<Value> = proc
+        .stdout()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &Value| v["target"] == "leadgen::waf")
+        .collect();
+    let about = |id: &str| {
+        lines
+            .iter()
+            .find(|l| l.to_string().contains(id))
+            .cloned()
+            .unwrap_or_else(|| panic!("no WAF line for {id}: {lines:?}"))
+    };
+    let warned = about(&suspicious);
+    assert_eq!(warned["level"], "WARN", "{warned}");
+    assert!(warned.to_string().contains("warn mode"), "{warned}");
+    let blocked = about(&attack);
+    assert_eq!(blocked["level"], "WARN", "{blocked}");
+    assert!(blocked.to_string().contains("request blocked"), "{blocked}");
+}
