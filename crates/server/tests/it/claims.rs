@@ -464,6 +464,31 @@ async fn a_decoded_access_token_carries_the_organization_and_role() {
         assert_eq!(c["org_id"], org.to_string(), "{role}: {c}");
         assert_eq!(c["org_role"], *role, "{role}: {c}");
         assert_eq!(c["sub"], ids[i].to_string(), "{role}: {c}");
+        // Nothing beyond who, where, in which role, how strongly, and for how long.
+        let mut names: Vec<&str> = c.as_object().unwrap().keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "aal",
+                "amr",
+                "aud",
+                "email",
+                "exp",
+                "iat",
+                "is_anonymous",
+                "iss",
+                "org_id",
+                "org_role",
+                "role",
+                "session_id",
+                "sub"
+            ],
+            "{role}: {c}"
+        );
+        assert_eq!(c["aal"], "aal2", "{role}: {c}");
+        let lifetime = c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap();
+        assert!(lifetime <= 900, "{role}: a short-lived token: {lifetime} s");
         // The server agrees with what the token says.
         let (s, v) = api.call(Method::GET, "/api/v1/org", &tokens[i], None).await;
         assert_eq!(s, 200, "{v}");
