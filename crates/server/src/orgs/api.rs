@@ -206,7 +206,7 @@ pub async fn rename(
     let name = org_name(name)?;
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let before = sqlx::query_scalar!(
-        "SELECT name FROM app.organizations WHERE id = $1 FOR UPDATE",
+        "SELECT name FROM app.organizations WHERE id = $1 FOR NO KEY UPDATE",
         member.org_id
     )
     .fetch_one(&mut *tx)
@@ -271,7 +271,7 @@ pub(crate) async fn put_settings(
 ) -> Result<axum::Json<Value>, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let before = sqlx::query_scalar!(
-        "SELECT settings FROM app.organizations WHERE id = $1 FOR UPDATE",
+        "SELECT settings FROM app.organizations WHERE id = $1 FOR NO KEY UPDATE",
         member.org_id
     )
     .fetch_one(&mut *tx)

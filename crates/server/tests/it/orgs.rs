@@ -1499,3 +1499,58 @@ async fn exports_and_scoring_changes_need_aal2_for_every_role() {
     }
     app.stop().await;
 }
+
+/// Changes to one organization at the same moment (its name, its settings, the scoring model,
+/// new leads) each succeed: none is lost to a deadlock between the organization's row and the
+/// audit trail's lock, as `FOR UPDATE` on the organization once caused.
+#[tokio::test]
+async fn simultaneous_changes_to_one_organization_all_succeed() {
+    let app = TestApp::spawn_with(&[("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false")]).await;
+    let api = std::sync::Arc::new(Api::new(&app));
+    let (_, t, _) = org_with_every_role(&app, &api, "simultaneous").await;
+    let admin = t[0].clone();
+    let mut tasks = Vec::new();
+    // 40 requests: inside the API rate limit's burst.
+    for i in 0..40 {
+        let api = api.clone();
+        let tok = admin.clone();
+        tasks.push(tokio::spawn(async move {
+            let (method, path, body) = match i % 4 {
+                0 => (Method::PUT, "/api/v1/org/settings", json!({})),
+                1 => (Method::PATCH, "/api/v1/org", json!({ "name": format!("Org {i}") })),
+                2 => (
+                    Method::POST,
+                    "/api/v1/leads",
+                    json!({ "email": format!("c{i}@simultaneous.example"), "title": "CTO" }),
+                ),
+                _ => (
+                    Method::PUT,
+                    "/api/v1/scoring",
+                    json!({ "rules": [{ "name": "vp", "field": "seniority", "values": ["vp"], "points": i }] }),
+                ),
+            };
+            let (s, v) = api.call(method.clone(), path, &tok, Some(body)).await;
+            (method, path, s, v)
+        }));
+    }
+    let mut failed = Vec::new();
+    for task in tasks {
+        let (method, path, s, v) = task.await.unwrap();
+        if !(200..300).contains(&s) {
+            failed.push(format!("{method} {path} → {s} {v}"));
+        }
+    }
+    assert!(failed.is_empty(), "{failed:#?}");
+    // Every change is in the audit trail, once.
+    let (s, log) = api
+        .call(
+            Method::GET,
+            "/api/v1/org/audit?action=scoring.update&limit=100",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{log}");
+    assert_eq!(log.as_array().unwrap().len(), 10, "{log}");
+    app.stop().await;
+}
