@@ -48,6 +48,15 @@ fn rules_with_scanner_allowed(dir: &std::path::Path) -> PathBuf {
     let allow = rules["ip_rules"]["allow"].as_array_mut().unwrap();
     allow.push(json!("127.0.0.1/32"));
     allow.push(json!("::1/128"));
+    // Like the rate limits below: the scraping detector stays on, with room for a fuzzer's pace.
+    for anomaly in rules["monitoring"]["anomalies"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+    {
+        let baseline = anomaly["baseline"].as_u64().unwrap();
+        anomaly["baseline"] = json!(baseline * 1000);
+    }
     let path = dir.join("waf-rules.json");
     std::fs::write(&path, rules.to_string()).unwrap();
     path
@@ -126,7 +135,9 @@ async fn schemathesis_finds_no_failure_as_an_admin_a_user_and_an_api_key() {
         let out = tokio::process::Command::new(&bin)
             .args(["run", &format!("{base}/api/openapi.json"), "--url", &base])
             .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
-            .args(["--max-examples", &examples, "--workers", "2", "--no-color"])
+            // One worker: two threads of hypothesis compiling strategies at once trip a CPython AST race
+            // ("recursion depth mismatch") that fails the run with no request at fault.
+            .args(["--max-examples", &examples, "--workers", "1", "--no-color"])
             .args(["--phases", "examples,coverage,fuzzing", "--suppress-health-check", "all"])
             .args(&generation)
             // Ending its own session or credential would leave the rest of the run unauthenticated.
