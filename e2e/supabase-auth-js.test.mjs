@@ -311,7 +311,19 @@ test('updateUser, reauthenticate, getClaims, getUserIdentities, settings and hea
 
   const ids = await auth.getUserIdentities();
   assert.equal(ids.error, null, ids.error?.message);
-  assert.ok(Array.isArray(ids.data.identities));
+  assert.deepEqual(ids.data.identities.map((i) => i.provider), ['email']);
+  assert.equal(ids.data.identities[0].identity_data.email, address);
+
+  // A lost confirmation mail, sent again; the same answer for an address with nothing to confirm.
+  const late = `late-${Date.now()}@acme.io`;
+  assert.equal((await client().signUp({ email: late, password })).error, null);
+  const resent = await client().resend({ type: 'signup', email: late });
+  assert.equal(resent.error, null, resent.error?.message);
+  const second = await nextMail(late, /Confirm your LeadGen account/, 1);
+  const hash = /token hash for API clients\): ([0-9a-f]{64})/.exec(second.text)[1];
+  assert.equal((await client().verifyOtp({ token_hash: hash, type: 'signup' })).error, null);
+  assert.equal((await client().resend({ type: 'signup', email: address })).error, null, 'no enumeration');
+  assert.equal((await client().resend({ type: 'signup', email: `nobody-${Date.now()}@acme.io` })).error, null);
 
   const settings = await (await fetch(`${BASE}/auth/v1/settings`)).json();
   assert.equal(settings.external.email, true);
@@ -374,5 +386,8 @@ test('signInWithOAuth with Google in the PKCE flow, through a real OpenID provid
   assert.equal(exchanged.error, null, exchanged.error?.message);
   assert.equal(exchanged.data.user.email, address);
   assert.equal((await auth.getUser()).data.user.email, address);
+  const ids = await auth.getUserIdentities();
+  assert.deepEqual(ids.data.identities.map((i) => i.provider), ['google'], 'a Google account without a password');
+  assert.equal(exchanged.data.user.app_metadata.provider, 'google');
   assert.equal((await auth.signOut()).error, null);
 });

@@ -24,6 +24,7 @@ pub fn routes() -> OpenApiRouter<AuthState> {
         .routes(routes!(user, update_user))
         .routes(routes!(recover))
         .routes(routes!(otp))
+        .routes(routes!(resend))
         .routes(routes!(reauthenticate))
         .routes(routes!(settings))
         .routes(routes!(health))
@@ -91,6 +92,42 @@ fn ts(t: Option<time::OffsetDateTime>) -> Value {
 }
 
 fn user_json(u: &User) -> Value {
+    // Supabase's identity shape: the password account is the `email` identity.
+    let mut identities = Vec::new();
+    if u.has_password {
+        identities.push(json!({
+            "identity_id": u.id,
+            "id": u.id,
+            "user_id": u.id,
+            "provider": "email",
+            "identity_data": { "sub": u.id, "email": u.email, "email_verified": u.email_confirmed_at.is_some() },
+            "email": u.email,
+            "created_at": ts(Some(u.created_at)),
+            "updated_at": ts(Some(u.updated_at)),
+            "last_sign_in_at": ts(u.last_sign_in_at),
+        }));
+    }
+    for i in &u.identities {
+        // Supabase calls LinkedIn's OpenID Connect provider `linkedin_oidc`.
+        let provider = if i.provider == "linkedin" {
+            "linkedin_oidc"
+        } else {
+            i.provider.as_str()
+        };
+        identities.push(json!({
+            "identity_id": format!("{}:{}", i.provider, i.subject),
+            "id": i.subject,
+            "user_id": u.id,
+            "provider": provider,
+            "identity_data": { "sub": i.subject, "email": i.email },
+            "email": i.email,
+            "created_at": ts(Some(i.created_at)),
+            "updated_at": ts(Some(i.last_sign_in_at)),
+            "last_sign_in_at": ts(Some(i.last_sign_in_at)),
+        }));
+    }
+    let providers: Vec<Value> = identities.iter().map(|i| i["provider"].clone()).collect();
+    let provider = providers.first().cloned().unwrap_or_else(|| json!("email"));
     json!({
         "id": u.id,
         "aud": "authenticated",
@@ -100,9 +137,9 @@ fn user_json(u: &User) -> Value {
         "confirmed_at": ts(u.email_confirmed_at),
         "phone": "",
         "last_sign_in_at": ts(u.last_sign_in_at),
-        "app_metadata": { "provider": "email", "providers": ["email"] },
+        "app_metadata": { "provider": provider, "providers": providers },
         "user_metadata": u.user_metadata,
-        "identities": [],
+        "identities": identities,
         "factors": u.factors.iter().map(|f| json!({
             "id": f.id,
             "factor_type": f.factor_type,
@@ -411,6 +448,37 @@ async fn otp(
         body.code_challenge_method.as_deref(),
     )?;
     passwordless::request_otp(&state, &email, pkce, q.checked()?).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct ResendBody {
+    #[serde(rename = "type")]
+    kind: String,
+    email: Option<String>,
+    phone: Option<String>,
+}
+
+/// A new confirmation mail for an account not confirmed yet (`type: signup`). Always `{}`.
+#[utoipa::path(post, path = "/auth/v1/resend", tag = "auth", request_body = ResendBody, security(()),
+    responses((status = 200, description = "Always the same answer whether or not the address has an account waiting for confirmation", body = Object), crate::http::openapi::AuthRefusals))]
+async fn resend(
+    State(state): State<AuthState>,
+    AuthJson(body): AuthJson<ResendBody>,
+) -> Result<Json<Value>, AuthError> {
+    if body.phone.is_some() || matches!(body.kind.as_str(), "sms" | "phone_change") {
+        return Err(AuthError::PhoneUnsupported);
+    }
+    if body.kind != "signup" {
+        return Err(AuthError::BadRequest(format!(
+            "type: {:?} cannot be resent; only signup confirmations can",
+            body.kind
+        )));
+    }
+    let email = body
+        .email
+        .ok_or_else(|| AuthError::BadRequest("email is required".into()))?;
+    passwordless::resend_confirmation(&state, &email).await?;
     Ok(Json(json!({})))
 }
 

@@ -253,6 +253,72 @@ async fn send_otp(
     Ok(())
 }
 
+/// `POST /resend` for a sign-up: a new confirmation mail for an account that is not confirmed
+/// yet. Like `/otp`, the answer is the same for any address; an address gets its sign-up mail and
+/// one more a minute.
+pub async fn resend_confirmation(state: &AuthState, email: &str) -> Result<(), AuthError> {
+    let email = EmailAddress::parse(email)?;
+    let found = sqlx::query!(
+        "SELECT user_id AS \"user_id!\", email_confirmed_at FROM app.auth_find_account($1)",
+        email.as_str()
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    let Some(user_id) = found
+        .filter(|a| a.email_confirmed_at.is_none())
+        .map(|a| a.user_id)
+    else {
+        tracing::info!(target: "leadgen::audit", action = "resend_not_pending", "confirmation resend for an address with nothing to confirm");
+        return Ok(());
+    };
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = send_confirmation(&state, user_id, email.as_str()).await {
+            tracing::error!(error = %e, user_id = %user_id, "confirmation mail failed");
+        }
+    });
+    Ok(())
+}
+
+async fn send_confirmation(state: &AuthState, user_id: Uuid, email: &str) -> Result<(), AuthError> {
+    let now = state.clock.now();
+    let mut tx = UserTx::begin(&state.pool, user_id).await?;
+    // The sign-up mail and one resend may go out in the same minute; no more.
+    let since = now - time::Duration::seconds(RESEND_INTERVAL_SECS);
+    let recent = sqlx::query_scalar!(
+        "SELECT count(*) AS \"n!\" FROM app.one_time_tokens
+         WHERE user_id = $1 AND purpose = 'confirmation' AND created_at > $2",
+        user_id,
+        since
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if recent >= 2 {
+        tracing::info!(target: "leadgen::audit", action = "resend_too_soon", user_id = %user_id, "confirmation not sent again within a minute");
+        return Ok(());
+    }
+    let token = random_token();
+    sqlx::query!(
+        "INSERT INTO app.one_time_tokens (token_hash, user_id, purpose, created_at, expires_at)
+         VALUES ($1, $2, 'confirmation', $3, $4)",
+        token_hash(&token),
+        user_id,
+        now,
+        now + time::Duration::seconds(state.config.auth.confirmation_ttl_secs)
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let mail = super::service::confirmation_mail(state, email, &token);
+    state
+        .mailer
+        .send(&mail, now)
+        .await
+        .map_err(|e| AuthError::Internal(e.into()))?;
+    tracing::info!(target: "leadgen::audit", action = "confirmation_resent", user_id = %user_id, "confirmation mail sent again");
+    Ok(())
+}
+
 /// The hash under which the six-digit code mailed to `email` is stored, after the throttle
 /// allowed a try. Unknown addresses get a hash that matches nothing, so they fail like a wrong code.
 pub async fn code_lookup(

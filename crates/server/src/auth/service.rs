@@ -31,6 +31,19 @@ pub struct User {
     pub updated_at: OffsetDateTime,
     pub user_metadata: serde_json::Value,
     pub factors: Vec<Factor>,
+    /// Whether the account has a password (an `email` identity).
+    pub has_password: bool,
+    pub identities: Vec<Identity>,
+}
+
+/// A linked single sign-on identity as the user object lists it.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub provider: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub last_sign_in_at: OffsetDateTime,
 }
 
 /// An MFA factor as the user object lists it.
@@ -94,8 +107,24 @@ async fn load_user(tx: &mut UserTx, id: Uuid) -> Result<User, AuthError> {
     )
     .fetch_all(&mut **tx)
     .await?;
+    let identities = sqlx::query_as!(
+        Identity,
+        "SELECT provider, subject, email, created_at, last_sign_in_at
+         FROM app.identities WHERE user_id = $1 ORDER BY created_at",
+        id
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let has_password = sqlx::query_scalar!(
+        "SELECT EXISTS (SELECT 1 FROM app.credentials WHERE user_id = $1) AS \"e!\"",
+        id
+    )
+    .fetch_one(&mut **tx)
+    .await?;
     Ok(User {
         factors,
+        identities,
+        has_password,
         id: u.id,
         email: u.email,
         email_confirmed_at: u.email_confirmed_at,
@@ -104,6 +133,25 @@ async fn load_user(tx: &mut UserTx, id: Uuid) -> Result<User, AuthError> {
         updated_at: u.updated_at,
         user_metadata: u.user_metadata,
     })
+}
+
+/// The mail that confirms an address: a link for browsers and the token hash for API clients.
+pub(crate) fn confirmation_mail(state: &AuthState, to: &str, token: &str) -> Mail {
+    let link = format!(
+        "{}/auth/v1/verify?token={token}&type=signup",
+        state.config.site_url()
+    );
+    Mail {
+        to: to.to_string(),
+        subject: "Confirm your LeadGen account".into(),
+        text: format!(
+            "Confirm your email address to finish creating your LeadGen account:\n\n{link}\n\n\
+             Confirmation code (token hash for API clients): {}\n\n\
+             The link works once and expires in {} hours. If you did not sign up, ignore this message.\n",
+            hex::encode(token_hash(token)),
+            state.config.auth.confirmation_ttl_secs / 3600
+        ),
+    }
 }
 
 /// Creates an account. With confirmation required, an address that is already registered gets
@@ -154,6 +202,9 @@ pub async fn signup(
             updated_at: now,
             user_metadata: metadata,
             factors: Vec::new(),
+            // What a new account shows, so the answer does not tell the two apart.
+            has_password: true,
+            identities: Vec::new(),
         }));
     }
     sqlx::query!(
@@ -178,21 +229,7 @@ pub async fn signup(
         .await?;
         let user = load_user(&mut tx, id).await?;
         tx.commit().await?;
-        let link = format!(
-            "{}/auth/v1/verify?token={token}&type=signup",
-            state.config.site_url()
-        );
-        let mail = Mail {
-            to: email.as_str().to_string(),
-            subject: "Confirm your LeadGen account".into(),
-            text: format!(
-                "Confirm your email address to finish creating your LeadGen account:\n\n{link}\n\n\
-                 Confirmation code (token hash for API clients): {}\n\n\
-                 The link works once and expires in {} hours. If you did not sign up, ignore this message.\n",
-                hex::encode(token_hash(&token)),
-                state.config.auth.confirmation_ttl_secs / 3600
-            ),
-        };
+        let mail = confirmation_mail(state, email.as_str(), &token);
         state
             .mailer
             .send(&mail, now)
