@@ -334,7 +334,13 @@ async fn verify_link(
 ) -> Response {
     let result = async {
         let purposes = purposes(&q.kind)?;
-        service::redeem_one_time(&state, purposes, token_hash_of(&q.token), &origin).await
+        service::redeem_one_time(
+            &state,
+            purposes,
+            super::tokens::token_hash(&q.token),
+            &origin,
+        )
+        .await
     }
     .await;
     let r = match result {
@@ -367,10 +373,6 @@ async fn verify_link(
         Redirect::to(to).into_response(),
         super::pages::session_cookies(&state, &r.session),
     )
-}
-
-fn token_hash_of(token: &str) -> Vec<u8> {
-    super::tokens::token_hash(token)
 }
 
 /// `redirect_to` as Supabase clients send it, in the query string.

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use super::service::Origin;
+use super::service::{Origin, mail_in_background, send_mail};
 use super::throttle;
 use super::tokens::{random_token, token_hash};
 use super::{AuthError, AuthState, EmailAddress};
@@ -140,6 +140,20 @@ pub fn is_code(code: &str) -> bool {
     code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// The account of `email` and whether its address is confirmed, if there is one.
+async fn find_account(
+    state: &AuthState,
+    email: &EmailAddress,
+) -> Result<Option<(Uuid, bool)>, AuthError> {
+    let found = sqlx::query!(
+        "SELECT user_id AS \"user_id!\", email_confirmed_at FROM app.auth_find_account($1)",
+        email.as_str()
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    Ok(found.map(|a| (a.user_id, a.email_confirmed_at.is_some())))
+}
+
 /// Mails a sign-in link and code to the account of `email`, if there is one. `create_user` is
 /// accepted for the client's sake: accounts are created by sign-up, with a password.
 pub async fn request_otp(
@@ -149,41 +163,39 @@ pub async fn request_otp(
     redirect_to: Option<String>,
 ) -> Result<(), AuthError> {
     let email = EmailAddress::parse(email)?;
-    let found = sqlx::query_scalar!(
-        "SELECT user_id AS \"user_id!\" FROM app.auth_find_account($1)",
-        email.as_str()
-    )
-    .fetch_optional(&state.pool)
-    .await?;
-    let Some(user_id) = found else {
+    let Some((user_id, _)) = find_account(state, &email).await? else {
         tracing::info!(target: "leadgen::audit", action = "otp_unknown_email", "sign-in link asked for an unknown address");
         return Ok(());
     };
     let state = state.clone();
-    tokio::spawn(async move {
-        if let Err(e) = send_otp(&state, user_id, email.as_str(), pkce, redirect_to).await {
-            tracing::error!(error = %e, user_id = %user_id, "sign-in link mail failed");
-        }
+    mail_in_background("sign-in link", user_id, async move {
+        send_otp(&state, user_id, email.as_str(), pkce, redirect_to).await
     });
     Ok(())
 }
 
-async fn recently_mailed(
+/// Mails of `purpose` sent to the user in the last minute, and the seconds until the newest of
+/// them is a minute old.
+async fn mailed_last_minute(
     tx: &mut UserTx,
     user_id: Uuid,
     purpose: &str,
     now: time::OffsetDateTime,
-) -> Result<Option<i64>, AuthError> {
-    let last = sqlx::query_scalar!(
-        "SELECT max(created_at) FROM app.one_time_tokens WHERE user_id = $1 AND purpose = $2",
+) -> Result<(i64, i64), AuthError> {
+    let since = now - time::Duration::seconds(RESEND_INTERVAL_SECS);
+    let r = sqlx::query!(
+        "SELECT count(*) AS \"n!\", max(created_at) AS newest FROM app.one_time_tokens
+         WHERE user_id = $1 AND purpose = $2 AND created_at > $3",
         user_id,
-        purpose
+        purpose,
+        since
     )
     .fetch_one(&mut **tx)
     .await?;
-    Ok(last
-        .map(|t| RESEND_INTERVAL_SECS - (now - t).whole_seconds())
-        .filter(|left| *left > 0))
+    let left = r
+        .newest
+        .map_or(0, |t| RESEND_INTERVAL_SECS - (now - t).whole_seconds());
+    Ok((r.n, left.max(0)))
 }
 
 async fn send_otp(
@@ -195,9 +207,10 @@ async fn send_otp(
 ) -> Result<(), AuthError> {
     let now = state.clock.now();
     let mut tx = UserTx::begin(&state.pool, user_id).await?;
-    if recently_mailed(&mut tx, user_id, "magiclink", now)
+    if mailed_last_minute(&mut tx, user_id, "magiclink", now)
         .await?
-        .is_some()
+        .0
+        > 0
     {
         tracing::info!(target: "leadgen::audit", action = "otp_resend_too_soon", user_id = %user_id, "sign-in link not sent again within a minute");
         return Ok(());
@@ -244,11 +257,7 @@ async fn send_otp(
             CODE_TTL_SECS / 60
         ),
     };
-    state
-        .mailer
-        .send(&mail, now)
-        .await
-        .map_err(|e| AuthError::Internal(e.into()))?;
+    send_mail(state, &mail, now).await?;
     tracing::info!(target: "leadgen::audit", action = "otp_requested", user_id = %user_id, "sign-in link mailed");
     Ok(())
 }
@@ -258,24 +267,13 @@ async fn send_otp(
 /// one more a minute.
 pub async fn resend_confirmation(state: &AuthState, email: &str) -> Result<(), AuthError> {
     let email = EmailAddress::parse(email)?;
-    let found = sqlx::query!(
-        "SELECT user_id AS \"user_id!\", email_confirmed_at FROM app.auth_find_account($1)",
-        email.as_str()
-    )
-    .fetch_optional(&state.pool)
-    .await?;
-    let Some(user_id) = found
-        .filter(|a| a.email_confirmed_at.is_none())
-        .map(|a| a.user_id)
-    else {
+    let Some((user_id, false)) = find_account(state, &email).await? else {
         tracing::info!(target: "leadgen::audit", action = "resend_not_pending", "confirmation resend for an address with nothing to confirm");
         return Ok(());
     };
     let state = state.clone();
-    tokio::spawn(async move {
-        if let Err(e) = send_confirmation(&state, user_id, email.as_str()).await {
-            tracing::error!(error = %e, user_id = %user_id, "confirmation mail failed");
-        }
+    mail_in_background("confirmation", user_id, async move {
+        send_confirmation(&state, user_id, email.as_str()).await
     });
     Ok(())
 }
@@ -284,16 +282,11 @@ async fn send_confirmation(state: &AuthState, user_id: Uuid, email: &str) -> Res
     let now = state.clock.now();
     let mut tx = UserTx::begin(&state.pool, user_id).await?;
     // The sign-up mail and one resend may go out in the same minute; no more.
-    let since = now - time::Duration::seconds(RESEND_INTERVAL_SECS);
-    let recent = sqlx::query_scalar!(
-        "SELECT count(*) AS \"n!\" FROM app.one_time_tokens
-         WHERE user_id = $1 AND purpose = 'confirmation' AND created_at > $2",
-        user_id,
-        since
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    if recent >= 2 {
+    if mailed_last_minute(&mut tx, user_id, "confirmation", now)
+        .await?
+        .0
+        >= 2
+    {
         tracing::info!(target: "leadgen::audit", action = "resend_too_soon", user_id = %user_id, "confirmation not sent again within a minute");
         return Ok(());
     }
@@ -310,11 +303,7 @@ async fn send_confirmation(state: &AuthState, user_id: Uuid, email: &str) -> Res
     .await?;
     tx.commit().await?;
     let mail = super::service::confirmation_mail(state, email, &token);
-    state
-        .mailer
-        .send(&mail, now)
-        .await
-        .map_err(|e| AuthError::Internal(e.into()))?;
+    send_mail(state, &mail, now).await?;
     tracing::info!(target: "leadgen::audit", action = "confirmation_resent", user_id = %user_id, "confirmation mail sent again");
     Ok(())
 }
@@ -333,14 +322,7 @@ pub async fn code_lookup(
         return Err(AuthError::TooManyAttempts(wait));
     }
     let found = match EmailAddress::parse(email) {
-        Ok(e) => {
-            sqlx::query_scalar!(
-                "SELECT user_id AS \"user_id!\" FROM app.auth_find_account($1)",
-                e.as_str()
-            )
-            .fetch_optional(&state.pool)
-            .await?
-        }
+        Ok(e) => find_account(state, &e).await?.map(|(id, _)| id),
         Err(_) => None,
     };
     Ok((code_hash(found.unwrap_or(Uuid::nil()), code), keys))
@@ -350,8 +332,9 @@ pub async fn code_lookup(
 pub async fn reauthenticate(state: &AuthState, who: &super::AuthUser) -> Result<(), AuthError> {
     let now = state.clock.now();
     let mut tx = UserTx::begin(&state.pool, who.user_id).await?;
-    if let Some(left) = recently_mailed(&mut tx, who.user_id, "reauthentication", now).await? {
-        return Err(AuthError::TooManyAttempts(left.unsigned_abs()));
+    let (sent, left) = mailed_last_minute(&mut tx, who.user_id, "reauthentication", now).await?;
+    if sent > 0 {
+        return Err(AuthError::TooManyAttempts(left.unsigned_abs().max(1)));
     }
     sqlx::query!(
         "UPDATE app.one_time_tokens SET used_at = $2
@@ -382,11 +365,7 @@ pub async fn reauthenticate(state: &AuthState, who: &super::AuthUser) -> Result<
             CODE_TTL_SECS / 60
         ),
     };
-    state
-        .mailer
-        .send(&mail, now)
-        .await
-        .map_err(|e| AuthError::Internal(e.into()))?;
+    send_mail(state, &mail, now).await?;
     tracing::info!(target: "leadgen::audit", action = "reauthentication_requested", user_id = %who.user_id, "reauthentication nonce mailed");
     Ok(())
 }

@@ -135,6 +135,32 @@ async fn load_user(tx: &mut UserTx, id: Uuid) -> Result<User, AuthError> {
     })
 }
 
+/// Sends one of the account mails.
+pub(crate) async fn send_mail(
+    state: &AuthState,
+    mail: &Mail,
+    now: OffsetDateTime,
+) -> Result<(), AuthError> {
+    state
+        .mailer
+        .send(mail, now)
+        .await
+        .map_err(|e| AuthError::Internal(e.into()))
+}
+
+/// Runs `work` (making a token and mailing it) after the answer has gone: a request for an
+/// address with an account then takes as long as one without, so timing reveals nothing.
+pub(crate) fn mail_in_background<F>(what: &'static str, user_id: Uuid, work: F)
+where
+    F: std::future::Future<Output = Result<(), AuthError>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = work.await {
+            tracing::error!(error = %e, user_id = %user_id, "{what} mail failed");
+        }
+    });
+}
+
 /// The mail that confirms an address: a link for browsers and the token hash for API clients.
 pub(crate) fn confirmation_mail(state: &AuthState, to: &str, token: &str) -> Mail {
     let link = format!(
@@ -230,11 +256,7 @@ pub async fn signup(
         let user = load_user(&mut tx, id).await?;
         tx.commit().await?;
         let mail = confirmation_mail(state, email.as_str(), &token);
-        state
-            .mailer
-            .send(&mail, now)
-            .await
-            .map_err(|e| AuthError::Internal(e.into()))?;
+        send_mail(state, &mail, now).await?;
         tracing::info!(target: "leadgen::audit", action = "signup", user_id = %id, "account created, awaiting confirmation");
         return Ok(SignupOutcome::AwaitingConfirmation(user));
     }
@@ -778,10 +800,8 @@ pub async fn request_recovery(
         return Ok(());
     };
     let state = state.clone();
-    tokio::spawn(async move {
-        if let Err(e) = send_recovery(&state, user_id, email.as_str(), pkce, redirect_to).await {
-            tracing::error!(error = %e, user_id = %user_id, "password reset mail failed");
-        }
+    mail_in_background("password reset", user_id, async move {
+        send_recovery(&state, user_id, email.as_str(), pkce, redirect_to).await
     });
     Ok(())
 }
@@ -826,11 +846,7 @@ async fn send_recovery(
             ttl / 60
         ),
     };
-    state
-        .mailer
-        .send(&mail, now)
-        .await
-        .map_err(|e| AuthError::Internal(e.into()))?;
+    send_mail(state, &mail, now).await?;
     tracing::info!(target: "leadgen::audit", action = "recovery_requested", user_id = %user_id, "password reset mail sent");
     Ok(())
 }

@@ -130,7 +130,6 @@ impl Modify for Security {
 /// with a path parameter, a miss (404); under `/api/v1`, missing credentials (401). Each in its
 /// path's error shape. A handler's own description of a status is kept.
 pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::path::ParameterIn;
     use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, header::HeaderBuilder};
     for (path, item) in &mut doc.paths.paths {
         let auth = path.starts_with("/auth/v1");
@@ -169,12 +168,7 @@ pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
                 add.push(("415", "The body is not in the documented media type."));
                 add.push(("422", "The body is well-formed but not of the documented shape; the message names the field."));
             }
-            let has_path_param = op
-                .parameters
-                .as_ref()
-                .is_some_and(|ps| ps.iter().any(|p| p.parameter_in == ParameterIn::Path))
-                || path.contains('{');
-            if has_path_param {
+            if path.contains('{') {
                 add.push((
                     "404",
                     "No such resource, or one this principal may not see.",

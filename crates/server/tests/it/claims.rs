@@ -319,17 +319,13 @@ async fn a_real_api_key_searches_and_reads_but_never_sees_a_restricted_lead_nor_
         )
         .await;
     assert_eq!(s, 400, "{v}");
-    let (s, created) = api
-        .call(
-            Method::POST,
-            "/api/v1/api-keys",
+    let key = api
+        .create_key(
             &admin,
-            Some(json!({ "name": "CRM sync",
-                         "scopes": ["lead_search_and_management", "campaign_creation"] })),
+            json!({ "name": "CRM sync",
+                    "scopes": ["lead_search_and_management", "campaign_creation"] }),
         )
         .await;
-    assert_eq!(s, 201, "{created}");
-    let key = created["key"].as_str().unwrap().to_owned();
 
     let mut want: Vec<String> = open.to_vec();
     want.sort();
@@ -423,17 +419,13 @@ async fn a_real_api_key_searches_and_reads_but_never_sees_a_restricted_lead_nor_
     );
 
     // Scopes narrow the API role: a key without lead search cannot list leads at all.
-    let (s, narrow) = api
-        .call(
-            Method::POST,
-            "/api/v1/api-keys",
+    let narrow = api
+        .create_key(
             &admin,
-            Some(json!({ "name": "campaigns only", "scopes": ["campaign_creation"] })),
+            json!({ "name": "campaigns only", "scopes": ["campaign_creation"] }),
         )
         .await;
-    assert_eq!(s, 201, "{narrow}");
-    let narrow = narrow["key"].as_str().unwrap();
-    let (s, v) = api.call(Method::GET, "/api/v1/leads", narrow, None).await;
+    let (s, v) = api.call(Method::GET, "/api/v1/leads", &narrow, None).await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (403, Some("forbidden")),

@@ -106,16 +106,7 @@ async fn schemathesis_finds_no_failure_as_an_admin_a_user_and_an_api_key() {
             .await;
         assert_eq!(s, 201, "{v}");
     }
-    let (s, key) = api
-        .call(
-            Method::POST,
-            "/api/v1/api-keys",
-            &t[0],
-            Some(json!({ "name": "fuzzer" })),
-        )
-        .await;
-    assert_eq!(s, 201, "{key}");
-    let key = key["key"].as_str().unwrap().to_owned();
+    let key = api.create_key(&t[0], json!({ "name": "fuzzer" })).await;
 
     // Deterministic and bounded in the test command; `LEADGEN_FUZZ_SEED` and
     // `LEADGEN_FUZZ_EXAMPLES` run a deeper, random search by hand.

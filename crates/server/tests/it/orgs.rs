@@ -160,6 +160,15 @@ impl Api {
         )
     }
 
+    /// A new API key of the admin's organization (`body`: name, scopes, lifetime); its secret.
+    pub(crate) async fn create_key(&self, admin: &str, body: Value) -> String {
+        let (s, v) = self
+            .call(Method::POST, "/api/v1/api-keys", admin, Some(body))
+            .await;
+        assert_eq!(s, 201, "{v}");
+        v["key"].as_str().unwrap().to_owned()
+    }
+
     pub(crate) async fn create_org(&self, token: &str, name: &str) -> Uuid {
         let (s, v) = self
             .call(

@@ -94,11 +94,16 @@ struct NoticePage<'a> {
 }
 
 /// The failure page: what went wrong in plain words, counted and audited by reason.
-fn failed(state: &AuthState, headers: &HeaderMap, kind: ProviderKind, e: &SsoError) -> Response {
+/// Counts and audits a refused sign-in, whichever way its answer goes back.
+fn record_failure(kind: ProviderKind, e: &SsoError) {
     let reason = e.reason();
     metrics::counter!("auth_sso_failures_total", "provider" => kind.slug(), "reason" => reason)
         .increment(1);
     tracing::info!(target: "leadgen::audit", action = "sso_failed", provider = kind.slug(), reason, detail = %e, "single sign-on refused");
+}
+
+fn failed(state: &AuthState, headers: &HeaderMap, kind: ProviderKind, e: &SsoError) -> Response {
+    record_failure(kind, e);
     let status = match e {
         SsoError::Provider(..) => StatusCode::BAD_GATEWAY,
         SsoError::Auth(a) => crate::auth::pages::error_status(a),
@@ -244,8 +249,7 @@ async fn to_client(
             ),
         ],
         Err(e) => {
-            metrics::counter!("auth_sso_failures_total", "provider" => kind.slug(), "reason" => e.reason())
-                .increment(1);
+            record_failure(kind, &e);
             vec![
             ("error", "access_denied".into()),
             ("error_code", e.reason().into()),
