@@ -11,4 +11,5 @@
 //! - [`bounce`]: delivery status notifications (RFC 3464) and feedback reports (RFC 5965).
 
 pub mod html;
+pub mod message;
 pub mod template;
