@@ -103,6 +103,24 @@ ensure_schemathesis() {
   export LEADGEN_SCHEMATHESIS=$venv/bin/schemathesis
 }
 
+# dkimpy (with PyNaCl for Ed25519) in its own virtualenv: the independent verifier that
+# crates/mail/tests/dkim_verify.rs checks LeadGen's DKIM signatures against.
+DKIMPY_VERSION=1.1.8
+PYNACL_VERSION=1.6.2
+ensure_dkimpy() {
+  local venv=$root/target/tools/dkimpy
+  if ! "$venv/bin/python" -c "import dkim, nacl, importlib.metadata as m; assert m.version('dkimpy') == '$DKIMPY_VERSION'" 2>/dev/null; then
+    python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null \
+      || apt_install python3-venv
+    say "installing dkimpy $DKIMPY_VERSION"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+      "dkimpy==$DKIMPY_VERSION" "pynacl==$PYNACL_VERSION"
+  fi
+  export LEADGEN_DKIM_PYTHON=$venv/bin/python
+}
+
 # A cargo subcommand, installed from source when missing.
 ensure_cargo_tool() {
   local sub=$1 crate=$2
