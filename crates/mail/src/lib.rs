@@ -10,6 +10,7 @@
 //! - [`dkim`]: DKIM signatures (RFC 6376, RFC 8463) on `ring`.
 //! - [`bounce`]: delivery status notifications (RFC 3464) and feedback reports (RFC 5965).
 
+pub mod bounce;
 pub mod dkim;
 pub mod html;
 pub mod message;
