@@ -103,21 +103,24 @@ ensure_schemathesis() {
   export LEADGEN_SCHEMATHESIS=$venv/bin/schemathesis
 }
 
-# dkimpy (with PyNaCl for Ed25519) in its own virtualenv: the independent verifier that
-# crates/mail/tests/dkim_verify.rs checks LeadGen's DKIM signatures against.
-DKIMPY_VERSION=1.1.8
-PYNACL_VERSION=1.6.2
-ensure_dkimpy() {
-  local venv=$root/target/tools/dkimpy
-  if ! "$venv/bin/python" -c "import dkim, nacl, importlib.metadata as m; assert m.version('dkimpy') == '$DKIMPY_VERSION'" 2>/dev/null; then
+# The mail peers of the campaign tests: a real SMTP server (aiosmtpd, e2e/smtp_sink.py) and an
+# independent DKIM verifier (dkimpy, with PyNaCl for Ed25519), in their own virtualenv.
+MAIL_PEERS="aiosmtpd==1.4.6 dkimpy==1.1.8 pynacl==1.6.2"
+ensure_mail_peers() {
+  local venv=$root/target/tools/mail-peers
+  if ! [ -f "$venv/.installed" ] || [ "$(cat "$venv/.installed")" != "$MAIL_PEERS" ]; then
     python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null \
       || apt_install python3-venv
-    say "installing dkimpy $DKIMPY_VERSION"
+    say "installing the mail peers ($MAIL_PEERS)"
     rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check \
-      "dkimpy==$DKIMPY_VERSION" "pynacl==$PYNACL_VERSION"
+    # shellcheck disable=SC2086
+    "$venv/bin/pip" install --quiet --disable-pip-version-check $MAIL_PEERS
+    echo "$MAIL_PEERS" > "$venv/.installed"
   fi
+  command -v openssl >/dev/null || apt_install openssl
+  export LEADGEN_MAIL_PYTHON=$venv/bin/python
+  # The crate test crates/mail/tests/dkim_verify.rs checks signatures with the same dkimpy.
   export LEADGEN_DKIM_PYTHON=$venv/bin/python
 }
 

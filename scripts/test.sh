@@ -11,7 +11,7 @@ ensure_test_postgres
 ensure_redis
 ensure_browser_tools
 ensure_schemathesis
-ensure_dkimpy
+ensure_mail_peers
 ensure_cargo_tool nextest cargo-nextest
 ensure_cargo_tool audit cargo-audit
 

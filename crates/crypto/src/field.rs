@@ -231,6 +231,17 @@ const MASTER_FORMAT: &str =
     "expected 32 bytes written as 64 hex characters or as standard base64 (padded or not)";
 
 impl MasterKey {
+    /// Seals a secret that is not a data key (a DKIM signing key) under the master key, bound to
+    /// `purpose` (e.g. the domain and selector it signs for), so it opens only there.
+    pub fn seal(&self, plain: &[u8], purpose: &str) -> Result<Vec<u8>, crate::seal::SealError> {
+        crate::seal::seal(&self.0, plain, purpose.as_bytes())
+    }
+
+    /// Opens a secret sealed by [`MasterKey::seal`] for the same purpose.
+    pub fn open(&self, sealed: &[u8], purpose: &str) -> Result<Vec<u8>, crate::seal::SealError> {
+        crate::seal::open(&self.0, sealed, purpose.as_bytes())
+    }
+
     /// Parses the configured secret: exactly 32 bytes as 64 hex characters or as standard
     /// base64, padded or not. Surrounding whitespace is ignored (secrets read from files end
     /// with a newline). Errors name the expected format and at most the decoded length, never

@@ -38,6 +38,40 @@ pub enum Command {
     /// Demo data.
     #[command(subcommand)]
     Demo(DemoCommand),
+    /// DKIM keys of the domains campaigns are sent from.
+    #[command(subcommand)]
+    Dkim(DkimCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DkimCommand {
+    /// Generate a signing key for a sending domain, store it sealed under the master key, and
+    /// print the DNS TXT record to publish. Every server instance signs with it at its next send.
+    Generate(DkimGenerateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DkimGenerateArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// The domain of the sender addresses, e.g. example.com.
+    #[arg(long)]
+    pub domain: String,
+    /// The selector (letters, digits and hyphens), e.g. lg2026.
+    #[arg(long, default_value = "leadgen")]
+    pub selector: String,
+    /// rsa (RSA-2048) or ed25519.
+    #[arg(long, value_enum, default_value = "rsa")]
+    pub algorithm: DkimAlgorithm,
+}
+
+/// Which key `leadgen dkim generate` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DkimAlgorithm {
+    /// RSA-2048 with SHA-256: what every receiver verifies.
+    Rsa,
+    /// Ed25519 with SHA-256 (RFC 8463): short and fast; receivers that lag fall back to RSA.
+    Ed25519,
 }
 
 #[derive(Debug, Subcommand)]

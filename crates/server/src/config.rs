@@ -18,6 +18,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use toml::Value;
 
+pub use crate::mail::{MailConfig, MailTls};
+
 /// The documented defaults, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
 
@@ -96,6 +98,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub secrets: SecretsConfig,
     pub demo: DemoConfig,
+    pub mail: MailConfig,
+    pub campaigns: CampaignsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -178,6 +182,24 @@ pub struct ApiKeysConfig {
     pub max_ttl_days: i64,
     pub rotation_overlap_days: i64,
     pub notice_check_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignsConfig {
+    pub batch: u32,
+    pub lease_secs: u32,
+    pub max_attempts: u32,
+    pub retry_base_secs: u32,
+    pub poll_ms: u64,
+    pub max_per_hour: u32,
+    pub max_per_day: u32,
+    pub max_per_domain_minute: u32,
+    pub soft_bounce_limit: u32,
+    pub approval_default: bool,
+    pub report_secret: SecretString,
+    pub report_maildir: PathBuf,
+    pub unsubscribe_domain: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -356,6 +378,7 @@ impl Config {
         }
         check_csp(&h.content_security_policy)
             .map_err(|reason| rule("http_headers.content_security_policy", &reason))?;
+        self.check_mail()?;
         if self.server.max_body_bytes == 0 {
             return Err(rule("server.max_body_bytes", "must be greater than 0"));
         }
@@ -512,6 +535,61 @@ impl Config {
                     "\"serve\" is refused in production: plain HTTP may only redirect",
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// The relay may only be reached over TLS unless it is on this machine; the campaign
+    /// worker's limits must make sense.
+    fn check_mail(&self) -> Result<(), ConfigError> {
+        let rule = |path: &str, reason: &str| ConfigError::Rule {
+            path: path.into(),
+            reason: reason.into(),
+        };
+        let m = &self.mail;
+        if m.smtp() {
+            let loopback = m.host == "localhost"
+                || m.host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if m.tls == MailTls::None && !loopback {
+                return Err(rule(
+                    "mail.tls",
+                    "must be \"starttls\" or \"implicit\": mail leaves this machine only over TLS (\"none\" is for a relay on loopback)",
+                ));
+            }
+            if m.port == 0 {
+                return Err(rule("mail.port", "must be greater than 0"));
+            }
+            if m.pool_size == 0 || m.pool_size > 64 {
+                return Err(rule("mail.pool_size", "must be from 1 to 64"));
+            }
+            if !m.username.is_empty() && m.password.expose_secret().is_empty() {
+                return Err(rule(
+                    "mail.password",
+                    "required when mail.username is set (prefer LEADGEN_MAIL__PASSWORD_FILE)",
+                ));
+            }
+        }
+        let c = &self.campaigns;
+        if c.batch == 0 || c.batch > 5000 {
+            return Err(rule("campaigns.batch", "must be from 1 to 5000"));
+        }
+        if c.lease_secs < 5 {
+            return Err(rule("campaigns.lease_secs", "must be at least 5"));
+        }
+        if c.max_attempts == 0 || c.max_attempts > 30 {
+            return Err(rule("campaigns.max_attempts", "must be from 1 to 30"));
+        }
+        if c.soft_bounce_limit == 0 {
+            return Err(rule("campaigns.soft_bounce_limit", "must be at least 1"));
+        }
+        let secret = c.report_secret.expose_secret();
+        if !secret.is_empty() && secret.len() < 24 {
+            return Err(rule(
+                "campaigns.report_secret",
+                "must be at least 24 characters",
+            ));
         }
         Ok(())
     }

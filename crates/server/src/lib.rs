@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod campaigns;
 pub mod classification;
 pub mod cli;
 pub mod clock;
@@ -228,6 +229,37 @@ pub async fn run(cli: Cli) -> ExitCode {
                     serde_json::json!({ "job": job, "rows": rows }),
                 ),
                 Err(e) => fail("demo seed", &format!("{e:#}"), json),
+            }
+        }
+        Command::Dkim(cli::DkimCommand::Generate(args)) => {
+            let json = args.ops.json;
+            let config = match Config::load(&sources(&cli, args.ops.data_dir.as_deref())) {
+                Ok(c) => c,
+                Err(e) => return fail("configuration", &e.to_string(), json),
+            };
+            let result = async {
+                let master = secrets::master_key(&config.secrets.master_key, &config.data_dir)?;
+                with_pool(&config, Conn::Migrate, |pool| async move {
+                    campaigns::dkim::generate(
+                        &pool,
+                        &master,
+                        &args.domain,
+                        &args.selector,
+                        args.algorithm,
+                        time::OffsetDateTime::now_utc(),
+                    )
+                    .await
+                })
+                .await
+            }
+            .await;
+            match result {
+                Ok((name, record)) => ok(
+                    json,
+                    &format!("publish this TXT record:\n{name}. IN TXT \"{record}\""),
+                    serde_json::json!({ "name": name, "record": record }),
+                ),
+                Err(e) => fail("dkim generate", &format!("{e:#}"), json),
             }
         }
         Command::Audit(AuditCommand::Verify(args)) => {

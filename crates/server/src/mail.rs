@@ -1,10 +1,53 @@
-//! Outgoing mail through one mailer. Without SMTP configured (SMTP delivery arrives with the
-//! campaigns capability), mail goes to the development mailbox: one JSON file per message in
-//! `<data_dir>/mailbox/`, which the operator reads with any tool and tests read directly.
+//! Outgoing mail through one mailer. With `[mail] host` set, every mail (campaigns and the
+//! account mails) goes through [`Relay`]: SMTP with `lettre`, pooled connections, STARTTLS or
+//! implicit TLS (plain only to a loopback relay, which the configuration enforces). Without it,
+//! mail goes to the development mailbox: one JSON file per message in `<data_dir>/mailbox/`,
+//! which the operator reads with any tool and tests read directly.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use serde::Serialize;
+use lettre::address::Envelope;
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use secrecy::ExposeSecret;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTls {
+    Starttls,
+    Implicit,
+    None,
+}
+
+/// The `[mail]` section of the configuration (its rules are checked with the rest of it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// The SMTP relay; empty: the development mailbox.
+    pub host: String,
+    pub port: u16,
+    pub tls: MailTls,
+    pub username: String,
+    pub password: SecretString,
+    pub pool_size: u32,
+    pub timeout_secs: u64,
+    /// Sender of the account mails.
+    pub from_address: String,
+}
+
+impl MailConfig {
+    /// Whether mail goes to a relay (else to the development mailbox).
+    #[must_use]
+    pub fn smtp(&self) -> bool {
+        !self.host.is_empty()
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Mail {
@@ -13,9 +56,110 @@ pub struct Mail {
     pub text: String,
 }
 
+/// Why a relay did not take a message.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// Try again later: a 4xx reply, or the relay could not be reached or timed out.
+    #[error("deferred: {0}")]
+    Transient(String),
+    /// The relay refused the message for good (a 5xx reply).
+    #[error("refused: {0}")]
+    Permanent(String),
+    /// The addresses could not form an envelope.
+    #[error("bad address: {0}")]
+    Address(String),
+}
+
+/// A pooled SMTP connection to the configured relay.
+#[derive(Clone)]
+pub struct Relay {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// The account mails' sender.
+    from: lettre::message::Mailbox,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay").field("from", &self.from).finish()
+    }
+}
+
+impl Relay {
+    /// The relay of `[mail]`; the configuration check has already refused plain SMTP to a
+    /// host that is not loopback.
+    pub fn from_config(m: &MailConfig) -> anyhow::Result<Self> {
+        let tls_params = || {
+            TlsParameters::builder(m.host.clone())
+                .build_rustls()
+                .map_err(|e| anyhow::anyhow!("mail TLS for {}: {e}", m.host))
+        };
+        let tls = match m.tls {
+            MailTls::Starttls => Tls::Required(tls_params()?),
+            MailTls::Implicit => Tls::Wrapper(tls_params()?),
+            MailTls::None => Tls::None,
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(m.host.clone())
+            .port(m.port)
+            .tls(tls)
+            .timeout(Some(Duration::from_secs(m.timeout_secs)))
+            .pool_config(
+                PoolConfig::new()
+                    .max_size(m.pool_size)
+                    .idle_timeout(Duration::from_secs(60)),
+            );
+        if !m.username.is_empty() {
+            builder = builder.credentials(Credentials::new(
+                m.username.clone(),
+                m.password.expose_secret().to_string(),
+            ));
+        }
+        let from = m
+            .from_address
+            .parse()
+            .map_err(|e| anyhow::anyhow!("mail.from_address: {e}"))?;
+        Ok(Self {
+            transport: builder.build(),
+            from,
+        })
+    }
+
+    /// Hands one finished message (headers and body, CRLF) to the relay for `to`, with
+    /// `from` as the envelope sender (where bounces go).
+    pub async fn send_raw(&self, from: &str, to: &str, message: &[u8]) -> Result<(), RelayError> {
+        let parse = |a: &str| {
+            a.parse::<lettre::Address>()
+                .map_err(|e| RelayError::Address(format!("{a}: {e}")))
+        };
+        let envelope = Envelope::new(Some(parse(from)?), vec![parse(to)?])
+            .map_err(|e| RelayError::Address(e.to_string()))?;
+        self.transport
+            .send_raw(&envelope, message)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    /// Whether the relay answers (a connection and `NOOP`).
+    pub async fn reachable(&self) -> bool {
+        self.transport.test_connection().await.unwrap_or(false)
+    }
+}
+
+/// A 5xx is final; everything else (4xx, a refused connection, a timeout, a dropped
+/// connection) may succeed later.
+fn classify(e: lettre::transport::smtp::Error) -> RelayError {
+    let text = e.to_string();
+    if e.is_permanent() {
+        RelayError::Permanent(text)
+    } else {
+        RelayError::Transient(text)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Mailer {
     mailbox: PathBuf,
+    relay: Option<Arc<Relay>>,
 }
 
 impl Mailer {
@@ -23,11 +167,31 @@ impl Mailer {
     pub fn dev_mailbox(data_dir: &std::path::Path) -> Self {
         Self {
             mailbox: data_dir.join("mailbox"),
+            relay: None,
         }
     }
 
-    /// Delivers `mail`; the file appears whole (written then renamed) or not at all.
+    /// The mailer of a configuration: through the relay when `[mail] host` is set.
+    pub fn from_config(m: &MailConfig, data_dir: &std::path::Path) -> anyhow::Result<Self> {
+        let mut mailer = Self::dev_mailbox(data_dir);
+        if m.smtp() {
+            mailer.relay = Some(Arc::new(Relay::from_config(m)?));
+        }
+        Ok(mailer)
+    }
+
+    /// The SMTP relay, when one is configured.
+    #[must_use]
+    pub fn relay(&self) -> Option<&Arc<Relay>> {
+        self.relay.as_ref()
+    }
+
+    /// Delivers `mail`: to the relay, or into the mailbox, where the file appears whole
+    /// (written then renamed) or not at all.
     pub async fn send(&self, mail: &Mail, now: time::OffsetDateTime) -> std::io::Result<()> {
+        if let Some(relay) = &self.relay {
+            return self.send_smtp(relay, mail, now).await;
+        }
         tokio::fs::create_dir_all(&self.mailbox).await?;
         let id = uuid::Uuid::now_v7();
         let stamp = now.unix_timestamp_nanos();
@@ -40,6 +204,36 @@ impl Mailer {
         tokio::fs::write(&tmp, serde_json::to_vec_pretty(&body).unwrap_or_default()).await?;
         tokio::fs::rename(&tmp, &dest).await?;
         tracing::info!(to = %mail.to, subject = %mail.subject, "mail delivered to the development mailbox");
+        Ok(())
+    }
+
+    async fn send_smtp(
+        &self,
+        relay: &Relay,
+        mail: &Mail,
+        now: time::OffsetDateTime,
+    ) -> std::io::Result<()> {
+        fn other(e: impl std::fmt::Display) -> std::io::Error {
+            std::io::Error::other(e.to_string())
+        }
+        let to: lettre::message::Mailbox = mail.to.parse().map_err(other)?;
+        let date = std::time::UNIX_EPOCH
+            + Duration::from_secs(u64::try_from(now.unix_timestamp()).unwrap_or(0));
+        let message = lettre::Message::builder()
+            .from(relay.from.clone())
+            .to(to)
+            .subject(mail.subject.clone())
+            .date(date)
+            .message_id(Some(format!(
+                "<{}@{}>",
+                uuid::Uuid::now_v7(),
+                relay.from.email.domain()
+            )))
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(mail.text.clone())
+            .map_err(other)?;
+        relay.transport.send(message).await.map_err(other)?;
+        tracing::info!(subject = %mail.subject, "mail handed to the relay");
         Ok(())
     }
 }

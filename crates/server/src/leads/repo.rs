@@ -18,7 +18,7 @@ pub const COLUMNS: &str = "id, org_id, first_name, last_name, title, seniority, 
      country, source, status, owner_id, tags, custom, score, do_not_contact, read_groups, \
      write_groups, sensitivity, acl_revision, created_at, updated_at";
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, Clone, FromRow)]
 pub struct LeadRow {
     pub id: Uuid,
     pub org_id: Uuid,

@@ -30,7 +30,7 @@ pub fn routes() -> OpenApiRouter<LeadsState> {
 type Lead = Require<perm::LeadSearchAndManagement>;
 
 /// The filters of a query string; paging and export options are the run's, not the segment's.
-fn filters(query: &str) -> Result<SearchParams, AppError> {
+pub fn filters(query: &str) -> Result<SearchParams, AppError> {
     let query = query.trim_start_matches('?');
     let uri: axum::http::Uri = format!("/?{query}")
         .parse()

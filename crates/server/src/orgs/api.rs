@@ -241,6 +241,10 @@ pub(crate) struct Settings {
     /// Every member must sign in with a second factor to work in this organization.
     #[serde(default)]
     pub(crate) require_mfa: bool,
+    /// Campaigns asked for by Users and API keys wait for a Manager's or an Admin's approval
+    /// before they send. Absent: the server's default (`campaigns.approval_default`, on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) campaign_approval: Option<bool>,
 }
 
 #[utoipa::path(get, path = "/api/v1/org/settings", tag = "organizations",

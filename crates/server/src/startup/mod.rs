@@ -36,6 +36,7 @@ pub struct AppState {
     pub core: Core,
     pub auth: AuthState,
     pub leads: LeadsState,
+    pub campaigns: crate::campaigns::CampaignsState,
     pub perimeter: Perimeter,
     pub headers: SecurityHeaders,
     /// Set once shutdown begins; responses then ask HTTP/1 clients to close the connection.
@@ -62,6 +63,14 @@ impl AppState {
                 core: core.clone(),
                 fields: crate::leads::FieldKeys::ephemeral(),
                 node: Arc::new("test-node".into()),
+            },
+            campaigns: crate::campaigns::CampaignsState {
+                core: core.clone(),
+                fields: crate::leads::FieldKeys::ephemeral(),
+                dkim: Arc::new(crate::campaigns::dkim::Ring::new(
+                    leadgen_crypto::field::MasterKey::from_bytes([7; 32]),
+                )),
+                wake: Arc::default(),
             },
             perimeter,
             draining: Arc::default(),
@@ -248,11 +257,17 @@ impl Application {
         let fields = crate::leads::FieldKeys::load(&pool, master)
             .await
             .context("loading the data-encryption keys")?;
+        let dkim = crate::campaigns::dkim::Ring::new(crate::secrets::master_key(
+            &config.secrets.master_key,
+            &config.data_dir,
+        )?);
+        dkim.reload(&pool).await.context("loading the DKIM keys")?;
         let core = Core {
             config: config.clone(),
             pool,
             clock,
-            mailer: crate::mail::Mailer::dev_mailbox(&config.data_dir),
+            mailer: crate::mail::Mailer::from_config(&config.mail, &config.data_dir)
+                .context("the mail relay")?,
             app_key: Arc::new(app_key),
             version: env!("CARGO_PKG_VERSION"),
         };
@@ -263,6 +278,12 @@ impl Application {
                 auth,
                 sso,
                 perimeter: perimeter.clone(),
+            },
+            campaigns: crate::campaigns::CampaignsState {
+                core: core.clone(),
+                fields: fields.clone(),
+                dkim: Arc::new(dkim),
+                wake: Arc::default(),
             },
             leads: LeadsState {
                 core: core.clone(),

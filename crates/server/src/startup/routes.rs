@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use super::AppState;
 use crate::http::{self, HeaderPolicy, middleware, openapi};
-use crate::{auth, companies, leads, ops, orgs, perimeter, web};
+use crate::{auth, campaigns, companies, leads, ops, orgs, perimeter, web};
 
 /// The application router with the full middleware stack.
 pub fn app(state: &AppState) -> Router {
@@ -27,6 +27,9 @@ pub fn app(state: &AppState) -> Router {
         .merge(api)
         .merge(openapi::document_route(&doc))
         .merge(pages(state))
+        // Links in campaign mail and the report webhook: no sign-in, their own credentials.
+        .merge(campaigns::public::routes().with_state(state.campaigns.clone()))
+        .merge(campaigns::reports::routes().with_state(state.campaigns.clone()))
         .fallback(http::fallback);
     with_middleware(routes, state)
 }
@@ -48,7 +51,8 @@ pub fn api(state: &AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(leads::merge::routes().with_state(l.clone()))
         .merge(leads::scoring::routes().with_state(l.clone()))
         .merge(leads::import::api::routes().with_state(l.clone()))
-        .merge(companies::api::routes().with_state(l.clone()));
+        .merge(companies::api::routes().with_state(l.clone()))
+        .merge(campaigns::api::routes().with_state(state.campaigns.clone()));
     let (router, mut doc) = routes.split_for_parts();
     openapi::complete(&mut doc);
     (router, doc)

@@ -40,6 +40,11 @@ pub fn start(state: &AppState) -> Workers {
             state.leads.node.to_string(),
         )),
         tokio::spawn(api_key_notices(state.core.clone())),
+        // Campaign delivery from the outbox, resumed after a restart from the leases.
+        tokio::spawn(crate::campaigns::outbox::run(state.campaigns.clone())),
+        tokio::spawn(crate::campaigns::reports::poll_maildir(
+            state.campaigns.clone(),
+        )),
     ];
     // An operator's WAF rules file is re-read when it changes.
     let path = config.perimeter.waf_rules_path.clone();

@@ -90,6 +90,8 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     /// Kept so the database outlives the server that uses it.
     _db: TestDb,
+    /// The SMTP server this server relays through, when it has one.
+    pub sink: Option<Arc<MailSink>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -107,6 +109,27 @@ impl TestApp {
             Arc::new(leadgen::clock::SystemClock),
         )
         .await
+    }
+
+    /// Starts a server that sends all its mail through a real SMTP server (a fresh
+    /// [`MailSink`]), with the campaign worker's waits shortened for tests.
+    pub async fn spawn_with_sink(extra: &[(&str, &str)]) -> Self {
+        let sink = Arc::new(MailSink::start(None));
+        let mut env: Vec<(String, String)> = sink.env();
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string())),
+        );
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut app = Self::spawn_on(
+            TestDb::new().await,
+            &env,
+            Arc::new(leadgen::clock::SystemClock),
+        )
+        .await;
+        app.sink = Some(sink);
+        app
     }
 
     /// Starts a server on an existing database (several instances may share one), reading time
@@ -143,13 +166,18 @@ impl TestApp {
             bound,
             data_dir,
             _db: db,
+            sink: None,
             stop: Some(tx),
             task: Some(task),
         }
     }
 
-    /// Messages in this server's development mailbox, oldest first, as JSON.
+    /// Messages this server mailed, oldest first, as JSON (`to`, `subject`, `text`): its
+    /// development mailbox, or what its SMTP server received.
     pub fn mailbox(&self) -> Vec<serde_json::Value> {
+        if let Some(sink) = &self.sink {
+            return sink.mails();
+        }
         let dir = self.data_dir.path().join("mailbox");
         let mut names: Vec<_> = std::fs::read_dir(&dir)
             .map(|d| {
@@ -418,4 +446,121 @@ pub fn generous_rate_limits(dir: &Path) -> PathBuf {
     let path = dir.join("rate-limits.json");
     std::fs::write(&path, shipped.to_string()).unwrap();
     path
+}
+
+/// A real SMTP server (aiosmtpd, `e2e/smtp_sink.py`) on a free port, recording what it accepts.
+pub struct MailSink {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+impl MailSink {
+    /// Starts the sink; `index_only` skips writing each message (for thousands of them).
+    pub fn start(index_only: Option<bool>) -> Self {
+        let python = std::env::var("LEADGEN_MAIL_PYTHON").expect(
+            "LEADGEN_MAIL_PYTHON is not set: run the tests with scripts/test.sh, which installs \
+             the mail peers (aiosmtpd, dkimpy) and sets it",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(python);
+        cmd.arg(workspace_root().join("e2e/smtp_sink.py"))
+            .arg(dir.path())
+            .arg("--reply-file")
+            .arg(dir.path().join("reply"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if index_only == Some(true) {
+            cmd.arg("--index-only");
+        }
+        let mut child = cmd.spawn().expect("starting the SMTP sink");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .unwrap_or_else(|| panic!("the SMTP sink did not start: {line:?}"))
+            .parse()
+            .unwrap();
+        Self { dir, port, child }
+    }
+
+    /// The server settings that relay through this sink (plain SMTP on loopback).
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("LEADGEN_MAIL__HOST".into(), "127.0.0.1".into()),
+            ("LEADGEN_MAIL__PORT".into(), self.port.to_string()),
+            ("LEADGEN_MAIL__TLS".into(), "none".into()),
+            (
+                "LEADGEN_MAIL__FROM_ADDRESS".into(),
+                "LeadGen <no-reply@leadgen.test>".into(),
+            ),
+            ("LEADGEN_CAMPAIGNS__POLL_MS".into(), "100".into()),
+            ("LEADGEN_CAMPAIGNS__LEASE_SECS".into(), "5".into()),
+            ("LEADGEN_CAMPAIGNS__RETRY_BASE_SECS".into(), "1".into()),
+        ]
+    }
+
+    /// Makes the sink answer every RCPT with `code` (e.g. "451", "550"), or accept again.
+    pub fn reply(&self, code: Option<&str>) {
+        std::fs::write(self.dir.path().join("reply"), code.unwrap_or("")).unwrap();
+    }
+
+    /// (Message-ID, recipient) of every accepted message, in arrival order.
+    pub fn index(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(self.dir.path().join("index.tsv"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split('\t');
+                Some((f.next()?.to_string(), f.next()?.to_string()))
+            })
+            .collect()
+    }
+
+    /// Every accepted message as received, in arrival order.
+    pub fn raw(&self) -> Vec<Vec<u8>> {
+        let dir = self.dir.path().join("msgs");
+        let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter_map(|e| {
+                        let p = e.path();
+                        let n = p.file_stem()?.to_str()?.parse().ok()?;
+                        Some((n, p))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+            .into_iter()
+            .map(|(_, p)| std::fs::read(p).unwrap())
+            .collect()
+    }
+
+    /// Every accepted message as JSON: `to`, `subject`, `text` (the plain part), `html`.
+    pub fn mails(&self) -> Vec<serde_json::Value> {
+        self.raw()
+            .iter()
+            .filter_map(|raw| {
+                let m = mail_parser::MessageParser::default().parse(raw)?;
+                Some(serde_json::json!({
+                    "to": m.to().and_then(|t| t.first()).and_then(|a| a.address()).unwrap_or_default(),
+                    "subject": m.subject().unwrap_or_default(),
+                    "text": m.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+                    "html": m.body_html(0).map(|t| t.into_owned()),
+                }))
+            })
+            .collect()
+    }
+}
+
+impl Drop for MailSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

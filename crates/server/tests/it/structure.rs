@@ -31,6 +31,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("orgs", 6),
     ("leads", 7),
     ("companies", 8),
+    ("campaigns", 8),
     // The assembler, then the command line.
     ("startup", 9),
     ("lib", 10),
