@@ -1460,7 +1460,9 @@ async fn add_suppression(
 }
 
 #[utoipa::path(post, path = "/api/v1/suppressions/remove", tag = "campaigns", request_body = SuppressionBody,
-    responses((status = 200, description = "Admins at aal2 lift a do-not-contact or CCPA entry; an unsubscribe, bounce or complaint is the recipient's choice or the receiver's verdict and stays; audited", body = Object), Refusals))]
+    responses((status = 200, description = "Admins at aal2 lift a do-not-contact or CCPA entry; audited", body = Object),
+        (status = 404, description = "The address is not suppressed", body = ErrorBody),
+        (status = 409, description = "An unsubscribe, bounce or complaint is the recipient's choice or the receiver's verdict and stays", body = ErrorBody), Refusals))]
 async fn remove_suppression(
     State(state): State<CampaignsState>,
     Require(member, _): Settings,
