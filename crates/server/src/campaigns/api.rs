@@ -796,6 +796,24 @@ pub async fn stats(tx: &mut TenantTx, id: Uuid) -> Result<Value, AppError> {
     for r in events {
         s.insert(r.kind, json!(r.n));
     }
+    let links = sqlx::query!(
+        r#"SELECT detail AS "url!", count(*) AS "n!" FROM app.campaign_events
+           WHERE org_id = $1 AND campaign_id = $2 AND kind = 'clicked' AND detail IS NOT NULL
+           GROUP BY detail ORDER BY count(*) DESC, detail LIMIT 100"#,
+        org,
+        id
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    s.insert(
+        "links".into(),
+        json!(
+            links
+                .into_iter()
+                .map(|l| json!({ "url": l.url, "clicks": l.n }))
+                .collect::<Vec<_>>()
+        ),
+    );
     Ok(Value::Object(s))
 }
 

@@ -10,6 +10,7 @@ pub mod outbox;
 pub mod public;
 pub mod render;
 pub mod reports;
+pub mod tracking;
 
 use std::sync::Arc;
 

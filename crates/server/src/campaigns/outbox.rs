@@ -93,13 +93,14 @@ struct Job {
     text: String,
     from_address: String,
     from_name: Option<String>,
+    tracking: bool,
 }
 
 async fn job(tx: &mut TenantTx, id: Uuid) -> Result<Option<Job>, sqlx::Error> {
     let org = tx.context().org_id;
     let r = sqlx::query!(
         "SELECT c.state, c.audience, c.resolved_at IS NOT NULL AS \"resolved!\",
-                t.subject, t.html, t.text, s.address, s.display_name
+                t.subject, t.html, t.text, s.address, s.display_name, c.tracking
          FROM app.campaigns c
          JOIN app.campaign_templates t ON t.org_id = c.org_id AND t.id = c.template_id
          JOIN app.sender_identities s ON s.org_id = c.org_id AND s.id = c.sender_id
@@ -118,6 +119,7 @@ async fn job(tx: &mut TenantTx, id: Uuid) -> Result<Option<Job>, sqlx::Error> {
         text: r.text,
         from_address: r.address,
         from_name: r.display_name,
+        tracking: r.tracking,
     }))
 }
 
@@ -175,6 +177,7 @@ async fn campaign(
         prepared,
         from_address: job.from_address,
         from_name: job.from_name,
+        tracking: job.tracking,
         domain,
         campaign: id,
         site: state.config.site_url(),
@@ -246,6 +249,8 @@ struct Sender {
     prepared: Arc<Prepared>,
     from_address: String,
     from_name: Option<String>,
+    /// Opens and clicks counted (the campaign turned it on).
+    tracking: bool,
     domain: String,
     campaign: Uuid,
     site: String,
@@ -446,7 +451,14 @@ async fn deliver(
         "{}\n\n--\nTo stop receiving these messages: {https}\n",
         rendered.text.trim_end()
     );
-    let html = rendered.html.map(|h| with_footer(&h, &https));
+    let html = rendered.html.map(|h| {
+        let h = with_footer(&h, &https);
+        if sender.tracking {
+            super::tracking::instrument(&h, &sender.site, &sender.app_key, message, &https)
+        } else {
+            h
+        }
+    });
     let message_id = format!("{message}@{}", sender.domain);
     let campaign = sender.campaign.to_string();
     let extra = [("X-LeadGen-Campaign", campaign.as_str())];

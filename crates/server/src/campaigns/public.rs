@@ -30,6 +30,8 @@ pub fn routes() -> Router<CampaignsState> {
             "/senders/verify/{token}",
             get(sender_page).post(sender_confirm),
         )
+        .route("/t/o/{token}", get(super::tracking::opened))
+        .route("/t/c/{token}", get(super::tracking::clicked))
 }
 
 fn mac(app_key: &SecretString, message: Uuid) -> Option<Hmac<Sha256>> {

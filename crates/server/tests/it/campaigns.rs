@@ -373,6 +373,10 @@ async fn a_campaign_is_merged_signed_sent_once_and_one_click_unsubscribes() {
             "{html}"
         );
         assert!(!html.contains("<script"), "{html}");
+        assert!(
+            !html.contains("/t/o/") && !html.contains("/t/c/"),
+            "tracking is off by default"
+        );
     }
 
     // RFC 8058: the receiver POSTs only `List-Unsubscribe=One-Click`, from its own origin and
@@ -1168,5 +1172,111 @@ async fn an_api_key_with_the_campaign_scope_creates_and_sends_when_its_organizat
     assert_eq!(v["state"], "scheduled", "{v}");
     let done = wait_state(&api, &key, &id, "sent", Duration::from_secs(30)).await;
     assert_eq!(done["stats"]["sent"], 1, "{done}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn tracking_is_first_party_signed_and_counted_once_when_a_campaign_turns_it_on() {
+    let app = TestApp::spawn_with_sink(&[NO_CONFIRM]).await;
+    let sink = app.sink.clone().unwrap();
+    let api = Api::new(&app);
+    let (t, _) = admin(&api, "tracking").await;
+    dkim_key(app.db(), "acme.test", "rsa");
+    let sender = verified_sender(
+        &api,
+        &app.client(),
+        &app.https_url(""),
+        &sink,
+        &t,
+        "news@acme.test",
+    )
+    .await;
+    new_lead(
+        &api,
+        &t,
+        json!({ "first_name": "Tess", "email": "tess@example.test", "tags": ["tr"] }),
+    )
+    .await;
+    let (_, tpl) = api
+        .call(Method::POST, "/api/v1/campaigns/templates", &t,
+              Some(json!({ "name": "T", "subject": "Hi",
+                           "html": "<p>Read <a href=\"https://blog.example.test/post?a=1&amp;b=2\">the post</a>.</p>" })))
+        .await;
+    let (s, c) = api
+        .call(
+            Method::POST,
+            "/api/v1/campaigns",
+            &t,
+            Some(
+                json!({ "name": "Tracked", "template_id": tpl["id"], "sender_id": sender,
+                           "audience": { "query": "tags=tr" }, "tracking": true }),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{c}");
+    let id = c["id"].as_str().unwrap().to_string();
+    api.call(
+        Method::POST,
+        &format!("/api/v1/campaigns/{id}/send"),
+        &t,
+        Some(json!({})),
+    )
+    .await;
+    wait_state(&api, &t, &id, "sent", Duration::from_secs(30)).await;
+    let raw = campaign_mails(&sink, &id).pop().unwrap();
+    let html = mail_parser::MessageParser::default()
+        .parse(&raw)
+        .unwrap()
+        .body_html(0)
+        .unwrap()
+        .into_owned();
+    assert!(
+        !html.contains("blog.example.test"),
+        "the link is not counted: {html}"
+    );
+    let path_of = |marker: &str| {
+        let i = html.find(marker).unwrap();
+        html[i..].split('"').next().unwrap().to_string()
+    };
+    let (pixel, click) = (path_of("/t/o/"), path_of("/t/c/"));
+    let reader = client_for(&app.cert_path(), app.bound.https);
+    for _ in 0..2 {
+        let res = reader.get(app.https_url(&pixel)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{pixel}: {:?}", res.text().await);
+        assert_eq!(res.headers()["content-type"], "image/gif");
+        let res = reader.get(app.https_url(&click)).send().await.unwrap();
+        assert_eq!(res.status(), 302);
+        assert_eq!(
+            res.headers()["location"],
+            "https://blog.example.test/post?a=1&b=2"
+        );
+    }
+    // A link the campaign did not contain is no redirect at all.
+    let forged = click.replacen(
+        click.split('.').nth(1).unwrap(),
+        &base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            "https://evil.test/",
+        ),
+        1,
+    );
+    assert_eq!(
+        reader
+            .get(app.https_url(&forged))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let (_, v) = api
+        .call(Method::GET, &format!("/api/v1/campaigns/{id}"), &t, None)
+        .await;
+    assert_eq!(v["stats"]["opened"], 1, "{v}");
+    assert_eq!(v["stats"]["clicked"], 1, "{v}");
+    assert_eq!(
+        v["stats"]["links"],
+        json!([{ "url": "https://blog.example.test/post?a=1&b=2", "clicks": 1 }])
+    );
     app.stop().await;
 }
