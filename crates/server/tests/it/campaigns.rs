@@ -531,6 +531,33 @@ async fn a_users_campaign_waits_for_approval_and_acls_hide_campaigns() {
         .await;
     assert_eq!(s, 201, "{tpl}");
     assert!(tpl["text_generated"] == false);
+    // A test send goes to its author, merged with a lead's values, never to the lead.
+    let (_, leads) = api.call(Method::GET, "/api/v1/leads", user, None).await;
+    let lead = leads["items"][0]["id"].clone();
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!(
+                "/api/v1/campaigns/templates/{}/test",
+                tpl["id"].as_str().unwrap()
+            ),
+            user,
+            Some(json!({ "lead_id": lead })),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["sent_to"], "user@approval.test");
+    let test = wait_for(Duration::from_secs(10), || {
+        sink.mails()
+            .into_iter()
+            .find(|m| m["to"] == "user@approval.test" && m["subject"] == "[Test] Hi Lin")
+    })
+    .await;
+    assert!(
+        test["text"].as_str().unwrap().contains("Hello Lin"),
+        "{test}"
+    );
+    assert!(!sink.mails().iter().any(|m| m["to"] == "lin@example.test"));
     let (s, c) = api
         .call(
             Method::POST,
@@ -1278,5 +1305,178 @@ async fn tracking_is_first_party_signed_and_counted_once_when_a_campaign_turns_i
         v["stats"]["links"],
         json!([{ "url": "https://blog.example.test/post?a=1&b=2", "clicks": 1 }])
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn pause_resume_cancel_schedules_in_a_time_zone_and_send_caps_hold() {
+    let app = TestApp::spawn_with_sink(&[
+        NO_CONFIRM,
+        ("LEADGEN_CAMPAIGNS__MAX_PER_HOUR", "7"),
+        ("LEADGEN_CAMPAIGNS__MAX_PER_DOMAIN_MINUTE", "5"),
+    ])
+    .await;
+    let sink = app.sink.clone().unwrap();
+    let api = Api::new(&app);
+    let (t, _) = admin(&api, "caps").await;
+    dkim_key(app.db(), "acme.test", "rsa");
+    let sender = verified_sender(
+        &api,
+        &app.client(),
+        &app.https_url(""),
+        &sink,
+        &t,
+        "news@acme.test",
+    )
+    .await;
+    for i in 0..8 {
+        new_lead(&api, &t, json!({ "first_name": format!("S{i}"), "email": format!("s{i}@same.test"), "tags": ["same"] })).await;
+        new_lead(&api, &t, json!({ "first_name": format!("M{i}"), "email": format!("m{i}@d{i}.test"), "tags": ["many"] })).await;
+    }
+    let (_, tpl) = api
+        .call(
+            Method::POST,
+            "/api/v1/campaigns/templates",
+            &t,
+            Some(json!({ "name": "C", "subject": "Hi", "text": "Hello" })),
+        )
+        .await;
+    let campaign = |name: &str, query: &str| json!({ "name": name, "template_id": tpl["id"], "sender_id": sender, "audience": { "query": query } });
+    let new = |body: Value| {
+        let api = &api;
+        let t = &t;
+        async move {
+            let (s, c) = api
+                .call(Method::POST, "/api/v1/campaigns", t, Some(body))
+                .await;
+            assert_eq!(s, 201, "{c}");
+            c["id"].as_str().unwrap().to_string()
+        }
+    };
+    let stats = |id: String| {
+        let api = &api;
+        let t = &t;
+        async move {
+            api.call(Method::GET, &format!("/api/v1/campaigns/{id}"), t, None)
+                .await
+                .1
+        }
+    };
+
+    // A local time in a named zone is stored as the instant it means; nothing leaves before it.
+    let later = new(campaign("Later", "tags=many")).await;
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/campaigns/{later}/send"),
+            &t,
+            Some(json!({ "at": "2027-07-01T09:00", "time_zone": "Europe/Paris" })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["state"], "scheduled");
+    assert_eq!(
+        v["scheduled_at"], "2027-07-01T07:00:00Z",
+        "09:00 in Paris in summer is 07:00 UTC"
+    );
+    for (body, field) in [
+        (
+            json!({ "at": "2027-07-01T09:00", "time_zone": "Mars/Olympus" }),
+            "time_zone",
+        ),
+        (json!({ "at": "2001-01-01T00:00:00Z" }), "at"),
+    ] {
+        let draft = new(campaign("Bad time", "tags=many")).await;
+        let (s, v) = api
+            .call(
+                Method::POST,
+                &format!("/api/v1/campaigns/{draft}/send"),
+                &t,
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, 400, "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().starts_with(field),
+            "{v}"
+        );
+    }
+    let (s, _) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/campaigns/{later}/cancel"),
+            &t,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    // Per recipient domain: 5 a minute to same.test; the rest wait for the next minute.
+    let same = new(campaign("Same domain", "tags=same")).await;
+    api.call(
+        Method::POST,
+        &format!("/api/v1/campaigns/{same}/send"),
+        &t,
+        Some(json!({})),
+    )
+    .await;
+    wait_for(Duration::from_secs(20), || {
+        (campaign_mails(&sink, &same).len() == 5).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let v = stats(same.clone()).await;
+    assert_eq!(campaign_mails(&sink, &same).len(), 5, "{v}");
+    assert_eq!(v["stats"]["deferred"], 3, "{v}");
+
+    // Pause stops the campaign where it is.
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/campaigns/{same}/pause"),
+            &t,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["state"], "paused");
+    // Cancel ends it for good; resume is refused.
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/campaigns/{same}/cancel"),
+            &t,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, _) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/campaigns/{same}/resume"),
+            &t,
+            None,
+        )
+        .await;
+    assert_eq!(s, 409);
+
+    // Per organization per rolling hour: 7 in all, so 2 more after the 5 above.
+    let many = new(campaign("Many domains", "tags=many")).await;
+    api.call(
+        Method::POST,
+        &format!("/api/v1/campaigns/{many}/send"),
+        &t,
+        Some(json!({})),
+    )
+    .await;
+    wait_for(Duration::from_secs(20), || {
+        (campaign_mails(&sink, &many).len() == 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let v = stats(many.clone()).await;
+    assert_eq!(campaign_mails(&sink, &many).len(), 2, "{v}");
+    assert_eq!(v["state"], "sending", "{v}");
+    assert_eq!(v["stats"]["queued"], 6, "{v}");
     app.stop().await;
 }
