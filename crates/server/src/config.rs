@@ -858,6 +858,33 @@ mod tests {
     }
 
     #[test]
+    fn mail_leaves_the_machine_only_over_tls() {
+        let relay = |host: &str, tls: &str| {
+            Config::load(&env(&[
+                ("LEADGEN_MAIL__HOST", host),
+                ("LEADGEN_MAIL__TLS", tls),
+            ]))
+        };
+        let e = relay("smtp.example.com", "none").unwrap_err();
+        assert_eq!(e.path(), Some("mail.tls"), "{e}");
+        assert!(relay("smtp.example.com", "starttls").is_ok());
+        assert!(relay("smtp.example.com", "implicit").is_ok());
+        assert!(
+            relay("127.0.0.1", "none").is_ok(),
+            "a relay on this machine"
+        );
+        assert!(relay("localhost", "none").is_ok());
+        let e = relay("smtp.example.com", "sometimes").unwrap_err();
+        assert!(e.to_string().contains("mail.tls"), "{e}");
+        let e = Config::load(&env(&[
+            ("LEADGEN_MAIL__HOST", "smtp.example.com"),
+            ("LEADGEN_MAIL__USERNAME", "leadgen"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.path(), Some("mail.password"), "{e}");
+    }
+
+    #[test]
     fn env_wrong_type_names_variable_and_key() {
         let e = Config::load(&env(&[("LEADGEN_SERVER__HTTPS_PORT", "eighty")])).unwrap_err();
         let msg = e.to_string();
