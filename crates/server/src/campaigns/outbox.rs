@@ -6,10 +6,14 @@
 //! or out of attempts). A crashed worker's leases lapse and its messages are claimed again.
 //! Each message's `Message-ID` is its row's id, so a message sent again after a crash (the relay
 //! took it but the worker died before recording so) carries the same `Message-ID`, which
-//! receivers use to drop the copy. Results are recorded as they arrive, so at most the messages
-//! in flight at a crash can go out twice.
+//! receivers use to drop the copy. Results are recorded as they arrive, and each message the
+//! relay takes is first noted in this instance's journal (`<data_dir>/outbox/`, an append of its
+//! id, microseconds after the relay's reply): after a crash the instance records the journal's
+//! messages as sent before it sends anything, so only a message whose reply was on the wire at
+//! the instant of the crash can go out twice.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,15 +37,104 @@ const SLICE: Duration = Duration::from_secs(1);
 /// Recipients counted per (organization, domain) in the current minute, for the per-domain cap.
 type DomainCounts = Mutex<HashMap<(Uuid, String), (i64, u32)>>;
 
+/// This instance's note of the messages the relay took, kept until they are recorded in the
+/// database: 16 bytes (the message id) per message, appended without waiting for the disk (a
+/// crash of the process leaves the written bytes in the page cache; a crash of the machine is
+/// what the leases are for).
+pub struct Journal {
+    dir: PathBuf,
+    file: Mutex<Option<std::fs::File>>,
+}
+
+impl Journal {
+    /// Records as sent whatever earlier runs of this instance noted and did not record, then
+    /// starts a new journal.
+    pub async fn open(
+        pool: &sqlx::PgPool,
+        data_dir: &Path,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Self> {
+        let dir = data_dir.join("outbox");
+        std::fs::create_dir_all(&dir)?;
+        let mut ids = Vec::new();
+        let mut old = Vec::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "log") {
+                let bytes = std::fs::read(&path)?;
+                ids.extend(
+                    bytes
+                        .chunks_exact(16)
+                        .filter_map(|c| Uuid::from_slice(c).ok()),
+                );
+                old.push(path);
+            }
+        }
+        for chunk in ids.chunks(5000) {
+            let n = sqlx::query_scalar!("SELECT app.campaign_mark_sent($1, $2)", chunk, now)
+                .fetch_one(pool)
+                .await?
+                .unwrap_or(0);
+            if n > 0 {
+                tracing::info!(
+                    recorded = n,
+                    "messages sent before a crash recorded from the journal"
+                );
+            }
+        }
+        for path in old {
+            std::fs::remove_file(path)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("{}.log", Uuid::now_v7())))?;
+        Ok(Self {
+            dir,
+            file: Mutex::new(Some(file)),
+        })
+    }
+
+    fn note(&self, message: Uuid) {
+        use std::io::Write as _;
+        if let Ok(mut f) = self.file.lock()
+            && let Some(file) = f.as_mut()
+            && let Err(e) = file.write_all(message.as_bytes())
+        {
+            tracing::warn!(error = %e, dir = %self.dir.display(), "the outbox journal could not be written");
+        }
+    }
+
+    /// Empties the journal once everything in it is recorded (the worker is idle).
+    fn clear(&self) {
+        if let Ok(mut f) = self.file.lock()
+            && let Some(file) = f.as_mut()
+            && file.metadata().is_ok_and(|m| m.len() > 0)
+            && let Err(e) = file.set_len(0)
+        {
+            tracing::warn!(error = %e, "the outbox journal could not be emptied");
+        }
+    }
+}
+
 /// Runs the worker until the server stops. Without a relay there is nothing to send to.
 pub async fn run(state: CampaignsState) {
     let Some(relay) = state.mailer.relay().cloned() else {
         return;
     };
+    let journal = loop {
+        match Journal::open(&state.pool, &state.config.data_dir, state.clock.now()).await {
+            Ok(j) => break Arc::new(j),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "the outbox journal cannot be opened; campaigns wait");
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+        }
+    };
     let domains: Arc<DomainCounts> = Arc::default();
     let poll = Duration::from_millis(state.config.campaigns.poll_ms);
     loop {
-        let worked = match tick(&state, &relay, &domains).await {
+        let worked = match tick(&state, &relay, &domains, &journal).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "campaign delivery failed; retrying");
@@ -49,6 +142,7 @@ pub async fn run(state: CampaignsState) {
             }
         };
         if worked == 0 {
+            journal.clear();
             tokio::select! {
                 () = state.wake.notified() => {}
                 () = tokio::time::sleep(poll) => {}
@@ -62,6 +156,7 @@ async fn tick(
     state: &CampaignsState,
     relay: &Arc<Relay>,
     domains: &Arc<DomainCounts>,
+    journal: &Arc<Journal>,
 ) -> anyhow::Result<usize> {
     let now = state.clock.now();
     let work = sqlx::query!(
@@ -79,7 +174,7 @@ async fn tick(
             role: Role::parse(&w.role).unwrap_or(Role::Api),
             aal: Aal::Aal1,
         };
-        handled += campaign(state, relay, domains, context, w.id).await?;
+        handled += campaign(state, relay, domains, journal, context, w.id).await?;
     }
     Ok(handled)
 }
@@ -127,6 +222,7 @@ async fn campaign(
     state: &CampaignsState,
     relay: &Arc<Relay>,
     domains: &Arc<DomainCounts>,
+    journal: &Arc<Journal>,
     context: TenantContext,
     id: Uuid,
 ) -> anyhow::Result<usize> {
@@ -183,6 +279,7 @@ async fn campaign(
         site: state.config.site_url(),
         unsubscribe_domain: state.config.campaigns.unsubscribe_domain.clone(),
         app_key: state.app_key.clone(),
+        journal: journal.clone(),
     });
     let started = std::time::Instant::now();
     let mut handled = 0;
@@ -256,6 +353,7 @@ struct Sender {
     site: String,
     unsubscribe_domain: String,
     app_key: Arc<secrecy::SecretString>,
+    journal: Arc<Journal>,
 }
 
 /// What became of one claimed message.
@@ -495,7 +593,10 @@ async fn deliver(
         .send_raw(&sender.from_address, &to, &bytes)
         .await
     {
-        Ok(()) => Outcome::Sent,
+        Ok(()) => {
+            sender.journal.note(message);
+            Outcome::Sent
+        }
         Err(RelayError::Transient(e)) => Outcome::Deferred(e),
         Err(e @ (RelayError::Permanent(_) | RelayError::Address(_))) => {
             Outcome::Failed(e.to_string())

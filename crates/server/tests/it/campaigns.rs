@@ -1077,8 +1077,9 @@ async fn kill_9_half_way_through_a_campaign_still_delivers_every_recipient_once(
     );
     let distinct: std::collections::HashSet<&str> = index.iter().map(|(m, _)| m.as_str()).collect();
     assert_eq!(distinct.len(), N, "one Message-ID per recipient");
-    // Only a message the relay took just before the kill, and not yet recorded as sent, goes
-    // out again, under the same Message-ID.
+    // Only a message whose acceptance was on the wire at the instant of the kill (the relay had
+    // taken it, the server had not yet read its reply) goes out again, under the same
+    // Message-ID; the journal records every reply the server did read.
     let repeated = index.len() - N;
     eprintln!("killed after {at_kill} deliveries; {repeated} delivered again after the restart");
     assert!(repeated <= 64, "{repeated} messages delivered twice");

@@ -1,4 +1,4 @@
--- Opens and clicks of campaigns that turned tracking on (off by default): first-party links
+-- Opens and clicks of campaigns that turn tracking on (off by default): first-party links
 -- signed by the server, recorded once per message, kind and link, without signing in.
 CREATE INDEX campaign_events_message ON app.campaign_events (message_id, kind);
 
@@ -31,3 +31,22 @@ CREATE FUNCTION app.campaign_track(p_message uuid, p_kind text, p_detail text, p
 ALTER FUNCTION app.campaign_track(uuid, text, text, timestamptz) OWNER TO leadgen_auth_definer;
 REVOKE ALL ON FUNCTION app.campaign_track(uuid, text, text, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app.campaign_track(uuid, text, text, timestamptz) TO leadgen_app;
+
+-- Messages the relay took that a worker noted in its local journal but had not yet recorded when
+-- it stopped (a crash): recorded as sent when the instance starts again, so they are not sent a
+-- second time. Only a message still claimed or waiting changes.
+GRANT UPDATE ON app.campaign_messages TO leadgen_auth_definer;
+CREATE FUNCTION app.campaign_mark_sent(p_ids uuid[], p_now timestamptz)
+    RETURNS integer
+    LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        WITH done AS (
+            UPDATE app.campaign_messages SET state = 'sent', sent_at = p_now, lease_until = NULL,
+                   smtp_reply = NULL
+            WHERE id = ANY(p_ids) AND state IN ('sending', 'queued', 'deferred')
+            RETURNING 1)
+        SELECT count(*)::integer FROM done
+    $$;
+ALTER FUNCTION app.campaign_mark_sent(uuid[], timestamptz) OWNER TO leadgen_auth_definer;
+REVOKE ALL ON FUNCTION app.campaign_mark_sent(uuid[], timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.campaign_mark_sent(uuid[], timestamptz) TO leadgen_app;
