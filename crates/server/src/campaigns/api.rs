@@ -284,6 +284,31 @@ async fn list_templates(
     State(state): State<CampaignsState>,
     Require(member, _): Campaign,
 ) -> Result<Response, AppError> {
+    let items: Vec<Value> = templates(&state, &member)
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({ "id": r.id, "name": r.name, "subject": r.subject,
+                    "updated_at": crate::http::ts(r.updated_at) })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "items": items })).into_response())
+}
+
+/// A template in the organization's list.
+#[derive(Debug, Clone)]
+pub struct TemplateLine {
+    pub id: Uuid,
+    pub name: String,
+    pub subject: String,
+    pub updated_at: OffsetDateTime,
+}
+
+/// The organization's templates, by name (at most 500).
+pub async fn templates(
+    state: &CampaignsState,
+    member: &Member,
+) -> Result<Vec<TemplateLine>, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let rows = sqlx::query!(
         "SELECT id, name, subject, updated_at FROM app.campaign_templates
@@ -293,14 +318,15 @@ async fn list_templates(
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    let items: Vec<Value> = rows
+    Ok(rows
         .into_iter()
-        .map(|r| {
-            json!({ "id": r.id, "name": r.name, "subject": r.subject,
-                    "updated_at": crate::http::ts(r.updated_at) })
+        .map(|r| TemplateLine {
+            id: r.id,
+            name: r.name,
+            subject: r.subject,
+            updated_at: r.updated_at,
         })
-        .collect();
-    Ok(axum::Json(json!({ "items": items })).into_response())
+        .collect())
 }
 
 struct StoredTemplate {
@@ -334,6 +360,15 @@ async fn read_template(
     Require(member, _): Campaign,
     Path(id): Path<Uuid>,
 ) -> Result<Response, AppError> {
+    Ok(axum::Json(read(&state, &member, id).await?).into_response())
+}
+
+/// Template `id` as it is stored and sent (404 when it is not the organization's).
+pub async fn read(
+    state: &CampaignsState,
+    member: &Member,
+    id: Uuid,
+) -> Result<TemplateView, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let t = template(&mut tx, id).await?;
     tx.commit().await?;
@@ -343,7 +378,7 @@ async fn read_template(
         text: t.text,
         text_generated: t.text_generated,
     };
-    Ok(axum::Json(view_of(id, t.name, c, t.updated_at)).into_response())
+    Ok(view_of(id, t.name, c, t.updated_at))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -546,6 +581,29 @@ async fn list_senders(
     State(state): State<CampaignsState>,
     Require(member, _): Campaign,
 ) -> Result<Response, AppError> {
+    let items: Vec<Value> = senders(&state, &member)
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({ "id": r.id, "address": r.address, "display_name": r.display_name,
+                    "verified": r.verified })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "items": items })).into_response())
+}
+
+/// A sender address of the organization.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub id: Uuid,
+    pub address: String,
+    pub display_name: Option<String>,
+    /// Confirmed through the link mailed to it: campaigns may be sent from it.
+    pub verified: bool,
+}
+
+/// The organization's sender addresses, by address.
+pub async fn senders(state: &CampaignsState, member: &Member) -> Result<Vec<Sender>, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let rows = sqlx::query!(
         "SELECT id, address, display_name, verified_at FROM app.sender_identities
@@ -555,14 +613,15 @@ async fn list_senders(
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    let items: Vec<Value> = rows
+    Ok(rows
         .into_iter()
-        .map(|r| {
-            json!({ "id": r.id, "address": r.address, "display_name": r.display_name,
-                    "verified": r.verified_at.is_some() })
+        .map(|r| Sender {
+            id: r.id,
+            address: r.address,
+            display_name: r.display_name,
+            verified: r.verified_at.is_some(),
         })
-        .collect();
-    Ok(axum::Json(json!({ "items": items })).into_response())
+        .collect())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1245,22 +1304,9 @@ async fn approve(
     meta: Meta,
     Path(id): Path<Uuid>,
 ) -> Result<Response, AppError> {
-    if !matches!(member.role, Role::Admin | Role::Manager) {
-        return Err(AppError::Denied {
-            code: "forbidden",
-            message: "only a Manager or an Admin approves a campaign".into(),
-        });
-    }
-    transition(
-        &state,
-        &member,
-        &meta,
-        id,
-        &["awaiting_approval"],
-        "scheduled",
-        "campaign.approve",
-    )
-    .await?;
+    may_approve(&member)?;
+    let m = &APPROVE;
+    transition(&state, &member, &meta, id, m.from, m.to, m.action).await?;
     Ok(axum::Json(campaign(&state, &member, id).await?).into_response())
 }
 
@@ -1274,16 +1320,8 @@ async fn pause(
     meta: Meta,
     Path(id): Path<Uuid>,
 ) -> Result<Response, AppError> {
-    transition(
-        &state,
-        &member,
-        &meta,
-        id,
-        &["scheduled", "sending"],
-        "paused",
-        "campaign.pause",
-    )
-    .await?;
+    let m = &PAUSE;
+    transition(&state, &member, &meta, id, m.from, m.to, m.action).await?;
     Ok(axum::Json(campaign(&state, &member, id).await?).into_response())
 }
 
@@ -1297,16 +1335,8 @@ async fn resume(
     meta: Meta,
     Path(id): Path<Uuid>,
 ) -> Result<Response, AppError> {
-    transition(
-        &state,
-        &member,
-        &meta,
-        id,
-        &["paused"],
-        "resume",
-        "campaign.resume",
-    )
-    .await?;
+    let m = &RESUME;
+    transition(&state, &member, &meta, id, m.from, m.to, m.action).await?;
     Ok(axum::Json(campaign(&state, &member, id).await?).into_response())
 }
 
@@ -1320,23 +1350,59 @@ async fn cancel(
     meta: Meta,
     Path(id): Path<Uuid>,
 ) -> Result<Response, AppError> {
-    transition(
-        &state,
-        &member,
-        &meta,
-        id,
-        &[
-            "draft",
-            "awaiting_approval",
-            "scheduled",
-            "sending",
-            "paused",
-        ],
-        "cancelled",
-        "campaign.cancel",
-    )
-    .await?;
+    let m = &CANCEL;
+    transition(&state, &member, &meta, id, m.from, m.to, m.action).await?;
     Ok(axum::Json(campaign(&state, &member, id).await?).into_response())
+}
+
+/// A change of a campaign's state that its readers ask for: the states it starts from, the
+/// state it goes to, and its audit action. The API and the pages use the same ones.
+pub struct Move {
+    pub from: &'static [&'static str],
+    pub to: &'static str,
+    pub action: &'static str,
+}
+
+pub const APPROVE: Move = Move {
+    from: &["awaiting_approval"],
+    to: "scheduled",
+    action: "campaign.approve",
+};
+
+pub const PAUSE: Move = Move {
+    from: &["scheduled", "sending"],
+    to: "paused",
+    action: "campaign.pause",
+};
+
+pub const RESUME: Move = Move {
+    from: &["paused"],
+    to: "resume",
+    action: "campaign.resume",
+};
+
+pub const CANCEL: Move = Move {
+    from: &[
+        "draft",
+        "awaiting_approval",
+        "scheduled",
+        "sending",
+        "paused",
+    ],
+    to: "cancelled",
+    action: "campaign.cancel",
+};
+
+/// Only a Manager or an Admin approves a campaign.
+pub fn may_approve(member: &Member) -> Result<(), AppError> {
+    if matches!(member.role, Role::Admin | Role::Manager) {
+        Ok(())
+    } else {
+        Err(AppError::Denied {
+            code: "forbidden",
+            message: "only a Manager or an Admin approves a campaign".into(),
+        })
+    }
 }
 
 /// Moves a campaign from one of `from` to `to` (`resume`: back to sending, or to scheduled

@@ -20,6 +20,7 @@ use crate::http::error::{ApiJson, AppError};
 use crate::http::openapi::{ErrorBody, Missing, Refusals};
 use crate::leads::LeadsState;
 use crate::orgs::{Member, Require, perm};
+use crate::state::Core;
 
 pub fn routes() -> OpenApiRouter<LeadsState> {
     OpenApiRouter::new()
@@ -172,8 +173,9 @@ async fn index(
     Ok(axum::Json(json!({ "items": items })).into_response())
 }
 
-/// `member`'s lists and the shared ones, by name (at most 500).
-pub async fn all(state: &LeadsState, member: &Member) -> Result<Vec<List>, AppError> {
+/// `member`'s lists and the shared ones, by name (at most 500). It needs only the pool, so the
+/// campaigns slice offers the lists as audiences too.
+pub async fn all(state: &Core, member: &Member) -> Result<Vec<List>, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let rows = sqlx::query!(
         r#"SELECT l.id, l.name, l.shared, l.owner_id, l.created_at,
