@@ -140,6 +140,11 @@ test('every signed-in page is reached through the navigation, marked, readable a
   await nav('Scoring');
   await check('scoring', 'Scoring');
 
+  await nav('Campaigns');
+  await check('campaigns', 'Campaigns');
+  await Promise.all([page.waitForNavigation(), page.click('a[href="/campaigns/templates"] >> nth=0')]);
+  await check('campaign-templates', 'Campaigns');
+
   await nav('Account');
   await check('account', 'Account');
   assert.ok(await page.locator('table.sessions time[datetime][title]').count() > 0, 'sessions show when they started');
@@ -173,5 +178,5 @@ test('every signed-in page is reached through the navigation, marked, readable a
   assert.deepEqual(foreign, [], 'nothing is loaded from another origin');
   assert.deepEqual(problems, [], 'no console errors');
   assert.deepEqual(seen, ['account-new', 'organization-needed', 'organization', 'lists', 'leads', 'lead', 'company',
-    'list-leads', 'companies', 'import', 'scoring', 'account', 'account-mfa', 'switched']);
+    'list-leads', 'companies', 'import', 'scoring', 'campaigns', 'campaign-templates', 'account', 'account-mfa', 'switched']);
 });

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod dkim;
 pub mod outbox;
+pub mod pages;
 pub mod public;
 pub mod render;
 pub mod reports;

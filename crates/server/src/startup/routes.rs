@@ -69,6 +69,7 @@ fn pages(state: &AppState) -> Router {
         .merge(leads::scoring::page_routes().with_state(l.clone()))
         .merge(leads::import::page::routes().with_state(l.clone()))
         .merge(companies::pages::routes().with_state(l.clone()))
+        .merge(campaigns::pages::routes().with_state(state.campaigns.clone()))
         .route_layer(from_fn_with_state(a.clone(), auth::pages::refresh_cookies))
 }
 

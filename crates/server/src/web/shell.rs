@@ -15,6 +15,7 @@ pub enum Section {
     Leads,
     Companies,
     Lists,
+    Campaigns,
     Import,
     Scoring,
     Organization,
@@ -22,10 +23,11 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 7] = [
+    pub const ALL: [Section; 8] = [
         Section::Leads,
         Section::Companies,
         Section::Lists,
+        Section::Campaigns,
         Section::Import,
         Section::Scoring,
         Section::Organization,
@@ -38,6 +40,7 @@ impl Section {
             Self::Leads => "Leads",
             Self::Companies => "Companies",
             Self::Lists => "Lists",
+            Self::Campaigns => "Campaigns",
             Self::Import => "Import",
             Self::Scoring => "Scoring",
             Self::Organization => "Organization",
@@ -51,6 +54,7 @@ impl Section {
             Self::Leads => "/leads",
             Self::Companies => "/companies",
             Self::Lists => "/lists",
+            Self::Campaigns => "/campaigns",
             Self::Import => "/leads/import",
             Self::Scoring => "/leads/scoring",
             Self::Organization => "/org",

@@ -18,7 +18,7 @@ use crate::orgs::{Api, invite_and_accept};
 const NO_CONFIRM: (&str, &str) = ("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false");
 
 /// Runs `leadgen dkim generate` against `db` (the operator's command); the TXT record.
-fn dkim_key(db: &TestDb, domain: &str, algorithm: &str) -> String {
+pub(crate) fn dkim_key(db: &TestDb, domain: &str, algorithm: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut env = server_env(Some(db), dir.path());
     env.push(("LEADGEN_SECRETS__MASTER_KEY".into(), TEST_MASTER_KEY.into()));
@@ -74,7 +74,7 @@ fn header(raw: &[u8], name: &str) -> Option<String> {
 }
 
 /// Adds and verifies `address` as a sender (through the link mailed to it); its id.
-async fn verified_sender(
+pub(crate) async fn verified_sender(
     api: &Api,
     http: &reqwest::Client,
     base: &str,
@@ -148,7 +148,7 @@ async fn wait_state(api: &Api, token: &str, id: &str, state: &str, within: Durat
     }
 }
 
-async fn new_lead(api: &Api, token: &str, body: Value) -> String {
+pub(crate) async fn new_lead(api: &Api, token: &str, body: Value) -> String {
     let (s, v) = api
         .call(Method::POST, "/api/v1/leads", token, Some(body))
         .await;
@@ -157,7 +157,7 @@ async fn new_lead(api: &Api, token: &str, body: Value) -> String {
 }
 
 /// An admin at aal2 of a new organization; (token, org).
-async fn admin(api: &Api, tag: &str) -> (String, Uuid) {
+pub(crate) async fn admin(api: &Api, tag: &str) -> (String, Uuid) {
     let (t, _) = api.sign_up(&format!("admin@{tag}.test")).await;
     let org = api.create_org(&t, &format!("Org {tag}")).await;
     let t = api.raise_to_aal2(&t).await;

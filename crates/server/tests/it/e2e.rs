@@ -111,6 +111,8 @@ async fn app_shell_in_chromium() {
         "companies",
         "import",
         "scoring",
+        "campaigns",
+        "campaign-templates",
         "account-mfa",
     ] {
         let shot = workspace_root().join(format!("target/e2e-screenshots/shell-{page}.png"));

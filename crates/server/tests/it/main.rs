@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod auth;
+mod campaign_pages;
 mod campaigns;
 mod claims;
 mod companies;
