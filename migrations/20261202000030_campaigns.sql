@@ -20,8 +20,12 @@ CREATE TABLE app.dkim_keys (
     created_at  timestamptz NOT NULL,
     PRIMARY KEY (domain, selector)
 );
--- The application reads keys; only the operator's maintenance connection writes them.
+-- The application reads keys; only the operator's maintenance connection writes them. Every
+-- instance signs for every sending domain: the keys are the operator's, not an organization's.
 REVOKE INSERT, UPDATE, DELETE ON app.dkim_keys FROM leadgen_app;
+ALTER TABLE app.dkim_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE app.dkim_keys FORCE ROW LEVEL SECURITY;
+CREATE POLICY dkim_keys_read ON app.dkim_keys FOR SELECT USING (true);
 
 -- Addresses an organization sends from, each verified by a link mailed to it.
 CREATE TABLE app.sender_identities (
