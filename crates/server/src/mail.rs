@@ -9,10 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::address::Envelope;
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use secrecy::ExposeSecret;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -70,17 +69,33 @@ pub enum RelayError {
     Address(String),
 }
 
-/// A pooled SMTP connection to the configured relay.
-#[derive(Clone)]
+/// Connections to the configured relay, kept open and reused, at most `pool_size` at once.
+///
+/// LeadGen opens the TCP connections itself (and hands them to lettre's SMTP client) so it can
+/// set `TCP_NODELAY`: lettre writes a message's final `.` on its own, and with Nagle's algorithm
+/// on, that small write waits for the relay's delayed ACK (about 40 ms a message, per
+/// connection). Implicit TLS connections are lettre's own until its release with the fix.
 pub struct Relay {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    host: String,
+    port: u16,
+    tls: MailTls,
+    tls_parameters: Option<TlsParameters>,
+    credentials: Option<Credentials>,
+    timeout: Duration,
+    hello: ClientId,
+    idle: std::sync::Mutex<Vec<AsyncSmtpConnection>>,
+    slots: tokio::sync::Semaphore,
     /// The account mails' sender.
     from: lettre::message::Mailbox,
 }
 
 impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Relay").field("from", &self.from).finish()
+        f.debug_struct("Relay")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("from", &self.from)
+            .finish_non_exhaustive()
     }
 }
 
@@ -88,39 +103,115 @@ impl Relay {
     /// The relay of `[mail]`; the configuration check has already refused plain SMTP to a
     /// host that is not loopback.
     pub fn from_config(m: &MailConfig) -> anyhow::Result<Self> {
-        let tls_params = || {
-            TlsParameters::builder(m.host.clone())
-                .build_rustls()
-                .map_err(|e| anyhow::anyhow!("mail TLS for {}: {e}", m.host))
+        let tls_parameters = match m.tls {
+            MailTls::None => None,
+            MailTls::Starttls | MailTls::Implicit => Some(
+                TlsParameters::builder(m.host.clone())
+                    .build_rustls()
+                    .map_err(|e| anyhow::anyhow!("mail TLS for {}: {e}", m.host))?,
+            ),
         };
-        let tls = match m.tls {
-            MailTls::Starttls => Tls::Required(tls_params()?),
-            MailTls::Implicit => Tls::Wrapper(tls_params()?),
-            MailTls::None => Tls::None,
-        };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(m.host.clone())
-            .port(m.port)
-            .tls(tls)
-            .timeout(Some(Duration::from_secs(m.timeout_secs)))
-            .pool_config(
-                PoolConfig::new()
-                    .max_size(m.pool_size)
-                    .idle_timeout(Duration::from_secs(60)),
-            );
-        if !m.username.is_empty() {
-            builder = builder.credentials(Credentials::new(
-                m.username.clone(),
-                m.password.expose_secret().to_string(),
-            ));
-        }
         let from = m
             .from_address
             .parse()
             .map_err(|e| anyhow::anyhow!("mail.from_address: {e}"))?;
         Ok(Self {
-            transport: builder.build(),
+            host: m.host.clone(),
+            port: m.port,
+            tls: m.tls,
+            tls_parameters,
+            credentials: (!m.username.is_empty()).then(|| {
+                Credentials::new(m.username.clone(), m.password.expose_secret().to_string())
+            }),
+            timeout: Duration::from_secs(m.timeout_secs),
+            hello: ClientId::default(),
+            idle: std::sync::Mutex::default(),
+            slots: tokio::sync::Semaphore::new(usize::try_from(m.pool_size).unwrap_or(8)),
             from,
         })
+    }
+
+    /// A new connection: greeting, EHLO, TLS as configured, and authentication.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, RelayError> {
+        let unreachable = |e: &dyn std::fmt::Display| {
+            RelayError::Transient(format!("the relay {}:{} is unreachable: {e}", self.host, self.port))
+        };
+        let mut conn = if self.tls == MailTls::Implicit {
+            AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(self.timeout),
+                &self.hello,
+                self.tls_parameters.clone(),
+                None,
+            )
+            .await
+            .map_err(classify)?
+        } else {
+            let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+                .await
+                .map_err(|e| unreachable(&e))?;
+            tcp.set_nodelay(true).map_err(|e| unreachable(&e))?;
+            let mut conn =
+                AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+                    .await
+                    .map_err(classify)?;
+            if let Some(tls) = &self.tls_parameters {
+                conn.starttls(tls.clone(), &self.hello)
+                    .await
+                    .map_err(classify)?;
+            }
+            conn
+        };
+        if let Some(c) = &self.credentials {
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], c)
+                .await
+                .map_err(classify)?;
+        }
+        Ok(conn)
+    }
+
+    async fn deliver(&self, envelope: &Envelope, message: &[u8]) -> Result<(), RelayError> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| RelayError::Transient(e.to_string()))?;
+        let reused = self.idle.lock().ok().and_then(|mut i| i.pop());
+        let mut conn = match reused {
+            Some(c) => c,
+            None => tokio::time::timeout(self.timeout, self.connect())
+                .await
+                .map_err(|_| RelayError::Transient("the relay did not answer in time".into()))??,
+        };
+        let sent = tokio::time::timeout(self.timeout, conn.send(envelope, message))
+            .await
+            .map_err(|_| RelayError::Transient("the relay did not answer in time".into()));
+        match sent {
+            Ok(Ok(_)) => {
+                if !conn.has_broken()
+                    && let Ok(mut idle) = self.idle.lock()
+                {
+                    idle.push(conn);
+                }
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                // A refused message leaves the connection usable; anything else may not.
+                if (e.is_permanent() || e.is_transient()) && !conn.has_broken() {
+                    let _ = conn.command(lettre::transport::smtp::commands::Rset).await;
+                    if let Ok(mut idle) = self.idle.lock() {
+                        idle.push(conn);
+                    }
+                } else {
+                    conn.abort().await;
+                }
+                Err(classify(e))
+            }
+            Err(e) => {
+                conn.abort().await;
+                Err(e)
+            }
+        }
     }
 
     /// Hands one finished message (headers and body, CRLF) to the relay for `to`, with
@@ -132,16 +223,18 @@ impl Relay {
         };
         let envelope = Envelope::new(Some(parse(from)?), vec![parse(to)?])
             .map_err(|e| RelayError::Address(e.to_string()))?;
-        self.transport
-            .send_raw(&envelope, message)
-            .await
-            .map(|_| ())
-            .map_err(classify)
+        self.deliver(&envelope, message).await
     }
 
-    /// Whether the relay answers (a connection and `NOOP`).
+    /// Whether the relay answers (a new connection, greeting and `EHLO`).
     pub async fn reachable(&self) -> bool {
-        self.transport.test_connection().await.unwrap_or(false)
+        match self.connect().await {
+            Ok(mut c) => {
+                let _ = c.quit().await;
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
 
@@ -232,7 +325,10 @@ impl Mailer {
             .header(lettre::message::header::ContentType::TEXT_PLAIN)
             .body(mail.text.clone())
             .map_err(other)?;
-        relay.transport.send(message).await.map_err(other)?;
+        relay
+            .deliver(message.envelope(), &message.formatted())
+            .await
+            .map_err(other)?;
         tracing::info!(subject = %mail.subject, "mail handed to the relay");
         Ok(())
     }
