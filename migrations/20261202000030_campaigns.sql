@@ -114,14 +114,26 @@ CREATE TABLE app.campaign_messages (
     lease_until     timestamptz,
     sent_at         timestamptz,
     smtp_reply      text CHECK (length(smtp_reply) <= 1000),
-    PRIMARY KEY (org_id, id),
-    UNIQUE (id),
+    PRIMARY KEY (id),
     UNIQUE (campaign_id, email_bidx),
     FOREIGN KEY (org_id, campaign_id) REFERENCES app.campaigns (org_id, id) ON DELETE CASCADE
 );
 CREATE INDEX campaign_messages_work ON app.campaign_messages (campaign_id, id)
     WHERE state IN ('queued', 'sending', 'deferred');
 CREATE INDEX campaign_messages_sent ON app.campaign_messages (org_id, sent_at) WHERE state = 'sent';
+
+-- A UUID version 7 (RFC 9562): Unix milliseconds in the first 48 bits, random bits after. The
+-- outbox's ids are these, so a campaign's recipients, inserted by one statement, sit together in
+-- the indexes (random ids made resolving a large audience twice as slow). PostgreSQL 18 has
+-- uuidv7(); LeadGen runs on earlier versions too.
+CREATE FUNCTION app.uuid_v7() RETURNS uuid
+    LANGUAGE sql VOLATILE PARALLEL SAFE
+    AS $$
+        SELECT encode(set_byte(overlay(r placing substring(
+                   int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) FROM 1 FOR 6),
+               6, (get_byte(r, 6) & 15) | 112), 'hex')::uuid
+        FROM (SELECT uuid_send(gen_random_uuid()) AS r) AS random
+    $$;
 
 -- One suppression list per organization, by the address's blind index: whatever segment an
 -- address comes from, a suppressed one is never sent to, and re-importing it changes nothing.

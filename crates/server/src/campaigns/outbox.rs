@@ -309,7 +309,7 @@ async fn resolve(
         .map_err(|e| anyhow::anyhow!("the campaign's audience: {e}"))?;
     let mut qb = QueryBuilder::<Postgres>::new(
         "INSERT INTO app.campaign_messages (id, org_id, campaign_id, lead_id, email_bidx, state)
-         SELECT gen_random_uuid(), org_id, ",
+         SELECT app.uuid_v7(), org_id, ",
     );
     qb.push_bind(id).push(
         ", id, email_bidx, CASE WHEN do_not_contact OR EXISTS (
