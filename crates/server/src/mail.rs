@@ -134,7 +134,10 @@ impl Relay {
     /// A new connection: greeting, EHLO, TLS as configured, and authentication.
     async fn connect(&self) -> Result<AsyncSmtpConnection, RelayError> {
         let unreachable = |e: &dyn std::fmt::Display| {
-            RelayError::Transient(format!("the relay {}:{} is unreachable: {e}", self.host, self.port))
+            RelayError::Transient(format!(
+                "the relay {}:{} is unreachable: {e}",
+                self.host, self.port
+            ))
         };
         let mut conn = if self.tls == MailTls::Implicit {
             AsyncSmtpConnection::connect_tokio1(
@@ -151,10 +154,9 @@ impl Relay {
                 .await
                 .map_err(|e| unreachable(&e))?;
             tcp.set_nodelay(true).map_err(|e| unreachable(&e))?;
-            let mut conn =
-                AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
-                    .await
-                    .map_err(classify)?;
+            let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+                .await
+                .map_err(classify)?;
             if let Some(tls) = &self.tls_parameters {
                 conn.starttls(tls.clone(), &self.hello)
                     .await
