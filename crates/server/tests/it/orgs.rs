@@ -360,6 +360,45 @@ async fn every_cell_of_the_permission_matrix_is_enforced() {
             }
         }
     }
+
+    // The API column with real API keys: a key holds what its scopes name, within the column.
+    for (p, method, path, body) in &endpoints {
+        let row = spec.iter().find(|(l, _)| l == p.label()).unwrap().1;
+        if !row[3] {
+            let (s, v) = api
+                .call(
+                    Method::POST,
+                    "/api/v1/api-keys",
+                    &tokens[0],
+                    Some(json!({ "name": "beyond", "scopes": [p.scope()] })),
+                )
+                .await;
+            assert_eq!(s, 400, "a key with {} was made: {v}", p.scope());
+            continue;
+        }
+        let with = api
+            .create_key(
+                &tokens[0],
+                json!({ "name": format!("with {}", p.scope()), "scopes": [p.scope()] }),
+            )
+            .await;
+        let other = if *p == Permission::LeadSearchAndManagement {
+            Permission::CampaignCreation
+        } else {
+            Permission::LeadSearchAndManagement
+        };
+        let without = api
+            .create_key(
+                &tokens[0],
+                json!({ "name": format!("without {}", p.scope()), "scopes": [other.scope()] }),
+            )
+            .await;
+        let body = (!body.is_null()).then(|| body.clone());
+        let (s, v) = api.call(method.clone(), path, &with, body.clone()).await;
+        assert!((200..300).contains(&s), "API key × {}: {s} {v}", p.label());
+        let (s, v) = api.call(method.clone(), path, &without, body).await;
+        assert_eq!(s, 403, "API key without the scope × {}: {v}", p.label());
+    }
     app.stop().await;
 }
 
