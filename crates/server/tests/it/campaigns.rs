@@ -762,8 +762,15 @@ async fn a_relay_that_defers_is_retried_and_one_that_refuses_fails_nothing_lost(
 #[tokio::test]
 async fn bounce_and_complaint_reports_suppress_the_address() {
     let secret = "a-report-secret-of-32-characters!";
-    let app =
-        TestApp::spawn_with_sink(&[NO_CONFIRM, ("LEADGEN_CAMPAIGNS__REPORT_SECRET", secret)]).await;
+    let maildir = tempfile::tempdir().unwrap();
+    let maildir_path = maildir.path().display().to_string();
+    let app = TestApp::spawn_with_sink(&[
+        NO_CONFIRM,
+        ("LEADGEN_CAMPAIGNS__REPORT_SECRET", secret),
+        ("LEADGEN_CAMPAIGNS__REPORT_MAILDIR", &maildir_path),
+        ("LEADGEN_CAMPAIGNS__SOFT_BOUNCE_LIMIT", "2"),
+    ])
+    .await;
     let sink = app.sink.clone().unwrap();
     let api = Api::new(&app);
     let (t, _) = admin(&api, "bounce").await;
@@ -890,6 +897,94 @@ async fn bounce_and_complaint_reports_suppress_the_address() {
         .map(|r| header(r, "To").unwrap())
         .collect();
     assert_eq!(to, ["fine@example.test"]);
+
+    // Soft bounces (a full mailbox) count across campaigns; the second suppresses here.
+    new_lead(
+        &api,
+        &t,
+        json!({ "first_name": "Soft", "email": "soft@example.test", "tags": ["soft"] }),
+    )
+    .await;
+    for round in 1..=2 {
+        let (_, c) = api
+            .call(Method::POST, "/api/v1/campaigns", &t,
+                  Some(json!({ "name": format!("Soft {round}"), "template_id": tpl["id"], "sender_id": sender,
+                               "audience": { "query": "tags=soft" } })))
+            .await;
+        let cid = c["id"].as_str().unwrap().to_string();
+        api.call(
+            Method::POST,
+            &format!("/api/v1/campaigns/{cid}/send"),
+            &t,
+            Some(json!({})),
+        )
+        .await;
+        wait_state(&api, &t, &cid, "sent", Duration::from_secs(30)).await;
+        let raw = campaign_mails(&sink, &cid)
+            .pop()
+            .expect("sent to the soft-bouncing address");
+        let report = format!(
+            "From: MAILER-DAEMON@mx.example.test\r\nTo: news@acme.test\r\nSubject: Undelivered Mail\r\n\
+             MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b3\"\r\n\r\n\
+             --b3\r\nContent-Type: text/plain\r\n\r\nMailbox full.\r\n\
+             --b3\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.test\r\n\r\n\
+             Final-Recipient: rfc822; soft@example.test\r\nAction: failed\r\nStatus: 4.2.2\r\n\
+             Diagnostic-Code: smtp; 452 4.2.2 Mailbox full\r\n\r\n\
+             --b3\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {}\r\nTo: soft@example.test\r\n\r\n--b3--\r\n",
+            header(&raw, "Message-ID").unwrap()
+        );
+        let res = hook(report, secret).await.unwrap();
+        assert_eq!(res.json::<Value>().await.unwrap()["handled"], "soft_bounce");
+        let (_, s) = api
+            .call(Method::GET, "/api/v1/suppressions", &t, None)
+            .await;
+        assert_eq!(
+            s["reasons"].get("soft_bounces").is_some(),
+            round == 2,
+            "after {round} soft bounce(s): {s}"
+        );
+    }
+
+    // A bounce mailbox delivering into a maildir works like the webhook, and so does a mailed
+    // unsubscribe (the `mailto:` of List-Unsubscribe).
+    let fine = campaign_mails(&sink, &id2).pop().unwrap();
+    let lu = header(&fine, "List-Unsubscribe").unwrap();
+    let address = lu
+        .split("<mailto:")
+        .nth(1)
+        .unwrap()
+        .split('>')
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::create_dir_all(maildir.path().join("new")).unwrap();
+    std::fs::write(
+        maildir.path().join("new/1.unsub"),
+        format!("From: fine@example.test\r\nTo: {address}\r\nSubject: unsubscribe\r\n\r\nunsubscribe\r\n"),
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(10), || {
+        std::fs::read_dir(maildir.path().join("cur"))
+            .ok()?
+            .next()
+            .map(|_| ())
+    })
+    .await;
+    assert!(
+        !maildir.path().join("new/1.unsub").exists(),
+        "the message left new/"
+    );
+    let (_, v) = api
+        .call(Method::GET, &format!("/api/v1/campaigns/{id2}"), &t, None)
+        .await;
+    assert_eq!(v["stats"]["unsubscribed"], 1, "{v}");
+    let (_, s) = api
+        .call(Method::GET, "/api/v1/suppressions", &t, None)
+        .await;
+    assert_eq!(
+        s["reasons"],
+        json!({ "hard_bounce": 1, "complaint": 1, "soft_bounces": 1, "unsubscribed": 1 })
+    );
     app.stop().await;
 }
 
