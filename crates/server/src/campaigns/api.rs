@@ -436,12 +436,24 @@ async fn test_send(
     Path(id): Path<Uuid>,
     ApiJson(body): ApiJson<TestSendBody>,
 ) -> Result<Response, AppError> {
+    let to = send_test(&state, &member, id, body.lead_id).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "sent_to": to }))).into_response())
+}
+
+/// Mails template `id`, rendered with `lead`'s values, to the signed-in author (never to the
+/// lead); the address it went to.
+pub async fn send_test(
+    state: &CampaignsState,
+    member: &Member,
+    id: Uuid,
+    lead: Uuid,
+) -> Result<String, AppError> {
     if member.api_key.is_some() {
         return Err(bad(
             "a test send goes to the signed-in author's address; an API key has none",
         ));
     }
-    let (r, _) = render_for(&state, &member, id, body.lead_id).await?;
+    let (r, _) = render_for(state, member, id, lead).await?;
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let to = sqlx::query_scalar!(
         "SELECT email FROM app.users WHERE id = $1",
@@ -462,7 +474,7 @@ async fn test_send(
         .map_err(|e| {
             AppError::Unavailable(format!("the mail relay did not take the message: {e}"))
         })?;
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "sent_to": to }))).into_response())
+    Ok(to)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1482,16 +1494,11 @@ async fn list_suppressions(
     State(state): State<CampaignsState>,
     Require(member, _): Campaign,
 ) -> Result<Response, AppError> {
-    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
-    let rows = sqlx::query!(
-        r#"SELECT reason, count(*) AS "n!" FROM app.suppressions WHERE org_id = $1 GROUP BY reason"#,
-        member.org_id
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let by: serde_json::Map<String, Value> =
-        rows.into_iter().map(|r| (r.reason, json!(r.n))).collect();
+    let by: serde_json::Map<String, Value> = suppression_counts(&state, &member)
+        .await?
+        .into_iter()
+        .map(|(r, n)| (r, json!(n)))
+        .collect();
     Ok(axum::Json(json!({ "reasons": by })).into_response())
 }
 
@@ -1503,6 +1510,22 @@ async fn add_suppression(
     meta: Meta,
     ApiJson(body): ApiJson<SuppressionBody>,
 ) -> Result<Response, AppError> {
+    let (reason, added) = suppress(&state, &member, &meta, &body).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ "suppressed": true, "reason": reason, "new": added })),
+    )
+        .into_response())
+}
+
+/// Puts an address on the organization's suppression list (`do_not_contact` unless the body
+/// says `ccpa_opt_out`); audited. The reason, and whether the address was not there yet.
+pub async fn suppress(
+    state: &CampaignsState,
+    member: &Member,
+    meta: &Meta,
+    body: &SuppressionBody,
+) -> Result<(&'static str, bool), AppError> {
     let reason = match body.reason.as_deref() {
         None | Some("do_not_contact") => "do_not_contact",
         Some("ccpa_opt_out") => "ccpa_opt_out",
@@ -1529,18 +1552,30 @@ async fn add_suppression(
     record(
         &mut tx,
         now,
-        &meta,
+        meta,
         "suppression.add",
         format!("suppression:{}", hex::encode(&bidx[..8])),
         json!({ "reason": reason, "new": added }),
     )
     .await?;
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({ "suppressed": true, "reason": reason, "new": added })),
+    Ok((reason, added))
+}
+
+/// How many addresses are suppressed, per reason.
+pub async fn suppression_counts(
+    state: &CampaignsState,
+    member: &Member,
+) -> Result<Vec<(String, i64)>, AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let rows = sqlx::query!(
+        r#"SELECT reason, count(*) AS "n!" FROM app.suppressions WHERE org_id = $1 GROUP BY reason ORDER BY reason"#,
+        member.org_id
     )
-        .into_response())
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows.into_iter().map(|r| (r.reason, r.n)).collect())
 }
 
 #[utoipa::path(post, path = "/api/v1/suppressions/remove", tag = "campaigns", request_body = SuppressionBody,

@@ -2,7 +2,8 @@
 //! sender addresses, a form to start a campaign), `/campaigns/templates` and
 //! `/campaigns/templates/{id}` (templates, their editor and a preview with a lead's values) and
 //! `/campaigns/{id}` (its audience after suppression, scheduling, approval, pause, resume,
-//! cancel and live stats). Forms call the same service functions, with the same permissions,
+//! cancel and live stats), a test send to oneself from the preview, and
+//! `/campaigns/suppressions` (counts by reason, and a form to suppress an address). Forms call the same service functions, with the same permissions,
 //! row-level security and audit, as `/api/v1/campaigns`.
 
 use std::marker::PhantomData;
@@ -40,6 +41,8 @@ pub fn routes() -> Router<CampaignsState> {
             "/campaigns/templates/{id}",
             get(template).post(save_template),
         )
+        .route("/campaigns/templates/{id}/test", post(test_send))
+        .route("/campaigns/suppressions", get(suppressions).post(suppress))
         .route("/campaigns/{id}", get(detail))
         .route("/campaigns/{id}/send", post(send))
         .route("/campaigns/{id}/approve", post(approve))
@@ -95,6 +98,8 @@ fn notice_of(done: Option<&str>) -> Option<&'static str> {
         "paused" => "Paused: no further message leaves.",
         "resumed" => "Resumed.",
         "cancelled" => "Cancelled: messages not yet sent never will be.",
+        "test" => "A test was mailed to you, merged with this lead's values.",
+        "suppressed" => "Suppressed: no campaign will be sent to this address.",
         _ => "Done.",
     })
 }
@@ -606,6 +611,7 @@ async fn render_editor(
     id: Uuid,
     q: EditorQuery,
     entered: Option<(TemplateForm, String)>,
+    test_error: Option<String>,
 ) -> Result<Response, AppError> {
     if let Some(away) = crate::auth::shell::without_organization(who) {
         return Ok(away);
@@ -637,6 +643,9 @@ async fn render_editor(
             Err(e) if e.status().is_server_error() => return Err(e),
             Err(e) => preview_error = Some(e.public_message()),
         }
+    }
+    if test_error.is_some() {
+        preview_error = test_error;
     }
     let (form, error) = match entered {
         Some((form, error)) => (form, Some(error)),
@@ -683,7 +692,7 @@ async fn template(
     Path(id): Path<Uuid>,
     Query(q): Query<EditorQuery>,
 ) -> Result<Response, AppError> {
-    render_editor(&state, &headers, &who, id, q, None).await
+    render_editor(&state, &headers, &who, id, q, None, None).await
 }
 
 async fn save_template(
@@ -714,6 +723,7 @@ async fn save_template(
                 id,
                 q,
                 Some((form, e.public_message())),
+                None,
             )
             .await?;
             *res.status_mut() = status;
@@ -1099,4 +1109,167 @@ async fn cancel(
         .await
         .map(|()| "cancelled");
     outcome(&state, &headers, &who, id, result).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test send and the suppression list
+
+#[derive(Deserialize)]
+struct TestForm {
+    lead: Option<String>,
+}
+
+/// "Mail this to me as a test", under the preview.
+async fn test_send(
+    State(state): State<CampaignsState>,
+    headers: HeaderMap,
+    SignedIn(who): BrowserUser,
+    Path(id): Path<Uuid>,
+    CsrfForm(form): CsrfForm<TestForm>,
+) -> Result<Response, AppError> {
+    required::<perm::CampaignCreation>(&who)?;
+    let lead = given(form.lead.as_ref()).unwrap_or_default().to_string();
+    let result = async {
+        let lead_id = Uuid::try_parse(&lead)
+            .map_err(|_| AppError::BadRequest("lead: choose a lead".into()))?;
+        api::send_test(&state, &member(&who)?, id, lead_id).await
+    }
+    .await;
+    match result {
+        Ok(_) => Ok(Redirect::to(&format!(
+            "/campaigns/templates/{id}?done=test&lead={lead}#preview"
+        ))
+        .into_response()),
+        Err(e) if e.status().is_server_error() => Err(e),
+        Err(e) => {
+            let status = e.status();
+            let q = EditorQuery {
+                done: None,
+                lead: Some(lead),
+                lead_id: None,
+            };
+            // The refusal is shown where the preview is.
+            let mut res = render_editor(
+                &state,
+                &headers,
+                &who,
+                id,
+                q,
+                None,
+                Some(e.public_message()),
+            )
+            .await?;
+            *res.status_mut() = status;
+            Ok(res)
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "campaign_suppressions.html")]
+struct SuppressionsPage<'a> {
+    assets: &'a Assets,
+    version: &'static str,
+    shell: Shell,
+    csrf: String,
+    counts: Vec<(&'static str, i64)>,
+    email: String,
+    notice: Option<&'static str>,
+    error: Option<String>,
+}
+
+fn reason_label(reason: &str) -> &'static str {
+    match reason {
+        "unsubscribed" => "Unsubscribed",
+        "hard_bounce" => "Hard bounce",
+        "complaint" => "Complaint (marked as spam)",
+        "soft_bounces" => "Repeated soft bounces",
+        "do_not_contact" => "Do not contact",
+        "erased" => "Erased on request",
+        "ccpa_opt_out" => "CCPA opt-out",
+        _ => "Other",
+    }
+}
+
+async fn render_suppressions(
+    state: &CampaignsState,
+    headers: &HeaderMap,
+    who: &AuthUser,
+    email: String,
+    notice: Option<&'static str>,
+    error: Option<String>,
+) -> Result<Response, AppError> {
+    if let Some(away) = crate::auth::shell::without_organization(who) {
+        return Ok(away);
+    }
+    let token = csrf(state, headers);
+    let shell = crate::auth::shell(state, who, Section::Campaigns, &token.token).await?;
+    let member = member(who)?;
+    let counts = api::suppression_counts(state, &member)
+        .await?
+        .into_iter()
+        .map(|(r, n)| (reason_label(&r), n))
+        .collect();
+    let page = SuppressionsPage {
+        assets: assets::get(),
+        version: state.version,
+        csrf: token.token.clone(),
+        shell,
+        counts,
+        email,
+        notice,
+        error,
+    };
+    Ok(render(&page, StatusCode::OK, &token))
+}
+
+async fn suppressions(
+    State(state): State<CampaignsState>,
+    headers: HeaderMap,
+    SignedIn(who): BrowserUser,
+    Query(q): Query<DoneQuery>,
+) -> Result<Response, AppError> {
+    required::<perm::CampaignCreation>(&who)?;
+    let notice = notice_of(q.done.as_deref());
+    render_suppressions(&state, &headers, &who, String::new(), notice, None).await
+}
+
+#[derive(Deserialize)]
+struct SuppressForm {
+    #[serde(default)]
+    email: String,
+    reason: Option<String>,
+}
+
+async fn suppress(
+    State(state): State<CampaignsState>,
+    headers: HeaderMap,
+    meta: Meta,
+    SignedIn(who): BrowserUser,
+    CsrfForm(form): CsrfForm<SuppressForm>,
+) -> Result<Response, AppError> {
+    required::<perm::CampaignCreation>(&who)?;
+    let body = api::SuppressionBody {
+        email: form.email.clone(),
+        reason: form.reason.clone(),
+    };
+    let result = async { api::suppress(&state, &member(&who)?, &meta, &body).await }.await;
+    match result {
+        Ok(_) => Ok(Redirect::to("/campaigns/suppressions?done=suppressed").into_response()),
+        Err(e) if e.status().is_server_error() => Err(e),
+        Err(e) => {
+            let status = e.status();
+            let mut res = render_suppressions(
+                &state,
+                &headers,
+                &who,
+                form.email,
+                None,
+                Some(e.public_message()),
+            )
+            .await?;
+            *res.status_mut() = status;
+            Ok(res)
+        }
+    }
 }

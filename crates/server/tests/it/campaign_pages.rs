@@ -281,6 +281,84 @@ async fn campaigns_are_written_previewed_created_and_sent_from_their_pages() {
         preview.html
     );
     assert!(preview.html.contains("ada@lovelace.test"));
+
+    // "Mail this to me as a test": to the signed-in writer, merged with the lead, never to it.
+    assert!(
+        preview
+            .html
+            .contains(&format!("action=\"/campaigns/templates/{template}/test\""))
+    );
+    let sent = b
+        .post(
+            &format!("/campaigns/templates/{template}/test"),
+            &[("lead", &leads[0])],
+        )
+        .await;
+    assert_eq!(sent.status, 303, "{}", sent.html);
+    let back = b.get(&sent.location).await;
+    assert!(
+        back.html.contains("A test was mailed to you"),
+        "{}",
+        back.html
+    );
+    let test = sink
+        .mails()
+        .into_iter()
+        .find(|m| {
+            m["to"] == "writer@pages.test"
+                && m["subject"] != "You are invited to Org pages on LeadGen"
+        })
+        .expect("the test reached its writer");
+    assert_eq!(test["subject"], "[Test] Hello Ada");
+    assert!(!sink.mails().iter().any(|m| m["to"] == "ada@lovelace.test"));
+    let refused = b
+        .post(
+            &format!("/campaigns/templates/{template}/test"),
+            &[("lead", "nobody")],
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.html);
+    assert!(refused.html.contains("choose a lead"), "{}", refused.html);
+
+    // The suppression list: counts by reason, and a form that adds an address.
+    let list = b.get("/campaigns/suppressions").await;
+    assert_eq!(list.status, 200);
+    assert!(
+        list.html.contains("No address is suppressed yet") || list.html.contains("Do not contact")
+    );
+    let added = b
+        .post(
+            "/campaigns/suppressions",
+            &[
+                ("email", "Someone@Elsewhere.test"),
+                ("reason", "ccpa_opt_out"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, 303, "{}", added.html);
+    let list = b.get(&added.location).await;
+    assert!(
+        list.html.contains("Suppressed: no campaign"),
+        "{}",
+        list.html
+    );
+    assert!(list.html.contains("CCPA opt-out"), "{}", list.html);
+    let bad = b
+        .post(
+            "/campaigns/suppressions",
+            &[("email", "not an address"), ("reason", "do_not_contact")],
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.html);
+    assert!(
+        bad.html.contains("email: not an email address"),
+        "{}",
+        bad.html
+    );
+    assert!(
+        bad.html.contains("value=\"not an address\""),
+        "the entry is kept"
+    );
     let other = b
         .get(&format!(
             "/campaigns/templates/{template}?lead_id={}",
