@@ -198,15 +198,8 @@ impl Relay {
                 Ok(())
             }
             Ok(Err(e)) => {
-                // A refused message leaves the connection usable; anything else may not.
-                if (e.is_permanent() || e.is_transient()) && !conn.has_broken() {
-                    let _ = conn.command(lettre::transport::smtp::commands::Rset).await;
-                    if let Ok(mut idle) = self.idle.lock() {
-                        idle.push(conn);
-                    }
-                } else {
-                    conn.abort().await;
-                }
+                // lettre closes a connection on any error reply, so it is not reused.
+                conn.abort().await;
                 Err(classify(e))
             }
             Err(e) => {
@@ -226,17 +219,6 @@ impl Relay {
         let envelope = Envelope::new(Some(parse(from)?), vec![parse(to)?])
             .map_err(|e| RelayError::Address(e.to_string()))?;
         self.deliver(&envelope, message).await
-    }
-
-    /// Whether the relay answers (a new connection, greeting and `EHLO`).
-    pub async fn reachable(&self) -> bool {
-        match self.connect().await {
-            Ok(mut c) => {
-                let _ = c.quit().await;
-                true
-            }
-            Err(_) => false,
-        }
     }
 }
 

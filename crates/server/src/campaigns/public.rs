@@ -34,26 +34,47 @@ pub fn routes() -> Router<CampaignsState> {
         .route("/t/c/{token}", get(super::tracking::clicked))
 }
 
-fn mac(app_key: &SecretString, message: Uuid) -> Option<Hmac<Sha256>> {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(app_key.expose_secret().as_bytes()).ok()?;
-    m.update(b"leadgen unsubscribe v1\0");
-    m.update(message.as_bytes());
-    Some(m)
+/// Links in campaign mail are signed the same way: an HMAC-SHA-256 with the application key over
+/// the link's purpose, the message and what else the link carries, cut to 16 bytes.
+pub(super) fn sign(
+    app_key: &SecretString,
+    purpose: &[u8],
+    message: Uuid,
+    extra: &[u8],
+) -> [u8; 16] {
+    let mut tag = [0u8; 16];
+    if let Ok(mut m) = <Hmac<Sha256> as Mac>::new_from_slice(app_key.expose_secret().as_bytes()) {
+        m.update(purpose);
+        m.update(message.as_bytes());
+        m.update(extra);
+        tag.copy_from_slice(&m.finalize().into_bytes()[..16]);
+    }
+    tag
 }
 
-/// The token of `message`'s unsubscribe link: its id and a MAC over it.
+/// Whether `given` is the signature of that link (in constant time).
+pub(super) fn signed(
+    app_key: &SecretString,
+    purpose: &[u8],
+    message: Uuid,
+    extra: &[u8],
+    given: &[u8],
+) -> bool {
+    subtle::ConstantTimeEq::ct_eq(given, sign(app_key, purpose, message, extra).as_slice()).into()
+}
+
+const UNSUBSCRIBE: &[u8] = b"leadgen unsubscribe v1\0";
+
+/// The token of `message`'s unsubscribe link: its id and a MAC over it. Compact (45
+/// characters), so `unsubscribe+<token>@domain` stays within the 64 characters a mailbox's
+/// local part may have.
 #[must_use]
 pub fn token(app_key: &SecretString, message: Uuid) -> String {
-    let tag = mac(app_key, message)
-        .map(|m| m.finalize().into_bytes().to_vec())
-        .unwrap_or_default();
-    // Compact (45 characters), so `unsubscribe+<token>@domain` stays within the 64 characters
-    // a mailbox's local part may have.
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     format!(
         "{}.{}",
         b64.encode(message.as_bytes()),
-        b64.encode(&tag[..16.min(tag.len())])
+        b64.encode(sign(app_key, UNSUBSCRIBE, message, b""))
     )
 }
 
@@ -64,11 +85,7 @@ pub fn verify(app_key: &SecretString, token: &str) -> Option<Uuid> {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let id = Uuid::from_slice(&b64.decode(id).ok()?).ok()?;
     let tag = b64.decode(tag).ok()?;
-    if tag.len() != 16 {
-        return None;
-    }
-    mac(app_key, id)?.verify_truncated_left(&tag).ok()?;
-    Some(id)
+    signed(app_key, UNSUBSCRIBE, id, b"", &tag).then_some(id)
 }
 
 #[derive(askama::Template)]
