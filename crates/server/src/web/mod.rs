@@ -10,6 +10,7 @@ pub mod csrf;
 pub mod page;
 pub mod shell;
 pub mod time;
+pub mod trap;
 
 use std::sync::Arc;
 
