@@ -219,3 +219,40 @@ test('unknown path shows a 404 page with the request id', { timeout: TEST_TIMEOU
     await context.close();
   }
 });
+
+// Every public page, and the signed-out account pages, load nothing from another origin: no
+// script, stylesheet, font, image or frame (Security page: no third-party tracking scripts).
+test('public pages load only same-origin resources', { timeout: TEST_TIMEOUT_MS * 2 }, async () => {
+  const origin = new URL(BASE_URL).origin;
+  const pages = ['/', '/security', '/privacy', '/terms', '/login', '/signup', '/.well-known/security.txt'];
+  for (const p of pages) {
+    const { context, page, problems } = await openPage();
+    const requests = [];
+    page.on('request', (req) => requests.push(req.url()));
+    try {
+      const url = BASE_URL + p;
+      const response = await page.goto(url, { waitUntil: 'load' });
+      assert.ok(response, `no response for ${url}`);
+      // security.txt arrives with the vulnerability disclosure slice; until then only HTML pages count.
+      if (p.endsWith('.txt') && response.status() === 404) continue;
+      assert.equal(response.status(), 200, `GET ${url} returned ${response.status()}`);
+      await page.waitForLoadState('networkidle');
+      const foreign = requests.filter((u) => !u.startsWith('data:') && new URL(u).origin !== origin);
+      assert.deepEqual(foreign, [], `${p} requested resources from other origins`);
+      const dom = await page.evaluate(() => ({
+        scripts: [...document.querySelectorAll('script[src]')].map((s) => s.src),
+        inline: [...document.querySelectorAll('script:not([src])')].length,
+        links: [...document.querySelectorAll('link[href]')].map((l) => l.href),
+        media: [...document.querySelectorAll('img[src], iframe[src], source[src], video[src], audio[src]')].map((e) => e.src),
+      }));
+      for (const src of [...dom.scripts, ...dom.links, ...dom.media]) {
+        assert.equal(new URL(src).origin, origin, `${p} references ${src}`);
+      }
+      assert.equal(dom.inline, 0, `${p} has inline script`);
+      const all = [...problems.console, ...problems.pageErrors, ...problems.failedRequests, ...problems.badResponses];
+      assert.equal(all.length, 0, `${p} reported problems:${formatProblems(all)}`);
+    } finally {
+      await context.close();
+    }
+  }
+});

@@ -289,6 +289,27 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
         ],
     ),
     (
+        "early_access",
+        &[
+            ("id", I),
+            ("email", C),
+            ("name", C),
+            ("company", C),
+            ("status", I),
+            ("created_at", I),
+            ("confirm_sent_at", I),
+            ("confirmed_at", I),
+            ("invited_at", I),
+            ("unsubscribed_at", I),
+            ("ip", C),
+            ("user_agent", C),
+        ],
+    ),
+    (
+        "early_access_spam",
+        &[("day", I), ("reason", P), ("posts", I)],
+    ),
+    (
         "invitations",
         &[
             ("id", I),

@@ -41,6 +41,41 @@ pub enum Command {
     /// DKIM keys of the domains campaigns are sent from.
     #[command(subcommand)]
     Dkim(DkimCommand),
+    /// The early-access list of the landing page.
+    #[command(subcommand)]
+    Waitlist(WaitlistCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WaitlistCommand {
+    /// Show every address with its status (pending, confirmed, unsubscribed; invited), and the
+    /// posts the bot traps caught.
+    List(OpsArgs),
+    /// Write the list as CSV (cells that a spreadsheet would run as formulas are neutralised).
+    Export(WaitlistExportArgs),
+    /// Mail a sign-up invitation to confirmed addresses not invited yet, and mark them invited.
+    Invite(WaitlistInviteArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WaitlistExportArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Write to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WaitlistInviteArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Only these addresses (repeatable); without it, every confirmed address in sign-up order.
+    #[arg(long = "email", value_name = "ADDRESS")]
+    pub emails: Vec<String>,
+    /// At most this many invitations.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

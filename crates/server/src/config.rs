@@ -99,6 +99,7 @@ pub struct Config {
     pub secrets: SecretsConfig,
     pub demo: DemoConfig,
     pub mail: MailConfig,
+    pub public: PublicConfig,
     pub campaigns: CampaignsConfig,
 }
 
@@ -182,6 +183,23 @@ pub struct ApiKeysConfig {
     pub max_ttl_days: i64,
     pub rotation_overlap_days: i64,
     pub notice_check_secs: u64,
+}
+
+/// The public site: the legal pages the operator supplies and the early-access list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicConfig {
+    /// Markdown of `/privacy` and `/terms`; empty: the shipped defaults.
+    pub privacy_path: PathBuf,
+    pub terms_path: PathBuf,
+    /// Whether the landing page offers the early-access form.
+    pub early_access: bool,
+    /// Seconds a person needs at least to fill the early-access form (the time trap).
+    pub early_access_min_fill_secs: i64,
+    /// Hours a confirmation link stays valid.
+    pub early_access_confirm_ttl_hours: i64,
+    /// Seconds before a repeated sign-up of a pending address mails its link again.
+    pub early_access_resend_after_secs: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -570,6 +588,25 @@ impl Config {
                     "required when mail.username is set (prefer LEADGEN_MAIL__PASSWORD_FILE)",
                 ));
             }
+        }
+        let p = &self.public;
+        if !(1..=600).contains(&p.early_access_min_fill_secs) {
+            return Err(rule(
+                "public.early_access_min_fill_secs",
+                "must be from 1 to 600",
+            ));
+        }
+        if !(1..=24 * 30).contains(&p.early_access_confirm_ttl_hours) {
+            return Err(rule(
+                "public.early_access_confirm_ttl_hours",
+                "must be from 1 to 720",
+            ));
+        }
+        if p.early_access_resend_after_secs < 60 {
+            return Err(rule(
+                "public.early_access_resend_after_secs",
+                "must be at least 60",
+            ));
         }
         let c = &self.campaigns;
         if c.batch == 0 || c.batch > 5000 {

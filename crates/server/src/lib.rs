@@ -19,6 +19,7 @@ pub mod mail;
 pub mod ops;
 pub mod orgs;
 pub mod perimeter;
+pub mod public;
 pub mod secrets;
 pub mod server;
 pub mod startup;
@@ -262,6 +263,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(e) => fail("dkim generate", &format!("{e:#}"), json),
             }
         }
+        Command::Waitlist(command) => waitlist(&cli, command).await,
         Command::Audit(AuditCommand::Verify(args)) => {
             let json = args.ops.json;
             let config = match Config::load(&sources(&cli, args.ops.data_dir.as_deref())) {
@@ -321,6 +323,107 @@ pub async fn run(cli: Cli) -> ExitCode {
                     }
                     ExitCode::from(2)
                 }
+            }
+        }
+    }
+}
+
+/// `leadgen waitlist list | export | invite`: the operator's side of the early-access list.
+async fn waitlist(cli: &Cli, command: &cli::WaitlistCommand) -> ExitCode {
+    use cli::WaitlistCommand as W;
+    let ops = match command {
+        W::List(ops) => ops,
+        W::Export(a) => &a.ops,
+        W::Invite(a) => &a.ops,
+    };
+    let json = ops.json;
+    let config = match Config::load(&sources(cli, ops.data_dir.as_deref())) {
+        Ok(c) => c,
+        Err(e) => return fail("configuration", &e.to_string(), json),
+    };
+    match command {
+        W::List(_) => {
+            let listed = with_pool(&config, Conn::App, |pool| async move {
+                Ok(public::early_access::list(&pool).await?)
+            })
+            .await;
+            match listed {
+                Ok((entries, spam)) => {
+                    let mut text = format!("{} address(es)\n", entries.len());
+                    for e in &entries {
+                        let invited = if e.invited_at.is_some() {
+                            ", invited"
+                        } else {
+                            ""
+                        };
+                        text.push_str(&format!("{}  {}{invited}\n", e.email, e.status));
+                    }
+                    for (reason, posts) in &spam {
+                        text.push_str(&format!("caught by the {reason} trap: {posts}\n"));
+                    }
+                    let spam: serde_json::Map<String, serde_json::Value> =
+                        spam.into_iter().map(|(r, n)| (r, n.into())).collect();
+                    ok(
+                        json,
+                        text.trim_end(),
+                        serde_json::json!({ "entries": entries, "spam": spam }),
+                    )
+                }
+                Err(e) => fail("waitlist list", &format!("{e:#}"), json),
+            }
+        }
+        W::Export(args) => {
+            let csv = with_pool(&config, Conn::App, |pool| async move {
+                let (entries, _) = public::early_access::list(&pool).await?;
+                public::early_access::to_csv(&entries)
+            })
+            .await;
+            let written = csv.and_then(|bytes| {
+                match &args.out {
+                    Some(path) => std::fs::write(path, &bytes)?,
+                    None => std::io::Write::write_all(&mut std::io::stdout(), &bytes)?,
+                }
+                Ok(bytes.len())
+            });
+            match (written, &args.out) {
+                (Ok(n), Some(path)) => ok(
+                    json,
+                    &format!("wrote {n} bytes to {}", path.display()),
+                    serde_json::json!({ "bytes": n, "path": path }),
+                ),
+                (Ok(_), None) => ExitCode::SUCCESS,
+                (Err(e), _) => fail("waitlist export", &format!("{e:#}"), json),
+            }
+        }
+        W::Invite(args) => {
+            use clock::Clock as _;
+            let now = clock::SystemClock.now();
+            let invited = async {
+                let app_key = secrets::app_key(&config.secrets.app_key, &config.data_dir)?;
+                let mailer = mail::Mailer::from_config(&config.mail, &config.data_dir)?;
+                let site = config.site_url();
+                with_pool(&config, Conn::App, |pool| async move {
+                    public::early_access::invite(
+                        &pool,
+                        &mailer,
+                        &app_key,
+                        &site,
+                        &args.emails,
+                        args.limit,
+                        now,
+                    )
+                    .await
+                })
+                .await
+            }
+            .await;
+            match invited {
+                Ok(list) => ok(
+                    json,
+                    &format!("invited {} address(es)", list.len()),
+                    serde_json::json!({ "invited": list }),
+                ),
+                Err(e) => fail("waitlist invite", &format!("{e:#}"), json),
             }
         }
     }

@@ -37,6 +37,7 @@ pub struct AppState {
     pub auth: AuthState,
     pub leads: LeadsState,
     pub campaigns: crate::campaigns::CampaignsState,
+    pub public: crate::public::PublicState,
     pub perimeter: Perimeter,
     pub headers: SecurityHeaders,
     /// Set once shutdown begins; responses then ask HTTP/1 clients to close the connection.
@@ -72,6 +73,7 @@ impl AppState {
                 )),
                 wake: Arc::default(),
             },
+            public: crate::public::PublicState::new(core.clone()).unwrap(),
             perimeter,
             draining: Arc::default(),
             core,
@@ -85,6 +87,7 @@ impl AppState {
 pub fn check(config: &Config) -> Result<(), ConfigError> {
     crate::perimeter::check(config)?;
     crate::auth::sso::Sso::check(config)?;
+    crate::public::check(config)?;
     Ok(())
 }
 
@@ -285,6 +288,8 @@ impl Application {
                 dkim: Arc::new(dkim),
                 wake: Arc::default(),
             },
+            public: crate::public::PublicState::new(core.clone())
+                .context("the public site's pages")?,
             leads: LeadsState {
                 core: core.clone(),
                 fields,

@@ -16,13 +16,14 @@ use utoipa_axum::router::OpenApiRouter;
 
 use super::AppState;
 use crate::http::{self, HeaderPolicy, middleware, openapi};
-use crate::{auth, campaigns, companies, leads, ops, orgs, perimeter, web};
+use crate::{auth, campaigns, companies, leads, ops, orgs, perimeter, public, web};
 
 /// The application router with the full middleware stack.
 pub fn app(state: &AppState) -> Router {
     let (api, doc) = api(state);
     let routes = Router::new()
         .merge(web::routes().with_state(state.core.clone()))
+        .merge(public::routes().with_state(state.public.clone()))
         .merge(ops::routes().with_state(state.core.clone()))
         .merge(api)
         .merge(openapi::document_route(&doc))

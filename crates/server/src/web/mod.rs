@@ -1,5 +1,6 @@
 //! The web shell every page is built with: rendering, CSRF protection, the session cookies, the
-//! signed-in browser, content-hashed static assets, the landing page and styled error pages.
+//! signed-in browser, content-hashed static assets, bot traps for public forms and styled error
+//! pages.
 //!
 //! Pages carry no inline script or style, so the Content-Security-Policy can forbid both. This
 //! module knows no slice; slices' pages use it.
@@ -16,13 +17,12 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
+use crate::http::RequestId;
 use crate::http::middleware::ErrorPageRenderer;
-use crate::http::{AppError, RequestId};
 use crate::state::Core;
 
 pub use assets::Assets;
@@ -32,16 +32,7 @@ pub use shell::{Section, Shell};
 pub use time::When;
 
 pub fn routes() -> Router<Core> {
-    Router::new()
-        .route("/", get(landing))
-        .route("/static/{file}", get(assets::serve))
-}
-
-#[derive(Template)]
-#[template(path = "landing.html")]
-struct Landing<'a> {
-    assets: &'a Assets,
-    version: &'static str,
+    Router::new().route("/static/{file}", get(assets::serve))
 }
 
 #[derive(Template)]
@@ -52,21 +43,6 @@ struct ErrorPage<'a> {
     status: u16,
     message: &'a str,
     request_id: &'a str,
-}
-
-async fn landing(State(state): State<Core>) -> Result<Response, AppError> {
-    let page = Landing {
-        assets: assets::get(),
-        version: state.version,
-    };
-    render_plain(&page)
-}
-
-fn render_plain(t: &impl Template) -> Result<Response, AppError> {
-    let html = t
-        .render()
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("template: {e}")))?;
-    Ok(Html(html).into_response())
 }
 
 /// The renderer of the error-page middleware: styled pages that show the request id.

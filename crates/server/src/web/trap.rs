@@ -142,7 +142,10 @@ mod tests {
         };
         assert_eq!(judge(Some(&s), Some(""), at(10)), Verdict::Passed);
         assert_eq!(judge(Some(&s), None, at(10)), Verdict::Passed);
-        assert_eq!(judge(Some(&s), Some("http://spam"), at(10)), Verdict::Honeypot);
+        assert_eq!(
+            judge(Some(&s), Some("http://spam"), at(10)),
+            Verdict::Honeypot
+        );
         assert_eq!(judge(Some(&s), None, at(1)), Verdict::TooFast);
         assert_eq!(judge(Some(&s), None, at(25 * 3600)), Verdict::BadStamp);
         assert_eq!(judge(None, None, at(10)), Verdict::BadStamp);

@@ -39,7 +39,7 @@ async fn run_node_with(app: &TestApp, script: &str, passes: usize, env: &[(&str,
 #[tokio::test]
 async fn landing_page_in_chromium() {
     let app = TestApp::spawn().await;
-    run_node(&app, "landing.test.mjs", 2).await;
+    run_node(&app, "landing.test.mjs", 3).await;
     assert!(
         workspace_root()
             .join("target/e2e-screenshots/landing.png")

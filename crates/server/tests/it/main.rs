@@ -22,6 +22,7 @@ mod leads;
 mod lifecycle;
 mod orgs;
 mod perimeter;
+mod public;
 mod rls;
 mod sso;
 mod structure;

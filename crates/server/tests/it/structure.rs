@@ -32,6 +32,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("leads", 7),
     ("companies", 8),
     ("campaigns", 8),
+    ("public", 8),
     // The assembler, then the command line.
     ("startup", 9),
     ("lib", 10),
