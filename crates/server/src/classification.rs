@@ -604,6 +604,52 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
             ("created_at", I),
         ],
     ),
+    (
+        "capture_forms",
+        &[
+            ("id", I),
+            ("org_id", I),
+            // Published in the organization's web pages by design.
+            ("public_key", P),
+            ("name", I),
+            ("fields", I),
+            ("consent_text", I),
+            ("consent_version", I),
+            ("ccpa_notice", I),
+            ("thank_you", I),
+            ("redirect_url", I),
+            ("allowed_origins", I),
+            ("dedupe", I),
+            ("accept_without_stamp", I),
+            ("status", I),
+            ("owners", I),
+            ("max_per_hour", I),
+            ("window_start", I),
+            ("window_count", I),
+            ("views", I),
+            ("submissions", I),
+            ("spam", I),
+            ("conversions", I),
+            ("created_by", I),
+            ("created_at", I),
+            ("updated_at", I),
+        ],
+    ),
+    (
+        "consent_records",
+        &[
+            ("id", I),
+            ("org_id", I),
+            ("lead_id", I),
+            ("form_id", I),
+            ("consent_version", I),
+            ("text_sha256", I),
+            // When and from where a person agreed: personal data, like the lead.
+            ("given_at", C),
+            ("ip", C),
+            ("user_agent", C),
+        ],
+    ),
 ];
 
 /// The class of `table.column`, if registered.

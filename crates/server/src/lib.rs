@@ -13,6 +13,7 @@ pub mod companies;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod forms;
 pub mod http;
 pub mod leads;
 pub mod mail;

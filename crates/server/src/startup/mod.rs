@@ -38,6 +38,7 @@ pub struct AppState {
     pub leads: LeadsState,
     pub campaigns: crate::campaigns::CampaignsState,
     pub public: crate::public::PublicState,
+    pub forms: crate::forms::FormsState,
     pub perimeter: Perimeter,
     pub headers: SecurityHeaders,
     /// Set once shutdown begins; responses then ask HTTP/1 clients to close the connection.
@@ -74,6 +75,10 @@ impl AppState {
                 wake: Arc::default(),
             },
             public: crate::public::PublicState::new(core.clone()).unwrap(),
+            forms: crate::forms::FormsState {
+                core: core.clone(),
+                fields: crate::leads::FieldKeys::ephemeral(),
+            },
             perimeter,
             draining: Arc::default(),
             core,
@@ -290,6 +295,10 @@ impl Application {
             },
             public: crate::public::PublicState::new(core.clone())
                 .context("the public site's pages")?,
+            forms: crate::forms::FormsState {
+                core: core.clone(),
+                fields: fields.clone(),
+            },
             leads: LeadsState {
                 core: core.clone(),
                 fields,

@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use super::AppState;
 use crate::http::{self, HeaderPolicy, middleware, openapi};
-use crate::{auth, campaigns, companies, leads, ops, orgs, perimeter, public, web};
+use crate::{auth, campaigns, companies, forms, leads, ops, orgs, perimeter, public, web};
 
 /// The application router with the full middleware stack.
 pub fn app(state: &AppState) -> Router {
@@ -31,6 +31,9 @@ pub fn app(state: &AppState) -> Router {
         // Links in campaign mail and the report webhook: no sign-in, their own credentials.
         .merge(campaigns::public::routes().with_state(state.campaigns.clone()))
         .merge(campaigns::reports::routes().with_state(state.campaigns.clone()))
+        // Capture forms posted from the organizations' own sites: no sign-in, their own origin
+        // allow-list.
+        .merge(forms::public::routes().with_state(state.forms.clone()))
         .fallback(http::fallback);
     with_middleware(routes, state)
 }
@@ -53,7 +56,8 @@ pub fn api(state: &AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(leads::scoring::routes().with_state(l.clone()))
         .merge(leads::import::api::routes().with_state(l.clone()))
         .merge(companies::api::routes().with_state(l.clone()))
-        .merge(campaigns::api::routes().with_state(state.campaigns.clone()));
+        .merge(campaigns::api::routes().with_state(state.campaigns.clone()))
+        .merge(forms::api::routes().with_state(state.forms.clone()));
     let (router, mut doc) = routes.split_for_parts();
     openapi::complete(&mut doc);
     (router, doc)
@@ -71,6 +75,7 @@ fn pages(state: &AppState) -> Router {
         .merge(leads::import::page::routes().with_state(l.clone()))
         .merge(companies::pages::routes().with_state(l.clone()))
         .merge(campaigns::pages::routes().with_state(state.campaigns.clone()))
+        .merge(forms::pages::routes().with_state(state.forms.clone()))
         .route_layer(from_fn_with_state(a.clone(), auth::pages::refresh_cookies))
 }
 

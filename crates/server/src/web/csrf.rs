@@ -119,8 +119,11 @@ pub async fn same_origin(req: Request, next: Next) -> Response {
     // RFC 8058: a mail provider POSTs the one-click unsubscribe link from its own origin. The
     // link's signed token is the only credential it carries (no cookie is read there), so a
     // forged cross-site POST can do nothing the token's holder could not.
+    // Capture forms (`/f/{key}`) are posted from the organization's own sites by design; their
+    // handler checks the origin against the form's allow-list instead, and reads no cookie.
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
         || req.uri().path().starts_with("/u/")
+        || req.uri().path().starts_with("/f/")
         || !browser_ambient(req.headers())
     {
         return next.run(req).await;

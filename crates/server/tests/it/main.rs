@@ -14,6 +14,7 @@ mod companies;
 mod config;
 mod credentials;
 mod e2e;
+mod forms;
 mod fuzz;
 mod helpers;
 mod http;
