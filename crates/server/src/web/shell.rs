@@ -16,6 +16,7 @@ pub enum Section {
     Companies,
     Lists,
     Campaigns,
+    Forms,
     Import,
     Scoring,
     Organization,
@@ -23,11 +24,12 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 8] = [
+    pub const ALL: [Section; 9] = [
         Section::Leads,
         Section::Companies,
         Section::Lists,
         Section::Campaigns,
+        Section::Forms,
         Section::Import,
         Section::Scoring,
         Section::Organization,
@@ -41,6 +43,7 @@ impl Section {
             Self::Companies => "Companies",
             Self::Lists => "Lists",
             Self::Campaigns => "Campaigns",
+            Self::Forms => "Forms",
             Self::Import => "Import",
             Self::Scoring => "Scoring",
             Self::Organization => "Organization",
@@ -55,6 +58,7 @@ impl Section {
             Self::Companies => "/companies",
             Self::Lists => "/lists",
             Self::Campaigns => "/campaigns",
+            Self::Forms => "/forms",
             Self::Import => "/leads/import",
             Self::Scoring => "/leads/scoring",
             Self::Organization => "/org",

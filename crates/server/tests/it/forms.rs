@@ -712,3 +712,176 @@ async fn forms_and_their_leads_stay_in_their_organization() {
     assert_eq!(a.status, 404);
     s.app.stop().await;
 }
+
+/// A browser: its cookies, and the CSRF token of the last page it was shown.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    jar: std::collections::BTreeMap<String, String>,
+    token: String,
+}
+
+impl Browser {
+    fn cookie(&self) -> String {
+        self.jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn shown(&mut self, res: reqwest::Response) -> (u16, String, String) {
+        for c in res.headers().get_all("set-cookie") {
+            let pair = c.to_str().unwrap().split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            self.jar.insert(k.to_string(), v.to_string());
+        }
+        let status = res.status().as_u16();
+        let location = res
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let html = res.text().await.unwrap();
+        if let Some(t) = html.split("name=\"csrf_token\" value=\"").nth(1) {
+            self.token = t.split('"').next().unwrap().to_string();
+        }
+        (status, location, html)
+    }
+
+    async fn get(&mut self, path: &str) -> (u16, String, String) {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("accept", "text/html")
+            .header("cookie", self.cookie())
+            .send()
+            .await
+            .unwrap();
+        self.shown(res).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String, String) {
+        let mut fields = vec![("csrf_token", self.token.as_str())];
+        fields.extend(form.iter().copied());
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("accept", "text/html")
+            .header("origin", self.base.trim_end_matches('/'))
+            .header("cookie", self.cookie())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(encode(&fields))
+            .send()
+            .await
+            .unwrap();
+        self.shown(res).await
+    }
+}
+
+#[tokio::test]
+async fn forms_are_designed_embedded_and_paused_from_their_pages() {
+    let s = setup("pages").await;
+    let mut b = Browser {
+        http: s.app.client(),
+        base: s.app.https_url(""),
+        jar: std::collections::BTreeMap::new(),
+        token: String::new(),
+    };
+    b.get("/login").await;
+    let (status, _, html) = b
+        .post(
+            "/login",
+            &[
+                ("email", "owner@pages.test"),
+                ("password", "violet tractor hums at dawn"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303, "{html}");
+    b.get("/account").await;
+    let org = s.org.to_string();
+    let (status, _, html) = b
+        .post("/org/switch", &[("org_id", &org), ("back", "/forms")])
+        .await;
+    assert_eq!(status, 303, "{html}");
+
+    let (status, _, html) = b.get("/forms").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("href=\"/forms\" class=\"current\" aria-current=\"page\""),
+        "{html}"
+    );
+    assert!(html.contains("No forms yet."));
+
+    // A mistake keeps what was typed and says what is wrong.
+    let fields = "email | Work email | required\nfirst_name | First name";
+    let (status, _, html) = b
+        .post(
+            "/forms",
+            &[
+                ("name", "Webinar"),
+                ("fields", fields),
+                ("allowed_origins", "http://insecure.example"),
+                ("dedupe", "fill_empty"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "{html}");
+    assert!(html.contains("allowed_origins[0]"), "{html}");
+    assert!(html.contains("value=\"Webinar\""), "{html}");
+
+    let (status, location, html) = b
+        .post(
+            "/forms",
+            &[
+                ("name", "Webinar"),
+                ("fields", fields),
+                ("allowed_origins", SITE),
+                ("consent_text", "You may mail me about the webinar."),
+                ("consent_version", "v1"),
+                ("dedupe", "fill_empty"),
+                ("accept_without_stamp", "on"),
+                ("max_per_hour", "50"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303, "{html}");
+    let id = location
+        .strip_prefix("/forms/")
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    let (status, _, html) = b.get(&location).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Form created."), "{html}");
+    // The snippet, escaped inside its textarea, posting to the form's public address.
+    let (_, v) = s
+        .api
+        .call(Method::GET, &format!("/api/v1/forms/{id}"), &s.token, None)
+        .await;
+    let key = v["public_key"].as_str().unwrap();
+    assert!(html.contains(&format!("/f/{key}&#34;")), "{html}");
+    assert!(html.contains("<textarea class=\"embed\""), "{html}");
+    assert_eq!(v["max_per_hour"], 50);
+    assert_eq!(v["consent_version"], "v1");
+
+    let (status, location, _) = b.post(&format!("/forms/{id}/pause"), &[]).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (303, format!("/forms/{id}?done=paused").as_str())
+    );
+    let (_, _, html) = b.get(&location).await;
+    assert!(html.contains("Resume"), "{html}");
+    let (_, v) = s
+        .api
+        .call(Method::GET, &format!("/api/v1/forms/{id}"), &s.token, None)
+        .await;
+    assert_eq!(v["status"], "paused");
+
+    let (status, location, _) = b.post(&format!("/forms/{id}/delete"), &[]).await;
+    assert_eq!((status, location.as_str()), (303, "/forms?done=deleted"));
+    s.app.stop().await;
+}
