@@ -37,6 +37,8 @@
 
   function enhance(form) {
     var action = form.getAttribute('action');
+    // The script reports the fields' problems itself, next to the form, in the page's words.
+    form.noValidate = true;
     var stamp = form.querySelector('input[name="lg_stamp"]');
     fetch(action + '/stamp', { mode: 'cors', credentials: 'omit' })
       .then(function (r) { return r.ok ? r.json() : null; })

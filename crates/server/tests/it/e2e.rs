@@ -124,3 +124,106 @@ async fn app_shell_in_chromium() {
     }
     app.stop().await;
 }
+
+/// The acceptance for capture forms: Chromium embeds a form on a page of a second local
+/// origin and submits it (with the script and without), the lead appears in the organization with
+/// its consent record; a bot filling the honeypot gets the same success page and nothing is
+/// stored; a page of an origin not on the list is refused.
+#[tokio::test]
+async fn capture_form_in_chromium() {
+    use reqwest::Method;
+    use serde_json::json;
+
+    let app = TestApp::spawn_with(&[("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false")]).await;
+    let api = crate::orgs::Api::new(&app);
+    let (t, _) = api.sign_up("owner@capture.test").await;
+    let org = api.create_org(&t, "Capture Works").await;
+    let t = api.switch(&t, org).await;
+    // The organization's site: a free port on loopback, which the Node script serves.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (status, form) = api
+        .call(
+            Method::POST,
+            "/api/v1/forms",
+            &t,
+            Some(json!({
+                "name": "Demo request",
+                "fields": [
+                    {"name": "email", "label": "Work email"},
+                    {"name": "first_name", "label": "First name", "required": true},
+                    {"name": "company_name", "label": "Company"}
+                ],
+                "consent_text": "Capture Works may contact me about a demo.",
+                "consent_version": "v3",
+                "ccpa_notice": "We collect your name, address and company to arrange the demo.",
+                "allowed_origins": [format!("http://127.0.0.1:{port}")],
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{form}");
+    let key = form["public_key"].as_str().unwrap();
+    run_node_with(
+        &app,
+        "capture-form.test.mjs",
+        4,
+        &[
+            ("LEADGEN_SITE_PORT", &port.to_string()),
+            ("LEADGEN_FORM_KEY", key),
+            ("LEADGEN_FORM_EMBED", form["embed"].as_str().unwrap()),
+        ],
+    )
+    .await;
+
+    // The people's leads are in the organization, from the form, each with its consent.
+    let pool = app.db().superuser_pool().await;
+    for email in ["ada@shop-visitor.example", "bob@shop-visitor.example"] {
+        let (status, v) = api
+            .call(
+                Method::GET,
+                &format!("/api/v1/leads?email={email}"),
+                &t,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        let items = v["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{email}: {v}");
+        assert_eq!(items[0]["source"], "form:Demo request");
+        assert_eq!(items[0]["company_name"], "Analytical Engines");
+        let lead: uuid::Uuid = items[0]["id"].as_str().unwrap().parse().unwrap();
+        let (version, ua): (String, String) = sqlx::query_as(
+            "SELECT consent_version, user_agent FROM app.consent_records WHERE lead_id = $1",
+        )
+        .bind(lead)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(version, "v3");
+        assert!(ua.contains("Chrome"), "{ua}");
+    }
+    // The bot's and the foreign page's posts stored nothing.
+    for email in ["bot@shop-visitor.example", "eve@shop-visitor.example"] {
+        let (_, v) = api
+            .call(
+                Method::GET,
+                &format!("/api/v1/leads?email={email}"),
+                &t,
+                None,
+            )
+            .await;
+        assert!(v["items"].as_array().unwrap().is_empty(), "{email}: {v}");
+    }
+    let id = form["id"].as_str().unwrap();
+    let (_, stats) = api
+        .call(Method::GET, &format!("/api/v1/forms/{id}/stats"), &t, None)
+        .await;
+    assert_eq!(
+        stats,
+        json!({"views": 1, "submissions": 2, "spam": 1, "conversions": 2})
+    );
+    app.stop().await;
+}
