@@ -44,25 +44,28 @@ CREATE TABLE app.capture_forms (
     created_at           timestamptz NOT NULL,
     updated_at           timestamptz NOT NULL,
     PRIMARY KEY (org_id, id),
+    -- For the consent records' link, which outlives the form (see there).
+    UNIQUE (id),
     UNIQUE (org_id, name),
     CHECK ((consent_text IS NULL) = (consent_version IS NULL))
 );
 
 -- What a person agreed to, when and from where: the text's version and its SHA-256, so the exact
--- wording is provable even after the form's text changes.
+-- wording is provable even after the form's text changes. A record lives as long as its lead:
+-- deleting the form only clears the link (the proof of consent must not go with the form), and
+-- deleting the lead (erasure) deletes it.
 CREATE TABLE app.consent_records (
     id              uuid NOT NULL,
     org_id          uuid NOT NULL REFERENCES app.organizations (id) ON DELETE CASCADE,
     lead_id         uuid NOT NULL,
-    form_id         uuid NOT NULL,
+    form_id         uuid REFERENCES app.capture_forms (id) ON DELETE SET NULL,
     consent_version text NOT NULL CHECK (length(consent_version) BETWEEN 1 AND 50),
     text_sha256     bytea NOT NULL CHECK (length(text_sha256) = 32),
     given_at        timestamptz NOT NULL,
     ip              inet,
     user_agent      text CHECK (length(user_agent) <= 512),
     PRIMARY KEY (org_id, id),
-    FOREIGN KEY (org_id, lead_id) REFERENCES app.leads (org_id, id) ON DELETE CASCADE,
-    FOREIGN KEY (org_id, form_id) REFERENCES app.capture_forms (org_id, id) ON DELETE CASCADE
+    FOREIGN KEY (org_id, lead_id) REFERENCES app.leads (org_id, id) ON DELETE CASCADE
 );
 CREATE INDEX consent_records_lead ON app.consent_records (org_id, lead_id);
 CREATE INDEX consent_records_form ON app.consent_records (org_id, form_id);

@@ -338,7 +338,8 @@ pub async fn set_status(
     Ok(v)
 }
 
-/// Deletes the form and its consent records' link to it; the leads it created stay.
+/// Deletes the form; the leads it created and their consent records stay (the records lose
+/// only their link to it).
 pub async fn delete(
     state: &FormsState,
     member: &Member,
@@ -411,7 +412,7 @@ async fn replace_form(
 
 #[utoipa::path(delete, path = "/api/v1/forms/{id}", tag = "forms",
     params(("id" = Uuid, Path, description = "The form")),
-    responses((status = 204, description = "Deleted, with its consent records' link to it; the leads it created stay; audited"), Missing, Refusals))]
+    responses((status = 204, description = "Deleted; the leads it created and their consent records stay; audited"), Missing, Refusals))]
 async fn delete_form(
     State(state): State<FormsState>,
     Require(member, _): Lead,

@@ -700,6 +700,14 @@ async fn forms_and_their_leads_stay_in_their_organization() {
         .await;
     assert_eq!(status, 204);
     assert_eq!(leads_with(&s, "zoe@visitor.example").await.len(), 1);
+    // The proof of consent stays with the lead; only its link to the form goes.
+    let pool = s.app.db().superuser_pool().await;
+    let (n, linked): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(form_id) FROM app.consent_records")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((n, linked), (1, 0));
     let a = post(
         &c,
         &s.app,
@@ -883,5 +891,65 @@ async fn forms_are_designed_embedded_and_paused_from_their_pages() {
 
     let (status, location, _) = b.post(&format!("/forms/{id}/delete"), &[]).await;
     assert_eq!((status, location.as_str()), (303, "/forms?done=deleted"));
+    s.app.stop().await;
+}
+
+#[tokio::test]
+async fn forms_dedupe_modes_leave_or_overwrite_an_existing_lead() {
+    let s = setup("dedupe").await;
+    let (status, v) = s
+        .api
+        .call(
+            Method::POST,
+            "/api/v1/leads",
+            &s.token,
+            Some(
+                json!({ "email": "max@visitor.example", "first_name": "Max", "source": "import" }),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let (_, keep) = create_form(&s, "Keep", json!({ "dedupe": "create_only" })).await;
+    let (_, overwrite) = create_form(&s, "Overwrite", json!({ "dedupe": "update_existing" })).await;
+    let (status, v) = s
+        .api
+        .call(
+            Method::POST,
+            "/api/v1/forms",
+            &s.token,
+            Some(definition("Keep", json!({}))),
+        )
+        .await;
+    assert_eq!(status, 409, "{v}");
+    let c = s.app.client();
+    let body = |first: &str| {
+        encode(&[
+            ("email", "MAX@visitor.example"),
+            ("first_name", first),
+            ("company_name", "Maxwell Ltd"),
+            ("consent", "yes"),
+        ])
+    };
+    let a = post(&c, &s.app, &keep, Some(SITE), body("Maximilian"), true).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let lead = &leads_with(&s, "max@visitor.example").await[0];
+    assert_eq!(lead["first_name"], "Max");
+    assert!(lead["company_name"].is_null(), "{lead}");
+    assert_eq!(lead["source"], "import");
+
+    let a = post(&c, &s.app, &overwrite, Some(SITE), body("Maximilian"), true).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let leads = leads_with(&s, "max@visitor.example").await;
+    assert_eq!(leads.len(), 1);
+    assert_eq!(leads[0]["first_name"], "Maximilian");
+    assert_eq!(leads[0]["company_name"], "Maxwell Ltd");
+    // Both submissions left a consent record on the one lead.
+    let pool = s.app.db().superuser_pool().await;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM app.consent_records WHERE lead_id = $1")
+        .bind(leads[0]["id"].as_str().unwrap().parse::<Uuid>().unwrap())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
     s.app.stop().await;
 }
