@@ -39,6 +39,15 @@
     var action = form.getAttribute('action');
     // The script reports the fields' problems itself, next to the form, in the page's words.
     form.noValidate = true;
+    // The snippet's <style> hides the honeypot; a page whose CSP refuses inline styles drops
+    // it, so the script moves the field out of sight too (a CSP does not govern CSSOM changes).
+    Array.prototype.forEach.call(form.querySelectorAll('.hp'), function (el) {
+      el.style.position = 'absolute';
+      el.style.left = '-10000px';
+      el.style.width = '1px';
+      el.style.height = '1px';
+      el.style.overflow = 'hidden';
+    });
     var stamp = form.querySelector('input[name="lg_stamp"]');
     fetch(action + '/stamp', { mode: 'cors', credentials: 'omit' })
       .then(function (r) { return r.ok ? r.json() : null; })
