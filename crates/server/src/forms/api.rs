@@ -126,9 +126,14 @@ async fn one(state: &FormsState, tx: &mut TenantTx, id: Uuid) -> Result<FormView
 async fn owners(
     tx: &mut TenantTx,
     given: Option<Vec<Uuid>>,
-    creator: Uuid,
+    creator: &Member,
 ) -> Result<Vec<Uuid>, AppError> {
-    let mut ids = given.unwrap_or_else(|| vec![creator]);
+    // The creator by default; an API key has no mailbox, so a form it creates notifies nobody
+    // unless it names owners.
+    let mut ids = given.unwrap_or_else(|| match creator.api_key {
+        Some(_) => Vec::new(),
+        None => vec![creator.principal_id],
+    });
     ids.sort();
     ids.dedup();
     let org = tx.context().org_id;
@@ -210,7 +215,7 @@ pub async fn create(
     let id = Uuid::now_v7();
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
-    let owners = owners(&mut tx, c.owners.clone(), member.principal_id).await?;
+    let owners = owners(&mut tx, c.owners.clone(), member).await?;
     let fields = serde_json::to_value(&c.fields).map_err(anyhow::Error::from)?;
     sqlx::query!(
         "INSERT INTO app.capture_forms (id, org_id, public_key, name, fields, consent_text,
@@ -269,12 +274,17 @@ pub async fn replace(
     let c = body.check()?;
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
-    let owners = owners(&mut tx, c.owners.clone(), member.principal_id).await?;
+    // Absent owners stay as they are.
+    let owners = match c.owners.clone() {
+        Some(given) => Some(owners(&mut tx, Some(given), member).await?),
+        None => None,
+    };
     let fields = serde_json::to_value(&c.fields).map_err(anyhow::Error::from)?;
     let done = sqlx::query!(
         "UPDATE app.capture_forms SET name = $3, fields = $4, consent_text = $5,
             consent_version = $6, ccpa_notice = $7, thank_you = $8, redirect_url = $9,
-            allowed_origins = $10, dedupe = $11, accept_without_stamp = $12, owners = $13,
+            allowed_origins = $10, dedupe = $11, accept_without_stamp = $12,
+            owners = coalesce($13, owners),
             max_per_hour = $14, updated_at = $15
          WHERE org_id = $1 AND id = $2",
         member.org_id,
@@ -289,7 +299,7 @@ pub async fn replace(
         &c.allowed_origins,
         c.dedupe,
         c.accept_without_stamp,
-        &owners,
+        owners.as_deref(),
         c.max_per_hour,
         now,
     )

@@ -80,7 +80,8 @@ pub struct FormBody {
     /// too fresh is spam either way.
     #[serde(default)]
     pub accept_without_stamp: Option<bool>,
-    /// Members mailed on each submission; the creator when absent.
+    /// Members mailed on each submission. When absent: on creation the creator (nobody for an
+    /// API key), on replacement the current owners.
     #[serde(default)]
     pub owners: Option<Vec<Uuid>>,
     /// Submissions accepted per hour across every visitor (1 to 100,000; default 500).

@@ -109,7 +109,7 @@ impl Draft {
     }
 
     /// The API's body; owners stay as they are on an edit (the creator on a new form).
-    fn body(&self, owners: Option<Vec<Uuid>>) -> Result<FormBody, AppError> {
+    fn body(&self) -> Result<FormBody, AppError> {
         let opt = |s: &str| {
             let s = s.trim();
             (!s.is_empty()).then(|| s.to_string())
@@ -159,7 +159,7 @@ impl Draft {
                 .collect(),
             dedupe: opt(&self.dedupe),
             accept_without_stamp: Some(self.accept_without_stamp.is_some()),
-            owners,
+            owners: None,
             max_per_hour,
         })
     }
@@ -308,7 +308,7 @@ async fn create(
 ) -> Result<Response, AppError> {
     let result = async {
         let m = member(&who)?;
-        api::create(&state, &m, &meta, draft.body(None)?).await
+        api::create(&state, &m, &meta, draft.body()?).await
     }
     .await;
     match result {
@@ -331,8 +331,7 @@ async fn update(
 ) -> Result<Response, AppError> {
     let result = async {
         let m = member(&who)?;
-        let owners = api::get(&state, &m, id).await?.owners;
-        api::replace(&state, &m, &meta, id, draft.body(Some(owners))?).await
+        api::replace(&state, &m, &meta, id, draft.body()?).await
     }
     .await;
     match result {

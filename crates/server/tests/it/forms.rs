@@ -953,3 +953,63 @@ async fn forms_dedupe_modes_leave_or_overwrite_an_existing_lead() {
     assert_eq!(n, 2);
     s.app.stop().await;
 }
+
+#[tokio::test]
+async fn forms_owners_default_to_the_creator_and_stay_on_replacement() {
+    let s = setup("owners").await;
+    let (id, _) = create_form(&s, "Owned", json!({})).await;
+    let (_, v) = s
+        .api
+        .call(Method::GET, &format!("/api/v1/forms/{id}"), &s.token, None)
+        .await;
+    let owners = v["owners"].clone();
+    assert_eq!(owners.as_array().map(Vec::len), Some(1), "{v}");
+    // A replacement that does not name owners keeps them; a non-member is refused.
+    let (status, v) = s
+        .api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/forms/{id}"),
+            &s.token,
+            Some(definition("Owned", json!({ "thank_you": "Thanks!" }))),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (v["owners"].clone(), v["thank_you"].as_str()),
+        (owners, Some("Thanks!"))
+    );
+    let (status, v) = s
+        .api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/forms/{id}"),
+            &s.token,
+            Some(definition("Owned", json!({ "owners": [Uuid::now_v7()] }))),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+
+    // An API key's form notifies nobody unless it names owners.
+    let admin = s.api.raise_to_aal2(&s.token).await;
+    let admin = s.api.switch(&admin, s.org).await;
+    let key = s
+        .api
+        .create_key(
+            &admin,
+            json!({ "name": "site", "scopes": ["lead_search_and_management"] }),
+        )
+        .await;
+    let (status, v) = s
+        .api
+        .call(
+            Method::POST,
+            "/api/v1/forms",
+            &key,
+            Some(definition("By key", json!({}))),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["owners"], json!([]));
+    s.app.stop().await;
+}
