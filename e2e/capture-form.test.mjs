@@ -174,3 +174,23 @@ test('a page of an origin not on the list is refused', { timeout: TIMEOUT }, asy
     await context.close();
   }
 });
+
+test('the member sees the submissions counted on the form page', { timeout: TIMEOUT }, async () => {
+  const { context, page, errors } = await open();
+  try {
+    // The member's session, as the sign-in page would have set it.
+    await context.addCookies([{ name: '__Host-lg-access', value: need('LEADGEN_ACCESS_TOKEN'),
+      url: `${BASE}/`, secure: true, httpOnly: true, sameSite: 'Lax' }]);
+    const res = await page.goto(`${BASE}/forms/${need('LEADGEN_FORM_ID')}`);
+    assert.equal(res.status(), 200);
+    assert.equal(await page.textContent('nav.appnav a[aria-current="page"]'), 'Forms');
+    const cells = await page.locator('table.form-counters tbody td').allTextContents();
+    // Status, views, submissions, spam caught, new leads.
+    assert.deepEqual(cells.map((c) => c.trim()), ['active', '1', '2', '1', '2']);
+    assert.match(await page.inputValue('textarea.embed'), new RegExp(`/f/${KEY}"`));
+    await page.screenshot({ path: path.join(SHOTS, 'capture-form-page.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+  }
+});

@@ -169,11 +169,13 @@ async fn capture_form_in_chromium() {
     run_node_with(
         &app,
         "capture-form.test.mjs",
-        4,
+        5,
         &[
             ("LEADGEN_SITE_PORT", &port.to_string()),
             ("LEADGEN_FORM_KEY", key),
             ("LEADGEN_FORM_EMBED", form["embed"].as_str().unwrap()),
+            ("LEADGEN_FORM_ID", form["id"].as_str().unwrap()),
+            ("LEADGEN_ACCESS_TOKEN", &t),
         ],
     )
     .await;
