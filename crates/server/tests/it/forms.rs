@@ -270,6 +270,32 @@ async fn forms_a_visitor_becomes_a_lead_with_consent_and_the_owner_hears() {
     assert_eq!(leads[0]["first_name"], "Ada");
     assert_eq!(leads[0]["company_name"], "Analytical Engines");
 
+    // A JSON post, after its CORS preflight (only the form's origins pass it).
+    let preflight = |origin: &'static str| {
+        c.request(Method::OPTIONS, s.app.https_url(&format!("/f/{key}")))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let ok = preflight(SITE).await.unwrap();
+    assert_eq!(ok.status(), 204);
+    assert_eq!(ok.headers()["access-control-allow-origin"], SITE);
+    assert_eq!(
+        preflight("https://evil.example").await.unwrap().status(),
+        403
+    );
+    s.clock.advance(8);
+    let res = c
+        .post(s.app.https_url(&format!("/f/{key}")))
+        .header("origin", SITE)
+        .json(&json!({ "email": "cy@visitor.example", "first_name": "Cy", "consent": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["ok"], true);
+
     // A plain HTML post (no script, so no stamp) is accepted by default.
     s.clock.advance(8);
     let a = post(
@@ -292,7 +318,7 @@ async fn forms_a_visitor_becomes_a_lead_with_consent_and_the_owner_hears() {
     let n = counters(&s, id).await;
     assert_eq!(
         n,
-        json!({"views": 2, "submissions": 3, "spam": 0, "conversions": 2})
+        json!({"views": 2, "submissions": 4, "spam": 0, "conversions": 3})
     );
     s.app.stop().await;
 }
@@ -1011,5 +1037,14 @@ async fn forms_owners_default_to_the_creator_and_stay_on_replacement() {
         .await;
     assert_eq!(status, 201, "{v}");
     assert_eq!(v["owners"], json!([]));
+    // Every change is in the audit trail.
+    let pool = s.app.db().superuser_pool().await;
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM app.audit_log WHERE action LIKE 'form.%' ORDER BY seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(actions, ["form.create", "form.update", "form.create"]);
     s.app.stop().await;
 }
