@@ -44,6 +44,70 @@ pub enum Command {
     /// The early-access list of the landing page.
     #[command(subcommand)]
     Waitlist(WaitlistCommand),
+    /// Vulnerability reports: the operators' triage queue.
+    #[command(subcommand)]
+    Vdp(VdpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VdpCommand {
+    /// The reports, newest first, with their status and deadlines.
+    List(OpsArgs),
+    /// One report in full: every field, its timeline and its attachments' names.
+    Show(VdpShowArgs),
+    /// Move a report on (status, severity, reward) and/or add a note; the reporter is mailed
+    /// what changed for them.
+    Triage(VdpTriageArgs),
+    /// Write an attachment, decrypted, to a file.
+    Attachment(VdpAttachmentArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VdpShowArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// The tracking id (LG-VDP-<year>-<number>).
+    pub tracking_id: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VdpTriageArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    pub tracking_id: String,
+    /// triaged, accepted, duplicate, rejected, fixed or disclosed.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// none, low, medium, high or critical.
+    #[arg(long)]
+    pub severity: Option<String>,
+    /// none, under_review, eligible, ineligible or paid.
+    #[arg(long)]
+    pub reward: Option<String>,
+    /// With --status duplicate: the report this one duplicates.
+    #[arg(long, value_name = "TRACKING_ID")]
+    pub duplicate_of: Option<String>,
+    /// A note on the report's timeline.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Show the note to the reporter (status page and mail).
+    #[arg(long)]
+    pub to_reporter: bool,
+    /// Who is acting, as the timeline and the audit trail name them.
+    #[arg(long, default_value = "operator:cli")]
+    pub actor: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VdpAttachmentArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    pub tracking_id: String,
+    /// The attachment's number (1, 2, …), as `vdp show` lists them.
+    pub number: i32,
+    /// The file to write.
+    #[arg(long, value_name = "PATH")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -101,6 +101,8 @@ pub struct Config {
     pub mail: MailConfig,
     pub public: PublicConfig,
     pub campaigns: CampaignsConfig,
+    pub vdp: VdpConfig,
+    pub operators: OperatorsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -200,6 +202,30 @@ pub struct PublicConfig {
     pub early_access_confirm_ttl_hours: i64,
     /// Seconds before a repeated sign-up of a pending address mails its link again.
     pub early_access_resend_after_secs: i64,
+}
+
+/// Vulnerability disclosure: security.txt, the report form and the triage clock.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VdpConfig {
+    /// Contact URIs of security.txt besides the report form.
+    pub contacts: Vec<String>,
+    pub languages: String,
+    /// An operator-signed security.txt served as given; empty: generated.
+    pub signed_path: PathBuf,
+    pub max_attachments: usize,
+    pub max_attachment_bytes: usize,
+    pub triage_alert_hours: i64,
+    pub check_secs: u64,
+    pub disclosure_days: i64,
+}
+
+/// The platform's operators (above the organizations).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorsConfig {
+    /// Bearer token of the operators' API; empty: off.
+    pub api_token: SecretString,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -606,6 +632,48 @@ impl Config {
             return Err(rule(
                 "public.early_access_resend_after_secs",
                 "must be at least 60",
+            ));
+        }
+        let v = &self.vdp;
+        for (i, c) in v.contacts.iter().enumerate() {
+            let ok =
+                url::Url::parse(c).is_ok_and(|u| matches!(u.scheme(), "mailto" | "https" | "tel"));
+            if !ok {
+                return Err(rule(
+                    &format!("vdp.contacts[{i}]"),
+                    "must be a mailto:, https: or tel: URI (RFC 9116 section 2.5.3)",
+                ));
+            }
+        }
+        if v.languages.trim().is_empty() {
+            return Err(rule("vdp.languages", "must name at least one language"));
+        }
+        if v.max_attachments > 10 {
+            return Err(rule("vdp.max_attachments", "must be from 0 to 10"));
+        }
+        if !(1024..=25 * 1024 * 1024).contains(&v.max_attachment_bytes) {
+            return Err(rule(
+                "vdp.max_attachment_bytes",
+                "must be from 1024 to 26214400",
+            ));
+        }
+        if !(1..48).contains(&v.triage_alert_hours) {
+            return Err(rule(
+                "vdp.triage_alert_hours",
+                "must be from 1 to 47: the alert comes before the 48-hour acknowledgement promise runs out",
+            ));
+        }
+        if v.check_secs == 0 || v.check_secs > 3600 {
+            return Err(rule("vdp.check_secs", "must be from 1 to 3600"));
+        }
+        if !(1..=365).contains(&v.disclosure_days) {
+            return Err(rule("vdp.disclosure_days", "must be from 1 to 365"));
+        }
+        let token = self.operators.api_token.expose_secret();
+        if !token.is_empty() && token.len() < 32 {
+            return Err(rule(
+                "operators.api_token",
+                "must be at least 32 characters",
             ));
         }
         let c = &self.campaigns;

@@ -265,6 +265,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Waitlist(command) => waitlist(&cli, command).await,
+        Command::Vdp(command) => vdp(&cli, command).await,
         Command::Audit(AuditCommand::Verify(args)) => {
             let json = args.ops.json;
             let config = match Config::load(&sources(&cli, args.ops.data_dir.as_deref())) {
@@ -425,6 +426,150 @@ async fn waitlist(cli: &Cli, command: &cli::WaitlistCommand) -> ExitCode {
                     serde_json::json!({ "invited": list }),
                 ),
                 Err(e) => fail("waitlist invite", &format!("{e:#}"), json),
+            }
+        }
+    }
+}
+
+/// `leadgen vdp list | show | triage | attachment`: the operators' side of vulnerability
+/// disclosure.
+async fn vdp(cli: &Cli, command: &cli::VdpCommand) -> ExitCode {
+    use cli::VdpCommand as V;
+    let ops = match command {
+        V::List(ops) => ops,
+        V::Show(a) => &a.ops,
+        V::Triage(a) => &a.ops,
+        V::Attachment(a) => &a.ops,
+    };
+    let json = ops.json;
+    let config = match Config::load(&sources(cli, ops.data_dir.as_deref())) {
+        Ok(c) => c,
+        Err(e) => return fail("configuration", &e.to_string(), json),
+    };
+    let vdp = public::vdp::get;
+    match command {
+        V::List(_) => {
+            let listed = with_pool(&config, Conn::App, |pool| async move {
+                Ok(public::vdp::list(&pool).await?)
+            })
+            .await;
+            match listed {
+                Ok(reports) => {
+                    let rows = reports.as_array().cloned().unwrap_or_default();
+                    let mut text = format!("{} report(s)\n", rows.len());
+                    for r in &rows {
+                        let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+                        text.push_str(&format!(
+                            "{}  {:<10} {:<8} received {}  {}\n",
+                            s("tracking_id"),
+                            s("status"),
+                            s("severity"),
+                            s("created_at"),
+                            s("title")
+                        ));
+                    }
+                    ok(
+                        json,
+                        text.trim_end(),
+                        serde_json::json!({ "reports": reports }),
+                    )
+                }
+                Err(e) => fail("vdp list", &format!("{e:#}"), json),
+            }
+        }
+        V::Show(args) => {
+            let id = args.tracking_id.clone();
+            let found = with_pool(&config, Conn::App, |pool| async move {
+                Ok(vdp(&pool, &id).await?)
+            })
+            .await;
+            match found {
+                Ok(Some(report)) => ok(
+                    json,
+                    &serde_json::to_string_pretty(&report).unwrap_or_default(),
+                    report,
+                ),
+                Ok(None) => fail("vdp show", &format!("no report {}", args.tracking_id), json),
+                Err(e) => fail("vdp show", &format!("{e:#}"), json),
+            }
+        }
+        V::Triage(args) => {
+            use clock::Clock as _;
+            let now = clock::SystemClock.now();
+            let step = public::vdp::Triage {
+                status: args.status.clone(),
+                severity: args.severity.clone(),
+                reward: args.reward.clone(),
+                duplicate_of: args.duplicate_of.clone(),
+                note: args.note.clone(),
+                note_to_reporter: args.to_reporter,
+            };
+            let done = async {
+                let mailer = mail::Mailer::from_config(&config.mail, &config.data_dir)?;
+                let site = config.site_url();
+                let id = args.tracking_id.clone();
+                let actor = args.actor.clone();
+                with_pool(&config, Conn::App, |pool| async move {
+                    public::vdp::triage(
+                        &pool,
+                        &mailer,
+                        &site,
+                        now,
+                        &actor,
+                        &audit::Meta::default(),
+                        &id,
+                        step,
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+                })
+                .await
+            }
+            .await;
+            match done {
+                Ok(report) => ok(
+                    json,
+                    &format!(
+                        "{} is now {}",
+                        args.tracking_id,
+                        report["status"].as_str().unwrap_or("?")
+                    ),
+                    report,
+                ),
+                Err(e) => fail("vdp triage", &format!("{e:#}"), json),
+            }
+        }
+        V::Attachment(args) => {
+            let written = async {
+                let master = secrets::master_key(&config.secrets.master_key, &config.data_dir)?;
+                let id = args.tracking_id.clone();
+                let n = args.number;
+                let file = with_pool(&config, Conn::App, |pool| async move {
+                    let fields = leads::FieldKeys::load(&pool, master).await?;
+                    public::vdp::attachment(&pool, &fields, &id, n)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))
+                })
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no attachment {n} on {}", args.tracking_id))?;
+                std::fs::write(&args.out, &file.bytes)?;
+                anyhow::Ok(file)
+            }
+            .await;
+            match written {
+                Ok(file) => ok(
+                    json,
+                    &format!(
+                        "wrote {} ({} bytes, sent as {}) to {}",
+                        file.filename,
+                        file.bytes.len(),
+                        file.content_type,
+                        args.out.display()
+                    ),
+                    serde_json::json!({ "filename": file.filename, "bytes": file.bytes.len(),
+                                        "content_type": file.content_type, "path": args.out }),
+                ),
+                Err(e) => fail("vdp attachment", &format!("{e:#}"), json),
             }
         }
     }

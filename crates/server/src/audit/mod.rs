@@ -179,6 +179,74 @@ pub async fn record(
     Ok(())
 }
 
+/// The platform's chain: actions that belong to no organization (a vulnerability report
+/// received, an operator's triage). The same hash as an organization's rows, with the nil id as
+/// its organization and the actor named in `after.by`, since operators are not users.
+pub const PLATFORM: Uuid = Uuid::nil();
+
+/// Appends `entry`, done by `actor`, to the platform's chain inside the caller's transaction.
+pub async fn record_platform(
+    conn: &mut sqlx::PgConnection,
+    now: OffsetDateTime,
+    meta: &Meta,
+    actor: &str,
+    entry: Entry<'_>,
+) -> Result<(), sqlx::Error> {
+    let at = now
+        .replace_nanosecond(now.nanosecond() / 1000 * 1000)
+        .unwrap_or(now);
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtextextended('platform', 7100))")
+        .execute(&mut *conn)
+        .await?;
+    let tail =
+        sqlx::query!(r#"SELECT seq AS "seq!", hash AS "hash!" FROM app.platform_audit_tail()"#)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let (seq, prev) = tail.map_or((1, vec![0u8; 32]), |t| (t.seq + 1, t.hash));
+    let mut after = match entry.after {
+        Some(Value::Object(m)) => m,
+        Some(other) => serde_json::Map::from_iter([("value".to_string(), other)]),
+        None => serde_json::Map::new(),
+    };
+    after.insert(
+        "by".into(),
+        Value::String(actor.chars().take(100).collect()),
+    );
+    let after = Value::Object(after);
+    let request_id = meta.request_id.as_deref().map(|r| &r[..r.len().min(100)]);
+    let row = Row {
+        org_id: PLATFORM,
+        seq,
+        at,
+        actor_id: None,
+        action: entry.action,
+        target: entry.target.as_deref(),
+        before: entry.before.as_ref(),
+        after: Some(&after),
+        ip: meta.ip,
+        request_id,
+    };
+    let hash = row_hash(&prev, &row);
+    sqlx::query!(
+        "INSERT INTO app.platform_audit (seq, at, action, target, before, after, ip, request_id, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        seq,
+        at,
+        entry.action,
+        row.target,
+        row.before,
+        after,
+        meta.ip.map(sqlx::types::ipnetwork::IpNetwork::from),
+        request_id,
+        prev,
+        hash
+    )
+    .execute(&mut *conn)
+    .await?;
+    tracing::info!(target: "leadgen::audit", action = entry.action, actor, seq, "audited (platform)");
+    Ok(())
+}
+
 /// The first broken link found by [`verify`].
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Broken {
@@ -186,6 +254,23 @@ pub struct Broken {
     pub id: i64,
     pub seq: i64,
     pub reason: &'static str,
+}
+
+/// A stored link of a chain, as verification reads it.
+struct ChainRow {
+    id: i64,
+    org_id: Uuid,
+    seq: i64,
+    at: OffsetDateTime,
+    actor_id: Option<Uuid>,
+    action: String,
+    target: Option<String>,
+    before: Option<Value>,
+    after: Option<Value>,
+    ip: Option<sqlx::types::ipnetwork::IpNetwork>,
+    request_id: Option<String>,
+    prev_hash: Vec<u8>,
+    hash: Vec<u8>,
 }
 
 /// Summary of a verification run.
@@ -203,13 +288,28 @@ pub async fn verify(pool: &sqlx::PgPool, org: Option<Uuid>) -> Result<Report, sq
     sqlx::query("SET LOCAL ROLE leadgen_maintenance")
         .execute(&mut *tx)
         .await?;
-    let rows = sqlx::query!(
+    let mut rows = sqlx::query_as!(
+        ChainRow,
         r#"SELECT id, org_id, seq, at, actor_id, action, target, before, after, ip, request_id, prev_hash, hash
            FROM app.audit_log WHERE ($1::uuid IS NULL OR org_id = $1) ORDER BY org_id, seq"#,
         org
     )
     .fetch_all(&mut *tx)
     .await?;
+    // The platform's chain (nil id, so first), checked with the organizations' unless one
+    // organization was asked for.
+    if org.is_none() || org == Some(PLATFORM) {
+        let platform = sqlx::query_as!(
+            ChainRow,
+            r#"SELECT id, '00000000-0000-0000-0000-000000000000'::uuid AS "org_id!", seq, at,
+                      NULL::uuid AS actor_id, action, target, before, after, ip, request_id,
+                      prev_hash, hash
+               FROM app.platform_audit ORDER BY seq"#
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        rows.splice(0..0, platform);
+    }
     tx.rollback().await?;
     let mut report = Report {
         organizations: 0,
@@ -222,7 +322,9 @@ pub async fn verify(pool: &sqlx::PgPool, org: Option<Uuid>) -> Result<Report, sq
     for r in &rows {
         if current != Some(r.org_id) {
             current = Some(r.org_id);
-            report.organizations += 1;
+            if r.org_id != PLATFORM {
+                report.organizations += 1;
+            }
             expect_seq = 1;
             prev = vec![0u8; 32];
         }

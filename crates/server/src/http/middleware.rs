@@ -107,10 +107,16 @@ pub async fn security_headers(
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        from_rules.referrer.unwrap_or_else(|| h.referrer.clone()),
-    );
+    // A page that shows a secret link may only make the policy stricter (`no-referrer`).
+    if headers
+        .get(header::REFERRER_POLICY)
+        .is_none_or(|v| v != "no-referrer")
+    {
+        headers.insert(
+            header::REFERRER_POLICY,
+            from_rules.referrer.unwrap_or_else(|| h.referrer.clone()),
+        );
+    }
     headers.insert(
         HeaderName::from_static("permissions-policy"),
         from_rules
@@ -139,7 +145,8 @@ pub type ErrorPageRenderer =
 /// Which error contract a path speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Surface {
-    /// `/api/…`: LeadGen's JSON error, whatever the `Accept` header.
+    /// `/api/…` and the operators' `/operator/api/…`: LeadGen's JSON error, whatever the
+    /// `Accept` header.
     Api,
     /// `/auth/v1/…`: GoTrue's error shape (the modern one when the client asks for it).
     Auth { modern: bool },
@@ -149,7 +156,7 @@ enum Surface {
 
 impl Surface {
     fn of(path: &str, headers: &http::HeaderMap) -> Surface {
-        if path == "/api" || path.starts_with("/api/") {
+        if path == "/api" || path.starts_with("/api/") || path.starts_with("/operator/api/") {
             Surface::Api
         } else if path == "/auth/v1" || path.starts_with("/auth/v1/") {
             Surface::Auth {

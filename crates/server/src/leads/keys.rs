@@ -161,6 +161,30 @@ impl FieldKeys {
         }
     }
 
+    /// Seals bytes that are not text (a file) with the active key.
+    #[must_use]
+    pub fn encrypt_bytes(&self, plain: &[u8], place: &Place<'_>) -> Vec<u8> {
+        self.ring().encrypt(plain, place)
+    }
+
+    /// Opens what [`Self::encrypt_bytes`] sealed, reloading the keys once for an unknown one.
+    pub async fn decrypt_bytes(
+        &self,
+        pool: &PgPool,
+        ciphertext: &[u8],
+        place: &Place<'_>,
+    ) -> Result<Vec<u8>, FieldError> {
+        match self.ring().decrypt(ciphertext, place) {
+            Err(FieldError::UnknownKey(_)) => {
+                if let Err(e) = self.reload(pool).await {
+                    tracing::warn!(error = %e, "reloading data keys");
+                }
+                self.ring().decrypt(ciphertext, place)
+            }
+            other => other,
+        }
+    }
+
     /// Decrypts with the keys at hand.
     pub fn decrypt_now(&self, ciphertext: &[u8], place: &Place<'_>) -> Result<String, FieldError> {
         let plain = self.ring().decrypt(ciphertext, place)?;

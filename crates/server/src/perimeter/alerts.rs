@@ -33,6 +33,9 @@ pub enum Event {
     DdosAttempt,
     /// A wrong second-factor code (TOTP or recovery code).
     MfaFailure,
+    /// A vulnerability report still untriaged close to its acknowledgement deadline. Raised
+    /// once per report by the disclosure programme, not counted by rules.
+    VdpUntriaged,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -118,6 +121,8 @@ pub struct Fired {
     pub event: Event,
     pub count: usize,
     pub window_secs: u64,
+    /// What happened, when it is more than a count (one alert about one thing).
+    pub detail: Option<String>,
 }
 
 impl Alerts {
@@ -167,6 +172,7 @@ impl Alerts {
                     event: r.event,
                     count,
                     window_secs: r.window_secs,
+                    detail: None,
                 });
             }
         }
@@ -175,9 +181,14 @@ impl Alerts {
 }
 
 fn body(f: &Fired, format: Format, at: &str) -> serde_json::Value {
-    let text = format!(
-        "LeadGen alert \"{}\": {} {:?} events in the last {} s",
-        f.rule, f.count, f.event, f.window_secs
+    let text = f.detail.as_ref().map_or_else(
+        || {
+            format!(
+                "LeadGen alert \"{}\": {} {:?} events in the last {} s",
+                f.rule, f.count, f.event, f.window_secs
+            )
+        },
+        |d| format!("LeadGen alert \"{}\": {d}", f.rule),
     );
     match format {
         Format::Slack => serde_json::json!({ "text": text }),
@@ -199,6 +210,7 @@ impl Fired {
             Event::LeadExportAnomaly => "lead_export_anomaly",
             Event::DdosAttempt => "ddos_attempt",
             Event::MfaFailure => "mfa_failure",
+            Event::VdpUntriaged => "vdp_untriaged",
         }
     }
 }

@@ -438,6 +438,40 @@ pub async fn reputation_sync(state: Perimeter) {
     }
 }
 
+/// Sends one alert about one thing (not a threshold over counted events) to every configured
+/// webhook, in the background; the same formats and retries as the rules' alerts.
+pub fn announce(state: &Perimeter, rule: &str, event: alerts::Event, detail: String) {
+    let Some(waf) = state.waf.get() else { return };
+    let fired = alerts::Fired {
+        rule: rule.to_string(),
+        event,
+        count: 1,
+        window_secs: 0,
+        detail: Some(detail),
+    };
+    let at = state
+        .clock
+        .now()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    tracing::warn!(target: "leadgen::alerts", alert = %rule, "alert raised");
+    let http = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "alert not sent: no HTTP client");
+            return;
+        }
+    };
+    for hook in waf.monitoring.webhooks.clone() {
+        let (http, f, at) = (http.clone(), fired.clone(), at.clone());
+        tokio::spawn(async move { alerts::deliver(&http, &hook, &f, &at).await });
+    }
+}
+
 /// Checks the alert rules every second and delivers what fires to the configured webhooks.
 pub async fn alert_loop(state: Perimeter) {
     let http = match reqwest::Client::builder()

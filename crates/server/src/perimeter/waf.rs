@@ -77,6 +77,10 @@ pub struct ApiSecurity {
     /// a well-formed API key.
     #[serde(default)]
     pub require_authentication: Vec<String>,
+    /// Path patterns inside `require_authentication` that anyone may call (the vulnerability
+    /// report API: researchers have no account).
+    #[serde(default)]
+    pub allow_anonymous: Vec<String>,
     #[serde(default)]
     pub jwt_verification: JwtVerification,
 }
@@ -396,6 +400,14 @@ impl Waf {
                 ));
             }
         }
+        for (i, p) in file.api_security.allow_anonymous.iter().enumerate() {
+            if !super::valid_pattern(p) {
+                return Err(err(
+                    &format!("api_security.allow_anonymous[{i}]"),
+                    "must start with / and may only end in *",
+                ));
+            }
+        }
         let jwt = &file.api_security.jwt_verification;
         for (i, a) in jwt.allowed_algorithms.iter().enumerate() {
             if a != "HS256" {
@@ -552,6 +564,11 @@ pub async fn edge(State(state): State<Perimeter>, mut req: Request, next: Next) 
         && waf
             .api_security
             .require_authentication
+            .iter()
+            .any(|p| super::path_matches(p, path))
+        && !waf
+            .api_security
+            .allow_anonymous
             .iter()
             .any(|p| super::path_matches(p, path))
     {

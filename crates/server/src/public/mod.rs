@@ -9,6 +9,7 @@ pub mod claims;
 pub mod early_access;
 pub mod markdown;
 pub mod site;
+pub mod vdp;
 
 use std::sync::Arc;
 
@@ -22,6 +23,10 @@ use crate::state::Core;
 #[derive(Clone)]
 pub struct PublicState {
     pub core: Core,
+    /// Seals the attachments of vulnerability reports.
+    pub fields: crate::leads::FieldKeys,
+    /// Where the untriaged-report alert goes out.
+    pub perimeter: crate::perimeter::Perimeter,
     pub privacy_html: Arc<str>,
     pub terms_html: Arc<str>,
 }
@@ -43,7 +48,11 @@ fn legal_source(path: &std::path::Path, default: &str, key: &str) -> anyhow::Res
 
 impl PublicState {
     /// Renders the legal pages; a configured file that cannot be read stops the start.
-    pub fn new(core: Core) -> anyhow::Result<Self> {
+    pub fn new(
+        core: Core,
+        fields: crate::leads::FieldKeys,
+        perimeter: crate::perimeter::Perimeter,
+    ) -> anyhow::Result<Self> {
         let privacy = legal_source(
             &core.config.public.privacy_path,
             DEFAULT_PRIVACY,
@@ -54,6 +63,8 @@ impl PublicState {
             privacy_html: markdown::to_html(&privacy).into(),
             terms_html: markdown::to_html(&terms).into(),
             core,
+            fields,
+            perimeter,
         })
     }
 }
@@ -74,7 +85,7 @@ pub fn check(config: &Config) -> Result<(), crate::config::ConfigError> {
             });
         }
     }
-    Ok(())
+    vdp::security_txt::check(config, time::OffsetDateTime::now_utc())
 }
 
 pub fn routes() -> Router<PublicState> {
@@ -92,4 +103,15 @@ pub fn routes() -> Router<PublicState> {
             "/early-access/unsubscribe/{token}",
             get(early_access::unsubscribe_page).post(early_access::unsubscribe),
         )
+        .route("/.well-known/security.txt", get(vdp::security_txt::serve))
+        .route("/security.txt", get(vdp::security_txt::legacy))
+        .route(
+            "/security/disclosure",
+            get(vdp::pages::policy)
+                .post(vdp::pages::submit)
+                // Attachments: the WAF's route rule for this path holds the real limit.
+                .layer(axum::extract::DefaultBodyLimit::max(64 << 20)),
+        )
+        .route("/security/reports/{token}", get(vdp::pages::status))
+        .merge(vdp::api::operator_routes())
 }

@@ -74,7 +74,12 @@ impl AppState {
                 )),
                 wake: Arc::default(),
             },
-            public: crate::public::PublicState::new(core.clone()).unwrap(),
+            public: crate::public::PublicState::new(
+                core.clone(),
+                crate::leads::FieldKeys::ephemeral(),
+                perimeter.clone(),
+            )
+            .unwrap(),
             forms: crate::forms::FormsState {
                 core: core.clone(),
                 fields: crate::leads::FieldKeys::ephemeral(),
@@ -293,8 +298,12 @@ impl Application {
                 dkim: Arc::new(dkim),
                 wake: Arc::default(),
             },
-            public: crate::public::PublicState::new(core.clone())
-                .context("the public site's pages")?,
+            public: crate::public::PublicState::new(
+                core.clone(),
+                fields.clone(),
+                perimeter.clone(),
+            )
+            .context("the public site's pages")?,
             forms: crate::forms::FormsState {
                 core: core.clone(),
                 fields: fields.clone(),

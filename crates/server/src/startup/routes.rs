@@ -57,7 +57,8 @@ pub fn api(state: &AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(leads::import::api::routes().with_state(l.clone()))
         .merge(companies::api::routes().with_state(l.clone()))
         .merge(campaigns::api::routes().with_state(state.campaigns.clone()))
-        .merge(forms::api::routes().with_state(state.forms.clone()));
+        .merge(forms::api::routes().with_state(state.forms.clone()))
+        .merge(public::vdp::api::routes().with_state(state.public.clone()));
     let (router, mut doc) = routes.split_for_parts();
     openapi::complete(&mut doc);
     (router, doc)

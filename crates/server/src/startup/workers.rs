@@ -45,6 +45,8 @@ pub fn start(state: &AppState) -> Workers {
         tokio::spawn(crate::campaigns::reports::poll_maildir(
             state.campaigns.clone(),
         )),
+        // Vulnerability reports still untriaged near their acknowledgement deadline.
+        tokio::spawn(crate::public::vdp::watch(state.public.clone())),
     ];
     // An operator's WAF rules file is re-read when it changes.
     let path = config.perimeter.waf_rules_path.clone();

@@ -209,7 +209,9 @@ async fn expired_and_revoked_api_keys_are_refused_on_every_route_a_key_can_reach
 
     let ops = api_operations(&app).await;
     let mut reachable = Vec::new();
-    for op in &ops {
+    // Operations documented as public (the vulnerability report API) take no credential: what
+    // a caller presents there is not looked at.
+    for op in ops.iter().filter(|o| !o.public) {
         let (status, _, _) = send(&app, op, Some(valid)).await;
         if status != 401 && status != 403 {
             reachable.push(op);

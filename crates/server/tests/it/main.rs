@@ -29,3 +29,4 @@ mod sso;
 mod structure;
 mod telemetry;
 mod tls;
+mod vdp;
