@@ -224,7 +224,7 @@ test('unknown path shows a 404 page with the request id', { timeout: TEST_TIMEOU
 // script, stylesheet, font, image or frame (Security page: no third-party tracking scripts).
 test('public pages load only same-origin resources', { timeout: TEST_TIMEOUT_MS * 2 }, async () => {
   const origin = new URL(BASE_URL).origin;
-  const pages = ['/', '/security', '/privacy', '/terms', '/login', '/signup', '/.well-known/security.txt'];
+  const pages = ['/', '/security', '/security/disclosure', '/privacy', '/terms', '/login', '/signup', '/.well-known/security.txt'];
   for (const p of pages) {
     const { context, page, problems } = await openPage();
     const requests = [];
@@ -233,8 +233,6 @@ test('public pages load only same-origin resources', { timeout: TEST_TIMEOUT_MS 
       const url = BASE_URL + p;
       const response = await page.goto(url, { waitUntil: 'load' });
       assert.ok(response, `no response for ${url}`);
-      // security.txt arrives with the vulnerability disclosure slice; until then only HTML pages count.
-      if (p.endsWith('.txt') && response.status() === 404) continue;
       assert.equal(response.status(), 200, `GET ${url} returned ${response.status()}`);
       await page.waitForLoadState('networkidle');
       const foreign = requests.filter((u) => !u.startsWith('data:') && new URL(u).origin !== origin);
