@@ -32,7 +32,13 @@ pub use shell::{Section, Shell};
 pub use time::When;
 
 pub fn routes() -> Router<Core> {
-    Router::new().route("/static/{file}", get(assets::serve))
+    Router::new()
+        .route("/static/{file}", get(assets::serve))
+        // Browsers ask for `/favicon.ico` on pages that name no icon (security.txt, say).
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::response::Redirect::permanent(&assets::get().icon) }),
+        )
 }
 
 #[derive(Template)]
