@@ -461,12 +461,20 @@ struct DetailPage<'a> {
     revisions: Vec<Revision>,
     notes: Vec<NoteLine>,
     activities: Vec<ActivityLine>,
+    consents: Vec<ConsentLine>,
     kinds: &'static [&'static str],
     duplicates: Vec<DuplicateLine>,
     /// The company record's id, when its domain links one.
     company: Option<String>,
     notice: Option<String>,
     error: Option<String>,
+}
+
+struct ConsentLine {
+    form: String,
+    version: String,
+    from: String,
+    at: When,
 }
 
 struct NoteLine {
@@ -633,6 +641,16 @@ async fn render_detail(
             at: shell.when(a.occurred_at),
         })
         .collect();
+    let consents = super::timeline::consents(&mut tx, id, None, 20)
+        .await?
+        .into_iter()
+        .map(|c| ConsentLine {
+            form: c.form_name.unwrap_or_else(|| "a deleted form".into()),
+            version: c.consent_version,
+            from: c.ip.map(|n| n.ip().to_string()).unwrap_or_default(),
+            at: shell.when(c.given_at),
+        })
+        .collect();
     let candidates = super::merge::candidates(&mut tx, state, &row).await?;
     tx.commit().await?;
     let view = row.view(&state.fields, &state.pool).await?;
@@ -756,6 +774,7 @@ async fn render_detail(
         revisions,
         notes,
         activities,
+        consents,
         kinds: &super::timeline::LOGGED_KINDS,
         duplicates,
         company: view.company_id.map(|c| c.to_string()),

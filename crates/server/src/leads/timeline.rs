@@ -1,4 +1,6 @@
-//! A lead's notes and activities: `/api/v1/leads/{id}/notes` and `/api/v1/leads/{id}/activities`.
+//! A lead's notes, activities and consents: `/api/v1/leads/{id}/notes`,
+//! `/api/v1/leads/{id}/activities` and `/api/v1/leads/{id}/consents` (read only: consents are
+//! recorded by capture forms).
 //!
 //! They follow their lead: a principal that cannot read the lead gets 404 for its notes too (the
 //! policies of both tables ask `app.leads`), and adding one needs the right to write the lead
@@ -30,6 +32,7 @@ pub fn routes() -> OpenApiRouter<LeadsState> {
         .routes(routes!(list_notes, add_note))
         .routes(routes!(remove_note))
         .routes(routes!(list_activities, add_activity))
+        .routes(routes!(list_consents))
 }
 
 type Lead = Require<perm::LeadSearchAndManagement>;
@@ -153,6 +156,57 @@ pub(crate) async fn notes(
     .await?)
 }
 
+/// A consent the person behind a lead gave through a capture form: which text (its version and
+/// SHA-256), when, and from where.
+#[derive(Debug, Clone)]
+pub struct Consent {
+    pub id: Uuid,
+    /// The form's name; `None` once the form is deleted (the record stays).
+    pub form_name: Option<String>,
+    pub consent_version: String,
+    pub text_sha256: Vec<u8>,
+    pub given_at: OffsetDateTime,
+    pub ip: Option<sqlx::types::ipnetwork::IpNetwork>,
+    pub user_agent: Option<String>,
+}
+
+impl Consent {
+    fn json(&self) -> Value {
+        json!({ "id": self.id, "form_name": self.form_name,
+                "consent_version": self.consent_version,
+                "text_sha256": hex::encode(&self.text_sha256),
+                "given_at": ts(self.given_at),
+                "ip": self.ip.map(|n| n.ip().to_string()),
+                "user_agent": self.user_agent })
+    }
+}
+
+/// The consent records of a lead the transaction's principal can read, newest first (the
+/// table's policy asks `app.leads`, so they follow the lead's ACL).
+pub(crate) async fn consents(
+    tx: &mut TenantTx,
+    lead: Uuid,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Consent>, AppError> {
+    let org = tx.context().org_id;
+    Ok(sqlx::query_as!(
+        Consent,
+        r#"SELECT c.id, f.name AS "form_name?", c.consent_version, c.text_sha256, c.given_at,
+                  c.ip, c.user_agent
+           FROM app.consent_records c
+           LEFT JOIN app.capture_forms f ON f.org_id = c.org_id AND f.id = c.form_id
+           WHERE c.org_id = $1 AND c.lead_id = $2 AND ($3::uuid IS NULL OR c.id < $3)
+           ORDER BY c.id DESC LIMIT $4"#,
+        org,
+        lead,
+        before,
+        limit
+    )
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
 /// The newest activities of a lead the transaction's principal can read.
 pub(crate) async fn activities(
     tx: &mut TenantTx,
@@ -266,6 +320,24 @@ async fn list_notes(
     let items = notes(&mut tx, id, q.before, limit).await?;
     tx.commit().await?;
     Ok(axum::Json(page(&items, limit, |i| i.id, Note::json)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/leads/{id}/consents", tag = "leads", params(("id" = Uuid, Path, description = "The lead"), TimelineQuery),
+    responses((status = 200, description = "The consents the person gave through capture forms, newest first: `items` (form, consent text version and SHA-256, time, address, user agent) and `next_before`", body = Object), Missing, Refusals))]
+async fn list_consents(
+    State(state): State<LeadsState>,
+    Require(member, _): Lead,
+    Path(id): Path<Uuid>,
+    ApiQuery(q): ApiQuery<TimelineQuery>,
+) -> Result<Response, AppError> {
+    let limit = q.limit()?;
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    if repo::get(&mut tx, id, false).await?.is_none() {
+        return Err(AppError::NotFound);
+    }
+    let items = consents(&mut tx, id, q.before, limit).await?;
+    tx.commit().await?;
+    Ok(axum::Json(page(&items, limit, |i| i.id, Consent::json)).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

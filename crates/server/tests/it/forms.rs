@@ -227,13 +227,38 @@ async fn forms_a_visitor_becomes_a_lead_with_consent_and_the_owner_hears() {
     );
     assert_eq!(row.2, "127.0.0.1");
     assert_eq!(row.3, "Mozilla/5.0 (FormTest)");
+    // Members read it with the lead, through the API.
+    let (status, v) = s
+        .api
+        .call(
+            Method::GET,
+            &format!("/api/v1/leads/{lead_id}/consents"),
+            &s.token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let consent = &v["items"][0];
+    assert_eq!(consent["form_name"], "Demo request");
+    assert_eq!(consent["consent_version"], "2026-12");
+    assert_eq!(consent["ip"], "127.0.0.1");
+    assert_eq!(consent["text_sha256"], hex::encode(&row.1));
 
-    // The owner (the creator) is mailed, without the visitor's data.
-    let mails = s.app.mailbox();
-    let notice = mails
-        .iter()
-        .find(|m| m["subject"].as_str().unwrap_or("").contains("Demo request"))
-        .expect("the owner's notice");
+    // The owner (the creator) is mailed, without the visitor's data; the notice goes out after
+    // the visitor's answer.
+    let mut notice = None;
+    for _ in 0..50 {
+        notice = s
+            .app
+            .mailbox()
+            .into_iter()
+            .find(|m| m["subject"].as_str().unwrap_or("").contains("Demo request"));
+        if notice.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let notice = notice.expect("the owner's notice");
     assert_eq!(notice["to"], "owner@visit.test");
     assert!(
         notice["text"]
