@@ -49,6 +49,15 @@ async fn landing_page_in_chromium() {
     app.stop().await;
 }
 
+/// A vulnerability report through the disclosure form in Chromium: payloads and an attachment,
+/// the tracking id, the acknowledgement mail, the status page showing the report as text.
+#[tokio::test]
+async fn vulnerability_report_in_chromium() {
+    let app = TestApp::spawn().await;
+    run_node(&app, "vdp-report.test.mjs", 1).await;
+    app.stop().await;
+}
+
 /// The official `@supabase/auth-js` client, method by method (the list and the methods that do
 /// not apply are in `docs/supabase-compatibility.md`), with a real OpenID provider playing Google.
 #[tokio::test]
