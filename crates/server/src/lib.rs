@@ -19,6 +19,7 @@ pub mod leads;
 pub mod mail;
 pub mod ops;
 pub mod orgs;
+pub mod pci;
 pub mod perimeter;
 pub mod public;
 pub mod secrets;

@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("cli", 0),
     ("server", 0),
     ("mail", 0),
+    ("pci", 0),
     ("config", 1),
     // Shared plumbing.
     ("db", 2),

@@ -1,0 +1,296 @@
+//! Card numbers (PANs) in free text, for the card-data scanning of the Security Policy's PCI
+//! section: found by their shape (13 to 19 digits, written together or in the groups printed on
+//! cards, split by single spaces or hyphens), the Luhn check digit and the issuers' number
+//! ranges; masked to the first six and last four digits, the most PCI DSS allows to show.
+//!
+//! The three tests together keep false alarms rare in sales data: a phone number or an order
+//! number has the wrong length or grouping, fails the check digit nine times in ten, or starts
+//! where no card network issues.
+
+/// A card number found in a text: its byte range and its network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    pub start: usize,
+    pub end: usize,
+    pub network: &'static str,
+}
+
+/// The Luhn check (ISO/IEC 7812-1) over ASCII digits.
+#[must_use]
+pub fn luhn(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (i, d) in digits.iter().rev().enumerate() {
+        let mut v = u32::from(d - b'0');
+        if !i.is_multiple_of(2) {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    sum.is_multiple_of(10)
+}
+
+/// The network whose issuer ranges hold `digits`, if its lengths allow this many digits.
+#[must_use]
+pub fn network(digits: &[u8]) -> Option<&'static str> {
+    let prefix = |n: usize| -> u32 {
+        digits[..n.min(digits.len())]
+            .iter()
+            .fold(0, |acc, d| acc * 10 + u32::from(d - b'0'))
+    };
+    let len = digits.len();
+    let (p1, p2, p3, p4, p6) = (prefix(1), prefix(2), prefix(3), prefix(4), prefix(6));
+    let networks: [(&'static str, bool, &[usize]); 10] = [
+        ("visa", p1 == 4, &[13, 16, 19]),
+        (
+            "mastercard",
+            (51..=55).contains(&p2) || (2221..=2720).contains(&p4),
+            &[16],
+        ),
+        ("amex", p2 == 34 || p2 == 37, &[15]),
+        (
+            "discover",
+            p4 == 6011
+                || (644..=649).contains(&p3)
+                || p2 == 65
+                || (622_126..=622_925).contains(&p6),
+            &[16, 17, 18, 19],
+        ),
+        ("jcb", (3528..=3589).contains(&p4), &[16, 17, 18, 19]),
+        (
+            "diners",
+            (300..=305).contains(&p3) || p4 == 3095 || p2 == 36 || p2 == 38 || p2 == 39,
+            &[14, 15, 16, 17, 18, 19],
+        ),
+        ("unionpay", p2 == 62, &[16, 17, 18, 19]),
+        (
+            "maestro",
+            matches!(p4, 5018 | 5020 | 5038 | 5893 | 6304 | 6759 | 6761..=6763),
+            &[13, 14, 15, 16, 17, 18, 19],
+        ),
+        ("mir", (2200..=2204).contains(&p4), &[16, 17, 18, 19]),
+        ("rupay", matches!(p2, 60 | 81 | 82) || p3 == 508, &[16]),
+    ];
+    networks
+        .iter()
+        .find(|(_, matches, lengths)| *matches && lengths.contains(&len))
+        .map(|(name, ..)| *name)
+}
+
+/// Whether groups of these lengths are a way cards are printed: fours (the last group may be
+/// shorter, for 13 to 19 digits), or the 4-6-5 and 4-6-4 of American Express and Diners.
+fn printed_grouping(groups: &[usize]) -> bool {
+    match groups {
+        [_] => true,
+        [4, 6, 5] | [4, 6, 4] => true,
+        [rest @ .., last] => rest.iter().all(|g| *g == 4) && (1..=4).contains(last),
+        [] => false,
+    }
+}
+
+/// Every card number in `text`.
+#[must_use]
+pub fn find(text: &str) -> Vec<Found> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        // A run starts at a digit that does not continue a word or a number.
+        let boundary_before = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
+        if !b[i].is_ascii_digit() || !boundary_before {
+            i += 1;
+            continue;
+        }
+        // The run: digit groups split by one separator, the same one throughout.
+        let mut groups: Vec<(usize, usize)> = Vec::new();
+        let mut sep: Option<u8> = None;
+        let mut j = i;
+        loop {
+            let start = j;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            groups.push((start, j));
+            let next_is_group = j + 1 < b.len()
+                && matches!(b[j], b' ' | b'-')
+                && sep.is_none_or(|s| s == b[j])
+                && b[j + 1].is_ascii_digit();
+            if !next_is_group {
+                break;
+            }
+            sep = Some(b[j]);
+            j += 1;
+        }
+        let end = j;
+        let boundary_after = end == b.len() || !(b[end].is_ascii_alphanumeric() || b[end] == b'_');
+        if boundary_after {
+            // A card number may sit inside a longer run (a card followed by its expiry, say):
+            // try every stretch of whole groups, longest first from each start.
+            let mut k = 0;
+            while k < groups.len() {
+                let mut hit = None;
+                for l in (k..groups.len()).rev() {
+                    let lens: Vec<usize> = groups[k..=l].iter().map(|(s, e)| e - s).collect();
+                    let total: usize = lens.iter().sum();
+                    if !(13..=19).contains(&total) || !printed_grouping(&lens) {
+                        continue;
+                    }
+                    let digits: Vec<u8> = groups[k..=l]
+                        .iter()
+                        .flat_map(|(s, e)| b[*s..*e].iter().copied())
+                        .collect();
+                    if let (true, Some(network)) = (luhn(&digits), network(&digits)) {
+                        hit = Some((l, network));
+                        break;
+                    }
+                }
+                match hit {
+                    Some((l, network)) => {
+                        out.push(Found {
+                            start: groups[k].0,
+                            end: groups[l].1,
+                            network,
+                        });
+                        k = l + 1;
+                    }
+                    None => k += 1,
+                }
+            }
+        }
+        i = end.max(i + 1);
+    }
+    out
+}
+
+/// `text` with every card number masked to its first six and last four digits (separators
+/// kept), or `None` when it holds none.
+#[must_use]
+pub fn mask(text: &str) -> Option<String> {
+    let found = find(text);
+    if found.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for f in &found {
+        out.push_str(&text[at..f.start]);
+        let span = &text[f.start..f.end];
+        let total = span.bytes().filter(u8::is_ascii_digit).count();
+        let mut seen = 0;
+        for c in span.chars() {
+            if c.is_ascii_digit() {
+                seen += 1;
+                out.push(if seen <= 6 || seen > total - 4 {
+                    c
+                } else {
+                    '*'
+                });
+            } else {
+                out.push(c);
+            }
+        }
+        at = f.end;
+    }
+    out.push_str(&text[at..]);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The networks' published test numbers.
+    const CARDS: &[(&str, &str)] = &[
+        ("4242424242424242", "visa"),
+        ("4000056655665556", "visa"),
+        ("5555555555554444", "mastercard"),
+        ("2223003122003222", "mastercard"),
+        ("378282246310005", "amex"),
+        ("6011111111111117", "discover"),
+        ("3566002020360505", "jcb"),
+        ("30569309025904", "diners"),
+        ("6200000000000005", "unionpay"),
+    ];
+
+    #[test]
+    fn published_test_cards_are_found_with_their_network() {
+        for (pan, net) in CARDS {
+            let text = format!("card: {pan}.");
+            let found = find(&text);
+            assert_eq!(found.len(), 1, "{pan}");
+            assert_eq!(found[0].network, *net, "{pan}");
+            assert_eq!(&text[found[0].start..found[0].end], *pan);
+        }
+    }
+
+    #[test]
+    fn printed_groupings_are_found_and_masked_to_six_and_four() {
+        assert_eq!(
+            mask("Pay with 4242 4242 4242 4242 please").unwrap(),
+            "Pay with 4242 42** **** 4242 please"
+        );
+        assert_eq!(
+            mask("amex 3782-822463-10005, exp 12/27").unwrap(),
+            "amex 3782-82****-*0005, exp 12/27"
+        );
+        assert_eq!(mask("5555555555554444").unwrap(), "555555******4444");
+        // A card followed by its expiry year in the same run is still found.
+        let t = "4242 4242 4242 4242 2027";
+        assert_eq!(mask(t).unwrap(), "4242 42** **** 4242 2027");
+        // Two cards in one note.
+        let two = mask("old 4000056655665556, new 5555555555554444").unwrap();
+        assert_eq!(two, "old 400005******5556, new 555555******4444");
+    }
+
+    #[test]
+    fn numbers_that_are_not_cards_are_left_alone() {
+        for text in [
+            "+1 415 555 0100",
+            "call 4155550100 or +44 20 7946 0958",
+            // The right length and grouping, the wrong check digit.
+            "order 4242 4242 4242 4241",
+            // A valid check digit but no card network starts with 1 or 9.
+            "invoice 1234567812345670",
+            "ref 9999999999999995",
+            // Part of a word or a longer number.
+            "ID4242424242424242",
+            "4242424242424242X",
+            "42424242424242420000",
+            // Mixed separators and odd groupings are not how cards are printed.
+            "4242-4242 4242-4242",
+            "424 2424 2424 24242",
+            "2026-12-03 10:00",
+            "0f9c1a4e-5b0d-4b8e-9b3c-2a7d4e6f8a10",
+        ] {
+            assert!(find(text).is_empty(), "{text}: {:?}", find(text));
+            assert_eq!(mask(text), None);
+        }
+    }
+
+    /// Real exports of CRMs (HubSpot, Apollo, Salesforce: phone numbers, ids, revenues, dates)
+    /// hold no card number, and none is reported in them.
+    #[test]
+    fn crm_exports_raise_no_false_alarm() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/import");
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).expect("the shared import corpus") {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "csv") {
+                files += 1;
+                let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+                let found: Vec<&str> = find(&text).iter().map(|f| &text[f.start..f.end]).collect();
+                assert!(found.is_empty(), "{}: {found:?}", path.display());
+            }
+        }
+        assert!(files >= 3, "the corpus has its three exports");
+    }
+
+    #[test]
+    fn the_check_digit_is_luhns() {
+        assert!(luhn(b"79927398713"));
+        assert!(!luhn(b"79927398710"));
+    }
+}
