@@ -47,6 +47,25 @@ pub enum Command {
     /// Vulnerability reports: the operators' triage queue.
     #[command(subcommand)]
     Vdp(VdpCommand),
+    /// Card data (PCI): find card numbers in the organizations' free-text data.
+    #[command(subcommand)]
+    Pci(PciCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PciCommand {
+    /// Report every card number in a free-text column (masked to the first six and last four
+    /// digits); exits 1 when any remains.
+    Scan(PciScanArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PciScanArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Mask what is found where it stands.
+    #[arg(long)]
+    pub fix: bool,
 }
 
 #[derive(Debug, Subcommand)]

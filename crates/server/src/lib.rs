@@ -267,6 +267,55 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Waitlist(command) => waitlist(&cli, command).await,
         Command::Vdp(command) => vdp(&cli, command).await,
+        Command::Pci(cli::PciCommand::Scan(args)) => {
+            let json = args.ops.json;
+            let config = match Config::load(&sources(&cli, args.ops.data_dir.as_deref())) {
+                Ok(c) => c,
+                Err(e) => return fail("configuration", &e.to_string(), json),
+            };
+            let fix = args.fix;
+            let scanned = with_pool(&config, Conn::Migrate, |pool| async move {
+                let mut tx = pool.begin().await?;
+                // The maintenance role reads every organization's rows.
+                sqlx::query("SET LOCAL ROLE leadgen_maintenance")
+                    .execute(&mut *tx)
+                    .await?;
+                let found = pci::scan(&mut tx, fix).await?;
+                tx.commit().await?;
+                Ok(found)
+            })
+            .await;
+            match scanned {
+                Ok(found) => {
+                    let remaining = if fix { 0 } else { found.len() };
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({ "ok": remaining == 0, "found": found, "fixed": fix })
+                        );
+                    } else {
+                        for f in &found {
+                            println!(
+                                "{}.{} of {} in organization {}: {}",
+                                f.table,
+                                f.column,
+                                f.row_id,
+                                f.org_id,
+                                f.masked.join(", ")
+                            );
+                        }
+                        let what = if fix { "masked" } else { "found" };
+                        println!("{} value(s) with card numbers {what}", found.len());
+                    }
+                    if remaining == 0 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => fail("pci scan", &format!("{e:#}"), json),
+            }
+        }
         Command::Audit(AuditCommand::Verify(args)) => {
             let json = args.ops.json;
             let config = match Config::load(&sources(&cli, args.ops.data_dir.as_deref())) {

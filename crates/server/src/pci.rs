@@ -7,6 +7,46 @@
 //! number has the wrong length or grouping, fails the check digit nine times in ten, or starts
 //! where no card network issues.
 
+/// Card numbers masked by this process since it started. The perimeter's alert loop turns its
+/// growth into `pan_masked` events, so the slices that write user data need no handle on the
+/// alerts (the counter is process-wide like the metrics registry beside it).
+static MASKED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts `n` card numbers masked where `place` (a table and column) was written.
+pub fn record_masked(place: &'static str, n: usize) {
+    if n == 0 {
+        return;
+    }
+    MASKED.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    metrics::counter!("pci_pans_masked_total", "place" => place).increment(n as u64);
+    tracing::warn!(target: "leadgen::pci", place, count = n, "card numbers masked before they were stored");
+}
+
+/// How many card numbers this process has masked.
+#[must_use]
+pub fn masked_total() -> u64 {
+    MASKED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Masks the card numbers of `text` where it stands; how many there were.
+pub fn mask_in_place(text: &mut String) -> usize {
+    let n = find(text).len();
+    if let Some(masked) = mask(text) {
+        *text = masked;
+    }
+    n
+}
+
+/// Masks the card numbers of every string inside `value`; how many there were.
+pub fn mask_json(value: &mut serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::String(s) => mask_in_place(s),
+        serde_json::Value::Array(a) => a.iter_mut().map(mask_json).sum(),
+        serde_json::Value::Object(m) => m.values_mut().map(mask_json).sum(),
+        _ => 0,
+    }
+}
+
 /// A card number found in a text: its byte range and its network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Found {
@@ -195,6 +235,109 @@ pub fn mask(text: &str) -> Option<String> {
     }
     out.push_str(&text[at..]);
     Some(out)
+}
+
+/// A card number found by [`scan`]: where it is, masked.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Finding {
+    pub table: &'static str,
+    pub column: &'static str,
+    pub org_id: uuid::Uuid,
+    pub row_id: uuid::Uuid,
+    /// The value's card numbers as first six and last four digits.
+    pub masked: Vec<String>,
+}
+
+/// How a scanned column holds its text.
+#[derive(Clone, Copy)]
+enum Shape {
+    Text,
+    Json,
+    TextArray,
+}
+
+/// Every column of the organizations' data that people write free text into. Formatted fields
+/// (email and phone, which are encrypted; URLs; domains) cannot hold a card number.
+const COLUMNS: &[(&str, &str, Shape)] = &[
+    ("leads", "first_name", Shape::Text),
+    ("leads", "last_name", Shape::Text),
+    ("leads", "title", Shape::Text),
+    ("leads", "department", Shape::Text),
+    ("leads", "company_name", Shape::Text),
+    ("leads", "industry", Shape::Text),
+    ("leads", "city", Shape::Text),
+    ("leads", "region", Shape::Text),
+    ("leads", "country", Shape::Text),
+    ("leads", "source", Shape::Text),
+    ("leads", "tags", Shape::TextArray),
+    ("leads", "custom", Shape::Json),
+    // A lead's `notes_text` (its notes for search) follows its notes by trigger.
+    ("lead_notes", "body", Shape::Text),
+    ("lead_activities", "summary", Shape::Text),
+];
+
+/// Scans every free-text column of every organization for card numbers (`leadgen pci scan`),
+/// on a connection that reads them all (the maintenance role); with `fix`, masks them where
+/// they stand. Values with fewer than 13 digits are not even read into memory.
+pub async fn scan(conn: &mut sqlx::PgConnection, fix: bool) -> Result<Vec<Finding>, sqlx::Error> {
+    use sqlx::Row as _;
+    let mut out = Vec::new();
+    for (table, column, shape) in COLUMNS {
+        // The names come from the constant above, never from input.
+        let text = match shape {
+            Shape::Text => (*column).to_string(),
+            Shape::Json => format!("{column}::text"),
+            Shape::TextArray => format!("array_to_string({column}, ' ')"),
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT org_id, id, to_jsonb({column})::text AS raw, {text} AS text FROM app.{table}
+             WHERE length(regexp_replace({text}, '[^0-9]', '', 'g')) >= 13"
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in rows {
+            let text: String = r.try_get("text")?;
+            let found = find(&text);
+            if found.is_empty() {
+                continue;
+            }
+            let masked = found
+                .iter()
+                .filter_map(|f| mask(&text[f.start..f.end]))
+                .collect();
+            let (org_id, row_id): (uuid::Uuid, uuid::Uuid) =
+                (r.try_get("org_id")?, r.try_get("id")?);
+            if fix {
+                let raw: String = r.try_get("raw")?;
+                let mut value: serde_json::Value =
+                    serde_json::from_str(&raw).unwrap_or(serde_json::Value::Null);
+                mask_json(&mut value);
+                let update =
+                    format!("UPDATE app.{table} SET {column} = $3 WHERE org_id = $1 AND id = $2");
+                let q = sqlx::query(&update).bind(org_id).bind(row_id);
+                let q = match (shape, value) {
+                    (Shape::Text, serde_json::Value::String(t)) => q.bind(t),
+                    (Shape::TextArray, serde_json::Value::Array(items)) => q.bind(
+                        items
+                            .into_iter()
+                            .filter_map(|i| i.as_str().map(str::to_string))
+                            .collect::<Vec<_>>(),
+                    ),
+                    (_, v) => q.bind(v),
+                };
+                q.execute(&mut *conn).await?;
+                record_masked(table, found.len());
+            }
+            out.push(Finding {
+                table,
+                column,
+                org_id,
+                row_id,
+                masked,
+            });
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

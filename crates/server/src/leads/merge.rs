@@ -210,6 +210,7 @@ pub fn merged(keep: &LeadValues, dup: &LeadValues, take: &[String]) -> LeadValue
         tags: tags.into_iter().take(50).collect(),
         custom,
         do_not_contact: keep.do_not_contact || dup.do_not_contact,
+        masked_fields: Vec::new(),
     }
 }
 

@@ -114,6 +114,54 @@ pub struct LeadValues {
     #[schema(value_type = Object)]
     pub custom: serde_json::Map<String, Value>,
     pub do_not_contact: bool,
+    /// The fields whose card numbers [`LeadValues::mask_cards`] masked in this change (never
+    /// stored or shown; the repository audits them).
+    #[serde(skip)]
+    pub masked_fields: Vec<&'static str>,
+}
+
+impl LeadValues {
+    /// Masks card numbers typed into the free-text fields and custom values (PCI: no card data
+    /// in data tables), keeping the first six and last four digits, and notes which fields
+    /// held one. Formatted fields (email, phone, LinkedIn URL, domain) cannot hold one. Returns
+    /// how many were masked.
+    pub fn mask_cards(&mut self) -> usize {
+        use crate::pci::{mask_in_place, mask_json};
+        let mut total = 0;
+        let mut note = |field: &'static str, n: usize, fields: &mut Vec<&'static str>| {
+            if n > 0 && !fields.contains(&field) {
+                fields.push(field);
+            }
+            total += n;
+        };
+        let mut fields = std::mem::take(&mut self.masked_fields);
+        for (name, v) in [
+            ("first_name", &mut self.first_name),
+            ("last_name", &mut self.last_name),
+            ("title", &mut self.title),
+            ("department", &mut self.department),
+            ("company_name", &mut self.company_name),
+            ("industry", &mut self.industry),
+            ("city", &mut self.city),
+            ("region", &mut self.region),
+            ("country", &mut self.country),
+            ("source", &mut self.source),
+        ] {
+            if let Some(text) = v.as_mut() {
+                note(name, mask_in_place(text), &mut fields);
+            }
+        }
+        for t in &mut self.tags {
+            note("tags", mask_in_place(t), &mut fields);
+        }
+        let mut custom = Value::Object(std::mem::take(&mut self.custom));
+        note("custom", mask_json(&mut custom), &mut fields);
+        if let Value::Object(m) = custom {
+            self.custom = m;
+        }
+        self.masked_fields = fields;
+        total
+    }
 }
 
 pub(crate) fn bad(field: &str, reason: &str) -> LeadsError {
@@ -284,6 +332,8 @@ impl LeadValues {
         if let Some(d) = input.do_not_contact {
             self.do_not_contact = d;
         }
+        let masked = self.mask_cards();
+        crate::pci::record_masked("leads", masked);
         if self.email.is_none() && self.first_name.is_none() && self.last_name.is_none() {
             return Err(bad(
                 "email",

@@ -90,6 +90,7 @@ impl LeadRow {
                 _ => serde_json::Map::new(),
             },
             do_not_contact: self.do_not_contact,
+            masked_fields: Vec::new(),
         }
     }
 
@@ -212,7 +213,33 @@ pub async fn insert(
     .execute(&mut **tx)
     .await
     .map_err(duplicate)?;
+    audit_masked(tx, id, v, now).await?;
     Ok(())
+}
+
+/// Records in the audit trail which fields of a lead had card numbers masked before they were
+/// stored (the fields' names, never a digit of the numbers).
+async fn audit_masked(
+    tx: &mut TenantTx,
+    id: Uuid,
+    v: &LeadValues,
+    now: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    if v.masked_fields.is_empty() {
+        return Ok(());
+    }
+    crate::audit::record(
+        tx,
+        now,
+        &crate::audit::Meta::default(),
+        crate::audit::Entry {
+            action: "pci.pan_masked",
+            target: Some(format!("lead:{id}")),
+            before: None,
+            after: Some(serde_json::json!({ "fields": v.masked_fields })),
+        },
+    )
+    .await
 }
 
 /// Writes `v` over lead `id`; false when the principal may not write it (or it is gone).
@@ -263,6 +290,9 @@ pub async fn update(
     .execute(&mut **tx)
     .await
     .map_err(duplicate)?;
+    if done.rows_affected() == 1 {
+        audit_masked(tx, id, v, now).await?;
+    }
     Ok(done.rows_affected() == 1)
 }
 

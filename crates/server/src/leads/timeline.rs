@@ -267,8 +267,10 @@ pub(crate) async fn insert_note(
     body: &str,
     now: OffsetDateTime,
 ) -> Result<Note, AppError> {
-    let body = text("body", body, 10_000)?;
+    let mut body = text("body", body, 10_000)?;
     writable_lead(tx, lead).await?;
+    // Card numbers never reach the table (PCI): masked to the first six and last four digits.
+    let masked = crate::pci::mask_in_place(&mut body);
     let ctx = tx.context();
     let note = Note {
         id: Uuid::now_v7(),
@@ -301,6 +303,21 @@ pub(crate) async fn insert_note(
         },
     )
     .await?;
+    if masked > 0 {
+        audit::record(
+            tx,
+            now,
+            meta,
+            Entry {
+                action: "pci.pan_masked",
+                target: Some(format!("lead:{lead}")),
+                before: None,
+                after: Some(json!({ "note": note.id, "count": masked })),
+            },
+        )
+        .await?;
+        crate::pci::record_masked("lead_notes", masked);
+    }
     Ok(note)
 }
 

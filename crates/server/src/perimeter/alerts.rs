@@ -33,6 +33,8 @@ pub enum Event {
     DdosAttempt,
     /// A wrong second-factor code (TOTP or recovery code).
     MfaFailure,
+    /// A card number was masked before it was stored (a note, a lead field, an import row).
+    PanMasked,
     /// A vulnerability report still untriaged close to its acknowledgement deadline. Raised
     /// once per report by the disclosure programme, not counted by rules.
     VdpUntriaged,
@@ -211,6 +213,7 @@ impl Fired {
             Event::DdosAttempt => "ddos_attempt",
             Event::MfaFailure => "mfa_failure",
             Event::VdpUntriaged => "vdp_untriaged",
+            Event::PanMasked => "pan_masked",
         }
     }
 }

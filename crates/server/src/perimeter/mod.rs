@@ -486,8 +486,15 @@ pub async fn alert_loop(state: Perimeter) {
         }
     };
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    // Card numbers the data slices masked (`pci`), turned into events as they grow.
+    let mut masked_seen = crate::pci::masked_total();
     loop {
         tick.tick().await;
+        let masked = crate::pci::masked_total();
+        for _ in 0..masked.saturating_sub(masked_seen).min(10_000) {
+            state.alerts.record(alerts::Event::PanMasked);
+        }
+        masked_seen = masked;
         let Some(waf) = state.waf.get() else { continue };
         let fired = state.alerts.due(&waf.monitoring.alerts);
         if fired.is_empty() {

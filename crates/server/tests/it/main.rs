@@ -22,6 +22,7 @@ mod imports;
 mod leads;
 mod lifecycle;
 mod orgs;
+mod pci;
 mod perimeter;
 mod public;
 mod rls;

@@ -107,7 +107,7 @@ pub fn values(
         tags.truncate(50);
         warn(Field::Tags, "tags: more than 50; the first 50 kept".into());
     }
-    LeadValues {
+    let mut v = LeadValues {
         first_name,
         last_name,
         title,
@@ -132,7 +132,22 @@ pub fn values(
         tags,
         custom,
         do_not_contact: rec.do_not_contact,
+        masked_fields: Vec::new(),
+    };
+    // Card numbers never reach the table: masked, and the report says where.
+    if v.mask_cards() > 0 {
+        for field in &v.masked_fields {
+            issues.push(Issue {
+                line,
+                column: (*field).to_string(),
+                reason: format!(
+                    "{field}: a card number was masked (first six and last four digits kept)"
+                ),
+                severity: Severity::Warn,
+            });
+        }
     }
+    v
 }
 
 /// `existing` met by `row` under `mode`: the merged values, or `None` when nothing changes.

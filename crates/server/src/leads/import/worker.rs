@@ -300,6 +300,7 @@ async fn write_batch(
     // Accepted rows, deduplicated within the batch on the blind index.
     let mut rows: Vec<LeadValues> = Vec::new();
     let mut by_index: HashMap<[u8; 32], usize> = HashMap::new();
+    let mut masked_rows = 0usize;
     for o in outcomes {
         issues.extend(o.issues);
         let Some(rec) = o.record else {
@@ -308,6 +309,7 @@ async fn write_batch(
         };
         let raw_email = rec.email.clone();
         let v = merge::values(rec, o.line, &job.mapping, &mut issues);
+        masked_rows += usize::from(!v.masked_fields.is_empty());
         if let (Some(raw), None) = (&raw_email, &v.email) {
             issues.push(Issue {
                 line: o.line,
@@ -432,6 +434,22 @@ async fn write_batch(
     // An address taken by a lead this importer cannot see, or by a write that raced this one.
     counts.duplicates += attempted - counts.created;
     updates.write(&mut tx, now).await?;
+    if masked_rows > 0 {
+        // Rows whose card numbers were masked (each named in the report): audited per batch.
+        audit::record(
+            &mut tx,
+            now,
+            &Meta::default(),
+            Entry {
+                action: "pci.pan_masked",
+                target: Some(format!("import:{}", c.id)),
+                before: None,
+                after: Some(json!({ "batch": number, "rows": masked_rows })),
+            },
+        )
+        .await?;
+        crate::pci::record_masked("import", masked_rows);
+    }
 
     if !issues.is_empty() {
         let lines: Vec<i64> = issues.iter().map(|i| i.line as i64).collect();
