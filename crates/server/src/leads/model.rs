@@ -332,8 +332,7 @@ impl LeadValues {
         if let Some(d) = input.do_not_contact {
             self.do_not_contact = d;
         }
-        let masked = self.mask_cards();
-        crate::pci::record_masked("leads", masked);
+        self.mask_cards();
         if self.email.is_none() && self.first_name.is_none() && self.last_name.is_none() {
             return Err(bad(
                 "email",

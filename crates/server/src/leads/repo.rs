@@ -228,6 +228,7 @@ async fn audit_masked(
     if v.masked_fields.is_empty() {
         return Ok(());
     }
+    crate::pci::record_masked("leads", v.masked_fields.len());
     crate::audit::record(
         tx,
         now,

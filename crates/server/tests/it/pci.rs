@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, run_leadgen, server_env, workspace_root};
+use crate::helpers::{TestApp, run_leadgen, server_env};
 use crate::orgs::{Api, org_with_every_role};
 
 const VISA: &str = "4242 4242 4242 4242";
@@ -17,13 +17,7 @@ const VISA_DASHED: &str = "4111-1111-1111-1111";
 async fn card_numbers_are_masked_where_people_type_them_and_the_scan_finds_the_rest() {
     let (hook, got) = crate::perimeter::receiver().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut waf: Value = serde_json::from_str(
-        &std::fs::read_to_string(workspace_root().join("config/waf-rules.json")).unwrap(),
-    )
-    .unwrap();
-    waf["monitoring"]["webhooks"] = json!([{ "url": format!("{hook}/slack"), "format": "slack" }]);
-    let waf_path = dir.path().join("waf-rules.json");
-    std::fs::write(&waf_path, waf.to_string()).unwrap();
+    let waf_path = crate::perimeter::shipped_rules_alerting(dir.path(), &hook);
     let app = TestApp::spawn_with(&[
         ("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false"),
         (

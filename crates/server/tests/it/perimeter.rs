@@ -539,6 +539,21 @@ pub(crate) async fn receiver() -> (
     (format!("http://{addr}"), got)
 }
 
+/// The shipped `waf-rules.json`, its alerts delivered to `{hook}/slack` in Slack's format;
+/// returns the file's path in `dir`.
+pub(crate) fn shipped_rules_alerting(dir: &std::path::Path, hook: &str) -> std::path::PathBuf {
+    let mut waf: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::helpers::workspace_root().join("config/waf-rules.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    waf["monitoring"]["webhooks"] =
+        serde_json::json!([{ "url": format!("{hook}/slack"), "format": "slack" }]);
+    let path = dir.join("waf-rules.json");
+    std::fs::write(&path, waf.to_string()).unwrap();
+    path
+}
+
 #[tokio::test]
 async fn a_burst_of_blocked_requests_raises_one_alert_on_each_webhook() {
     let (hook, got) = receiver().await;

@@ -323,7 +323,7 @@ async fn early_access_double_opt_in_through_the_mail_path() {
     app.stop().await;
 }
 
-async fn wait_for_mails(sink: &MailSink, n: usize) -> Vec<Value> {
+pub(crate) async fn wait_for_mails(sink: &MailSink, n: usize) -> Vec<Value> {
     for _ in 0..100 {
         let mails = sink.mails();
         if mails.len() >= n {

@@ -10,9 +10,8 @@ use std::sync::Arc;
 use leadgen::clock::OffsetClock;
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    MailSink, TEST_MASTER_KEY, TestApp, TestDb, run_leadgen, server_env, workspace_root,
-};
+use crate::helpers::{MailSink, TEST_MASTER_KEY, TestApp, TestDb, run_leadgen, server_env};
+use crate::public::wait_for_mails;
 
 const OPERATOR_TOKEN: &str = "op-token-0123456789abcdef0123456789abcdef";
 
@@ -159,17 +158,6 @@ async fn security_txt_carries_rfc_9116_fields_and_renews_itself() {
 const XSS: &str = "<script>alert(document.cookie)</script>";
 const SQLI: &str = "' UNION SELECT password_hash FROM app.users--";
 const TRAVERSAL: &str = "GET /static/..%2f..%2f..%2fetc/passwd";
-
-async fn wait_for_mails(sink: &MailSink, n: usize) -> Vec<Value> {
-    for _ in 0..100 {
-        let mails = sink.mails();
-        if mails.len() >= n {
-            return mails;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("expected {n} mail(s), got {:?}", sink.mails());
-}
 
 fn between<'a>(text: &'a str, start: &str, end: char) -> &'a str {
     let at = text
@@ -558,13 +546,7 @@ async fn the_report_api_names_bad_fields_and_holds_ten_reports_an_hour_per_addre
 async fn an_untriaged_report_raises_the_alert_at_forty_hours() {
     let (hook, got) = crate::perimeter::receiver().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut waf: Value = serde_json::from_str(
-        &std::fs::read_to_string(workspace_root().join("config/waf-rules.json")).unwrap(),
-    )
-    .unwrap();
-    waf["monitoring"]["webhooks"] = json!([{ "url": format!("{hook}/slack"), "format": "slack" }]);
-    let waf_path = dir.path().join("waf-rules.json");
-    std::fs::write(&waf_path, waf.to_string()).unwrap();
+    let waf_path = crate::perimeter::shipped_rules_alerting(dir.path(), &hook);
     let clock = Arc::new(OffsetClock::default());
     let app = TestApp::spawn_on(
         TestDb::new().await,
