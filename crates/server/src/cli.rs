@@ -63,9 +63,12 @@ pub enum PciCommand {
 pub struct PciScanArgs {
     #[command(flatten)]
     pub ops: OpsArgs,
-    /// Mask what is found where it stands.
+    /// Mask what is found where it stands (and raise the `card-number-masked` alert).
     #[arg(long)]
     pub fix: bool,
+    /// A log file or directory to read besides `pci.log_paths` (repeatable).
+    #[arg(long = "log", value_name = "PATH")]
+    pub logs: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

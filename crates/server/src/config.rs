@@ -103,6 +103,7 @@ pub struct Config {
     pub campaigns: CampaignsConfig,
     pub vdp: VdpConfig,
     pub operators: OperatorsConfig,
+    pub pci: PciConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -221,6 +222,13 @@ pub struct VdpConfig {
 }
 
 /// The platform's operators (above the organizations).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PciConfig {
+    /// Log files, or directories of them, that `leadgen pci scan` reads for card numbers.
+    pub log_paths: Vec<PathBuf>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorsConfig {

@@ -267,55 +267,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Waitlist(command) => waitlist(&cli, command).await,
         Command::Vdp(command) => vdp(&cli, command).await,
-        Command::Pci(cli::PciCommand::Scan(args)) => {
-            let json = args.ops.json;
-            let config = match Config::load(&sources(&cli, args.ops.data_dir.as_deref())) {
-                Ok(c) => c,
-                Err(e) => return fail("configuration", &e.to_string(), json),
-            };
-            let fix = args.fix;
-            let scanned = with_pool(&config, Conn::Migrate, |pool| async move {
-                let mut tx = pool.begin().await?;
-                // The maintenance role reads every organization's rows.
-                sqlx::query("SET LOCAL ROLE leadgen_maintenance")
-                    .execute(&mut *tx)
-                    .await?;
-                let found = pci::scan(&mut tx, fix).await?;
-                tx.commit().await?;
-                Ok(found)
-            })
-            .await;
-            match scanned {
-                Ok(found) => {
-                    let remaining = if fix { 0 } else { found.len() };
-                    if json {
-                        println!(
-                            "{}",
-                            serde_json::json!({ "ok": remaining == 0, "found": found, "fixed": fix })
-                        );
-                    } else {
-                        for f in &found {
-                            println!(
-                                "{}.{} of {} in organization {}: {}",
-                                f.table,
-                                f.column,
-                                f.row_id,
-                                f.org_id,
-                                f.masked.join(", ")
-                            );
-                        }
-                        let what = if fix { "masked" } else { "found" };
-                        println!("{} value(s) with card numbers {what}", found.len());
-                    }
-                    if remaining == 0 {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
-                }
-                Err(e) => fail("pci scan", &format!("{e:#}"), json),
-            }
-        }
+        Command::Pci(cli::PciCommand::Scan(args)) => pci_scan(&cli, args).await,
         Command::Audit(AuditCommand::Verify(args)) => {
             let json = args.ops.json;
             let config = match Config::load(&sources(&cli, args.ops.data_dir.as_deref())) {
@@ -743,4 +695,111 @@ fn fail(what: &str, message: &str, json: bool) -> ExitCode {
         eprintln!("leadgen: {what}: {message}");
     }
     ExitCode::FAILURE
+}
+
+/// `leadgen pci scan`: every free-text column of the database and the configured log files.
+async fn pci_scan(cli: &Cli, args: &cli::PciScanArgs) -> ExitCode {
+    let json = args.ops.json;
+    let config = match Config::load(&sources(cli, args.ops.data_dir.as_deref())) {
+        Ok(c) => c,
+        Err(e) => return fail("configuration", &e.to_string(), json),
+    };
+    let fix = args.fix;
+    let scanned = with_pool(&config, Conn::Migrate, |pool| async move {
+        let mut tx = pool.begin().await?;
+        // The maintenance role reads every organization's rows.
+        sqlx::query("SET LOCAL ROLE leadgen_maintenance")
+            .execute(&mut *tx)
+            .await?;
+        let found = pci::scan(&mut tx, fix).await?;
+        tx.commit().await?;
+        Ok(found)
+    })
+    .await;
+    let found = match scanned {
+        Ok(found) => found,
+        Err(e) => return fail("pci scan", &format!("{e:#}"), json),
+    };
+    let mut log_paths = config.pci.log_paths.clone();
+    log_paths.extend(args.logs.iter().cloned());
+    let in_logs = match pci::scan_logs(&log_paths, fix) {
+        Ok(found) => found,
+        Err(e) => return fail("pci scan", &format!("log files: {e}"), json),
+    };
+    let total = found.len() + in_logs.len();
+    if fix && total > 0 {
+        alert_masked(&config, found.len(), in_logs.len()).await;
+    }
+    let remaining = if fix { 0 } else { total };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "ok": remaining == 0, "found": found, "logs": in_logs, "fixed": fix })
+        );
+    } else {
+        for f in &found {
+            let org = f.org_id.map_or_else(
+                || "the platform".to_string(),
+                |o| format!("organization {o}"),
+            );
+            println!(
+                "{}.{} of {} in {org}: {}",
+                f.table,
+                f.column,
+                f.row_id,
+                f.masked.join(", ")
+            );
+        }
+        for f in &in_logs {
+            println!("{}:{}: {}", f.file, f.line, f.masked);
+        }
+        let what = if fix { "masked" } else { "found" };
+        println!(
+            "{} value(s) and {} log line number(s) with card numbers {what}",
+            found.len(),
+            in_logs.len()
+        );
+    }
+    if remaining == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Tells the alert webhooks of the rules file that a scan masked card numbers: the scan runs
+/// apart from the server, whose alert loop never hears of it.
+async fn alert_masked(config: &Config, rows: usize, log_lines: usize) {
+    let waf = match perimeter::load_waf(config) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("alert not sent: {e}");
+            return;
+        }
+    };
+    let Ok(http) = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    else {
+        eprintln!("alert not sent: no HTTP client");
+        return;
+    };
+    let fired = perimeter::alerts::Fired {
+        rule: "card-number-masked".into(),
+        event: perimeter::alerts::Event::PanMasked,
+        count: rows + log_lines,
+        window_secs: 0,
+        detail: Some(format!(
+            "the card-number scan masked {rows} stored value(s) and {log_lines} number(s) in log files"
+        )),
+    };
+    let at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    for hook in &waf.monitoring.webhooks {
+        if !perimeter::alerts::deliver(&http, hook, &fired, &at).await {
+            eprintln!("alert not delivered to a webhook");
+        }
+    }
 }

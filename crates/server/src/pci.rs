@@ -242,8 +242,9 @@ pub fn mask(text: &str) -> Option<String> {
 pub struct Finding {
     pub table: &'static str,
     pub column: &'static str,
-    pub org_id: uuid::Uuid,
-    pub row_id: uuid::Uuid,
+    /// None for the platform's own tables (vulnerability reports, the early-access list).
+    pub org_id: Option<uuid::Uuid>,
+    pub row_id: String,
     /// The value's card numbers as first six and last four digits.
     pub masked: Vec<String>,
 }
@@ -331,10 +332,147 @@ pub async fn scan(conn: &mut sqlx::PgConnection, fix: bool) -> Result<Vec<Findin
             out.push(Finding {
                 table,
                 column,
-                org_id,
-                row_id,
+                org_id: Some(org_id),
+                row_id: row_id.to_string(),
                 masked,
             });
+        }
+    }
+    scan_platform(conn, fix, &mut out).await?;
+    Ok(out)
+}
+
+/// The platform's own free text (vulnerability reports, their notes, the early-access list),
+/// reached through the definer functions that are the only way into those tables.
+async fn scan_platform(
+    conn: &mut sqlx::PgConnection,
+    fix: bool,
+    out: &mut Vec<Finding>,
+) -> Result<(), sqlx::Error> {
+    let rows: Vec<(String, String, String, String)> =
+        sqlx::query_as("SELECT tbl, col, row_id, value FROM app.pci_platform_candidates()")
+            .fetch_all(&mut *conn)
+            .await?;
+    for (table, column, row_id, value) in rows {
+        let found = find(&value);
+        if found.is_empty() {
+            continue;
+        }
+        let masked = found
+            .iter()
+            .filter_map(|f| mask(&value[f.start..f.end]))
+            .collect();
+        if fix && let Some(new) = mask(&value) {
+            sqlx::query("SELECT app.pci_platform_mask($1, $2, $3, $4, $5)")
+                .bind(&table)
+                .bind(&column)
+                .bind(&row_id)
+                .bind(&value)
+                .bind(&new)
+                .execute(&mut *conn)
+                .await?;
+            record_masked("platform", found.len());
+        }
+        let Some((table, column)) = PLATFORM_COLUMNS
+            .iter()
+            .find(|(t, c)| *t == table && *c == column)
+        else {
+            continue;
+        };
+        out.push(Finding {
+            table,
+            column,
+            org_id: None,
+            row_id,
+            masked,
+        });
+    }
+    Ok(())
+}
+
+/// What `app.pci_platform_candidates()` returns, as names the report can keep.
+const PLATFORM_COLUMNS: &[(&str, &str)] = &[
+    ("vdp_reports", "title"),
+    ("vdp_reports", "reporter_name"),
+    ("vdp_reports", "credit_name"),
+    ("vdp_reports", "endpoints"),
+    ("vdp_reports", "steps"),
+    ("vdp_reports", "impact"),
+    ("vdp_events", "note"),
+    ("early_access", "name"),
+    ("early_access", "company"),
+];
+
+/// A card number found in a log file: the file, the line (from 1) and the number masked.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LogFinding {
+    pub file: String,
+    pub line: usize,
+    pub masked: String,
+}
+
+/// Scans log files (and the regular files of log directories, not recursing) for card
+/// numbers; with `fix`, overwrites each number's digits with `*` in place. A masked number keeps
+/// its length, so nothing after it moves and a writer appending to the file at the same time
+/// loses nothing. A file that cannot be read is an error naming it.
+pub fn scan_logs(paths: &[std::path::PathBuf], fix: bool) -> std::io::Result<Vec<LogFinding>> {
+    use std::io::{BufRead as _, Seek as _, Write as _};
+    let mut files = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        if meta.is_dir() {
+            let mut inside: Vec<_> = std::fs::read_dir(path)?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect();
+            inside.sort();
+            files.extend(inside);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for file in files {
+        let named =
+            |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", file.display()));
+        let reader = std::io::BufReader::new(std::fs::File::open(&file).map_err(named)?);
+        // Byte offsets of each number found, to overwrite after reading.
+        let mut patches: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut offset = 0u64;
+        for (n, line) in reader.split(b'\n').enumerate() {
+            let line = line.map_err(named)?;
+            let len = line.len() as u64 + 1;
+            // Card numbers are ASCII: every other byte reads as `?`, one byte for one, so
+            // offsets in the text are offsets in the file whatever the line's encoding.
+            let text: String = line
+                .iter()
+                .map(|&b| if b.is_ascii() { b as char } else { '?' })
+                .collect();
+            for f in find(&text) {
+                if let Some(m) = mask(&text[f.start..f.end]) {
+                    out.push(LogFinding {
+                        file: file.display().to_string(),
+                        line: n + 1,
+                        masked: m.clone(),
+                    });
+                    patches.push((offset + f.start as u64, m.into_bytes()));
+                }
+            }
+            offset += len;
+        }
+        if fix && !patches.is_empty() {
+            let mut w = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&file)
+                .map_err(named)?;
+            for (at, bytes) in &patches {
+                w.seek(std::io::SeekFrom::Start(*at)).map_err(named)?;
+                w.write_all(bytes).map_err(named)?;
+            }
+            w.sync_all().map_err(named)?;
+            record_masked("logs", patches.len());
         }
     }
     Ok(out)

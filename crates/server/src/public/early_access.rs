@@ -200,13 +200,21 @@ pub async fn submit(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(512).collect());
+    // A card number typed into the name or company is masked before it is stored.
+    let masked = |s: &str| {
+        let mut s = s.to_string();
+        let n = crate::pci::mask_in_place(&mut s);
+        crate::pci::record_masked("early_access", n);
+        s
+    };
+    let (name, company) = (masked(name), masked(company));
     let none_if_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
     let row = sqlx::query!(
         r#"SELECT id AS "id!", mail AS "mail!" FROM app.early_access_submit($1, $2, $3, $4, $5, $6, $7, $8)"#,
         Uuid::now_v7(),
         email.as_str(),
-        none_if_empty(name),
-        none_if_empty(company),
+        none_if_empty(&name),
+        none_if_empty(&company),
         sqlx::types::ipnetwork::IpNetwork::from(peer.ip()),
         user_agent,
         now,

@@ -219,6 +219,29 @@ impl ReportBody {
     }
 }
 
+impl NewReport {
+    /// Masks card numbers in every text field (first six and last four digits kept): a report
+    /// may quote one, and none is stored. Returns how many were masked.
+    pub fn mask_cards(&mut self) -> usize {
+        let mut n = 0;
+        for field in [
+            &mut self.title,
+            &mut self.endpoints,
+            &mut self.steps,
+            &mut self.impact,
+        ] {
+            n += crate::pci::mask_in_place(field);
+        }
+        for field in [&mut self.name, &mut self.credit_name]
+            .into_iter()
+            .flatten()
+        {
+            n += crate::pci::mask_in_place(field);
+        }
+        n
+    }
+}
+
 /// Checks the attachments against `vdp.max_attachments` and `vdp.max_attachment_bytes`.
 pub fn check_uploads(
     uploads: &[Upload],
@@ -295,10 +318,11 @@ pub async fn submit(
     state: &PublicState,
     meta: &Meta,
     user_agent: Option<String>,
-    report: NewReport,
+    mut report: NewReport,
     uploads: Vec<Upload>,
 ) -> Result<Receipt, AppError> {
     check_uploads(&uploads, &state.config.vdp)?;
+    let masked = report.mask_cards();
     let now = state.clock.now();
     let id = Uuid::now_v7();
     let mut raw = [0u8; 32];
@@ -357,11 +381,13 @@ pub async fn submit(
                 "title": report.title,
                 "attachments": uploads.len(),
                 "cvss": report.cvss.as_ref().map(|c| c.vector.clone()),
+                "card_numbers_masked": masked,
             })),
         },
     )
     .await?;
     tx.commit().await?;
+    crate::pci::record_masked("vdp_reports", masked);
     metrics::counter!("vdp_reports_total").increment(1);
     tracing::info!(target: "leadgen::vdp", tracking_id = %tracking, "vulnerability report received");
     let site = state.config.site_url();
@@ -508,7 +534,12 @@ pub async fn triage(
                 "note: can have at most 20000 characters".into(),
             ));
         }
-        Some(n) if !n.is_empty() => Some(n.to_string()),
+        Some(n) if !n.is_empty() => {
+            // An operator quoting the report's card number stores it masked, like the report.
+            let mut n = n.to_string();
+            crate::pci::record_masked("vdp_events", crate::pci::mask_in_place(&mut n));
+            Some(n)
+        }
         _ => None,
     };
     if status.is_none() && t.severity.is_none() && t.reward.is_none() && note.is_none() {
