@@ -358,6 +358,7 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
             ("country", C),
             ("source", C),
             ("status", C),
+            ("anonymized_at", I),
             ("owner_id", I),
             ("tags", C),
             ("custom", C),

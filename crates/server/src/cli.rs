@@ -50,6 +50,33 @@ pub enum Command {
     /// Card data (PCI): find card numbers in the organizations' free-text data.
     #[command(subcommand)]
     Pci(PciCommand),
+    /// Lead data retention: anonymise leads past their organization's period, purge later.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Anonymise expired leads and purge anonymised ones past the grace period; `--dry-run`
+    /// reports what it would do and changes nothing.
+    Run(RetentionRunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RetentionRunArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Report what would be anonymised and purged, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run as of this time (RFC 3339) instead of now: to see what a later run would do.
+    #[arg(long, value_name = "TIME", value_parser = parse_rfc3339)]
+    pub as_of: Option<time::OffsetDateTime>,
+}
+
+fn parse_rfc3339(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("not an RFC 3339 time like 2026-12-03T10:00:00Z: {e}"))
 }
 
 #[derive(Debug, Subcommand)]

@@ -104,6 +104,7 @@ pub struct Config {
     pub vdp: VdpConfig,
     pub operators: OperatorsConfig,
     pub pci: PciConfig,
+    pub retention: RetentionConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -222,6 +223,17 @@ pub struct VdpConfig {
 }
 
 /// The platform's operators (above the organizations).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days an anonymised lead is kept before it is deleted.
+    pub purge_after_days: u32,
+    /// Leads per transaction.
+    pub batch_size: u32,
+    /// Days an import's uploaded file is kept after the import ended.
+    pub import_upload_days: u32,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PciConfig {
@@ -433,6 +445,9 @@ impl Config {
         self.check_mail()?;
         if self.server.max_body_bytes == 0 {
             return Err(rule("server.max_body_bytes", "must be greater than 0"));
+        }
+        if !(1..=100_000).contains(&self.retention.batch_size) {
+            return Err(rule("retention.batch_size", "must be between 1 and 100000"));
         }
         for (path, v) in [
             (

@@ -21,6 +21,7 @@ pub mod ops;
 pub mod orgs;
 pub mod pci;
 pub mod perimeter;
+pub mod privacy;
 pub mod public;
 pub mod secrets;
 pub mod server;
@@ -268,6 +269,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Waitlist(command) => waitlist(&cli, command).await,
         Command::Vdp(command) => vdp(&cli, command).await,
         Command::Pci(cli::PciCommand::Scan(args)) => pci_scan(&cli, args).await,
+        Command::Retention(cli::RetentionCommand::Run(args)) => retention_run(&cli, args).await,
         Command::Audit(AuditCommand::Verify(args)) => {
             let json = args.ops.json;
             let config = match Config::load(&sources(&cli, args.ops.data_dir.as_deref())) {
@@ -802,4 +804,57 @@ async fn alert_masked(config: &Config, rows: usize, log_lines: usize) {
             eprintln!("alert not delivered to a webhook");
         }
     }
+}
+
+/// `leadgen retention run`: every organization's expired leads anonymised, old ones purged.
+async fn retention_run(cli: &Cli, args: &cli::RetentionRunArgs) -> ExitCode {
+    let json = args.ops.json;
+    let config = match Config::load(&sources(cli, args.ops.data_dir.as_deref())) {
+        Ok(c) => c,
+        Err(e) => return fail("configuration", &e.to_string(), json),
+    };
+    let opts = privacy::retention::Options {
+        now: args.as_of.unwrap_or_else(time::OffsetDateTime::now_utc),
+        dry_run: args.dry_run,
+        purge_after_days: i64::from(config.retention.purge_after_days),
+        batch_size: i64::from(config.retention.batch_size),
+        import_upload_days: i64::from(config.retention.import_upload_days),
+    };
+    let imports_dir = leads::import::folder(&config.data_dir);
+    let result = with_pool(&config, Conn::Migrate, |pool| async move {
+        let reports = privacy::retention::run(&pool, opts).await?;
+        let uploads = privacy::retention::sweep_uploads(&pool, &imports_dir, opts).await?;
+        Ok((reports, uploads))
+    })
+    .await;
+    let (reports, uploads) = match result {
+        Ok(r) => r,
+        Err(e) => return fail("retention run", &format!("{e:#}"), json),
+    };
+    let (anonymised, purged) = reports
+        .iter()
+        .fold((0, 0), |(a, p), r| (a + r.anonymised, p + r.purged));
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "ok": true, "dry_run": args.dry_run, "anonymised": anonymised, "purged": purged,
+                "import_uploads_removed": uploads, "organizations": reports,
+            })
+        );
+    } else {
+        let (a, p) = if args.dry_run {
+            ("would be anonymised", "would be purged")
+        } else {
+            ("anonymised", "purged")
+        };
+        for r in reports.iter().filter(|r| r.anonymised > 0 || r.purged > 0) {
+            println!(
+                "organization {} ({} months): {} {a}, {} {p}",
+                r.org_id, r.months, r.anonymised, r.purged
+            );
+        }
+        println!("{anonymised} lead(s) {a}, {purged} {p}; {uploads} import upload(s) {p}");
+    }
+    ExitCode::SUCCESS
 }

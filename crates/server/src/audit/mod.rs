@@ -179,6 +179,63 @@ pub async fn record(
     Ok(())
 }
 
+/// Appends `entry` to an organization's chain for a job no person did (the retention job),
+/// on a maintenance connection: no actor, no address. The job's name is in `after.by`.
+pub async fn record_system(
+    conn: &mut sqlx::PgConnection,
+    org_id: Uuid,
+    now: OffsetDateTime,
+    entry: Entry<'_>,
+) -> Result<(), sqlx::Error> {
+    use sqlx::Row as _;
+    let at = now
+        .replace_nanosecond(now.nanosecond() / 1000 * 1000)
+        .unwrap_or(now);
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7100))")
+        .bind(org_id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    let tail = sqlx::query(
+        "SELECT seq, hash FROM app.audit_log WHERE org_id = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(org_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (seq, prev): (i64, Vec<u8>) = match tail {
+        Some(r) => (r.try_get::<i64, _>("seq")? + 1, r.try_get("hash")?),
+        None => (1, vec![0u8; 32]),
+    };
+    let row = Row {
+        org_id,
+        seq,
+        at,
+        actor_id: None,
+        action: entry.action,
+        target: entry.target.as_deref(),
+        before: entry.before.as_ref(),
+        after: entry.after.as_ref(),
+        ip: None,
+        request_id: None,
+    };
+    let hash = row_hash(&prev, &row);
+    sqlx::query(
+        "INSERT INTO app.audit_log (org_id, seq, at, actor_id, action, target, before, after, ip, request_id, prev_hash, hash)
+         VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, NULL, NULL, $8, $9)",
+    )
+    .bind(org_id)
+    .bind(seq)
+    .bind(at)
+    .bind(entry.action)
+    .bind(row.target)
+    .bind(row.before)
+    .bind(row.after)
+    .bind(prev)
+    .bind(hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// The platform's chain: actions that belong to no organization (a vulnerability report
 /// received, an operator's triage). The same hash as an organization's rows, with the nil id as
 /// its organization and the actor named in `after.by`, since operators are not users.

@@ -234,6 +234,10 @@ pub async fn rename(
     Ok(name)
 }
 
+/// The longest an organization may keep a lead without activity (the seeds' 24 months), and the
+/// default; the retention job (`privacy::retention`) enforces it.
+pub const MAX_RETENTION_MONTHS: u8 = 24;
+
 /// Organization-wide security settings.
 #[derive(Debug, Deserialize, serde::Serialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -245,6 +249,11 @@ pub(crate) struct Settings {
     /// before they send. Absent: the server's default (`campaigns.approval_default`, on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) campaign_approval: Option<bool>,
+    /// Months without a change, note or activity after which a lead is anonymised by the
+    /// retention job (1 to 24). Absent: 24, the longest LeadGen keeps lead data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 24)]
+    pub(crate) retention_months: Option<u8>,
 }
 
 #[utoipa::path(get, path = "/api/v1/org/settings", tag = "organizations",
@@ -273,6 +282,14 @@ pub(crate) async fn put_settings(
     meta: Meta,
     ApiJson(body): ApiJson<Settings>,
 ) -> Result<axum::Json<Value>, AppError> {
+    if let Some(m) = body.retention_months
+        && !(1..=MAX_RETENTION_MONTHS).contains(&m)
+    {
+        return Err(AppError::BadRequest(format!(
+            "retention_months: must be between 1 and {} (months), not {m}",
+            MAX_RETENTION_MONTHS
+        )));
+    }
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let before = sqlx::query_scalar!(
         "SELECT settings FROM app.organizations WHERE id = $1 FOR NO KEY UPDATE",

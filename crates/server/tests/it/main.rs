@@ -25,6 +25,7 @@ mod orgs;
 mod pci;
 mod perimeter;
 mod public;
+mod retention;
 mod rls;
 mod sso;
 mod structure;

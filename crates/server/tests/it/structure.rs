@@ -35,6 +35,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("campaigns", 8),
     ("public", 8),
     ("forms", 8),
+    ("privacy", 8),
     // The assembler, then the command line.
     ("startup", 9),
     ("lib", 10),
