@@ -240,8 +240,8 @@ pub fn mask(text: &str) -> Option<String> {
 /// A card number found by [`scan`]: where it is, masked.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Finding {
-    pub table: &'static str,
-    pub column: &'static str,
+    pub table: String,
+    pub column: String,
     /// None for the platform's own tables (vulnerability reports, the early-access list).
     pub org_id: Option<uuid::Uuid>,
     pub row_id: String,
@@ -330,8 +330,8 @@ pub async fn scan(conn: &mut sqlx::PgConnection, fix: bool) -> Result<Vec<Findin
                 record_masked(table, found.len());
             }
             out.push(Finding {
-                table,
-                column,
+                table: (*table).to_string(),
+                column: (*column).to_string(),
                 org_id: Some(org_id),
                 row_id: row_id.to_string(),
                 masked,
@@ -363,22 +363,20 @@ async fn scan_platform(
             .filter_map(|f| mask(&value[f.start..f.end]))
             .collect();
         if fix && let Some(new) = mask(&value) {
-            sqlx::query("SELECT app.pci_platform_mask($1, $2, $3, $4, $5)")
-                .bind(&table)
-                .bind(&column)
-                .bind(&row_id)
-                .bind(&value)
-                .bind(&new)
-                .execute(&mut *conn)
-                .await?;
-            record_masked("platform", found.len());
+            // False when the row changed since it was read: the next scan looks again.
+            let replaced: bool =
+                sqlx::query_scalar("SELECT app.pci_platform_mask($1, $2, $3, $4, $5)")
+                    .bind(&table)
+                    .bind(&column)
+                    .bind(&row_id)
+                    .bind(&value)
+                    .bind(&new)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            if replaced {
+                record_masked("platform", found.len());
+            }
         }
-        let Some((table, column)) = PLATFORM_COLUMNS
-            .iter()
-            .find(|(t, c)| *t == table && *c == column)
-        else {
-            continue;
-        };
         out.push(Finding {
             table,
             column,
@@ -389,19 +387,6 @@ async fn scan_platform(
     }
     Ok(())
 }
-
-/// What `app.pci_platform_candidates()` returns, as names the report can keep.
-const PLATFORM_COLUMNS: &[(&str, &str)] = &[
-    ("vdp_reports", "title"),
-    ("vdp_reports", "reporter_name"),
-    ("vdp_reports", "credit_name"),
-    ("vdp_reports", "endpoints"),
-    ("vdp_reports", "steps"),
-    ("vdp_reports", "impact"),
-    ("vdp_events", "note"),
-    ("early_access", "name"),
-    ("early_access", "company"),
-];
 
 /// A card number found in a log file: the file, the line (from 1) and the number masked.
 #[derive(Debug, Clone, serde::Serialize)]

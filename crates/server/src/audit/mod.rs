@@ -125,17 +125,7 @@ pub async fn record(
     entry: Entry<'_>,
 ) -> Result<(), sqlx::Error> {
     let ctx = tx.context();
-    // PostgreSQL keeps microseconds; hash what will be read back.
-    let at = now
-        .replace_nanosecond(now.nanosecond() / 1000 * 1000)
-        .unwrap_or(now);
-    // One writer per organization's chain at a time.
-    sqlx::query!(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7100))",
-        ctx.org_id.to_string()
-    )
-    .execute(&mut **tx)
-    .await?;
+    lock_chain(tx, ctx.org_id).await?;
     let tail = sqlx::query!(
         r#"SELECT seq AS "seq!", hash AS "hash!" FROM app.audit_tail($1)"#,
         ctx.org_id
@@ -143,38 +133,19 @@ pub async fn record(
     .fetch_optional(&mut **tx)
     .await?;
     let (seq, prev) = tail.map_or((1, vec![0u8; 32]), |t| (t.seq + 1, t.hash));
-    let request_id = meta.request_id.as_deref().map(|r| &r[..r.len().min(100)]);
     let row = Row {
         org_id: ctx.org_id,
         seq,
-        at,
+        at: stored_time(now),
         actor_id: Some(ctx.user_id),
         action: entry.action,
         target: entry.target.as_deref(),
         before: entry.before.as_ref(),
         after: entry.after.as_ref(),
         ip: meta.ip,
-        request_id,
+        request_id: meta.request_id.as_deref().map(|r| &r[..r.len().min(100)]),
     };
-    let hash = row_hash(&prev, &row);
-    sqlx::query!(
-        "INSERT INTO app.audit_log (org_id, seq, at, actor_id, action, target, before, after, ip, request_id, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        ctx.org_id,
-        seq,
-        at,
-        row.actor_id,
-        entry.action,
-        row.target,
-        row.before,
-        row.after,
-        meta.ip.map(sqlx::types::ipnetwork::IpNetwork::from),
-        request_id,
-        prev,
-        hash
-    )
-    .execute(&mut **tx)
-    .await?;
+    append(tx, &row, prev).await?;
     tracing::info!(target: "leadgen::audit", action = entry.action, org_id = %ctx.org_id, actor = %ctx.user_id, seq, "audited");
     Ok(())
 }
@@ -188,13 +159,8 @@ pub async fn record_system(
     entry: Entry<'_>,
 ) -> Result<(), sqlx::Error> {
     use sqlx::Row as _;
-    let at = now
-        .replace_nanosecond(now.nanosecond() / 1000 * 1000)
-        .unwrap_or(now);
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7100))")
-        .bind(org_id.to_string())
-        .execute(&mut *conn)
-        .await?;
+    lock_chain(&mut *conn, org_id).await?;
+    // The maintenance role reads the chain itself (`audit_tail` is the server role's way in).
     let tail = sqlx::query(
         "SELECT seq, hash FROM app.audit_log WHERE org_id = $1 ORDER BY seq DESC LIMIT 1",
     )
@@ -208,7 +174,7 @@ pub async fn record_system(
     let row = Row {
         org_id,
         seq,
-        at,
+        at: stored_time(now),
         actor_id: None,
         action: entry.action,
         target: entry.target.as_deref(),
@@ -217,21 +183,50 @@ pub async fn record_system(
         ip: None,
         request_id: None,
     };
-    let hash = row_hash(&prev, &row);
-    sqlx::query(
-        "INSERT INTO app.audit_log (org_id, seq, at, actor_id, action, target, before, after, ip, request_id, prev_hash, hash)
-         VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, NULL, NULL, $8, $9)",
+    append(conn, &row, prev).await
+}
+
+/// PostgreSQL keeps microseconds; hash what will be read back.
+fn stored_time(now: OffsetDateTime) -> OffsetDateTime {
+    now.replace_nanosecond(now.nanosecond() / 1000 * 1000)
+        .unwrap_or(now)
+}
+
+/// One writer per organization's chain at a time, until the transaction ends.
+async fn lock_chain(conn: &mut sqlx::PgConnection, org_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7100))",
+        org_id.to_string()
     )
-    .bind(org_id)
-    .bind(seq)
-    .bind(at)
-    .bind(entry.action)
-    .bind(row.target)
-    .bind(row.before)
-    .bind(row.after)
-    .bind(prev)
-    .bind(hash)
-    .execute(&mut *conn)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Hashes `row` onto `prev` (the chain's last hash) and appends it to its organization's chain.
+async fn append(
+    conn: &mut sqlx::PgConnection,
+    row: &Row<'_>,
+    prev: Vec<u8>,
+) -> Result<(), sqlx::Error> {
+    let hash = row_hash(&prev, row);
+    sqlx::query!(
+        "INSERT INTO app.audit_log (org_id, seq, at, actor_id, action, target, before, after, ip, request_id, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        row.org_id,
+        row.seq,
+        row.at,
+        row.actor_id,
+        row.action,
+        row.target,
+        row.before,
+        row.after,
+        row.ip.map(sqlx::types::ipnetwork::IpNetwork::from),
+        row.request_id,
+        prev,
+        hash
+    )
+    .execute(conn)
     .await?;
     Ok(())
 }
@@ -249,9 +244,7 @@ pub async fn record_platform(
     actor: &str,
     entry: Entry<'_>,
 ) -> Result<(), sqlx::Error> {
-    let at = now
-        .replace_nanosecond(now.nanosecond() / 1000 * 1000)
-        .unwrap_or(now);
+    let at = stored_time(now);
     sqlx::query!("SELECT pg_advisory_xact_lock(hashtextextended('platform', 7100))")
         .execute(&mut *conn)
         .await?;
