@@ -105,6 +105,7 @@ pub struct Config {
     pub operators: OperatorsConfig,
     pub pci: PciConfig,
     pub retention: RetentionConfig,
+    pub privacy: PrivacyConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -232,6 +233,16 @@ pub struct RetentionConfig {
     pub batch_size: u32,
     /// Days an import's uploaded file is kept after the import ended.
     pub import_upload_days: u32,
+}
+
+/// Data-subject requests: how their deadlines are watched.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Seconds between checks of open requests for reminders and alerts.
+    pub request_check_secs: u64,
+    /// Days before its deadline an open request raises the `subject-request-due` alert.
+    pub request_alert_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -445,6 +456,18 @@ impl Config {
         self.check_mail()?;
         if self.server.max_body_bytes == 0 {
             return Err(rule("server.max_body_bytes", "must be greater than 0"));
+        }
+        if self.privacy.request_check_secs == 0 || self.privacy.request_check_secs > 86_400 {
+            return Err(rule(
+                "privacy.request_check_secs",
+                "must be from 1 to 86400",
+            ));
+        }
+        if !(1..=29).contains(&self.privacy.request_alert_days) {
+            return Err(rule(
+                "privacy.request_alert_days",
+                "must be from 1 to 29 (the GDPR deadline is 30 days)",
+            ));
         }
         if !(1..=100_000).contains(&self.retention.batch_size) {
             return Err(rule("retention.batch_size", "must be between 1 and 100000"));

@@ -275,6 +275,7 @@ const COLUMNS: &[(&str, &str, Shape)] = &[
     // A lead's `notes_text` (its notes for search) follows its notes by trigger.
     ("lead_notes", "body", Shape::Text),
     ("lead_activities", "summary", Shape::Text),
+    ("subject_requests", "note", Shape::Text),
 ];
 
 /// Scans every free-text column of every organization for card numbers (`leadgen pci scan`),

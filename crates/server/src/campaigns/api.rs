@@ -1140,7 +1140,7 @@ pub async fn audience_count(
     let org = member.org_id;
     let filter = audience_filter(&mut tx, &aud, |e| fields.email_index(org, e)).await?;
     let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-        "SELECT count(*), count(*) FILTER (WHERE do_not_contact OR EXISTS (
+        "SELECT count(*), count(*) FILTER (WHERE do_not_contact OR do_not_sell OR EXISTS (
             SELECT 1 FROM app.suppressions s WHERE s.org_id = leads.org_id AND s.email_bidx = leads.email_bidx))
          FROM app.leads WHERE org_id = ",
     );

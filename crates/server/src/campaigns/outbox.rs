@@ -294,8 +294,8 @@ async fn campaign(
     Ok(handled)
 }
 
-/// Puts the audience into the outbox (one row per address; suppressed and do-not-contact
-/// addresses as `suppressed`) and starts sending.
+/// Puts the audience into the outbox (one row per address; suppressed, do-not-contact and CCPA
+/// do-not-sell addresses as `suppressed`) and starts sending.
 async fn resolve(
     state: &CampaignsState,
     tx: &mut TenantTx,
@@ -312,7 +312,7 @@ async fn resolve(
          SELECT app.uuid_v7(), org_id, ",
     );
     qb.push_bind(id).push(
-        ", id, email_bidx, CASE WHEN do_not_contact OR EXISTS (
+        ", id, email_bidx, CASE WHEN do_not_contact OR do_not_sell OR EXISTS (
             SELECT 1 FROM app.suppressions s WHERE s.org_id = leads.org_id AND s.email_bidx = leads.email_bidx)
           THEN 'suppressed' ELSE 'queued' END
          FROM app.leads WHERE org_id = ",
@@ -452,7 +452,11 @@ async fn batch(
         let fields = state.fields.clone();
         let domains = domains.clone();
         async move {
-            let outcome = if c.suppressed {
+            // Marked do-not-contact or do-not-sell since the audience was resolved: not sent.
+            let flagged = lead
+                .as_ref()
+                .is_some_and(|l| l.do_not_contact || l.do_not_sell);
+            let outcome = if c.suppressed || flagged {
                 Outcome::Suppressed
             } else if let Some(lead) = lead {
                 deliver(

@@ -162,6 +162,9 @@ pub struct Visitor {
 pub enum Outcome {
     Created(Uuid),
     Matched(Uuid),
+    /// The address was erased at its owner's request: nothing is stored, and the visitor sees
+    /// the usual answer (whether an address was erased is not for a form to tell).
+    Erased,
 }
 
 /// Whether the lead's value of `field` is empty (for `fill_empty`).
@@ -210,11 +213,29 @@ pub async fn store(
         .execute(&mut *tx)
         .await?;
     }
+    if let Some(idx) = index {
+        let erased = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM app.suppressions
+                WHERE org_id = $1 AND email_bidx = $2 AND reason = 'erased') AS "x!""#,
+            form.org_id,
+            idx.to_vec()
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if erased {
+            tx.commit().await?;
+            if let Err(e) = count(&state.pool, form.id, "submission").await {
+                tracing::warn!(form = %form.id, error = %e, "a form counter was not updated");
+            }
+            return Ok(Outcome::Erased);
+        }
+    }
     let existing = match index {
         Some(idx) => {
             let filter = Filter {
                 email_index: Some(Some(idx)),
                 include_do_not_contact: true,
+                include_do_not_sell: true,
                 ..Filter::default()
             };
             let page = Page {
@@ -230,7 +251,7 @@ pub async fn store(
         None => None,
     };
     let (model, _) = scoring::current(&mut tx).await?;
-    let outcome = match existing {
+    let (outcome, lead) = match existing {
         None => {
             let mut fields = accepted.input.clone();
             fields.insert(
@@ -244,7 +265,7 @@ pub async fn store(
             let id = Uuid::now_v7();
             let score = model.score(&values).0;
             repo::insert(&mut tx, &state.fields, id, &values, score, now).await?;
-            Outcome::Created(id)
+            (Outcome::Created(id), id)
         }
         Some(row) => {
             let current = row.values(&state.fields, &state.pool).await?;
@@ -287,11 +308,8 @@ pub async fn store(
                 let score = model.score(&values).0;
                 repo::update(&mut tx, &state.fields, row.id, &values, score, now).await?;
             }
-            Outcome::Matched(row.id)
+            (Outcome::Matched(row.id), row.id)
         }
-    };
-    let lead = match outcome {
-        Outcome::Created(id) | Outcome::Matched(id) => id,
     };
     if let (true, Some(text), Some(version)) = (
         accepted.consent,

@@ -202,10 +202,14 @@ async fn list(
     Require(member, _): Lead,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Response, AppError> {
-    if params.format.is_some() || params.include_do_not_contact.is_some() || params.exact.is_some()
+    if params.format.is_some()
+        || params.include_do_not_contact.is_some()
+        || params.include_do_not_sell.is_some()
+        || params.exact.is_some()
     {
         return Err(AppError::BadRequest(
-            "format, include_do_not_contact, exact: not parameters of this list".into(),
+            "format, include_do_not_contact, include_do_not_sell, exact: not parameters of this list"
+                .into(),
         ));
     }
     Ok(axum::Json(page_of(&state, &member, &params).await?).into_response())

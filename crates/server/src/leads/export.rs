@@ -6,6 +6,10 @@
 //!
 //! Do-not-contact leads are left out unless `include_do_not_contact=true`; then they come with
 //! `do_not_contact = true`, so a mailing tool downstream can suppress them.
+//!
+//! Leads whose person opted out of the sale or sharing of their data (CCPA) are left out the
+//! same way unless `include_do_not_sell=true`; then they come with `do_not_sell = true`. Every
+//! row says whether the lead is a California resident.
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -25,7 +29,7 @@ use crate::orgs::{Require, perm};
 
 const BATCH: u32 = 1000;
 
-pub const CSV_COLUMNS: [&str; 24] = [
+pub const CSV_COLUMNS: [&str; 26] = [
     "id",
     "first_name",
     "last_name",
@@ -50,6 +54,8 @@ pub const CSV_COLUMNS: [&str; 24] = [
     "do_not_contact",
     "created_at",
     "updated_at",
+    "california",
+    "do_not_sell",
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -77,13 +83,8 @@ pub fn cell(s: &str) -> String {
     }
 }
 
-fn csv_record(
-    id: uuid::Uuid,
-    score: i16,
-    f: &LeadValues,
-    created: &str,
-    updated: &str,
-) -> Vec<String> {
+fn csv_record(row: &repo::LeadRow, f: &LeadValues, created: &str, updated: &str) -> Vec<String> {
+    let (id, score) = (row.id, row.score);
     let o = |v: &Option<String>| v.as_deref().map(cell).unwrap_or_default();
     vec![
         id.to_string(),
@@ -112,6 +113,8 @@ fn csv_record(
         f.do_not_contact.to_string(),
         created.to_string(),
         updated.to_string(),
+        row.california.to_string(),
+        row.do_not_sell.to_string(),
     ]
 }
 
@@ -124,7 +127,7 @@ fn csv_line(fields: &[String]) -> Result<Vec<u8>, csv::Error> {
 }
 
 #[utoipa::path(get, path = "/api/v1/leads/export", tag = "leads", params(SearchParams),
-    responses((status = 200, description = "The matching leads streamed as CSV (`format=csv`, default) or a JSON array; do-not-contact leads only with `include_do_not_contact=true`, flagged; audited", content((String = "text/csv"), (Vec<super::model::LeadView> = "application/json"))), Refusals))]
+    responses((status = 200, description = "The matching leads streamed as CSV (`format=csv`, default) or a JSON array; do-not-contact leads only with `include_do_not_contact=true`, CCPA do-not-sell leads only with `include_do_not_sell=true`, each flagged; audited", content((String = "text/csv"), (Vec<super::model::LeadView> = "application/json"))), Refusals))]
 pub async fn export(
     State(state): State<LeadsState>,
     who: Require<perm::DataExport>,
@@ -245,7 +248,9 @@ pub(crate) fn describe(p: &SearchParams) -> serde_json::Value {
         "industry": p.industry, "employee_range": p.employee_range, "country": p.country,
         "region": p.region, "tags": p.tags, "status": p.status, "owner": p.owner,
         "score_min": p.score_min, "score_max": p.score_max, "has_email": p.has_email,
-        "include_do_not_contact": p.include_do_not_contact, "sort": p.sort,
+        "california": p.california,
+        "include_do_not_contact": p.include_do_not_contact,
+        "include_do_not_sell": p.include_do_not_sell, "sort": p.sort,
         "email": p.email.as_ref().map(|_| "given"),
     });
     if let Some(m) = v.as_object_mut() {
@@ -313,15 +318,13 @@ pub(crate) async fn stream_rows(
             let created = crate::http::ts(r.created_at);
             let updated = crate::http::ts(r.updated_at);
             match format {
-                Format::Csv => {
-                    match csv_line(&csv_record(r.id, r.score, &values, &created, &updated)) {
-                        Ok(line) => chunk.extend_from_slice(&line),
-                        Err(e) => {
-                            let _ = out.send(Err(fail(&e))).await;
-                            return (sent, false);
-                        }
+                Format::Csv => match csv_line(&csv_record(r, &values, &created, &updated)) {
+                    Ok(line) => chunk.extend_from_slice(&line),
+                    Err(e) => {
+                        let _ = out.send(Err(fail(&e))).await;
+                        return (sent, false);
                     }
-                }
+                },
                 Format::Json => {
                     if sent > 0 || !chunk.is_empty() {
                         chunk.push(b',');
@@ -332,6 +335,8 @@ pub(crate) async fn stream_rows(
                         m.insert("score".into(), json!(r.score));
                         m.insert("created_at".into(), json!(created));
                         m.insert("updated_at".into(), json!(updated));
+                        m.insert("california".into(), json!(r.california));
+                        m.insert("do_not_sell".into(), json!(r.do_not_sell));
                     }
                     chunk.extend_from_slice(obj.to_string().as_bytes());
                 }

@@ -365,6 +365,13 @@ pub struct LeadView {
     pub read_groups: Vec<Uuid>,
     pub write_groups: Vec<Uuid>,
     pub acl_revision: i32,
+    /// A California resident (CCPA): derived from region and country at every write, unless
+    /// set explicitly (`PUT /api/v1/leads/{id}/ccpa`, which `california_explicit` reports).
+    pub california: bool,
+    pub california_explicit: bool,
+    /// The person opted out of the sale or sharing of their data: exports leave the lead out
+    /// unless asked to include it, and campaigns do not send to it.
+    pub do_not_sell: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]

@@ -16,7 +16,7 @@ use crate::leads::LeadsError;
 pub const COLUMNS: &str = "id, org_id, first_name, last_name, title, seniority, department, email_ct, \
      email_bidx, phone_ct, linkedin_url, company_id, company_name, company_domain, industry, employee_range, city, region, \
      country, source, status, owner_id, tags, custom, score, do_not_contact, read_groups, \
-     write_groups, sensitivity, acl_revision, created_at, updated_at";
+     write_groups, sensitivity, acl_revision, created_at, updated_at, california, california_set, do_not_sell";
 
 #[derive(Debug, Clone, FromRow)]
 pub struct LeadRow {
@@ -52,6 +52,10 @@ pub struct LeadRow {
     pub acl_revision: i32,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// Derived from region and country unless `california_set` says otherwise (CCPA).
+    pub california: bool,
+    pub california_set: Option<bool>,
+    pub do_not_sell: bool,
 }
 
 fn crypto_error(e: leadgen_crypto::field::FieldError, lead: Uuid) -> LeadsError {
@@ -126,6 +130,9 @@ impl LeadRow {
             read_groups: self.read_groups.clone(),
             write_groups: self.write_groups.clone(),
             acl_revision: self.acl_revision,
+            california: self.california,
+            california_explicit: self.california_set.is_some(),
+            do_not_sell: self.do_not_sell,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -162,6 +169,14 @@ fn duplicate(e: sqlx::Error) -> LeadsError {
         sqlx::Error::Database(d) if d.constraint() == Some("leads_email") => LeadsError::Conflict(
             "email: a lead with this email address already exists in this organization".into(),
         ),
+        // The guard behind the checks of import and capture forms (migration 38).
+        sqlx::Error::Database(d) if d.constraint() == Some("leads_email_erased") => {
+            LeadsError::Conflict(
+                "email: erased on request: this address was erased at its owner's request and \
+                 cannot become a lead again"
+                    .into(),
+            )
+        }
         _ => e.into(),
     }
 }

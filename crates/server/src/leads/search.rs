@@ -43,6 +43,8 @@ pub struct SearchParams {
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub created_before: Option<OffsetDateTime>,
     pub has_email: Option<bool>,
+    /// California residents only (`true`) or everyone else (`false`).
+    pub california: Option<bool>,
     /// An exact email address, looked up through its blind index.
     pub email: Option<String>,
     pub sort: Option<String>,
@@ -50,6 +52,9 @@ pub struct SearchParams {
     pub cursor: Option<String>,
     /// Export only: include do-not-contact leads (flagged as such).
     pub include_do_not_contact: Option<bool>,
+    /// Export only: include leads whose person opted out of the sale or sharing of their data
+    /// (CCPA), flagged `do_not_sell`.
+    pub include_do_not_sell: Option<bool>,
     /// Export only: `csv` (default) or `json`.
     pub format: Option<String>,
     /// Count only: count every match instead of stopping after `repo::COUNT_CAP`.
@@ -135,6 +140,8 @@ pub struct Filter {
     /// Blind index of the `email` parameter; an address that is not one matches nothing.
     pub email_index: Option<Option<[u8; 32]>>,
     pub include_do_not_contact: bool,
+    pub include_do_not_sell: bool,
+    pub california: Option<bool>,
 }
 
 /// A page request.
@@ -222,6 +229,8 @@ impl SearchParams {
             has_email: self.has_email,
             email_index: self.email.as_deref().map(email_index),
             include_do_not_contact: self.include_do_not_contact.unwrap_or(false),
+            include_do_not_sell: self.include_do_not_sell.unwrap_or(false),
+            california: self.california,
         };
         let after = self.cursor.as_deref().map(Cursor::decode).transpose()?;
         let sort = match after {
@@ -325,8 +334,14 @@ pub fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, f: &Filter, for_export:
         }
         None => {}
     }
+    if let Some(c) = f.california {
+        qb.push(" AND california = ").push_bind(c);
+    }
     if for_export && !f.include_do_not_contact {
         qb.push(" AND NOT do_not_contact");
+    }
+    if for_export && !f.include_do_not_sell {
+        qb.push(" AND NOT do_not_sell");
     }
 }
 

@@ -46,6 +46,7 @@ pub fn filters(query: &str) -> Result<SearchParams, AppError> {
             "include_do_not_contact",
             params.include_do_not_contact.is_some(),
         ),
+        ("include_do_not_sell", params.include_do_not_sell.is_some()),
         ("exact", params.exact.is_some()),
     ] {
         if set {

@@ -38,6 +38,9 @@ pub enum Event {
     /// A vulnerability report still untriaged close to its acknowledgement deadline. Raised
     /// once per report by the disclosure programme, not counted by rules.
     VdpUntriaged,
+    /// A data-subject request still open close to its legal deadline. Raised once per request
+    /// by the privacy slice, not counted by rules.
+    SubjectRequestDue,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -213,6 +216,7 @@ impl Fired {
             Event::DdosAttempt => "ddos_attempt",
             Event::MfaFailure => "mfa_failure",
             Event::VdpUntriaged => "vdp_untriaged",
+            Event::SubjectRequestDue => "subject_request_due",
             Event::PanMasked => "pan_masked",
         }
     }

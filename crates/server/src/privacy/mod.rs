@@ -1,3 +1,6 @@
-//! The data lifecycle: how long lead data is kept and what happens when its time is up.
+//! The data lifecycle: how long lead data is kept, what happens when its time is up, and what
+//! the people in the leads may ask for (GDPR and CCPA requests, the CCPA flags).
 
+pub mod ccpa;
+pub mod requests;
 pub mod retention;

@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use super::AppState;
 use crate::http::{self, HeaderPolicy, middleware, openapi};
-use crate::{auth, campaigns, companies, forms, leads, ops, orgs, perimeter, public, web};
+use crate::{auth, campaigns, companies, forms, leads, ops, orgs, perimeter, privacy, public, web};
 
 /// The application router with the full middleware stack.
 pub fn app(state: &AppState) -> Router {
@@ -56,6 +56,8 @@ pub fn api(state: &AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(leads::scoring::routes().with_state(l.clone()))
         .merge(leads::import::api::routes().with_state(l.clone()))
         .merge(companies::api::routes().with_state(l.clone()))
+        .merge(privacy::requests::routes().with_state(l.clone()))
+        .merge(privacy::ccpa::routes().with_state(l.clone()))
         .merge(campaigns::api::routes().with_state(state.campaigns.clone()))
         .merge(forms::api::routes().with_state(state.forms.clone()))
         .merge(public::vdp::api::routes().with_state(state.public.clone()));

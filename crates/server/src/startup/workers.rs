@@ -47,6 +47,11 @@ pub fn start(state: &AppState) -> Workers {
         )),
         // Vulnerability reports still untriaged near their acknowledgement deadline.
         tokio::spawn(crate::public::vdp::watch(state.public.clone())),
+        // Data-subject requests near their legal deadline.
+        tokio::spawn(crate::privacy::requests::watch(
+            state.leads.clone(),
+            state.perimeter.clone(),
+        )),
     ];
     // An operator's WAF rules file is re-read when it changes.
     let path = config.perimeter.waf_rules_path.clone();

@@ -133,7 +133,13 @@ async fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
 }
 
 /// Polls the campaign until its state is `state`.
-async fn wait_state(api: &Api, token: &str, id: &str, state: &str, within: Duration) -> Value {
+pub(crate) async fn wait_state(
+    api: &Api,
+    token: &str,
+    id: &str,
+    state: &str,
+    within: Duration,
+) -> Value {
     let start = Instant::now();
     loop {
         let (s, v) = api

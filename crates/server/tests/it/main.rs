@@ -24,6 +24,7 @@ mod lifecycle;
 mod orgs;
 mod pci;
 mod perimeter;
+mod privacy;
 mod public;
 mod retention;
 mod rls;

@@ -301,6 +301,8 @@ async fn write_batch(
     let mut rows: Vec<LeadValues> = Vec::new();
     let mut by_index: HashMap<[u8; 32], usize> = HashMap::new();
     let mut masked_rows = 0usize;
+    // Rows that parsed, with their line and the blind index of their address.
+    let mut accepted = Vec::with_capacity(outcomes.len());
     for o in outcomes {
         issues.extend(o.issues);
         let Some(rec) = o.record else {
@@ -324,6 +326,36 @@ async fn write_batch(
             .email
             .as_deref()
             .and_then(|e| state.fields.email_index(org, e));
+        accepted.push((o.line, v, index));
+    }
+    // Addresses erased on a data-subject's request do not come back: each such row is refused
+    // with the reason (the database refuses them too, behind this check).
+    let erased: std::collections::HashSet<Vec<u8>> = sqlx::query_scalar!(
+        "SELECT email_bidx FROM app.suppressions
+         WHERE org_id = $1 AND reason = 'erased' AND email_bidx = ANY($2)",
+        org,
+        &accepted
+            .iter()
+            .filter_map(|(_, _, i)| i.map(|i| i.to_vec()))
+            .collect::<Vec<_>>()
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    for (line, v, index) in accepted {
+        if index.is_some_and(|i| erased.contains(i.as_slice())) {
+            issues.push(Issue {
+                line,
+                column: "email".into(),
+                reason: "erased on request: this address was erased at its owner's request and \
+                         is not imported again"
+                    .into(),
+                severity: Severity::Reject,
+            });
+            counts.rejected += 1;
+            continue;
+        }
         match index.and_then(|i| by_index.get(&i).copied()) {
             Some(first) => {
                 counts.duplicates += 1;

@@ -1,0 +1,846 @@
+//! Data-subject requests and the CCPA flags through the front door: an access package holds
+//! every item about a person (the lead, notes, activities, lists, campaign messages, consent
+//! records, audit entries), an erasure removes them and keeps the address from coming back by
+//! import, form or hand; California residents are flagged on every path in, opt-outs stay out
+//! of exports and campaigns, and deadlines follow the law with reminders, then an alert.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use leadgen::clock::OffsetClock;
+use reqwest::Method;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::campaigns::{dkim_key, new_lead, verified_sender, wait_state};
+use crate::helpers::{TestApp, TestDb, run_leadgen, server_env};
+use crate::orgs::{Api, org_with_every_role};
+
+const NO_CONFIRM: (&str, &str) = ("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false");
+const SITE: &str = "https://shop.example";
+
+async fn lead_by_email(api: &Api, token: &str, email: &str) -> Vec<Value> {
+    let (s, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/leads?email={email}"),
+            token,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    v["items"].as_array().unwrap().clone()
+}
+
+async fn post_form(app: &TestApp, key: &str, email: &str, name: &str) -> String {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("email", email),
+            ("first_name", name),
+            ("consent", "yes"),
+            ("homepage_url", ""),
+        ])
+        .finish();
+    let res = app
+        .client()
+        .post(app.https_url(&format!("/f/{key}")))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("user-agent", "Mozilla/5.0 (PrivacyTest)")
+        .header("origin", SITE)
+        .header("accept", "text/html")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.text().await.unwrap()
+}
+
+async fn request(api: &Api, token: &str, body: Value) -> Value {
+    let (s, v) = api
+        .call(Method::POST, "/api/v1/privacy/requests", token, Some(body))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    v
+}
+
+async fn complete(api: &Api, token: &str, id: &str) -> Value {
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/privacy/requests/{id}/complete"),
+            token,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    v
+}
+
+fn days_between(a: &Value, b: &Value) -> i64 {
+    let p = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    (p(b) - p(a)).whole_days()
+}
+
+#[tokio::test]
+async fn an_access_package_holds_every_item_and_an_erasure_removes_them_for_good() {
+    let app = TestApp::spawn_with_sink(&[NO_CONFIRM]).await;
+    let sink = app.sink.clone().unwrap();
+    let api = Api::new(&app);
+    let (org, t, _) = org_with_every_role(&app, &api, "dsr").await;
+    let (admin, manager, user) = (&t[0], &t[1], &t[2]);
+    let su = app.db().superuser_pool().await;
+
+    // Ada comes in through a capture form, with her consent recorded.
+    let (s, form) = api
+        .call(
+            Method::POST,
+            "/api/v1/forms",
+            admin,
+            Some(json!({
+                "name": "Contact",
+                "fields": [{"name": "email"}, {"name": "first_name", "required": true}],
+                "consent_text": "Shop may contact me.",
+                "consent_version": "v7",
+                "allowed_origins": [SITE],
+            })),
+        )
+        .await;
+    assert_eq!(s, 201, "{form}");
+    let key = form["public_key"].as_str().unwrap().to_string();
+    post_form(&app, &key, "ada@person.test", "Ada").await;
+    let found = lead_by_email(&api, admin, "ada@person.test").await;
+    assert_eq!(found.len(), 1);
+    let ada = found[0]["id"].as_str().unwrap().to_string();
+
+    // A salesperson works with her: a note, a call, a private list.
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/leads/{ada}/notes"),
+            user,
+            Some(json!({ "body": "Met Ada at the fair; wants a demo" })),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/leads/{ada}/activities"),
+            user,
+            Some(json!({ "kind": "call", "summary": "Intro call with Ada" })),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, list) = api
+        .call(
+            Method::POST,
+            "/api/v1/lists",
+            user,
+            Some(json!({ "name": "My fair contacts" })),
+        )
+        .await;
+    assert_eq!(s, 201, "{list}");
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/lists/{}/leads", list["id"].as_str().unwrap()),
+            user,
+            Some(json!({ "leads": [ada] })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/leads/{ada}"),
+            user,
+            Some(json!({ "tags": ["launch"] })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+
+    // A campaign goes to her and to Grace; Sam opted out of the sale of his data, so not to him.
+    let grace = new_lead(
+        &api,
+        admin,
+        json!({ "first_name": "Grace", "email": "grace@other.test", "tags": ["launch"] }),
+    )
+    .await;
+    let sam = new_lead(
+        &api,
+        admin,
+        json!({ "first_name": "Sam", "email": "sam@other.test", "tags": ["launch"] }),
+    )
+    .await;
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/leads/{sam}/ccpa"),
+            user,
+            Some(json!({ "do_not_sell": true })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    dkim_key(app.db(), "acme.test", "rsa");
+    let sender = verified_sender(
+        &api,
+        &app.client(),
+        &app.https_url(""),
+        &sink,
+        admin,
+        "news@acme.test",
+    )
+    .await;
+    let (s, tpl) = api
+        .call(
+            Method::POST,
+            "/api/v1/campaigns/templates",
+            admin,
+            Some(json!({ "name": "Launch", "subject": "Hello", "text": "We launched." })),
+        )
+        .await;
+    assert_eq!(s, 201, "{tpl}");
+    let (s, c) = api
+        .call(
+            Method::POST,
+            "/api/v1/campaigns",
+            admin,
+            Some(
+                json!({ "name": "Launch", "template_id": tpl["id"], "sender_id": sender,
+                         "audience": { "query": "tags=launch" } }),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{c}");
+    let campaign = c["id"].as_str().unwrap().to_string();
+    let (_, a) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/campaigns/{campaign}/audience"),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(a, json!({ "leads": 3, "suppressed": 1, "recipients": 2 }));
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/campaigns/{campaign}/send"),
+            admin,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let done = wait_state(&api, admin, &campaign, "sent", Duration::from_secs(30)).await;
+    assert_eq!(done["stats"]["sent"], 2, "{done}");
+    assert_eq!(done["stats"]["suppressed"], 1, "{done}");
+
+    // Only admins take requests; others are refused whatever the address.
+    for token in [manager, user] {
+        let (s, _) = api
+            .call(
+                Method::POST,
+                "/api/v1/privacy/requests",
+                token,
+                Some(json!({ "kind": "access", "email": "ada@person.test" })),
+            )
+            .await;
+        assert_eq!(s, 403);
+    }
+    for (body, field) in [
+        (
+            json!({ "kind": "delete", "email": "ada@person.test" }),
+            "kind",
+        ),
+        (json!({ "kind": "access", "email": "ada" }), "email"),
+        (
+            json!({ "kind": "access", "email": "ada@person.test", "law": "pipeda" }),
+            "law",
+        ),
+        (
+            json!({ "kind": "access", "email": "ada@person.test", "received_at": "2999-01-01T00:00:00Z" }),
+            "received_at",
+        ),
+    ] {
+        let (s, v) = api
+            .call(Method::POST, "/api/v1/privacy/requests", admin, Some(body))
+            .await;
+        assert_eq!(s, 400, "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(field),
+            "{v}"
+        );
+    }
+
+    // Access: a GDPR request (Ada is not in California), due in 30 days, and its package.
+    let access = request(
+        &api,
+        admin,
+        json!({ "kind": "access", "email": " Ada@Person.test " }),
+    )
+    .await;
+    assert_eq!(access["law"], "gdpr");
+    assert_eq!(access["leads"], 1);
+    assert_eq!(access["status"], "open");
+    assert_eq!(access["email"], "ada@person.test");
+    assert_eq!(days_between(&access["received_at"], &access["due_at"]), 30);
+    let access_id = access["id"].as_str().unwrap().to_string();
+    let (s, p) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/privacy/requests/{access_id}/package"),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(p["email"], "ada@person.test");
+    let item = &p["leads"][0];
+    assert_eq!(item["lead"]["id"], ada);
+    assert_eq!(item["lead"]["email"], "ada@person.test");
+    assert_eq!(item["lead"]["first_name"], "Ada");
+    assert_eq!(item["lead"]["source"], "form:Contact");
+    assert_eq!(
+        item["notes"][0]["body"],
+        "Met Ada at the fair; wants a demo"
+    );
+    assert_eq!(item["activities"][0]["summary"], "Intro call with Ada");
+    // The salesperson's private list too: the person has a right to know of it.
+    assert_eq!(item["lists"][0]["name"], "My fair contacts");
+    assert_eq!(item["consent_records"][0]["consent_version"], "v7");
+    assert_eq!(item["consent_records"][0]["form"], "Contact");
+    assert_eq!(item["consent_records"][0]["ip"], "127.0.0.1");
+    assert_eq!(
+        item["consent_records"][0]["user_agent"],
+        "Mozilla/5.0 (PrivacyTest)"
+    );
+    let actions: Vec<&str> = item["audit_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"lead.note.add") && actions.contains(&"lead.update"),
+        "{actions:?}"
+    );
+    assert_eq!(p["campaign_messages"].as_array().unwrap().len(), 1, "{p}");
+    assert_eq!(p["campaign_messages"][0]["campaign"], "Launch");
+    assert_eq!(p["campaign_messages"][0]["state"], "sent");
+    assert_eq!(p["requests"][0]["kind"], "access");
+    // Nothing about anyone else.
+    let text = p.to_string();
+    assert!(
+        !text.contains("grace@other.test") && !text.contains("Grace") && !text.contains(&grace),
+        "{text}"
+    );
+    let v = complete(&api, admin, &access_id).await;
+    assert_eq!(v["status"], "completed");
+
+    // Erasure: every copy goes, and the address is suppressed as erased.
+    let erasure = request(
+        &api,
+        admin,
+        json!({ "kind": "erasure", "email": "ada@person.test", "note": "by email" }),
+    )
+    .await;
+    let erasure_id = erasure["id"].as_str().unwrap().to_string();
+    let (s, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/privacy/requests/{erasure_id}/package"),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 409, "an erasure has no package: {v}");
+    let v = complete(&api, admin, &erasure_id).await;
+    assert_eq!(v["status"], "completed", "{v}");
+    assert_eq!(
+        v["outcome"],
+        json!({ "leads_deleted": 1, "notes_deleted": 1, "activities_deleted": 1,
+                "consent_records_deleted": 1, "list_entries_deleted": 1,
+                "campaign_events_scrubbed": 0, "suppressed": "erased" })
+    );
+    assert_eq!(v["email"], Value::Null, "the request forgets the address");
+    assert_eq!(v["leads"], 0);
+    // Done twice, it does nothing more.
+    let again = complete(&api, admin, &erasure_id).await;
+    assert_eq!(again["outcome"], v["outcome"]);
+    assert_eq!(again["completed_at"], v["completed_at"]);
+
+    let (s, _) = api
+        .call(Method::GET, &format!("/api/v1/leads/{ada}"), admin, None)
+        .await;
+    assert_eq!(s, 404);
+    let ada_id: Uuid = ada.parse().unwrap();
+    let left: (i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM app.leads WHERE id = $1),
+                (SELECT count(*) FROM app.lead_notes WHERE lead_id = $1),
+                (SELECT count(*) FROM app.lead_activities WHERE lead_id = $1),
+                (SELECT count(*) FROM app.consent_records WHERE lead_id = $1),
+                (SELECT count(*) FROM app.lead_list_entries WHERE lead_id = $1)",
+    )
+    .bind(ada_id)
+    .fetch_one(&su)
+    .await
+    .unwrap();
+    assert_eq!(left, (0, 0, 0, 0, 0));
+    let (reason, ct): (String, Option<Vec<u8>>) = sqlx::query_as(
+        "SELECT s.reason, r.email_ct FROM app.suppressions s
+         JOIN app.subject_requests r ON r.org_id = s.org_id AND r.email_bidx = s.email_bidx
+         WHERE s.org_id = $1 AND r.kind = 'erasure'",
+    )
+    .bind(org)
+    .fetch_one(&su)
+    .await
+    .unwrap();
+    assert_eq!((reason.as_str(), ct), ("erased", None));
+    // The name is nowhere in the organization's lead data any more.
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM app.leads WHERE org_id = $1 AND (first_name = 'Ada' OR notes_text LIKE '%Ada%')",
+    )
+    .bind(org)
+    .fetch_one(&su)
+    .await
+    .unwrap();
+    assert_eq!(n, 0);
+
+    // The address does not come back: an import row is refused with the reason...
+    let done = crate::imports::import(
+        &app,
+        &api,
+        user,
+        "again.csv",
+        b"first_name,email\nAda,ADA@person.test\nLin,lin@new.test\n".to_vec(),
+        "create_only",
+    )
+    .await;
+    assert_eq!(done["created"], 1, "{done}");
+    assert_eq!(done["rejected"], 1, "{done}");
+    let res = app
+        .client()
+        .get(app.https_url(&format!(
+            "/api/v1/imports/{}/issues",
+            done["id"].as_str().unwrap()
+        )))
+        .bearer_auth(user)
+        .send()
+        .await
+        .unwrap();
+    let issues = res.text().await.unwrap();
+    assert!(
+        issues.contains("erased on request") && issues.contains("email") && issues.contains('2'),
+        "{issues}"
+    );
+    // ...a lead made by hand is refused with it...
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/leads",
+            user,
+            Some(json!({ "first_name": "Ada", "email": "ada@person.test" })),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert!(v.to_string().contains("erased on request"), "{v}");
+    // ...and a capture form answers as usual but stores nothing.
+    let page = post_form(&app, &key, "ada@person.test", "Ada").await;
+    assert!(page.contains("Thank you"), "{page}");
+    assert!(
+        lead_by_email(&api, admin, "ada@person.test")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        lead_by_email(&api, admin, "grace@other.test").await.len(),
+        1
+    );
+
+    // Each step is in the audit trail, which still verifies.
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM app.audit_log WHERE org_id = $1 AND action LIKE 'privacy.request.%'",
+    )
+    .bind(org)
+    .fetch_one(&su)
+    .await
+    .unwrap();
+    assert_eq!(n, 5, "two creations, a package, two completions");
+    let env = server_env(Some(app.db()), app.data_dir.path());
+    let (code, out, err) = run_leadgen(&["audit", "verify", "--json"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn california_leads_are_flagged_on_the_way_in_and_opt_outs_stay_out_of_exports() {
+    let app = TestApp::spawn_with(&[NO_CONFIRM]).await;
+    let api = Api::new(&app);
+    let (org, t, _) = org_with_every_role(&app, &api, "ccpa").await;
+    let (admin, manager, user) = (&t[0], &t[1], &t[2]);
+
+    // Derived from region and country on every write path.
+    let mut ids = Vec::new();
+    for (email, region, country, want) in [
+        ("a@ccpa.test", "CA", "US", true),
+        ("b@ccpa.test", "California", "", true),
+        ("c@ccpa.test", "CA", "Canada", false),
+        ("d@ccpa.test", "Ontario", "CA", false),
+    ] {
+        let mut body = json!({ "email": email, "region": region });
+        if !country.is_empty() {
+            body["country"] = json!(country);
+        }
+        let (s, v) = api
+            .call(Method::POST, "/api/v1/leads", user, Some(body))
+            .await;
+        assert_eq!(s, 201, "{v}");
+        assert_eq!(v["california"], want, "{email}: {v}");
+        assert_eq!(v["do_not_sell"], false);
+        ids.push(v["id"].as_str().unwrap().to_string());
+    }
+    let done = crate::imports::import(
+        &app,
+        &api,
+        user,
+        "west.csv",
+        b"email,region,country\ne@ccpa.test,us-ca,United States\nf@ccpa.test,Nevada,US\n".to_vec(),
+        "create_only",
+    )
+    .await;
+    assert_eq!(done["created"], 2, "{done}");
+    let (s, v) = api
+        .call(Method::GET, "/api/v1/leads?california=true", user, None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let mut emails: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["email"].as_str().unwrap())
+        .collect();
+    emails.sort_unstable();
+    assert_eq!(emails, ["a@ccpa.test", "b@ccpa.test", "e@ccpa.test"]);
+    // A capture form gives the CCPA notice at the point of collection, in its snippet.
+    let (s, form) = api
+        .call(
+            Method::POST,
+            "/api/v1/forms",
+            admin,
+            Some(json!({
+                "name": "West coast",
+                "fields": [{"name": "email"}, {"name": "region"}],
+                "ccpa_notice": "We collect your address & region to answer you; we never sell it.",
+                "allowed_origins": [SITE],
+            })),
+        )
+        .await;
+    assert_eq!(s, 201, "{form}");
+    assert!(
+        form["embed"].as_str().unwrap().contains(
+            "<p class=\"leadgen-notice\">We collect your address &amp; region to answer you; we never sell it.</p>"
+        ),
+        "{form}"
+    );
+
+    // Moving the lead moves the flag.
+    let (s, v) = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/leads/{}", ids[0]),
+            user,
+            Some(json!({ "country": "Mexico" })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["california"], false, "{v}");
+
+    // Set explicitly when region and country do not tell, and back to derived with null.
+    let ccpa = |i: usize| format!("/api/v1/leads/{}/ccpa", ids[i]);
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            &ccpa(2),
+            user,
+            Some(json!({ "california": true })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({ "california": true, "california_explicit": true, "do_not_sell": false })
+    );
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            &ccpa(2),
+            user,
+            Some(json!({ "california": null })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["california"], false);
+    for body in [
+        json!({}),
+        json!({ "california": "yes" }),
+        json!({ "dns": true }),
+    ] {
+        let (s, v) = api.call(Method::PUT, &ccpa(2), user, Some(body)).await;
+        assert!(s == 400 || s == 422, "{s} {v}");
+    }
+    let (s, _) = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/leads/{}/ccpa", Uuid::now_v7()),
+            user,
+            Some(json!({ "do_not_sell": true })),
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    // Anyone who edits the lead records an opt-out; only an admin withdraws it.
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            &ccpa(1),
+            user,
+            Some(json!({ "do_not_sell": true })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    for token in [user, manager] {
+        let (s, v) = api
+            .call(
+                Method::PUT,
+                &ccpa(1),
+                token,
+                Some(json!({ "do_not_sell": false })),
+            )
+            .await;
+        assert_eq!(s, 403, "{v}");
+    }
+
+    // Exports leave the opted-out lead out unless asked, then flag it.
+    let export = |query: &str| {
+        let url = app.https_url(&format!("/api/v1/leads/export?format=csv{query}"));
+        let c = app.client();
+        let token = manager.clone();
+        async move {
+            let res = c.get(url).bearer_auth(token).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            res.text().await.unwrap()
+        }
+    };
+    let csv = export("").await;
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    assert_eq!(&header[header.len() - 2..], ["california", "do_not_sell"]);
+    assert!(!csv.contains("b@ccpa.test"), "{csv}");
+    assert!(csv.contains("e@ccpa.test"), "{csv}");
+    let csv = export("&include_do_not_sell=true").await;
+    let row = csv
+        .lines()
+        .find(|l| l.contains("b@ccpa.test"))
+        .unwrap_or_else(|| panic!("{csv}"));
+    assert!(row.ends_with(",true,true"), "{row}");
+
+    // The admin withdraws it, on the person's word; audited both ways.
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            &ccpa(1),
+            admin,
+            Some(json!({ "do_not_sell": false })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(export("").await.contains("b@ccpa.test"));
+    let su = app.db().superuser_pool().await;
+    let changes: Vec<(Value, Value)> = sqlx::query_as(
+        "SELECT before, after FROM app.audit_log WHERE org_id = $1 AND action = 'lead.ccpa' ORDER BY seq",
+    )
+    .bind(org)
+    .fetch_all(&su)
+    .await
+    .unwrap();
+    assert_eq!(changes.len(), 4, "{changes:?}");
+    assert_eq!(changes[3].0["do_not_sell"], true);
+    assert_eq!(changes[3].1["do_not_sell"], false);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn request_deadlines_follow_the_law_with_reminders_then_one_alert() {
+    let (hook, got) = crate::perimeter::receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let waf_path = crate::perimeter::shipped_rules_alerting(dir.path(), &hook);
+    let clock = Arc::new(OffsetClock::default());
+    let app = TestApp::spawn_on(
+        TestDb::new().await,
+        &[
+            NO_CONFIRM,
+            (
+                "LEADGEN_PERIMETER__WAF_RULES_PATH",
+                waf_path.to_str().unwrap(),
+            ),
+            ("LEADGEN_PRIVACY__REQUEST_CHECK_SECS", "1"),
+        ],
+        clock.clone(),
+    )
+    .await;
+    let api = Api::new(&app);
+    let (_, t, _) = org_with_every_role(&app, &api, "deadline").await;
+    let admin = &t[0];
+    new_lead(
+        &api,
+        admin,
+        json!({ "email": "cal@resident.test", "region": "California", "country": "US" }),
+    )
+    .await;
+    new_lead(
+        &api,
+        admin,
+        json!({ "email": "eu@resident.test", "country": "DE" }),
+    )
+    .await;
+
+    // A California resident's request follows the CCPA: 45 days.
+    let cal = request(
+        &api,
+        admin,
+        json!({ "kind": "access", "email": "cal@resident.test" }),
+    )
+    .await;
+    assert_eq!(cal["law"], "ccpa");
+    assert_eq!(days_between(&cal["received_at"], &cal["due_at"]), 45);
+    let opt = request(
+        &api,
+        admin,
+        json!({ "kind": "ccpa_opt_out", "email": "cal@resident.test" }),
+    )
+    .await;
+    assert_eq!(opt["law"], "ccpa");
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/privacy/requests",
+            admin,
+            Some(json!({ "kind": "ccpa_know", "email": "eu@resident.test", "law": "gdpr" })),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    // Anyone else's: the GDPR, 30 days.
+    let eu = request(
+        &api,
+        admin,
+        json!({ "kind": "erasure", "email": "eu@resident.test" }),
+    )
+    .await;
+    assert_eq!(eu["law"], "gdpr");
+    assert_eq!(days_between(&eu["received_at"], &eu["due_at"]), 30);
+    let eu_id = eu["id"].as_str().unwrap().to_string();
+    // An address no lead has is recorded all the same (the person may still be asked about).
+    let unknown = request(
+        &api,
+        admin,
+        json!({ "kind": "access", "email": "nobody@resident.test" }),
+    )
+    .await;
+    assert_eq!(unknown["leads"], 0);
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!(
+                "/api/v1/privacy/requests/{}/reject",
+                unknown["id"].as_str().unwrap()
+            ),
+            admin,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, 400, "a rejection says why: {v}");
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!(
+                "/api/v1/privacy/requests/{}/reject",
+                unknown["id"].as_str().unwrap()
+            ),
+            admin,
+            Some(json!({ "note": "identity not verified" })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "rejected");
+
+    // The opt-out flags the lead and keeps campaigns away.
+    let v = complete(&api, admin, opt["id"].as_str().unwrap()).await;
+    assert_eq!(v["outcome"]["leads_flagged_do_not_sell"], 1, "{v}");
+    let lead = lead_by_email(&api, admin, "cal@resident.test").await;
+    assert_eq!(lead[0]["do_not_sell"], true);
+    let (_, v) = api
+        .call(Method::GET, "/api/v1/suppressions", admin, None)
+        .await;
+    assert_eq!(v["reasons"]["ccpa_opt_out"], 1, "{v}");
+    let (s, v) = api
+        .call(
+            Method::GET,
+            "/api/v1/privacy/requests?status=open",
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let open: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(open, ["erasure", "access"], "nearest deadline first");
+
+    let reminders = || {
+        app.mailbox()
+            .into_iter()
+            .filter(|m| {
+                m["subject"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("data-subject request is due"))
+            })
+            .collect::<Vec<_>>()
+    };
+    let alerts = || {
+        got.lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| b.to_string())
+            .filter(|t| t.contains("subject-request-due"))
+            .collect::<Vec<_>>()
+    };
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(reminders().is_empty() && alerts().is_empty());
+
+    // A week before the GDPR deadline the admins hear of it; three days before, the alert.
+    clock.advance(23 * 86_400 + 3600);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = reminders();
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0]["to"].as_str().unwrap().starts_with("admin@"), "{r:?}");
+    assert!(r[0]["text"].as_str().unwrap().contains(&eu_id), "{r:?}");
+    assert!(alerts().is_empty());
+    clock.advance(4 * 86_400);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let a = alerts();
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert!(a[0].contains(&eu_id), "{a:?}");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(alerts().len(), 1, "raised once");
+    assert_eq!(reminders().len(), 1, "the 2-day reminder is not due yet");
+    app.stop().await;
+}
