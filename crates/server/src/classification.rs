@@ -80,6 +80,10 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
             ("request_id", I),
             ("prev_hash", I),
             ("hash", I),
+            ("hash_version", I),
+            ("personal_sha256", I),
+            ("personal_salt", R),
+            ("pseudonymised_at", I),
         ],
     ),
     (
@@ -583,6 +587,8 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
             ("last_sign_in_at", I),
             ("updated_at", I),
             ("user_metadata", C),
+            ("deletion_requested_at", I),
+            ("deletion_due_at", I),
         ],
     ),
     (

@@ -53,6 +53,37 @@ pub enum Command {
     /// Lead data retention: anonymise leads past their organization's period, purge later.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Member accounts: carry out the deletions people asked for.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Delete the accounts whose deletion grace period has passed.
+    Purge(AccountsPurgeArgs),
+    /// Delete one account at once, without its grace period (an operator's decision).
+    Delete(AccountsDeleteArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AccountsPurgeArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Run as of this time (RFC 3339) instead of now.
+    #[arg(long, value_name = "TIME", value_parser = parse_rfc3339)]
+    pub as_of: Option<time::OffsetDateTime>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AccountsDeleteArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// The account's email address.
+    pub email: String,
+    /// Required: the deletion skips the grace period in which a sign-in would cancel it.
+    #[arg(long)]
+    pub now: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -179,6 +179,8 @@ pub struct AuthConfig {
     /// URLs (by prefix) besides the site itself that sign-in flows may return to.
     #[serde(default)]
     pub redirect_urls: Vec<String>,
+    /// Days between asking to delete an account and its deletion; signing in cancels it.
+    pub account_deletion_grace_days: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -456,6 +458,12 @@ impl Config {
         self.check_mail()?;
         if self.server.max_body_bytes == 0 {
             return Err(rule("server.max_body_bytes", "must be greater than 0"));
+        }
+        if !(1..=90).contains(&self.auth.account_deletion_grace_days) {
+            return Err(rule(
+                "auth.account_deletion_grace_days",
+                "must be from 1 to 90",
+            ));
         }
         if self.privacy.request_check_secs == 0 || self.privacy.request_check_secs > 86_400 {
             return Err(rule(

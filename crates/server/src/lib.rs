@@ -270,6 +270,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Vdp(command) => vdp(&cli, command).await,
         Command::Pci(cli::PciCommand::Scan(args)) => pci_scan(&cli, args).await,
         Command::Retention(cli::RetentionCommand::Run(args)) => retention_run(&cli, args).await,
+        Command::Accounts(command) => accounts(&cli, command).await,
         Command::Audit(AuditCommand::Verify(args)) => {
             let json = args.ops.json;
             let config = match Config::load(&sources(&cli, args.ops.data_dir.as_deref())) {
@@ -803,6 +804,82 @@ async fn alert_masked(config: &Config, rows: usize, log_lines: usize) {
         if !perimeter::alerts::deliver(&http, hook, &fired, &at).await {
             eprintln!("alert not delivered to a webhook");
         }
+    }
+}
+
+/// `leadgen accounts purge` and `leadgen accounts delete EMAIL --now`.
+async fn accounts(cli: &Cli, command: &cli::AccountsCommand) -> ExitCode {
+    let (ops, what) = match command {
+        cli::AccountsCommand::Purge(a) => (&a.ops, "accounts purge"),
+        cli::AccountsCommand::Delete(a) => (&a.ops, "accounts delete"),
+    };
+    let json = ops.json;
+    if let cli::AccountsCommand::Delete(a) = command
+        && !a.now
+    {
+        return fail(
+            what,
+            "--now is required: it deletes the account at once, skipping the grace period in \
+             which signing in would cancel it",
+            json,
+        );
+    }
+    let config = match Config::load(&sources(cli, ops.data_dir.as_deref())) {
+        Ok(c) => c,
+        Err(e) => return fail("configuration", &e.to_string(), json),
+    };
+    let mailer = match mail::Mailer::from_config(&config.mail, &config.data_dir) {
+        Ok(m) => m,
+        Err(e) => return fail("mail", &format!("{e:#}"), json),
+    };
+    let result = with_pool(&config, Conn::Migrate, |pool| async move {
+        match command {
+            cli::AccountsCommand::Purge(a) => {
+                let now = a.as_of.unwrap_or_else(time::OffsetDateTime::now_utc);
+                privacy::accounts::purge(&pool, &mailer, now).await
+            }
+            cli::AccountsCommand::Delete(a) => {
+                privacy::accounts::delete_now(
+                    &pool,
+                    &mailer,
+                    &a.email,
+                    time::OffsetDateTime::now_utc(),
+                )
+                .await
+            }
+        }
+    })
+    .await;
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => return fail(what, &format!("{e:#}"), json),
+    };
+    let blocked = !report.blocked.is_empty();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "ok": !blocked, "deleted": report.deleted, "blocked": report.blocked })
+        );
+    } else {
+        for d in &report.deleted {
+            println!(
+                "deleted an account (now {} in the audit trails): {} organization(s) with it, {} audit row(s) pseudonymised",
+                d.pseudonym, d.organizations_deleted, d.audit_rows_pseudonymised
+            );
+        }
+        for b in &report.blocked {
+            println!("left an account: {}", b.reason);
+        }
+        println!(
+            "{} account(s) deleted, {} left",
+            report.deleted.len(),
+            report.blocked.len()
+        );
+    }
+    if blocked {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

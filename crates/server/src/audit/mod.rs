@@ -4,6 +4,13 @@
 //! JSON rendering with sorted keys, integers for times), so editing, deleting or reordering a row
 //! breaks the chain from there on. The application role may only INSERT and SELECT; `leadgen
 //! audit verify` recomputes every chain and names the first broken link.
+//!
+//! Rows of hash version 2 (every row written now) commit to their personal fields (actor,
+//! target, before, after, address, request id) through a digest over a random per-row salt and
+//! those fields. Deleting an account replaces them with a pseudonym and drops the salt
+//! ([`pseudonymise`]): the chain still verifies, the digest no longer confirms guesses, and the
+//! pseudonymisation is itself a row of the chain naming the rows it changed. The organizations'
+//! chains of version 1 (written before) are verified as they were.
 
 use std::net::IpAddr;
 
@@ -93,7 +100,48 @@ fn canonical(v: &Value, out: &mut String) {
     }
 }
 
-/// `SHA-256(prev_hash ‖ canonical content)`.
+/// The digest a version-2 row commits to in place of its personal fields:
+/// `SHA-256(salt ‖ canonical personal fields)`.
+#[must_use]
+pub fn personal_digest(salt: &[u8], r: &Row<'_>) -> Vec<u8> {
+    let content = serde_json::json!({
+        "actor_id": r.actor_id.map(|u| u.to_string()),
+        "target": r.target,
+        "before": r.before,
+        "after": r.after,
+        "ip": r.ip.map(|i| i.to_string()),
+        "request_id": r.request_id,
+    });
+    let mut text = String::new();
+    canonical(&content, &mut text);
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(text.as_bytes());
+    h.finalize().to_vec()
+}
+
+/// A version-2 row's hash: `SHA-256(prev_hash ‖ canonical content)`, the personal fields
+/// represented by their digest.
+#[must_use]
+pub fn row_hash_v2(prev: &[u8], r: &Row<'_>, personal: &[u8]) -> Vec<u8> {
+    let content = serde_json::json!({
+        "v": 2,
+        "org_id": r.org_id.to_string(),
+        "seq": r.seq,
+        "at_us": (r.at.unix_timestamp_nanos() / 1000) as i64,
+        "action": r.action,
+        "personal": hex::encode(personal),
+    });
+    let mut text = String::new();
+    canonical(&content, &mut text);
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(text.as_bytes());
+    h.finalize().to_vec()
+}
+
+/// A version-1 row's hash (the platform's chain, and organizations' rows written before
+/// version 2): `SHA-256(prev_hash ‖ canonical content)`.
 #[must_use]
 pub fn row_hash(prev: &[u8], r: &Row<'_>) -> Vec<u8> {
     let content = serde_json::json!({
@@ -203,16 +251,22 @@ async fn lock_chain(conn: &mut sqlx::PgConnection, org_id: Uuid) -> Result<(), s
     Ok(())
 }
 
-/// Hashes `row` onto `prev` (the chain's last hash) and appends it to its organization's chain.
+/// Hashes `row` onto `prev` (the chain's last hash) and appends it to its organization's chain,
+/// as a version-2 row.
 async fn append(
     conn: &mut sqlx::PgConnection,
     row: &Row<'_>,
     prev: Vec<u8>,
 ) -> Result<(), sqlx::Error> {
-    let hash = row_hash(&prev, row);
+    use rand::RngCore as _;
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let personal = personal_digest(&salt, row);
+    let hash = row_hash_v2(&prev, row, &personal);
     sqlx::query!(
-        "INSERT INTO app.audit_log (org_id, seq, at, actor_id, action, target, before, after, ip, request_id, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        "INSERT INTO app.audit_log (org_id, seq, at, actor_id, action, target, before, after, ip, request_id,
+                                    prev_hash, hash, hash_version, personal_sha256, personal_salt)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 2, $13, $14)",
         row.org_id,
         row.seq,
         row.at,
@@ -224,7 +278,9 @@ async fn append(
         row.ip.map(sqlx::types::ipnetwork::IpNetwork::from),
         row.request_id,
         prev,
-        hash
+        hash,
+        personal,
+        &salt[..]
     )
     .execute(conn)
     .await?;
@@ -321,6 +377,9 @@ struct ChainRow {
     request_id: Option<String>,
     prev_hash: Vec<u8>,
     hash: Vec<u8>,
+    hash_version: i16,
+    personal_sha256: Option<Vec<u8>>,
+    personal_salt: Option<Vec<u8>>,
 }
 
 /// Summary of a verification run.
@@ -340,7 +399,8 @@ pub async fn verify(pool: &sqlx::PgPool, org: Option<Uuid>) -> Result<Report, sq
         .await?;
     let mut rows = sqlx::query_as!(
         ChainRow,
-        r#"SELECT id, org_id, seq, at, actor_id, action, target, before, after, ip, request_id, prev_hash, hash
+        r#"SELECT id, org_id, seq, at, actor_id, action, target, before, after, ip, request_id, prev_hash, hash,
+                  hash_version, personal_sha256, personal_salt
            FROM app.audit_log WHERE ($1::uuid IS NULL OR org_id = $1) ORDER BY org_id, seq"#,
         org
     )
@@ -353,7 +413,8 @@ pub async fn verify(pool: &sqlx::PgPool, org: Option<Uuid>) -> Result<Report, sq
             ChainRow,
             r#"SELECT id, '00000000-0000-0000-0000-000000000000'::uuid AS "org_id!", seq, at,
                       NULL::uuid AS actor_id, action, target, before, after, ip, request_id,
-                      prev_hash, hash
+                      prev_hash, hash, 1::smallint AS "hash_version!", NULL::bytea AS personal_sha256,
+                      NULL::bytea AS personal_salt
                FROM app.platform_audit ORDER BY seq"#
         )
         .fetch_all(&mut *tx)
@@ -366,6 +427,22 @@ pub async fn verify(pool: &sqlx::PgPool, org: Option<Uuid>) -> Result<Report, sq
         rows: rows.len(),
         broken: None,
     };
+    // The rows each organization's chain declares pseudonymised (by a later row of the chain,
+    // itself verified below).
+    let declared: std::collections::HashSet<(Uuid, i64)> = rows
+        .iter()
+        .filter(|r| r.action == PSEUDONYMISED)
+        .flat_map(|r| {
+            r.after
+                .as_ref()
+                .and_then(|a| a.get("seqs"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_i64)
+                .map(move |seq| (r.org_id, seq))
+        })
+        .collect();
     let mut current: Option<Uuid> = None;
     let mut expect_seq = 1;
     let mut prev = vec![0u8; 32];
@@ -394,10 +471,23 @@ pub async fn verify(pool: &sqlx::PgPool, org: Option<Uuid>) -> Result<Report, sq
             Some("a row is missing before this one (sequence gap)")
         } else if r.prev_hash != prev {
             Some("the link to the previous row does not match")
-        } else if row_hash(&prev, &row) != r.hash {
-            Some("the row's content does not match its hash (altered)")
+        } else if r.hash_version == 1 {
+            (row_hash(&prev, &row) != r.hash)
+                .then_some("the row's content does not match its hash (altered)")
         } else {
-            None
+            match (&r.personal_sha256, &r.personal_salt) {
+                (None, _) => Some("a version-2 row without its personal digest"),
+                (Some(d), _) if row_hash_v2(&prev, &row, d) != r.hash => {
+                    Some("the row's content does not match its hash (altered)")
+                }
+                (Some(d), Some(salt)) if &personal_digest(salt, &row) != d => {
+                    Some("the row's personal fields do not match their digest (altered)")
+                }
+                (Some(_), None) if !declared.contains(&(r.org_id, r.seq)) => Some(
+                    "the row's personal fields were replaced without a pseudonymisation record",
+                ),
+                _ => None,
+            }
         };
         if let Some(reason) = reason {
             report.broken = Some(Broken {
@@ -412,4 +502,192 @@ pub async fn verify(pool: &sqlx::PgPool, org: Option<Uuid>) -> Result<Report, sq
         expect_seq += 1;
     }
     Ok(report)
+}
+
+/// The action of the row that declares other rows of its chain pseudonymised.
+pub const PSEUDONYMISED: &str = "account.pseudonymised";
+
+/// A value with `person`'s email address (any case) replaced by `[erased]` and their id by the
+/// pseudonym, at every level.
+fn scrub(v: &Value, email: &str, person: &str, pseudonym: &str) -> Value {
+    match v {
+        Value::String(s) if s.eq_ignore_ascii_case(email) => Value::String("[erased]".into()),
+        Value::String(s) => {
+            Value::String(replace_ignore_case(s, email, "[erased]").replace(person, pseudonym))
+        }
+        Value::Array(a) => Value::Array(
+            a.iter()
+                .map(|x| scrub(x, email, person, pseudonym))
+                .collect(),
+        ),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), scrub(x, email, person, pseudonym)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn replace_ignore_case(s: &str, needle: &str, with: &str) -> String {
+    if needle.is_empty() {
+        return s.to_string();
+    }
+    let (lower, n) = (s.to_ascii_lowercase(), needle.to_ascii_lowercase());
+    let mut out = String::with_capacity(s.len());
+    let mut at = 0;
+    while let Some(i) = lower[at..].find(&n) {
+        out.push_str(&s[at..at + i]);
+        out.push_str(with);
+        at += i + n.len();
+    }
+    out.push_str(&s[at..]);
+    out
+}
+
+/// What [`pseudonymise`] changed in one organization's chain.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Pseudonymised {
+    pub org_id: Uuid,
+    pub rows: usize,
+}
+
+/// Replaces a deleted account's personal data in every organization's audit trail, on a
+/// maintenance connection inside the caller's transaction: its id becomes `pseudonym` (actor,
+/// target and values), its email address `[erased]`, and the addresses and request ids of its
+/// own requests are removed. Each chain gets a row declaring which rows changed. Fails, changing
+/// nothing, when a row to change is of hash version 1 (it cannot be changed without breaking its
+/// chain).
+pub async fn pseudonymise(
+    conn: &mut sqlx::PgConnection,
+    person: Uuid,
+    email: &str,
+    pseudonym: Uuid,
+    now: OffsetDateTime,
+) -> Result<Vec<Pseudonymised>, anyhow::Error> {
+    struct Found {
+        id: i64,
+        org_id: Uuid,
+        seq: i64,
+        hash_version: i16,
+        actor_id: Option<Uuid>,
+        target: Option<String>,
+        before: Option<Value>,
+        after: Option<Value>,
+        ip: Option<sqlx::types::ipnetwork::IpNetwork>,
+        request_id: Option<String>,
+    }
+    let id_text = person.to_string();
+    let like_email = format!(
+        "%{}%",
+        email
+            .to_ascii_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let like_id = format!("%{id_text}%");
+    let rows = sqlx::query_as!(
+        Found,
+        "SELECT id, org_id, seq, hash_version, actor_id, target, before, after, ip, request_id
+         FROM app.audit_log
+         WHERE actor_id = $1 OR target LIKE $3
+            OR lower(before::text) LIKE $2 OR lower(after::text) LIKE $2
+            OR before::text LIKE $3 OR after::text LIKE $3
+         ORDER BY org_id, seq
+         FOR UPDATE",
+        person,
+        like_email,
+        like_id
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if let Some(old) = rows.iter().find(|r| r.hash_version == 1) {
+        anyhow::bail!(
+            "audit row {} of organization {} predates erasable audit rows (hash version 1); \
+             it cannot be pseudonymised without breaking its chain",
+            old.seq,
+            old.org_id
+        );
+    }
+    let (pseudo_text, mut out) = (pseudonym.to_string(), Vec::<Pseudonymised>::new());
+    let mut by_org: Vec<(Uuid, Vec<i64>)> = Vec::new();
+    for r in &rows {
+        let own = r.actor_id == Some(person);
+        let s = |v: &Option<Value>| v.as_ref().map(|v| scrub(v, email, &id_text, &pseudo_text));
+        sqlx::query!(
+            "UPDATE app.audit_log SET actor_id = $2, target = $3, before = $4, after = $5, ip = $6,
+                request_id = $7, personal_salt = NULL, pseudonymised_at = $8
+             WHERE id = $1",
+            r.id,
+            if own { Some(pseudonym) } else { r.actor_id },
+            r.target
+                .as_deref()
+                .map(|t| replace_ignore_case(t, email, "[erased]").replace(&id_text, &pseudo_text)),
+            s(&r.before),
+            s(&r.after),
+            if own { None } else { r.ip },
+            if own { None } else { r.request_id.clone() },
+            now
+        )
+        .execute(&mut *conn)
+        .await?;
+        match by_org.last_mut() {
+            Some((org, seqs)) if *org == r.org_id => seqs.push(r.seq),
+            _ => by_org.push((r.org_id, vec![r.seq])),
+        }
+    }
+    for (org, seqs) in by_org {
+        record_system(
+            conn,
+            org,
+            now,
+            Entry {
+                action: PSEUDONYMISED,
+                target: None,
+                before: None,
+                after: Some(serde_json::json!({
+                    "by": "account deletion", "pseudonym": pseudo_text, "seqs": seqs,
+                })),
+            },
+        )
+        .await?;
+        out.push(Pseudonymised {
+            org_id: org,
+            rows: seqs.len(),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod erase_tests {
+    use super::*;
+
+    #[test]
+    fn scrubbing_replaces_the_address_in_any_case_and_the_id_everywhere() {
+        let v = serde_json::json!({
+            "email": "Ada@Example.com",
+            "note": "invited ada@example.COM as user",
+            "member": "member:11111111-2222-3333-4444-555555555555",
+            "list": ["x", "ADA@EXAMPLE.COM"],
+            "n": 3,
+        });
+        let out = scrub(
+            &v,
+            "ada@example.com",
+            "11111111-2222-3333-4444-555555555555",
+            "p",
+        );
+        assert_eq!(
+            out,
+            serde_json::json!({
+                "email": "[erased]",
+                "note": "invited [erased] as user",
+                "member": "member:p",
+                "list": ["x", "[erased]"],
+                "n": 3,
+            })
+        );
+    }
 }

@@ -21,7 +21,7 @@ pub fn routes() -> OpenApiRouter<AuthState> {
         .routes(routes!(signup))
         .routes(routes!(token))
         .routes(routes!(verify_link, verify))
-        .routes(routes!(user, update_user))
+        .routes(routes!(user, update_user, delete_user))
         .routes(routes!(recover))
         .routes(routes!(otp))
         .routes(routes!(resend))
@@ -593,6 +593,31 @@ async fn update_user(
 async fn user(State(state): State<AuthState>, who: AuthUser) -> Result<Json<Value>, AuthError> {
     let u = service::current_user(&state.pool, who.user_id).await?;
     Ok(Json(user_json(&u)))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct DeleteUserBody {
+    /// The account's password.
+    password: String,
+    /// A current code from the authenticator app, when the account has one.
+    code: Option<String>,
+}
+
+#[utoipa::path(delete, path = "/auth/v1/user", tag = "auth", request_body = DeleteUserBody,
+    responses((status = 202, description = "The account will be deleted after the grace period (`auth.account_deletion_grace_days`), with the organizations only its owner belongs to; every session is signed out, a mail says when, and signing in before then cancels it", body = Object),
+        (status = 409, description = "The account is the last admin of an organization with other members", body = Object),
+        crate::http::openapi::AuthRefusals))]
+async fn delete_user(
+    State(state): State<AuthState>,
+    who: AuthUser,
+    origin: Origin,
+    AuthJson(body): AuthJson<DeleteUserBody>,
+) -> Result<Response, AuthError> {
+    let scheduled =
+        super::deletion::request(&state, &who, body.password, body.code.as_deref(), &origin)
+            .await?;
+    Ok((StatusCode::ACCEPTED, Json(scheduled)).into_response())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -58,6 +58,9 @@ pub enum AuthError {
     RecoveryLocked(u64),
     #[error("Too many attempts; try again in {0} seconds")]
     TooManyAttempts(u64),
+    /// Deleting the account would leave an organization without an admin.
+    #[error("{0}")]
+    AccountDeletionBlocked(String),
     #[error("unexpected failure")]
     Internal(#[from] anyhow::Error),
 }
@@ -98,6 +101,7 @@ impl AuthError {
             Self::RecoveryCodesExist => (S::UNPROCESSABLE_ENTITY, "mfa_verified_factor_exists"),
             Self::RecoveryLocked(_) => (S::TOO_MANY_REQUESTS, "mfa_recovery_codes_locked"),
             Self::TooManyAttempts(_) => (S::TOO_MANY_REQUESTS, "over_request_rate_limit"),
+            Self::AccountDeletionBlocked(_) => (S::CONFLICT, "account_deletion_blocked"),
             Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "unexpected_failure"),
         }
     }

@@ -10,6 +10,7 @@
 //! ([`passwordless`]).
 
 pub mod api;
+pub mod deletion;
 pub mod error;
 pub mod mfa;
 pub mod pages;

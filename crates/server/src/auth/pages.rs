@@ -39,6 +39,7 @@ pub fn routes() -> Router<AuthState> {
         .route("/account/mfa", get(enroll_page).post(enroll))
         .route("/account/sessions/others", post(sign_out_others))
         .route("/account/password", post(change_password))
+        .route("/account/delete", post(delete_account))
         .route("/logout", post(logout))
         .merge(super::sso::pages::routes())
 }
@@ -292,6 +293,8 @@ struct AccountPage<'a> {
     /// Opened from a reset link: the new-password form needs no current password.
     resetting: bool,
     error: Option<String>,
+    /// Why asking to delete the account failed.
+    delete_error: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -315,10 +318,17 @@ async fn account(
         &who,
         resetting,
         notice,
-        None,
+        PageError::None,
         StatusCode::OK,
     )
     .await
+}
+
+/// What went wrong on the account page, and in which of its forms.
+enum PageError {
+    None,
+    Password(String),
+    Deletion(String),
 }
 
 async fn account_page(
@@ -327,9 +337,14 @@ async fn account_page(
     who: &AuthUser,
     resetting: bool,
     notice: Option<String>,
-    error: Option<String>,
+    error: PageError,
     status: StatusCode,
 ) -> Response {
+    let (error, delete_error) = match error {
+        PageError::None => (None, None),
+        PageError::Password(e) => (Some(e), None),
+        PageError::Deletion(e) => (None, Some(e)),
+    };
     let user = match service::current_user(&state.pool, who.user_id).await {
         Ok(u) => u,
         Err(e) => return e.into_response(),
@@ -367,6 +382,7 @@ async fn account_page(
         notice,
         resetting,
         error,
+        delete_error,
         shell,
     };
     render(&page, status, &token)
@@ -398,7 +414,69 @@ async fn change_password(
                 &who,
                 resetting,
                 None,
-                Some(e.to_string()),
+                PageError::Password(e.to_string()),
+                status,
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct DeleteForm {
+    password: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// Asks for the account's deletion; on success the browser is signed out and told when.
+async fn delete_account(
+    State(state): State<AuthState>,
+    headers: HeaderMap,
+    origin: Origin,
+    SignedIn(who): BrowserUser,
+    CsrfForm(form): CsrfForm<DeleteForm>,
+) -> Response {
+    match super::deletion::request(&state, &who, form.password, Some(&form.code), &origin).await {
+        Ok(scheduled) => {
+            let token = csrf(&state, &headers);
+            let when = scheduled
+                .deletion_due_at
+                .format(&time::macros::format_description!(
+                    "[day] [month repr:long] [year] at [hour]:[minute] UTC"
+                ))
+                .unwrap_or_default();
+            let mut message = format!(
+                "Your account will be deleted on {when}. Every session is signed out, and a mail \
+                 confirms it. Sign in before then to cancel."
+            );
+            if !scheduled.organizations_deleted_with_it.is_empty() {
+                message.push_str(&format!(
+                    " The organizations only you belong to go with it: {}.",
+                    scheduled.organizations_deleted_with_it.join(", ")
+                ));
+            }
+            let page = NoticePage {
+                assets: assets::get(),
+                version: state.version,
+                heading: "Your account will be deleted",
+                message: &message,
+            };
+            with_cookies(render(&page, StatusCode::OK, &token), clear_session())
+        }
+        Err(e) => {
+            let status = match &e {
+                AuthError::AccountDeletionBlocked(_) => StatusCode::CONFLICT,
+                other => error_status(other),
+            };
+            let resetting = service::is_recovering(&who, state.clock.now());
+            account_page(
+                &state,
+                &headers,
+                &who,
+                resetting,
+                None,
+                PageError::Deletion(e.to_string()),
                 status,
             )
             .await

@@ -275,6 +275,8 @@ pub(crate) async fn start_session(
     origin: &Origin,
 ) -> Result<Session, AuthError> {
     let now = state.clock.now();
+    // Signing in is how a person stops the deletion of their account they asked for.
+    super::deletion::cancel_on_sign_in(state, tx, user_id).await?;
     let session_id = Uuid::now_v7();
     let not_after = now + time::Duration::seconds(state.config.auth.session_lifetime_secs);
     let ip = origin.ip.map(sqlx::types::ipnetwork::IpNetwork::from);
@@ -506,7 +508,7 @@ pub async fn password_grant(
     }
 }
 
-struct Verified {
+pub(crate) struct Verified {
     user_id: Uuid,
     confirmed_at: Option<OffsetDateTime>,
     /// A new hash when the stored one was made at another cost.
@@ -515,7 +517,7 @@ struct Verified {
 
 /// Checks email and password. An unknown or malformed email costs the same bcrypt work as a
 /// wrong password and gives the same error.
-async fn check_password(
+pub(crate) async fn check_password(
     state: &AuthState,
     email: &str,
     password: String,

@@ -104,6 +104,62 @@ async fn account_pages_in_chromium() {
     app.stop().await;
 }
 
+/// Deleting one's account in Chromium, then the deletion job after the grace period: the
+/// audit trail still verifies and no column of any table holds the person's address, browser
+/// or id.
+#[tokio::test]
+async fn account_deletion_in_chromium() {
+    use crate::helpers::{run_leadgen, server_env};
+    let app = TestApp::spawn().await;
+    let email = "leaving.browser@deletion.test";
+    let ua = "DeletionE2E/1.0 (Chromium; LeadGen test)";
+    run_node_with(
+        &app,
+        "account-deletion.test.mjs",
+        1,
+        &[("LEADGEN_DELETE_EMAIL", email), ("LEADGEN_DELETE_UA", ua)],
+    )
+    .await;
+    let su = app.db().superuser_pool().await;
+    let (id,): (uuid::Uuid,) = sqlx::query_as("SELECT id FROM app.users WHERE email = $1")
+        .bind(email)
+        .fetch_one(&su)
+        .await
+        .unwrap();
+    let env = server_env(Some(app.db()), app.data_dir.path());
+    let in_days = |days: i64| {
+        (time::OffsetDateTime::now_utc() + time::Duration::days(days))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let (code, out, err) = run_leadgen(
+        &["accounts", "purge", "--json", "--as-of", &in_days(6)],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("\"deleted\":[]"),
+        "not before the grace period ends: {out}"
+    );
+    let (code, out, err) = run_leadgen(
+        &["accounts", "purge", "--json", "--as-of", &in_days(8)],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["deleted"].as_array().unwrap().len(), 1, "{out}");
+    let (code, out, err) = run_leadgen(&["audit", "verify", "--json"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    let left = crate::privacy::where_found(&su, &[email, ua], id).await;
+    assert!(left.is_empty(), "personal data left in {left:?}");
+    assert!(
+        app.mailbox()
+            .iter()
+            .any(|m| m["to"] == email && m["subject"] == "Your LeadGen account is deleted")
+    );
+    app.stop().await;
+}
+
 /// The app shell in Chromium: every signed-in page reached through the navigation, the current
 /// one marked, no raw timestamps, nothing from another origin, a 1280x800 screenshot of each.
 #[tokio::test]

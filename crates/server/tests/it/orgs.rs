@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::helpers::{TestApp, run_leadgen, server_env};
 
-const PASSWORD: &str = "violet tractor hums at dawn";
+pub(crate) const PASSWORD: &str = "violet tractor hums at dawn";
 
 /// The permission matrix as the Security Policy writes it (Authorization Framework §2). The code's
 /// table must say the same, and the server must behave as it says.

@@ -844,3 +844,343 @@ async fn request_deadlines_follow_the_law_with_reminders_then_one_alert() {
     assert_eq!(reminders().len(), 1, "the 2-day reminder is not due yet");
     app.stop().await;
 }
+
+/// Every place in the database a value could hide: (table, column, type) of schema `app`.
+async fn columns(su: &sqlx::PgPool) -> Vec<(String, String, String)> {
+    sqlx::query_as(
+        "SELECT c.table_name::text, c.column_name::text, c.udt_name::text
+         FROM information_schema.columns c
+         JOIN information_schema.tables t
+           ON t.table_schema = c.table_schema AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE'
+         WHERE c.table_schema = 'app'
+           AND c.udt_name IN ('text', 'varchar', 'bpchar', 'citext', 'json', 'jsonb', '_text', 'inet', 'uuid', '_uuid')
+         ORDER BY 1, 2",
+    )
+    .fetch_all(su)
+    .await
+    .unwrap()
+}
+
+/// The columns (`table.column`) where any of `needles` is found: as text, case-insensitive, in
+/// every text-like column; as a value in every uuid column.
+pub(crate) async fn where_found(su: &sqlx::PgPool, needles: &[&str], id: Uuid) -> Vec<String> {
+    let mut found = Vec::new();
+    for (table, column, kind) in columns(su).await {
+        let sql = match kind.as_str() {
+            "uuid" => format!("SELECT count(*) FROM app.\"{table}\" WHERE \"{column}\" = $1"),
+            "_uuid" => {
+                format!("SELECT count(*) FROM app.\"{table}\" WHERE $1 = ANY (\"{column}\")")
+            }
+            _ => format!(
+                "SELECT count(*) FROM app.\"{table}\" WHERE \"{column}\"::text ILIKE ANY ($2)"
+            ),
+        };
+        let patterns: Vec<String> = needles
+            .iter()
+            .map(|n| format!("%{n}%"))
+            .chain(std::iter::once(format!("%{id}%")))
+            .collect();
+        let (n,): (i64,) = sqlx::query_as(&sql)
+            .bind(id)
+            .bind(&patterns)
+            .fetch_one(su)
+            .await
+            .unwrap_or_else(|e| panic!("{table}.{column}: {e}"));
+        if n > 0 {
+            found.push(format!("{table}.{column}"));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_deleted_account_leaves_no_personal_field_and_a_trail_that_still_verifies() {
+    use leadgen_crypto::totp;
+    let app = TestApp::spawn_with(&[NO_CONFIRM]).await;
+    let api = Api::new(&app);
+    let su = app.db().superuser_pool().await;
+    let (org, t, _) = org_with_every_role(&app, &api, "leaving").await;
+    let admin = &t[0];
+    const UA: &str = "QuillBrowser/7.3 (deletion test)";
+
+    // Zelda joins as a user, names herself and protects her account with an authenticator app.
+    let email = "zelda.quillfeather@leaving.test";
+    let (zt, zid) = api.sign_up(email).await;
+    crate::orgs::invite_and_accept(&app, &api, admin, email, "user", &zt).await;
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            "/auth/v1/user",
+            &zt,
+            Some(json!({ "data": { "full_name": "Zelda Quillfeather" } })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, f) = api
+        .call(
+            Method::POST,
+            "/auth/v1/factors",
+            &zt,
+            Some(json!({ "factor_type": "totp" })),
+        )
+        .await;
+    assert_eq!(s, 200, "{f}");
+    let factor = f["id"].as_str().unwrap().to_string();
+    let secret = totp::parse_base32(f["totp"]["secret"].as_str().unwrap()).unwrap();
+    let (_, ch) = api
+        .call(
+            Method::POST,
+            &format!("/auth/v1/factors/{factor}/challenge"),
+            &zt,
+            Some(json!({})),
+        )
+        .await;
+    let step = totp::step_at(time::OffsetDateTime::now_utc().unix_timestamp());
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!("/auth/v1/factors/{factor}/verify"),
+            &zt,
+            Some(json!({ "challenge_id": ch["id"], "code": totp::code_at_step(&secret, step) })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let z = api.switch(v["access_token"].as_str().unwrap(), org).await;
+
+    // Her own organization, which only she belongs to.
+    let solo = api.create_org(&z, "Quillfeather Consulting").await;
+    let zs = api.switch(&z, solo).await;
+    new_lead(
+        &api,
+        &zs,
+        json!({ "email": "client@solo.test", "first_name": "Solo" }),
+    )
+    .await;
+
+    // In the shared organization: a lead she owns, a note, a private and a shared list.
+    let z = api.switch(&zs, org).await;
+    let pat = new_lead(
+        &api,
+        &z,
+        json!({ "first_name": "Pat", "email": "pat@customer.test", "owner_id": zid }),
+    )
+    .await;
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/leads/{pat}/notes"),
+            &z,
+            Some(json!({ "body": "Called Pat; follow up in May" })),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let mut lists = Vec::new();
+    for (name, shared) in [("Zelda's picks", false), ("Q3 targets", true)] {
+        let (s, l) = api
+            .call(
+                Method::POST,
+                "/api/v1/lists",
+                &z,
+                Some(json!({ "name": name, "shared": shared })),
+            )
+            .await;
+        assert_eq!(s, 201, "{l}");
+        let id = l["id"].as_str().unwrap().to_string();
+        let (s, v) = api
+            .call(
+                Method::POST,
+                &format!("/api/v1/lists/{id}/leads"),
+                &z,
+                Some(json!({ "leads": [pat] })),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        lists.push(id);
+    }
+    // A session from a browser of her own.
+    let signed_in = app
+        .client()
+        .post(app.https_url("/auth/v1/token?grant_type=password"))
+        .header("user-agent", UA)
+        .json(&json!({ "email": email, "password": crate::orgs::PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 200);
+
+    // Asking: the password, and the second factor since she has one.
+    let delete = |body: Value| {
+        let (api, z) = (&api, z.clone());
+        async move {
+            api.call(Method::DELETE, "/auth/v1/user", &z, Some(body))
+                .await
+        }
+    };
+    let (s, v) = delete(json!({ "password": "not my password" })).await;
+    assert_eq!(
+        (s, v["error_code"].as_str()),
+        (400, Some("invalid_credentials")),
+        "{v}"
+    );
+    let (s, v) = delete(json!({ "password": crate::orgs::PASSWORD })).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("code"), "{v}");
+    let (s, v) = delete(json!({
+        "password": crate::orgs::PASSWORD,
+        "code": totp::code_at_step(&secret, step + 1),
+    }))
+    .await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(
+        v["organizations_deleted_with_it"],
+        json!(["Quillfeather Consulting"])
+    );
+    let due = time::OffsetDateTime::parse(
+        v["deletion_due_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let days = (due - time::OffsetDateTime::now_utc()).whole_hours();
+    assert!((7 * 24 - 1..=7 * 24).contains(&days), "{v}");
+    // Every session is over; a mail says when.
+    let (s, _) = api.call(Method::GET, "/auth/v1/user", &z, None).await;
+    assert_eq!(s, 401);
+    let mails = |subject: &str| {
+        app.mailbox()
+            .into_iter()
+            .filter(|m| m["to"] == email && m["subject"].as_str() == Some(subject))
+            .count()
+    };
+    assert_eq!(mails("Your LeadGen account will be deleted"), 1);
+
+    // Nothing happens before the grace period ends.
+    let env = server_env(Some(app.db()), app.data_dir.path());
+    let as_of = |days: i64| {
+        (time::OffsetDateTime::now_utc() + time::Duration::days(days))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let (code, out, err) =
+        run_leadgen(&["accounts", "purge", "--json", "--as-of", &as_of(6)], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["deleted"],
+        json!([])
+    );
+
+    // Signing in cancels it, and says so.
+    let again = app
+        .client()
+        .post(app.https_url("/auth/v1/token?grant_type=password"))
+        .json(&json!({ "email": email, "password": crate::orgs::PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(mails("Your LeadGen account will not be deleted"), 1);
+    let (code, out, err) =
+        run_leadgen(&["accounts", "purge", "--json", "--as-of", &as_of(8)], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["deleted"],
+        json!([])
+    );
+
+    // An operator may delete it at once, and must say so.
+    let (code, _, err) = run_leadgen(&["accounts", "delete", email], &env);
+    assert_ne!(code, 0);
+    assert!(err.contains("--now"), "{err}");
+    let (code, out, err) = run_leadgen(&["accounts", "delete", email, "--now", "--json"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["deleted"][0]["organizations_deleted"], 1, "{report}");
+    assert!(
+        report["deleted"][0]["audit_rows_pseudonymised"]
+            .as_u64()
+            .unwrap()
+            > 5
+    );
+    let pseudonym: Uuid = report["deleted"][0]["pseudonym"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        !out.contains(email) && !out.contains(&zid.to_string()),
+        "{out}"
+    );
+    assert_eq!(mails("Your LeadGen account is deleted"), 1);
+
+    // The trail still verifies, and nothing of hers is left anywhere.
+    let (code, out, err) = run_leadgen(&["audit", "verify", "--json"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    let left = where_found(&su, &[email, "Zelda", "Quillfeather", UA], zid).await;
+    assert!(left.is_empty(), "personal data left in {left:?}");
+    // Her organization is gone, every row of it.
+    let org_columns: Vec<(String,)> = sqlx::query_as(
+        "SELECT table_name::text FROM information_schema.columns
+         WHERE table_schema = 'app' AND column_name = 'org_id' AND data_type = 'uuid'",
+    )
+    .fetch_all(&su)
+    .await
+    .unwrap();
+    for (table,) in org_columns {
+        let (n,): (i64,) = sqlx::query_as(&format!(
+            "SELECT count(*) FROM app.\"{table}\" WHERE org_id = $1"
+        ))
+        .bind(solo)
+        .fetch_one(&su)
+        .await
+        .unwrap();
+        assert_eq!(n, 0, "{table} keeps rows of the deleted organization");
+    }
+    // The shared organization keeps its data: the lead (unassigned), the note (by the
+    // pseudonym), the shared list; her private list is gone.
+    let (owner, author): (Option<Uuid>, Uuid) = sqlx::query_as(
+        "SELECT l.owner_id, n.author_id FROM app.leads l JOIN app.lead_notes n ON n.lead_id = l.id
+         WHERE l.id = $1",
+    )
+    .bind(pat.parse::<Uuid>().unwrap())
+    .fetch_one(&su)
+    .await
+    .unwrap();
+    assert_eq!((owner, author), (None, pseudonym));
+    let kept: Vec<(String,)> =
+        sqlx::query_as("SELECT name FROM app.lead_lists WHERE org_id = $1 ORDER BY name")
+            .bind(org)
+            .fetch_all(&su)
+            .await
+            .unwrap();
+    assert_eq!(kept, [("Q3 targets".to_string(),)]);
+    // Her entries in the trail carry the pseudonym and no address; a row says which changed.
+    let (by_her, with_ip): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(ip) FROM app.audit_log WHERE actor_id = $1")
+            .bind(pseudonym)
+            .fetch_one(&su)
+            .await
+            .unwrap();
+    assert!(by_her > 3, "{by_her}");
+    assert_eq!(with_ip, 0);
+    let (declared,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM app.audit_log WHERE org_id = $1 AND action = 'account.pseudonymised'",
+    )
+    .bind(org)
+    .fetch_one(&su)
+    .await
+    .unwrap();
+    assert_eq!(declared, 1);
+
+    // Any other row's personal fields are still held to their digest.
+    sqlx::query(
+        "UPDATE app.audit_log SET after = '{\"fields\": [\"tampered\"]}'
+         WHERE id = (SELECT min(id) FROM app.audit_log WHERE org_id = $1 AND personal_salt IS NOT NULL)",
+    )
+    .bind(org)
+    .execute(&su)
+    .await
+    .unwrap();
+    let (code, out, _) = run_leadgen(&["audit", "verify", "--json"], &env);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("personal fields do not match"), "{out}");
+    app.stop().await;
+}
