@@ -87,6 +87,16 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
         ],
     ),
     (
+        "audit_anchors",
+        &[
+            ("org_id", I),
+            ("seq", I),
+            ("hash", I),
+            ("purged_rows", I),
+            ("updated_at", I),
+        ],
+    ),
+    (
         "auth_codes",
         &[
             ("code_hash", R),
@@ -506,6 +516,20 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
             ("lead_id", I),
             ("added_by", I),
             ("added_at", I),
+        ],
+    ),
+    (
+        "lead_reads",
+        &[
+            ("id", I),
+            ("org_id", I),
+            ("actor_id", I),
+            ("at", I),
+            ("kind", I),
+            ("lead_ids", I),
+            ("restricted", I),
+            ("justification", C),
+            ("request_id", I),
         ],
     ),
     (

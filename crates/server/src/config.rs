@@ -235,6 +235,8 @@ pub struct RetentionConfig {
     pub batch_size: u32,
     /// Days an import's uploaded file is kept after the import ended.
     pub import_upload_days: u32,
+    /// Months the audit trail and the record of sign-ins (sessions) are kept.
+    pub audit_months: u8,
 }
 
 /// Data-subject requests: how their deadlines are watched.
@@ -476,6 +478,9 @@ impl Config {
                 "privacy.request_alert_days",
                 "must be from 1 to 29 (the GDPR deadline is 30 days)",
             ));
+        }
+        if !(12..=120).contains(&self.retention.audit_months) {
+            return Err(rule("retention.audit_months", "must be from 12 to 120"));
         }
         if !(1..=100_000).contains(&self.retention.batch_size) {
             return Err(rule("retention.batch_size", "must be between 1 and 100000"));

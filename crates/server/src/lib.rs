@@ -896,27 +896,31 @@ async fn retention_run(cli: &Cli, args: &cli::RetentionRunArgs) -> ExitCode {
         purge_after_days: i64::from(config.retention.purge_after_days),
         batch_size: i64::from(config.retention.batch_size),
         import_upload_days: i64::from(config.retention.import_upload_days),
+        audit_months: config.retention.audit_months,
     };
     let imports_dir = leads::import::folder(&config.data_dir);
     let result = with_pool(&config, Conn::Migrate, |pool| async move {
         let reports = privacy::retention::run(&pool, opts).await?;
         let uploads = privacy::retention::sweep_uploads(&pool, &imports_dir, opts).await?;
-        Ok((reports, uploads))
+        let (sessions, reads) = privacy::retention::purge_sessions(&pool, opts).await?;
+        Ok((reports, uploads, sessions, reads))
     })
     .await;
-    let (reports, uploads) = match result {
+    let (reports, uploads, sessions, reads) = match result {
         Ok(r) => r,
         Err(e) => return fail("retention run", &format!("{e:#}"), json),
     };
     let (anonymised, purged) = reports
         .iter()
         .fold((0, 0), |(a, p), r| (a + r.anonymised, p + r.purged));
+    let audit_rows: u64 = reports.iter().map(|r| r.audit_rows_purged).sum();
     if json {
         println!(
             "{}",
             serde_json::json!({
                 "ok": true, "dry_run": args.dry_run, "anonymised": anonymised, "purged": purged,
-                "import_uploads_removed": uploads, "organizations": reports,
+                "import_uploads_removed": uploads, "audit_rows_purged": audit_rows,
+                "sessions_purged": sessions, "lead_reads_purged": reads, "organizations": reports,
             })
         );
     } else {
@@ -931,7 +935,11 @@ async fn retention_run(cli: &Cli, args: &cli::RetentionRunArgs) -> ExitCode {
                 r.org_id, r.months, r.anonymised, r.purged
             );
         }
-        println!("{anonymised} lead(s) {a}, {purged} {p}; {uploads} import upload(s) {p}");
+        println!(
+            "{anonymised} lead(s) {a}, {purged} {p}; {uploads} import upload(s), {audit_rows} audit \
+             row(s), {sessions} ended session(s) and {reads} record(s) of lead reads older than \
+             the audit period {p}"
+        );
     }
     ExitCode::SUCCESS
 }

@@ -421,6 +421,19 @@ pub async fn verify(pool: &sqlx::PgPool, org: Option<Uuid>) -> Result<Report, sq
         .await?;
         rows.splice(0..0, platform);
     }
+    // Where chains whose oldest rows were removed by retention start.
+    let anchors: std::collections::HashMap<Uuid, (i64, Vec<u8>)> = sqlx::query_as::<
+        _,
+        (Uuid, i64, Vec<u8>),
+    >(
+        "SELECT org_id, seq, hash FROM app.audit_anchors WHERE ($1::uuid IS NULL OR org_id = $1)",
+    )
+    .bind(org)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|(o, seq, hash)| (o, (seq, hash)))
+    .collect();
     tx.rollback().await?;
     let mut report = Report {
         organizations: 0,
@@ -454,6 +467,29 @@ pub async fn verify(pool: &sqlx::PgPool, org: Option<Uuid>) -> Result<Report, sq
             }
             expect_seq = 1;
             prev = vec![0u8; 32];
+            if let Some((seq, hash)) = anchors.get(&r.org_id) {
+                // The anchor must be one the chain itself declares.
+                let declared = rows.iter().any(|d| {
+                    d.org_id == r.org_id
+                        && d.action == PURGED
+                        && d.after.as_ref().is_some_and(|a| {
+                            a.get("up_to_seq").and_then(Value::as_i64) == Some(*seq)
+                                && a.get("hash").and_then(Value::as_str)
+                                    == Some(hex::encode(hash).as_str())
+                        })
+                });
+                if !declared {
+                    report.broken = Some(Broken {
+                        org_id: r.org_id,
+                        id: r.id,
+                        seq: r.seq,
+                        reason: "the chain starts after removed rows that no row of it declares",
+                    });
+                    return Ok(report);
+                }
+                expect_seq = seq + 1;
+                prev.clone_from(hash);
+            }
         }
         let row = Row {
             org_id: r.org_id,
@@ -502,6 +538,78 @@ pub async fn verify(pool: &sqlx::PgPool, org: Option<Uuid>) -> Result<Report, sq
         expect_seq += 1;
     }
     Ok(report)
+}
+
+/// The action of the row that declares the rows before an anchor removed.
+pub const PURGED: &str = "audit.purged";
+
+/// Removes an organization's audit rows written before `before` (with `dry`, only counts
+/// them), on a maintenance connection inside the caller's transaction. The chain then starts
+/// from an anchor (the last removed row's sequence number and hash) that a new row of the
+/// chain declares, so `verify` still checks every row that is left. How many rows go.
+pub async fn purge_before(
+    conn: &mut sqlx::PgConnection,
+    org_id: Uuid,
+    before: OffsetDateTime,
+    now: OffsetDateTime,
+    dry: bool,
+) -> Result<u64, sqlx::Error> {
+    use sqlx::Row as _;
+    lock_chain(&mut *conn, org_id).await?;
+    let last = sqlx::query(
+        "SELECT seq, hash FROM app.audit_log WHERE org_id = $1 AND at < $2 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(org_id)
+    .bind(before)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(last) = last else { return Ok(0) };
+    let (seq, hash): (i64, Vec<u8>) = (last.try_get("seq")?, last.try_get("hash")?);
+    let rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM app.audit_log WHERE org_id = $1 AND seq <= $2")
+            .bind(org_id)
+            .bind(seq)
+            .fetch_one(&mut *conn)
+            .await?;
+    if dry {
+        return Ok(u64::try_from(rows).unwrap_or(0));
+    }
+    // Declared first: the declaration links to the chain's tail, which may be the last row to go.
+    record_system(
+        &mut *conn,
+        org_id,
+        now,
+        Entry {
+            action: PURGED,
+            target: None,
+            before: None,
+            after: Some(serde_json::json!({
+                "by": "retention", "up_to_seq": seq, "hash": hex::encode(&hash), "rows": rows,
+                "before": (before.unix_timestamp_nanos() / 1000) as i64,
+            })),
+        },
+    )
+    .await?;
+    sqlx::query("DELETE FROM app.audit_log WHERE org_id = $1 AND seq <= $2")
+        .bind(org_id)
+        .bind(seq)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO app.audit_anchors (org_id, seq, hash, purged_rows, updated_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (org_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
+             purged_rows = app.audit_anchors.purged_rows + excluded.purged_rows,
+             updated_at = excluded.updated_at",
+    )
+    .bind(org_id)
+    .bind(seq)
+    .bind(&hash)
+    .bind(rows)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(u64::try_from(rows).unwrap_or(0))
 }
 
 /// The action of the row that declares other rows of its chain pseudonymised.

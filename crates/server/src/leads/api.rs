@@ -90,19 +90,36 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/leads/{id}", tag = "leads", params(("id" = Uuid, Path, description = "The lead")),
-    responses((status = 200, description = "The lead", body = LeadView), Missing, Refusals))]
+#[utoipa::path(get, path = "/api/v1/leads/{id}", tag = "leads",
+    params(("id" = Uuid, Path, description = "The lead"),
+           ("X-LeadGen-Justification" = Option<String>, Header, description = "Why you need a restricted lead's contact details (10 to 500 characters); recorded with the read")),
+    responses((status = 200, description = "The lead; a restricted one without its contact details unless a justification is given. Every read is recorded (`/api/v1/lead-reads`)", body = LeadView), Missing, Refusals))]
 async fn read(
     State(state): State<LeadsState>,
     Require(member, _): Lead,
     Path(id): Path<Uuid>,
+    meta: Meta,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, AppError> {
+    let justification = super::reads::from_headers(&headers)?;
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let row = repo::get(&mut tx, id, false)
         .await?
         .ok_or(AppError::NotFound)?;
+    let reveal = row.restricted() && justification.is_some();
+    let (kind, why) = if reveal {
+        (super::reads::Kind::Reveal, justification.as_deref())
+    } else {
+        (super::reads::Kind::Read, None)
+    };
+    super::reads::record(&mut tx, state.clock.now(), &meta, kind, &[&row], why).await?;
     tx.commit().await?;
-    Ok(axum::Json(row.view(&state.fields, &state.pool).await?).into_response())
+    let view = if reveal {
+        row.view_revealed(&state.fields, &state.pool).await?
+    } else {
+        row.view(&state.fields, &state.pool).await?
+    };
+    Ok(axum::Json(view).into_response())
 }
 
 pub(crate) fn acl_denied() -> AppError {
@@ -200,6 +217,7 @@ async fn remove(
 async fn list(
     State(state): State<LeadsState>,
     Require(member, _): Lead,
+    meta: Meta,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Response, AppError> {
     if params.format.is_some()
@@ -212,22 +230,33 @@ async fn list(
                 .into(),
         ));
     }
-    Ok(axum::Json(page_of(&state, &member, &params).await?).into_response())
+    Ok(axum::Json(page_of(&state, &member, &meta, &params).await?).into_response())
 }
 
 /// One page of a search, as the list answers it (segments run through here too).
 pub(crate) async fn page_of(
     state: &LeadsState,
     member: &crate::orgs::Member,
+    meta: &Meta,
     params: &SearchParams,
 ) -> Result<LeadPage, AppError> {
     let org = member.org_id;
     let (filter, page) = params.parse(|e| state.fields.email_index(org, e))?;
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let mut rows = repo::search(&mut tx, &filter, &page, false).await?;
-    tx.commit().await?;
     let more = rows.len() > page.limit as usize;
     rows.truncate(page.limit as usize);
+    let read: Vec<&repo::LeadRow> = rows.iter().collect();
+    super::reads::record(
+        &mut tx,
+        state.clock.now(),
+        meta,
+        super::reads::Kind::Search,
+        &read,
+        None,
+    )
+    .await?;
+    tx.commit().await?;
     let next = more.then(|| rows.last()).flatten().map(|r| {
         Cursor {
             sort: page.sort,

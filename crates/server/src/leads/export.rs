@@ -306,15 +306,26 @@ pub(crate) async fn stream_rows(
         };
         let more = rows.len() > page.limit as usize;
         rows.truncate(page.limit as usize);
+        // Recorded before the rows leave, in its own transaction: an export the client
+        // abandons half way (which rolls the snapshot back) is still on record.
+        if let Err(e) = record_batch(state, context, &rows).await {
+            let _ = out.send(Err(fail(&e))).await;
+            return (sent, false);
+        }
         let mut chunk = Vec::with_capacity(rows.len() * 256);
         for r in &rows {
-            let values = match r.values(&state.fields, &state.pool).await {
+            let mut values = match r.values(&state.fields, &state.pool).await {
                 Ok(v) => v,
                 Err(e) => {
                     let _ = out.send(Err(fail(&e))).await;
                     return (sent, false);
                 }
             };
+            // A restricted lead leaves without its contact details (they are shown one lead at
+            // a time, with a justification).
+            if r.restricted() {
+                values.hide_contact_details();
+            }
             let created = crate::http::ts(r.created_at);
             let updated = crate::http::ts(r.updated_at);
             match format {
@@ -364,6 +375,26 @@ pub(crate) async fn stream_rows(
         return (sent, false);
     }
     (sent, true)
+}
+
+/// Records one batch of an export as read by the exporter.
+async fn record_batch(
+    state: &LeadsState,
+    context: TenantContext,
+    rows: &[repo::LeadRow],
+) -> Result<(), sqlx::Error> {
+    let mut tx = TenantTx::begin(&state.pool, context).await?;
+    let read: Vec<&repo::LeadRow> = rows.iter().collect();
+    super::reads::record(
+        &mut tx,
+        state.clock.now(),
+        &Meta::default(),
+        super::reads::Kind::Export,
+        &read,
+        None,
+    )
+    .await?;
+    tx.commit().await
 }
 
 pub(crate) async fn finish(

@@ -13,6 +13,7 @@ pub mod lists_page;
 pub mod merge;
 pub mod model;
 pub mod pages;
+pub mod reads;
 pub mod repo;
 pub mod rotate;
 pub mod scoring;

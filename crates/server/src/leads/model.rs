@@ -121,6 +121,16 @@ pub struct LeadValues {
 }
 
 impl LeadValues {
+    /// Blanks what identifies and reaches the person (names, email, phone, LinkedIn): what a
+    /// restricted lead shows without a justification.
+    pub fn hide_contact_details(&mut self) {
+        self.first_name = None;
+        self.last_name = None;
+        self.email = None;
+        self.phone = None;
+        self.linkedin_url = None;
+    }
+
     /// Masks card numbers typed into the free-text fields and custom values (PCI: no card data
     /// in data tables), keeping the first six and last four digits, and notes which fields
     /// held one. Formatted fields (email, phone, LinkedIn URL, domain) cannot hold one. Returns
@@ -355,6 +365,9 @@ impl LeadValues {
 #[derive(utoipa::ToSchema, Debug, Serialize)]
 pub struct LeadView {
     pub id: Uuid,
+    /// A restricted lead read without a justification: names, email, phone and LinkedIn are
+    /// left out (give `X-LeadGen-Justification` on `GET /api/v1/leads/{id}` to see them).
+    pub contact_details_hidden: bool,
     #[serde(flatten)]
     pub values: LeadValues,
     /// The company record its domain links it to (its name, domain, industry and size are

@@ -35,6 +35,7 @@ pub fn routes() -> Router<LeadsState> {
         .route("/leads/segments", post(save_segment))
         .route("/leads/segments/{id}/delete", post(delete_segment))
         .route("/leads/{id}", get(detail))
+        .route("/leads/{id}/reveal", post(reveal))
         .route("/leads/{id}/acl", post(set_acl))
         .route("/leads/{id}/acl/rollback", post(rollback))
         .route("/leads/{id}/notes", post(add_note))
@@ -303,9 +304,19 @@ async fn render_table(
             } else {
                 n.to_string()
             };
-            tx.commit().await?;
             let more = rows.len() > p.limit as usize;
             rows.truncate(p.limit as usize);
+            let read: Vec<&repo::LeadRow> = rows.iter().collect();
+            super::reads::record(
+                &mut tx,
+                state.clock.now(),
+                &Meta::default(),
+                super::reads::Kind::Search,
+                &read,
+                None,
+            )
+            .await?;
+            tx.commit().await?;
             if more && let Some(last) = rows.last() {
                 let cursor = Cursor {
                     sort: p.sort,
@@ -468,6 +479,8 @@ struct DetailPage<'a> {
     company: Option<String>,
     notice: Option<String>,
     error: Option<String>,
+    /// A restricted lead shown without its contact details: the form to ask for them.
+    hidden: bool,
 }
 
 struct ConsentLine {
@@ -555,6 +568,49 @@ async fn render_detail(
     id: Uuid,
     notice: Option<String>,
     error: Option<String>,
+) -> Result<Response, AppError> {
+    render_detail_with(state, headers, who, id, notice, error, None).await
+}
+
+#[derive(Deserialize)]
+struct RevealForm {
+    justification: String,
+}
+
+/// Shows a restricted lead's contact details to a reader who says why (recorded); the page is
+/// the answer to the form, so the details are never in a URL or the browser's history.
+async fn reveal(
+    State(state): State<LeadsState>,
+    headers: HeaderMap,
+    SignedIn(who): BrowserUser,
+    Path(id): Path<Uuid>,
+    CsrfForm(form): CsrfForm<RevealForm>,
+) -> Result<Response, AppError> {
+    match super::reads::justification(&form.justification) {
+        Ok(why) => render_detail_with(&state, &headers, &who, id, None, None, Some(&why)).await,
+        Err(e) => {
+            render_detail_with(
+                &state,
+                &headers,
+                &who,
+                id,
+                None,
+                Some(e.public_message()),
+                None,
+            )
+            .await
+        }
+    }
+}
+
+async fn render_detail_with(
+    state: &LeadsState,
+    headers: &HeaderMap,
+    who: &crate::auth::AuthUser,
+    id: Uuid,
+    notice: Option<String>,
+    error: Option<String>,
+    justification: Option<&str>,
 ) -> Result<Response, AppError> {
     if let Some(away) = crate::auth::shell::without_organization(who) {
         return Ok(away);
@@ -652,8 +708,28 @@ async fn render_detail(
         })
         .collect();
     let candidates = super::merge::candidates(&mut tx, state, &row).await?;
+    let reveal = row.restricted() && justification.is_some();
+    let (kind, why) = if reveal {
+        (super::reads::Kind::Reveal, justification)
+    } else {
+        (super::reads::Kind::Read, None)
+    };
+    super::reads::record(
+        &mut tx,
+        state.clock.now(),
+        &Meta::default(),
+        kind,
+        &[&row],
+        why,
+    )
+    .await?;
     tx.commit().await?;
-    let view = row.view(&state.fields, &state.pool).await?;
+    let view = if reveal {
+        row.view_revealed(&state.fields, &state.pool).await?
+    } else {
+        row.view(&state.fields, &state.pool).await?
+    };
+    let hidden = view.contact_details_hidden;
     let mine = serde_json::to_value(&view.values).unwrap_or_default();
     let duplicates = candidates
         .into_iter()
@@ -780,6 +856,7 @@ async fn render_detail(
         company: view.company_id.map(|c| c.to_string()),
         notice,
         error,
+        hidden,
     };
     Ok(render(&page, StatusCode::OK, &token))
 }

@@ -120,9 +120,33 @@ impl LeadRow {
         })
     }
 
+    /// Whether the lead's contact details are shown only with a justification.
+    #[must_use]
+    pub fn restricted(&self) -> bool {
+        self.sensitivity == "restricted"
+    }
+
+    /// The lead as readers see it: a restricted lead without its contact details (see
+    /// [`super::reads`]).
     pub async fn view(&self, keys: &FieldKeys, pool: &PgPool) -> Result<LeadView, LeadsError> {
+        let mut v = self.view_revealed(keys, pool).await?;
+        if self.restricted() {
+            v.values.hide_contact_details();
+            v.contact_details_hidden = true;
+        }
+        Ok(v)
+    }
+
+    /// The lead with every field, restricted or not: for a reader who gave a justification,
+    /// or a legal request, each recorded by the caller.
+    pub async fn view_revealed(
+        &self,
+        keys: &FieldKeys,
+        pool: &PgPool,
+    ) -> Result<LeadView, LeadsError> {
         Ok(LeadView {
             id: self.id,
+            contact_details_hidden: false,
             values: self.values(keys, pool).await?,
             company_id: self.company_id,
             score: self.score,

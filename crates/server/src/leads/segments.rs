@@ -280,6 +280,7 @@ struct RunPage {
 async fn run(
     State(state): State<LeadsState>,
     Require(member, _): Lead,
+    meta: crate::audit::Meta,
     Path(id): Path<Uuid>,
     ApiQuery(page): ApiQuery<RunPage>,
 ) -> Result<Response, AppError> {
@@ -289,8 +290,9 @@ async fn run(
     let mut params = filters(&row.query)?;
     params.limit = page.limit;
     params.cursor = page.cursor;
-    let mut page = serde_json::to_value(super::api::page_of(&state, &member, &params).await?)
-        .map_err(|e| AppError::Internal(e.into()))?;
+    let mut page =
+        serde_json::to_value(super::api::page_of(&state, &member, &meta, &params).await?)
+            .map_err(|e| AppError::Internal(e.into()))?;
     page["segment"] = json!({ "id": row.id, "name": row.name });
     Ok(axum::Json(page).into_response())
 }

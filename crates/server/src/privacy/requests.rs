@@ -431,9 +431,22 @@ async fn build_package(
     .bind(&r.email_bidx)
     .fetch_all(&mut **tx)
     .await?;
+    // Everything, restricted contact details included: the person is owed all of it. The read
+    // is recorded with the request as its reason.
+    let why = format!("data-subject request {}", r.id);
+    for row in &rows {
+        let kind = if row.restricted() {
+            crate::leads::reads::Kind::Reveal
+        } else {
+            crate::leads::reads::Kind::Read
+        };
+        let why = row.restricted().then_some(why.as_str());
+        crate::leads::reads::record(tx, now, &crate::audit::Meta::default(), kind, &[row], why)
+            .await?;
+    }
     let mut leads = Vec::with_capacity(rows.len());
     for row in &rows {
-        let lead = row.view(&state.fields, &state.pool).await?;
+        let lead = row.view_revealed(&state.fields, &state.pool).await?;
         let notes: Vec<Value> = sqlx::query!(
             "SELECT id, body, created_at FROM app.lead_notes
              WHERE org_id = $1 AND lead_id = $2 ORDER BY created_at, id",

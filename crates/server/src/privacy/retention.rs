@@ -35,6 +35,9 @@ pub struct OrgReport {
     pub purged: u64,
     /// The expired leads' ids in a dry run (at most [`DRY_RUN_IDS`]); empty otherwise.
     pub lead_ids: Vec<Uuid>,
+    /// Audit rows older than `retention.audit_months` removed (dry: that would be); the chain
+    /// then starts from a declared anchor.
+    pub audit_rows_purged: u64,
 }
 
 /// Ids a dry run lists per organization.
@@ -50,6 +53,8 @@ pub struct Options {
     /// Days an import's uploaded file is kept after the import ended (or, never started,
     /// after the upload).
     pub import_upload_days: i64,
+    /// Months the audit trail and the record of sign-ins are kept.
+    pub audit_months: u8,
 }
 
 /// Removes the uploaded files of imports that ended (or were never started) more than
@@ -176,7 +181,9 @@ async fn run_org(
         anonymised: 0,
         purged: 0,
         lead_ids: Vec::new(),
+        audit_rows_purged: 0,
     };
+    let audit_before = self::cutoff(opts.now, opts.audit_months);
     if opts.dry_run {
         let mut tx = maintenance(pool).await?;
         let row = sqlx::query(&format!(
@@ -202,6 +209,8 @@ async fn run_org(
             .await?,
         )
         .unwrap_or(0);
+        report.audit_rows_purged =
+            audit::purge_before(&mut tx, org_id, audit_before, opts.now, true).await?;
         tx.commit().await?;
         return Ok(report);
     }
@@ -219,6 +228,16 @@ async fn run_org(
             break;
         }
     }
+    // Last, so this run's own rows are counted among those kept.
+    {
+        let mut tx = maintenance(pool).await?;
+        report.audit_rows_purged =
+            audit::purge_before(&mut tx, org_id, audit_before, opts.now, false).await?;
+        tx.commit().await?;
+    }
+    if report.audit_rows_purged > 0 {
+        metrics::counter!("retention_audit_rows_purged_total").increment(report.audit_rows_purged);
+    }
     if report.anonymised > 0 || report.purged > 0 {
         metrics::counter!("retention_leads_anonymised_total").increment(report.anonymised);
         metrics::counter!("retention_leads_purged_total").increment(report.purged);
@@ -226,6 +245,48 @@ async fn run_org(
             purged = report.purged, "retention run");
     }
     Ok(report)
+}
+
+/// Removes the record of sign-ins (sessions, with their address and browser) that ended before
+/// the audit period (sessions that expired, or were revoked, before it began) and the record of
+/// lead reads older than it. How many rows (dry: would be).
+pub async fn purge_sessions(pool: &sqlx::PgPool, opts: Options) -> Result<(u64, u64), sqlx::Error> {
+    let before = cutoff(opts.now, opts.audit_months);
+    let mut tx = maintenance(pool).await?;
+    let n = if opts.dry_run {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM app.sessions
+             WHERE not_after < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1)",
+        )
+        .bind(before)
+        .fetch_one(&mut *tx)
+        .await
+        .map(|n| u64::try_from(n).unwrap_or(0))?
+    } else {
+        sqlx::query(
+            "DELETE FROM app.sessions WHERE not_after < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1)",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+    };
+    // Who read which lead data: kept as long as the audit trail.
+    let reads = if opts.dry_run {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM app.lead_reads WHERE at < $1")
+            .bind(before)
+            .fetch_one(&mut *tx)
+            .await
+            .map(|n| u64::try_from(n).unwrap_or(0))?
+    } else {
+        sqlx::query("DELETE FROM app.lead_reads WHERE at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+    };
+    tx.commit().await?;
+    Ok((n, reads))
 }
 
 /// `now` minus `months` calendar months (the day clamped to the shorter month's end).

@@ -50,6 +50,7 @@ pub fn api(state: &AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(leads::api::routes().with_state(l.clone()))
         .merge(leads::export_jobs::routes().with_state(l.clone()))
         .merge(leads::segments::routes().with_state(l.clone()))
+        .merge(leads::reads::routes().with_state(l.clone()))
         .merge(leads::lists::routes().with_state(l.clone()))
         .merge(leads::timeline::routes().with_state(l.clone()))
         .merge(leads::merge::routes().with_state(l.clone()))

@@ -232,11 +232,29 @@ async fn a_lead_outside_your_groups_is_invisible_on_every_path_and_rollback_rest
     // An API-role principal never reads a restricted lead.
     assert!(!ids(&api, api_role, "").await.contains(&secret.to_string()));
 
-    // The User is in the group: every path shows it.
+    // The User is in the group: every path shows it, its contact details only with a reason
+    // (recorded: `it::privacy::a_restricted_leads_contact_details_need_a_reason_and_every_read_is_on_record`).
     let (s, v) = api
         .call(Method::GET, &format!("/api/v1/leads/{secret}"), user, None)
         .await;
     assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["email"].clone(), v["contact_details_hidden"].clone()),
+        (Value::Null, json!(true))
+    );
+    let res = app
+        .client()
+        .get(app.https_url(&format!("/api/v1/leads/{secret}")))
+        .bearer_auth(user)
+        .header(
+            "x-leadgen-justification",
+            "Checking the CFO's contact before the audit",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let v: Value = res.json().await.unwrap();
     assert_eq!(v["email"], "ada@hidden.example");
     assert_eq!(ids(&api, user, "q=Secretson").await, [secret.to_string()]);
     assert_eq!(
@@ -244,9 +262,13 @@ async fn a_lead_outside_your_groups_is_invisible_on_every_path_and_rollback_rest
         [secret.to_string()]
     );
     assert_eq!(count(&api, user, "").await, 2);
-    // The admin sees everything, and exports it.
+    // The admin sees everything, and exports it (a restricted lead without its contact details).
     let (_, csv) = export(&app, admin, "").await;
-    assert!(csv.contains("Secretson"));
+    assert!(
+        csv.contains(&secret.to_string()) && csv.contains("Hidden Corp"),
+        "{csv}"
+    );
+    assert!(!csv.contains("Secretson"), "{csv}");
 
     // Readable but not writable: 403 with its own code.
     let (s, _) = api

@@ -1184,3 +1184,170 @@ async fn a_deleted_account_leaves_no_personal_field_and_a_trail_that_still_verif
     assert!(out.contains("personal fields do not match"), "{out}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_restricted_leads_contact_details_need_a_reason_and_every_read_is_on_record() {
+    let app = TestApp::spawn_with(&[NO_CONFIRM]).await;
+    let api = Api::new(&app);
+    let (_, t, ids) = org_with_every_role(&app, &api, "guarded").await;
+    let (admin, manager, user) = (&t[0], &t[1], &t[2]);
+    let (s, g) = api
+        .call(
+            Method::POST,
+            "/api/v1/org/groups",
+            admin,
+            Some(json!({ "name": "Board desk" })),
+        )
+        .await;
+    assert_eq!(s, 201, "{g}");
+    let group = g["id"].as_str().unwrap().to_string();
+    let (s, _) = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/org/groups/{group}/members/{}", ids[2]),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let vera = new_lead(
+        &api,
+        admin,
+        json!({ "first_name": "Vera", "last_name": "Quorum", "email": "vera@board.test",
+                "phone": "+14155550142", "company_name": "Quorum Holdings", "title": "Chair" }),
+    )
+    .await;
+    let open = new_lead(
+        &api,
+        admin,
+        json!({ "first_name": "Otto", "email": "otto@open.test" }),
+    )
+    .await;
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/leads/{vera}/acl"),
+            admin,
+            Some(
+                json!({ "read_groups": [group], "write_groups": [], "sensitivity": "restricted" }),
+            ),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+
+    // Read without a reason: the record, not the person's contact details.
+    let get = |token: &str, why: Option<&str>| {
+        let mut req = app
+            .client()
+            .get(app.https_url(&format!("/api/v1/leads/{vera}")))
+            .bearer_auth(token);
+        if let Some(w) = why {
+            req = req.header("x-leadgen-justification", w);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, v) = get(user, None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["contact_details_hidden"], true);
+    for field in ["first_name", "last_name", "email", "phone", "linkedin_url"] {
+        assert_eq!(v[field], Value::Null, "{field}: {v}");
+    }
+    assert_eq!(v["company_name"], "Quorum Holdings");
+    assert_eq!(v["title"], "Chair");
+    // A reason too short to be one is refused, naming the field.
+    let (s, v) = get(user, Some("need it")).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v.to_string().contains("justification"), "{v}");
+    const WHY: &str = "Preparing the renewal call with the Quorum board";
+    let (s, v) = get(user, Some(WHY)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["contact_details_hidden"], false);
+    assert_eq!(v["email"], "vera@board.test");
+    assert_eq!(v["phone"], "+14155550142");
+    // Outside the group, no reason opens it.
+    let (s, _) = get(manager, Some(WHY)).await;
+    assert_eq!(s, 404);
+
+    // Searches, lists and exports never carry them.
+    let (s, v) = api
+        .call(Method::GET, "/api/v1/leads?q=Quorum", user, None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["items"][0]["id"], vera);
+    assert_eq!(v["items"][0]["email"], Value::Null);
+    assert!(!v.to_string().contains("vera@board.test"));
+    let res = app
+        .client()
+        .get(app.https_url("/api/v1/leads/export?format=csv"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let csv = res.text().await.unwrap();
+    assert!(
+        csv.contains(&vera) && csv.contains("Quorum Holdings"),
+        "{csv}"
+    );
+    assert!(
+        !csv.contains("vera@board.test") && !csv.contains("Vera"),
+        "{csv}"
+    );
+    assert!(csv.contains("otto@open.test"), "{csv}");
+
+    // Every read is on record, with who, what and why; only admins see the record.
+    let (s, _) = api
+        .call(Method::GET, "/api/v1/lead-reads", manager, None)
+        .await;
+    assert_eq!(s, 403);
+    let (s, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/lead-reads?lead={vera}"),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let items = v["items"].as_array().unwrap();
+    let kinds: Vec<&str> = items.iter().map(|i| i["kind"].as_str().unwrap()).collect();
+    assert!(
+        ["read", "reveal", "search", "export"]
+            .iter()
+            .all(|k| kinds.contains(k)),
+        "{kinds:?}"
+    );
+    let reveal = items.iter().find(|i| i["kind"] == "reveal").unwrap();
+    assert_eq!(reveal["justification"], WHY);
+    assert_eq!(reveal["actor_email"], "user@guarded.test");
+    assert_eq!(reveal["restricted"], 1);
+    let plain = items
+        .iter()
+        .find(|i| i["kind"] == "read" && i["actor_email"] == "user@guarded.test")
+        .unwrap();
+    assert_eq!(plain["justification"], Value::Null);
+    // Confidential leads' reads too.
+    let (s, _) = api
+        .call(Method::GET, &format!("/api/v1/leads/{open}"), manager, None)
+        .await;
+    assert_eq!(s, 200);
+    let (s, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/lead-reads?lead={open}&kind=read"),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["items"][0]["actor_email"], "manager@guarded.test", "{v}");
+    assert_eq!(v["items"][0]["restricted"], 0);
+    let (s, v) = api
+        .call(Method::GET, "/api/v1/lead-reads?kind=peek", admin, None)
+        .await;
+    assert_eq!(s, 400, "{v}");
+    app.stop().await;
+}

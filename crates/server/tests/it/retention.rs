@@ -299,3 +299,106 @@ async fn the_retention_job_anonymises_exactly_the_expired_leads_and_purges_them_
     assert!(err.contains("RFC 3339"), "{err}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn audit_rows_and_sign_ins_older_than_the_audit_period_go_and_the_chain_still_verifies() {
+    let app = TestApp::spawn_with(&[("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false")]).await;
+    let api = Api::new(&app);
+    let (org, t, _) = org_with_every_role(&app, &api, "auditage").await;
+    let su = app.db().superuser_pool().await;
+    for name in ["Ada", "Grace", "Edsger"] {
+        let (s, v) = api
+            .call(
+                Method::POST,
+                "/api/v1/leads",
+                &t[0],
+                Some(json!({ "first_name": name })),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let count = || async {
+        sqlx::query_as::<_, (i64, Option<i64>)>(
+            "SELECT count(*), max(seq) FROM app.audit_log WHERE org_id = $1",
+        )
+        .bind(org)
+        .fetch_one(&su)
+        .await
+        .unwrap()
+    };
+    let (rows, last) = count().await;
+    assert!(rows > 5, "{rows}");
+    let env = server_env(Some(app.db()), app.data_dir.path());
+    let ours = |out: &str| -> Value {
+        let report: Value = serde_json::from_str(out.trim()).unwrap();
+        let org_report = report["organizations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["org_id"] == org.to_string())
+            .cloned()
+            .unwrap();
+        json!({ "run": report, "org": org_report })
+    };
+    // Twenty-five months on, everything written today is older than the 24 months kept.
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::days(25 * 31))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (code, out, err) = run_leadgen(
+        &["retention", "run", "--json", "--dry-run", "--as-of", &later],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let dry = ours(&out);
+    assert_eq!(dry["org"]["audit_rows_purged"], rows, "{dry}");
+    assert!(
+        dry["run"]["sessions_purged"].as_u64().unwrap() >= 4,
+        "{dry}"
+    );
+    assert_eq!(count().await, (rows, last), "a dry run changes nothing");
+
+    let (code, out, err) = run_leadgen(&["retention", "run", "--json", "--as-of", &later], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    let done = ours(&out);
+    assert_eq!(done["org"]["audit_rows_purged"], rows, "{done}");
+    // What is left is this run's own record: the leads it anonymised and the removal, which
+    // names the anchor the chain now starts from.
+    let left: Vec<(i64, String, Value)> = sqlx::query_as(
+        "SELECT seq, action, after FROM app.audit_log WHERE org_id = $1 ORDER BY seq",
+    )
+    .bind(org)
+    .fetch_all(&su)
+    .await
+    .unwrap();
+    assert!(left.iter().all(|(seq, ..)| Some(*seq) > last), "{left:?}");
+    let purged = left
+        .iter()
+        .find(|(_, action, _)| action == "audit.purged")
+        .unwrap();
+    assert_eq!(purged.2["up_to_seq"], json!(last), "{left:?}");
+    let anchor: (i64, i64) =
+        sqlx::query_as("SELECT seq, purged_rows FROM app.audit_anchors WHERE org_id = $1")
+            .bind(org)
+            .fetch_one(&su)
+            .await
+            .unwrap();
+    assert_eq!(anchor, (last.unwrap(), rows));
+    let (sessions,): (i64,) = sqlx::query_as("SELECT count(*) FROM app.sessions")
+        .fetch_one(&su)
+        .await
+        .unwrap();
+    assert_eq!(sessions, 0, "every sign-in ended before the audit period");
+    let (code, out, err) = run_leadgen(&["audit", "verify", "--json"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // An anchor the chain does not declare is refused: rows cannot be dropped by moving it.
+    sqlx::query("UPDATE app.audit_anchors SET seq = seq + 1 WHERE org_id = $1")
+        .bind(org)
+        .execute(&su)
+        .await
+        .unwrap();
+    let (code, out, _) = run_leadgen(&["audit", "verify", "--json"], &env);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("no row of it declares"), "{out}");
+    app.stop().await;
+}
