@@ -149,14 +149,28 @@ test('sign up, confirm by mail, sign in, enable TOTP, sign out, sign in with TOT
   await page.waitForURL(/\?done=acl$/);
   assert.ok((await page.textContent('table.acl-revisions')).includes('restricted'));
   await page.screenshot({ path: join(SHOTS, 'lead.png'), fullPage: true });
+  // Restricted: the contact details show only with a reason, which is recorded.
+  assert.ok(!(await page.textContent('table.lead-fields')).includes('ada@engines.example'));
+  await page.fill('form.reveal-form textarea[name=justification]', 'Calling Ada about the renewal');
+  await page.click('form.reveal-form button[type=submit]');
+  await page.waitForSelector('table.lead-fields');
+  assert.ok((await page.textContent('table.lead-fields')).includes('ada@engines.example'));
+  // Rolling back to revision 0 would open the lead to everyone: it waits for a second admin,
+  // and the one who asked may only withdraw it.
+  await page.goto(page.url().replace(/\/reveal$/, ''));
   await page.click('table.acl-revisions form.inline button[type=submit]');
-  await page.waitForURL(/\?done=rollback$/);
-  const revisions = await page.locator('table.acl-revisions tbody tr').count();
-  assert.equal(revisions, 3, 'revisions 0, 1 and the rollback');
-  assert.equal(await page.locator('table.acl-groups input[name^=read_]').isChecked(), false);
+  await page.waitForURL(/\?done=acl_pending$/);
+  assert.equal(await page.locator('table.acl-revisions tbody tr').count(), 2, 'revisions 0 and 1, nothing applied');
+  assert.ok((await page.textContent('.acl-pending')).includes('Waiting for a second admin'));
+  assert.equal(await page.locator('button.approve-acl').count(), 0, 'no approving one\'s own request');
+  assert.equal(await page.locator('table.acl-groups input[name^=read_]').isChecked(), true);
+  await page.click('button.reject-acl');
+  await page.waitForURL(/\?done=acl_rejected$/);
+  assert.equal(await page.locator('.acl-pending').count(), 0);
   const exported = await page.request.get(`${BASE}/leads/export`);
   assert.equal(exported.status(), 200);
-  assert.ok((await exported.text()).includes('ada@engines.example'));
+  const exportedCsv = await exported.text();
+  assert.ok(exportedCsv.includes('Analytical Engines') && !exportedCsv.includes('ada@engines.example'), exportedCsv);
   await page.goto(`${BASE}/leads`);
   await page.screenshot({ path: join(SHOTS, 'leads.png'), fullPage: true });
 

@@ -32,6 +32,19 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
         &[("id", I), ("org_id", I), ("name", I), ("created_at", I)],
     ),
     (
+        "acl_pending",
+        &[
+            ("org_id", I),
+            ("lead_id", I),
+            ("read_groups", I),
+            ("write_groups", I),
+            ("sensitivity", I),
+            ("rollback_of", I),
+            ("requested_by", I),
+            ("requested_at", I),
+        ],
+    ),
+    (
         "acl_revisions",
         &[
             ("org_id", I),

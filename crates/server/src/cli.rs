@@ -288,6 +288,9 @@ pub enum AuditCommand {
     /// Recompute every organization's hash chain (or one's) and name the first broken link.
     /// Exits 1 when a link is broken.
     Verify(AuditVerifyArgs),
+    /// Re-hash the chains written before erasable audit rows (hash version 1) as version 2,
+    /// after verifying each, so deleted members can be pseudonymised in them.
+    Upgrade(OpsArgs),
 }
 
 #[derive(Debug, clap::Args)]

@@ -309,6 +309,29 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(e) => fail("audit verify", &format!("{e:#}"), json),
             }
         }
+        Command::Audit(AuditCommand::Upgrade(args)) => {
+            let json = args.json;
+            let config = match Config::load(&sources(&cli, args.data_dir.as_deref())) {
+                Ok(c) => c,
+                Err(e) => return fail("configuration", &e.to_string(), json),
+            };
+            let result = with_pool(&config, Conn::Migrate, |pool| async move {
+                audit::upgrade(&pool).await
+            })
+            .await;
+            match result {
+                Ok(done) => ok(
+                    json,
+                    &format!(
+                        "{} organization chain(s) moved to erasable rows ({} row(s))",
+                        done.len(),
+                        done.iter().map(|d| d.rows).sum::<usize>()
+                    ),
+                    serde_json::json!({ "upgraded": done }),
+                ),
+                Err(e) => fail("audit upgrade", &format!("{e:#}"), json),
+            }
+        }
         Command::Configtest(args) => {
             let checked = Config::load(&sources(&cli, args.data_dir.as_deref()))
                 .and_then(|c| startup::check(&c).map(|()| c))

@@ -540,6 +540,121 @@ pub async fn verify(pool: &sqlx::PgPool, org: Option<Uuid>) -> Result<Report, sq
     Ok(report)
 }
 
+/// What [`upgrade`] did in one organization's chain.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Upgraded {
+    pub org_id: Uuid,
+    pub rows: usize,
+    /// The chain's last hash before, for anyone who kept it elsewhere.
+    pub old_head: String,
+}
+
+/// The action of the row that records a chain's move to version 2.
+pub const UPGRADED: &str = "audit.upgraded";
+
+/// Re-hashes every organization chain that still has version-1 rows as version 2, so that a
+/// deleted member's personal fields can be erased from it (`leadgen audit upgrade`). Each chain
+/// is verified first and left alone when broken; the move is one transaction per organization,
+/// under the chain's lock, and ends with a row recording the old head hash. Needs the
+/// migration connection: nothing else may rewrite hashes.
+pub async fn upgrade(pool: &sqlx::PgPool) -> Result<Vec<Upgraded>, anyhow::Error> {
+    let orgs: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT org_id FROM app.audit_log WHERE hash_version = 1 ORDER BY org_id",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::new();
+    for org in orgs {
+        let report = verify(pool, Some(org)).await?;
+        if let Some(b) = report.broken {
+            anyhow::bail!(
+                "organization {org}: the chain is broken at seq {} ({}); not upgraded",
+                b.seq,
+                b.reason
+            );
+        }
+        let mut tx = pool.begin().await?;
+        lock_chain(&mut tx, org).await?;
+        let rows = sqlx::query_as!(
+            ChainRow,
+            r#"SELECT id, org_id, seq, at, actor_id, action, target, before, after, ip, request_id,
+                      prev_hash, hash, hash_version, personal_sha256, personal_salt
+               FROM app.audit_log WHERE org_id = $1 ORDER BY seq"#,
+            org
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let anchor: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT hash FROM app.audit_anchors WHERE org_id = $1")
+                .bind(org)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let old_head = rows
+            .last()
+            .map(|r| hex::encode(&r.hash))
+            .unwrap_or_default();
+        // An anchor's hash is what the remaining rows link to; it stays as it is.
+        let mut prev = anchor.unwrap_or_else(|| vec![0u8; 32]);
+        for r in &rows {
+            use rand::RngCore as _;
+            let row = Row {
+                org_id: r.org_id,
+                seq: r.seq,
+                at: r.at,
+                actor_id: r.actor_id,
+                action: &r.action,
+                target: r.target.as_deref(),
+                before: r.before.as_ref(),
+                after: r.after.as_ref(),
+                ip: r.ip.map(|n| n.ip()),
+                request_id: r.request_id.as_deref(),
+            };
+            let (personal, salt) = match (&r.personal_sha256, &r.personal_salt, r.hash_version) {
+                (Some(d), salt, 2) => (d.clone(), salt.clone()),
+                _ => {
+                    let mut salt = [0u8; 16];
+                    rand::rng().fill_bytes(&mut salt);
+                    (personal_digest(&salt, &row), Some(salt.to_vec()))
+                }
+            };
+            let hash = row_hash_v2(&prev, &row, &personal);
+            sqlx::query(
+                "UPDATE app.audit_log SET hash_version = 2, personal_sha256 = $2, personal_salt = $3,
+                    prev_hash = $4, hash = $5 WHERE id = $1",
+            )
+            .bind(r.id)
+            .bind(&personal)
+            .bind(&salt)
+            .bind(&prev)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await?;
+            prev = hash;
+        }
+        record_system(
+            &mut tx,
+            org,
+            OffsetDateTime::now_utc(),
+            Entry {
+                action: UPGRADED,
+                target: None,
+                before: None,
+                after: Some(serde_json::json!({
+                    "by": "leadgen audit upgrade", "rows": rows.len(), "old_head": old_head,
+                })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        out.push(Upgraded {
+            org_id: org,
+            rows: rows.len(),
+            old_head,
+        });
+    }
+    Ok(out)
+}
+
 /// The action of the row that declares the rows before an anchor removed.
 pub const PURGED: &str = "audit.purged";
 
@@ -713,7 +828,8 @@ pub async fn pseudonymise(
     if let Some(old) = rows.iter().find(|r| r.hash_version == 1) {
         anyhow::bail!(
             "audit row {} of organization {} predates erasable audit rows (hash version 1); \
-             it cannot be pseudonymised without breaking its chain",
+             run `leadgen audit upgrade` first, which re-hashes verified chains so their \
+             personal fields can be erased",
             old.seq,
             old.org_id
         );

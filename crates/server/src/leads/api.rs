@@ -31,6 +31,8 @@ pub fn routes() -> OpenApiRouter<LeadsState> {
         .routes(routes!(read, update, remove))
         .routes(routes!(read_acl, put_acl))
         .routes(routes!(rollback_acl))
+        .routes(routes!(approve_acl))
+        .routes(routes!(reject_acl))
 }
 
 /// One page of a lead search. Serialized as it is: a page of 200 leads built as a
@@ -310,7 +312,7 @@ fn acl_json(read: &[Uuid], write: &[Uuid], sensitivity: &str, revision: i32) -> 
 
 /// The lead's ACL and its revisions (admin only: ACLs are admin business).
 #[utoipa::path(get, path = "/api/v1/leads/{id}/acl", tag = "leads", params(("id" = Uuid, Path, description = "The lead")),
-    responses((status = 200, description = "`current` ACL and every `revisions` entry (admins)", body = Object), Missing, Refusals))]
+    responses((status = 200, description = "`current` ACL, every `revisions` entry and the `pending` change waiting for a second admin, if any (admins)", body = Object), Missing, Refusals))]
 async fn read_acl(
     State(state): State<LeadsState>,
     Require(member, _): Require<perm::ManageOrganization>,
@@ -327,6 +329,7 @@ async fn read_acl(
     )
     .fetch_all(&mut *tx)
     .await?;
+    let pending = pending(&mut tx, id).await?;
     tx.commit().await?;
     let mut history = vec![json!({
         "revision": 0, "read_groups": [], "write_groups": [], "sensitivity": "confidential",
@@ -343,6 +346,7 @@ async fn read_acl(
     Ok(axum::Json(json!({
         "current": acl_json(&row.read_groups, &row.write_groups, &row.sensitivity, row.acl_revision),
         "revisions": history,
+        "pending": pending,
     }))
     .into_response())
 }
@@ -443,7 +447,8 @@ async fn set_acl(
 }
 
 #[utoipa::path(put, path = "/api/v1/leads/{id}/acl", tag = "leads", params(("id" = Uuid, Path, description = "The lead")), request_body = AclInput,
-    responses((status = 200, description = "The new ACL and its revision (admins at aal2)", body = Object), Missing, Refusals))]
+    responses((status = 200, description = "The new ACL and its revision (admins at aal2): a change that narrows access applies at once", body = Object),
+        (status = 202, description = "The change widens access (a lower sensitivity, groups opened or added): it waits for a second admin's approval (`…/acl/pending/approve`); audited", body = Object), Missing, Refusals))]
 async fn put_acl(
     State(state): State<LeadsState>,
     member: Require<perm::ManageOrganization>,
@@ -451,8 +456,243 @@ async fn put_acl(
     meta: Meta,
     ApiJson(acl): ApiJson<AclInput>,
 ) -> Result<Response, AppError> {
-    let after = put_acl_inner(&state, member, id, meta, acl).await?;
+    Ok(acl_response(
+        put_acl_inner(&state, member, id, meta, acl).await?,
+    ))
+}
+
+/// 200 with the new ACL, or 202 with the change waiting for a second admin.
+fn acl_response(out: AclOutcome) -> Response {
+    match out {
+        AclOutcome::Applied(after) => axum::Json(after).into_response(),
+        AclOutcome::Pending(pending) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({ "status": "awaiting_approval", "pending": pending })),
+        )
+            .into_response(),
+    }
+}
+
+/// What became of an ACL change.
+pub(crate) enum AclOutcome {
+    Applied(Value),
+    /// It widens access: it waits for another admin (the pending change).
+    Pending(Value),
+}
+
+/// How open a sensitivity leaves a lead: lower is wider.
+fn rank(sensitivity: &str) -> u8 {
+    match sensitivity {
+        "public" => 0,
+        "internal" => 1,
+        "confidential" => 2,
+        _ => 3,
+    }
+}
+
+/// Whether going from one ACL to another lets anyone read or change the lead who could not:
+/// a lower sensitivity, or read or write groups opened (an empty list is everyone) or added to.
+pub(crate) fn widens(from: (&[Uuid], &[Uuid], &str), to: (&[Uuid], &[Uuid], &str)) -> bool {
+    let opens = |old: &[Uuid], new: &[Uuid]| {
+        !old.is_empty() && (new.is_empty() || new.iter().any(|g| !old.contains(g)))
+    };
+    rank(to.2) < rank(from.2) || opens(from.0, to.0) || opens(from.1, to.1)
+}
+
+/// Applies a narrowing change at once; records a widening one as pending (replacing any
+/// pending change of the lead), audited either way.
+async fn change_acl(
+    state: &LeadsState,
+    tx: &mut TenantTx,
+    meta: &Meta,
+    id: Uuid,
+    acl: AclInput,
+    rollback_of: Option<i32>,
+) -> Result<AclOutcome, AppError> {
+    let row = repo::get(tx, id, true).await?.ok_or(AppError::NotFound)?;
+    let (read, write) = (dedup(&acl.read_groups), dedup(&acl.write_groups));
+    let wider = widens(
+        (&row.read_groups, &row.write_groups, &row.sensitivity),
+        (&read, &write, &acl.sensitivity),
+    );
+    if !wider {
+        return set_acl(state, tx, meta, id, acl, rollback_of)
+            .await
+            .map(AclOutcome::Applied);
+    }
+    let now = state.clock.now();
+    let by = tx.context().user_id;
+    sqlx::query!(
+        "INSERT INTO app.acl_pending (org_id, lead_id, read_groups, write_groups, sensitivity,
+            rollback_of, requested_by, requested_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (org_id, lead_id) DO UPDATE SET read_groups = excluded.read_groups,
+            write_groups = excluded.write_groups, sensitivity = excluded.sensitivity,
+            rollback_of = excluded.rollback_of, requested_by = excluded.requested_by,
+            requested_at = excluded.requested_at",
+        tx.context().org_id,
+        id,
+        &read,
+        &write,
+        acl.sensitivity,
+        rollback_of,
+        by,
+        now
+    )
+    .execute(&mut **tx)
+    .await?;
+    let pending = json!({
+        "read_groups": read, "write_groups": write, "sensitivity": acl.sensitivity,
+        "rollback_of": rollback_of, "requested_by": by, "requested_at": crate::http::ts(now),
+    });
+    audit::record(
+        tx,
+        now,
+        meta,
+        Entry {
+            action: "lead.acl.requested",
+            target: Some(format!("lead:{id}")),
+            before: Some(acl_json(
+                &row.read_groups,
+                &row.write_groups,
+                &row.sensitivity,
+                row.acl_revision,
+            )),
+            after: Some(pending.clone()),
+        },
+    )
+    .await?;
+    Ok(AclOutcome::Pending(pending))
+}
+
+#[utoipa::path(post, path = "/api/v1/leads/{id}/acl/pending/approve", tag = "leads", params(("id" = Uuid, Path, description = "The lead")),
+    responses((status = 200, description = "The pending change is applied as a new revision (an admin at aal2 other than the one who asked); audited", body = Object),
+        (status = 409, description = "The admin who asked for the change cannot approve it", body = ErrorBody), Missing, Refusals))]
+async fn approve_acl(
+    State(state): State<LeadsState>,
+    member: Require<perm::ManageOrganization>,
+    Path(id): Path<Uuid>,
+    meta: Meta,
+) -> Result<Response, AppError> {
+    let after = approve(&state, member, id, meta).await?;
     Ok(axum::Json(after).into_response())
+}
+
+/// [`approve_acl`], for the lead page's form too.
+pub(crate) async fn approve(
+    state: &LeadsState,
+    Require(member, _): Require<perm::ManageOrganization>,
+    id: Uuid,
+    meta: Meta,
+) -> Result<Value, AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let p = sqlx::query!(
+        "DELETE FROM app.acl_pending WHERE org_id = $1 AND lead_id = $2
+         RETURNING read_groups, write_groups, sensitivity, rollback_of, requested_by",
+        member.org_id,
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    if p.requested_by == member.principal_id {
+        return Err(AppError::Conflict(
+            "approval: a change that widens access needs a second admin; the one who asked \
+             cannot approve it"
+                .into(),
+        ));
+    }
+    let acl = AclInput {
+        read_groups: p.read_groups,
+        write_groups: p.write_groups,
+        sensitivity: p.sensitivity,
+    };
+    // Groups deleted since the request cannot come back.
+    check_groups(&mut tx, &acl).await?;
+    let after = set_acl(state, &mut tx, &meta, id, acl, p.rollback_of).await?;
+    audit::record(
+        &mut tx,
+        state.clock.now(),
+        &meta,
+        Entry {
+            action: "lead.acl.approved",
+            target: Some(format!("lead:{id}")),
+            before: None,
+            after: Some(json!({ "requested_by": p.requested_by, "acl": after })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+#[utoipa::path(post, path = "/api/v1/leads/{id}/acl/pending/reject", tag = "leads", params(("id" = Uuid, Path, description = "The lead")),
+    responses((status = 204, description = "The pending change is dropped (any admin, the one who asked included); audited"), Missing, Refusals))]
+async fn reject_acl(
+    State(state): State<LeadsState>,
+    member: Require<perm::ManageOrganization>,
+    Path(id): Path<Uuid>,
+    meta: Meta,
+) -> Result<Response, AppError> {
+    reject(&state, member, id, meta).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// [`reject_acl`], for the lead page's form too.
+pub(crate) async fn reject(
+    state: &LeadsState,
+    Require(member, _): Require<perm::ManageOrganization>,
+    id: Uuid,
+    meta: Meta,
+) -> Result<(), AppError> {
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let p = sqlx::query!(
+        "DELETE FROM app.acl_pending WHERE org_id = $1 AND lead_id = $2
+         RETURNING read_groups, write_groups, sensitivity, requested_by",
+        member.org_id,
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    audit::record(
+        &mut tx,
+        state.clock.now(),
+        &meta,
+        Entry {
+            action: "lead.acl.rejected",
+            target: Some(format!("lead:{id}")),
+            before: Some(json!({
+                "read_groups": p.read_groups, "write_groups": p.write_groups,
+                "sensitivity": p.sensitivity, "requested_by": p.requested_by,
+            })),
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The lead's pending ACL change, if any (admins).
+pub(crate) async fn pending(tx: &mut TenantTx, id: Uuid) -> Result<Option<Value>, AppError> {
+    Ok(sqlx::query!(
+        r#"SELECT p.read_groups, p.write_groups, p.sensitivity, p.rollback_of, p.requested_by,
+                  p.requested_at, u.email AS "email?"
+           FROM app.acl_pending p LEFT JOIN app.users u ON u.id = p.requested_by
+           WHERE p.lead_id = $1"#,
+        id
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(|p| {
+        json!({
+            "read_groups": p.read_groups, "write_groups": p.write_groups,
+            "sensitivity": p.sensitivity, "rollback_of": p.rollback_of,
+            "requested_by": p.requested_by, "requested_by_email": p.email,
+            "requested_at": crate::http::ts(p.requested_at),
+        })
+    }))
 }
 
 async fn put_acl_inner(
@@ -461,12 +701,12 @@ async fn put_acl_inner(
     id: Uuid,
     meta: Meta,
     acl: AclInput,
-) -> Result<Value, AppError> {
+) -> Result<AclOutcome, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     check_groups(&mut tx, &acl).await?;
-    let after = set_acl(state, &mut tx, &meta, id, acl, None).await?;
+    let out = change_acl(state, &mut tx, &meta, id, acl, None).await?;
     tx.commit().await?;
-    Ok(after)
+    Ok(out)
 }
 
 /// [`put_acl`] for the lead page's form.
@@ -478,7 +718,7 @@ pub(crate) async fn put_acl_values(
     read_groups: Vec<Uuid>,
     write_groups: Vec<Uuid>,
     sensitivity: String,
-) -> Result<(), AppError> {
+) -> Result<bool, AppError> {
     let acl = AclInput {
         read_groups,
         write_groups,
@@ -486,7 +726,7 @@ pub(crate) async fn put_acl_values(
     };
     put_acl_inner(state, member, id, meta, acl)
         .await
-        .map(|_| ())
+        .map(|o| matches!(o, AclOutcome::Pending(_)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -497,7 +737,8 @@ struct Rollback {
 
 /// Restores the ACL of an earlier revision exactly, as a new revision.
 #[utoipa::path(post, path = "/api/v1/leads/{id}/acl/rollback", tag = "leads", params(("id" = Uuid, Path, description = "The lead")), request_body = Rollback,
-    responses((status = 200, description = "The restored ACL, as a new revision", body = Object), Missing, Refusals))]
+    responses((status = 200, description = "The restored ACL, as a new revision", body = Object),
+        (status = 202, description = "Restoring it widens access: it waits for a second admin's approval", body = Object), Missing, Refusals))]
 async fn rollback_acl(
     State(state): State<LeadsState>,
     member: Require<perm::ManageOrganization>,
@@ -505,8 +746,9 @@ async fn rollback_acl(
     meta: Meta,
     ApiJson(body): ApiJson<Rollback>,
 ) -> Result<Response, AppError> {
-    let after = rollback_inner(&state, member, id, meta, body.revision).await?;
-    Ok(axum::Json(after).into_response())
+    Ok(acl_response(
+        rollback_inner(&state, member, id, meta, body.revision).await?,
+    ))
 }
 
 /// [`rollback_acl`] for the lead page's form.
@@ -516,10 +758,10 @@ pub(crate) async fn rollback_to(
     id: Uuid,
     meta: Meta,
     revision: i32,
-) -> Result<(), AppError> {
+) -> Result<bool, AppError> {
     rollback_inner(state, member, id, meta, revision)
         .await
-        .map(|_| ())
+        .map(|o| matches!(o, AclOutcome::Pending(_)))
 }
 
 async fn rollback_inner(
@@ -528,7 +770,7 @@ async fn rollback_inner(
     id: Uuid,
     meta: Meta,
     revision: i32,
-) -> Result<Value, AppError> {
+) -> Result<AclOutcome, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     if repo::get(&mut tx, id, false).await?.is_none() {
         return Err(AppError::NotFound);
@@ -559,7 +801,7 @@ async fn rollback_inner(
     };
     // A group deleted since that revision cannot come back.
     check_groups(&mut tx, &acl).await?;
-    let after = set_acl(state, &mut tx, &meta, id, acl, Some(revision)).await?;
+    let out = change_acl(state, &mut tx, &meta, id, acl, Some(revision)).await?;
     tx.commit().await?;
-    Ok(after)
+    Ok(out)
 }

@@ -38,6 +38,8 @@ pub fn routes() -> Router<LeadsState> {
         .route("/leads/{id}/reveal", post(reveal))
         .route("/leads/{id}/acl", post(set_acl))
         .route("/leads/{id}/acl/rollback", post(rollback))
+        .route("/leads/{id}/acl/approve", post(approve_pending))
+        .route("/leads/{id}/acl/reject", post(reject_pending))
         .route("/leads/{id}/notes", post(add_note))
         .route("/leads/{id}/notes/{note}/delete", post(delete_note))
         .route("/leads/{id}/activities", post(add_activity))
@@ -481,6 +483,17 @@ struct DetailPage<'a> {
     error: Option<String>,
     /// A restricted lead shown without its contact details: the form to ask for them.
     hidden: bool,
+    /// An ACL change that widens access, waiting for a second admin (admins only).
+    pending: Option<PendingLine>,
+}
+
+struct PendingLine {
+    sensitivity: String,
+    read: usize,
+    write: usize,
+    by: String,
+    /// Asked for by the viewer, who cannot approve it.
+    mine: bool,
 }
 
 struct ConsentLine {
@@ -552,6 +565,12 @@ async fn detail(
                 "activity" => "Activity logged.",
                 "merge" => "Duplicate merged into this lead.",
                 "listed" => "Added to the list.",
+                "acl_pending" => {
+                    "The change widens who may see or change this lead: it waits for another \
+                     admin's approval."
+                }
+                "acl_approved" => "ACL change approved and applied.",
+                "acl_rejected" => "Pending ACL change rejected.",
                 _ => "ACL saved.",
             }
             .to_string()
@@ -634,7 +653,20 @@ async fn render_detail_with(
     let admin = check(&member, Permission::ManageOrganization).is_ok();
     let mut groups = Vec::new();
     let mut revisions = Vec::new();
+    let mut pending = None;
     if admin {
+        pending = super::api::pending(&mut tx, id)
+            .await?
+            .map(|p| PendingLine {
+                sensitivity: p["sensitivity"].as_str().unwrap_or_default().to_string(),
+                read: p["read_groups"].as_array().map_or(0, Vec::len),
+                write: p["write_groups"].as_array().map_or(0, Vec::len),
+                by: p["requested_by_email"]
+                    .as_str()
+                    .unwrap_or("an admin")
+                    .to_string(),
+                mine: p["requested_by"].as_str() == Some(member.principal_id.to_string().as_str()),
+            });
         groups = sqlx::query!(
             "SELECT id, name FROM app.acl_groups WHERE org_id = $1 ORDER BY name",
             member.org_id
@@ -857,6 +889,7 @@ async fn render_detail_with(
         notice,
         error,
         hidden,
+        pending,
     };
     Ok(render(&page, StatusCode::OK, &token))
 }
@@ -893,11 +926,66 @@ async fn set_acl(
     }
     .await;
     match result {
-        Ok(()) => Ok(Redirect::to(&format!("/leads/{id}?done=acl")).into_response()),
+        Ok(false) => Ok(Redirect::to(&format!("/leads/{id}?done=acl")).into_response()),
+        Ok(true) => Ok(Redirect::to(&format!("/leads/{id}?done=acl_pending")).into_response()),
         Err(e) => {
             let status = e.status();
             let mut res =
                 render_detail(&state, &headers, &who, id, None, Some(e.public_message())).await?;
+            *res.status_mut() = status;
+            Ok(res)
+        }
+    }
+}
+
+/// A second admin approves, or any admin rejects, the lead's pending ACL change.
+async fn approve_pending(
+    State(state): State<LeadsState>,
+    headers: HeaderMap,
+    meta: Meta,
+    SignedIn(who): BrowserUser,
+    Path(id): Path<Uuid>,
+    CsrfForm(_): CsrfForm<std::collections::HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let result = async {
+        let member = Member::from_user(&who)?;
+        let r = require(&member, Permission::ManageOrganization)?;
+        super::api::approve(&state, r, id, meta).await
+    }
+    .await;
+    pending_answer(&state, &headers, &who, id, result.map(|_| "acl_approved")).await
+}
+
+async fn reject_pending(
+    State(state): State<LeadsState>,
+    headers: HeaderMap,
+    meta: Meta,
+    SignedIn(who): BrowserUser,
+    Path(id): Path<Uuid>,
+    CsrfForm(_): CsrfForm<std::collections::HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let result = async {
+        let member = Member::from_user(&who)?;
+        let r = require(&member, Permission::ManageOrganization)?;
+        super::api::reject(&state, r, id, meta).await
+    }
+    .await;
+    pending_answer(&state, &headers, &who, id, result.map(|()| "acl_rejected")).await
+}
+
+async fn pending_answer(
+    state: &LeadsState,
+    headers: &HeaderMap,
+    who: &crate::auth::AuthUser,
+    id: Uuid,
+    result: Result<&'static str, AppError>,
+) -> Result<Response, AppError> {
+    match result {
+        Ok(done) => Ok(Redirect::to(&format!("/leads/{id}?done={done}")).into_response()),
+        Err(e) => {
+            let status = e.status();
+            let mut res =
+                render_detail(state, headers, who, id, None, Some(e.public_message())).await?;
             *res.status_mut() = status;
             Ok(res)
         }
@@ -929,7 +1017,8 @@ async fn rollback(
     }
     .await;
     match result {
-        Ok(()) => Ok(Redirect::to(&format!("/leads/{id}?done=rollback")).into_response()),
+        Ok(false) => Ok(Redirect::to(&format!("/leads/{id}?done=rollback")).into_response()),
+        Ok(true) => Ok(Redirect::to(&format!("/leads/{id}?done=acl_pending")).into_response()),
         Err(e) => {
             let status = e.status();
             let mut res =

@@ -98,7 +98,7 @@ async fn audit_actions(api: &Api, admin: &str) -> Vec<Value> {
 async fn a_lead_outside_your_groups_is_invisible_on_every_path_and_rollback_restores_its_acl() {
     let app = spawn().await;
     let api = Api::new(&app);
-    let (_, t, ids_) = org_with_every_role(&app, &api, "acl").await;
+    let (acl_org, t, ids_) = org_with_every_role(&app, &api, "acl").await;
     let (admin, manager, user, api_role) = (&t[0], &t[1], &t[2], &t[3]);
 
     // A group with the User in it.
@@ -270,8 +270,15 @@ async fn a_lead_outside_your_groups_is_invisible_on_every_path_and_rollback_rest
     );
     assert!(!csv.contains("Secretson"), "{csv}");
 
-    // Readable but not writable: 403 with its own code.
-    let (s, _) = api
+    // Widening access takes two admins: a second one joins.
+    let (t2, _) = api.sign_up("admin2@acl.test").await;
+    crate::orgs::invite_and_accept(&app, &api, admin, "admin2@acl.test", "admin", &t2).await;
+    let t2 = api.raise_to_aal2(&t2).await;
+    let admin2 = &api.switch(&t2, acl_org).await;
+
+    // Readable but not writable: 403 with its own code. (Internal is wider than confidential:
+    // the change waits for the second admin.)
+    let (s, v) = api
         .call(
             Method::PUT,
             &format!("/api/v1/leads/{open}/acl"),
@@ -279,7 +286,25 @@ async fn a_lead_outside_your_groups_is_invisible_on_every_path_and_rollback_rest
             Some(json!({ "read_groups": [], "write_groups": [group], "sensitivity": "internal" })),
         )
         .await;
-    assert_eq!(s, 200);
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["status"], "awaiting_approval");
+    let approve = |lead: String, token: String| {
+        let api = &api;
+        async move {
+            api.call(
+                Method::POST,
+                &format!("/api/v1/leads/{lead}/acl/pending/approve"),
+                &token,
+                None,
+            )
+            .await
+        }
+    };
+    let (s, v) = approve(open.to_string(), admin.clone()).await;
+    assert_eq!(s, 409, "the admin who asked cannot approve: {v}");
+    let (s, v) = approve(open.to_string(), admin2.clone()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["sensitivity"], "internal");
     let (s, v) = api
         .call(
             Method::PATCH,
@@ -301,8 +326,9 @@ async fn a_lead_outside_your_groups_is_invisible_on_every_path_and_rollback_rest
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["title"], "Changed");
 
-    // Open it up (revision 2), then roll back to revision 1: exactly the old ACL again.
-    let (s, _) = api
+    // Open it up (revision 2, once a second admin approves; the pending change is visible,
+    // and nothing changes before), then roll back to revision 1: exactly the old ACL again.
+    let (s, v) = api
         .call(
             Method::PUT,
             &format!("/api/v1/leads/{secret}/acl"),
@@ -310,8 +336,51 @@ async fn a_lead_outside_your_groups_is_invisible_on_every_path_and_rollback_rest
             Some(json!({ "read_groups": [], "write_groups": [], "sensitivity": "internal" })),
         )
         .await;
-    assert_eq!(s, 200);
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(count(&api, manager, "").await, 1, "not before the approval");
+    let (_, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/leads/{secret}/acl"),
+            admin2,
+            None,
+        )
+        .await;
+    assert_eq!(v["pending"]["sensitivity"], "internal", "{v}");
+    assert_eq!(v["pending"]["requested_by_email"], "admin@acl.test", "{v}");
+    let (s, v) = approve(secret.to_string(), admin2.clone()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["revision"], 2);
     assert_eq!(count(&api, manager, "").await, 2);
+    // A rejected request changes nothing.
+    let (s, _) = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/leads/{secret}/acl"),
+            admin,
+            Some(json!({ "read_groups": [], "write_groups": [], "sensitivity": "public" })),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let (s, _) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/leads/{secret}/acl/pending/reject"),
+            admin2,
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (_, v) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/leads/{secret}/acl"),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(v["pending"], Value::Null, "{v}");
+    assert_eq!(v["current"]["sensitivity"], "internal", "{v}");
     let (s, v) = api
         .call(
             Method::POST,

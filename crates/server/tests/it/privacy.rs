@@ -1351,3 +1351,99 @@ async fn a_restricted_leads_contact_details_need_a_reason_and_every_read_is_on_r
     assert_eq!(s, 400, "{v}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn chains_from_before_erasable_rows_are_upgraded_and_then_pseudonymised() {
+    let app = TestApp::spawn_with(&[NO_CONFIRM]).await;
+    let api = Api::new(&app);
+    let (org, t, _) = org_with_every_role(&app, &api, "oldchain").await;
+    new_lead(&api, &t[2], json!({ "first_name": "Kept" })).await;
+    let su = app.db().superuser_pool().await;
+
+    // The chain as it was written before migration 39: version 1, fields hashed directly.
+    type Old = (
+        i64,
+        i64,
+        time::OffsetDateTime,
+        Option<Uuid>,
+        String,
+        Option<String>,
+        Option<Value>,
+        Option<Value>,
+        Option<sqlx::types::ipnetwork::IpNetwork>,
+        Option<String>,
+    );
+    let rows: Vec<Old> = sqlx::query_as(
+        "SELECT id, seq, at, actor_id, action, target, before, after, ip, request_id
+         FROM app.audit_log WHERE org_id = $1 ORDER BY seq",
+    )
+    .bind(org)
+    .fetch_all(&su)
+    .await
+    .unwrap();
+    let mut prev = vec![0u8; 32];
+    for (id, seq, at, actor_id, action, target, before, after, ip, request_id) in &rows {
+        let hash = leadgen::audit::row_hash(
+            &prev,
+            &leadgen::audit::Row {
+                org_id: org,
+                seq: *seq,
+                at: *at,
+                actor_id: *actor_id,
+                action,
+                target: target.as_deref(),
+                before: before.as_ref(),
+                after: after.as_ref(),
+                ip: ip.map(|n| n.ip()),
+                request_id: request_id.as_deref(),
+            },
+        );
+        sqlx::query(
+            "UPDATE app.audit_log SET hash_version = 1, personal_sha256 = NULL, personal_salt = NULL,
+                pseudonymised_at = NULL, prev_hash = $2, hash = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&su)
+        .await
+        .unwrap();
+        prev = hash;
+    }
+    let env = server_env(Some(app.db()), app.data_dir.path());
+    let (code, out, err) = run_leadgen(&["audit", "verify", "--json"], &env);
+    assert_eq!(code, 0, "an old chain verifies as it is: {out}{err}");
+
+    // Such rows cannot be pseudonymised: the deletion stops, changing nothing, and says why.
+    let (code, out, err) =
+        run_leadgen(&["accounts", "delete", "user@oldchain.test", "--now"], &env);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("leadgen audit upgrade"), "{err}");
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM app.users WHERE email = 'user@oldchain.test'")
+            .fetch_one(&su)
+            .await
+            .unwrap();
+    assert_eq!(n, 1);
+
+    // The upgrade verifies, re-hashes and records the old head; then the deletion goes through.
+    let (code, out, err) = run_leadgen(&["audit", "upgrade", "--json"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["upgraded"][0]["rows"], rows.len(), "{report}");
+    assert_eq!(report["upgraded"][0]["old_head"], hex::encode(&prev));
+    let (old,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM app.audit_log WHERE hash_version = 1")
+            .fetch_one(&su)
+            .await
+            .unwrap();
+    assert_eq!(old, 0);
+    let (code, out, err) = run_leadgen(&["audit", "verify", "--json"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) =
+        run_leadgen(&["accounts", "delete", "user@oldchain.test", "--now"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run_leadgen(&["audit", "verify", "--json"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    app.stop().await;
+}
