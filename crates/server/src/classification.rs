@@ -464,7 +464,15 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
     ),
     (
         "organizations",
-        &[("id", I), ("name", I), ("created_at", I), ("settings", I)],
+        &[
+            ("id", I),
+            ("name", I),
+            ("created_at", I),
+            ("settings", I),
+            ("deletion_requested_at", I),
+            ("deletion_due_at", I),
+            ("deletion_requested_by", I),
+        ],
     ),
     (
         "recovery_codes",

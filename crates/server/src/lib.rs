@@ -881,7 +881,8 @@ async fn accounts(cli: &Cli, command: &cli::AccountsCommand) -> ExitCode {
     if json {
         println!(
             "{}",
-            serde_json::json!({ "ok": !blocked, "deleted": report.deleted, "blocked": report.blocked })
+            serde_json::json!({ "ok": !blocked, "deleted": report.deleted, "blocked": report.blocked,
+                                "organizations_deleted": report.organizations_deleted })
         );
     } else {
         for d in &report.deleted {
@@ -894,9 +895,10 @@ async fn accounts(cli: &Cli, command: &cli::AccountsCommand) -> ExitCode {
             println!("left an account: {}", b.reason);
         }
         println!(
-            "{} account(s) deleted, {} left",
+            "{} account(s) deleted, {} left; {} organization(s) deleted after their grace period",
             report.deleted.len(),
-            report.blocked.len()
+            report.blocked.len(),
+            report.organizations_deleted.len()
         );
     }
     if blocked {

@@ -81,14 +81,15 @@ pub async fn request(
         )));
     }
     let due = now + time::Duration::days(state.config.auth.account_deletion_grace_days);
-    sqlx::query!(
-        "UPDATE app.users SET deletion_requested_at = $2, deletion_due_at = $3, updated_at = $2
-         WHERE id = $1",
+    // As stored (microseconds), so the answer, the mail and the account agree.
+    let due = sqlx::query_scalar!(
+        r#"UPDATE app.users SET deletion_requested_at = $2, deletion_due_at = $3, updated_at = $2
+         WHERE id = $1 RETURNING deletion_due_at AS "due!""#,
         who.user_id,
         now,
         due
     )
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
     let ended = sqlx::query!(
         "UPDATE app.sessions SET revoked_at = $2, revoked_reason = 'account_deletion'

@@ -25,7 +25,8 @@ pub fn routes() -> OpenApiRouter<AuthState> {
     OpenApiRouter::new()
         .routes(routes!(list_orgs, create_org))
         .routes(routes!(switch_org))
-        .routes(routes!(current_org, rename_org))
+        .routes(routes!(current_org, rename_org, delete_org))
+        .routes(routes!(cancel_deletion))
         .routes(routes!(get_settings, put_settings))
         .routes(routes!(list_members))
         .routes(routes!(change_role, remove_member))
@@ -165,12 +166,14 @@ pub struct CurrentOrg {
     #[serde(serialize_with = "time::serde::rfc3339::serialize")]
     pub created_at: time::OffsetDateTime,
     pub role: &'static str,
+    /// When the organization will be deleted, if an admin asked for it (any admin may cancel).
+    pub deletion_due_at: Option<String>,
 }
 
 pub async fn current(state: &Core, member: &Member) -> Result<CurrentOrg, AppError> {
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let org = sqlx::query!(
-        "SELECT id, name, created_at FROM app.organizations WHERE id = $1",
+        "SELECT id, name, created_at, deletion_due_at FROM app.organizations WHERE id = $1",
         member.org_id
     )
     .fetch_one(&mut *tx)
@@ -181,6 +184,7 @@ pub async fn current(state: &Core, member: &Member) -> Result<CurrentOrg, AppErr
         name: org.name,
         created_at: org.created_at,
         role: member.role.as_str(),
+        deletion_due_at: org.deletion_due_at.map(crate::http::ts),
     })
 }
 
@@ -232,6 +236,143 @@ pub async fn rename(
     .await?;
     tx.commit().await?;
     Ok(name)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteOrg {
+    /// The organization's name, exactly: deleting is not a click to make by accident.
+    pub confirm: String,
+}
+
+#[utoipa::path(delete, path = "/api/v1/org", tag = "organizations", request_body = DeleteOrg,
+    responses((status = 202, description = "The organization will be deleted with all its data after `auth.account_deletion_grace_days` (admins at aal2); every admin is mailed, any admin may cancel; audited", body = Object), Refusals))]
+pub(crate) async fn delete_org(
+    State(state): State<AuthState>,
+    Require(member, _): Require<perm::ManageOrganization>,
+    meta: Meta,
+    ApiJson(body): ApiJson<DeleteOrg>,
+) -> Result<Response, AppError> {
+    let now = state.clock.now();
+    let due = now + time::Duration::days(state.config.auth.account_deletion_grace_days);
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let name = sqlx::query_scalar!(
+        "SELECT name FROM app.organizations WHERE id = $1 FOR NO KEY UPDATE",
+        member.org_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if body.confirm != name {
+        return Err(AppError::BadRequest(
+            "confirm: type the organization's name exactly to delete it".into(),
+        ));
+    }
+    // As stored (microseconds), so every answer shows the same time.
+    let due = sqlx::query_scalar!(
+        r#"UPDATE app.organizations SET deletion_requested_at = $2, deletion_due_at = $3,
+            deletion_requested_by = $4
+         WHERE id = $1 RETURNING deletion_due_at AS "due!""#,
+        member.org_id,
+        now,
+        due,
+        member.principal_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        now,
+        &meta,
+        Entry {
+            action: "org.deletion_requested",
+            target: Some(format!("org:{}", member.org_id)),
+            before: None,
+            after: Some(json!({ "due_at": crate::http::ts(due) })),
+        },
+    )
+    .await?;
+    let message = format!(
+        "An admin asked to delete the organization \"{name}\" with all its leads, imports, \
+         campaigns and audit trail. It will be deleted on {}. Any admin can cancel this before \
+         then (DELETE is undone by POST /api/v1/org/deletion/cancel).",
+        crate::http::ts(due)
+    );
+    sqlx::query!(
+        "SELECT app.notify($1, 'admins', 'org_deletion', $2, $3)",
+        member.org_id,
+        message,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    let admins = sqlx::query_scalar!(
+        r#"SELECT e AS "e!" FROM app.org_admin_emails($1) e"#,
+        member.org_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    for to in admins {
+        state
+            .mailer
+            .send(
+                &crate::mail::Mail {
+                    to,
+                    subject: format!("LeadGen: \"{name}\" will be deleted"),
+                    text: format!("{message}\n"),
+                },
+                now,
+            )
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
+    }
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        axum::Json(json!({ "id": member.org_id, "deletion_due_at": crate::http::ts(due) })),
+    )
+        .into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/org/deletion/cancel", tag = "organizations",
+    responses((status = 200, description = "The pending deletion is cancelled (admins at aal2); audited", body = Object),
+        (status = 409, description = "The organization is not being deleted", body = crate::http::openapi::ErrorBody), Refusals))]
+pub(crate) async fn cancel_deletion(
+    State(state): State<AuthState>,
+    Require(member, _): Require<perm::ManageOrganization>,
+    meta: Meta,
+) -> Result<axum::Json<Value>, AppError> {
+    let now = state.clock.now();
+    let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
+    let cancelled = sqlx::query!(
+        "UPDATE app.organizations SET deletion_requested_at = NULL, deletion_due_at = NULL,
+            deletion_requested_by = NULL
+         WHERE id = $1 AND deletion_due_at IS NOT NULL",
+        member.org_id
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if cancelled == 0 {
+        return Err(AppError::Conflict(
+            "deletion: this organization is not being deleted".into(),
+        ));
+    }
+    audit::record(
+        &mut tx,
+        now,
+        &meta,
+        Entry {
+            action: "org.deletion_cancelled",
+            target: Some(format!("org:{}", member.org_id)),
+            before: None,
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(axum::Json(
+        json!({ "id": member.org_id, "deletion_due_at": null }),
+    ))
 }
 
 /// The longest an organization may keep a lead without activity (the seeds' 24 months), and the

@@ -21,6 +21,7 @@ use sqlx::Row as _;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::maintenance;
 use crate::audit;
 use crate::mail::{Mail, Mailer};
 
@@ -43,16 +44,8 @@ pub struct Blocked {
 pub struct Report {
     pub deleted: Vec<Deleted>,
     pub blocked: Vec<Blocked>,
-}
-
-async fn maintenance(
-    pool: &sqlx::PgPool,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL ROLE leadgen_maintenance")
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
+    /// Organizations whose deletion an admin asked for, deleted after the grace period.
+    pub organizations_deleted: Vec<Uuid>,
 }
 
 /// Deletes every account whose deletion was due at `now`.
@@ -76,7 +69,47 @@ pub async fn purge(
     for (id, email) in due {
         run_one(pool, mailer, id, &email, now, &mut report).await?;
     }
+    report.organizations_deleted = purge_organizations(pool, now).await?;
     Ok(report)
+}
+
+/// Deletes the organizations whose deletion was due at `now`, each in its own transaction, with
+/// every row that hangs on them (leads, imports, campaigns, forms, its audit chain…); the
+/// retention run removes their files. Their members' accounts stay.
+async fn purge_organizations(
+    pool: &sqlx::PgPool,
+    now: OffsetDateTime,
+) -> anyhow::Result<Vec<Uuid>> {
+    let due: Vec<Uuid> = {
+        let mut tx = maintenance(pool).await?;
+        let ids = sqlx::query_scalar(
+            "SELECT id FROM app.organizations WHERE deletion_due_at <= $1 ORDER BY deletion_due_at, id",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        ids
+    };
+    let mut deleted = Vec::new();
+    for org in due {
+        let mut tx = maintenance(pool).await?;
+        // Still due: an admin may have cancelled since.
+        let n =
+            sqlx::query("DELETE FROM app.organizations WHERE id = $1 AND deletion_due_at <= $2")
+                .bind(org)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        tx.commit().await?;
+        if n == 1 {
+            tracing::info!(target: "leadgen::audit", action = "organization_deleted", org_id = %org, "organization deleted");
+            metrics::counter!("organizations_deleted_total").increment(1);
+            deleted.push(org);
+        }
+    }
+    Ok(deleted)
 }
 
 /// Deletes the account of `email` now, whatever its grace period (an operator's decision).

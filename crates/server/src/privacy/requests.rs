@@ -165,22 +165,26 @@ async fn leads_with(tx: &mut TenantTx, org: Uuid, bidx: &[u8]) -> Result<i64, Ap
     .await?)
 }
 
+/// The request's address, while it is kept.
+async fn open_email(state: &LeadsState, r: &Stored) -> Result<Option<String>, AppError> {
+    let Some(ct) = &r.email_ct else {
+        return Ok(None);
+    };
+    state
+        .fields
+        .decrypt(&state.pool, ct, &email_place(r.org_id, r.id))
+        .await
+        .map(Some)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("request {}: {e}", r.id)))
+}
+
 async fn view(
     state: &LeadsState,
     tx: &mut TenantTx,
     r: Stored,
     now: OffsetDateTime,
 ) -> Result<SubjectRequest, AppError> {
-    let email = match &r.email_ct {
-        Some(ct) => Some(
-            state
-                .fields
-                .decrypt(&state.pool, ct, &email_place(r.org_id, r.id))
-                .await
-                .map_err(|e| AppError::Internal(anyhow::anyhow!("request {}: {e}", r.id)))?,
-        ),
-        None => None,
-    };
+    let email = open_email(state, &r).await?;
     let leads = leads_with(tx, r.org_id, &r.email_bidx).await?;
     Ok(SubjectRequest {
         id: r.id,
@@ -380,16 +384,7 @@ async fn package(
             "status: the request was rejected".into(),
         ));
     }
-    let email = match &r.email_ct {
-        Some(ct) => Some(
-            state
-                .fields
-                .decrypt(&state.pool, ct, &email_place(r.org_id, r.id))
-                .await
-                .map_err(|e| AppError::Internal(anyhow::anyhow!("request {}: {e}", r.id)))?,
-        ),
-        None => None,
-    };
+    let email = open_email(&state, &r).await?;
     let body = build_package(&state, &mut tx, &r, email, now).await?;
     let leads = body["leads"].as_array().map_or(0, Vec::len);
     audit::record(

@@ -16,6 +16,7 @@ use sqlx::Row as _;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::maintenance;
 use crate::audit::{self, Entry};
 
 /// The longest period the seeds promise and the default: 24 months since last activity.
@@ -154,16 +155,6 @@ pub async fn run(pool: &sqlx::PgPool, opts: Options) -> Result<Vec<OrgReport>, s
         out.push(run_org(pool, org_id, months(&settings), opts).await?);
     }
     Ok(out)
-}
-
-async fn maintenance(
-    pool: &sqlx::PgPool,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL ROLE leadgen_maintenance")
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
 }
 
 async fn run_org(

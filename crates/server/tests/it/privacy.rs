@@ -1447,3 +1447,124 @@ async fn chains_from_before_erasable_rows_are_upgraded_and_then_pseudonymised() 
     assert_eq!(code, 0, "{out}{err}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_organization_is_deleted_with_all_its_data_after_its_grace_period() {
+    let app = TestApp::spawn_with(&[NO_CONFIRM]).await;
+    let api = Api::new(&app);
+    let (org, t, _) = org_with_every_role(&app, &api, "closing").await;
+    let (admin, manager) = (&t[0], &t[1]);
+    let (_, other_t, _) = org_with_every_role(&app, &api, "staying").await;
+    let kept = new_lead(&api, &other_t[0], json!({ "email": "kept@staying.test" })).await;
+    let lead = new_lead(&api, admin, json!({ "email": "gone@closing.test" })).await;
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/leads/{lead}/notes"),
+            admin,
+            Some(json!({ "body": "Quarterly review" })),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    crate::imports::import(
+        &app,
+        &api,
+        admin,
+        "closing.csv",
+        b"first_name,email\nLin,lin@closing.test\n".to_vec(),
+        "create_only",
+    )
+    .await;
+    let su = app.db().superuser_pool().await;
+    let env = server_env(Some(app.db()), app.data_dir.path());
+    let purge = |days: i64| {
+        let at = (time::OffsetDateTime::now_utc() + time::Duration::days(days))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let (code, out, err) = run_leadgen(&["accounts", "purge", "--json", "--as-of", &at], &env);
+        assert_eq!(code, 0, "{out}{err}");
+        serde_json::from_str::<Value>(&out).unwrap()["organizations_deleted"].clone()
+    };
+
+    // Only an admin, and only by typing the name.
+    let delete = |token: &str, confirm: &str| {
+        let (api, token, confirm) = (&api, token.to_string(), confirm.to_string());
+        async move {
+            api.call(
+                Method::DELETE,
+                "/api/v1/org",
+                &token,
+                Some(json!({ "confirm": confirm })),
+            )
+            .await
+        }
+    };
+    let (s, _) = delete(manager, "Org closing").await;
+    assert_eq!(s, 403);
+    let (s, v) = delete(admin, "org closing").await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v.to_string().contains("confirm"), "{v}");
+    let (s, v) = delete(admin, "Org closing").await;
+    assert_eq!(s, 202, "{v}");
+    let (_, current) = api.call(Method::GET, "/api/v1/org", manager, None).await;
+    assert_eq!(
+        current["deletion_due_at"], v["deletion_due_at"],
+        "{current}"
+    );
+    assert!(app.mailbox().iter().any(|m| m["to"] == "admin@closing.test"
+        && m["subject"] == "LeadGen: \"Org closing\" will be deleted"));
+    // Not before the grace period ends, and not once an admin cancelled.
+    assert_eq!(purge(6), json!([]));
+    let cancel = || async {
+        api.call(Method::POST, "/api/v1/org/deletion/cancel", admin, None)
+            .await
+            .0
+    };
+    assert_eq!(cancel().await, 200);
+    assert_eq!(cancel().await, 409);
+    assert_eq!(purge(8), json!([]));
+    let (s, v) = delete(admin, "Org closing").await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(purge(8), json!([org]));
+
+    // Every row that carried the organization is gone; its members' accounts and the other
+    // organization stay.
+    let tables: Vec<(String,)> = sqlx::query_as(
+        "SELECT c.table_name::text FROM information_schema.columns c
+         JOIN information_schema.tables t
+           ON t.table_schema = c.table_schema AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE'
+         WHERE c.table_schema = 'app' AND c.column_name = 'org_id' AND c.data_type = 'uuid'",
+    )
+    .fetch_all(&su)
+    .await
+    .unwrap();
+    assert!(tables.len() > 20, "{tables:?}");
+    for (table,) in tables {
+        let (n,): (i64,) = sqlx::query_as(&format!(
+            "SELECT count(*) FROM app.\"{table}\" WHERE org_id = $1"
+        ))
+        .bind(org)
+        .fetch_one(&su)
+        .await
+        .unwrap();
+        assert_eq!(n, 0, "{table} keeps rows of the deleted organization");
+    }
+    let (users,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM app.users WHERE email LIKE '%@closing.test'")
+            .fetch_one(&su)
+            .await
+            .unwrap();
+    assert_eq!(users, 4, "the members keep their accounts");
+    let (s, _) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/leads/{kept}"),
+            &other_t[0],
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (code, out, err) = run_leadgen(&["audit", "verify", "--json"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    app.stop().await;
+}
