@@ -927,7 +927,7 @@ async fn retention_run(cli: &Cli, args: &cli::RetentionRunArgs) -> ExitCode {
     let result = with_pool(&config, Conn::Migrate, |pool| async move {
         let reports = privacy::retention::run(&pool, opts).await?;
         let uploads = privacy::retention::sweep_uploads(&pool, &imports_dir, opts).await?;
-        let (sessions, reads) = privacy::retention::purge_sessions(&pool, opts).await?;
+        let (sessions, reads) = privacy::retention::purge_activity_records(&pool, opts).await?;
         Ok((reports, uploads, sessions, reads))
     })
     .await;

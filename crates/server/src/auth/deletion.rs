@@ -11,7 +11,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::service::{self, Origin};
-use super::{AuthError, AuthState, AuthUser, mfa, throttle};
+use super::{AuthError, AuthState, AuthUser, mfa};
 use crate::db::UserTx;
 use crate::mail::Mail;
 
@@ -35,19 +35,14 @@ pub async fn request(
 ) -> Result<Scheduled, AuthError> {
     let now = state.clock.now();
     let email = who.claims.email.clone();
-    // Guessing the password with a stolen session is throttled like sign-in.
-    let keys = throttle::Keys::new(&email, origin.ip);
-    let wait = throttle::wait_secs(&state.pool, &keys, now).await?;
-    if wait > 0 {
-        return Err(AuthError::TooManyAttempts(wait));
-    }
-    if service::check_password(state, &email, password)
-        .await
-        .is_err()
-    {
-        throttle::record_failure(&state.pool, &keys, now).await?;
-        return Err(AuthError::InvalidCredentials);
-    }
+    service::reconfirm_password(
+        state,
+        &email,
+        password,
+        origin,
+        AuthError::InvalidCredentials,
+    )
+    .await?;
     let user = service::current_user(&state.pool, who.user_id).await?;
     if let Some(factor) = user
         .factors

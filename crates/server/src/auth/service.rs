@@ -508,7 +508,7 @@ pub async fn password_grant(
     }
 }
 
-pub(crate) struct Verified {
+struct Verified {
     user_id: Uuid,
     confirmed_at: Option<OffsetDateTime>,
     /// A new hash when the stored one was made at another cost.
@@ -517,7 +517,29 @@ pub(crate) struct Verified {
 
 /// Checks email and password. An unknown or malformed email costs the same bcrypt work as a
 /// wrong password and gives the same error.
-pub(crate) async fn check_password(
+/// A signed-in user's password asked again before a sensitive change. Guessing it with a
+/// stolen session is throttled like sign-in; a wrong one is answered with `wrong`.
+pub(crate) async fn reconfirm_password(
+    state: &AuthState,
+    email: &str,
+    password: String,
+    origin: &Origin,
+    wrong: AuthError,
+) -> Result<(), AuthError> {
+    let now = state.clock.now();
+    let keys = throttle::Keys::new(email, origin.ip);
+    let wait = throttle::wait_secs(&state.pool, &keys, now).await?;
+    if wait > 0 {
+        return Err(AuthError::TooManyAttempts(wait));
+    }
+    if check_password(state, email, password).await.is_err() {
+        throttle::record_failure(&state.pool, &keys, now).await?;
+        return Err(wrong);
+    }
+    Ok(())
+}
+
+async fn check_password(
     state: &AuthState,
     email: &str,
     password: String,
@@ -880,16 +902,14 @@ pub async fn change_password(
     let email = who.claims.email.clone();
     if !recovering {
         let current = current_password.ok_or(AuthError::ReauthenticationNeeded)?;
-        // Guessing the current password with a stolen access token is throttled like sign-in.
-        let keys = throttle::Keys::new(&email, origin.ip);
-        let wait = throttle::wait_secs(&state.pool, &keys, now).await?;
-        if wait > 0 {
-            return Err(AuthError::TooManyAttempts(wait));
-        }
-        if check_password(state, &email, current).await.is_err() {
-            throttle::record_failure(&state.pool, &keys, now).await?;
-            return Err(AuthError::ReauthenticationNeeded);
-        }
+        reconfirm_password(
+            state,
+            &email,
+            current,
+            origin,
+            AuthError::ReauthenticationNeeded,
+        )
+        .await?;
     }
     let parsed = EmailAddress::parse(&email)?;
     password::check_policy(&new_password, &[parsed.as_str(), parsed.local_part()]).map_err(weak)?;

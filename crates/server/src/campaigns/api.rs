@@ -1139,11 +1139,10 @@ pub async fn audience_count(
     let fields = state.fields.clone();
     let org = member.org_id;
     let filter = audience_filter(&mut tx, &aud, |e| fields.email_index(org, e)).await?;
-    let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-        "SELECT count(*), count(*) FILTER (WHERE do_not_contact OR do_not_sell OR EXISTS (
-            SELECT 1 FROM app.suppressions s WHERE s.org_id = leads.org_id AND s.email_bidx = leads.email_bidx))
-         FROM app.leads WHERE org_id = ",
-    );
+    let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!(
+        "SELECT count(*), count(*) FILTER (WHERE {}) FROM app.leads WHERE org_id = ",
+        super::outbox::SUPPRESSED
+    ));
     qb.push_bind(member.org_id)
         .push(" AND email_bidx IS NOT NULL");
     crate::leads::search::push_filters(&mut qb, &filter, false);

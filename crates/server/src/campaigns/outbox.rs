@@ -294,6 +294,11 @@ async fn campaign(
     Ok(handled)
 }
 
+/// When a lead of `app.leads` is not sent to: marked do-not-contact or do-not-sell, or its
+/// address on the organization's suppression list. The audience count and the outbox use the same.
+pub(crate) const SUPPRESSED: &str = "(do_not_contact OR do_not_sell OR EXISTS (
+    SELECT 1 FROM app.suppressions s WHERE s.org_id = leads.org_id AND s.email_bidx = leads.email_bidx))";
+
 /// Puts the audience into the outbox (one row per address; suppressed, do-not-contact and CCPA
 /// do-not-sell addresses as `suppressed`) and starts sending.
 async fn resolve(
@@ -311,12 +316,10 @@ async fn resolve(
         "INSERT INTO app.campaign_messages (id, org_id, campaign_id, lead_id, email_bidx, state)
          SELECT app.uuid_v7(), org_id, ",
     );
-    qb.push_bind(id).push(
-        ", id, email_bidx, CASE WHEN do_not_contact OR do_not_sell OR EXISTS (
-            SELECT 1 FROM app.suppressions s WHERE s.org_id = leads.org_id AND s.email_bidx = leads.email_bidx)
-          THEN 'suppressed' ELSE 'queued' END
-         FROM app.leads WHERE org_id = ",
-    );
+    qb.push_bind(id).push(format!(
+        ", id, email_bidx, CASE WHEN {SUPPRESSED} THEN 'suppressed' ELSE 'queued' END
+             FROM app.leads WHERE org_id = "
+    ));
     qb.push_bind(org).push(" AND email_bidx IS NOT NULL");
     crate::leads::search::push_filters(&mut qb, &filter, false);
     qb.push(" ON CONFLICT (campaign_id, email_bidx) DO NOTHING");

@@ -925,17 +925,8 @@ async fn set_acl(
         super::api::put_acl_values(&state, r, id, meta, read, write, sensitivity).await
     }
     .await;
-    match result {
-        Ok(false) => Ok(Redirect::to(&format!("/leads/{id}?done=acl")).into_response()),
-        Ok(true) => Ok(Redirect::to(&format!("/leads/{id}?done=acl_pending")).into_response()),
-        Err(e) => {
-            let status = e.status();
-            let mut res =
-                render_detail(&state, &headers, &who, id, None, Some(e.public_message())).await?;
-            *res.status_mut() = status;
-            Ok(res)
-        }
-    }
+    let done = result.map(|pending| if pending { "acl_pending" } else { "acl" });
+    answer(&state, &headers, &who, id, done).await
 }
 
 /// A second admin approves, or any admin rejects, the lead's pending ACL change.
@@ -953,7 +944,7 @@ async fn approve_pending(
         super::api::approve(&state, r, id, meta).await
     }
     .await;
-    pending_answer(&state, &headers, &who, id, result.map(|_| "acl_approved")).await
+    answer(&state, &headers, &who, id, result.map(|_| "acl_approved")).await
 }
 
 async fn reject_pending(
@@ -970,15 +961,17 @@ async fn reject_pending(
         super::api::reject(&state, r, id, meta).await
     }
     .await;
-    pending_answer(&state, &headers, &who, id, result.map(|()| "acl_rejected")).await
+    answer(&state, &headers, &who, id, result.map(|()| "acl_rejected")).await
 }
 
-async fn pending_answer(
+/// The answer to a form on the lead's page: back to the lead with `done`, or the lead page again
+/// with the reason for a refusal.
+async fn answer(
     state: &LeadsState,
     headers: &HeaderMap,
     who: &crate::auth::AuthUser,
     id: Uuid,
-    result: Result<&'static str, AppError>,
+    result: Result<&str, AppError>,
 ) -> Result<Response, AppError> {
     match result {
         Ok(done) => Ok(Redirect::to(&format!("/leads/{id}?done={done}")).into_response()),
@@ -1016,17 +1009,8 @@ async fn rollback(
         super::api::rollback_to(&state, r, id, meta, revision).await
     }
     .await;
-    match result {
-        Ok(false) => Ok(Redirect::to(&format!("/leads/{id}?done=rollback")).into_response()),
-        Ok(true) => Ok(Redirect::to(&format!("/leads/{id}?done=acl_pending")).into_response()),
-        Err(e) => {
-            let status = e.status();
-            let mut res =
-                render_detail(&state, &headers, &who, id, None, Some(e.public_message())).await?;
-            *res.status_mut() = status;
-            Ok(res)
-        }
-    }
+    let done = result.map(|pending| if pending { "acl_pending" } else { "rollback" });
+    answer(&state, &headers, &who, id, done).await
 }
 
 /// Runs a form's change for the signed-in member: on success back to the lead with `done`, on a
@@ -1054,16 +1038,7 @@ where
         Ok::<(), AppError>(())
     }
     .await;
-    match result {
-        Ok(()) => Ok(Redirect::to(&format!("/leads/{id}?done={done}")).into_response()),
-        Err(e) => {
-            let status = e.status();
-            let mut res =
-                render_detail(state, headers, who, id, None, Some(e.public_message())).await?;
-            *res.status_mut() = status;
-            Ok(res)
-        }
-    }
+    answer(state, headers, who, id, result.map(|()| done)).await
 }
 
 #[derive(Deserialize)]

@@ -297,35 +297,16 @@ pub(crate) async fn delete_org(
          then (DELETE is undone by POST /api/v1/org/deletion/cancel).",
         crate::http::ts(due)
     );
-    sqlx::query!(
-        "SELECT app.notify($1, 'admins', 'org_deletion', $2, $3)",
-        member.org_id,
-        message,
-        now
-    )
-    .execute(&mut *tx)
-    .await?;
-    let admins = sqlx::query_scalar!(
-        r#"SELECT e AS "e!" FROM app.org_admin_emails($1) e"#,
-        member.org_id
-    )
-    .fetch_all(&mut *tx)
-    .await?;
     tx.commit().await?;
-    for to in admins {
-        state
-            .mailer
-            .send(
-                &crate::mail::Mail {
-                    to,
-                    subject: format!("LeadGen: \"{name}\" will be deleted"),
-                    text: format!("{message}\n"),
-                },
-                now,
-            )
-            .await
-            .map_err(|e| AppError::Internal(e.into()))?;
-    }
+    super::tell_admins(
+        &state,
+        member.org_id,
+        "org_deletion",
+        &format!("LeadGen: \"{name}\" will be deleted"),
+        &message,
+        now,
+    )
+    .await?;
     Ok((
         axum::http::StatusCode::ACCEPTED,
         axum::Json(json!({ "id": member.org_id, "deletion_due_at": crate::http::ts(due) })),

@@ -25,7 +25,6 @@ use crate::db::{Aal, Role, TenantTx};
 use crate::http::error::{ApiJson, AppError};
 use crate::http::openapi::{Missing, Refusals};
 use crate::http::ts;
-use crate::mail::Mail;
 use crate::state::Core;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -522,38 +521,18 @@ pub async fn send_expiry_notices(state: &Core) -> anyhow::Result<usize> {
             k.id,
             k.id
         );
-        let admins = sqlx::query_scalar!(
-            r#"SELECT e AS "e!" FROM app.org_admin_emails($1) e"#,
-            k.org_id
-        )
-        .fetch_all(&state.pool)
-        .await?;
-        for to in admins {
-            state
-                .mailer
-                .send(
-                    &Mail {
-                        to,
-                        subject: format!("LeadGen API key \"{}\" expires {when}", k.name),
-                        text: format!("{message}\n"),
-                    },
-                    now,
-                )
-                .await?;
-        }
-        let mut tx = state.pool.begin().await?;
-        sqlx::query!(
-            "SELECT app.notify($1, 'admins', 'api_key_expiry', $2, $3)",
+        super::tell_admins(
+            state,
             k.org_id,
-            message,
-            now
+            "api_key_expiry",
+            &format!("LeadGen API key \"{}\" expires {when}", k.name),
+            &message,
+            now,
         )
-        .execute(&mut *tx)
         .await?;
         sqlx::query!("SELECT app.api_key_notified($1, $2)", k.id, k.days)
-            .execute(&mut *tx)
+            .execute(&state.pool)
             .await?;
-        tx.commit().await?;
         tracing::info!(target: "leadgen::audit", action = "api_key_expiry_notice", key_id = %k.id, org_id = %k.org_id, days = k.days, "API key expiry notice sent");
     }
     Ok(due.len())

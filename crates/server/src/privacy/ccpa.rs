@@ -80,17 +80,14 @@ async fn put_ccpa(
     .await
     .map_err(AppError::from)?
     .ok_or(AppError::NotFound)?;
-    if current.do_not_sell
-        && body.do_not_sell == Some(false)
-        && (member.role != Role::Admin || member.api_key.is_some())
-    {
-        return Err(AppError::Denied {
-            code: "forbidden",
-            message: "do_not_sell: only an admin withdraws a person's opt-out, on their word"
-                .into(),
-        });
-    }
     if current.do_not_sell && body.do_not_sell == Some(false) {
+        if member.role != Role::Admin || member.api_key.is_some() {
+            return Err(AppError::Denied {
+                code: "forbidden",
+                message: "do_not_sell: only an admin withdraws a person's opt-out, on their word"
+                    .into(),
+            });
+        }
         crate::orgs::permissions::critical(&member)?;
     }
     let row = sqlx::query!(

@@ -139,14 +139,17 @@ struct Stored {
     due_at: OffsetDateTime,
     completed_at: Option<OffsetDateTime>,
     outcome: Option<Value>,
+    /// Leads that carry the address now.
+    leads: i64,
 }
 
 async fn load(tx: &mut TenantTx, org: Uuid, id: Uuid) -> Result<Stored, AppError> {
     sqlx::query_as!(
         Stored,
-        "SELECT id, org_id, kind, law, status, email_bidx, email_ct, note, received_at, due_at,
-                completed_at, outcome
-         FROM app.subject_requests WHERE org_id = $1 AND id = $2",
+        r#"SELECT id, org_id, kind, law, status, email_bidx, email_ct, note, received_at, due_at,
+                completed_at, outcome, (SELECT count(*) FROM app.leads l
+                    WHERE l.org_id = r.org_id AND l.email_bidx = r.email_bidx) AS "leads!"
+         FROM app.subject_requests r WHERE org_id = $1 AND id = $2"#,
         org,
         id
     )
@@ -165,6 +168,29 @@ async fn leads_with(tx: &mut TenantTx, org: Uuid, bidx: &[u8]) -> Result<i64, Ap
     .await?)
 }
 
+/// Records a step of request `id` in the organization's audit trail.
+async fn record(
+    tx: &mut TenantTx,
+    now: OffsetDateTime,
+    meta: &Meta,
+    action: &str,
+    id: Uuid,
+    after: Value,
+) -> Result<(), sqlx::Error> {
+    audit::record(
+        tx,
+        now,
+        meta,
+        Entry {
+            action,
+            target: Some(format!("privacy_request:{id}")),
+            before: None,
+            after: Some(after),
+        },
+    )
+    .await
+}
+
 /// The request's address, while it is kept.
 async fn open_email(state: &LeadsState, r: &Stored) -> Result<Option<String>, AppError> {
     let Some(ct) = &r.email_ct else {
@@ -180,12 +206,10 @@ async fn open_email(state: &LeadsState, r: &Stored) -> Result<Option<String>, Ap
 
 async fn view(
     state: &LeadsState,
-    tx: &mut TenantTx,
     r: Stored,
     now: OffsetDateTime,
 ) -> Result<SubjectRequest, AppError> {
     let email = open_email(state, &r).await?;
-    let leads = leads_with(tx, r.org_id, &r.email_bidx).await?;
     Ok(SubjectRequest {
         id: r.id,
         overdue: r.status == "open" && r.due_at < now,
@@ -198,7 +222,7 @@ async fn view(
         due_at: ts(r.due_at),
         completed_at: r.completed_at.map(ts),
         outcome: r.outcome,
-        leads,
+        leads: r.leads,
     })
 }
 
@@ -291,20 +315,17 @@ async fn create(
     .execute(&mut *tx)
     .await?;
     let leads = leads_with(&mut tx, member.org_id, &bidx).await?;
-    audit::record(
+    record(
         &mut tx,
         now,
         &meta,
-        Entry {
-            action: "privacy.request.create",
-            target: Some(format!("privacy_request:{id}")),
-            before: None,
-            after: Some(json!({ "kind": kind, "law": law, "due_at": ts(due), "leads": leads })),
-        },
+        "privacy.request.create",
+        id,
+        json!({ "kind": kind, "law": law, "due_at": ts(due), "leads": leads }),
     )
     .await?;
     let stored = load(&mut tx, member.org_id, id).await?;
-    let out = view(&state, &mut tx, stored, now).await?;
+    let out = view(&state, stored, now).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(out)).into_response())
 }
@@ -325,22 +346,23 @@ async fn list(
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let rows = sqlx::query_as!(
         Stored,
-        "SELECT id, org_id, kind, law, status, email_bidx, email_ct, note, received_at, due_at,
-                completed_at, outcome
-         FROM app.subject_requests
+        r#"SELECT id, org_id, kind, law, status, email_bidx, email_ct, note, received_at, due_at,
+                completed_at, outcome, (SELECT count(*) FROM app.leads l
+                    WHERE l.org_id = r.org_id AND l.email_bidx = r.email_bidx) AS "leads!"
+         FROM app.subject_requests r
          WHERE org_id = $1 AND ($2::text IS NULL OR status = $2)
          ORDER BY status <> 'open', due_at, id
-         LIMIT 1000",
+         LIMIT 1000"#,
         member.org_id,
         p.status
     )
     .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
-        items.push(view(&state, &mut tx, r, now).await?);
+        items.push(view(&state, r, now).await?);
     }
-    tx.commit().await?;
     Ok(axum::Json(json!({ "items": items })).into_response())
 }
 
@@ -355,7 +377,7 @@ async fn read(
     let now = state.clock.now();
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let r = load(&mut tx, member.org_id, id).await?;
-    let out = view(&state, &mut tx, r, now).await?;
+    let out = view(&state, r, now).await?;
     tx.commit().await?;
     Ok(axum::Json(out).into_response())
 }
@@ -387,16 +409,13 @@ async fn package(
     let email = open_email(&state, &r).await?;
     let body = build_package(&state, &mut tx, &r, email, now).await?;
     let leads = body["leads"].as_array().map_or(0, Vec::len);
-    audit::record(
+    record(
         &mut tx,
         now,
         &meta,
-        Entry {
-            action: "privacy.request.package",
-            target: Some(format!("privacy_request:{id}")),
-            before: None,
-            after: Some(json!({ "leads": leads })),
-        },
+        "privacy.request.package",
+        id,
+        json!({ "leads": leads }),
     )
     .await?;
     tx.commit().await?;
@@ -708,7 +727,7 @@ async fn complete(
             ));
         }
         "completed" => {
-            let out = view(&state, &mut tx, r, now).await?;
+            let out = view(&state, r, now).await?;
             tx.commit().await?;
             return Ok(axum::Json(out).into_response());
         }
@@ -735,20 +754,17 @@ async fn complete(
     )
     .execute(&mut *tx)
     .await?;
-    audit::record(
+    record(
         &mut tx,
         now,
         &meta,
-        Entry {
-            action: "privacy.request.complete",
-            target: Some(format!("privacy_request:{id}")),
-            before: None,
-            after: Some(json!({ "kind": r.kind, "outcome": outcome, "late": now > r.due_at })),
-        },
+        "privacy.request.complete",
+        id,
+        json!({ "kind": r.kind, "outcome": outcome, "late": now > r.due_at }),
     )
     .await?;
     let r = load(&mut tx, member.org_id, id).await?;
-    let out = view(&state, &mut tx, r, now).await?;
+    let out = view(&state, r, now).await?;
     tx.commit().await?;
     metrics::counter!("subject_requests_completed_total").increment(1);
     Ok(axum::Json(out).into_response())
@@ -788,19 +804,16 @@ async fn reject(
             r.status
         )));
     }
-    audit::record(
+    record(
         &mut tx,
         now,
         &meta,
-        Entry {
-            action: "privacy.request.reject",
-            target: Some(format!("privacy_request:{id}")),
-            before: None,
-            after: Some(json!({ "kind": r.kind })),
-        },
+        "privacy.request.reject",
+        id,
+        json!({ "kind": r.kind }),
     )
     .await?;
-    let out = view(&state, &mut tx, r, now).await?;
+    let out = view(&state, r, now).await?;
     tx.commit().await?;
     Ok(axum::Json(out).into_response())
 }
@@ -835,38 +848,14 @@ pub async fn remind(
             r.id
         );
         if r.days.is_some() {
-            let admins = sqlx::query_scalar!(
-                r#"SELECT e AS "e!" FROM app.org_admin_emails($1) e"#,
-                r.org_id
-            )
-            .fetch_all(&state.pool)
-            .await?;
-            for to in admins {
-                state
-                    .mailer
-                    .send(
-                        &crate::mail::Mail {
-                            to,
-                            subject: format!(
-                                "LeadGen: a data-subject request is due on {}",
-                                ts(r.due_at)
-                            ),
-                            text: format!("{message}\n"),
-                        },
-                        now,
-                    )
-                    .await?;
-            }
-        }
-        let mut tx = state.pool.begin().await?;
-        if r.days.is_some() {
-            sqlx::query!(
-                "SELECT app.notify($1, 'admins', 'subject_request_due', $2, $3)",
+            crate::orgs::tell_admins(
+                state,
                 r.org_id,
-                message,
-                now
+                "subject_request_due",
+                &format!("LeadGen: a data-subject request is due on {}", ts(r.due_at)),
+                &message,
+                now,
             )
-            .execute(&mut *tx)
             .await?;
         }
         sqlx::query!(
@@ -875,9 +864,8 @@ pub async fn remind(
             r.days,
             r.alert
         )
-        .execute(&mut *tx)
+        .execute(&state.pool)
         .await?;
-        tx.commit().await?;
         if r.alert {
             metrics::counter!("subject_request_due_alerts_total").increment(1);
             crate::perimeter::announce(

@@ -241,7 +241,10 @@ async fn run_org(
 /// Removes the record of sign-ins (sessions, with their address and browser) that ended before
 /// the audit period (sessions that expired, or were revoked, before it began) and the record of
 /// lead reads older than it. How many rows (dry: would be).
-pub async fn purge_sessions(pool: &sqlx::PgPool, opts: Options) -> Result<(u64, u64), sqlx::Error> {
+pub async fn purge_activity_records(
+    pool: &sqlx::PgPool,
+    opts: Options,
+) -> Result<(u64, u64), sqlx::Error> {
     let before = cutoff(opts.now, opts.audit_months);
     let mut tx = maintenance(pool).await?;
     let n = if opts.dry_run {
