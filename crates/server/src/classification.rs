@@ -463,6 +463,17 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
         ],
     ),
     (
+        "org_keys",
+        &[
+            ("id", I),
+            ("org_id", I),
+            ("generation", I),
+            ("created_at", I),
+            ("retired_at", I),
+            ("destroyed_at", I),
+        ],
+    ),
+    (
         "organizations",
         &[
             ("id", I),

@@ -342,6 +342,8 @@ pub struct SecretsConfig {
     pub app_key: SecretString,
     /// Wraps the data-encryption keys of lead fields (32 bytes as hex or base64).
     pub master_key: SecretString,
+    /// The key store of per-organization data keys; empty means `<data_dir>/secrets/org-keys`.
+    pub org_key_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -768,6 +770,16 @@ impl Config {
         }
     }
 
+    /// The key store of per-organization data keys.
+    #[must_use]
+    pub fn org_key_dir(&self) -> PathBuf {
+        if self.secrets.org_key_dir.as_os_str().is_empty() {
+            self.data_dir.join("secrets").join("org-keys")
+        } else {
+            self.secrets.org_key_dir.clone()
+        }
+    }
+
     /// Where the development certificate and key live.
     #[must_use]
     pub fn tls_dir(&self) -> PathBuf {
@@ -1087,5 +1099,20 @@ mod tests {
             !format!("{c:?}").contains("kkkk"),
             "Debug output leaks the secret"
         );
+    }
+
+    #[test]
+    fn the_key_store_is_in_the_data_folder_unless_configured() {
+        let c = Config::load(&env(&[("LEADGEN_DATA_DIR", "/var/lib/lg")])).unwrap();
+        assert_eq!(
+            c.org_key_dir(),
+            PathBuf::from("/var/lib/lg/secrets/org-keys")
+        );
+        let c = Config::load(&env(&[
+            ("LEADGEN_DATA_DIR", "/var/lib/lg"),
+            ("LEADGEN_SECRETS__ORG_KEY_DIR", "/mnt/shared/lg-keys"),
+        ]))
+        .unwrap();
+        assert_eq!(c.org_key_dir(), PathBuf::from("/mnt/shared/lg-keys"));
     }
 }

@@ -128,8 +128,9 @@ pub async fn run(cli: Cli) -> ExitCode {
             let batch = i64::from(args.batch.clamp(1, 100_000));
             let result = async {
                 let master = secrets::master_key(&config.secrets.master_key, &config.data_dir)?;
+                let store = leads::keys::KeyStore::new(config.org_key_dir());
                 with_pool(&config, Conn::Migrate, |pool| async move {
-                    leads::rotate::rotate(&pool, &master, batch).await
+                    leads::rotate::rotate(&pool, &master, &store, batch).await
                 })
                 .await
             }
@@ -138,11 +139,15 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Ok(r) => ok(
                     json,
                     &format!(
-                        "data key {}{}: {} lead(s) scanned, {} re-encrypted",
+                        "data key generation {}{}: {} organization key(s) created, {} lead(s) \
+                         scanned, {} re-encrypted, {} request(s) and {} attachment(s) re-encrypted",
                         r.key_id,
                         if r.new_key { " (new)" } else { " (continued)" },
+                        r.org_keys_created,
                         r.scanned,
-                        r.reencrypted
+                        r.reencrypted,
+                        r.requests_reencrypted,
+                        r.attachments_reencrypted
                     ),
                     serde_json::json!(r),
                 ),
@@ -156,8 +161,9 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(e) => return fail("configuration", &e.to_string(), json),
             };
             let key = args.key;
+            let store = leads::keys::KeyStore::new(config.org_key_dir());
             let result = with_pool(&config, Conn::Migrate, |pool| async move {
-                leads::rotate::retire(&pool, key).await
+                leads::rotate::retire(&pool, &store, key).await
             })
             .await;
             match result {
@@ -572,8 +578,9 @@ async fn vdp(cli: &Cli, command: &cli::VdpCommand) -> ExitCode {
                 let master = secrets::master_key(&config.secrets.master_key, &config.data_dir)?;
                 let id = args.tracking_id.clone();
                 let n = args.number;
+                let store = leads::keys::KeyStore::new(config.org_key_dir());
                 let file = with_pool(&config, Conn::App, |pool| async move {
-                    let fields = leads::FieldKeys::load(&pool, master).await?;
+                    let fields = leads::FieldKeys::load(&pool, master, store).await?;
                     public::vdp::attachment(&pool, &fields, &id, n)
                         .await
                         .map_err(|e| anyhow::anyhow!("{e}"))
@@ -855,16 +862,18 @@ async fn accounts(cli: &Cli, command: &cli::AccountsCommand) -> ExitCode {
         Ok(m) => m,
         Err(e) => return fail("mail", &format!("{e:#}"), json),
     };
+    let store = leads::keys::KeyStore::new(config.org_key_dir());
     let result = with_pool(&config, Conn::Migrate, |pool| async move {
         match command {
             cli::AccountsCommand::Purge(a) => {
                 let now = a.as_of.unwrap_or_else(time::OffsetDateTime::now_utc);
-                privacy::accounts::purge(&pool, &mailer, now).await
+                privacy::accounts::purge(&pool, &mailer, &store, now).await
             }
             cli::AccountsCommand::Delete(a) => {
                 privacy::accounts::delete_now(
                     &pool,
                     &mailer,
+                    &store,
                     &a.email,
                     time::OffsetDateTime::now_utc(),
                 )
@@ -882,7 +891,8 @@ async fn accounts(cli: &Cli, command: &cli::AccountsCommand) -> ExitCode {
         println!(
             "{}",
             serde_json::json!({ "ok": !blocked, "deleted": report.deleted, "blocked": report.blocked,
-                                "organizations_deleted": report.organizations_deleted })
+                                "organizations_deleted": report.organizations_deleted,
+                                "keys_destroyed": report.keys_destroyed })
         );
     } else {
         for d in &report.deleted {
@@ -895,10 +905,12 @@ async fn accounts(cli: &Cli, command: &cli::AccountsCommand) -> ExitCode {
             println!("left an account: {}", b.reason);
         }
         println!(
-            "{} account(s) deleted, {} left; {} organization(s) deleted after their grace period",
+            "{} account(s) deleted, {} left; {} organization(s) deleted after their grace period; \
+             {} organization data key(s) destroyed",
             report.deleted.len(),
             report.blocked.len(),
-            report.organizations_deleted.len()
+            report.organizations_deleted.len(),
+            report.keys_destroyed.len()
         );
     }
     if blocked {

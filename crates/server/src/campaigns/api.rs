@@ -401,7 +401,7 @@ pub async fn render_for(
         .await?
         .ok_or_else(|| bad("lead_id: no lead you can read has this id"))?;
     tx.commit().await?;
-    let values = row.values(&state.fields, &state.pool).await?;
+    let values = row.values(&state.fields).await?;
     let p = render::Prepared::new(&t.subject, t.html.as_deref(), &t.text)
         .map_err(|r| bad(format!("{}: {}", r.part, r.error)))?;
     Ok((p.render(&values, row.score), values.email))

@@ -444,6 +444,13 @@ async fn batch(
     .collect();
     tx.commit().await?;
     let n = claimed.len();
+    // The organization's keys, loaded once for the batch (sending decrypts with the keys at hand).
+    let sealed: Vec<&[u8]> = leads
+        .values()
+        .flat_map(|l| [l.email_ct.as_deref(), l.phone_ct.as_deref()])
+        .flatten()
+        .collect();
+    state.fields.prepare(org, &sealed).await?;
 
     // Each message is rendered, signed and sent in its own task (both cores sign), at most
     // `pool_size` at a time; results are recorded as they arrive.

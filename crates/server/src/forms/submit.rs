@@ -203,6 +203,8 @@ pub async fn store(
     let index = email
         .as_deref()
         .and_then(|e| state.fields.email_index(form.org_id, e));
+    // The organization's key before the transaction: creating it takes a connection of its own.
+    let sealer = state.fields.sealer(context.org_id).await?;
     let mut tx = TenantTx::begin(&state.pool, context).await?;
     if let Some(idx) = index {
         // Two posts of one address at once: the second waits and then finds the first's lead.
@@ -264,11 +266,11 @@ pub async fn store(
             let values = LeadValues::new_lead().apply(input_of(fields)?)?;
             let id = Uuid::now_v7();
             let score = model.score(&values).0;
-            repo::insert(&mut tx, &state.fields, id, &values, score, now).await?;
+            repo::insert(&mut tx, &sealer, id, &values, score, now).await?;
             (Outcome::Created(id), id)
         }
         Some(row) => {
-            let current = row.values(&state.fields, &state.pool).await?;
+            let current = row.values(&state.fields).await?;
             let shown = serde_json::to_value(&current).map_err(anyhow::Error::from)?;
             let mut fields = Map::new();
             let mut custom = match &row.custom {
@@ -306,7 +308,7 @@ pub async fn store(
                 }
                 let values = current.apply(input_of(fields)?)?;
                 let score = model.score(&values).0;
-                repo::update(&mut tx, &state.fields, row.id, &values, score, now).await?;
+                repo::update(&mut tx, &sealer, row.id, &values, score, now).await?;
             }
             (Outcome::Matched(row.id), row.id)
         }

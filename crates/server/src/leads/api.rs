@@ -68,10 +68,12 @@ async fn create(
     let values = LeadValues::new_lead().apply(input)?;
     let id = Uuid::now_v7();
     let now = state.clock.now();
+    // The organization's key before the transaction: creating it takes a connection of its own.
+    let sealer = state.fields.sealer(member.org_id).await?;
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let (model, _) = super::scoring::current(&mut tx).await?;
     let score = model.score(&values).0;
-    repo::insert(&mut tx, &state.fields, id, &values, score, now).await?;
+    repo::insert(&mut tx, &sealer, id, &values, score, now).await?;
     audit::record(
         &mut tx,
         now,
@@ -88,7 +90,7 @@ async fn create(
         .await?
         .ok_or(AppError::NotFound)?;
     tx.commit().await?;
-    let view = row.view(&state.fields, &state.pool).await?;
+    let view = row.view(&state.fields).await?;
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }
 
@@ -117,9 +119,9 @@ async fn read(
     super::reads::record(&mut tx, state.clock.now(), &meta, kind, &[&row], why).await?;
     tx.commit().await?;
     let view = if reveal {
-        row.view_revealed(&state.fields, &state.pool).await?
+        row.view_revealed(&state.fields).await?
     } else {
-        row.view(&state.fields, &state.pool).await?
+        row.view(&state.fields).await?
     };
     Ok(axum::Json(view).into_response())
 }
@@ -144,6 +146,7 @@ async fn update(
     let fields = changed_fields(&body);
     let input: LeadInput = from_value(body)?;
     let now = state.clock.now();
+    let sealer = state.fields.sealer(member.org_id).await?;
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     // Readable but not writable is a 403; `FOR UPDATE` would apply the write rule and make it
     // look like a 404, so the lock comes after the check.
@@ -154,10 +157,10 @@ async fn update(
         return Err(acl_denied());
     }
     let row = repo::get(&mut tx, id, true).await?.ok_or_else(acl_denied)?;
-    let values = row.values(&state.fields, &state.pool).await?.apply(input)?;
+    let values = row.values(&state.fields).await?.apply(input)?;
     let (model, _) = super::scoring::current(&mut tx).await?;
     let score = model.score(&values).0;
-    if !repo::update(&mut tx, &state.fields, id, &values, score, now).await? {
+    if !repo::update(&mut tx, &sealer, id, &values, score, now).await? {
         return Err(acl_denied());
     }
     if values.status != row.status {
@@ -180,7 +183,7 @@ async fn update(
         .await?
         .ok_or(AppError::NotFound)?;
     tx.commit().await?;
-    Ok(axum::Json(row.view(&state.fields, &state.pool).await?).into_response())
+    Ok(axum::Json(row.view(&state.fields).await?).into_response())
 }
 
 #[utoipa::path(delete, path = "/api/v1/leads/{id}", tag = "leads", params(("id" = Uuid, Path, description = "The lead")),
@@ -269,7 +272,7 @@ pub(crate) async fn page_of(
     });
     let mut items = Vec::with_capacity(rows.len());
     for r in &rows {
-        items.push(r.view(&state.fields, &state.pool).await?);
+        items.push(r.view(&state.fields).await?);
     }
     Ok(LeadPage {
         items,

@@ -314,7 +314,7 @@ pub(crate) async fn stream_rows(
         }
         let mut chunk = Vec::with_capacity(rows.len() * 256);
         for r in &rows {
-            let mut values = match r.values(&state.fields, &state.pool).await {
+            let mut values = match r.values(&state.fields).await {
                 Ok(v) => v,
                 Err(e) => {
                     let _ = out.send(Err(fail(&e))).await;

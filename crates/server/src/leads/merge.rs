@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::keys::OrgSealer;
 use super::model::{LeadValues, LeadView};
 use super::repo::{self, LeadRow};
 use super::timeline::{record_activity, writable_lead};
@@ -120,7 +121,7 @@ pub(crate) async fn candidates(
             continue;
         }
         out.push(Candidate {
-            view: row.view(&state.fields, &state.pool).await?,
+            view: row.view(&state.fields).await?,
             reasons,
         });
         if out.len() as i64 == MAX_CANDIDATES {
@@ -225,6 +226,7 @@ pub struct Merged {
 /// Merges `input.duplicate` into `id` in the caller's transaction; audited.
 pub(crate) async fn merge_into(
     tx: &mut TenantTx,
+    sealer: &OrgSealer,
     state: &LeadsState,
     meta: &Meta,
     id: Uuid,
@@ -267,8 +269,8 @@ pub(crate) async fn merge_into(
                 .into(),
         ));
     }
-    let keep_values = keep.values(&state.fields, &state.pool).await?;
-    let dup_values = dup.values(&state.fields, &state.pool).await?;
+    let keep_values = keep.values(&state.fields).await?;
+    let dup_values = dup.values(&state.fields).await?;
     let values = merged(&keep_values, &dup_values, &input.take);
     let now = state.clock.now();
     let org = tx.context().org_id;
@@ -297,7 +299,7 @@ pub(crate) async fn merge_into(
     }
     let (model, _) = super::scoring::current(tx).await?;
     let score = model.score(&values).0;
-    if !repo::update(tx, &state.fields, keep.id, &values, score, now).await? {
+    if !repo::update(tx, sealer, keep.id, &values, score, now).await? {
         return Err(super::api::acl_denied());
     }
     // In MERGEABLE's order, each field once however often the request named it.
@@ -336,7 +338,7 @@ pub(crate) async fn merge_into(
         .await?
         .ok_or(AppError::NotFound)?;
     Ok(Merged {
-        view: row.view(&state.fields, &state.pool).await?,
+        view: row.view(&state.fields).await?,
         notes_moved,
         activities_moved,
     })
@@ -351,8 +353,9 @@ async fn merge(
     meta: Meta,
     ApiJson(input): ApiJson<MergeInput>,
 ) -> Result<Response, AppError> {
+    let sealer = state.fields.sealer(member.org_id).await?;
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
-    let done = merge_into(&mut tx, &state, &meta, id, &input).await?;
+    let done = merge_into(&mut tx, &sealer, &state, &meta, id, &input).await?;
     tx.commit().await?;
     Ok(axum::Json(json!({
         "lead": done.view,

@@ -333,7 +333,7 @@ async fn render_table(
                 ]));
             }
             for r in &rows {
-                let view = r.view(&state.fields, &state.pool).await?;
+                let view = r.view(&state.fields).await?;
                 page.leads.push(line(&view, &page.shell));
             }
         }
@@ -757,9 +757,9 @@ async fn render_detail_with(
     .await?;
     tx.commit().await?;
     let view = if reveal {
-        row.view_revealed(&state.fields, &state.pool).await?
+        row.view_revealed(&state.fields).await?
     } else {
-        row.view(&state.fields, &state.pool).await?
+        row.view(&state.fields).await?
     };
     let hidden = view.contact_details_hidden;
     let mine = serde_json::to_value(&view.values).unwrap_or_default();
@@ -1139,6 +1139,11 @@ async fn merge(
                 .map(str::to_string)
                 .collect(),
         });
+    // The organization's key before the transaction: creating it takes a connection of its own.
+    let sealer = match Member::from_user(&who) {
+        Ok(m) => Some(state.fields.sealer(m.org_id).await?),
+        Err(_) => None,
+    };
     lead_form(
         &state,
         &headers,
@@ -1148,7 +1153,8 @@ async fn merge(
         async |tx: &mut TenantTx| {
             let input =
                 input.ok_or_else(|| AppError::BadRequest("duplicate: not a lead id".into()))?;
-            super::merge::merge_into(tx, &state, &meta, id, &input)
+            let sealer = sealer.ok_or(AppError::Forbidden("no organization"))?;
+            super::merge::merge_into(tx, &sealer, &state, &meta, id, &input)
                 .await
                 .map(|_| ())
         },

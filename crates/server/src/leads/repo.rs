@@ -2,11 +2,11 @@
 //! it to the organization and the principal's ACL. Email and phone are encrypted here, on the way
 //! in, and decrypted on the way out; nothing else in the server sees a ciphertext.
 
-use sqlx::{FromRow, PgPool, Postgres, QueryBuilder};
+use sqlx::{FromRow, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::keys::{FieldKeys, lead_place};
+use super::keys::{FieldKeys, OrgSealer, lead_place};
 use super::model::{LeadValues, LeadView};
 use super::search::{Filter, Page, push_filters, push_keyset, push_order};
 use crate::db::TenantTx;
@@ -99,14 +99,14 @@ impl LeadRow {
     }
 
     /// Decrypts the contact fields.
-    pub async fn values(&self, keys: &FieldKeys, pool: &PgPool) -> Result<LeadValues, LeadsError> {
+    pub async fn values(&self, keys: &FieldKeys) -> Result<LeadValues, LeadsError> {
         let open = |col: &'static str, ct: &Option<Vec<u8>>| {
             let ct = ct.clone();
             async move {
                 match ct {
                     None => Ok(None),
                     Some(ct) => keys
-                        .decrypt(pool, &ct, &lead_place(col, self.org_id, self.id))
+                        .decrypt(&ct, &lead_place(col, self.org_id, self.id))
                         .await
                         .map(Some)
                         .map_err(|e| crypto_error(e, self.id)),
@@ -128,8 +128,8 @@ impl LeadRow {
 
     /// The lead as readers see it: a restricted lead without its contact details (see
     /// [`super::reads`]).
-    pub async fn view(&self, keys: &FieldKeys, pool: &PgPool) -> Result<LeadView, LeadsError> {
-        let mut v = self.view_revealed(keys, pool).await?;
+    pub async fn view(&self, keys: &FieldKeys) -> Result<LeadView, LeadsError> {
+        let mut v = self.view_revealed(keys).await?;
         if self.restricted() {
             v.values.hide_contact_details();
             v.contact_details_hidden = true;
@@ -139,15 +139,11 @@ impl LeadRow {
 
     /// The lead with every field, restricted or not: for a reader who gave a justification,
     /// or a legal request, each recorded by the caller.
-    pub async fn view_revealed(
-        &self,
-        keys: &FieldKeys,
-        pool: &PgPool,
-    ) -> Result<LeadView, LeadsError> {
+    pub async fn view_revealed(&self, keys: &FieldKeys) -> Result<LeadView, LeadsError> {
         Ok(LeadView {
             id: self.id,
             contact_details_hidden: false,
-            values: self.values(keys, pool).await?,
+            values: self.values(keys).await?,
             company_id: self.company_id,
             score: self.score,
             sensitivity: self.sensitivity.clone(),
@@ -170,7 +166,8 @@ struct Sealed {
     phone_ct: Option<Vec<u8>>,
 }
 
-fn seal(keys: &FieldKeys, org: Uuid, id: Uuid, v: &LeadValues) -> Sealed {
+fn seal(keys: &OrgSealer, id: Uuid, v: &LeadValues) -> Sealed {
+    let org = keys.org();
     Sealed {
         email_ct: v
             .email
@@ -179,13 +176,26 @@ fn seal(keys: &FieldKeys, org: Uuid, id: Uuid, v: &LeadValues) -> Sealed {
         email_bidx: v
             .email
             .as_deref()
-            .and_then(|e| keys.email_index(org, e))
+            .and_then(|e| keys.email_index(e))
             .map(|i| i.to_vec()),
         phone_ct: v
             .phone
             .as_deref()
             .map(|p| keys.encrypt(p, &lead_place("phone", org, id))),
     }
+}
+
+/// The organization's sealer must be the transaction's: anything else is a bug, refused before
+/// a row is written under the wrong keys.
+fn check_sealer(tx: &TenantTx, keys: &OrgSealer) -> Result<Uuid, LeadsError> {
+    let org = tx.context().org_id;
+    if keys.org() != org {
+        return Err(LeadsError::Internal(anyhow::anyhow!(
+            "sealing for organization {} inside organization {org}",
+            keys.org()
+        )));
+    }
+    Ok(org)
 }
 
 fn duplicate(e: sqlx::Error) -> LeadsError {
@@ -207,14 +217,14 @@ fn duplicate(e: sqlx::Error) -> LeadsError {
 
 pub async fn insert(
     tx: &mut TenantTx,
-    keys: &FieldKeys,
+    keys: &OrgSealer,
     id: Uuid,
     v: &LeadValues,
     score: i16,
     now: OffsetDateTime,
 ) -> Result<(), LeadsError> {
-    let org = tx.context().org_id;
-    let s = seal(keys, org, id, v);
+    let org = check_sealer(tx, keys)?;
+    let s = seal(keys, id, v);
     sqlx::query!(
         "INSERT INTO app.leads (id, org_id, first_name, last_name, title, seniority, department,
             email_ct, email_bidx, phone_ct, linkedin_url, company_name, company_domain, industry,
@@ -285,14 +295,14 @@ async fn audit_masked(
 /// Writes `v` over lead `id`; false when the principal may not write it (or it is gone).
 pub async fn update(
     tx: &mut TenantTx,
-    keys: &FieldKeys,
+    keys: &OrgSealer,
     id: Uuid,
     v: &LeadValues,
     score: i16,
     now: OffsetDateTime,
 ) -> Result<bool, LeadsError> {
-    let org = tx.context().org_id;
-    let s = seal(keys, org, id, v);
+    let org = check_sealer(tx, keys)?;
+    let s = seal(keys, id, v);
     let done = sqlx::query!(
         "UPDATE app.leads SET first_name = $3, last_name = $4, title = $5, seniority = $6,
             department = $7, email_ct = $8, email_bidx = $9, phone_ct = $10, linkedin_url = $11,

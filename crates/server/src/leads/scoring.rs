@@ -401,7 +401,7 @@ async fn explain(
         .ok_or(AppError::NotFound)?;
     let (model, version) = current(&mut tx).await?;
     tx.commit().await?;
-    let values = row.values(&state.fields, &state.pool).await?;
+    let values = row.values(&state.fields).await?;
     let (score, contributions) = model.score(&values);
     Ok(axum::Json(json!({
         "score": score,

@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use super::maintenance;
 use crate::audit;
+use crate::leads::keys::{KeyStore, shred_deleted_organizations};
 use crate::mail::{Mail, Mailer};
 
 /// One account's deletion, as the report shows it (no personal data: the pseudonym only).
@@ -46,12 +47,16 @@ pub struct Report {
     pub blocked: Vec<Blocked>,
     /// Organizations whose deletion an admin asked for, deleted after the grace period.
     pub organizations_deleted: Vec<Uuid>,
+    /// Data keys of deleted organizations removed from the key store: every copy of their
+    /// encrypted fields, backups included, is unreadable from now on.
+    pub keys_destroyed: Vec<u32>,
 }
 
 /// Deletes every account whose deletion was due at `now`.
 pub async fn purge(
     pool: &sqlx::PgPool,
     mailer: &Mailer,
+    store: &KeyStore,
     now: OffsetDateTime,
 ) -> anyhow::Result<Report> {
     let due: Vec<(Uuid, String)> = {
@@ -70,6 +75,8 @@ pub async fn purge(
         run_one(pool, mailer, id, &email, now, &mut report).await?;
     }
     report.organizations_deleted = purge_organizations(pool, now).await?;
+    // Organizations went with their accounts or after their grace period: their keys go now.
+    report.keys_destroyed = shred_deleted_organizations(pool, store).await?;
     Ok(report)
 }
 
@@ -116,6 +123,7 @@ async fn purge_organizations(
 pub async fn delete_now(
     pool: &sqlx::PgPool,
     mailer: &Mailer,
+    store: &KeyStore,
     email: &str,
     now: OffsetDateTime,
 ) -> anyhow::Result<Report> {
@@ -133,6 +141,7 @@ pub async fn delete_now(
     };
     let mut report = Report::default();
     run_one(pool, mailer, id, &email, now, &mut report).await?;
+    report.keys_destroyed = shred_deleted_organizations(pool, store).await?;
     Ok(report)
 }
 

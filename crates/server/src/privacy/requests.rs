@@ -23,7 +23,6 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use leadgen_crypto::field::Place;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -66,14 +65,7 @@ fn bad(m: impl Into<String>) -> AppError {
     AppError::BadRequest(m.into())
 }
 
-fn email_place(org: Uuid, id: Uuid) -> Place<'static> {
-    Place {
-        table: "subject_requests",
-        column: "email",
-        org: *org.as_bytes(),
-        row: *id.as_bytes(),
-    }
-}
+use crate::leads::keys::subject_request_place as email_place;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -198,7 +190,7 @@ async fn open_email(state: &LeadsState, r: &Stored) -> Result<Option<String>, Ap
     };
     state
         .fields
-        .decrypt(&state.pool, ct, &email_place(r.org_id, r.id))
+        .decrypt(ct, &email_place(r.org_id, r.id))
         .await
         .map(Some)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("request {}: {e}", r.id)))
@@ -276,6 +268,8 @@ async fn create(
         .email_index(member.org_id, &email)
         .ok_or_else(|| bad("email: not an email address"))?
         .to_vec();
+    // The organization's key before the transaction: creating it takes a connection of its own.
+    let sealer = state.fields.sealer(member.org_id).await?;
     let mut tx = TenantTx::begin(&state.pool, member.context()).await?;
     let california = sqlx::query_scalar!(
         r#"SELECT bool_or(california) AS "c" FROM app.leads WHERE org_id = $1 AND email_bidx = $2"#,
@@ -293,9 +287,7 @@ async fn create(
     let days = if law == "ccpa" { CCPA_DAYS } else { GDPR_DAYS };
     let due = received + time::Duration::days(days);
     let id = Uuid::now_v7();
-    let ct = state
-        .fields
-        .encrypt(&email, &email_place(member.org_id, id));
+    let ct = sealer.encrypt(&email, &email_place(member.org_id, id));
     sqlx::query!(
         "INSERT INTO app.subject_requests (id, org_id, kind, law, email_bidx, email_ct, note,
             received_at, due_at, created_by, created_at)
@@ -460,7 +452,7 @@ async fn build_package(
     }
     let mut leads = Vec::with_capacity(rows.len());
     for row in &rows {
-        let lead = row.view_revealed(&state.fields, &state.pool).await?;
+        let lead = row.view_revealed(&state.fields).await?;
         let notes: Vec<Value> = sqlx::query!(
             "SELECT id, body, created_at FROM app.lead_notes
              WHERE org_id = $1 AND lead_id = $2 ORDER BY created_at, id",

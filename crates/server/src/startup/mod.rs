@@ -267,9 +267,13 @@ impl Application {
             .await
             .context("loading the access-token keys")?;
         let master = crate::secrets::master_key(&config.secrets.master_key, &config.data_dir)?;
-        let fields = crate::leads::FieldKeys::load(&pool, master)
-            .await
-            .context("loading the data-encryption keys")?;
+        let fields = crate::leads::FieldKeys::load(
+            &pool,
+            master,
+            crate::leads::keys::KeyStore::new(config.org_key_dir()),
+        )
+        .await
+        .context("loading the data-encryption keys")?;
         let dkim = crate::campaigns::dkim::Ring::new(crate::secrets::master_key(
             &config.secrets.master_key,
             &config.data_dir,

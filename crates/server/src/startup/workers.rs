@@ -76,7 +76,7 @@ async fn reload_keys(state: AppState) {
             tracing::warn!(error = %e, "reloading access-token keys failed; keeping the current ones");
         }
         // `leadgen keys rotate-data` adds data keys: encrypt with the newest.
-        if let Err(e) = state.leads.fields.reload(pool).await {
+        if let Err(e) = state.leads.fields.reload().await {
             tracing::warn!(error = %e, "reloading data keys failed; keeping the current ones");
         }
         state.perimeter.limits.forget_idle();

@@ -62,6 +62,14 @@ impl TestDb {
         format!("postgres://{role}@{rest}/{}", self.name)
     }
 
+    /// The key store of organizations' data keys for servers and commands on this database:
+    /// shared by all of them, as an installation's instances share theirs.
+    pub fn key_dir(&self) -> PathBuf {
+        std::env::temp_dir()
+            .join("leadgen-test-keys")
+            .join(&self.name)
+    }
+
     pub async fn superuser_pool(&self) -> PgPool {
         PgPool::connect(&self.migrate_url()).await.unwrap()
     }
@@ -80,6 +88,10 @@ pub fn server_env(db: Option<&TestDb>, data_dir: &Path) -> Vec<(String, String)>
     if let Some(db) = db {
         env.push(("DATABASE_URL".into(), db.app_url()));
         env.push(("LEADGEN_DATABASE__MIGRATE_URL".into(), db.migrate_url()));
+        env.push((
+            "LEADGEN_SECRETS__ORG_KEY_DIR".into(),
+            db.key_dir().display().to_string(),
+        ));
     }
     env
 }

@@ -632,35 +632,108 @@ async fn contact_fields_are_encrypted_bound_to_their_row_looked_up_blind_and_rot
     assert_eq!(v["email"], "ann.lee@example.com");
     assert_eq!(v["phone"], "+14155550100");
 
-    // Rotation re-encrypts every row under a new key; the old key can then be retired.
+    // Each organization's fields are under a key of its own, kept outside the database.
+    let su_org_keys = |org_only: bool| {
+        let su = su.clone();
+        async move {
+            let ids: Vec<i32> = sqlx::query_scalar(if org_only {
+                "SELECT max(k.id) FROM app.org_keys k JOIN app.leads l ON l.org_id = k.org_id
+                 WHERE k.retired_at IS NULL GROUP BY k.org_id"
+            } else {
+                "SELECT id FROM app.org_keys ORDER BY id"
+            })
+            .fetch_all(&su)
+            .await
+            .unwrap();
+            ids
+        }
+    };
+    let key_of = |ct: &[u8]| u32::from_be_bytes(ct[1..5].try_into().unwrap());
+    let stored_keys = || {
+        let su = su.clone();
+        async move {
+            let cts: Vec<Vec<u8>> = sqlx::query_scalar(
+                "SELECT c FROM app.leads, LATERAL (VALUES (email_ct), (phone_ct)) v(c)",
+            )
+            .fetch_all(&su)
+            .await
+            .unwrap();
+            cts.iter().map(|c| key_of(c)).collect::<Vec<u32>>()
+        }
+    };
+    let first_org_key = su_org_keys(true).await;
+    assert_eq!(first_org_key.len(), 1);
+    let first_org_key = u32::try_from(first_org_key[0]).unwrap();
+    assert!(first_org_key >= 2_000_000);
+    assert_eq!(stored_keys().await, [first_org_key; 4]);
+    assert!(
+        app.db()
+            .key_dir()
+            .join(format!("{first_org_key}.key"))
+            .exists()
+    );
+
+    // An installation from before organizations had keys of their own: Ben's email encrypted
+    // under the installation-wide key. It still reads.
+    let (wrapped, org): (Vec<u8>, Uuid) = sqlx::query_as(
+        "SELECT wrapped, (SELECT org_id FROM app.leads WHERE id = $1) FROM app.data_keys WHERE id = 1",
+    )
+    .bind(b)
+    .fetch_one(&su)
+    .await
+    .unwrap();
+    {
+        use leadgen_crypto::field::{DataKey, KeyRing, MasterKey, Place};
+        let master = MasterKey::parse(MASTER_KEY).unwrap();
+        let shared = KeyRing::new(
+            DataKey::unwrap(&master, 1, "field", &wrapped).unwrap(),
+            vec![],
+        );
+        let place = Place {
+            table: "leads",
+            column: "email",
+            org: *org.as_bytes(),
+            row: *b.as_bytes(),
+        };
+        sqlx::query("UPDATE app.leads SET email_ct = $2 WHERE id = $1")
+            .bind(b)
+            .bind(shared.encrypt(b"ben@example.com", &place))
+            .execute(&su)
+            .await
+            .unwrap();
+    }
+    let (_, v) = api
+        .call(Method::GET, &format!("/api/v1/leads/{b}"), &t[1], None)
+        .await;
+    assert_eq!(v["email"], "ben@example.com");
+
+    // Rotation first finishes that migration: the old value moves to the organization's key.
     let env = {
         let mut e = server_env(Some(app.db()), app.data_dir.path());
         e.push(("LEADGEN_SECRETS__MASTER_KEY".into(), MASTER_KEY.into()));
         e
     };
-    let (code, out, err) = run_leadgen(&["keys", "rotate-data", "--json"], &env);
-    assert_eq!(code, 0, "{out}{err}");
-    let report: Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(report["new_key"], true);
-    assert_eq!(report["reencrypted"], 2);
-    let new_key = report["key_id"].as_u64().unwrap();
-    let key_ids: Vec<Vec<u8>> = sqlx::query_scalar(
-        "SELECT substring(c FROM 2 FOR 4) FROM app.leads, LATERAL (VALUES (email_ct), (phone_ct)) v(c)",
-    )
-    .fetch_all(&su)
-    .await
-    .unwrap();
-    assert_eq!(key_ids.len(), 4);
-    for k in &key_ids {
-        assert_eq!(
-            u64::from(u32::from_be_bytes(k[..].try_into().unwrap())),
-            new_key
-        );
-    }
+    let rotate = || {
+        let (code, out, err) = run_leadgen(&["keys", "rotate-data", "--json"], &env);
+        assert_eq!(code, 0, "{out}{err}");
+        serde_json::from_str::<Value>(out.trim()).unwrap()
+    };
+    let report = rotate();
+    assert_eq!(report["new_key"], false, "{report}");
+    assert_eq!(report["key_id"], 1, "{report}");
+    assert_eq!(report["reencrypted"], 1, "{report}");
+    assert_eq!(stored_keys().await, [first_org_key; 4]);
+
+    // Then a rotation proper: every organization gets a new key and every row moves to it.
+    let report = rotate();
+    assert_eq!(report["new_key"], true, "{report}");
+    assert_eq!(report["key_id"], 2, "{report}");
+    assert_eq!(report["reencrypted"], 2, "{report}");
+    let new_key = u32::try_from(su_org_keys(true).await[0]).unwrap();
+    assert!(new_key > first_org_key);
+    assert_eq!(stored_keys().await, [new_key; 4]);
     // Running it again has nothing left to do under the same key (a resumed run would finish).
-    let (code, out, _) = run_leadgen(&["keys", "rotate-data", "--json"], &env);
-    assert_eq!(code, 0);
-    let again: Value = serde_json::from_str(out.trim()).unwrap();
+    let again = rotate();
     assert_eq!(
         again["new_key"], true,
         "no row was behind, so a fresh rotation starts"
@@ -669,6 +742,22 @@ async fn contact_fields_are_encrypted_bound_to_their_row_looked_up_blind_and_rot
     let (code, _, err) = run_leadgen(&["keys", "retire-data", "--key", &newest.to_string()], &env);
     assert_ne!(code, 0, "the active key cannot be retired");
     assert!(err.contains("active"), "{err}");
+    let org_newest = su_org_keys(true).await[0].to_string();
+    let (code, _, err) = run_leadgen(&["keys", "retire-data", "--key", &org_newest], &env);
+    assert_ne!(code, 0, "an organization's active key cannot be retired");
+    assert!(err.contains("active"), "{err}");
+    // An organization's old key, unused now, is retired and its file removed.
+    let (code, out, err) = run_leadgen(
+        &["keys", "retire-data", "--key", &first_org_key.to_string()],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        !app.db()
+            .key_dir()
+            .join(format!("{first_org_key}.key"))
+            .exists()
+    );
     let (code, out, err) = run_leadgen(&["keys", "retire-data", "--key", "1"], &env);
     assert_eq!(code, 0, "{out}{err}");
     // The running server decrypts under the new keys; a fresh one never loads the retired key.

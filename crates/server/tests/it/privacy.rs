@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::campaigns::{dkim_key, new_lead, verified_sender, wait_state};
-use crate::helpers::{TestApp, TestDb, run_leadgen, server_env};
+use crate::helpers::{TestApp, TestDb, pg_base, run_leadgen, server_env};
 use crate::orgs::{Api, org_with_every_role};
 
 const NO_CONFIRM: (&str, &str) = ("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false");
@@ -1124,7 +1124,16 @@ async fn a_deleted_account_leaves_no_personal_field_and_a_trail_that_still_verif
     .fetch_all(&su)
     .await
     .unwrap();
-    for (table,) in org_columns {
+    // Its data keys are destroyed; only their record stays (see the organization deletion).
+    let live: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM app.org_keys WHERE org_id = $1 AND destroyed_at IS NULL",
+    )
+    .bind(solo)
+    .fetch_one(&su)
+    .await
+    .unwrap();
+    assert_eq!(live, 0);
+    for (table,) in org_columns.into_iter().filter(|(t,)| t != "org_keys") {
         let (n,): (i64,) = sqlx::query_as(&format!(
             "SELECT count(*) FROM app.\"{table}\" WHERE org_id = $1"
         ))
@@ -1450,7 +1459,9 @@ async fn chains_from_before_erasable_rows_are_upgraded_and_then_pseudonymised() 
 
 #[tokio::test]
 async fn an_organization_is_deleted_with_all_its_data_after_its_grace_period() {
-    let app = TestApp::spawn_with(&[NO_CONFIRM]).await;
+    // A fixed site, so a copy of the database served elsewhere accepts the same sessions.
+    const SITE_URL: (&str, &str) = ("LEADGEN_AUTH__SITE_URL", "https://leadgen.example");
+    let app = TestApp::spawn_with(&[NO_CONFIRM, SITE_URL]).await;
     let api = Api::new(&app);
     let (org, t, _) = org_with_every_role(&app, &api, "closing").await;
     let (admin, manager) = (&t[0], &t[1]);
@@ -1525,7 +1536,103 @@ async fn an_organization_is_deleted_with_all_its_data_after_its_grace_period() {
     assert_eq!(purge(8), json!([]));
     let (s, v) = delete(admin, "Org closing").await;
     assert_eq!(s, 202, "{v}");
-    assert_eq!(purge(8), json!([org]));
+
+    // A copy of the database taken before the deletion (a dump, as a backup would hold it)
+    // reads fine on a server with the installation's secrets and key store...
+    let key_dir = app.db().key_dir();
+    let dump = tempfile::tempdir().unwrap();
+    let dump_file = dump.path().join("before.sql");
+    pg(&[
+        "pg_dump",
+        "--file",
+        dump_file.to_str().unwrap(),
+        &app.db().migrate_url(),
+    ]);
+    let copy = restored(&dump_file).await;
+    let key = app_key(&app);
+    let secrets = [
+        NO_CONFIRM,
+        SITE_URL,
+        ("LEADGEN_SECRETS__ORG_KEY_DIR", key_dir.to_str().unwrap()),
+        ("LEADGEN_SECRETS__APP_KEY", key.as_str()),
+    ];
+    let read = |copy: &TestDb| {
+        let copy = copy.clone();
+        let (admin, other) = (admin.clone(), other_t[0].clone());
+        let (lead, kept) = (lead.clone(), kept.clone());
+        async move {
+            let server =
+                TestApp::spawn_on(copy, &secrets, Arc::new(leadgen::clock::SystemClock)).await;
+            let api = Api::new(&server);
+            let closing = api
+                .call(Method::GET, &format!("/api/v1/leads/{lead}"), &admin, None)
+                .await;
+            let staying = api
+                .call(Method::GET, &format!("/api/v1/leads/{kept}"), &other, None)
+                .await;
+            server.stop().await;
+            (closing, staying)
+        }
+    };
+    let ((s, v), (_, k)) = read(&copy).await;
+    assert_eq!(
+        (s, v["email"].as_str()),
+        (200, Some("gone@closing.test")),
+        "{v}"
+    );
+    assert_eq!(k["email"], "kept@staying.test");
+    let keys_before: Vec<i32> = sqlx::query_scalar("SELECT id FROM app.org_keys WHERE org_id = $1")
+        .bind(org)
+        .fetch_all(&su)
+        .await
+        .unwrap();
+    assert!(!keys_before.is_empty());
+    for id in &keys_before {
+        assert!(key_dir.join(format!("{id}.key")).exists());
+    }
+
+    let (code, out, err) = run_leadgen(
+        &[
+            "accounts",
+            "purge",
+            "--json",
+            "--as-of",
+            &(time::OffsetDateTime::now_utc() + time::Duration::days(8))
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["organizations_deleted"], json!([org]));
+    assert_eq!(report["keys_destroyed"], json!(keys_before), "{report}");
+
+    // ...and after it, the same copy holds nothing readable of the deleted organization: its
+    // key is gone from the key store, while the other organization's data still reads.
+    for id in &keys_before {
+        assert!(!key_dir.join(format!("{id}.key")).exists());
+    }
+    let ((s, v), (ks, k)) = read(&copy).await;
+    assert_eq!(s, 500, "{v}");
+    assert!(!v.to_string().contains("gone@closing"), "{v}");
+    assert_eq!(
+        (ks, k["email"].as_str()),
+        (200, Some("kept@staying.test")),
+        "{k}"
+    );
+    let copy_su = copy.superuser_pool().await;
+    let rows: Vec<String> = sqlx::query_scalar("SELECT l::text FROM app.leads l WHERE org_id = $1")
+        .bind(org)
+        .fetch_all(&copy_su)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2, "the copy still has the rows, as ciphertext");
+    for r in &rows {
+        assert!(!r.contains("gone@") && !r.contains("lin@"), "{r}");
+    }
+    // Running the purge again has nothing left to destroy.
+    assert_eq!(purge(8), json!([]));
 
     // Every row that carried the organization is gone; its members' accounts and the other
     // organization stay.
@@ -1539,7 +1646,17 @@ async fn an_organization_is_deleted_with_all_its_data_after_its_grace_period() {
     .await
     .unwrap();
     assert!(tables.len() > 20, "{tables:?}");
-    for (table,) in tables {
+    // The record of the organization's keys stays, marked destroyed: it is how a rerun knows
+    // which key files to remove.
+    let live: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM app.org_keys WHERE org_id = $1 AND destroyed_at IS NULL",
+    )
+    .bind(org)
+    .fetch_one(&su)
+    .await
+    .unwrap();
+    assert_eq!(live, 0);
+    for (table,) in tables.into_iter().filter(|(t,)| t != "org_keys") {
         let (n,): (i64,) = sqlx::query_as(&format!(
             "SELECT count(*) FROM app.\"{table}\" WHERE org_id = $1"
         ))
@@ -1567,4 +1684,48 @@ async fn an_organization_is_deleted_with_all_its_data_after_its_grace_period() {
     let (code, out, err) = run_leadgen(&["audit", "verify", "--json"], &env);
     assert_eq!(code, 0, "{out}{err}");
     app.stop().await;
+}
+
+/// Runs a PostgreSQL client program; panics with its output when it fails.
+fn pg(args: &[&str]) {
+    let out = std::process::Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", args[0]));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A fresh database restored from a plain `pg_dump` file.
+async fn restored(dump: &std::path::Path) -> TestDb {
+    use sqlx::Connection as _;
+    let name = format!("lg_test_{}", Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", pg_base()))
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let db = TestDb { name };
+    pg(&[
+        "psql",
+        "--quiet",
+        "--set",
+        "ON_ERROR_STOP=1",
+        "--file",
+        dump.to_str().unwrap(),
+        &db.migrate_url(),
+    ]);
+    db
+}
+
+/// The application key a test server generated for itself (a copy of its database needs it to
+/// accept the sessions in it).
+fn app_key(app: &TestApp) -> String {
+    std::fs::read_to_string(app.data_dir.path().join("secrets/dev-app-key")).unwrap()
 }

@@ -13,6 +13,10 @@ const GLOBAL_TABLE_ALLOWLIST: &[&str] = &[
     // tenant context exists, and useless without the master key, which never enters the database.
     // The server may only add keys (no UPDATE or DELETE grant).
     "data_keys",
+    // Which per-organization data keys exist (ids, generation, retirement, destruction): no key
+    // material (that stays in the key store outside the database), read when a key is first
+    // used, which may be before any tenant context; the server may only add rows.
+    "org_keys",
 ];
 
 /// Tables in schema `app` that lack RLS enabled, FORCE, or any policy; empty means all is well.

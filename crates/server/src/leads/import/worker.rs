@@ -16,7 +16,7 @@ use super::{Mode, merge};
 use crate::audit::{self, Entry, Meta};
 use crate::db::{Aal, Role, TenantContext, TenantTx};
 use crate::leads::LeadsState;
-use crate::leads::keys::lead_place;
+use crate::leads::keys::{OrgSealer, lead_place};
 use crate::leads::model::LeadValues;
 use crate::leads::repo::{COLUMNS, LeadRow};
 
@@ -285,6 +285,7 @@ async fn write_batch(
 ) -> anyhow::Result<bool> {
     let now = state.clock.now();
     let org = c.context.org_id;
+    let sealer = state.fields.sealer(org).await?;
     let mut tx = TenantTx::begin(&state.pool, c.context).await?;
     // The batch and its checkpoint commit together, so a commit lost in a crash loses both and
     // the batch is simply written again on resume: the commit need not wait for the disk.
@@ -415,7 +416,7 @@ async fn write_batch(
                 let current = lead.plain_values();
                 let phone_ct = match (job.mode, &v.phone, lead.phone_ct.is_some()) {
                     (Mode::UpdateExisting, Some(p), _) | (Mode::FillEmpty, Some(p), false) => {
-                        Some(state.fields.encrypt(p, &lead_place("phone", org, lead.id)))
+                        Some(sealer.encrypt(p, &lead_place("phone", org, lead.id)))
                     }
                     _ => None,
                 };
@@ -456,7 +457,7 @@ async fn write_batch(
             }
             None => {
                 let company = company_of(&v);
-                inserts.push(state, org, &v, company, index, model.score(&v).0);
+                inserts.push(&sealer, &v, company, index, model.score(&v).0);
             }
         }
     }
@@ -586,13 +587,13 @@ impl Inserts {
     /// Adds a new lead (UUIDv7: its id orders it by creation).
     fn push(
         &mut self,
-        state: &LeadsState,
-        org: Uuid,
+        sealer: &OrgSealer,
         v: &LeadValues,
         company: Option<Uuid>,
         index: Option<[u8; 32]>,
         score: i16,
     ) {
+        let org = sealer.org();
         let id = Uuid::now_v7();
         self.ids.push(id);
         self.score.push(score);
@@ -604,13 +605,13 @@ impl Inserts {
         self.email_ct.push(
             v.email
                 .as_deref()
-                .map(|e| state.fields.encrypt(e, &lead_place("email", org, id))),
+                .map(|e| sealer.encrypt(e, &lead_place("email", org, id))),
         );
         self.email_bidx.push(index.map(|i| i.to_vec()));
         self.phone_ct.push(
             v.phone
                 .as_deref()
-                .map(|p| state.fields.encrypt(p, &lead_place("phone", org, id))),
+                .map(|p| sealer.encrypt(p, &lead_place("phone", org, id))),
         );
         self.linkedin_url.push(v.linkedin_url.clone());
         self.company_id.push(company);

@@ -18,7 +18,6 @@ pub mod security_txt;
 use std::str::FromStr as _;
 
 use base64::Engine as _;
-use leadgen_crypto::field::Place;
 use rand::RngCore as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -280,14 +279,7 @@ pub fn clean_filename(name: &str) -> String {
     }
 }
 
-fn attachment_place(id: Uuid) -> Place<'static> {
-    Place {
-        table: "vdp_attachments",
-        column: "content",
-        org: *audit::PLATFORM.as_bytes(),
-        row: *id.as_bytes(),
-    }
-}
+use crate::leads::keys::attachment_place;
 
 /// The SHA-256 a status link's token is stored as.
 fn token_hash(token: &str) -> Vec<u8> {
@@ -638,7 +630,7 @@ pub async fn attachment(
         return Ok(None);
     };
     let bytes = fields
-        .decrypt_bytes(pool, &row.content, &attachment_place(row.id))
+        .decrypt_bytes(&row.content, &attachment_place(row.id))
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("attachment {n} of {tracking}: {e}")))?;
     Ok(Some(Upload {
