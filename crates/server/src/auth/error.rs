@@ -102,6 +102,7 @@ impl AuthError {
             Self::RecoveryLocked(_) => (S::TOO_MANY_REQUESTS, "mfa_recovery_codes_locked"),
             Self::TooManyAttempts(_) => (S::TOO_MANY_REQUESTS, "over_request_rate_limit"),
             Self::AccountDeletionBlocked(_) => (S::CONFLICT, "account_deletion_blocked"),
+            Self::Internal(e) if unavailable(e) => (S::SERVICE_UNAVAILABLE, "service_unavailable"),
             Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "unexpected_failure"),
         }
     }
@@ -113,7 +114,13 @@ impl IntoResponse for AuthError {
         if let Self::Internal(e) = &self {
             tracing::error!(error = ?e, "authentication request failed");
         }
-        let mut body = serde_json::json!({ "code": status.as_u16(), "error_code": code, "msg": self.to_string() });
+        let msg = if status == StatusCode::SERVICE_UNAVAILABLE {
+            "the database is unavailable; try again shortly".to_string()
+        } else {
+            self.to_string()
+        };
+        let mut body =
+            serde_json::json!({ "code": status.as_u16(), "error_code": code, "msg": msg });
         if let Self::WeakPassword(_, reason) = &self {
             body["weak_password"] = serde_json::json!({ "reasons": [reason] });
         }
@@ -122,6 +129,12 @@ impl IntoResponse for AuthError {
             && let Ok(v) = http::HeaderValue::from_str(&secs.to_string())
         {
             res.headers_mut().insert(http::header::RETRY_AFTER, v);
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("5"),
+            );
         }
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(
@@ -163,4 +176,12 @@ pub async fn api_version(req: axum::extract::Request, next: axum::middleware::Ne
     let body = rewritten.unwrap_or_else(|| bytes.to_vec());
     parts.headers.remove(http::header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// The database is down or unreachable: the client should come back, not report a bug.
+fn unavailable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref()
+            .is_some_and(crate::http::database_unavailable)
+    })
 }

@@ -104,6 +104,10 @@ impl EmbeddedPostgres {
             )
             .await?;
         }
+        self.pg_ctl_start().await
+    }
+
+    async fn pg_ctl_start(&self) -> Result<(), EmbeddedError> {
         let options = format!(
             "-c listen_addresses='' -c unix_socket_directories='{}' -c unix_socket_permissions=0700",
             self.socket_dir.display()
@@ -125,6 +129,37 @@ impl EmbeddedPostgres {
         )
         .await?;
         Ok(())
+    }
+
+    /// Whether the cluster's postmaster is alive: the process its `postmaster.pid` names exists.
+    /// (`pg_ctl start` itself copes with a stale pid file after a crash.)
+    #[must_use]
+    pub fn running(&self) -> bool {
+        let Ok(text) = std::fs::read_to_string(self.cluster_dir.join("postmaster.pid")) else {
+            return false;
+        };
+        let Some(pid) = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<i32>().ok())
+        else {
+            return false;
+        };
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+    }
+
+    /// Starts an existing cluster again after it died (PostgreSQL recovers from its write-ahead
+    /// log). Unlike [`Self::start`] it never initialises or re-permissions anything: a cluster
+    /// folder that went missing or unusable is an operator's matter, not something to paper over
+    /// with a fresh, empty cluster.
+    pub async fn restart(&self) -> Result<(), EmbeddedError> {
+        if !self.cluster_dir.join("PG_VERSION").exists() {
+            return Err(EmbeddedError::Step {
+                step: "restarting the cluster",
+                detail: format!("{} holds no cluster", self.cluster_dir.display()),
+            });
+        }
+        self.pg_ctl_start().await
     }
 
     /// Creates the application database when it does not exist yet.

@@ -52,6 +52,13 @@ impl AppError {
             Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(e) if unstorable_text(e) => StatusCode::BAD_REQUEST,
+            Self::Database(e) if database_unavailable(e) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(e)
+                if e.chain()
+                    .any(|c| c.downcast_ref().is_some_and(database_unavailable)) =>
+            {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -63,6 +70,11 @@ impl AppError {
         match self {
             Self::Database(e) if unstorable_text(e) => {
                 "the request holds text the database cannot store (a NUL character)".into()
+            }
+            Self::Database(_) | Self::Internal(_)
+                if self.status() == StatusCode::SERVICE_UNAVAILABLE =>
+            {
+                "the database is unavailable; try again shortly".into()
             }
             Self::Database(_) | Self::Internal(_) => "internal error".into(),
             other => other.to_string(),
@@ -78,6 +90,13 @@ impl IntoResponse for AppError {
         }
         // The page renderer fills in the request id and picks HTML or JSON (see `web::errors`).
         let mut res = status.into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Unavailable for now (the database, a dependency): when to try again.
+            res.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("5"),
+            );
+        }
         let code = match &self {
             Self::Denied { code, .. } | Self::Unauthenticated { code, .. } => Some(*code),
             _ => None,
@@ -142,6 +161,23 @@ pub fn gotrue_error(
 /// PostgreSQL refused a value's characters (`invalid byte sequence`, `untranslatable character`):
 /// the client sent text no column can hold. The extractors refuse NUL with the parameter's name
 /// first; this keeps any path they miss a 400 rather than a 500.
+/// The database is down or unreachable (not a fault of the request): the pool found no
+/// connection, a connection broke, or the server is shutting down, starting or recovering from a
+/// crash (SQLSTATE class 08 and 57P01–57P03).
+pub fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
+}
+
 fn unstorable_text(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(sqlx::error::DatabaseError::code)
@@ -294,5 +330,29 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestP
                 Err(res)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_a_503_with_retry_after_and_no_detail() {
+        let io = || sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        for e in [
+            AppError::Database(sqlx::Error::PoolTimedOut),
+            AppError::Database(io()),
+            AppError::Internal(anyhow::Error::from(io()).context("loading the lead")),
+        ] {
+            assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE, "{e:?}");
+            assert!(e.public_message().contains("database is unavailable"));
+            let res = e.into_response();
+            assert_eq!(res.headers()[http::header::RETRY_AFTER], "5");
+        }
+        // Anything else from the database stays an internal error, with nothing said.
+        let e = AppError::Database(sqlx::Error::RowNotFound);
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(e.public_message(), "internal error");
     }
 }

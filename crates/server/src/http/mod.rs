@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::config::Config;
 
-pub use error::AppError;
+pub use error::{AppError, database_unavailable};
 pub use wire::ts;
 
 /// The id of one request, set before anything else runs and echoed in `x-request-id`.

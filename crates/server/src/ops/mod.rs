@@ -1,6 +1,8 @@
 //! Operational endpoints: liveness, readiness, CSP violation reports, and the admin listener's
 //! Prometheus metrics.
 
+pub mod database;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;

@@ -41,6 +41,9 @@ pub enum Event {
     /// A data-subject request still open close to its legal deadline. Raised once per request
     /// by the privacy slice, not counted by rules.
     SubjectRequestDue,
+    /// A dependency (Redis, the database) stopped answering. Raised once per outage, not
+    /// counted by rules.
+    DependencyUnavailable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -217,6 +220,7 @@ impl Fired {
             Event::MfaFailure => "mfa_failure",
             Event::VdpUntriaged => "vdp_untriaged",
             Event::SubjectRequestDue => "subject_request_due",
+            Event::DependencyUnavailable => "dependency_unavailable",
             Event::PanMasked => "pan_masked",
         }
     }

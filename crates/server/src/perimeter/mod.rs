@@ -422,8 +422,12 @@ pub fn penalize_ip(state: &Perimeter, ip: std::net::IpAddr, offence: reputation:
 }
 
 /// Reads the blocks of every instance from the shared backend each second.
+/// That call also probes Redis when its circuit is open, so shared limits come back after an
+/// outage without waiting for traffic; the outage itself raises the `redis-unavailable` alert
+/// once.
 pub async fn reputation_sync(state: Perimeter) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut was_open = false;
     loop {
         tick.tick().await;
         let Some(shared) = state.limits.shared() else {
@@ -435,6 +439,18 @@ pub async fn reputation_sync(state: Perimeter) {
                 tracing::debug!(target: "leadgen::waf", error = %e, "shared reputation blocks not refreshed");
             }
         }
+        let open = shared.breaker().is_open();
+        if open && !was_open {
+            announce(
+                &state,
+                "redis-unavailable",
+                alerts::Event::DependencyUnavailable,
+                "Redis (perimeter.redis_url) does not answer: rate limits apply their \
+                 on_backend_failure and IP reputation is scored per instance until it is back"
+                    .into(),
+            );
+        }
+        was_open = open;
     }
 }
 

@@ -6,11 +6,18 @@
 //! window, weighted like the in-process ones. A Redis that does not answer within 250 ms counts
 //! as failed; the caller then applies the rule's `on_backend_failure`.
 //!
+//! A circuit breaker stands in front of Redis: once a call fails, calls fail at once, without a
+//! connection attempt or a timeout, for a cool-off (half a second, doubling up to five); then
+//! a single call probes and, when it succeeds, the breaker closes. So a Redis outage costs each
+//! request nothing: the caller applies the rule's `on_backend_failure` straight away, and the
+//! shared limits come back by themselves.
+//!
 //! IP reputation is shared the same way: each offence is one script that lowers the address's
 //! score (recovered with Redis's clock since the last offence) and, below the threshold, records
 //! a block in one sorted set that every instance reads each second.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 use tokio::sync::Mutex;
@@ -103,8 +110,99 @@ end
 return out
 ";
 
+/// The breaker's first and longest cool-off.
+const FIRST_COOL_OFF: Duration = Duration::from_millis(500);
+const MAX_COOL_OFF: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+struct BreakerState {
+    /// Open until then; `None` when closed.
+    open_until: Option<Instant>,
+    cool_off: Duration,
+    /// A call is probing a half-open breaker; the others still fail at once.
+    probing: bool,
+}
+
+/// The circuit breaker in front of Redis.
+#[derive(Debug)]
+pub struct Breaker {
+    state: std::sync::Mutex<BreakerState>,
+    /// Mirrors "open" for readers that must not take the lock (the health page, alerts).
+    open: AtomicBool,
+}
+
+/// Refused by the open breaker: Redis failed recently and is not asked again yet.
+#[derive(Debug, thiserror::Error)]
+#[error("Redis is unavailable (circuit open since a recent failure)")]
+pub struct CircuitOpen;
+
+impl Breaker {
+    fn new() -> Self {
+        Self {
+            state: std::sync::Mutex::new(BreakerState {
+                open_until: None,
+                cool_off: FIRST_COOL_OFF,
+                probing: false,
+            }),
+            open: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BreakerState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a call may go to Redis now: always when closed; when open, only once the
+    /// cool-off is over, and then only one call at a time (the probe).
+    fn admit(&self, now: Instant) -> Result<(), CircuitOpen> {
+        let mut s = self.lock();
+        match s.open_until {
+            None => Ok(()),
+            Some(until) if now >= until && !s.probing => {
+                s.probing = true;
+                Ok(())
+            }
+            Some(_) => {
+                metrics::counter!("redis_circuit_short_circuits_total").increment(1);
+                Err(CircuitOpen)
+            }
+        }
+    }
+
+    fn succeeded(&self) {
+        let mut s = self.lock();
+        if s.open_until.take().is_some() {
+            tracing::info!(target: "leadgen::waf", "Redis answers again; shared limits are back");
+            metrics::gauge!("redis_circuit_open").set(0.0);
+        }
+        s.cool_off = FIRST_COOL_OFF;
+        s.probing = false;
+        self.open.store(false, Ordering::Relaxed);
+    }
+
+    fn failed(&self, now: Instant) {
+        let mut s = self.lock();
+        if s.open_until.is_none() {
+            tracing::warn!(target: "leadgen::waf", "Redis failed; the circuit is open and each rule applies its on_backend_failure");
+            metrics::counter!("redis_circuit_trips_total").increment(1);
+            metrics::gauge!("redis_circuit_open").set(1.0);
+        }
+        s.open_until = Some(now + s.cool_off);
+        s.cool_off = (s.cool_off * 2).min(MAX_COOL_OFF);
+        s.probing = false;
+        self.open.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the breaker is open (Redis failed and has not answered since).
+    #[must_use]
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::Relaxed)
+    }
+}
+
 pub struct Shared {
     client: redis::Client,
+    breaker: Breaker,
     prefix: String,
     conn: Mutex<Option<ConnectionManager>>,
     gcra: redis::Script,
@@ -118,6 +216,7 @@ impl Shared {
     pub fn new(url: &str, prefix: &str) -> anyhow::Result<Self> {
         Ok(Self {
             client: redis::Client::open(url)?,
+            breaker: Breaker::new(),
             prefix: prefix.to_string(),
             conn: Mutex::new(None),
             gcra: redis::Script::new(GCRA),
@@ -127,10 +226,42 @@ impl Shared {
         })
     }
 
+    #[must_use]
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// Runs one call to Redis through the breaker: refused at once while it is open; a failure
+    /// opens it and drops the connection, so the probe starts afresh.
+    async fn guarded<T, F>(&self, call: F) -> anyhow::Result<T>
+    where
+        F: Future<Output = anyhow::Result<T>>,
+    {
+        self.breaker.admit(Instant::now())?;
+        match call.await {
+            Ok(v) => {
+                self.breaker.succeeded();
+                Ok(v)
+            }
+            Err(e) => {
+                self.breaker.failed(Instant::now());
+                *self.conn.lock().await = None;
+                Err(e)
+            }
+        }
+    }
+
     async fn connection(&self) -> anyhow::Result<ConnectionManager> {
         let mut guard = self.conn.lock().await;
         if let Some(c) = guard.as_ref() {
             return Ok(c.clone());
+        }
+        // Calls that queued here while another one found Redis gone do not each try again.
+        {
+            let s = self.breaker.lock();
+            if s.open_until.is_some() && !s.probing {
+                return Err(CircuitOpen.into());
+            }
         }
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(TIMEOUT)
@@ -149,6 +280,15 @@ impl Shared {
     /// Lowers the shared score of `ip` by `cost`. Returns the cool-off (seconds) when this
     /// offence blocked the address, and its new score.
     pub async fn penalize(
+        &self,
+        ip: std::net::IpAddr,
+        cost: f64,
+        cfg: &super::reputation::ReputationConfig,
+    ) -> anyhow::Result<(Option<u64>, f64)> {
+        self.guarded(self.penalize_now(ip, cost, cfg)).await
+    }
+
+    async fn penalize_now(
         &self,
         ip: std::net::IpAddr,
         cost: f64,
@@ -178,6 +318,10 @@ impl Shared {
 
     /// The addresses blocked for their reputation by any instance, with the seconds left.
     pub async fn blocked(&self) -> anyhow::Result<Vec<(std::net::IpAddr, u64)>> {
+        self.guarded(self.blocked_now()).await
+    }
+
+    async fn blocked_now(&self) -> anyhow::Result<Vec<(std::net::IpAddr, u64)>> {
         let mut conn = self.connection().await?;
         let mut invocation = self.blocked.prepare_invoke();
         invocation.key(format!("{}:rep:blocked", self.prefix));
@@ -200,6 +344,15 @@ impl Shared {
 
     /// (allowed, remaining, reset seconds, retry-after seconds), as the in-process stores answer.
     pub async fn check(
+        &self,
+        rule: &Rule,
+        multiplier: u32,
+        key: &str,
+    ) -> anyhow::Result<(bool, u32, u64, u64)> {
+        self.guarded(self.check_now(rule, multiplier, key)).await
+    }
+
+    async fn check_now(
         &self,
         rule: &Rule,
         multiplier: u32,
@@ -238,11 +391,7 @@ impl Shared {
         let answer = match tokio::time::timeout(TIMEOUT, call).await {
             Ok(Ok(v)) if v.len() == 4 => v,
             Ok(Ok(v)) => anyhow::bail!("unexpected answer from the rate-limit script: {v:?}"),
-            Ok(Err(e)) => {
-                // Reconnect next time.
-                *self.conn.lock().await = None;
-                return Err(e.into());
-            }
+            Ok(Err(e)) => return Err(e.into()),
             Err(_) => anyhow::bail!("Redis did not answer within {TIMEOUT:?}"),
         };
         let secs = |us: i64| u64::try_from(us).unwrap_or(0).div_ceil(1_000_000);
@@ -252,5 +401,45 @@ impl Shared {
             secs(answer[3]).max(1),
             secs(answer[2]).max(u64::from(answer[0] != 1)),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_breaker_opens_on_a_failure_lets_one_probe_through_and_closes_on_success() {
+        let b = Breaker::new();
+        let t0 = Instant::now();
+        assert!(b.admit(t0).is_ok());
+        b.failed(t0);
+        assert!(b.is_open());
+        // Within the cool-off every call is refused at once.
+        assert!(b.admit(t0 + Duration::from_millis(100)).is_err());
+        // After it, one call probes; the others are still refused while it runs.
+        let later = t0 + FIRST_COOL_OFF;
+        assert!(b.admit(later).is_ok());
+        assert!(b.admit(later).is_err());
+        // The probe fails: open again for twice as long.
+        b.failed(later);
+        assert!(b.admit(later + FIRST_COOL_OFF).is_err());
+        assert!(b.admit(later + FIRST_COOL_OFF * 2).is_ok());
+        b.succeeded();
+        assert!(!b.is_open());
+        assert!(b.admit(later + FIRST_COOL_OFF * 2).is_ok());
+    }
+
+    #[test]
+    fn the_cool_off_grows_to_its_ceiling() {
+        let b = Breaker::new();
+        let mut t = Instant::now();
+        for _ in 0..10 {
+            b.failed(t);
+            t += MAX_COOL_OFF;
+        }
+        assert_eq!(b.lock().cool_off, MAX_COOL_OFF);
+        b.succeeded();
+        assert_eq!(b.lock().cool_off, FIRST_COOL_OFF);
     }
 }

@@ -43,6 +43,8 @@ pub struct AppState {
     pub headers: SecurityHeaders,
     /// Set once shutdown begins; responses then ask HTTP/1 clients to close the connection.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether the database answers (probed each second).
+    pub database: crate::ops::database::DatabaseHealth,
 }
 
 impl AppState {
@@ -86,6 +88,7 @@ impl AppState {
             },
             perimeter,
             draining: Arc::default(),
+            database: crate::ops::database::DatabaseHealth::default(),
             core,
         }
     }
@@ -323,6 +326,7 @@ impl Application {
             perimeter,
             core,
             draining: Arc::default(),
+            database: crate::ops::database::DatabaseHealth::default(),
         };
         Ok(Self {
             config,
@@ -423,7 +427,18 @@ impl Application {
             );
         }
 
-        shutdown.await;
+        // The embedded cluster is supervised: restarted when it dies, and when it cannot be, the
+        // server stops with an error so its own supervisor (systemd) restarts everything.
+        let supervised = async {
+            match &self.embedded {
+                Some(pg) => supervise(pg, &self.state).await,
+                None => std::future::pending().await,
+            }
+        };
+        let failure = tokio::select! {
+            () = shutdown => None,
+            e = supervised => Some(e),
+        };
         tracing::info!("shutting down: no new connections, waiting for in-flight requests");
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
@@ -453,12 +468,58 @@ impl Application {
             );
         }
         self.state.core.pool.close().await;
+        if let Some(e) = failure {
+            tracing::error!(error = %format!("{e:#}"), "stopped: the embedded PostgreSQL cluster is down");
+            return Err(e);
+        }
         if let Some(pg) = &self.embedded {
             pg.stop().await?;
             tracing::info!("embedded PostgreSQL stopped");
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Attempts at restarting a dead embedded cluster before the server gives up.
+const RESTART_ATTEMPTS: u32 = 5;
+
+/// Watches the embedded cluster every two seconds and restarts it when it died (PostgreSQL
+/// recovers from its write-ahead log on start), with a growing wait between failed attempts and
+/// an alert. Returns only when it gives up.
+async fn supervise(pg: &EmbeddedPostgres, state: &AppState) -> anyhow::Error {
+    let mut failures = 0u32;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if pg.running() {
+            continue;
+        }
+        tracing::error!("the embedded PostgreSQL cluster is not running; restarting it");
+        if failures == 0 {
+            crate::perimeter::announce(
+                &state.perimeter,
+                "embedded-postgres-restart",
+                crate::perimeter::alerts::Event::DependencyUnavailable,
+                "the embedded PostgreSQL cluster stopped; LeadGen is restarting it".into(),
+            );
+        }
+        match pg.restart().await {
+            Ok(()) => {
+                metrics::counter!("embedded_postgres_restarts_total").increment(1);
+                tracing::info!("the embedded PostgreSQL cluster is running again");
+                failures = 0;
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::error!(attempt = failures, error = %e, "restarting the embedded PostgreSQL cluster failed");
+                if failures >= RESTART_ATTEMPTS {
+                    return anyhow::anyhow!(
+                        "the embedded PostgreSQL cluster could not be restarted ({failures} attempts): {e}"
+                    );
+                }
+                tokio::time::sleep(Duration::from_secs(u64::from(failures) * 2)).await;
+            }
+        }
     }
 }
 

@@ -21,12 +21,33 @@ impl Workers {
     }
 }
 
+/// Probes the database each second; an outage raises the `database-unavailable` alert once.
+async fn watch_database(state: AppState) {
+    let perimeter = state.perimeter.clone();
+    crate::ops::database::watch(
+        (*state.core.pool.connect_options()).clone(),
+        state.database.clone(),
+        move |up| {
+            if !up {
+                crate::perimeter::announce(
+                    &perimeter,
+                    "database-unavailable",
+                    crate::perimeter::alerts::Event::DependencyUnavailable,
+                    "the database does not answer: requests get 503 until it does".into(),
+                );
+            }
+        },
+    )
+    .await;
+}
+
 pub fn start(state: &AppState) -> Workers {
     let config = &state.core.config;
     let mut w = vec![
         tokio::spawn(reload_keys(state.clone())),
         tokio::spawn(crate::perimeter::alert_loop(state.perimeter.clone())),
         tokio::spawn(crate::perimeter::reputation_sync(state.perimeter.clone())),
+        tokio::spawn(watch_database(state.clone())),
         // Leads rescored after their organization's scoring model changed.
         tokio::spawn(crate::leads::scoring::run(state.leads.clone())),
         // Which full-text words are common, for the search's choice of plan.

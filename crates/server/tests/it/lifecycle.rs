@@ -272,3 +272,101 @@ async fn sigterm_during_start_shuts_down_cleanly() {
         again.stderr.lock().unwrap()
     );
 }
+
+/// The embedded cluster's postmaster, from its pid file.
+fn postmaster(dir: &std::path::Path) -> nix::unistd::Pid {
+    let text = std::fs::read_to_string(dir.join("postgres/postmaster.pid")).unwrap();
+    nix::unistd::Pid::from_raw(text.lines().next().unwrap().trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_killed_embedded_cluster_is_restarted_and_requests_meanwhile_get_503() {
+    let dir = open_tempdir();
+    let mut env = server_env(None, dir.path());
+    let limits = crate::helpers::generous_rate_limits(dir.path());
+    env.push((
+        "LEADGEN_PERIMETER__RATE_LIMITS_PATH".into(),
+        limits.display().to_string(),
+    ));
+    env.push((
+        "LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION".into(),
+        "false".into(),
+    ));
+    let mut proc = Proc::spawn(&["serve"], &env);
+    let (https, _) = proc.wait_serving(Duration::from_secs(90));
+    let client = client_for(&dir.path().join("tls/dev-cert.pem"), https);
+    let url = |p: &str| format!("https://localhost:{}{p}", https.port());
+    let res = client
+        .post(url("/auth/v1/signup"))
+        .json(&serde_json::json!({ "email": "ops@outage.test", "password": crate::orgs::PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let token = res.json::<serde_json::Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Reading the account needs the database.
+    let me = || client.get(url("/auth/v1/user")).bearer_auth(&token).send();
+    assert_eq!(me().await.unwrap().status(), 200);
+
+    // The cluster dies, and for a few seconds it cannot start again (its folder is unusable),
+    // so the outage outlasts the pool's wait for a connection.
+    let cluster = dir.path().join("postgres");
+    std::fs::set_permissions(&cluster, std::fs::Permissions::from_mode(0o000)).unwrap();
+    nix::sys::signal::kill(postmaster(dir.path()), Signal::SIGKILL).unwrap();
+    // Until the cluster is back the server answers 503 with Retry-After, never 500; then it
+    // serves again by itself, with nothing started by hand.
+    let mut seen = Vec::new();
+    let broken_until = std::time::Instant::now() + Duration::from_secs(8);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if std::time::Instant::now() > broken_until {
+            std::fs::set_permissions(&cluster, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        let res = me().await.unwrap();
+        let status = res.status().as_u16();
+        if status == 503 {
+            assert_eq!(res.headers()["retry-after"], "5");
+        }
+        if seen.last() != Some(&status) {
+            seen.push(status);
+        }
+        if status == 200 && seen.contains(&503) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{seen:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!seen.contains(&500), "{seen:?}");
+    let ready = client.get(url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let out = proc.stdout();
+    assert!(
+        out.contains("restarting the embedded PostgreSQL cluster failed")
+            && out.contains("the embedded PostgreSQL cluster is running again"),
+        "{out}"
+    );
+
+    proc.signal(Signal::SIGTERM);
+    assert!(proc.wait_exit(Duration::from_secs(30)).success());
+    assert!(!postgres_running_in(dir.path()));
+}
+
+#[tokio::test]
+async fn a_cluster_that_cannot_be_restarted_stops_the_server_with_an_error() {
+    let dir = open_tempdir();
+    let env = server_env(None, dir.path());
+    let mut proc = Proc::spawn(&["serve"], &env);
+    proc.wait_serving(Duration::from_secs(90));
+    // The cluster's folder becomes unusable, then the cluster dies.
+    let cluster = dir.path().join("postgres");
+    std::fs::set_permissions(&cluster, std::fs::Permissions::from_mode(0o000)).unwrap();
+    nix::sys::signal::kill(postmaster(dir.path()), Signal::SIGKILL).unwrap();
+    let status = proc.wait_exit(Duration::from_secs(90));
+    std::fs::set_permissions(&cluster, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert!(!status.success(), "a supervisor must see the failure");
+    let said = format!("{}{}", proc.stdout(), proc.stderr.lock().unwrap());
+    assert!(said.contains("could not be restarted"), "{said}");
+}

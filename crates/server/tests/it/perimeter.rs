@@ -1000,3 +1000,143 @@ async fn lead_fields_are_data_and_query_strings_keep_the_full_inspection() {
     }
     app.stop().await;
 }
+
+/// A Redis server of the test's own on a free port, so the test can kill it and bring it back.
+struct OwnRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server) runs");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self { port, child }
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_redis_outage_opens_the_circuit_alerts_once_and_shared_limits_come_back_alone() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut redis = OwnRedis::start(port);
+    let (hook, got) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let waf = shipped_rules_alerting(dir.path(), &hook);
+    let rules = rules_file(
+        dir.path(),
+        r#"{"rules": [
+            {"name": "sign-in", "path": "/auth/v1/token", "methods": ["POST"], "key": "ip",
+             "algorithm": "token_bucket", "limit": 1000, "period_secs": 60, "on_backend_failure": "closed"},
+            {"name": "health", "path": "/healthz", "methods": ["GET"], "key": "ip",
+             "algorithm": "sliding_window", "limit": 1000, "period_secs": 60}
+        ]}"#,
+    );
+    let url = format!("redis://127.0.0.1:{}/0", redis.port);
+    let app = TestApp::spawn_with(&[
+        ("LEADGEN_PERIMETER__RATE_LIMITS_PATH", rules.as_str()),
+        ("LEADGEN_PERIMETER__WAF_RULES_PATH", waf.to_str().unwrap()),
+        ("LEADGEN_PERIMETER__REDIS_URL", url.as_str()),
+    ])
+    .await;
+    let c = app.client();
+    let sign_in = || {
+        c.post(app.https_url("/auth/v1/token?grant_type=password"))
+            .header("accept", "application/json")
+            .json(&json!({ "email": "a@b.test", "password": "whatever it is" }))
+            .send()
+    };
+    let metrics = || async {
+        reqwest::get(format!("http://{}/metrics", app.bound.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    // With Redis up, sign-in is limited in Redis and answers for itself (wrong password).
+    assert_eq!(sign_in().await.unwrap().status(), 400);
+
+    redis.kill();
+    // The first call finds Redis gone; from then on calls are refused by the open circuit
+    // without trying Redis: the fail-closed rule answers 503 and the fail-open one passes.
+    for _ in 0..30 {
+        assert_eq!(status(&c, app.https_url("/healthz")).await, 200);
+    }
+    let res = sign_in().await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "5");
+    let m = metrics().await;
+    assert_eq!(metric(&m, "redis_circuit_open"), 1.0, "{m}");
+    assert_eq!(metric(&m, "redis_circuit_trips_total"), 1.0, "{m}");
+    assert!(
+        metric(&m, "redis_circuit_short_circuits_total") >= 20.0,
+        "most calls never waited for Redis: {m}"
+    );
+    // One alert for the outage.
+    let alerted = || {
+        got.lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, b)| {
+                b["text"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("redis-unavailable")
+            })
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while alerted() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(alerted(), 1, "{:?}", got.lock().unwrap());
+
+    // Redis comes back: the circuit closes by itself (the server probes it each second) and
+    // sign-in is limited in Redis again.
+    let _redis = OwnRedis::start(port);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while metric(&metrics().await, "redis_circuit_open") != 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the circuit stayed open"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(sign_in().await.unwrap().status(), 400);
+    assert_eq!(alerted(), 1, "no second alert for the same outage");
+    app.stop().await;
+}

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::{Mode, merge};
 use crate::audit::{self, Entry, Meta};
 use crate::db::{Aal, Role, TenantContext, TenantTx};
+use crate::http::database_unavailable;
 use crate::leads::LeadsState;
 use crate::leads::keys::{OrgSealer, lead_place};
 use crate::leads::model::LeadValues;
@@ -35,6 +36,15 @@ pub async fn run(state: LeadsState, node: String) {
             Ok(Some(job)) => {
                 let id = job.id;
                 if let Err(e) = process(&state, &job, &owner).await {
+                    // The database went away, not the import: the job keeps its checkpoint (each
+                    // batch commits with it) and is claimed again when its lease ends.
+                    if e.chain()
+                        .any(|c| c.downcast_ref().is_some_and(database_unavailable))
+                    {
+                        tracing::warn!(job = %id, error = %format!("{e:#}"), "import interrupted by a database outage; it resumes from its checkpoint");
+                        tokio::time::sleep(poll).await;
+                        continue;
+                    }
                     tracing::error!(job = %id, error = %format!("{e:#}"), "import failed");
                     if let Err(e2) = fail(&state, &job, &owner, &format!("{e:#}")).await {
                         tracing::error!(job = %id, error = %e2, "recording the import failure");
