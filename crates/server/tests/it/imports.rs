@@ -441,31 +441,10 @@ async fn dedupe_modes_create_update_and_fill_and_opt_outs_stick() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_server_killed_mid_import_finishes_it_on_restart_without_duplicates() {
-    let db = TestDb::new().await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = crate::helpers::generous_rate_limits(dir.path());
-    let mut env = server_env(Some(&db), dir.path());
-    env.push((
-        "LEADGEN_PERIMETER__RATE_LIMITS_PATH".into(),
-        rules.display().to_string(),
-    ));
-    for (k, v) in [
-        ("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false"),
-        ("LEADGEN_AUTH__BCRYPT_COST", "10"),
-        ("LEADGEN_SECRETS__MASTER_KEY", TEST_MASTER_KEY),
-        ("LEADGEN_IMPORTS__BATCH_ROWS", "500"),
-        ("LEADGEN_IMPORTS__LEASE_SECS", "2"),
-        ("LEADGEN_IMPORTS__POLL_MS", "100"),
-        // Tokens name the site; the restarted server binds another port.
-        ("LEADGEN_AUTH__SITE_URL", "https://localhost:1"),
-    ] {
-        env.push((k.into(), v.into()));
-    }
-    // 60,000 rows: every tenth without an email (a name only), every fifteenth repeating an
-    // earlier address in other case.
-    let total = 60_000usize;
+/// `total` rows for imports that get interrupted: every tenth without an email (a name only),
+/// every fifteenth repeating an earlier address in other case. Returns the CSV and how many
+/// leads it makes.
+fn interrupted_import_csv(total: usize) -> (Vec<u8>, usize) {
     let mut csv = String::from("first_name,last_name,email,title\n");
     let mut expected = 0usize;
     for i in 0..total {
@@ -483,10 +462,167 @@ async fn a_server_killed_mid_import_finishes_it_on_restart_without_duplicates() 
         }
     }
     // A duplicate must point at a row with an address.
-    let dup_targets_ok = (0..total)
-        .filter(|i| i % 15 == 14)
-        .all(|i| (i - 1) % 10 != 9);
-    assert!(dup_targets_ok);
+    assert!(
+        (0..total)
+            .filter(|i| i % 15 == 14)
+            .all(|i| (i - 1) % 10 != 9)
+    );
+    (csv.into_bytes(), expected)
+}
+
+/// A `serve` whose imports get interrupted: small batches, short leases, generous API limits.
+fn interrupted_import_env(db: Option<&TestDb>, dir: &std::path::Path) -> Vec<(String, String)> {
+    let rules = crate::helpers::generous_rate_limits(dir);
+    let mut env = server_env(db, dir);
+    env.push((
+        "LEADGEN_PERIMETER__RATE_LIMITS_PATH".into(),
+        rules.display().to_string(),
+    ));
+    for (k, v) in [
+        ("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false"),
+        ("LEADGEN_AUTH__BCRYPT_COST", "10"),
+        ("LEADGEN_IMPORTS__BATCH_ROWS", "500"),
+        ("LEADGEN_IMPORTS__LEASE_SECS", "2"),
+        ("LEADGEN_IMPORTS__POLL_MS", "100"),
+    ] {
+        env.push((k.into(), v.into()));
+    }
+    env
+}
+
+/// Uploads and starts `csv` (`total` rows) and returns its id once 5,000 rows are in and the
+/// rest is not.
+async fn import_past_5000(
+    api: &Api,
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    csv: Vec<u8>,
+    total: usize,
+) -> String {
+    let (s, up) = upload(http, base, token, "big.csv", csv).await;
+    assert_eq!(s, 201, "{up}");
+    assert_eq!(up["rows"], total);
+    let id = up["id"].as_str().unwrap().to_string();
+    let (s, v) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/imports/{id}/start"),
+            token,
+            Some(json!({ "mode": "create_only" })),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let start = Instant::now();
+    loop {
+        let (_, v) = api
+            .call(Method::GET, &format!("/api/v1/imports/{id}"), token, None)
+            .await;
+        let done = v["rows_done"].as_u64().unwrap_or(0);
+        assert_ne!(
+            v["status"], "done",
+            "the import ended before it could be interrupted"
+        );
+        if done >= 5_000 {
+            assert!(done < total as u64);
+            return id;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_import_cut_off_by_a_database_crash_finishes_exactly_once_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let env = interrupted_import_env(None, dir.path());
+    let total = 60_000usize;
+    let (csv, expected) = interrupted_import_csv(total);
+    // The embedded cluster: the test may kill it.
+    let mut proc = Proc::spawn(&["serve"], &env);
+    let (https, _) = proc.wait_serving(Duration::from_secs(90));
+    let cert = dir.path().join("tls/dev-cert.pem");
+    let base = format!("https://localhost:{}", https.port());
+    let api = Api::with_client(client_for(&cert, https), base.clone());
+    let (token, _) = api.sign_up("importer@crash.test").await;
+    let org = api.create_org(&token, "Crash Co").await;
+    let token = api.switch(&token, org).await;
+    let http = client_for(&cert, https);
+    let id = import_past_5000(&api, &http, &base, &token, csv, total).await;
+    // PostgreSQL dies mid-import and cannot come back for a few seconds.
+    let cluster = dir.path().join("postgres");
+    let pid: i32 = std::fs::read_to_string(cluster.join("postmaster.pid"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    std::fs::set_permissions(
+        &cluster,
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
+    )
+    .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    std::fs::set_permissions(
+        &cluster,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    // The server brings the cluster back and the import finishes by itself, exactly.
+    let start = Instant::now();
+    let done = loop {
+        let (s, v) = api
+            .call(Method::GET, &format!("/api/v1/imports/{id}"), &token, None)
+            .await;
+        assert!(s == 200 || s == 503, "{s} {v}");
+        if v["status"] == "done" || v["status"] == "failed" {
+            break v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "{v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["rows_done"], total);
+    assert_eq!(done["created"], expected, "{done}");
+    assert_eq!(done["duplicates"], total - expected);
+    let (s, v) = api
+        .call(Method::GET, "/api/v1/leads/count?exact=true", &token, None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["count"].as_u64(),
+        Some(expected as u64),
+        "exactly the expected leads, none twice"
+    );
+    proc.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(proc.wait_exit(Duration::from_secs(30)).success());
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_import_finishes_it_on_restart_without_duplicates() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = interrupted_import_env(Some(&db), dir.path());
+    env.push(("LEADGEN_SECRETS__MASTER_KEY".into(), TEST_MASTER_KEY.into()));
+    // Tokens name the site; the restarted server binds another port.
+    env.push((
+        "LEADGEN_AUTH__SITE_URL".into(),
+        "https://localhost:1".into(),
+    ));
+    let total = 60_000usize;
+    let (csv, expected) = interrupted_import_csv(total);
 
     let mut proc = Proc::spawn(&["serve"], &env);
     let (https, _) = proc.wait_serving(Duration::from_secs(60));
@@ -496,44 +632,9 @@ async fn a_server_killed_mid_import_finishes_it_on_restart_without_duplicates() 
     let (token, _) = api.sign_up("importer@kill.test").await;
     let org = api.create_org(&token, "Kill Co").await;
     let token = api.switch(&token, org).await;
-    let (s, up) = upload(
-        &client_for(&cert, https),
-        &base,
-        &token,
-        "big.csv",
-        csv.into_bytes(),
-    )
-    .await;
-    assert_eq!(s, 201, "{up}");
-    assert_eq!(up["rows"], total);
-    let id = up["id"].as_str().unwrap().to_string();
-    let (s, v) = api
-        .call(
-            Method::POST,
-            &format!("/api/v1/imports/{id}/start"),
-            &token,
-            Some(json!({ "mode": "create_only" })),
-        )
-        .await;
-    assert_eq!(s, 202, "{v}");
+    let http = client_for(&cert, https);
     // Kill it once some batches have committed and before the end.
-    let start = Instant::now();
-    loop {
-        let (_, v) = api
-            .call(Method::GET, &format!("/api/v1/imports/{id}"), &token, None)
-            .await;
-        let done = v["rows_done"].as_u64().unwrap_or(0);
-        assert_ne!(
-            v["status"], "done",
-            "the import ended before it could be interrupted"
-        );
-        if done >= 5_000 {
-            assert!(done < total as u64);
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "{v}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let id = import_past_5000(&api, &http, &base, &token, csv, total).await;
     proc.signal(nix::sys::signal::Signal::SIGKILL);
     proc.wait_exit(Duration::from_secs(10));
     let su = db.superuser_pool().await;
