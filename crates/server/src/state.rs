@@ -7,6 +7,7 @@
 //! `Core: FromRef<S>`, so they work under any slice's state.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use secrecy::SecretString;
 use sqlx::PgPool;
@@ -14,6 +15,42 @@ use sqlx::PgPool;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::mail::Mailer;
+
+/// Whether the database answers, as the probe of `ops::database` last found it (each second):
+/// read by the request gate and by readiness without asking the database.
+#[derive(Debug, Clone)]
+pub struct DatabaseHealth {
+    up: Arc<AtomicBool>,
+}
+
+impl Default for DatabaseHealth {
+    fn default() -> Self {
+        Self {
+            up: Arc::new(AtomicBool::new(true)),
+        }
+    }
+}
+
+impl DatabaseHealth {
+    #[must_use]
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Records the probe's verdict; `true` when it changed.
+    pub fn set(&self, up: bool) -> bool {
+        let changed = self.up.swap(up, Ordering::Relaxed) != up;
+        metrics::gauge!("database_up").set(if up { 1.0 } else { 0.0 });
+        if changed {
+            if up {
+                tracing::info!("the database answers again");
+            } else {
+                tracing::error!("the database does not answer; requests get 503 until it does");
+            }
+        }
+        changed
+    }
+}
 
 #[derive(Clone)]
 pub struct Core {
@@ -25,6 +62,7 @@ pub struct Core {
     pub app_key: Arc<SecretString>,
     /// Shown in page footers.
     pub version: &'static str,
+    pub database: DatabaseHealth,
 }
 
 impl Core {
@@ -40,6 +78,7 @@ impl Core {
             mailer: Mailer::dev_mailbox(std::path::Path::new("/nonexistent")),
             app_key: Arc::new(SecretString::from(app_key.to_string())),
             version: "test",
+            database: DatabaseHealth::default(),
             config: Arc::new(config),
         }
     }

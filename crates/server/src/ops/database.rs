@@ -5,8 +5,6 @@
 //! the pool's acquire timeout and then failing with a 500; the service comes back by itself when
 //! the probe succeeds again. Liveness and readiness probes always pass through.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -16,43 +14,10 @@ use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
 use crate::http::AppError;
+pub use crate::state::DatabaseHealth;
 
 /// How long the probe waits for the database before calling it down.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-
-#[derive(Debug, Clone)]
-pub struct DatabaseHealth {
-    up: Arc<AtomicBool>,
-}
-
-impl Default for DatabaseHealth {
-    fn default() -> Self {
-        Self {
-            up: Arc::new(AtomicBool::new(true)),
-        }
-    }
-}
-
-impl DatabaseHealth {
-    #[must_use]
-    pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
-    }
-
-    /// Records the probe's verdict; `true` when it changed.
-    pub fn set(&self, up: bool) -> bool {
-        let changed = self.up.swap(up, Ordering::Relaxed) != up;
-        metrics::gauge!("database_up").set(if up { 1.0 } else { 0.0 });
-        if changed {
-            if up {
-                tracing::info!("the database answers again");
-            } else {
-                tracing::error!("the database does not answer; requests get 503 until it does");
-            }
-        }
-        changed
-    }
-}
 
 /// One probe: a fresh connection when there is none, then `SELECT 1`, within the timeout.
 async fn probe(conn: &mut Option<PgConnection>, options: &PgConnectOptions) -> bool {

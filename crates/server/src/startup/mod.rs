@@ -43,8 +43,6 @@ pub struct AppState {
     pub headers: SecurityHeaders,
     /// Set once shutdown begins; responses then ask HTTP/1 clients to close the connection.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
-    /// Whether the database answers (probed each second).
-    pub database: crate::ops::database::DatabaseHealth,
 }
 
 impl AppState {
@@ -88,7 +86,6 @@ impl AppState {
             },
             perimeter,
             draining: Arc::default(),
-            database: crate::ops::database::DatabaseHealth::default(),
             core,
         }
     }
@@ -290,6 +287,7 @@ impl Application {
                 .context("the mail relay")?,
             app_key: Arc::new(app_key),
             version: env!("CARGO_PKG_VERSION"),
+            database: crate::state::DatabaseHealth::default(),
         };
         let state = AppState {
             headers: SecurityHeaders::from_config(&config).context("security headers")?,
@@ -326,7 +324,6 @@ impl Application {
             perimeter,
             core,
             draining: Arc::default(),
-            database: crate::ops::database::DatabaseHealth::default(),
         };
         Ok(Self {
             config,

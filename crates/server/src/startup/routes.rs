@@ -108,7 +108,7 @@ pub fn with_middleware(routes: Router, state: &AppState) -> Router {
             .layer(CatchPanicLayer::custom(middleware::panic_response))
             .layer(from_fn(middleware::method_filter))
             .layer(from_fn_with_state(
-                state.database.clone(),
+                state.core.database.clone(),
                 crate::ops::database::gate,
             ))
             .layer(from_fn_with_state(state.auth.clone(), auth::authenticate))

@@ -26,7 +26,7 @@ async fn watch_database(state: AppState) {
     let perimeter = state.perimeter.clone();
     crate::ops::database::watch(
         (*state.core.pool.connect_options()).clone(),
-        state.database.clone(),
+        state.core.database.clone(),
         move |up| {
             if !up {
                 crate::perimeter::announce(

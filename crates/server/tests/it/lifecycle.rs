@@ -329,6 +329,13 @@ async fn a_killed_embedded_cluster_is_restarted_and_requests_meanwhile_get_503()
         let status = res.status().as_u16();
         if status == 503 {
             assert_eq!(res.headers()["retry-after"], "5");
+            if !seen.contains(&503) {
+                // Readiness says so too, from the probe's verdict.
+                let ready = client.get(url("/readyz")).send().await.unwrap();
+                assert_eq!(ready.status(), 503);
+                let body: serde_json::Value = ready.json().await.unwrap();
+                assert_eq!(body["checks"]["database"], false, "{body}");
+            }
         }
         if seen.last() != Some(&status) {
             seen.push(status);
