@@ -47,7 +47,7 @@ DATABASE_URL="postgres://leadgen_app@${pg#*@}/$db" \
 LEADGEN_DATABASE__MIGRATE_URL="$pg/$db" \
 LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION=false \
 LEADGEN_SECRETS__APP_KEY="forms benchmark application key, not a secret" \
-LEADGEN_SECRETS__MASTER_KEY=5a1e5a1e5a1e5a1e5a1e5a1e5a1e5a1e5a1e5a1e5a1e5a1e5a1e5a1e5a1e5a1e \
+LEADGEN_SECRETS__MASTER_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
 LEADGEN_SERVER__ADMIN_PORT=19468 \
   "$bin" serve --data-dir "$data/server" --https-port 18446 --http-port 18083 >"$data/server.log" 2>&1 &
 server_pid=$!

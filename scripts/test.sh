@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# LeadGen's whole test suite: formatting, lints, the dependency advisory audit, every unit and
-# integration test (with real PostgreSQL and a real browser) and the browser tests. Starts and,
+# LeadGen's whole test suite: the secret scan, formatting, lints, the dependency advisory audit,
+# every unit and integration test (with real PostgreSQL and a real browser) and the browser tests.
+# Starts and,
 # where needed, installs the services it uses. Ends with the test runner's summary line.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,6 +15,9 @@ ensure_schemathesis
 ensure_mail_peers
 ensure_cargo_tool nextest cargo-nextest
 ensure_cargo_tool audit cargo-audit
+
+say "secret scan of the tracked tree"
+bash scripts/scan-secrets.sh
 
 say "cargo fmt --check"
 cargo fmt --all --check

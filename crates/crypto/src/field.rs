@@ -237,6 +237,26 @@ impl MasterKey {
         crate::seal::seal(&self.0, plain, purpose.as_bytes())
     }
 
+    /// A secret for another system derived from the master key (HMAC-SHA-256 of the label),
+    /// e.g. the passphrase of the backup repository: nothing more to store or lose, and the
+    /// label keeps each use's secret apart. 64 hex characters.
+    #[must_use]
+    pub fn derive_hex(&self, label: &str) -> String {
+        use std::fmt::Write;
+        let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(&self.0) else {
+            unreachable!("HMAC takes a key of any length")
+        };
+        mac.update(b"leadgen derived secret\0");
+        mac.update(label.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .fold(String::with_capacity(64), |mut out, b| {
+                let _ = write!(out, "{b:02x}");
+                out
+            })
+    }
+
     /// Opens a secret sealed by [`MasterKey::seal`] for the same purpose.
     pub fn open(&self, sealed: &[u8], purpose: &str) -> Result<Vec<u8>, crate::seal::SealError> {
         crate::seal::open(&self.0, sealed, purpose.as_bytes())

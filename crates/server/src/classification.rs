@@ -474,6 +474,32 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
         ],
     ),
     (
+        "backup_runs",
+        &[
+            ("id", I),
+            ("kind", I),
+            ("started_at", I),
+            ("finished_at", I),
+            ("ok", I),
+            ("label", I),
+            ("manifest_xid", I),
+            ("counts", I),
+            ("size_bytes", I),
+            ("error", I),
+        ],
+    ),
+    (
+        "restore_proofs",
+        &[
+            ("id", I),
+            ("started_at", I),
+            ("finished_at", I),
+            ("ok", I),
+            ("label", I),
+            ("report", I),
+        ],
+    ),
+    (
         "organizations",
         &[
             ("id", I),

@@ -56,6 +56,55 @@ pub enum Command {
     /// Member accounts: carry out the deletions people asked for.
     #[command(subcommand)]
     Accounts(AccountsCommand),
+    /// Backups with pgBackRest: take, list and verify them.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Restore a backup: prove it restores (`--verify`), or restore to a point in time.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Take a backup (full or incremental) and record its manifest.
+    Run(BackupRunArgs),
+    /// List the backups in the repository and the recent runs.
+    List(OpsArgs),
+    /// Check every file of the repository against its checksum; names each damaged file.
+    Verify(OpsArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackupType {
+    Full,
+    Incr,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BackupRunArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Full, or incremental (changed files since the last backup).
+    #[arg(long = "type", value_enum, default_value = "incr")]
+    pub kind: BackupType,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["verify", "to"])))]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Restore the latest backup into a scratch cluster, check it, and remove it again.
+    #[arg(long)]
+    pub verify: bool,
+    /// With --verify: prove the newest backup taken at or before this time (RFC 3339).
+    #[arg(long, value_name = "TIME", value_parser = parse_rfc3339, requires = "verify")]
+    pub at: Option<time::OffsetDateTime>,
+    /// Point-in-time restore: the database as it was at this time (RFC 3339).
+    #[arg(long, value_name = "TIME", value_parser = parse_rfc3339, requires = "into")]
+    pub to: Option<time::OffsetDateTime>,
+    /// With --to: a new folder to restore into (the cluster goes into DIR/postgres).
+    #[arg(long, value_name = "DIR", requires = "to")]
+    pub into: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -106,6 +106,7 @@ pub struct Config {
     pub pci: PciConfig,
     pub retention: RetentionConfig,
     pub privacy: PrivacyConfig,
+    pub backup: BackupConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -247,6 +248,41 @@ pub struct PrivacyConfig {
     pub request_check_secs: u64,
     /// Days before its deadline an open request raises the `subject-request-due` alert.
     pub request_alert_days: u32,
+}
+
+/// Backups with pgBackRest, and restore proofs (see `docs/operations.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Archive WAL continuously and allow `leadgen backup`; the embedded cluster is then started
+    /// with archiving on.
+    pub enabled: bool,
+    /// The embedded cluster's repository; empty: `<data_dir>/backups/repo`.
+    pub repo_path: PathBuf,
+    /// Full backups kept (with their incrementals and the WAL between them).
+    pub retention_full: u32,
+    /// A WAL segment is archived at least this often, even when little is written.
+    pub archive_timeout_secs: u32,
+    /// The `pgbackrest` program; empty: found on `PATH`.
+    pub pgbackrest_bin: PathBuf,
+    /// An external PostgreSQL's pgBackRest configuration file and stanza, set up by the operator.
+    pub external_config: PathBuf,
+    pub external_stanza: String,
+    /// The `backup-late` alert fires when the last full (or any) backup is older than this.
+    pub max_full_age_hours: u32,
+    pub max_incr_age_hours: u32,
+    /// The port a restore proof's scratch cluster tries first (another is chosen when taken).
+    pub verify_port: u16,
+    /// Encrypted fields a restore proof decrypts.
+    pub verify_sample: u32,
+}
+
+impl BackupConfig {
+    /// Whether backups go through an operator-provided stanza rather than LeadGen's own.
+    #[must_use]
+    pub fn external(&self) -> bool {
+        !self.external_config.as_os_str().is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -480,6 +516,31 @@ impl Config {
                 "privacy.request_alert_days",
                 "must be from 1 to 29 (the GDPR deadline is 30 days)",
             ));
+        }
+        let b = &self.backup;
+        if !(1..=400).contains(&b.retention_full) {
+            return Err(rule("backup.retention_full", "must be from 1 to 400"));
+        }
+        if !(10..=3600).contains(&b.archive_timeout_secs) {
+            return Err(rule(
+                "backup.archive_timeout_secs",
+                "must be from 10 to 3600 seconds",
+            ));
+        }
+        if b.external() == b.external_stanza.is_empty() {
+            return Err(rule(
+                "backup.external_stanza",
+                "backup.external_config and backup.external_stanza go together",
+            ));
+        }
+        if b.external() && self.database.embedded() {
+            return Err(rule(
+                "backup.external_config",
+                "is for an external PostgreSQL; the embedded cluster's stanza is LeadGen's own",
+            ));
+        }
+        if b.max_full_age_hours == 0 || b.max_incr_age_hours == 0 {
+            return Err(rule("backup.max_full_age_hours", "must be at least 1"));
         }
         if !(12..=120).contains(&self.retention.audit_months) {
             return Err(rule("retention.audit_months", "must be from 12 to 120"));
@@ -777,6 +838,16 @@ impl Config {
             self.data_dir.join("secrets").join("org-keys")
         } else {
             self.secrets.org_key_dir.clone()
+        }
+    }
+
+    /// The embedded cluster's backup repository.
+    #[must_use]
+    pub fn backup_repo(&self) -> PathBuf {
+        if self.backup.repo_path.as_os_str().is_empty() {
+            self.data_dir.join("backups").join("repo")
+        } else {
+            self.backup.repo_path.clone()
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod backups;
 pub mod campaigns;
 pub mod classification;
 pub mod cli;
@@ -277,6 +278,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Pci(cli::PciCommand::Scan(args)) => pci_scan(&cli, args).await,
         Command::Retention(cli::RetentionCommand::Run(args)) => retention_run(&cli, args).await,
         Command::Accounts(command) => accounts(&cli, command).await,
+        Command::Backup(command) => backup(&cli, command).await,
+        Command::Restore(args) => restore(&cli, args).await,
         Command::Audit(AuditCommand::Verify(args)) => {
             let json = args.ops.json;
             let config = match Config::load(&sources(&cli, args.ops.data_dir.as_deref())) {
@@ -652,8 +655,7 @@ where
         let pool = connect(db::Urls::from_config(&config.database)).await?;
         return f(pool).await;
     }
-    let pg =
-        db::embedded::EmbeddedPostgres::new(&config.data_dir, &config.database.postgres_bin_dir)?;
+    let pg = backups::embedded_postgres(config)?;
     let Ok(lock) = startup::DataDirLock::acquire(&config.data_dir) else {
         let pool = connect(db::Urls::embedded(&pg)).await?;
         return f(pool).await;
@@ -695,8 +697,7 @@ async fn migrate(config: &Config) -> anyhow::Result<usize> {
         return Ok(db::migrate(&db::Urls::from_config(&config.database).migrate).await?);
     }
     let _lock = startup::DataDirLock::acquire(&config.data_dir)?;
-    let pg =
-        db::embedded::EmbeddedPostgres::new(&config.data_dir, &config.database.postgres_bin_dir)?;
+    let pg = backups::embedded_postgres(config)?;
     pg.start().await?;
     let result = async {
         pg.ensure_database().await?;
@@ -838,6 +839,163 @@ async fn alert_masked(config: &Config, rows: usize, log_lines: usize) {
 }
 
 /// `leadgen accounts purge` and `leadgen accounts delete EMAIL --now`.
+/// `leadgen backup run|list|verify`.
+async fn backup(cli: &Cli, command: &cli::BackupCommand) -> ExitCode {
+    let (ops, what) = match command {
+        cli::BackupCommand::Run(a) => (&a.ops, "backup run"),
+        cli::BackupCommand::List(o) => (o, "backup list"),
+        cli::BackupCommand::Verify(o) => (o, "backup verify"),
+    };
+    let json = ops.json;
+    let config = match Config::load(&sources(cli, ops.data_dir.as_deref())) {
+        Ok(c) => c,
+        Err(e) => return fail("configuration", &e.to_string(), json),
+    };
+    let engine = match backups::Engine::for_config(&config) {
+        Ok(e) => e,
+        Err(e) => return fail(what, &e.to_string(), json),
+    };
+    match command {
+        cli::BackupCommand::Run(a) => {
+            let kind = match a.kind {
+                cli::BackupType::Full => backups::Kind::Full,
+                cli::BackupType::Incr => backups::Kind::Incr,
+            };
+            let clock: clock::SharedClock = std::sync::Arc::new(clock::SystemClock);
+            let result = with_pool(&config, Conn::Migrate, |pool| async move {
+                Ok(backups::run(&engine, &pool, kind, &clock).await?)
+            })
+            .await;
+            match result {
+                Ok(r) => ok(
+                    json,
+                    &format!(
+                        "backup {} ({}) taken in {:.1} s: {} bytes in the repository for {} bytes \
+                         of database; manifest: {} tables, {} rows (transaction {})",
+                        r.set.label,
+                        r.set.kind,
+                        r.seconds,
+                        r.set.repo_delta,
+                        r.set.size,
+                        r.tables,
+                        r.rows,
+                        r.manifest_xid
+                    ),
+                    serde_json::to_value(&r).unwrap_or_default(),
+                ),
+                Err(e) => fail(what, &format!("{e:#}"), json),
+            }
+        }
+        cli::BackupCommand::List(_) => match engine.sets().await {
+            Ok(sets) => {
+                let text = if sets.is_empty() {
+                    "no backups yet".to_string()
+                } else {
+                    sets.iter()
+                        .map(|s| {
+                            format!(
+                                "{}  {:<4}  stopped {}  {} bytes stored  {}",
+                                s.label,
+                                s.kind,
+                                time::OffsetDateTime::from_unix_timestamp(s.stopped)
+                                    .map(|t| t.to_string())
+                                    .unwrap_or_default(),
+                                s.repo_delta,
+                                s.manifest_xid.map_or_else(
+                                    || "no manifest".to_string(),
+                                    |x| format!("manifest at transaction {x}")
+                                )
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
+                ok(json, &text, serde_json::json!({ "backups": sets }))
+            }
+            Err(e) => fail(what, &e.to_string(), json),
+        },
+        cli::BackupCommand::Verify(_) => match engine.verify(None).await {
+            Ok(summary) => ok(
+                json,
+                &format!("the repository verifies: {summary}"),
+                serde_json::json!({ "summary": summary }),
+            ),
+            Err(e) => fail(what, &e.to_string(), json),
+        },
+    }
+}
+
+/// `leadgen restore --verify [--at]` and `leadgen restore --to TIME --into DIR`.
+async fn restore(cli: &Cli, args: &cli::RestoreArgs) -> ExitCode {
+    let json = args.ops.json;
+    let config = match Config::load(&sources(cli, args.ops.data_dir.as_deref())) {
+        Ok(c) => c,
+        Err(e) => return fail("configuration", &e.to_string(), json),
+    };
+    let engine = match backups::Engine::for_config(&config) {
+        Ok(e) => e,
+        Err(e) => return fail("restore", &e.to_string(), json),
+    };
+    if let (Some(at), Some(into)) = (args.to, args.into.as_deref()) {
+        // No database connection: this is what an operator runs when the database is gone.
+        return match backups::restore::to_time(&config, &engine, at, into).await {
+            Ok(r) => ok(
+                json,
+                &format!(
+                    "restored {} to {at} into {}; start it with pg_ctl -D {} start",
+                    r.label,
+                    r.into.display(),
+                    r.into.display()
+                ),
+                serde_json::to_value(&r).unwrap_or_default(),
+            ),
+            Err(e) => fail("restore", &e.to_string(), json),
+        };
+    }
+    let clock: clock::SharedClock = std::sync::Arc::new(clock::SystemClock);
+    let at = args.at;
+    let proved = {
+        let (config, engine, clock) = (&config, &engine, &clock);
+        with_pool(config, Conn::Migrate, |pool| async move {
+            Ok(backups::restore::verify(config, engine, Some(&pool), at, clock).await?)
+        })
+        .await
+    };
+    match proved {
+        Ok(p) => {
+            let mut text = format!(
+                "restore proof of {} (transaction {}, scratch cluster on port {}) in {:.1} s:",
+                p.label, p.manifest_xid, p.port, p.seconds
+            );
+            for c in &p.checks {
+                text.push_str(&format!(
+                    "\n  {} {}: {}",
+                    if c.ok { "ok  " } else { "FAIL" },
+                    c.name,
+                    c.detail
+                ));
+            }
+            if p.ok {
+                ok(json, &text, serde_json::to_value(&p).unwrap_or_default())
+            } else {
+                if json {
+                    let mut v = serde_json::to_value(&p).unwrap_or_default();
+                    v["error"] = serde_json::Value::String(p.problem().unwrap_or_default());
+                    println!("{v}");
+                } else {
+                    eprintln!("{text}");
+                    eprintln!(
+                        "leadgen: restore: the proof failed: {}",
+                        p.problem().unwrap_or_default()
+                    );
+                }
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => fail("restore", &format!("{e:#}"), json),
+    }
+}
+
 async fn accounts(cli: &Cli, command: &cli::AccountsCommand) -> ExitCode {
     let (ops, what) = match command {
         cli::AccountsCommand::Purge(a) => (&a.ops, "accounts purge"),

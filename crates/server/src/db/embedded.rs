@@ -44,6 +44,10 @@ pub struct EmbeddedPostgres {
     socket_dir: PathBuf,
     log_file: PathBuf,
     run_as: Option<(nix::unistd::Uid, nix::unistd::Gid)>,
+    /// Extra server settings (`name=value`), e.g. WAL archiving for backups.
+    settings: Vec<String>,
+    /// A TCP port on 127.0.0.1 as well as the socket (restore proofs' scratch clusters).
+    port: Option<u16>,
 }
 
 impl EmbeddedPostgres {
@@ -76,7 +80,52 @@ impl EmbeddedPostgres {
             socket_dir: data_dir.join("run"),
             log_file: data_dir.join("postgres.log"),
             run_as,
+            settings: Vec::new(),
+            port: None,
         })
+    }
+
+    /// Starts the cluster with these settings (`name=value`) as well.
+    #[must_use]
+    pub fn with_settings(mut self, settings: Vec<String>) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Listens on 127.0.0.1:`port` as well as the socket (whose name carries the port).
+    #[must_use]
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// The OS user and group the cluster's programs run as, when not LeadGen's own.
+    #[must_use]
+    pub fn run_as(&self) -> Option<(u32, u32)> {
+        self.run_as.map(|(u, g)| (u.as_raw(), g.as_raw()))
+    }
+
+    /// The cluster's folder (`PGDATA`).
+    #[must_use]
+    pub fn cluster_dir(&self) -> &Path {
+        &self.cluster_dir
+    }
+
+    /// The folder of the PostgreSQL server programs.
+    #[must_use]
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
+    }
+
+    /// Creates the cluster's folders (owned by its OS user) without initialising anything, for a
+    /// cluster that a restore is about to fill.
+    pub fn prepare_empty(&self) -> Result<(), EmbeddedError> {
+        self.prepare_dirs()
+    }
+
+    /// Starts a cluster that exists (restored, not initialised by us).
+    pub async fn start_existing(&self) -> Result<(), EmbeddedError> {
+        self.restart().await
     }
 
     /// Socket folder, for connection URLs (`host=` accepts a folder).
@@ -108,10 +157,17 @@ impl EmbeddedPostgres {
     }
 
     async fn pg_ctl_start(&self) -> Result<(), EmbeddedError> {
-        let options = format!(
-            "-c listen_addresses='' -c unix_socket_directories='{}' -c unix_socket_permissions=0700",
+        let mut options = format!(
+            "-c unix_socket_directories='{}' -c unix_socket_permissions=0700",
             self.socket_dir.display()
         );
+        match self.port {
+            Some(port) => options.push_str(&format!(" -c listen_addresses=127.0.0.1 -p {port}")),
+            None => options.push_str(" -c listen_addresses=''"),
+        }
+        for setting in &self.settings {
+            options.push_str(&format!(" -c {setting}"));
+        }
         self.run(
             "pg_ctl start",
             &[
@@ -204,8 +260,9 @@ impl EmbeddedPostgres {
     /// A connection URL through the private socket.
     #[must_use]
     pub fn url(&self, role: &str, database: &str) -> String {
+        let port = self.port.map(|p| format!("&port={p}")).unwrap_or_default();
         format!(
-            "postgres://{role}@localhost/{database}?host={}",
+            "postgres://{role}@localhost/{database}?host={}{port}",
             self.socket_dir.display()
         )
     }

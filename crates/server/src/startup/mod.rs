@@ -183,12 +183,24 @@ impl Application {
             .context("preparing the development application key")?;
 
         let (urls, embedded) = if config.database.embedded() {
-            let pg = EmbeddedPostgres::new(&config.data_dir, &config.database.postgres_bin_dir)?;
+            let pg = crate::backups::embedded_postgres(&config)?;
             tracing::info!(socket = %pg.socket_dir().display(), "starting the embedded PostgreSQL cluster");
             pg.start().await?;
             if let Err(e) = pg.ensure_database().await {
                 let _ = pg.stop().await;
                 return Err(e.into());
+            }
+            if config.backup.enabled {
+                // The stanza must exist before the first WAL segment is archived into it.
+                let stanza = async {
+                    crate::backups::Engine::for_config(&config)?
+                        .ensure_stanza()
+                        .await
+                };
+                if let Err(e) = stanza.await {
+                    let _ = pg.stop().await;
+                    return Err(anyhow::Error::new(e).context("preparing the backup repository"));
+                }
             }
             (db::Urls::embedded(&pg), Some(pg))
         } else {

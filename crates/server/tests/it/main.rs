@@ -21,6 +21,7 @@ mod http;
 mod imports;
 mod leads;
 mod lifecycle;
+mod ops;
 mod orgs;
 mod pci;
 mod perimeter;

@@ -17,7 +17,7 @@ async fn request_logs_are_redacted() {
     let url = |p: &str| format!("https://localhost:{}{p}", https.port());
 
     // Attacker- or browser-controlled text that ends up in a log field.
-    let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwiZW1haWwiOiJqYW5lQGFjbWUuaW8ifQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+    let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwiZW1haWwiOiJqYW5lQGFjbWUuaW8ifQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"; // secret-scan: allow (the public example token of the JWT specification's tutorials)
     let report = serde_json::json!({ "csp-report": {
         "document-uri": format!("https://localhost/leads?email=jane.doe@acme.io&access_token={jwt}&password=hunter2hunter2"),
         "violated-directive": "script-src 'self'",
