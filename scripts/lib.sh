@@ -124,6 +124,21 @@ ensure_mail_peers() {
   export LEADGEN_DKIM_PYTHON=$venv/bin/python
 }
 
+# pgBackRest, the backup engine `leadgen backup` drives (Debian package `pgbackrest`).
+ensure_pgbackrest() {
+  command -v pgbackrest >/dev/null || apt_install pgbackrest
+}
+
+# True when the operator enabled backups: LEADGEN_BACKUP__ENABLED, or `enabled = true` in the
+# [backup] table of the configuration file (LEADGEN_CONFIG).
+backups_enabled() {
+  case "${LEADGEN_BACKUP__ENABLED:-}" in true | 1) return 0 ;; false | 0) return 1 ;; esac
+  [ -n "${LEADGEN_CONFIG:-}" ] && [ -f "$LEADGEN_CONFIG" ] || return 1
+  awk '/^[[:space:]]*\[/ { in_backup = ($0 ~ /^[[:space:]]*\[backup\][[:space:]]*$/) }
+       in_backup && /^[[:space:]]*enabled[[:space:]]*=[[:space:]]*true/ { found = 1 }
+       END { exit !found }' "$LEADGEN_CONFIG"
+}
+
 # A cargo subcommand, installed from source when missing.
 ensure_cargo_tool() {
   local sub=$1 crate=$2

@@ -9,6 +9,8 @@ cd "$root"
 . scripts/lib.sh
 
 ensure_postgres_binaries
+# Backups, when enabled, need pgBackRest (see docs/operations.md).
+if backups_enabled; then ensure_pgbackrest; fi
 command -v cc >/dev/null || apt_install build-essential
 
 say "building LeadGen (release)"

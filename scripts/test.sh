@@ -13,6 +13,7 @@ ensure_redis
 ensure_browser_tools
 ensure_schemathesis
 ensure_mail_peers
+ensure_pgbackrest
 ensure_cargo_tool nextest cargo-nextest
 ensure_cargo_tool audit cargo-audit
 

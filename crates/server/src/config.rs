@@ -275,6 +275,10 @@ pub struct BackupConfig {
     pub verify_port: u16,
     /// Encrypted fields a restore proof decrypts.
     pub verify_sample: u32,
+    /// The `backup-late` alert also fires when the last restore proof is older than this.
+    pub proof_max_age_days: u32,
+    /// Seconds between the server's checks of backup status (metrics and alert).
+    pub check_secs: u64,
 }
 
 impl BackupConfig {
@@ -537,6 +541,12 @@ impl Config {
             return Err(rule(
                 "backup.external_config",
                 "is for an external PostgreSQL; the embedded cluster's stanza is LeadGen's own",
+            ));
+        }
+        if b.check_secs == 0 || b.check_secs > 86_400 || b.proof_max_age_days == 0 {
+            return Err(rule(
+                "backup.check_secs",
+                "backup.check_secs must be 1 to 86400 and backup.proof_max_age_days at least 1",
             ));
         }
         if b.max_full_age_hours == 0 || b.max_incr_age_hours == 0 {

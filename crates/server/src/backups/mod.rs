@@ -296,6 +296,53 @@ pub async fn status(pool: &PgPool) -> Result<Status, sqlx::Error> {
     })
 }
 
+/// Checks backup status every `backup.check_secs`: exports the metrics and raises the
+/// `backup-late` alert once for each new problem (and again when it changes).
+pub async fn watch(
+    config: std::sync::Arc<Config>,
+    pool: PgPool,
+    clock: SharedClock,
+    perimeter: crate::perimeter::Perimeter,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(config.backup.check_secs));
+    let mut announced: Option<String> = None;
+    loop {
+        tick.tick().await;
+        let status = match status(&pool).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading backup status failed; retrying at the next check");
+                continue;
+            }
+        };
+        let now = clock.now();
+        let age = |t: Option<time::OffsetDateTime>| t.map_or(-1.0, |t| (now - t).as_seconds_f64());
+        metrics::gauge!("backup_last_full_age_seconds").set(age(status.last_full));
+        metrics::gauge!("backup_last_age_seconds").set(age(status.last_any));
+        metrics::gauge!("backup_last_ok").set(match status.last_ok {
+            Some(true) => 1.0,
+            Some(false) => 0.0,
+            None => -1.0,
+        });
+        metrics::gauge!("restore_proof_last_age_seconds").set(age(status.last_proof));
+        metrics::gauge!("restore_proof_last_ok").set(match status.last_proof_ok {
+            Some(true) => 1.0,
+            Some(false) => 0.0,
+            None => -1.0,
+        });
+        let problem = late(&config, &status, now);
+        if problem.is_some() && problem != announced {
+            crate::perimeter::announce(
+                &perimeter,
+                "backup-late",
+                crate::perimeter::alerts::Event::BackupProblem,
+                problem.clone().unwrap_or_default(),
+            );
+        }
+        announced = problem;
+    }
+}
+
 /// Why backups need attention, if they do: the last run failed, or the last full (or any)
 /// backup is older than allowed. `None` when all is well or backups are not enabled.
 #[must_use]
@@ -317,10 +364,18 @@ pub fn late(config: &Config, status: &Status, now: time::OffsetDateTime) -> Opti
         }
         Some(_) => {}
     }
-    match status.last_any {
-        Some(t) if now - t > hours(config.backup.max_incr_age_hours) => {
-            Some(format!("the last backup is from {t}"))
-        }
-        _ => None,
+    if let Some(t) = status.last_any
+        && now - t > hours(config.backup.max_incr_age_hours)
+    {
+        return Some(format!("the last backup is from {t}"));
+    }
+    if status.last_proof_ok == Some(false) {
+        return Some("the last restore proof failed; see `leadgen restore --verify`".into());
+    }
+    let max_proof_age = time::Duration::days(i64::from(config.backup.proof_max_age_days));
+    match status.last_proof {
+        None => Some("no restore proof has been run yet".into()),
+        Some(t) if now - t > max_proof_age => Some(format!("the last restore proof is from {t}")),
+        Some(_) => None,
     }
 }

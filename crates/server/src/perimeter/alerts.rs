@@ -44,6 +44,9 @@ pub enum Event {
     /// A dependency (Redis, the database) stopped answering. Raised once per outage, not
     /// counted by rules.
     DependencyUnavailable,
+    /// A backup failed, is overdue, or the last restore proof failed or is overdue. Raised
+    /// once per problem by the backup watch, not counted by rules.
+    BackupProblem,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -221,6 +224,7 @@ impl Fired {
             Event::VdpUntriaged => "vdp_untriaged",
             Event::SubjectRequestDue => "subject_request_due",
             Event::DependencyUnavailable => "dependency_unavailable",
+            Event::BackupProblem => "backup_problem",
             Event::PanMasked => "pan_masked",
         }
     }

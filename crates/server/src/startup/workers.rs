@@ -74,6 +74,15 @@ pub fn start(state: &AppState) -> Workers {
             state.perimeter.clone(),
         )),
     ];
+    if config.backup.enabled {
+        // Backup and restore-proof status: metrics and the `backup-late` alert.
+        w.push(tokio::spawn(crate::backups::watch(
+            state.core.config.clone(),
+            state.core.pool.clone(),
+            state.core.clock.clone(),
+            state.perimeter.clone(),
+        )));
+    }
     // An operator's WAF rules file is re-read when it changes.
     let path = config.perimeter.waf_rules_path.clone();
     if !path.as_os_str().is_empty() {

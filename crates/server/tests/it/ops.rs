@@ -246,14 +246,35 @@ async fn backups_restore_to_a_point_in_time_and_prove_themselves_until_damaged()
     let dir = open_tempdir();
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
+    let (hook, alerts) = crate::perimeter::receiver().await;
+    let waf = crate::perimeter::shipped_rules_alerting(dir.path(), &hook);
     let mut env = server_env(None, &data);
     for (k, v) in [
         ("LEADGEN_BACKUP__ENABLED", "true"),
         ("LEADGEN_BACKUP__ARCHIVE_TIMEOUT_SECS", "10"),
+        ("LEADGEN_BACKUP__CHECK_SECS", "1"),
         ("LEADGEN_AUTH__REQUIRE_EMAIL_CONFIRMATION", "false"),
+        ("LEADGEN_PERIMETER__WAF_RULES_PATH", waf.to_str().unwrap()),
     ] {
         env.push((k.into(), v.into()));
     }
+    let alerted = |needle: &'static str| {
+        let alerts = alerts.clone();
+        async move {
+            for _ in 0..100 {
+                if alerts
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|(_, body)| body.to_string().contains(needle))
+                {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        }
+    };
     let mut server = Proc::spawn(&["serve"], &env);
     let (https, _) = server.wait_serving(Duration::from_secs(120));
     let api = Api::with_client(
@@ -283,6 +304,12 @@ async fn backups_restore_to_a_point_in_time_and_prove_themselves_until_damaged()
         data.join("run").display()
     );
 
+    // A new installation with backups on has none yet: the operators hear of it.
+    assert!(
+        alerted("no full backup has been taken yet").await,
+        "{:?}",
+        alerts.lock().unwrap()
+    );
     for n in 0..3 {
         add(n).await;
     }
