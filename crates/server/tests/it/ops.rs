@@ -314,7 +314,18 @@ async fn backups_restore_to_a_point_in_time_and_prove_themselves_until_damaged()
         add(n).await;
     }
     // A full backup while the server runs.
-    let (code, full, out) = leadgen_json(&["backup", "run", "--type", "full", "--json"], &env);
+    // The shipped schedule: a full backup daily, an incremental hourly, a restore proof monthly.
+    let timers = crate::helpers::workspace_root().join("config/systemd");
+    for (unit, schedule) in [
+        ("leadgen-backup-full", "OnCalendar=*-*-* "),
+        ("leadgen-backup-incr", "OnCalendar=hourly"),
+        ("leadgen-restore-proof", "OnCalendar=*-*-01 "),
+    ] {
+        let timer = std::fs::read_to_string(timers.join(format!("{unit}.timer"))).unwrap();
+        assert!(timer.contains(schedule), "{unit}: {timer}");
+    }
+    // Taken by the shipped units' own commands.
+    let (code, full, out) = leadgen_json(&unit_args("leadgen-backup-full"), &env);
     assert_eq!(code, 0, "{out}");
     assert_eq!(full["set"]["kind"], "full", "{out}");
     assert!(full["tables"].as_u64().unwrap() > 40, "{out}");
@@ -330,7 +341,7 @@ async fn backups_restore_to_a_point_in_time_and_prove_themselves_until_damaged()
     for n in 6..9 {
         add(n).await;
     }
-    let (code, incr, out) = leadgen_json(&["backup", "run", "--type", "incr", "--json"], &env);
+    let (code, incr, out) = leadgen_json(&unit_args("leadgen-backup-incr"), &env);
     assert_eq!(code, 0, "{out}");
     assert_eq!(incr["set"]["kind"], "incr", "{out}");
     assert!(
@@ -395,7 +406,7 @@ async fn backups_restore_to_a_point_in_time_and_prove_themselves_until_damaged()
     let taken_port = taken.local_addr().unwrap().port();
     let mut proof_env = env.clone();
     proof_env.push(("LEADGEN_BACKUP__VERIFY_PORT".into(), taken_port.to_string()));
-    let (code, proof, out) = leadgen_json(&["restore", "--verify", "--json"], &proof_env);
+    let (code, proof, out) = leadgen_json(&unit_args("leadgen-restore-proof"), &proof_env);
     assert_eq!(code, 0, "{out}");
     assert_eq!(proof["ok"], true, "{out}");
     assert_eq!(proof["label"], incr["set"]["label"], "{out}");
@@ -470,6 +481,23 @@ async fn backups_restore_to_a_point_in_time_and_prove_themselves_until_damaged()
 
     server.signal(nix::sys::signal::Signal::SIGTERM);
     assert!(server.wait_exit(Duration::from_secs(30)).success());
+}
+
+/// The command line a shipped systemd unit runs (after the program), checking its timer exists.
+fn unit_args(unit: &str) -> Vec<&'static str> {
+    let dir = crate::helpers::workspace_root().join("config/systemd");
+    let service = std::fs::read_to_string(dir.join(format!("{unit}.service"))).unwrap();
+    let timer = std::fs::read_to_string(dir.join(format!("{unit}.timer"))).unwrap();
+    assert!(
+        timer.contains("\nOnCalendar="),
+        "{unit}.timer has a schedule"
+    );
+    let exec = service
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap()
+        .to_string();
+    exec.leak().split_whitespace().skip(1).collect()
 }
 
 fn free_port() -> u16 {
