@@ -359,6 +359,7 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
             ("secret_sealed", R),
             ("created_at", I),
             ("retired_at", I),
+            ("revoked_at", I),
         ],
     ),
     (
@@ -471,6 +472,53 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
             ("created_at", I),
             ("retired_at", I),
             ("destroyed_at", I),
+        ],
+    ),
+    (
+        "incidents",
+        &[
+            ("id", I),
+            ("severity", I),
+            ("summary", C),
+            ("opened_by", C),
+            ("opened_at", I),
+            ("acknowledged_at", I),
+            ("acknowledged_by", C),
+            ("resolved_at", I),
+            ("resolution", C),
+            ("alerted_at", I),
+            ("alerts_sent", I),
+        ],
+    ),
+    (
+        "incident_events",
+        &[
+            ("id", I),
+            ("incident_id", I),
+            ("at", I),
+            ("actor", C),
+            ("action", I),
+            ("detail", C),
+        ],
+    ),
+    (
+        "incident_blocks",
+        &[
+            ("id", I),
+            ("incident_id", I),
+            ("network", C),
+            ("created_at", I),
+            ("until", I),
+            ("lifted_at", I),
+        ],
+    ),
+    (
+        "incident_controls",
+        &[
+            ("id", I),
+            ("auth_frozen", I),
+            ("frozen_by", I),
+            ("changed_at", I),
         ],
     ),
     (

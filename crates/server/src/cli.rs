@@ -61,6 +61,164 @@ pub enum Command {
     Backup(BackupCommand),
     /// Restore a backup: prove it restores (`--verify`), or restore to a point in time.
     Restore(RestoreArgs),
+    /// Incident response: record an incident and act on every server instance within a second.
+    #[command(subcommand)]
+    Incident(IncidentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentCommand {
+    /// Open an incident; its alert goes to the webhooks of its severity.
+    Open(IncidentOpenArgs),
+    /// Open incidents (all with --all), each with its timeline.
+    List(IncidentListArgs),
+    /// Acknowledge an incident: a high-severity one stops re-alerting every 15 minutes.
+    Ack(IncidentRef),
+    /// Refuse requests from an address or CIDR network at the WAF, for a while.
+    Block(IncidentBlockArgs),
+    /// Lift a block of an address or network.
+    Unblock(IncidentUnblockArgs),
+    /// End sessions: of one user, of an organization's members, or everyone's.
+    RevokeSessions(IncidentRevokeArgs),
+    /// Freeze authentication: no sign-in, no token refresh, no access token accepted.
+    FreezeAuth(IncidentRef),
+    /// Undo freeze-auth.
+    ThawAuth(IncidentRef),
+    /// Roll credentials: JWT signing keys (earlier ones revoked), data keys, or an organization's
+    /// API keys.
+    Rotate(IncidentRotateArgs),
+    /// Resolve an incident with a summary.
+    Resolve(IncidentResolveArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IncidentSeverity {
+    Low,
+    Medium,
+    High,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IncidentActor {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Who acts, for the timeline and the audit trail (default: operator:$USER).
+    #[arg(long = "as", value_name = "NAME")]
+    pub actor: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IncidentOpenArgs {
+    #[command(flatten)]
+    pub who: IncidentActor,
+    #[arg(long, value_enum)]
+    pub severity: IncidentSeverity,
+    /// What is happening.
+    #[arg(long)]
+    pub summary: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IncidentListArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Resolved incidents too.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IncidentRef {
+    #[command(flatten)]
+    pub who: IncidentActor,
+    /// The incident's number.
+    pub id: i64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IncidentBlockArgs {
+    #[command(flatten)]
+    pub who: IncidentActor,
+    pub id: i64,
+    /// An address (203.0.113.7) or network (203.0.113.0/24, 2001:db8::/32).
+    #[arg(long)]
+    pub ip: String,
+    /// How long: 90s, 30m, 12h, 7d.
+    #[arg(long = "for", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub duration: time::Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IncidentUnblockArgs {
+    #[command(flatten)]
+    pub who: IncidentActor,
+    pub id: i64,
+    #[arg(long)]
+    pub ip: String,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("scope").required(true).args(["user", "org", "all"])))]
+pub struct IncidentRevokeArgs {
+    #[command(flatten)]
+    pub who: IncidentActor,
+    pub id: i64,
+    /// One user, by email address.
+    #[arg(long, value_name = "EMAIL")]
+    pub user: Option<String>,
+    /// Every member of an organization, by its id.
+    #[arg(long, value_name = "ORG_ID")]
+    pub org: Option<uuid::Uuid>,
+    /// Everyone.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["jwt", "data", "org_api_keys"])))]
+pub struct IncidentRotateArgs {
+    #[command(flatten)]
+    pub who: IncidentActor,
+    pub id: i64,
+    /// A new JWT signing key; every earlier key is revoked (sessions live on: clients refresh).
+    #[arg(long)]
+    pub jwt: bool,
+    /// A new generation of data keys, with every encrypted field re-encrypted.
+    #[arg(long)]
+    pub data: bool,
+    /// Revoke every API key of this organization (its admins create new ones).
+    #[arg(long, value_name = "ORG_ID")]
+    pub org_api_keys: Option<uuid::Uuid>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IncidentResolveArgs {
+    #[command(flatten)]
+    pub who: IncidentActor,
+    pub id: i64,
+    /// What happened and what was done.
+    #[arg(long)]
+    pub summary: String,
+}
+
+fn parse_duration(s: &str) -> Result<time::Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 90s, 30m, 12h or 7d"))?;
+    let d = match unit {
+        "s" => time::Duration::seconds(n),
+        "m" => time::Duration::minutes(n),
+        "h" => time::Duration::hours(n),
+        "d" => time::Duration::days(n),
+        _ => return Err(format!("`{s}`: the unit must be s, m, h or d")),
+    };
+    if d <= time::Duration::ZERO || d > time::Duration::days(365) {
+        return Err(format!("`{s}`: a block lasts from 1 second to 365 days"));
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Subcommand)]

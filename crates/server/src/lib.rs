@@ -16,6 +16,7 @@ pub mod db;
 pub mod demo;
 pub mod forms;
 pub mod http;
+pub mod incidents;
 pub mod leads;
 pub mod mail;
 pub mod ops;
@@ -280,6 +281,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Accounts(command) => accounts(&cli, command).await,
         Command::Backup(command) => backup(&cli, command).await,
         Command::Restore(args) => restore(&cli, args).await,
+        Command::Incident(command) => incident(&cli, command).await,
         Command::Audit(AuditCommand::Verify(args)) => {
             let json = args.ops.json;
             let config = match Config::load(&sources(&cli, args.ops.data_dir.as_deref())) {
@@ -839,6 +841,160 @@ async fn alert_masked(config: &Config, rows: usize, log_lines: usize) {
 }
 
 /// `leadgen accounts purge` and `leadgen accounts delete EMAIL --now`.
+/// `leadgen incident …`: each action in one transaction that notifies every instance.
+async fn incident(cli: &Cli, command: &cli::IncidentCommand) -> ExitCode {
+    use cli::IncidentCommand as C;
+    let (ops, who) = match command {
+        C::Open(a) => (&a.who.ops, a.who.actor.as_deref()),
+        C::List(a) => (&a.ops, None),
+        C::Ack(a) | C::FreezeAuth(a) | C::ThawAuth(a) => (&a.who.ops, a.who.actor.as_deref()),
+        C::Block(a) => (&a.who.ops, a.who.actor.as_deref()),
+        C::Unblock(a) => (&a.who.ops, a.who.actor.as_deref()),
+        C::RevokeSessions(a) => (&a.who.ops, a.who.actor.as_deref()),
+        C::Rotate(a) => (&a.who.ops, a.who.actor.as_deref()),
+        C::Resolve(a) => (&a.who.ops, a.who.actor.as_deref()),
+    };
+    let json = ops.json;
+    let actor = who.map_or_else(
+        || {
+            format!(
+                "operator:{}",
+                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+            )
+        },
+        str::to_string,
+    );
+    let config = match Config::load(&sources(cli, ops.data_dir.as_deref())) {
+        Ok(c) => c,
+        Err(e) => return fail("configuration", &e.to_string(), json),
+    };
+    // Refuse a malformed network before touching anything.
+    let network = match command {
+        C::Block(cli::IncidentBlockArgs { ip, .. })
+        | C::Unblock(cli::IncidentUnblockArgs { ip, .. }) => match incidents::parse_network(ip) {
+            Ok(n) => Some(n),
+            Err(e) => return fail("incident", &e.to_string(), json),
+        },
+        _ => None,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let config = &config;
+    let actor = actor.as_str();
+    let result = with_pool(config, Conn::Migrate, |pool| async move {
+        let done: (String, serde_json::Value) = match command {
+            C::Open(a) => {
+                let severity = match a.severity {
+                    cli::IncidentSeverity::Low => incidents::Severity::Low,
+                    cli::IncidentSeverity::Medium => incidents::Severity::Medium,
+                    cli::IncidentSeverity::High => incidents::Severity::High,
+                };
+                let id = incidents::open(&pool, severity, &a.summary, actor, now).await?;
+                (
+                    format!("incident {id} opened ({} severity)", severity.as_str()),
+                    serde_json::json!({ "id": id }),
+                )
+            }
+            C::List(a) => {
+                let list = incidents::list(&pool, a.all).await?;
+                let text = if list.is_empty() {
+                    "no open incidents".to_string()
+                } else {
+                    list.iter()
+                        .map(|i| {
+                            let mut t = format!(
+                                "#{} [{}] {}{}",
+                                i.id,
+                                i.severity,
+                                i.summary,
+                                if i.resolved_at.is_some() { " (resolved)" } else { "" }
+                            );
+                            for e in &i.timeline {
+                                t.push_str(&format!("\n  {} {} {} {}", e.at, e.actor, e.action, e.detail));
+                            }
+                            t
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
+                (text, serde_json::json!({ "incidents": list }))
+            }
+            C::Ack(a) => {
+                incidents::acknowledge(&pool, a.id, actor, now).await?;
+                (format!("incident {} acknowledged", a.id), serde_json::json!({}))
+            }
+            C::Block(a) => {
+                let net = network.unwrap_or_else(|| unreachable!("parsed above"));
+                let until = now + a.duration;
+                incidents::block(&pool, a.id, net, until, actor, now).await?;
+                (
+                    format!("{net} blocked on every instance until {until}"),
+                    serde_json::json!({ "network": net.to_string(), "until": until.unix_timestamp() }),
+                )
+            }
+            C::Unblock(a) => {
+                let net = network.unwrap_or_else(|| unreachable!("parsed above"));
+                let n = incidents::unblock(&pool, a.id, net, actor, now).await?;
+                (format!("{net} unblocked"), serde_json::json!({ "lifted": n }))
+            }
+            C::RevokeSessions(a) => {
+                let scope = match (&a.user, a.org) {
+                    (Some(u), _) => incidents::Scope::User(u.clone()),
+                    (None, Some(o)) => incidents::Scope::Org(o),
+                    (None, None) => incidents::Scope::Everyone,
+                };
+                let n = incidents::revoke_sessions(&pool, a.id, &scope, actor, now).await?;
+                (format!("{n} session(s) revoked"), serde_json::json!({ "revoked": n }))
+            }
+            C::FreezeAuth(a) | C::ThawAuth(a) => {
+                let frozen = matches!(command, C::FreezeAuth(_));
+                incidents::set_frozen(&pool, a.id, frozen, actor, now).await?;
+                (
+                    if frozen {
+                        "authentication frozen on every instance".to_string()
+                    } else {
+                        "authentication thawed".to_string()
+                    },
+                    serde_json::json!({ "auth_frozen": frozen }),
+                )
+            }
+            C::Rotate(a) => {
+                incidents::ensure_open(&pool, a.id).await?;
+                let detail = if a.jwt {
+                    let app_key = secrets::app_key(&config.secrets.app_key, &config.data_dir)?;
+                    let keys = auth::AuthKeys::new(&app_key, config)?;
+                    let kid = keys.rotate_revoking(&pool, now).await?;
+                    serde_json::json!({ "what": "jwt", "kid": kid })
+                } else if a.data {
+                    let master = secrets::master_key(&config.secrets.master_key, &config.data_dir)?;
+                    let store = leads::keys::KeyStore::new(config.org_key_dir());
+                    let r = leads::rotate::rotate(&pool, &master, &store, 1000).await?;
+                    serde_json::json!({ "what": "data", "generation": r.key_id, "reencrypted": r.reencrypted })
+                } else if let Some(org) = a.org_api_keys {
+                    let n = incidents::revoke_org_api_keys(&pool, a.id, org, actor, now).await?;
+                    return Ok((
+                        format!("{n} API key(s) of organization {org} revoked"),
+                        serde_json::json!({ "what": "org-api-keys", "revoked": n }),
+                    ));
+                } else {
+                    unreachable!("clap requires one of --jwt, --data, --org-api-keys")
+                };
+                incidents::record_rotation(&pool, a.id, detail.clone(), actor, now).await?;
+                (format!("rotated: {detail}"), detail)
+            }
+            C::Resolve(a) => {
+                incidents::resolve(&pool, a.id, &a.summary, actor, now).await?;
+                (format!("incident {} resolved", a.id), serde_json::json!({}))
+            }
+        };
+        Ok(done)
+    })
+    .await;
+    match result {
+        Ok((text, value)) => ok(json, &text, value),
+        Err(e) => fail("incident", &format!("{e:#}"), json),
+    }
+}
+
 /// `leadgen backup run|list|verify`.
 async fn backup(cli: &Cli, command: &cli::BackupCommand) -> ExitCode {
     let (ops, what) = match command {

@@ -61,6 +61,9 @@ pub enum AuthError {
     /// Deleting the account would leave an organization without an admin.
     #[error("{0}")]
     AccountDeletionBlocked(String),
+    /// An operator froze authentication during a security incident.
+    #[error("Signing in is suspended during a security incident; try again later")]
+    AuthFrozen,
     #[error("unexpected failure")]
     Internal(#[from] anyhow::Error),
 }
@@ -76,6 +79,7 @@ impl AuthError {
         use StatusCode as S;
         match self {
             Self::InvalidCredentials => (S::BAD_REQUEST, "invalid_credentials"),
+            Self::AuthFrozen => (S::SERVICE_UNAVAILABLE, "auth_frozen"),
             Self::EmailNotConfirmed => (S::BAD_REQUEST, "email_not_confirmed"),
             Self::WeakPassword(..) => (S::UNPROCESSABLE_ENTITY, "weak_password"),
             Self::InvalidEmail => (S::BAD_REQUEST, "validation_failed"),

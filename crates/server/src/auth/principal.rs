@@ -58,6 +58,13 @@ async fn examine(state: &AuthState, presented: Presented<'_>) -> (Credential, Op
             },
             None,
         ),
+        // Frozen during an incident: no access token is worth anything, valid or not.
+        Presented::Token(_) if state.perimeter.controls.auth_frozen() => (
+            Credential::Rejected {
+                reason: AuthError::AuthFrozen.to_string(),
+            },
+            None,
+        ),
         Presented::Token(t) => match verify(state, t).await {
             Ok(claims) => (
                 Credential::Token {

@@ -274,6 +274,9 @@ pub(crate) async fn start_session(
     method: &str,
     origin: &Origin,
 ) -> Result<Session, AuthError> {
+    if state.perimeter.controls.auth_frozen() {
+        return Err(AuthError::AuthFrozen);
+    }
     let now = state.clock.now();
     // Signing in is how a person stops the deletion of their account they asked for.
     super::deletion::cancel_on_sign_in(state, tx, user_id).await?;
@@ -583,6 +586,9 @@ async fn check_password(
 /// token (two tabs refreshing at once); a later reuse means the token was stolen or replayed, so
 /// the whole session is revoked.
 pub async fn refresh_grant(state: &AuthState, token: &str) -> Result<Session, AuthError> {
+    if state.perimeter.controls.auth_frozen() {
+        return Err(AuthError::AuthFrozen);
+    }
     let hash = token_hash(token);
     let found = sqlx::query!(
         "SELECT user_id AS \"user_id!\", session_id AS \"session_id!\" FROM app.auth_find_refresh($1)",

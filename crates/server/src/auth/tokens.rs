@@ -103,7 +103,11 @@ impl AuthKeys {
                     .map_err(|e| anyhow::anyhow!("JWT key {}: {e}", r.kid))?;
             keys.push(Key::new(&secret)?);
         }
-        let oldest = rows.iter().map(|r| r.created_at).min();
+        // Revoked keys are not among `rows`, but they still date the end of the derived key.
+        let oldest: Option<time::OffsetDateTime> =
+            sqlx::query_scalar!("SELECT app.auth_jwt_first_key()")
+                .fetch_one(pool)
+                .await?;
         let derived_still_valid =
             oldest.is_none_or(|t| (now - t).whole_seconds() <= self.validation.max_lifetime_secs);
         if derived_still_valid {
@@ -150,6 +154,39 @@ impl AuthKeys {
         sqlx::query!("SELECT app.auth_jwt_key_add($1, $2, $3)", kid, sealed, now)
             .fetch_one(pool)
             .await?;
+        self.reload(pool, now).await?;
+        Ok(kid)
+    }
+
+    /// Rotation after a suspected leak: a new signing key, and every earlier one (and the key
+    /// derived from the application key) revoked, so that no token they signed verifies any
+    /// more, on any instance once it reloads. Sessions live on: clients refresh their tokens.
+    ///
+    /// # Errors
+    /// The database's.
+    pub async fn rotate_revoking(
+        &self,
+        pool: &sqlx::PgPool,
+        now: time::OffsetDateTime,
+    ) -> anyhow::Result<String> {
+        let kid = self.rotate(pool, now).await?;
+        sqlx::query!(
+            "UPDATE app.jwt_keys SET revoked_at = $2 WHERE kid <> $1 AND revoked_at IS NULL",
+            kid,
+            now
+        )
+        .execute(pool)
+        .await?;
+        // Stored keys so far may all be younger than a token lifetime: date the derived key's
+        // end from a revoked placeholder dated 2000, so it is dropped too.
+        sqlx::query!(
+            "INSERT INTO app.jwt_keys (kid, secret_sealed, created_at, retired_at, revoked_at)
+             VALUES ('0000000000000000', '\\x00', '2000-01-01T00:00:00Z', '2000-01-01T00:00:00Z', $1)
+             ON CONFLICT (kid) DO NOTHING",
+            now
+        )
+        .execute(pool)
+        .await?;
         self.reload(pool, now).await?;
         Ok(kid)
     }

@@ -47,6 +47,9 @@ pub enum Event {
     /// A backup failed, is overdue, or the last restore proof failed or is overdue. Raised
     /// once per problem by the backup watch, not counted by rules.
     BackupProblem,
+    /// An incident was opened (or a high one is still unacknowledged). Raised by the incidents
+    /// slice, routed by severity.
+    Incident,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -63,6 +66,30 @@ pub struct Webhook {
     pub url: String,
     #[serde(default)]
     pub format: Format,
+    /// Incident severities (`low`, `medium`, `high`) this webhook hears of; empty: all. Other
+    /// alerts go to every webhook.
+    #[serde(default)]
+    pub severities: Vec<Severity>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+}
+
+impl Severity {
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "low" => Some(Self::Low),
+            "medium" => Some(Self::Medium),
+            "high" => Some(Self::High),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -225,6 +252,7 @@ impl Fired {
             Event::SubjectRequestDue => "subject_request_due",
             Event::DependencyUnavailable => "dependency_unavailable",
             Event::BackupProblem => "backup_problem",
+            Event::Incident => "incident",
             Event::PanMasked => "pan_masked",
         }
     }

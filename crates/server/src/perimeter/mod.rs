@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod anomaly;
+pub mod controls;
 pub mod flood;
 pub mod rate_limit;
 pub mod reputation;
@@ -42,6 +43,8 @@ pub struct Perimeter {
     pub flood: Arc<flood::Flood>,
     /// Requests past the perimeter's rate limits and not yet answered (`rate_limiting.queue`).
     pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// What open incidents enforce: blocked networks, frozen authentication.
+    pub controls: Arc<controls::Controls>,
 }
 
 impl Perimeter {
@@ -66,6 +69,7 @@ impl Perimeter {
             anomalies: Arc::default(),
             flood: Arc::default(),
             in_flight: Arc::default(),
+            controls: Arc::default(),
         })
     }
 }
@@ -457,6 +461,34 @@ pub async fn reputation_sync(state: Perimeter) {
 /// Sends one alert about one thing (not a threshold over counted events) to every configured
 /// webhook, in the background; the same formats and retries as the rules' alerts.
 pub fn announce(state: &Perimeter, rule: &str, event: alerts::Event, detail: String) {
+    send(state, rule, event, None, detail);
+}
+
+/// Like [`announce`], for an incident of `severity`: only webhooks that take that severity (or
+/// name none) get it.
+pub fn announce_severity(
+    state: &Perimeter,
+    rule: &str,
+    event: alerts::Event,
+    severity: &str,
+    detail: String,
+) {
+    send(
+        state,
+        rule,
+        event,
+        alerts::Severity::parse(severity),
+        detail,
+    );
+}
+
+fn send(
+    state: &Perimeter,
+    rule: &str,
+    event: alerts::Event,
+    severity: Option<alerts::Severity>,
+    detail: String,
+) {
     let Some(waf) = state.waf.get() else { return };
     let fired = alerts::Fired {
         rule: rule.to_string(),
@@ -483,6 +515,12 @@ pub fn announce(state: &Perimeter, rule: &str, event: alerts::Event, detail: Str
         }
     };
     for hook in waf.monitoring.webhooks.clone() {
+        if let Some(severity) = severity
+            && !hook.severities.is_empty()
+            && !hook.severities.contains(&severity)
+        {
+            continue;
+        }
         let (http, f, at) = (http.clone(), fired.clone(), at.clone());
         tokio::spawn(async move { alerts::deliver(&http, &hook, &f, &at).await });
     }

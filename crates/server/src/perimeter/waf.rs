@@ -525,6 +525,22 @@ pub async fn edge(State(state): State<Perimeter>, mut req: Request, next: Next) 
             req.extensions_mut()
                 .insert(ConnectInfo(SocketAddr::new(client, peer.port())));
         }
+        // An incident's block wins over the allow list: it is an operator's decision about
+        // this address now, not a standing rule.
+        if let Some(until) = state.controls.blocked(client, state.clock.now()) {
+            blocked(&state, "incident_block", "ip", "block");
+            tracing::warn!(target: "leadgen::waf", client = %client, rule = "incident_block", "request from an address blocked in an incident");
+            let wait = (until - state.clock.now()).whole_seconds().max(1);
+            let mut res = refuse(
+                StatusCode::FORBIDDEN,
+                "incident_block",
+                "requests from this address are blocked".into(),
+            );
+            if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return res;
+        }
         if !in_any(&waf.ip.allow, client)
             && let Some(wait) = state.reputation.blocked_for(&waf.reputation, client)
         {

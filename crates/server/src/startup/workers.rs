@@ -48,6 +48,8 @@ pub fn start(state: &AppState) -> Workers {
         tokio::spawn(crate::perimeter::alert_loop(state.perimeter.clone())),
         tokio::spawn(crate::perimeter::reputation_sync(state.perimeter.clone())),
         tokio::spawn(watch_database(state.clone())),
+        // Incident actions (blocks, frozen authentication, key rotations) and their alerts.
+        tokio::spawn(crate::incidents::watch(state.auth.clone())),
         // Leads rescored after their organization's scoring model changed.
         tokio::spawn(crate::leads::scoring::run(state.leads.clone())),
         // Which full-text words are common, for the search's choice of plan.

@@ -19,6 +19,7 @@ mod fuzz;
 mod helpers;
 mod http;
 mod imports;
+mod incidents;
 mod leads;
 mod lifecycle;
 mod ops;

@@ -37,6 +37,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("forms", 8),
     ("privacy", 8),
     ("backups", 8),
+    ("incidents", 8),
     // The assembler, then the command line.
     ("startup", 9),
     ("lib", 10),
