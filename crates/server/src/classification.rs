@@ -475,6 +475,32 @@ pub const REGISTRY: &[(&str, &[(&str, Class)])] = &[
         ],
     ),
     (
+        "operators",
+        &[
+            ("id", I),
+            ("email", C),
+            ("password_hash", R),
+            ("totp_sealed", R),
+            ("totp_last_step", I),
+            ("allow_ips", C),
+            ("created_at", I),
+            ("disabled_at", I),
+        ],
+    ),
+    (
+        "operator_sessions",
+        &[
+            ("id", I),
+            ("operator_id", I),
+            ("token_hash", R),
+            ("created_at", I),
+            ("last_seen_at", I),
+            ("not_after", I),
+            ("ip", C),
+            ("ended_at", I),
+        ],
+    ),
+    (
         "incidents",
         &[
             ("id", I),

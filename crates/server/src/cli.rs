@@ -64,6 +64,27 @@ pub enum Command {
     /// Incident response: record an incident and act on every server instance within a second.
     #[command(subcommand)]
     Incident(IncidentCommand),
+    /// Operator console accounts (/operator).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Create an operator. The password is read from standard input (not echoed on a terminal);
+    /// the TOTP secret to enrol in an authenticator app is printed once.
+    Add(OperatorAddArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OperatorAddArgs {
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// The operator's email address (their sign-in name).
+    pub email: String,
+    /// An address or network the operator may sign in and act from (repeatable; none: any).
+    #[arg(long = "allow-ip", value_name = "CIDR")]
+    pub allow_ips: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

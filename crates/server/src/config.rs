@@ -301,6 +301,10 @@ pub struct PciConfig {
 pub struct OperatorsConfig {
     /// Bearer token of the operators' API; empty: off.
     pub api_token: SecretString,
+    /// An operator console session ends after this long without a request…
+    pub session_idle_secs: u32,
+    /// …and this long after sign-in whatever happens.
+    pub session_max_secs: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -519,6 +523,16 @@ impl Config {
             return Err(rule(
                 "privacy.request_alert_days",
                 "must be from 1 to 29 (the GDPR deadline is 30 days)",
+            ));
+        }
+        let o = &self.operators;
+        if !(60..=3600).contains(&o.session_idle_secs)
+            || !(300..=43_200).contains(&o.session_max_secs)
+            || o.session_idle_secs > o.session_max_secs
+        {
+            return Err(rule(
+                "operators.session_idle_secs",
+                "operator sessions: idle 60 to 3600 s, at most 300 to 43200 s, idle no longer than the maximum",
             ));
         }
         let b = &self.backup;

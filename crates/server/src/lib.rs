@@ -19,6 +19,7 @@ pub mod http;
 pub mod incidents;
 pub mod leads;
 pub mod mail;
+pub mod operators;
 pub mod ops;
 pub mod orgs;
 pub mod pci;
@@ -282,6 +283,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Backup(command) => backup(&cli, command).await,
         Command::Restore(args) => restore(&cli, args).await,
         Command::Incident(command) => incident(&cli, command).await,
+        Command::Operator(cli::OperatorCommand::Add(args)) => operator_add(&cli, args).await,
         Command::Audit(AuditCommand::Verify(args)) => {
             let json = args.ops.json;
             let config = match Config::load(&sources(&cli, args.ops.data_dir.as_deref())) {
@@ -841,6 +843,76 @@ async fn alert_masked(config: &Config, rows: usize, log_lines: usize) {
 }
 
 /// `leadgen accounts purge` and `leadgen accounts delete EMAIL --now`.
+/// Reads a password from standard input: without echo when it is a terminal.
+fn read_password(prompt: &str) -> std::io::Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    if stdin.is_terminal() {
+        use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+        let saved = tcgetattr(&stdin).map_err(std::io::Error::from)?;
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        tcsetattr(&stdin, SetArg::TCSANOW, &quiet).map_err(std::io::Error::from)?;
+        eprint!("{prompt}");
+        std::io::stderr().flush()?;
+        let read = stdin.lock().read_line(&mut line);
+        tcsetattr(&stdin, SetArg::TCSANOW, &saved).map_err(std::io::Error::from)?;
+        eprintln!();
+        read?;
+    } else {
+        stdin.lock().read_line(&mut line)?;
+    }
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// `leadgen operator add EMAIL [--allow-ip CIDR]…`.
+async fn operator_add(cli: &Cli, args: &cli::OperatorAddArgs) -> ExitCode {
+    let json = args.ops.json;
+    let config = match Config::load(&sources(cli, args.ops.data_dir.as_deref())) {
+        Ok(c) => c,
+        Err(e) => return fail("configuration", &e.to_string(), json),
+    };
+    let password = match read_password("Password for the new operator: ") {
+        Ok(p) if !p.is_empty() => p,
+        Ok(_) => return fail("operator add", "no password on standard input", json),
+        Err(e) => return fail("operator add", &format!("reading the password: {e}"), json),
+    };
+    let keys = match secrets::app_key(&config.secrets.app_key, &config.data_dir)
+        .map_err(anyhow::Error::from)
+        .and_then(|k| auth::AuthKeys::new(&k, &config))
+    {
+        Ok(k) => k,
+        Err(e) => return fail("operator add", &format!("{e:#}"), json),
+    };
+    let cost = config.auth.bcrypt_cost;
+    let (email, allow) = (&args.email, &args.allow_ips);
+    let result = with_pool(&config, Conn::Migrate, |pool| async move {
+        operators::add(
+            &pool,
+            keys.seal_key(),
+            email,
+            &password,
+            allow,
+            cost,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+    })
+    .await;
+    match result {
+        Ok(added) => ok(
+            json,
+            &format!(
+                "operator {email} created. Enrol this secret in an authenticator app now (it is not shown again):\n  {}\n  {}\nSign in at /operator/login.",
+                added.secret_base32, added.otpauth_uri
+            ),
+            serde_json::to_value(&added).unwrap_or_default(),
+        ),
+        Err(e) => fail("operator add", &format!("{e:#}"), json),
+    }
+}
+
 /// `leadgen incident …`: each action in one transaction that notifies every instance.
 async fn incident(cli: &Cli, command: &cli::IncidentCommand) -> ExitCode {
     use cli::IncidentCommand as C;

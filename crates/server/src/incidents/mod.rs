@@ -67,30 +67,12 @@ pub enum Scope {
     Everyone,
 }
 
-/// Parses an address or network (`203.0.113.7`, `203.0.113.0/24`, `2001:db8::/32`), refusing
-/// host bits set past the prefix (a typo that would block something other than meant).
+/// Parses an address or network to block (see [`crate::perimeter::controls::parse_network`]).
 ///
 /// # Errors
 /// What is wrong with it.
 pub fn parse_network(text: &str) -> Result<IpNetwork, IncidentError> {
-    let net: IpNetwork = text.trim().parse().map_err(|e| {
-        IncidentError::Invalid(format!(
-            "`{text}` is not an IP address or CIDR network ({e}); e.g. 203.0.113.7 or 203.0.113.0/24"
-        ))
-    })?;
-    if net.network() != net.ip() {
-        return Err(IncidentError::Invalid(format!(
-            "`{text}` has host bits set past its prefix; did you mean {}/{}?",
-            net.network(),
-            net.prefix()
-        )));
-    }
-    if net.prefix() == 0 {
-        return Err(IncidentError::Invalid(format!(
-            "`{text}` would block every address; block narrower networks"
-        )));
-    }
-    Ok(net)
+    crate::perimeter::controls::parse_network(text).map_err(IncidentError::Invalid)
 }
 
 /// Opens an incident and returns its id. Its alert goes out from a server instance within a

@@ -10,6 +10,33 @@ use std::sync::{Arc, RwLock};
 use sqlx::types::ipnetwork::IpNetwork;
 use time::OffsetDateTime;
 
+/// Parses an address or network (`203.0.113.7`, `203.0.113.0/24`, `2001:db8::/32`) to block
+/// or allow, refusing host bits set past the prefix (a typo that would cover something other
+/// than meant) and the whole address space.
+///
+/// # Errors
+/// What is wrong with it, in words for the operator.
+pub fn parse_network(text: &str) -> Result<IpNetwork, String> {
+    let net: IpNetwork = text.trim().parse().map_err(|e| {
+        format!(
+            "`{text}` is not an IP address or CIDR network ({e}); e.g. 203.0.113.7 or 203.0.113.0/24"
+        )
+    })?;
+    if net.network() != net.ip() {
+        return Err(format!(
+            "`{text}` has host bits set past its prefix; did you mean {}/{}?",
+            net.network(),
+            net.prefix()
+        ));
+    }
+    if net.prefix() == 0 {
+        return Err(format!(
+            "`{text}` would block every address; block narrower networks"
+        ));
+    }
+    Ok(net)
+}
+
 #[derive(Debug, Default)]
 pub struct Controls {
     blocks: RwLock<Arc<Vec<(IpNetwork, OffsetDateTime)>>>,

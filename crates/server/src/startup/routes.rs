@@ -81,6 +81,8 @@ fn pages(state: &AppState) -> Router {
         .merge(campaigns::pages::routes().with_state(state.campaigns.clone()))
         .merge(forms::pages::routes().with_state(state.forms.clone()))
         .route_layer(from_fn_with_state(a.clone(), auth::pages::refresh_cookies))
+        // The operator console: its own session cookie, none of the members' cookies.
+        .merge(crate::operators::routes().with_state(a.clone()))
 }
 
 /// Wraps `routes` in the middleware every request passes through.

@@ -321,7 +321,8 @@ async fn a_campaign_is_merged_signed_sent_once_and_one_click_unsubscribes() {
         )
         .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["state"], "scheduled");
+    // The worker may already have picked it up by the time the answer is read back.
+    assert!(v["state"] == "scheduled" || v["state"] == "sending", "{v}");
     let done = wait_state(&api, &t, &id, "sent", Duration::from_secs(30)).await;
     assert_eq!(done["stats"]["sent"], 3, "{done}");
     assert_eq!(done["stats"]["suppressed"], 2, "{done}");

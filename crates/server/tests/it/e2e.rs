@@ -294,3 +294,97 @@ async fn capture_form_in_chromium() {
     );
     app.stop().await;
 }
+
+/// Runs `leadgen operator add` with the password on standard input.
+pub(crate) fn add_operator(
+    env: &[(String, String)],
+    email: &str,
+    password: &str,
+    extra: &[&str],
+) -> (i32, serde_json::Value, String) {
+    use std::io::Write;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_leadgen"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LEADGEN_") || k == "DATABASE_URL" {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .args(["operator", "add", email, "--json"])
+        .args(extra)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let v = serde_json::from_str(stdout.trim()).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        v,
+        format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+/// The operator console in Chromium: sign-in with password and TOTP, a block and an unblock,
+/// each with a new code, seen from the blocked address within a second.
+#[tokio::test]
+async fn operator_console_in_chromium() {
+    use crate::helpers::server_env;
+    let app = TestApp::spawn().await;
+    let env = server_env(Some(app.db()), app.data_dir.path());
+    let email = "oncall@ops.example";
+    // A weak password is refused, and so is a short one.
+    let (code, _, out) = add_operator(&env, email, "password123", &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("at least 14 characters"), "{out}");
+    let (code, _, out) = add_operator(&env, email, "passwordpassword", &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("weak password"), "{out}");
+    let password = "quartz lantern orbits seven herons";
+    let (code, added, out) = add_operator(&env, email, password, &[]);
+    assert_eq!(code, 0, "{out}");
+    let secret = added["secret_base32"].as_str().unwrap().to_string();
+    assert!(
+        added["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/"),
+        "{out}"
+    );
+    let (code, _, out) = add_operator(&env, email, password, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("exists already"), "{out}");
+    run_node_with(
+        &app,
+        "operator-console.test.mjs",
+        1,
+        &[
+            ("LEADGEN_OPERATOR_EMAIL", email),
+            ("LEADGEN_OPERATOR_PASSWORD", password),
+            ("LEADGEN_OPERATOR_SECRET", &secret),
+        ],
+    )
+    .await;
+    // The sign-in, the block and the unblock are in the platform's audit chain.
+    let su = app.db().superuser_pool().await;
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM app.platform_audit ORDER BY seq")
+            .fetch_all(&su)
+            .await
+            .unwrap();
+    for want in [
+        "operator.add",
+        "operator.sign_in",
+        "incident.block",
+        "incident.unblock",
+    ] {
+        assert!(actions.iter().any(|a| a == want), "{want} in {actions:?}");
+    }
+    let (code, out, err) = crate::helpers::run_leadgen(&["audit", "verify", "--json"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    app.stop().await;
+}

@@ -346,3 +346,166 @@ async fn incident_actions_reach_every_instance_within_a_second_and_stay_on_recor
     a.stop().await;
     b.stop().await;
 }
+
+/// The operator console's session cookie after signing in over plain HTTP forms (the CSRF
+/// cookie and token from the sign-in page), or the status of a refused sign-in.
+async fn operator_sign_in(
+    client: &reqwest::Client,
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    code: &str,
+) -> Result<String, u16> {
+    let page = client
+        .get(app.https_url("/operator/login"))
+        .send()
+        .await
+        .unwrap();
+    let csrf_cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("__Host-csrf="))
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .unwrap();
+    let html = page.text().await.unwrap();
+    let token = html
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let res = client
+        .post(app.https_url("/operator/login"))
+        .header("cookie", format!("__Host-csrf={csrf_cookie}"))
+        .header("origin", app.https_url("").trim_end_matches('/'))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("email", email),
+            ("password", password),
+            ("code", code),
+        ])
+        .send()
+        .await
+        .unwrap();
+    if res.status() != 303 {
+        return Err(res.status().as_u16());
+    }
+    Ok(res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("__Host-lg_operator="))
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .unwrap())
+}
+
+fn code_now(secret: &str, offset_steps: i64) -> String {
+    use leadgen_crypto::totp;
+    let secret = totp::parse_base32(secret).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    totp::code_at_step(&secret, totp::step_at(now) + offset_steps)
+}
+
+#[tokio::test]
+async fn operators_stay_signed_in_through_a_freeze_and_a_jwt_rotation_and_only_from_allowed_addresses()
+ {
+    let app = TestApp::spawn().await;
+    let env = server_env(Some(app.db()), app.data_dir.path());
+    let password = "granite comet whistles over nine bays";
+    let (code, added, out) = crate::e2e::add_operator(&env, "ops@leadgen.test", password, &[]);
+    assert_eq!(code, 0, "{out}");
+    let secret = added["secret_base32"].as_str().unwrap().to_string();
+    let (code, fenced, out) = crate::e2e::add_operator(
+        &env,
+        "fenced@leadgen.test",
+        password,
+        &["--allow-ip", "127.0.0.5"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let fenced_secret = fenced["secret_base32"].as_str().unwrap().to_string();
+    let client = app.client();
+
+    // Wrong password, wrong code: 401, and no cookie.
+    assert_eq!(
+        operator_sign_in(
+            &client,
+            &app,
+            "ops@leadgen.test",
+            "not the password at all",
+            &code_now(&secret, 0)
+        )
+        .await,
+        Err(401)
+    );
+    // Outside the allow-list, the right password and code are refused too; inside, accepted.
+    assert_eq!(
+        operator_sign_in(
+            &client,
+            &app,
+            "fenced@leadgen.test",
+            password,
+            &code_now(&fenced_secret, 0)
+        )
+        .await,
+        Err(401)
+    );
+    let from_allowed = app.client_from("127.0.0.5".parse().unwrap());
+    assert!(
+        operator_sign_in(
+            &from_allowed,
+            &app,
+            "fenced@leadgen.test",
+            password,
+            &code_now(&fenced_secret, 1)
+        )
+        .await
+        .is_ok()
+    );
+
+    let first = code_now(&secret, 0);
+    let session = operator_sign_in(&client, &app, "ops@leadgen.test", password, &first)
+        .await
+        .unwrap();
+    // The same code a second time does not sign in again.
+    assert_eq!(
+        operator_sign_in(&client, &app, "ops@leadgen.test", password, &first).await,
+        Err(401)
+    );
+    let console = |cookie: String| {
+        let client = client.clone();
+        let url = app.https_url("/operator");
+        async move {
+            let res = client
+                .get(url)
+                .header("cookie", format!("__Host-lg_operator={cookie}"))
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    assert_eq!(console(session.clone()).await.0, 200);
+    // Nothing but a live session opens the console.
+    assert_eq!(console("forged".into()).await.0, 303);
+
+    // Members are frozen out and their JWT keys revoked; the operator works on.
+    let (code, opened, out) = cli(
+        &env,
+        &["open", "--severity", "high", "--summary", "token leak"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let id = opened["id"].as_i64().unwrap().to_string();
+    for action in [&["freeze-auth", id.as_str()][..], &["rotate", &id, "--jwt"]] {
+        let (code, _, out) = cli(&env, action);
+        assert_eq!(code, 0, "{out}");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, page) = console(session).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("frozen by an incident"), "{page}");
+    assert!(page.contains("token leak"), "{page}");
+    app.stop().await;
+}

@@ -38,6 +38,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("privacy", 8),
     ("backups", 8),
     ("incidents", 8),
+    ("operators", 8),
     // The assembler, then the command line.
     ("startup", 9),
     ("lib", 10),
