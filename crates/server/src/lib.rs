@@ -1090,8 +1090,9 @@ async fn backup(cli: &Cli, command: &cli::BackupCommand) -> ExitCode {
                 cli::BackupType::Incr => backups::Kind::Incr,
             };
             let clock: clock::SharedClock = std::sync::Arc::new(clock::SystemClock);
-            let result = with_pool(&config, Conn::Migrate, |pool| async move {
-                Ok(backups::run(&engine, &pool, kind, &clock).await?)
+            let cfg = &config;
+            let result = with_pool(cfg, Conn::Migrate, |pool| async move {
+                Ok(backups::run(cfg, &engine, &pool, kind, &clock).await?)
             })
             .await;
             match result {
@@ -1142,14 +1143,32 @@ async fn backup(cli: &Cli, command: &cli::BackupCommand) -> ExitCode {
             }
             Err(e) => fail(what, &e.to_string(), json),
         },
-        cli::BackupCommand::Verify(_) => match engine.verify(None).await {
-            Ok(summary) => ok(
-                json,
-                &format!("the repository verifies: {summary}"),
-                serde_json::json!({ "summary": summary }),
-            ),
-            Err(e) => fail(what, &e.to_string(), json),
-        },
+        cli::BackupCommand::Verify(_) => {
+            // Both halves are checked, and every problem in either is named.
+            let database = engine.verify(None).await;
+            let files = match engine.sets().await {
+                Ok(sets) => {
+                    let labels: Vec<String> = sets.into_iter().map(|s| s.label).collect();
+                    backups::files::verify(&config, &labels)
+                }
+                Err(e) => Err(e),
+            };
+            match (database, files) {
+                (Ok(summary), Ok(n)) => ok(
+                    json,
+                    &format!("the repository verifies: {summary}; {n} data folder file(s)"),
+                    serde_json::json!({ "summary": summary, "files": n }),
+                ),
+                (d, f) => {
+                    let problems: Vec<String> = [d.err(), f.err()]
+                        .into_iter()
+                        .flatten()
+                        .map(|e| e.to_string())
+                        .collect();
+                    fail(what, &problems.join("; "), json)
+                }
+            }
+        }
     }
 }
 
@@ -1170,9 +1189,10 @@ async fn restore(cli: &Cli, args: &cli::RestoreArgs) -> ExitCode {
             Ok(r) => ok(
                 json,
                 &format!(
-                    "restored {} to {at} into {}; start it with pg_ctl -D {} start",
+                    "restored {} to {at} into {} (and {} data folder file(s)); start it with pg_ctl -D {} start",
                     r.label,
                     r.into.display(),
+                    r.files,
                     r.into.display()
                 ),
                 serde_json::to_value(&r).unwrap_or_default(),

@@ -9,6 +9,7 @@
 //! - [`restore`] restores into a scratch cluster and proves it, or restores to a point in time.
 
 pub mod engine;
+pub mod files;
 pub mod restore;
 
 use std::collections::BTreeMap;
@@ -40,6 +41,8 @@ pub fn embedded_postgres(config: &Config) -> anyhow::Result<EmbeddedPostgres> {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunReport {
     pub set: BackupSet,
+    /// The data folder's files recorded with it.
+    pub files: files::Snapshot,
     pub manifest_xid: u32,
     pub tables: usize,
     pub rows: i64,
@@ -52,6 +55,7 @@ pub struct RunReport {
 /// # Errors
 /// pgBackRest's, or the database's.
 pub async fn run(
+    config: &Config,
     engine: &Engine,
     pool: &PgPool,
     kind: Kind,
@@ -72,11 +76,16 @@ pub async fn run(
         let (xid, counts) = manifest(pool, id, &set, clock).await?;
         wait_archived(pool).await?;
         engine.annotate(&set.label, xid).await?;
-        Ok::<_, BackupError>((set, xid, counts))
+        let snapshot = files::snapshot(config, &set.label)?;
+        // pgBackRest expired old backups with this one; their files go too.
+        let kept: Vec<String> = engine.sets().await?.into_iter().map(|s| s.label).collect();
+        files::expire(config, &kept)?;
+        Ok::<_, BackupError>((set, xid, counts, snapshot))
     }
     .await;
     match result {
-        Ok((set, xid, counts)) => Ok(RunReport {
+        Ok((set, xid, counts, files)) => Ok(RunReport {
+            files,
             manifest_xid: xid,
             tables: counts.len(),
             rows: counts.values().sum(),

@@ -174,6 +174,12 @@ async fn prove(
     if !check(checks, "repository checksums", verified) {
         return;
     }
+    let files = super::files::verify(config, &[label.to_string()])
+        .map(|n| format!("{n} data folder file(s) open and match their hashes"))
+        .map_err(|e| e.to_string());
+    if !check(checks, "data folder files", files) {
+        return;
+    }
     let restored = async {
         pg.prepare_empty().map_err(|e| e.to_string())?;
         engine
@@ -355,6 +361,8 @@ async fn readiness(pg: &EmbeddedPostgres) -> Result<String, String> {
 pub struct Restored {
     pub into: PathBuf,
     pub label: String,
+    /// The data folder's files written beside the cluster.
+    pub files: usize,
 }
 
 /// Restores the cluster as it was at `at` into `into` (a new or empty folder), ready to be
@@ -392,9 +400,12 @@ pub async fn to_time(
     engine
         .restore(pg.cluster_dir(), Some(&label), &Target::Time(at))
         .await?;
+    // The files as the backup before that moment held them (files have no log to replay).
+    let files = super::files::restore(config, &label, into)?;
     Ok(Restored {
         into: pg.cluster_dir().to_path_buf(),
         label,
+        files,
     })
 }
 

@@ -304,6 +304,31 @@ async fn backups_restore_to_a_point_in_time_and_prove_themselves_until_damaged()
         data.join("run").display()
     );
 
+    // An uploaded import file: the data folder's files go into backups too.
+    let upload = client_for(&data.join("tls/dev-cert.pem"), https)
+        .post(format!(
+            "https://localhost:{}/api/v1/imports?name=people.csv",
+            https.port()
+        ))
+        .bearer_auth(&token)
+        .header("content-type", "text/csv")
+        .header("accept", "application/json")
+        .body("email,first_name\nann@example.com,Ann\n")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        upload.status().is_success(),
+        "{}",
+        upload.text().await.unwrap()
+    );
+    let uploaded: Vec<_> = std::fs::read_dir(data.join("imports"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    assert_eq!(uploaded.len(), 1, "{uploaded:?}");
     // A new installation with backups on has none yet: the operators hear of it.
     assert!(
         alerted("no full backup has been taken yet").await,
@@ -328,6 +353,8 @@ async fn backups_restore_to_a_point_in_time_and_prove_themselves_until_damaged()
     let (code, full, out) = leadgen_json(&unit_args("leadgen-backup-full"), &env);
     assert_eq!(code, 0, "{out}");
     assert_eq!(full["set"]["kind"], "full", "{out}");
+    assert_eq!(full["files"]["files"], 1, "{out}");
+    assert_eq!(full["files"]["new_objects"], 1, "{out}");
     assert!(full["tables"].as_u64().unwrap() > 40, "{out}");
     for n in 3..6 {
         add(n).await;
@@ -344,6 +371,10 @@ async fn backups_restore_to_a_point_in_time_and_prove_themselves_until_damaged()
     let (code, incr, out) = leadgen_json(&unit_args("leadgen-backup-incr"), &env);
     assert_eq!(code, 0, "{out}");
     assert_eq!(incr["set"]["kind"], "incr", "{out}");
+    assert_eq!(
+        incr["files"]["new_objects"], 0,
+        "a file already stored is not stored again: {out}"
+    );
     assert!(
         incr["set"]["repo_delta"].as_u64().unwrap() < full["set"]["repo_delta"].as_u64().unwrap(),
         "an incremental stores only what changed: {full} {incr}"
@@ -368,6 +399,13 @@ async fn backups_restore_to_a_point_in_time_and_prove_themselves_until_damaged()
     );
     assert_eq!(code, 0, "{out}");
     assert_eq!(restored["label"], full["set"]["label"], "{out}");
+    assert_eq!(restored["files"], 1, "{out}");
+    let rel = uploaded[0].strip_prefix(&data).unwrap();
+    assert_eq!(
+        std::fs::read(into.join(rel)).unwrap(),
+        std::fs::read(&uploaded[0]).unwrap(),
+        "the upload comes back with the database"
+    );
     let pg = leadgen::db::embedded::EmbeddedPostgres::new(&into, Path::new(""))
         .unwrap()
         .with_port(free_port());
@@ -419,6 +457,7 @@ async fn backups_restore_to_a_point_in_time_and_prove_themselves_until_damaged()
         .collect();
     for want in [
         "repository checksums",
+        "data folder files",
         "restore",
         "migrations current",
         "row counts",
@@ -466,9 +505,29 @@ async fn backups_restore_to_a_point_in_time_and_prove_themselves_until_damaged()
         .unwrap()
         .display()
         .to_string();
+    // And one stored file.
+    let objects = data.join("backups/repo/leadgen-files/objects");
+    let object = std::fs::read_dir(&objects)
+        .unwrap()
+        .filter_map(Result::ok)
+        .next()
+        .unwrap()
+        .path();
+    let mut sealed = std::fs::read(&object).unwrap();
+    let last = sealed.len() - 1;
+    sealed[last] ^= 0x01;
+    std::fs::write(&object, sealed).unwrap();
+    let object_name = format!(
+        "leadgen-files/objects/{}",
+        object.file_name().unwrap().to_string_lossy()
+    );
     let (code, _, out) = leadgen_json(&["backup", "verify"], &env);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&name), "backup verify must name {name}: {out}");
+    assert!(
+        out.contains(&object_name),
+        "backup verify must name {object_name}: {out}"
+    );
     let (code, proof, out) = leadgen_json(&["restore", "--verify", "--json"], &env);
     assert_eq!(code, 1, "{out}");
     assert_eq!(proof["ok"], false, "{out}");
