@@ -537,6 +537,18 @@ async fn console(
     no_store(render(&page, StatusCode::OK, &token))
 }
 
+/// An action's fresh code, spent; the page to go back to when it is wrong or used.
+async fn require_code(state: &AuthState, operator: &Operator, code: &str) -> Result<(), Response> {
+    match spend_code(state, operator.id, &operator.totp_sealed, code).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(back(
+            "error",
+            "that code is wrong or used already; wait for the next one",
+        )),
+        Err(e) => Err(crate::http::AppError::from(e).into_response()),
+    }
+}
+
 fn back(key: &str, text: &str) -> Response {
     let q: String = url::form_urlencoded::Serializer::new(String::new())
         .append_pair(key, text)
@@ -577,15 +589,8 @@ async fn block(
             Err(_) => return back("error", "the incident must be a number"),
         },
     };
-    match spend_code(&state, operator.id, &operator.totp_sealed, &form.code).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return back(
-                "error",
-                "that code is wrong or used already; wait for the next one",
-            );
-        }
-        Err(e) => return crate::http::AppError::from(e).into_response(),
+    if let Err(refused) = require_code(&state, &operator, &form.code).await {
+        return refused;
     }
     let now = state.core.clock.now();
     let until = now + time::Duration::minutes(minutes);
@@ -631,15 +636,8 @@ async fn unblock(
         Ok(n) => n,
         Err(e) => return back("error", &e),
     };
-    match spend_code(&state, operator.id, &operator.totp_sealed, &form.code).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return back(
-                "error",
-                "that code is wrong or used already; wait for the next one",
-            );
-        }
-        Err(e) => return crate::http::AppError::from(e).into_response(),
+    if let Err(refused) = require_code(&state, &operator, &form.code).await {
+        return refused;
     }
     let now = state.core.clock.now();
     let done = async {
